@@ -1,0 +1,376 @@
+//! `spyglass-admin doctor`: is this setup ready for each command family?
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use spyglass_db::mysql::prelude::Queryable;
+use spyglass_db::ServerInfo;
+use spyglass_privileges::capability::{self, Scope};
+
+use crate::args::{DoctorArgs, GlobalOpts};
+use crate::connection::{self, Environment, FileNote};
+use crate::output::{self, ExitStatus};
+use crate::settings;
+
+/// `--json` output of `doctor`. Fields are only ever added.
+#[derive(Debug, Serialize)]
+struct Report {
+    /// True when `problems` is empty (exit 0).
+    healthy: bool,
+    /// Every configuration file looked for, read or not.
+    config_files: Vec<FileNote>,
+    /// The spyglass-admin settings file, if one was read.
+    settings_file: Option<PathBuf>,
+    connection: ConnectionReport,
+    server: ServerInfo,
+    /// One entry per command family.
+    privileges: Vec<FamilyReport>,
+    /// Spyglass directories; empty when none are configured.
+    directories: Vec<DirReport>,
+    backup_destination: Option<DestReport>,
+    /// Bytes of data and indexes in user schemas (information_schema estimate).
+    database_bytes: u64,
+    problems: Vec<Problem>,
+}
+
+#[derive(Debug, Serialize)]
+struct ConnectionReport {
+    /// `host:port` or `socket PATH`.
+    server: String,
+    user: String,
+    /// `CURRENT_USER()`: the account the server matched.
+    account: String,
+    tls: bool,
+    /// Where each setting came from.
+    sources: Vec<Source>,
+}
+
+#[derive(Debug, Serialize)]
+struct Source {
+    setting: &'static str,
+    from: String,
+}
+
+#[derive(Debug, Serialize)]
+struct FamilyReport {
+    family: capability::Family,
+    /// `ok`, `degraded` (recommended privileges missing) or `missing` (cannot run).
+    status: &'static str,
+    missing: Vec<capability::Requirement>,
+}
+
+#[derive(Debug, Serialize)]
+struct DirReport {
+    key: spyglass_cleanup::dirs::DirKey,
+    path: PathBuf,
+    source: spyglass_cleanup::dirs::DirSource,
+    exists: bool,
+    readable: bool,
+    writable: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct DestReport {
+    path: PathBuf,
+    exists: bool,
+    writable: bool,
+    free_bytes: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Problem {
+    /// `config`, `privileges`, `directories` or `backup_destination`.
+    check: &'static str,
+    message: String,
+    hint: String,
+}
+
+pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus> {
+    let settings = settings::load(global.config.as_deref())?;
+    let env = Environment::from_process();
+    let mut resolved = connection::resolve(&global.connect, &env)?;
+    let mut problems = Vec::new();
+    for w in &resolved.warnings {
+        problems.push(Problem {
+            check: "config",
+            message: w.clone(),
+            hint: "a password file must be readable by its owner only".into(),
+        });
+    }
+    let mut session = connection::connect(&mut resolved)?;
+    let account = session.current_user()?;
+    let server = session.server().clone();
+    let flavor = server.flavor;
+
+    let held = spyglass_privileges::grants::current_privileges(&mut session)?;
+    let mut privileges = Vec::new();
+    for check in capability::check_all(&held, flavor) {
+        let required: Vec<_> = check.missing_required().collect();
+        let recommended: Vec<_> = check.missing_recommended().collect();
+        let status = if !required.is_empty() {
+            "missing"
+        } else if !recommended.is_empty() {
+            "degraded"
+        } else {
+            "ok"
+        };
+        for r in check.missing.iter() {
+            let on = match r.scope {
+                Scope::Global => "*.*",
+                Scope::AllSchemas => "*.* (or `%`.*)",
+                Scope::MysqlSchema => "mysql.*",
+            };
+            problems.push(Problem {
+                check: "privileges",
+                message: format!(
+                    "{}: {account} lacks {} on {on}, needed to {}{}",
+                    check.family.name(),
+                    r.privilege,
+                    r.why,
+                    if r.required { "" } else { " (works without it, degraded)" }
+                ),
+                hint: format!("as an admin: GRANT {} ON *.* TO {account}", r.privilege),
+            });
+        }
+        privileges.push(FamilyReport {
+            family: check.family,
+            status,
+            missing: check.missing,
+        });
+    }
+
+    let custom = resolved.dj.as_ref().map(|d| d.custom.clone()).unwrap_or_default();
+    let dirs = spyglass_cleanup::dirs::resolve(&custom, |k| std::env::var(k).ok())?;
+    let mut directories = Vec::new();
+    if let Some(dirs) = &dirs {
+        for d in &dirs.dirs {
+            let exists = d.path.is_dir();
+            let readable = exists && std::fs::read_dir(&d.path).is_ok();
+            let writable = exists && can_write(&d.path);
+            if !exists {
+                problems.push(Problem {
+                    check: "directories",
+                    message: format!("Spyglass {} directory {} does not exist", d.key.key(), d.path.display()),
+                    hint: format!(
+                        "create it (mkdir -p {}) or correct custom.spyglass_dirs.{} / {}",
+                        d.path.display(),
+                        d.key.key(),
+                        d.key.env_var()
+                    ),
+                });
+            } else if !readable || !writable {
+                problems.push(Problem {
+                    check: "directories",
+                    message: format!(
+                        "Spyglass {} directory {} is not {}",
+                        d.key.key(),
+                        d.path.display(),
+                        if !readable { "readable" } else { "writable" }
+                    ),
+                    hint: "run spyglass-admin as a user that owns the Spyglass data, or fix the permissions".into(),
+                });
+            }
+            directories.push(DirReport {
+                key: d.key,
+                path: d.path.clone(),
+                source: d.source.clone(),
+                exists,
+                readable,
+                writable,
+            });
+        }
+    }
+
+    let database_bytes: u64 = session
+        .conn()
+        .query_first(
+            "SELECT CAST(COALESCE(SUM(data_length + index_length), 0) AS UNSIGNED) FROM information_schema.TABLES \
+             WHERE table_schema NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
+        )
+        .map_err(|e| spyglass_db::DbError::query("measuring the database size", e))?
+        .unwrap_or(0);
+
+    let dest_path = args.backup_dest.clone().or_else(|| settings.backup.destination.clone());
+    let backup_destination = dest_path.as_deref().map(|p| {
+        let s = spyglass_backup::destination::probe(p);
+        if !s.exists {
+            problems.push(Problem {
+                check: "backup_destination",
+                message: format!("backup destination {} does not exist", p.display()),
+                hint: format!("create it: mkdir -p {} (and chmod 700 it)", p.display()),
+            });
+        } else if !s.writable {
+            problems.push(Problem {
+                check: "backup_destination",
+                message: format!("backup destination {} is not writable", p.display()),
+                hint: "fix its permissions or choose another destination".into(),
+            });
+        }
+        if let Some(free) = s.free_bytes {
+            if free < database_bytes {
+                problems.push(Problem {
+                    check: "backup_destination",
+                    message: format!(
+                        "backup destination {} has {} free but the database holds {}",
+                        p.display(),
+                        human_bytes(free),
+                        human_bytes(database_bytes)
+                    ),
+                    hint: "free space there or prune old backup sets".into(),
+                });
+            }
+        }
+        DestReport {
+            path: s.path,
+            exists: s.exists,
+            writable: s.writable,
+            free_bytes: s.free_bytes,
+        }
+    });
+
+    let mut config_files = resolved.files.clone();
+    if let Some(p) = &settings.path {
+        config_files.push(FileNote { kind: "settings", path: p.clone(), status: "read" });
+    }
+    let report = Report {
+        healthy: problems.is_empty(),
+        config_files,
+        settings_file: settings.path.clone(),
+        connection: ConnectionReport {
+            server: session.endpoint().to_string(),
+            user: session.user().to_owned(),
+            account,
+            tls: session.tls(),
+            sources: resolved
+                .origins
+                .iter()
+                .map(|(s, f)| Source { setting: s, from: f.clone() })
+                .collect(),
+        },
+        server,
+        privileges,
+        directories,
+        backup_destination,
+        database_bytes,
+        problems,
+    };
+    if global.json {
+        output::print_json(&report)?;
+    } else {
+        output::print_out(&render(&report, dest_path.is_none(), dirs.is_none()))?;
+    }
+    Ok(if report.healthy { ExitStatus::Success } else { ExitStatus::Findings })
+}
+
+fn can_write(dir: &Path) -> bool {
+    let probe = dir.join(format!(".spyglass-admin-doctor-{}", std::process::id()));
+    let ok = std::fs::File::create(&probe).is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
+
+fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
+    let mut s = String::new();
+    let mark = |ok: bool| if ok { "ok  " } else { "FAIL" };
+    let _ = writeln!(s, "config files");
+    for f in &r.config_files {
+        let _ = writeln!(s, "  {:<10} {:<9} {}", f.kind, f.status, f.path.display());
+    }
+    let _ = writeln!(s, "connection");
+    let _ = writeln!(
+        s,
+        "  ok   {} as {} (account {}), TLS {}",
+        r.connection.server,
+        r.connection.user,
+        r.connection.account,
+        if r.connection.tls { "yes" } else { "no" }
+    );
+    for src in &r.connection.sources {
+        let _ = writeln!(s, "       {:<8} from {}", src.setting, src.from);
+    }
+    let _ = writeln!(s, "  ok   {} ({})", r.server, r.server.version_string);
+    let _ = writeln!(s, "privileges of {}", r.connection.account);
+    for f in &r.privileges {
+        let _ = writeln!(
+            s,
+            "  {} {:<10} {}",
+            match f.status {
+                "ok" => "ok  ",
+                "degraded" => "WARN",
+                _ => "FAIL",
+            },
+            f.family.name(),
+            if f.missing.is_empty() {
+                "all needed privileges held".to_owned()
+            } else {
+                format!(
+                    "missing {}",
+                    f.missing.iter().map(|m| m.privilege).collect::<Vec<_>>().join(", ")
+                )
+            }
+        );
+    }
+    let _ = writeln!(s, "Spyglass directories");
+    if no_dirs {
+        let _ = writeln!(
+            s,
+            "  --   not configured (custom.spyglass_dirs.base in the DataJoint config or SPYGLASS_BASE_DIR); cleanup needs them"
+        );
+    }
+    for d in &r.directories {
+        let ok = d.exists && d.readable && d.writable;
+        let state = if !d.exists {
+            "missing"
+        } else if !d.readable {
+            "not readable"
+        } else if !d.writable {
+            "not writable"
+        } else {
+            "read/write"
+        };
+        let _ = writeln!(s, "  {} {:<10} {} ({state})", mark(ok), d.key.key(), d.path.display());
+    }
+    let _ = writeln!(s, "backup destination");
+    match &r.backup_destination {
+        None if no_dest => {
+            let _ = writeln!(s, "  --   not configured ([backup] destination in spyglass-admin.toml, or --backup-dest)");
+        }
+        None => {}
+        Some(d) => {
+            let ok = d.exists && d.writable && d.free_bytes.is_some_and(|f| f >= r.database_bytes);
+            let _ = writeln!(
+                s,
+                "  {} {} ({} free; database holds {})",
+                mark(ok),
+                d.path.display(),
+                d.free_bytes.map(human_bytes).unwrap_or_else(|| "unknown".into()),
+                human_bytes(r.database_bytes)
+            );
+        }
+    }
+    if r.problems.is_empty() {
+        let _ = writeln!(s, "\nhealthy: no problems found");
+    } else {
+        let _ = writeln!(s, "\n{} problem(s):", r.problems.len());
+        for p in &r.problems {
+            let _ = writeln!(s, "problem: {}\n  hint: {}", p.message, p.hint);
+        }
+    }
+    s
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}

@@ -1,0 +1,12 @@
+//! One module per command; each returns the exit status.
+
+mod doctor;
+
+use crate::args::{Cli, Command};
+use crate::output::ExitStatus;
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    match cli.command {
+        Command::Doctor(args) => doctor::run(&cli.global, &args),
+    }
+}

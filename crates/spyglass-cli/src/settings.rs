@@ -1,0 +1,97 @@
+//! The tool's own settings file, `spyglass-admin.toml`. Unknown keys are
+//! errors naming the key, the file and the line, so a typo never silently
+//! falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::output::UserError;
+
+/// Everything `spyglass-admin.toml` may contain.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `[backup]`
+    #[serde(default)]
+    pub backup: BackupSettings,
+    /// The file these came from, if any.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+/// `[backup]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSettings {
+    /// Where backup sets are written.
+    pub destination: Option<PathBuf>,
+}
+
+/// Finds and reads the settings file: `explicit` (from `--config` or
+/// `SPYGLASS_ADMIN_CONFIG`, which must exist), else `./spyglass-admin.toml`,
+/// else `/etc/spyglass-admin.toml`, else defaults.
+pub fn load(explicit: Option<&Path>) -> anyhow::Result<Settings> {
+    let path = match explicit {
+        Some(p) => {
+            if !p.is_file() {
+                return Err(UserError::new(format!("settings file {} does not exist", p.display()))
+                    .hint("check --config or SPYGLASS_ADMIN_CONFIG")
+                    .into());
+            }
+            Some(p.to_owned())
+        }
+        None => ["spyglass-admin.toml", "/etc/spyglass-admin.toml"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file()),
+    };
+    let Some(path) = path else {
+        return Ok(Settings::default());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        UserError::new(format!("cannot read settings file {}: {e}", path.display()))
+    })?;
+    let mut s = parse(&text, &path)?;
+    s.path = Some(path);
+    Ok(s)
+}
+
+/// Parses settings text; errors read `FILE:LINE:COL: message`.
+pub fn parse(text: &str, path: &Path) -> Result<Settings, UserError> {
+    toml::from_str(text).map_err(|e| {
+        let (line, col) = e
+            .span()
+            .map(|s| line_col(text, s.start))
+            .unwrap_or((1, 1));
+        let msg = e.message().replace("unknown field", "unknown key");
+        UserError::new(format!("{}:{line}:{col}: {msg}", path.display()))
+            .hint("remove or correct that key; the README lists every setting")
+    })
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_key_file_and_line() {
+        let e = parse("[backup]\ndestinaton = \"/x\"\n", Path::new("/etc/s.toml")).unwrap_err();
+        assert!(e.message.starts_with("/etc/s.toml:2:1: unknown key `destinaton`"), "{}", e.message);
+        let e = parse("[bakup]\n", Path::new("s.toml")).unwrap_err();
+        assert!(e.message.contains("s.toml:1:") && e.message.contains("bakup"), "{}", e.message);
+    }
+
+    #[test]
+    fn reads_destination() {
+        let s = parse("[backup]\ndestination = \"/data/b\"\n", Path::new("s.toml")).unwrap();
+        assert_eq!(s.backup.destination.as_deref(), Some(Path::new("/data/b")));
+    }
+}

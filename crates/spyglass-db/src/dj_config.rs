@@ -1,0 +1,233 @@
+//! DataJoint's configuration file, read the way datajoint-python 0.14 reads it.
+//!
+//! The file is JSON with flat dotted keys (`"database.host"`), plus nested
+//! `stores` and `custom` objects. A `host:port` value in `database.host`
+//! overrides `database.port`. Which file to read (`./dj_local_conf.json`, else
+//! `~/.datajoint_config.json`, never merged) is the caller's decision: this
+//! module parses text, so it stays free of I/O.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::{Secret, TlsMode};
+
+/// The settings spyglass-admin uses from a DataJoint config file.
+#[derive(Debug, Clone, Default)]
+pub struct DjConfig {
+    /// The file this came from.
+    pub path: PathBuf,
+    /// `database.host` without any `:port` suffix.
+    pub host: Option<String>,
+    /// `database.port`, or the port from `database.host`.
+    pub port: Option<u16>,
+    /// `database.user`.
+    pub user: Option<String>,
+    /// `database.password`.
+    pub password: Option<Secret>,
+    /// `database.use_tls`; `None` when the key is absent.
+    pub use_tls: Option<TlsMode>,
+    /// The `stores` object (`{name: {protocol, location, ...}}`).
+    pub stores: Map<String, Value>,
+    /// The `custom` object (Spyglass keeps `spyglass_dirs` here).
+    pub custom: Map<String, Value>,
+}
+
+/// A DataJoint config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DjConfigError {
+    /// Not valid JSON.
+    #[error("{}:{line}:{column}: invalid JSON in DataJoint config: {message}", path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// Valid JSON with a value of the wrong kind.
+    #[error("{}: key '{key}' {detail}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The dotted key.
+        key: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+}
+
+/// Parses the text of a DataJoint config file. `path` is used in errors.
+pub fn parse(text: &str, path: &Path) -> Result<DjConfig, DjConfigError> {
+    let root: Value = serde_json::from_str(text).map_err(|e| DjConfigError::Syntax {
+        path: path.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        message: strip_position(&e.to_string()),
+    })?;
+    let Value::Object(root) = root else {
+        return Err(DjConfigError::Invalid {
+            path: path.to_owned(),
+            key: "(top level)".into(),
+            detail: "must be a JSON object".into(),
+        });
+    };
+    let invalid = |key: &str, detail: &str| DjConfigError::Invalid {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        detail: detail.to_owned(),
+    };
+    // Flat dotted keys win; a nested {"database": {...}} object is accepted too.
+    let get = |key: &str| -> Option<&Value> {
+        root.get(key).or_else(|| {
+            let (section, rest) = key.split_once('.')?;
+            root.get(section)?.as_object()?.get(rest)
+        })
+    };
+    let string = |key: &str| -> Result<Option<String>, DjConfigError> {
+        match get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(invalid(key, "must be a string")),
+        }
+    };
+
+    let mut cfg = DjConfig {
+        path: path.to_owned(),
+        ..DjConfig::default()
+    };
+    cfg.port = match get("database.port") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(
+            n.as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or_else(|| invalid("database.port", "must be a port number (1-65535)"))?,
+        ),
+        Some(Value::String(s)) => Some(
+            s.parse()
+                .map_err(|_| invalid("database.port", "must be a port number (1-65535)"))?,
+        ),
+        Some(_) => return Err(invalid("database.port", "must be a port number (1-65535)")),
+    };
+    if let Some(host) = string("database.host")? {
+        let (h, p) = split_host_port(&host)
+            .map_err(|d| invalid("database.host", &d))?;
+        cfg.host = Some(h);
+        if p.is_some() {
+            cfg.port = p;
+        }
+    }
+    cfg.user = string("database.user")?;
+    cfg.password = string("database.password")?.map(Secret::new);
+    cfg.use_tls = match get("database.use_tls") {
+        None => None,
+        Some(Value::Null) => Some(TlsMode::Prefer),
+        Some(Value::Bool(true)) | Some(Value::Object(_)) => Some(TlsMode::Require),
+        Some(Value::Bool(false)) => Some(TlsMode::Disable),
+        Some(_) => return Err(invalid("database.use_tls", "must be null, true, false or an object of ssl parameters")),
+    };
+    cfg.stores = match root.get("stores") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(invalid("stores", "must be an object")),
+    };
+    cfg.custom = match root.get("custom") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(invalid("custom", "must be an object")),
+    };
+    Ok(cfg)
+}
+
+/// Splits `host`, `host:port`, `[v6]:port`. A bare IPv6 address has no port.
+pub fn split_host_port(value: &str) -> Result<(String, Option<u16>), String> {
+    let bad_port = |p: &str| format!("has port '{p}', which is not a number from 1 to 65535");
+    if let Some(rest) = value.strip_prefix('[') {
+        let (h, after) = rest
+            .split_once(']')
+            .ok_or_else(|| "has an unclosed '['".to_owned())?;
+        return match after.strip_prefix(':') {
+            Some(p) => Ok((h.to_owned(), Some(p.parse().map_err(|_| bad_port(p))?))),
+            None => Ok((h.to_owned(), None)),
+        };
+    }
+    match value.matches(':').count() {
+        1 => {
+            let (h, p) = value.split_once(':').unwrap_or((value, ""));
+            let port: u16 = p.parse().map_err(|_| bad_port(p))?;
+            if port == 0 {
+                return Err(bad_port(p));
+            }
+            Ok((h.to_owned(), Some(port)))
+        }
+        _ => Ok((value.to_owned(), None)),
+    }
+}
+
+fn strip_position(msg: &str) -> String {
+    // serde_json appends " at line L column C"; we print the position ourselves.
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<DjConfig, DjConfigError> {
+        parse(text, Path::new("/x/dj_local_conf.json"))
+    }
+
+    #[test]
+    fn flat_keys_and_host_port() {
+        let c = p(r#"{"database.host": "db.lab:3307", "database.user": "alice",
+                     "database.password": "pw", "database.port": 3306,
+                     "database.use_tls": false,
+                     "stores": {"raw": {"protocol": "file", "location": "/d/raw"}},
+                     "custom": {"spyglass_dirs": {"base": "/d"}}}"#)
+        .unwrap();
+        assert_eq!(c.host.as_deref(), Some("db.lab"));
+        assert_eq!(c.port, Some(3307), "host:port overrides database.port");
+        assert_eq!(c.user.as_deref(), Some("alice"));
+        assert_eq!(c.password.as_ref().map(Secret::expose), Some("pw"));
+        assert_eq!(c.use_tls, Some(TlsMode::Disable));
+        assert!(c.stores.contains_key("raw"));
+        assert!(c.custom.contains_key("spyglass_dirs"));
+    }
+
+    #[test]
+    fn use_tls_values() {
+        assert_eq!(p(r#"{"database.use_tls": null}"#).unwrap().use_tls, Some(TlsMode::Prefer));
+        assert_eq!(p(r#"{"database.use_tls": true}"#).unwrap().use_tls, Some(TlsMode::Require));
+        assert_eq!(p(r#"{"database.use_tls": {"ca": "/x"}}"#).unwrap().use_tls, Some(TlsMode::Require));
+        assert_eq!(p("{}").unwrap().use_tls, None);
+        assert!(p(r#"{"database.use_tls": "yes"}"#).is_err());
+    }
+
+    #[test]
+    fn syntax_error_names_file_line_column() {
+        let e = p("{\n  \"database.host\": \"x\",\n  oops\n}").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("/x/dj_local_conf.json:3:3: invalid JSON"), "{msg}");
+    }
+
+    #[test]
+    fn bad_port_named() {
+        let e = p(r#"{"database.host": "h:99999"}"#).unwrap_err().to_string();
+        assert!(e.contains("database.host") && e.contains("99999"), "{e}");
+        let e = p(r#"{"database.port": "abc"}"#).unwrap_err().to_string();
+        assert!(e.contains("database.port"), "{e}");
+    }
+
+    #[test]
+    fn ipv6_hosts() {
+        assert_eq!(split_host_port("::1").unwrap(), ("::1".into(), None));
+        assert_eq!(split_host_port("[::1]:3307").unwrap(), ("::1".into(), Some(3307)));
+    }
+}

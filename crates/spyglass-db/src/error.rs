@@ -1,0 +1,85 @@
+use std::time::Duration;
+
+/// Errors from connecting and running statements.
+///
+/// Messages name the account and the server (never the password); the
+/// underlying driver error, when there is one, is kept as the source.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// The server rejected the credentials.
+    #[error("access denied for user '{user}' connecting to {server}: wrong password, or the account does not exist for this host")]
+    AccessDenied {
+        /// The user name that was tried.
+        user: String,
+        /// `host:port` or the socket path.
+        server: String,
+        /// Driver error.
+        #[source]
+        source: mysql::Error,
+    },
+    /// Nothing answered at the address, or the connection broke during the handshake.
+    #[error("cannot reach a MySQL server at {server}")]
+    Unreachable {
+        /// `host:port` or the socket path.
+        server: String,
+        /// Driver or I/O error.
+        #[source]
+        source: mysql::Error,
+    },
+    /// The connection was attempted but timed out.
+    #[error("timed out after {}s connecting to {server}", timeout.as_secs())]
+    Timeout {
+        /// `host:port` or the socket path.
+        server: String,
+        /// The limit that was hit.
+        timeout: Duration,
+    },
+    /// TLS was required but could not be established.
+    #[error("TLS was required (use_tls = true) but could not be established with {server}")]
+    TlsRequired {
+        /// `host:port`.
+        server: String,
+        /// Driver error.
+        #[source]
+        source: mysql::Error,
+    },
+    /// Any other failure to connect.
+    #[error("could not connect to {server} as '{user}'")]
+    Connect {
+        /// The user name that was tried.
+        user: String,
+        /// `host:port` or the socket path.
+        server: String,
+        /// Driver error.
+        #[source]
+        source: mysql::Error,
+    },
+    /// A statement failed. `what` says what we were doing, in words.
+    #[error("{what}")]
+    Query {
+        /// What the statement was for, e.g. "reading the server version".
+        what: String,
+        /// Driver error.
+        #[source]
+        source: mysql::Error,
+    },
+    /// The server answered something this crate does not understand.
+    #[error("unexpected answer from the server while {what}: {detail}")]
+    Protocol {
+        /// What we were doing.
+        what: String,
+        /// What was odd about the answer.
+        detail: String,
+    },
+}
+
+impl DbError {
+    /// Wraps a driver error from a statement with a description of its purpose.
+    pub fn query(what: impl Into<String>, source: mysql::Error) -> Self {
+        DbError::Query {
+            what: what.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! itest, demo and ci.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use crate::sandbox::{self, Flavor, Sandbox};
+use crate::util::{self, cargo, target_dir};
+
+fn flavors(args: &[String]) -> Result<Vec<Flavor>, String> {
+    match util::opt_value(args, "--flavor")?.as_deref() {
+        None | Some("all") => Ok(vec![Flavor::Mariadb, Flavor::Mysql]),
+        Some(f) => Ok(vec![Flavor::parse(f)?]),
+    }
+}
+
+fn admin_bin() -> PathBuf {
+    target_dir().join("debug/spyglass-admin")
+}
+
+fn build_bin() -> Result<(), String> {
+    util::run(cargo().args(["build", "--quiet", "-p", "spyglass-cli"]))
+}
+
+/// Runs the server tests against one flavor on a fresh sandbox, and always stops it.
+fn itest_one(flavor: Flavor) -> Result<(), String> {
+    // A fresh server for every run: tests must not depend on leftovers.
+    sandbox::stop(flavor)?;
+    let started = Instant::now();
+    let s = sandbox::start(flavor)?;
+    eprintln!("xtask: {} sandbox up in {:.1}s on port {}", flavor.name(), started.elapsed().as_secs_f64(), s.port);
+    let result = (|| {
+        let fixture_root = sandbox::sandbox_dir(flavor).join("fixture");
+        sandbox::fixture(&s, &fixture_root, 4, 1)?;
+        let mut c = cargo();
+        c.args(["test", "--quiet", "-p", "spyglass-e2e", "--features", "server-tests"]);
+        set_test_env(&mut c, &s, &fixture_root);
+        util::run(&mut c)
+    })();
+    let stopped = sandbox::stop(flavor);
+    result.and(stopped)
+}
+
+fn set_test_env(c: &mut Command, s: &Sandbox, fixture_root: &std::path::Path) {
+    c.env("SPYGLASS_IT_FLAVOR", s.flavor.name())
+        .env("SPYGLASS_IT_HOST", s.host())
+        .env("SPYGLASS_IT_PORT", s.port.to_string())
+        .env("SPYGLASS_IT_USER", s.user())
+        .env("SPYGLASS_IT_FIXTURE", fixture_root)
+        .env("SPYGLASS_ADMIN_BIN", admin_bin())
+        // Keep the developer's own connection settings out of the tests.
+        .env_remove("DJ_HOST")
+        .env_remove("DJ_USER")
+        .env_remove("DJ_PASS")
+        .env_remove("DJ_PORT")
+        .env_remove("SPYGLASS_BASE_DIR");
+}
+
+pub fn itest_cmd(args: &[String]) -> Result<(), String> {
+    build_bin()?;
+    let mut failed = Vec::new();
+    for f in flavors(args)? {
+        eprintln!("xtask: ==> server tests on {}", f.name());
+        if let Err(e) = itest_one(f) {
+            eprintln!("xtask: {} server tests failed: {e}", f.name());
+            failed.push(f.name());
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("server tests failed on: {}", failed.join(", ")))
+    }
+}
+
+pub fn ci_cmd(_args: &[String]) -> Result<(), String> {
+    let t = Instant::now();
+    let step = |name: &str| eprintln!("xtask: ==> {name} ({:.0}s elapsed)", t.elapsed().as_secs_f64());
+    step("cargo fmt --check");
+    util::run(cargo().args(["fmt", "--all", "--check"]))?;
+    step("cargo clippy --all-targets -D warnings");
+    util::run(cargo().args(["clippy", "--quiet", "--workspace", "--all-targets", "--features", "spyglass-e2e/server-tests", "--", "-D", "warnings"]))?;
+    step("unit tests");
+    util::run(cargo().args(["test", "--quiet", "--workspace"]))?;
+    step("server tests, MariaDB and MySQL");
+    itest_cmd(&["--flavor".into(), "all".into()])?;
+    eprintln!("xtask: ci passed in {:.0}s", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+pub fn demo_cmd(args: &[String]) -> Result<(), String> {
+    let flavor = crate::flavor_arg(args, Flavor::Mariadb)?;
+    let keep = util::has_flag(args, "--keep");
+    say("1. Build spyglass-admin");
+    build_bin()?;
+    say(&format!("2. Start a throwaway {} server (cargo xtask sandbox start --flavor {})", flavor.name(), flavor.name()));
+    let s = sandbox::start(flavor)?;
+    print!("{}", s.env_lines());
+    let result = (|| {
+        let root = sandbox::sandbox_dir(flavor).join("demo");
+        say("3. Create a Spyglass-shaped database and data directory (cargo xtask fixture)");
+        let summary = sandbox::fixture(&s, &root, 8, 1)?;
+        println!(
+            "   {} schemas, {} tables, {:.1} MiB of longblob; base dir {}",
+            summary.schemas.len(),
+            summary.tables,
+            summary.blob_bytes as f64 / 1048576.0,
+            summary.base_dir.display()
+        );
+        println!("   DataJoint config written to {}", summary.dj_config.display());
+        say("4. spyglass-admin doctor (run where dj_local_conf.json is, like DataJoint)");
+        let status = Command::new(admin_bin())
+            .arg("doctor")
+            .current_dir(&root)
+            .env("DJ_PASS", "")
+            .env_remove("DJ_HOST")
+            .env_remove("DJ_PORT")
+            .env_remove("DJ_USER")
+            .status()
+            .map_err(|e| format!("cannot run spyglass-admin: {e}"))?;
+        if !status.success() {
+            return Err(format!("doctor reported problems ({status})"));
+        }
+        say("5. The same check for scripts: spyglass-admin doctor --json | head");
+        let out = Command::new(admin_bin())
+            .args(["doctor", "--json"])
+            .current_dir(&root)
+            .env("DJ_PASS", "")
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        for line in text.lines().take(12) {
+            println!("   {line}");
+        }
+        println!("   ...");
+        Ok(())
+    })();
+    if keep {
+        say(&format!("The sandbox keeps running; stop it with: cargo xtask sandbox stop --flavor {}", flavor.name()));
+    } else {
+        sandbox::stop(flavor)?;
+    }
+    result?;
+    say("Demo finished.");
+    Ok(())
+}
+
+fn say(s: &str) {
+    println!("\n== {s}");
+}

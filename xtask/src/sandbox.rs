@@ -1,0 +1,419 @@
+//! Throwaway MariaDB and MySQL servers for tests and the demo.
+//!
+//! MariaDB comes from Debian's packages. MySQL 9.x comes from Debian unstable
+//! in a debootstrap chroot kept in one machine-wide cache directory (it is
+//! ~600 MB: never in the work tree, reused by every checkout). See
+//! ../shared/docs/SERVERS.md for the commands this automates.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{self, project_root, target_dir};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Mariadb,
+    Mysql,
+}
+
+impl Flavor {
+    pub fn parse(s: &str) -> Result<Flavor, String> {
+        match s {
+            "mariadb" => Ok(Flavor::Mariadb),
+            "mysql" => Ok(Flavor::Mysql),
+            o => Err(format!("unknown flavor '{o}' (expected mariadb or mysql)")),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Mariadb => "mariadb",
+            Flavor::Mysql => "mysql",
+        }
+    }
+}
+
+/// A running sandbox as recorded in `target/sandbox/<flavor>/state.env`.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub flavor: Flavor,
+    pub port: u16,
+    pub pid: u32,
+    /// Data directory as seen from the host.
+    pub datadir: PathBuf,
+}
+
+impl Sandbox {
+    pub fn host(&self) -> &'static str {
+        "127.0.0.1"
+    }
+    pub fn user(&self) -> &'static str {
+        "root"
+    }
+    pub fn env_lines(&self) -> String {
+        format!(
+            "DJ_HOST={}\nDJ_PORT={}\nDJ_USER={}\nDJ_PASS=\n",
+            self.host(),
+            self.port,
+            self.user()
+        )
+    }
+    pub fn connect_options(&self) -> spyglass_db::ConnectOptions {
+        spyglass_db::ConnectOptions::tcp(self.host(), self.port, self.user())
+            .password(spyglass_db::Secret::new(""))
+    }
+    pub fn connect(&self) -> Result<spyglass_db::Session, String> {
+        spyglass_db::connect(&self.connect_options()).map_err(|e| {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(c) = src {
+                s.push_str(&format!(": {c}"));
+                src = c.source();
+            }
+            s
+        })
+    }
+}
+
+pub fn sandbox_dir(flavor: Flavor) -> PathBuf {
+    target_dir().join("sandbox").join(flavor.name())
+}
+
+fn state_file(flavor: Flavor) -> PathBuf {
+    sandbox_dir(flavor).join("state.env")
+}
+
+/// Machine-wide cache for the MySQL chroot.
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SPYGLASS_SANDBOX_CACHE") {
+        return PathBuf::from(d);
+    }
+    if util::is_root() {
+        PathBuf::from("/var/cache/spyglass-admin")
+    } else {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp"))
+            .join(".cache/spyglass-admin")
+    }
+}
+
+fn chroot_dir() -> PathBuf {
+    cache_dir().join("mysql-sid")
+}
+
+/// A short stable id for this checkout, so several checkouts can share the chroot.
+fn checkout_id() -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in project_root().to_string_lossy().bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Path of the sandbox's files inside the chroot (MySQL only).
+fn chroot_rel() -> String {
+    format!("/var/lib/spyglass-sandbox/{}", checkout_id())
+}
+
+pub fn read_state(flavor: Flavor) -> Option<Sandbox> {
+    let text = fs::read_to_string(state_file(flavor)).ok()?;
+    let kv: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+    Some(Sandbox {
+        flavor,
+        port: kv.get("DJ_PORT")?.parse().ok()?,
+        pid: kv.get("PID")?.parse().ok()?,
+        datadir: PathBuf::from(kv.get("DATADIR")?),
+    })
+}
+
+fn write_state(s: &Sandbox) -> Result<(), String> {
+    let text = format!("{}PID={}\nDATADIR={}\n", s.env_lines(), s.pid, s.datadir.display());
+    fs::write(state_file(s.flavor), text).map_err(|e| format!("cannot write sandbox state: {e}"))
+}
+
+pub fn cmd(args: &[String]) -> Result<(), String> {
+    let flavor = crate::flavor_arg(args, Flavor::Mariadb)?;
+    match args.first().map(String::as_str) {
+        Some("start") => {
+            let s = start(flavor)?;
+            print!("{}", s.env_lines());
+            eprintln!(
+                "xtask: {} sandbox ready on 127.0.0.1:{} (pid {}); `export` the lines above to use it",
+                flavor.name(),
+                s.port,
+                s.pid
+            );
+            Ok(())
+        }
+        Some("stop") => stop(flavor),
+        Some("status") => match running(flavor) {
+            Some(s) => {
+                print!("{}", s.env_lines());
+                eprintln!("xtask: {} sandbox running (pid {})", flavor.name(), s.pid);
+                Ok(())
+            }
+            None => Err(format!("no {} sandbox running", flavor.name())),
+        },
+        _ => Err("usage: cargo xtask sandbox start|stop|status [--flavor mariadb|mysql]".into()),
+    }
+}
+
+/// The running sandbox, if its process is alive and answers.
+pub fn running(flavor: Flavor) -> Option<Sandbox> {
+    let s = read_state(flavor)?;
+    if util::pid_alive(s.pid) && s.connect().is_ok() {
+        Some(s)
+    } else {
+        None
+    }
+}
+
+/// Starts the sandbox, or returns the one already running.
+pub fn start(flavor: Flavor) -> Result<Sandbox, String> {
+    if let Some(s) = running(flavor) {
+        return Ok(s);
+    }
+    // A stale state from a crashed run: clean it up first.
+    let _ = stop(flavor);
+    let dir = sandbox_dir(flavor);
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let port = util::free_port()?;
+    let (mut cmd, datadir, errlog) = match flavor {
+        Flavor::Mariadb => mariadb_command(&dir, port)?,
+        Flavor::Mysql => mysql_command(&dir, port)?,
+    };
+    let log = fs::File::create(dir.join("server.out")).map_err(|e| e.to_string())?;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        // Own process group: Ctrl-C in the terminal that started it does not kill it.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", util::describe(&cmd)))?;
+    let s = Sandbox {
+        flavor,
+        port,
+        pid: child.id(),
+        datadir,
+    };
+    write_state(&s)?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut wait = Duration::from_millis(100);
+    loop {
+        if !util::pid_alive(s.pid) {
+            return Err(format!(
+                "{} exited during start-up; last lines of {}:\n{}",
+                flavor.name(),
+                errlog.display(),
+                util::tail(&errlog, 20)
+            ));
+        }
+        match s.connect() {
+            Ok(_) => break,
+            Err(e) if Instant::now() > deadline => {
+                return Err(format!("{} did not become ready in 120 s: {e}", flavor.name()))
+            }
+            Err(_) => {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+    Ok(s)
+}
+
+fn mariadb_command(dir: &Path, port: u16) -> Result<(Command, PathBuf, PathBuf), String> {
+    if util::which("mariadbd").is_none() || util::which("mariadb-install-db").is_none() {
+        util::apt_install(&["mariadb-server", "mariadb-client"], "the MariaDB sandbox")?;
+    }
+    let datadir = dir.join("data");
+    if datadir.exists() {
+        fs::remove_dir_all(&datadir).map_err(|e| format!("cannot remove {}: {e}", datadir.display()))?;
+    }
+    let user = if util::is_root() { "root".to_owned() } else { std::env::var("USER").unwrap_or_default() };
+    util::run(
+        Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", datadir.display()))
+            .arg(format!("--user={user}"))
+            .arg("--auth-root-authentication-method=normal")
+            .arg("--skip-test-db")
+            .stdout(Stdio::null()),
+    )?;
+    let errlog = dir.join("err.log");
+    let mut c = Command::new(util::which("mariadbd").unwrap_or_else(|| "mariadbd".into()));
+    c.arg("--no-defaults")
+        .arg(format!("--datadir={}", datadir.display()))
+        .arg(format!("--user={user}"))
+        .arg(format!("--port={port}"))
+        .arg("--bind-address=127.0.0.1")
+        .arg(format!("--socket={}", dir.join("mysql.sock").display()))
+        .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()))
+        .arg("--max-allowed-packet=1G")
+        .arg("--log-bin=mysql-bin")
+        .arg("--server-id=1")
+        .arg(format!("--log-error={}", errlog.display()));
+    Ok((c, datadir, errlog))
+}
+
+/// Makes sure the MySQL chroot exists in the cache, building it once.
+pub fn ensure_mysql_chroot() -> Result<PathBuf, String> {
+    let root = chroot_dir();
+    if root.join("usr/sbin/mysqld").is_file() {
+        return Ok(root);
+    }
+    if !util::is_root() {
+        return Err(format!(
+            "the MySQL sandbox needs a Debian unstable chroot at {}; build it as root:\n  \
+             apt-get install -y debootstrap && debootstrap --variant=minbase --include=mysql-server-core,mysql-client-core sid {}",
+            root.display(),
+            root.display()
+        ));
+    }
+    if util::which("debootstrap").is_none() {
+        util::apt_install(&["debootstrap"], "building the MySQL chroot")?;
+    }
+    let tmp = cache_dir().join("mysql-sid.partial");
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(|e| format!("cannot remove {}: {e}", tmp.display()))?;
+    }
+    fs::create_dir_all(cache_dir()).map_err(|e| e.to_string())?;
+    eprintln!("xtask: building the MySQL chroot in {} (once per machine, ~1 min)", root.display());
+    let log = cache_dir().join("debootstrap.log");
+    let logf = fs::File::create(&log).map_err(|e| e.to_string())?;
+    let status = Command::new("debootstrap")
+        .args(["--variant=minbase", "--include=mysql-server-core,mysql-client-core", "sid"])
+        .arg(&tmp)
+        .stdout(logf.try_clone().map_err(|e| e.to_string())?)
+        .stderr(logf)
+        .status()
+        .map_err(|e| format!("cannot run debootstrap: {e}"))?;
+    if !status.success() {
+        return Err(format!("debootstrap failed ({status}); last lines of {}:\n{}", log.display(), util::tail(&log, 15)));
+    }
+    fs::rename(&tmp, &root).map_err(|e| format!("cannot move the chroot into place: {e}"))?;
+    Ok(root)
+}
+
+fn mysql_command(dir: &Path, port: u16) -> Result<(Command, PathBuf, PathBuf), String> {
+    if !util::is_root() {
+        return Err("the MySQL sandbox runs mysqld in a chroot, which needs root".into());
+    }
+    let root = ensure_mysql_chroot()?;
+    let rel = chroot_rel();
+    let host_dir = root.join(rel.trim_start_matches('/'));
+    if host_dir.exists() {
+        fs::remove_dir_all(&host_dir).map_err(|e| format!("cannot remove {}: {e}", host_dir.display()))?;
+    }
+    fs::create_dir_all(&host_dir).map_err(|e| e.to_string())?;
+    // Let target/sandbox/mysql/data show the data directory.
+    let link = dir.join("data");
+    let _ = fs::remove_file(&link);
+    let _ = std::os::unix::fs::symlink(host_dir.join("data"), &link);
+    let init_log = dir.join("initialize.log");
+    let status = Command::new("chroot")
+        .arg(&root)
+        .args(["/usr/sbin/mysqld", "--no-defaults", "--initialize-insecure", "--user=root"])
+        .arg(format!("--datadir={rel}/data"))
+        .stdout(fs::File::create(&init_log).map_err(|e| e.to_string())?)
+        .stderr(fs::File::create(dir.join("initialize.err")).map_err(|e| e.to_string())?)
+        .status()
+        .map_err(|e| format!("cannot run chroot: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "mysqld --initialize-insecure failed ({status}):\n{}",
+            util::tail(&dir.join("initialize.err"), 15)
+        ));
+    }
+    let errlog = host_dir.join("err.log");
+    let mut c = Command::new("chroot");
+    c.arg(&root)
+        .args(["/usr/sbin/mysqld", "--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--mysqlx=OFF", "--secure-file-priv="])
+        .arg(format!("--datadir={rel}/data"))
+        .arg(format!("--port={port}"))
+        .arg(format!("--socket={rel}/mysqld.sock"))
+        .arg(format!("--pid-file={rel}/mysqld.pid"))
+        .arg("--max-allowed-packet=1G")
+        .arg(format!("--log-error={rel}/err.log"));
+    Ok((c, host_dir.join("data"), errlog))
+}
+
+/// Stops the sandbox (if any) and deletes its data.
+pub fn stop(flavor: Flavor) -> Result<(), String> {
+    let Some(s) = read_state(flavor) else {
+        eprintln!("xtask: no {} sandbox state; nothing to stop", flavor.name());
+        return Ok(());
+    };
+    if util::pid_alive(s.pid) {
+        util::kill(s.pid, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while util::pid_alive(s.pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if util::pid_alive(s.pid) {
+            util::kill(s.pid, "KILL");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let _ = fs::remove_file(state_file(flavor));
+    match flavor {
+        Flavor::Mariadb => {
+            let _ = fs::remove_dir_all(&s.datadir);
+        }
+        Flavor::Mysql => {
+            let host_dir = chroot_dir().join(chroot_rel().trim_start_matches('/'));
+            let _ = fs::remove_dir_all(host_dir);
+            let _ = fs::remove_file(sandbox_dir(flavor).join("data"));
+        }
+    }
+    eprintln!("xtask: {} sandbox stopped", flavor.name());
+    Ok(())
+}
+
+/// `cargo xtask fixture`.
+pub fn fixture_cmd(args: &[String]) -> Result<(), String> {
+    let flavor = crate::flavor_arg(args, Flavor::Mariadb)?;
+    let blob_mb: u32 = util::opt_value(args, "--blob-mb")?
+        .map(|v| v.parse().map_err(|_| format!("--blob-mb '{v}' is not a number")))
+        .transpose()?
+        .unwrap_or(8);
+    let seed: u64 = util::opt_value(args, "--seed")?
+        .map(|v| v.parse().map_err(|_| format!("--seed '{v}' is not a number")))
+        .transpose()?
+        .unwrap_or(1);
+    let root = util::opt_value(args, "--root")?
+        .map(PathBuf::from)
+        .unwrap_or_else(|| sandbox_dir(flavor).join("fixture"));
+    let s = running(flavor).ok_or_else(|| {
+        format!("no {0} sandbox running; start one with: cargo xtask sandbox start --flavor {0}", flavor.name())
+    })?;
+    let summary = fixture(&s, &root, blob_mb, seed)?;
+    println!("{}", serde_json_lite(&summary));
+    Ok(())
+}
+
+pub fn fixture(s: &Sandbox, root: &Path, blob_mb: u32, seed: u64) -> Result<spyglass_fixture::Summary, String> {
+    let mut session = s.connect()?;
+    let opts = spyglass_fixture::FixtureOptions {
+        seed,
+        blob_mb,
+        root: root.to_owned(),
+    };
+    spyglass_fixture::create(&mut session, &opts, (s.host(), s.port, s.user())).map_err(|e| {
+        let mut m = e.to_string();
+        if let Some(src) = std::error::Error::source(&e) {
+            m.push_str(&format!(": {src}"));
+        }
+        m
+    })
+}
+
+fn serde_json_lite(s: &spyglass_fixture::Summary) -> String {
+    spyglass_fixture::summary_json(s)
+}
