@@ -1,1 +1,18 @@
+//! End-to-end tests of `spyglass-admin` against real servers.
+//!
+//! These run only with the `server-tests` feature, which `cargo xtask itest`
+//! switches on after starting a real MariaDB or MySQL and pointing the
+//! `SPYGLASS_IT_*` variables at it. With the feature on, a missing server is
+//! a failure, never a skip. A plain `cargo test` compiles none of this.
 
+#[cfg(feature = "server-tests")]
+mod support;
+
+#[cfg(feature = "server-tests")]
+mod connect;
+
+#[cfg(feature = "server-tests")]
+mod doctor;
+
+#[cfg(feature = "server-tests")]
+mod fixture;

@@ -28,12 +28,24 @@ fn itest_one(flavor: Flavor) -> Result<(), String> {
     sandbox::stop(flavor)?;
     let started = Instant::now();
     let s = sandbox::start(flavor)?;
-    eprintln!("xtask: {} sandbox up in {:.1}s on port {}", flavor.name(), started.elapsed().as_secs_f64(), s.port);
+    eprintln!(
+        "xtask: {} sandbox up in {:.1}s on port {}",
+        flavor.name(),
+        started.elapsed().as_secs_f64(),
+        s.port
+    );
     let result = (|| {
         let fixture_root = sandbox::sandbox_dir(flavor).join("fixture");
         sandbox::fixture(&s, &fixture_root, 4, 1)?;
         let mut c = cargo();
-        c.args(["test", "--quiet", "-p", "spyglass-e2e", "--features", "server-tests"]);
+        c.args([
+            "test",
+            "--quiet",
+            "-p",
+            "spyglass-e2e",
+            "--features",
+            "server-tests",
+        ]);
         set_test_env(&mut c, &s, &fixture_root);
         util::run(&mut c)
     })();
@@ -75,11 +87,26 @@ pub fn itest_cmd(args: &[String]) -> Result<(), String> {
 
 pub fn ci_cmd(_args: &[String]) -> Result<(), String> {
     let t = Instant::now();
-    let step = |name: &str| eprintln!("xtask: ==> {name} ({:.0}s elapsed)", t.elapsed().as_secs_f64());
+    let step = |name: &str| {
+        eprintln!(
+            "xtask: ==> {name} ({:.0}s elapsed)",
+            t.elapsed().as_secs_f64()
+        )
+    };
     step("cargo fmt --check");
     util::run(cargo().args(["fmt", "--all", "--check"]))?;
     step("cargo clippy --all-targets -D warnings");
-    util::run(cargo().args(["clippy", "--quiet", "--workspace", "--all-targets", "--features", "spyglass-e2e/server-tests", "--", "-D", "warnings"]))?;
+    util::run(cargo().args([
+        "clippy",
+        "--quiet",
+        "--workspace",
+        "--all-targets",
+        "--features",
+        "spyglass-e2e/server-tests",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     step("unit tests");
     util::run(cargo().args(["test", "--quiet", "--workspace"]))?;
     step("server tests, MariaDB and MySQL");
@@ -93,7 +120,11 @@ pub fn demo_cmd(args: &[String]) -> Result<(), String> {
     let keep = util::has_flag(args, "--keep");
     say("1. Build spyglass-admin");
     build_bin()?;
-    say(&format!("2. Start a throwaway {} server (cargo xtask sandbox start --flavor {})", flavor.name(), flavor.name()));
+    say(&format!(
+        "2. Start a throwaway {} server (cargo xtask sandbox start --flavor {})",
+        flavor.name(),
+        flavor.name()
+    ));
     let s = sandbox::start(flavor)?;
     print!("{}", s.env_lines());
     let result = (|| {
@@ -107,7 +138,10 @@ pub fn demo_cmd(args: &[String]) -> Result<(), String> {
             summary.blob_bytes as f64 / 1048576.0,
             summary.base_dir.display()
         );
-        println!("   DataJoint config written to {}", summary.dj_config.display());
+        println!(
+            "   DataJoint config written to {}",
+            summary.dj_config.display()
+        );
         say("4. spyglass-admin doctor (run where dj_local_conf.json is, like DataJoint)");
         let status = Command::new(admin_bin())
             .arg("doctor")
@@ -136,7 +170,10 @@ pub fn demo_cmd(args: &[String]) -> Result<(), String> {
         Ok(())
     })();
     if keep {
-        say(&format!("The sandbox keeps running; stop it with: cargo xtask sandbox stop --flavor {}", flavor.name()));
+        say(&format!(
+            "The sandbox keeps running; stop it with: cargo xtask sandbox stop --flavor {}",
+            flavor.name()
+        ));
     } else {
         sandbox::stop(flavor)?;
     }

@@ -132,7 +132,12 @@ pub fn read_state(flavor: Flavor) -> Option<Sandbox> {
 }
 
 fn write_state(s: &Sandbox) -> Result<(), String> {
-    let text = format!("{}PID={}\nDATADIR={}\n", s.env_lines(), s.pid, s.datadir.display());
+    let text = format!(
+        "{}PID={}\nDATADIR={}\n",
+        s.env_lines(),
+        s.pid,
+        s.datadir.display()
+    );
     fs::write(state_file(s.flavor), text).map_err(|e| format!("cannot write sandbox state: {e}"))
 }
 
@@ -217,7 +222,10 @@ pub fn start(flavor: Flavor) -> Result<Sandbox, String> {
         match s.connect() {
             Ok(_) => break,
             Err(e) if Instant::now() > deadline => {
-                return Err(format!("{} did not become ready in 120 s: {e}", flavor.name()))
+                return Err(format!(
+                    "{} did not become ready in 120 s: {e}",
+                    flavor.name()
+                ))
             }
             Err(_) => {
                 std::thread::sleep(wait);
@@ -234,9 +242,14 @@ fn mariadb_command(dir: &Path, port: u16) -> Result<(Command, PathBuf, PathBuf),
     }
     let datadir = dir.join("data");
     if datadir.exists() {
-        fs::remove_dir_all(&datadir).map_err(|e| format!("cannot remove {}: {e}", datadir.display()))?;
+        fs::remove_dir_all(&datadir)
+            .map_err(|e| format!("cannot remove {}: {e}", datadir.display()))?;
     }
-    let user = if util::is_root() { "root".to_owned() } else { std::env::var("USER").unwrap_or_default() };
+    let user = if util::is_root() {
+        "root".to_owned()
+    } else {
+        std::env::var("USER").unwrap_or_default()
+    };
     util::run(
         Command::new("mariadb-install-db")
             .arg("--no-defaults")
@@ -284,18 +297,29 @@ pub fn ensure_mysql_chroot() -> Result<PathBuf, String> {
         fs::remove_dir_all(&tmp).map_err(|e| format!("cannot remove {}: {e}", tmp.display()))?;
     }
     fs::create_dir_all(cache_dir()).map_err(|e| e.to_string())?;
-    eprintln!("xtask: building the MySQL chroot in {} (once per machine, ~1 min)", root.display());
+    eprintln!(
+        "xtask: building the MySQL chroot in {} (once per machine, ~1 min)",
+        root.display()
+    );
     let log = cache_dir().join("debootstrap.log");
     let logf = fs::File::create(&log).map_err(|e| e.to_string())?;
     let status = Command::new("debootstrap")
-        .args(["--variant=minbase", "--include=mysql-server-core,mysql-client-core", "sid"])
+        .args([
+            "--variant=minbase",
+            "--include=mysql-server-core,mysql-client-core",
+            "sid",
+        ])
         .arg(&tmp)
         .stdout(logf.try_clone().map_err(|e| e.to_string())?)
         .stderr(logf)
         .status()
         .map_err(|e| format!("cannot run debootstrap: {e}"))?;
     if !status.success() {
-        return Err(format!("debootstrap failed ({status}); last lines of {}:\n{}", log.display(), util::tail(&log, 15)));
+        return Err(format!(
+            "debootstrap failed ({status}); last lines of {}:\n{}",
+            log.display(),
+            util::tail(&log, 15)
+        ));
     }
     fs::rename(&tmp, &root).map_err(|e| format!("cannot move the chroot into place: {e}"))?;
     Ok(root)
@@ -309,7 +333,8 @@ fn mysql_command(dir: &Path, port: u16) -> Result<(Command, PathBuf, PathBuf), S
     let rel = chroot_rel();
     let host_dir = root.join(rel.trim_start_matches('/'));
     if host_dir.exists() {
-        fs::remove_dir_all(&host_dir).map_err(|e| format!("cannot remove {}: {e}", host_dir.display()))?;
+        fs::remove_dir_all(&host_dir)
+            .map_err(|e| format!("cannot remove {}: {e}", host_dir.display()))?;
     }
     fs::create_dir_all(&host_dir).map_err(|e| e.to_string())?;
     // Let target/sandbox/mysql/data show the data directory.
@@ -319,7 +344,12 @@ fn mysql_command(dir: &Path, port: u16) -> Result<(Command, PathBuf, PathBuf), S
     let init_log = dir.join("initialize.log");
     let status = Command::new("chroot")
         .arg(&root)
-        .args(["/usr/sbin/mysqld", "--no-defaults", "--initialize-insecure", "--user=root"])
+        .args([
+            "/usr/sbin/mysqld",
+            "--no-defaults",
+            "--initialize-insecure",
+            "--user=root",
+        ])
         .arg(format!("--datadir={rel}/data"))
         .stdout(fs::File::create(&init_log).map_err(|e| e.to_string())?)
         .stderr(fs::File::create(dir.join("initialize.err")).map_err(|e| e.to_string())?)
@@ -334,7 +364,14 @@ fn mysql_command(dir: &Path, port: u16) -> Result<(Command, PathBuf, PathBuf), S
     let errlog = host_dir.join("err.log");
     let mut c = Command::new("chroot");
     c.arg(&root)
-        .args(["/usr/sbin/mysqld", "--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--mysqlx=OFF", "--secure-file-priv="])
+        .args([
+            "/usr/sbin/mysqld",
+            "--no-defaults",
+            "--user=root",
+            "--bind-address=127.0.0.1",
+            "--mysqlx=OFF",
+            "--secure-file-priv=",
+        ])
         .arg(format!("--datadir={rel}/data"))
         .arg(format!("--port={port}"))
         .arg(format!("--socket={rel}/mysqld.sock"))
@@ -347,7 +384,6 @@ fn mysql_command(dir: &Path, port: u16) -> Result<(Command, PathBuf, PathBuf), S
 /// Stops the sandbox (if any) and deletes its data.
 pub fn stop(flavor: Flavor) -> Result<(), String> {
     let Some(s) = read_state(flavor) else {
-        eprintln!("xtask: no {} sandbox state; nothing to stop", flavor.name());
         return Ok(());
     };
     if util::pid_alive(s.pid) {
@@ -380,25 +416,39 @@ pub fn stop(flavor: Flavor) -> Result<(), String> {
 pub fn fixture_cmd(args: &[String]) -> Result<(), String> {
     let flavor = crate::flavor_arg(args, Flavor::Mariadb)?;
     let blob_mb: u32 = util::opt_value(args, "--blob-mb")?
-        .map(|v| v.parse().map_err(|_| format!("--blob-mb '{v}' is not a number")))
+        .map(|v| {
+            v.parse()
+                .map_err(|_| format!("--blob-mb '{v}' is not a number"))
+        })
         .transpose()?
         .unwrap_or(8);
     let seed: u64 = util::opt_value(args, "--seed")?
-        .map(|v| v.parse().map_err(|_| format!("--seed '{v}' is not a number")))
+        .map(|v| {
+            v.parse()
+                .map_err(|_| format!("--seed '{v}' is not a number"))
+        })
         .transpose()?
         .unwrap_or(1);
     let root = util::opt_value(args, "--root")?
         .map(PathBuf::from)
         .unwrap_or_else(|| sandbox_dir(flavor).join("fixture"));
     let s = running(flavor).ok_or_else(|| {
-        format!("no {0} sandbox running; start one with: cargo xtask sandbox start --flavor {0}", flavor.name())
+        format!(
+            "no {0} sandbox running; start one with: cargo xtask sandbox start --flavor {0}",
+            flavor.name()
+        )
     })?;
     let summary = fixture(&s, &root, blob_mb, seed)?;
     println!("{}", serde_json_lite(&summary));
     Ok(())
 }
 
-pub fn fixture(s: &Sandbox, root: &Path, blob_mb: u32, seed: u64) -> Result<spyglass_fixture::Summary, String> {
+pub fn fixture(
+    s: &Sandbox,
+    root: &Path,
+    blob_mb: u32,
+    seed: u64,
+) -> Result<spyglass_fixture::Summary, String> {
     let mut session = s.connect()?;
     let opts = spyglass_fixture::FixtureOptions {
         seed,

@@ -88,10 +88,14 @@ pub fn apt_install(packages: &[&str], why: &str) -> Result<(), String> {
         packages.join(" ")
     );
     if !is_root() {
-        return Err(format!("{why} needs Debian packages; run as root:\n  {cmd}"));
+        return Err(format!(
+            "{why} needs Debian packages; run as root:\n  {cmd}"
+        ));
     }
     eprintln!("xtask: installing {} ({why})", packages.join(" "));
-    run(Command::new("sh").arg("-c").arg(format!("{cmd} >/dev/null")))
+    run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("{cmd} >/dev/null")))
 }
 
 /// True if the process exists and is not a zombie.
@@ -99,7 +103,10 @@ pub fn pid_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             // Field 3 (after the parenthesised name) is the state.
-            let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
             state != Some("Z")
         }
         Err(_) => false,

@@ -67,6 +67,9 @@ mod tests {
         let missing = dir.join("spyglass-admin-no-such-dir/x");
         let s = probe(&missing);
         assert!(!s.exists && !s.writable);
-        assert!(s.free_bytes.is_some(), "free space comes from the nearest existing parent");
+        assert!(
+            s.free_bytes.is_some(),
+            "free space comes from the nearest existing parent"
+        );
     }
 }

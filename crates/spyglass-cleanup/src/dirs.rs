@@ -223,17 +223,36 @@ mod tests {
         };
         let d = resolve(&c, env).unwrap().unwrap();
         let get = |k| d.get(k).unwrap();
-        assert_eq!((get(DirKey::Base).path.as_path(), &get(DirKey::Base).source), (Path::new("/cfg"), &DirSource::Config));
+        assert_eq!(
+            (get(DirKey::Base).path.as_path(), &get(DirKey::Base).source),
+            (Path::new("/cfg"), &DirSource::Config)
+        );
         assert_eq!(get(DirKey::Raw).path, Path::new("/cfg-raw"));
-        assert_eq!((get(DirKey::Analysis).path.as_path(), &get(DirKey::Analysis).source), (Path::new("/env-analysis"), &DirSource::Env));
-        assert_eq!((get(DirKey::Sorting).path.as_path(), &get(DirKey::Sorting).source), (Path::new("/cfg/spikesorting"), &DirSource::Default));
+        assert_eq!(
+            (
+                get(DirKey::Analysis).path.as_path(),
+                &get(DirKey::Analysis).source
+            ),
+            (Path::new("/env-analysis"), &DirSource::Env)
+        );
+        assert_eq!(
+            (
+                get(DirKey::Sorting).path.as_path(),
+                &get(DirKey::Sorting).source
+            ),
+            (Path::new("/cfg/spikesorting"), &DirSource::Default)
+        );
         assert_eq!(get(DirKey::Temp).path, Path::new("/cfg/tmp"));
         assert_eq!(d.dirs.len(), 9);
     }
 
     #[test]
     fn env_base_and_nothing() {
-        let d = resolve(&Map::new(), |k| (k == "SPYGLASS_BASE_DIR").then(|| "/b".to_owned())).unwrap().unwrap();
+        let d = resolve(&Map::new(), |k| {
+            (k == "SPYGLASS_BASE_DIR").then(|| "/b".to_owned())
+        })
+        .unwrap()
+        .unwrap();
         assert_eq!(d.get(DirKey::Video).unwrap().path, Path::new("/b/video"));
         assert!(resolve(&Map::new(), |_| None).unwrap().is_none());
     }
@@ -241,7 +260,10 @@ mod tests {
     #[test]
     fn wrong_types_are_named() {
         let e = resolve(&custom(json!({"spyglass_dirs": {"base": 3}})), |_| None).unwrap_err();
-        assert_eq!(e.to_string(), "custom.spyglass_dirs.base: must be a path string");
+        assert_eq!(
+            e.to_string(),
+            "custom.spyglass_dirs.base: must be a path string"
+        );
         assert!(resolve(&custom(json!({"spyglass_dirs": []})), |_| None).is_err());
     }
 }

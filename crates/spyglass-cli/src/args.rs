@@ -25,7 +25,12 @@ pub struct GlobalOpts {
     #[command(flatten)]
     pub connect: ConnectOpts,
     /// The tool's settings file (default: ./spyglass-admin.toml, then /etc/spyglass-admin.toml).
-    #[arg(long, global = true, env = "SPYGLASS_ADMIN_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "SPYGLASS_ADMIN_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]

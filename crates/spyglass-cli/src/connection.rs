@@ -38,9 +38,12 @@ pub struct Resolved {
     pub password_given: bool,
 }
 
+/// Looks up an environment variable.
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<String>>;
+
 /// Inputs to resolution other than flags; the real ones come from the process.
 pub struct Environment {
-    pub var: Box<dyn Fn(&str) -> Option<String>>,
+    pub var: EnvLookup,
     pub cwd: PathBuf,
     pub home: Option<PathBuf>,
 }
@@ -57,20 +60,35 @@ impl Environment {
 
 /// Reads the DataJoint config the way DataJoint does: `./dj_local_conf.json`,
 /// else `~/.datajoint_config.json`; the first that exists, not merged.
-pub fn load_dj_config(env: &Environment, files: &mut Vec<FileNote>) -> anyhow::Result<Option<DjConfig>> {
+pub fn load_dj_config(
+    env: &Environment,
+    files: &mut Vec<FileNote>,
+) -> anyhow::Result<Option<DjConfig>> {
     let mut candidates = vec![env.cwd.join("dj_local_conf.json")];
     if let Some(home) = &env.home {
         candidates.push(home.join(".datajoint_config.json"));
     }
     for path in candidates {
         if !path.is_file() {
-            files.push(FileNote { kind: "datajoint", path, status: "not found" });
+            files.push(FileNote {
+                kind: "datajoint",
+                path,
+                status: "not found",
+            });
             continue;
         }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| UserError::new(format!("cannot read DataJoint config {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            UserError::new(format!(
+                "cannot read DataJoint config {}: {e}",
+                path.display()
+            ))
+        })?;
         let cfg = dj_config::parse(&text, &path)?;
-        files.push(FileNote { kind: "datajoint", path, status: "read" });
+        files.push(FileNote {
+            kind: "datajoint",
+            path,
+            status: "read",
+        });
         return Ok(Some(cfg));
     }
     Ok(None)
@@ -83,7 +101,12 @@ pub fn resolve(flags: &ConnectOpts, env: &Environment) -> anyhow::Result<Resolve
     let mut origins: Vec<(&'static str, String)> = Vec::new();
     let dj = load_dj_config(env, &mut files)?;
     let dj_name = |what: &str| {
-        format!("{} ({what})", dj.as_ref().map(|d| d.path.display().to_string()).unwrap_or_default())
+        format!(
+            "{} ({what})",
+            dj.as_ref()
+                .map(|d| d.path.display().to_string())
+                .unwrap_or_default()
+        )
     };
 
     let mycnf_path = env.home.as_ref().map(|h| h.join(".my.cnf"));
@@ -91,20 +114,39 @@ pub fn resolve(flags: &ConnectOpts, env: &Environment) -> anyhow::Result<Resolve
         Some(p) if p.is_file() => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| UserError::new(format!("cannot read {}: {e}", p.display())))?;
-            files.push(FileNote { kind: "my.cnf", path: p.clone(), status: "read" });
+            files.push(FileNote {
+                kind: "my.cnf",
+                path: p.clone(),
+                status: "read",
+            });
             crate::mycnf::parse_client_section(&text)
         }
         Some(p) => {
-            files.push(FileNote { kind: "my.cnf", path: p.clone(), status: "not found" });
+            files.push(FileNote {
+                kind: "my.cnf",
+                path: p.clone(),
+                status: "not found",
+            });
             Default::default()
         }
         None => Default::default(),
     };
-    let cnf_name = |k: &str| format!("{} [client] {k}", mycnf_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+    let cnf_name = |k: &str| {
+        format!(
+            "{} [client] {k}",
+            mycnf_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )
+    };
 
     // Host (and a port it may carry).
     let mut host_port: Option<u16> = None;
-    let mut pick_host = |value: String, origin: String, origins: &mut Vec<(&'static str, String)>| -> anyhow::Result<String> {
+    let mut pick_host = |value: String,
+                         origin: String,
+                         origins: &mut Vec<(&'static str, String)>|
+     -> anyhow::Result<String> {
         let (h, p) = dj_config::split_host_port(&value)
             .map_err(|d| UserError::new(format!("host '{value}' from {origin} {d}")))?;
         if p.is_some() {
@@ -129,9 +171,16 @@ pub fn resolve(flags: &ConnectOpts, env: &Environment) -> anyhow::Result<Resolve
     };
 
     let parse_port = |v: &str, origin: &str| -> anyhow::Result<u16> {
-        v.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-            UserError::new(format!("port '{v}' from {origin} is not a number from 1 to 65535")).into()
-        })
+        v.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                UserError::new(format!(
+                    "port '{v}' from {origin} is not a number from 1 to 65535"
+                ))
+                .into()
+            })
     };
     let port = if let Some(p) = flags.port {
         origins.push(("port", "--port".into()));
@@ -212,14 +261,24 @@ pub fn resolve(flags: &ConnectOpts, env: &Environment) -> anyhow::Result<Resolve
     }
     let password_given = password.is_some();
 
-    let tls = dj.as_ref().and_then(|d| d.use_tls).unwrap_or(TlsMode::Prefer);
+    let tls = dj
+        .as_ref()
+        .and_then(|d| d.use_tls)
+        .unwrap_or(TlsMode::Prefer);
     let mut options = ConnectOptions::tcp(host, port, user).tls(tls);
     options.password = password;
     if let Some(s) = socket {
         options.endpoint = Endpoint::Socket(s);
         origins.push(("socket", "--socket or my.cnf".into()));
     }
-    Ok(Resolved { options, origins, files, dj, warnings, password_given })
+    Ok(Resolved {
+        options,
+        origins,
+        files,
+        dj,
+        warnings,
+        password_given,
+    })
 }
 
 fn warn_if_readable(path: &Path, warnings: &mut Vec<String>) {

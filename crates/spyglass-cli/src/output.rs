@@ -67,7 +67,10 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
                 _ => return None,
             });
         }
-        if cause.downcast_ref::<spyglass_db::dj_config::DjConfigError>().is_some() {
+        if cause
+            .downcast_ref::<spyglass_db::dj_config::DjConfigError>()
+            .is_some()
+        {
             return Some("fix the DataJoint config file at the position shown (it must be a JSON object with flat dotted keys such as \"database.host\")".into());
         }
     }
@@ -88,11 +91,6 @@ pub fn print_error(err: &anyhow::Error) {
     if let Some(h) = hint_for(err) {
         let _ = writeln!(stderr, "hint: {h}");
     }
-}
-
-/// Prints a warning line to stderr.
-pub fn warn(message: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "warning: {message}");
 }
 
 /// Writes `value` as pretty JSON to stdout; a closed pipe is not an error.

@@ -35,16 +35,20 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Settings> {
     let path = match explicit {
         Some(p) => {
             if !p.is_file() {
-                return Err(UserError::new(format!("settings file {} does not exist", p.display()))
-                    .hint("check --config or SPYGLASS_ADMIN_CONFIG")
-                    .into());
+                return Err(UserError::new(format!(
+                    "settings file {} does not exist",
+                    p.display()
+                ))
+                .hint("check --config or SPYGLASS_ADMIN_CONFIG")
+                .into());
             }
             Some(p.to_owned())
         }
         None => ["spyglass-admin.toml", "/etc/spyglass-admin.toml"]
             .iter()
             .map(PathBuf::from)
-            .find(|p| p.is_file()),
+            .find(|p| p.is_file())
+            .map(|p| std::path::absolute(&p).unwrap_or(p)),
     };
     let Some(path) = path else {
         return Ok(Settings::default());
@@ -60,10 +64,7 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Settings> {
 /// Parses settings text; errors read `FILE:LINE:COL: message`.
 pub fn parse(text: &str, path: &Path) -> Result<Settings, UserError> {
     toml::from_str(text).map_err(|e| {
-        let (line, col) = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .unwrap_or((1, 1));
+        let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         let msg = e.message().replace("unknown field", "unknown key");
         UserError::new(format!("{}:{line}:{col}: {msg}", path.display()))
             .hint("remove or correct that key; the README lists every setting")
@@ -84,9 +85,18 @@ mod tests {
     #[test]
     fn unknown_key_names_key_file_and_line() {
         let e = parse("[backup]\ndestinaton = \"/x\"\n", Path::new("/etc/s.toml")).unwrap_err();
-        assert!(e.message.starts_with("/etc/s.toml:2:1: unknown key `destinaton`"), "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("/etc/s.toml:2:1: unknown key `destinaton`"),
+            "{}",
+            e.message
+        );
         let e = parse("[bakup]\n", Path::new("s.toml")).unwrap_err();
-        assert!(e.message.contains("s.toml:1:") && e.message.contains("bakup"), "{}", e.message);
+        assert!(
+            e.message.contains("s.toml:1:") && e.message.contains("bakup"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -259,7 +259,8 @@ fn classify(opts: &ConnectOptions, e: mysql::Error) -> DbError {
                 timeout: opts.connect_timeout,
             }
         }
-        mysql::Error::IoError(_) | mysql::Error::DriverError(mysql::DriverError::CouldNotConnect(_)) => {
+        mysql::Error::IoError(_)
+        | mysql::Error::DriverError(mysql::DriverError::CouldNotConnect(_)) => {
             DbError::Unreachable { server, source: e }
         }
         _ => DbError::Connect {

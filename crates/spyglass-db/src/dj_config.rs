@@ -114,8 +114,7 @@ pub fn parse(text: &str, path: &Path) -> Result<DjConfig, DjConfigError> {
         Some(_) => return Err(invalid("database.port", "must be a port number (1-65535)")),
     };
     if let Some(host) = string("database.host")? {
-        let (h, p) = split_host_port(&host)
-            .map_err(|d| invalid("database.host", &d))?;
+        let (h, p) = split_host_port(&host).map_err(|d| invalid("database.host", &d))?;
         cfg.host = Some(h);
         if p.is_some() {
             cfg.port = p;
@@ -128,7 +127,12 @@ pub fn parse(text: &str, path: &Path) -> Result<DjConfig, DjConfigError> {
         Some(Value::Null) => Some(TlsMode::Prefer),
         Some(Value::Bool(true)) | Some(Value::Object(_)) => Some(TlsMode::Require),
         Some(Value::Bool(false)) => Some(TlsMode::Disable),
-        Some(_) => return Err(invalid("database.use_tls", "must be null, true, false or an object of ssl parameters")),
+        Some(_) => {
+            return Err(invalid(
+                "database.use_tls",
+                "must be null, true, false or an object of ssl parameters",
+            ))
+        }
     };
     cfg.stores = match root.get("stores") {
         None | Some(Value::Null) => Map::new(),
@@ -186,11 +190,13 @@ mod tests {
 
     #[test]
     fn flat_keys_and_host_port() {
-        let c = p(r#"{"database.host": "db.lab:3307", "database.user": "alice",
+        let c = p(
+            r#"{"database.host": "db.lab:3307", "database.user": "alice",
                      "database.password": "pw", "database.port": 3306,
                      "database.use_tls": false,
                      "stores": {"raw": {"protocol": "file", "location": "/d/raw"}},
-                     "custom": {"spyglass_dirs": {"base": "/d"}}}"#)
+                     "custom": {"spyglass_dirs": {"base": "/d"}}}"#,
+        )
         .unwrap();
         assert_eq!(c.host.as_deref(), Some("db.lab"));
         assert_eq!(c.port, Some(3307), "host:port overrides database.port");
@@ -203,9 +209,18 @@ mod tests {
 
     #[test]
     fn use_tls_values() {
-        assert_eq!(p(r#"{"database.use_tls": null}"#).unwrap().use_tls, Some(TlsMode::Prefer));
-        assert_eq!(p(r#"{"database.use_tls": true}"#).unwrap().use_tls, Some(TlsMode::Require));
-        assert_eq!(p(r#"{"database.use_tls": {"ca": "/x"}}"#).unwrap().use_tls, Some(TlsMode::Require));
+        assert_eq!(
+            p(r#"{"database.use_tls": null}"#).unwrap().use_tls,
+            Some(TlsMode::Prefer)
+        );
+        assert_eq!(
+            p(r#"{"database.use_tls": true}"#).unwrap().use_tls,
+            Some(TlsMode::Require)
+        );
+        assert_eq!(
+            p(r#"{"database.use_tls": {"ca": "/x"}}"#).unwrap().use_tls,
+            Some(TlsMode::Require)
+        );
         assert_eq!(p("{}").unwrap().use_tls, None);
         assert!(p(r#"{"database.use_tls": "yes"}"#).is_err());
     }
@@ -214,12 +229,17 @@ mod tests {
     fn syntax_error_names_file_line_column() {
         let e = p("{\n  \"database.host\": \"x\",\n  oops\n}").unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with("/x/dj_local_conf.json:3:3: invalid JSON"), "{msg}");
+        assert!(
+            msg.starts_with("/x/dj_local_conf.json:3:3: invalid JSON"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn bad_port_named() {
-        let e = p(r#"{"database.host": "h:99999"}"#).unwrap_err().to_string();
+        let e = p(r#"{"database.host": "h:99999"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("database.host") && e.contains("99999"), "{e}");
         let e = p(r#"{"database.port": "abc"}"#).unwrap_err().to_string();
         assert!(e.contains("database.port"), "{e}");
@@ -228,6 +248,9 @@ mod tests {
     #[test]
     fn ipv6_hosts() {
         assert_eq!(split_host_port("::1").unwrap(), ("::1".into(), None));
-        assert_eq!(split_host_port("[::1]:3307").unwrap(), ("::1".into(), Some(3307)));
+        assert_eq!(
+            split_host_port("[::1]:3307").unwrap(),
+            ("::1".into(), Some(3307))
+        );
     }
 }

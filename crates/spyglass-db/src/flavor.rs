@@ -96,12 +96,15 @@ impl ServerInfo {
         // MariaDB 10.x once reported "5.5.5-10.x.y-MariaDB" in the handshake; VERSION() does not,
         // but strip the prefix anyway in case a proxy forwards the handshake string.
         let lower = version_string.to_ascii_lowercase();
-        let flavor = if lower.contains("mariadb") || comment.to_ascii_lowercase().contains("mariadb") {
-            Flavor::Mariadb
-        } else {
-            Flavor::Mysql
-        };
-        let s = version_string.strip_prefix("5.5.5-").unwrap_or(version_string);
+        let flavor =
+            if lower.contains("mariadb") || comment.to_ascii_lowercase().contains("mariadb") {
+                Flavor::Mariadb
+            } else {
+                Flavor::Mysql
+            };
+        let s = version_string
+            .strip_prefix("5.5.5-")
+            .unwrap_or(version_string);
         let numeric: String = s
             .chars()
             .take_while(|c| c.is_ascii_digit() || *c == '.')
@@ -134,12 +137,32 @@ mod tests {
     #[test]
     fn parses_versions() {
         let cases = [
-            ("10.11.6-MariaDB-0+deb12u1", "Debian 12", Flavor::Mariadb, (10, 11, 6)),
+            (
+                "10.11.6-MariaDB-0+deb12u1",
+                "Debian 12",
+                Flavor::Mariadb,
+                (10, 11, 6),
+            ),
             ("5.5.5-10.6.12-MariaDB", "", Flavor::Mariadb, (10, 6, 12)),
-            ("8.0.36", "MySQL Community Server - GPL", Flavor::Mysql, (8, 0, 36)),
+            (
+                "8.0.36",
+                "MySQL Community Server - GPL",
+                Flavor::Mysql,
+                (8, 0, 36),
+            ),
             ("9.7.0", "(Debian)", Flavor::Mysql, (9, 7, 0)),
-            ("8.0.35-27", "Percona Server (GPL)", Flavor::Mysql, (8, 0, 35)),
-            ("11.4.2-MariaDB-log", "mariadb.org binary distribution", Flavor::Mariadb, (11, 4, 2)),
+            (
+                "8.0.35-27",
+                "Percona Server (GPL)",
+                Flavor::Mysql,
+                (8, 0, 35),
+            ),
+            (
+                "11.4.2-MariaDB-log",
+                "mariadb.org binary distribution",
+                Flavor::Mariadb,
+                (11, 4, 2),
+            ),
         ];
         for (v, c, flavor, (a, b, p)) in cases {
             let info = ServerInfo::parse(v, c).expect(v);

@@ -51,19 +51,44 @@ pub(crate) struct PlannedFile {
 }
 
 /// Sessions of the fixture (raw NWB file names).
-pub(crate) const SESSIONS: [&str; 3] = ["j1620210710_.nwb", "minirec20230622_.nwb", "tonks20211103_.nwb"];
+pub(crate) const SESSIONS: [&str; 3] = [
+    "j1620210710_.nwb",
+    "minirec20230622_.nwb",
+    "tonks20211103_.nwb",
+];
 
 pub(crate) fn plan_files(rng: &mut Rng) -> Vec<PlannedFile> {
     let mut files = Vec::new();
-    let mut add = |rng: &mut Rng, store, rel: String, role, exists: bool, young: bool, empty: bool| {
-        let size = if empty { 0 } else { 512 + rng.below(32 * 1024) };
-        let hash = rng.hash16();
-        files.push(PlannedFile { store, rel, size, exists, young, role, hash });
-    };
+    let mut add =
+        |rng: &mut Rng, store, rel: String, role, exists: bool, young: bool, empty: bool| {
+            let size = if empty { 0 } else { 512 + rng.below(32 * 1024) };
+            let hash = rng.hash16();
+            files.push(PlannedFile {
+                store,
+                rel,
+                size,
+                exists,
+                young,
+                role,
+                hash,
+            });
+        };
     for (i, s) in SESSIONS.iter().enumerate() {
-        add(rng, Store::Raw, (*s).to_owned(), Role::Raw(i), true, false, false);
+        add(
+            rng,
+            Store::Raw,
+            (*s).to_owned(),
+            Role::Raw(i),
+            true,
+            false,
+            false,
+        );
     }
-    let stem = |i: usize| SESSIONS[i % SESSIONS.len()].trim_end_matches(".nwb").to_owned();
+    let stem = |i: usize| {
+        SESSIONS[i % SESSIONS.len()]
+            .trim_end_matches(".nwb")
+            .to_owned()
+    };
     let name = |rng: &mut Rng, i: usize| {
         let st = stem(i);
         format!("{st}/{st}_{:06X}.nwb", rng.below(0xFF_FFFF))
@@ -77,49 +102,128 @@ pub(crate) fn plan_files(rng: &mut Rng) -> Vec<PlannedFile> {
             _ => Downstream::None,
         };
         let rel = name(rng, i);
-        add(rng, Store::Analysis, rel, Role::Common(downstream), i < 6, false, false);
+        add(
+            rng,
+            Store::Analysis,
+            rel,
+            Role::Common(downstream),
+            i < 6,
+            false,
+            false,
+        );
     }
     let rel = name(rng, 8);
-    add(rng, Store::Analysis, rel, Role::CommonUnused, true, false, false);
+    add(
+        rng,
+        Store::Analysis,
+        rel,
+        Role::CommonUnused,
+        true,
+        false,
+        false,
+    );
     let rel = name(rng, 9);
-    add(rng, Store::Analysis, rel, Role::CommonUnused, false, false, false);
+    add(
+        rng,
+        Store::Analysis,
+        rel,
+        Role::CommonUnused,
+        false,
+        false,
+        false,
+    );
     for i in 0..3 {
         let rel = name(rng, 10 + i);
-        add(rng, Store::Analysis, rel, Role::Alice { downstream: i < 2 }, true, false, false);
+        add(
+            rng,
+            Store::Analysis,
+            rel,
+            Role::Alice { downstream: i < 2 },
+            true,
+            false,
+            false,
+        );
     }
     for i in 0..2 {
         let rel = format!("decoding/{}_{i}.nc", stem(i));
-        add(rng, Store::Analysis, rel, Role::Decoding, true, false, false);
+        add(
+            rng,
+            Store::Analysis,
+            rel,
+            Role::Decoding,
+            true,
+            false,
+            false,
+        );
     }
     // Untracked: five ordinary, one young (an analysis still writing), two empty; one in raw.
     for i in 0..5 {
         let rel = name(rng, 20 + i);
-        add(rng, Store::Analysis, rel, Role::Untracked, true, false, false);
+        add(
+            rng,
+            Store::Analysis,
+            rel,
+            Role::Untracked,
+            true,
+            false,
+            false,
+        );
     }
     let rel = name(rng, 30);
-    add(rng, Store::Analysis, rel, Role::Untracked, true, true, false);
+    add(
+        rng,
+        Store::Analysis,
+        rel,
+        Role::Untracked,
+        true,
+        true,
+        false,
+    );
     for i in 0..2 {
         let rel = format!("{}/empty_{i}.nwb", stem(i));
-        add(rng, Store::Analysis, rel, Role::Untracked, true, false, true);
+        add(
+            rng,
+            Store::Analysis,
+            rel,
+            Role::Untracked,
+            true,
+            false,
+            true,
+        );
     }
-    add(rng, Store::Raw, "stray_copy_of_j16.nwb".to_owned(), Role::Untracked, true, false, false);
+    add(
+        rng,
+        Store::Raw,
+        "stray_copy_of_j16.nwb".to_owned(),
+        Role::Untracked,
+        true,
+        false,
+        false,
+    );
     files
 }
 
 /// Where everything goes under the fixture root.
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
-    pub root: PathBuf,
     pub base: PathBuf,
     pub outside: PathBuf,
 }
 
-pub(crate) const SUBDIRS: [&str; 8] = ["raw", "analysis", "recording", "spikesorting", "waveforms", "tmp", "video", "export"];
+pub(crate) const SUBDIRS: [&str; 8] = [
+    "raw",
+    "analysis",
+    "recording",
+    "spikesorting",
+    "waveforms",
+    "tmp",
+    "video",
+    "export",
+];
 
 impl Layout {
     pub fn new(root: &Path) -> Self {
         Layout {
-            root: root.to_owned(),
             base: root.join("spyglass"),
             outside: root.join("outside"),
         }
@@ -167,7 +271,12 @@ pub(crate) const SORTINGS: [(&str, bool); 5] = [
     ("leftover_kilosort_tmp", false),
 ];
 
-fn write_file(path: &Path, size: u64, rng: &mut Rng, mtime: SystemTime) -> Result<(), FixtureError> {
+fn write_file(
+    path: &Path,
+    size: u64,
+    rng: &mut Rng,
+    mtime: SystemTime,
+) -> Result<(), FixtureError> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(io_err(parent))?;
     }
@@ -177,11 +286,19 @@ fn write_file(path: &Path, size: u64, rng: &mut Rng, mtime: SystemTime) -> Resul
 }
 
 fn set_mtime(path: &Path, mtime: SystemTime) -> Result<(), FixtureError> {
-    let f = fs::OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
     f.set_modified(mtime).map_err(io_err(path))
 }
 
-pub(crate) fn write(layout: &Layout, files: &[PlannedFile], rng: &mut Rng, planted: &mut Planted) -> Result<(), FixtureError> {
+pub(crate) fn write(
+    layout: &Layout,
+    files: &[PlannedFile],
+    rng: &mut Rng,
+    planted: &mut Planted,
+) -> Result<(), FixtureError> {
     let now = SystemTime::now();
     let old = now - OLD;
     for f in files {
@@ -215,7 +332,10 @@ pub(crate) fn write(layout: &Layout, files: &[PlannedFile], rng: &mut Rng, plant
     std::os::unix::fs::symlink(&target, &link).map_err(io_err(&link))?;
     planted.symlink_outside += 1;
 
-    for (dir, list) in [(layout.recording(), &RECORDINGS[..]), (layout.sorting(), &SORTINGS[..])] {
+    for (dir, list) in [
+        (layout.recording(), &RECORDINGS[..]),
+        (layout.sorting(), &SORTINGS[..]),
+    ] {
         for (name, named) in list {
             let d = dir.join(name);
             for part in ["provenance.json", "traces_cached_seg0.raw"] {
@@ -249,7 +369,11 @@ pub(crate) fn write(layout: &Layout, files: &[PlannedFile], rng: &mut Rng, plant
     Ok(())
 }
 
-pub(crate) fn write_dj_config(path: &Path, layout: &Layout, (host, port, user): (&str, u16, &str)) -> Result<(), FixtureError> {
+pub(crate) fn write_dj_config(
+    path: &Path,
+    layout: &Layout,
+    (host, port, user): (&str, u16, &str),
+) -> Result<(), FixtureError> {
     let base = layout.base.display().to_string();
     let store = |s: Store| {
         let loc = layout.store(s).display().to_string();

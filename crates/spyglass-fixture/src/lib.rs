@@ -115,7 +115,9 @@ impl std::fmt::Display for FixtureError {
                 let short: String = statement.chars().take(200).collect();
                 write!(f, "fixture statement failed: {short}")
             }
-            FixtureError::Io { path, .. } => write!(f, "fixture file operation failed on {}", path.display()),
+            FixtureError::Io { path, .. } => {
+                write!(f, "fixture file operation failed on {}", path.display())
+            }
         }
     }
 }
@@ -169,7 +171,14 @@ pub fn create(
     layout.reset()?;
     let mut planted = Planted::default();
     let files = disk::plan_files(&mut rng);
-    let db = schema::build(session, &mut rng, opts.blob_mb, &files, &layout, &mut planted)?;
+    let db = schema::build(
+        session,
+        &mut rng,
+        opts.blob_mb,
+        &files,
+        &layout,
+        &mut planted,
+    )?;
     disk::write(&layout, &files, &mut rng, &mut planted)?;
     let dj_config = opts.root.join("dj_local_conf.json");
     disk::write_dj_config(&dj_config, &layout, connection)?;

@@ -39,7 +39,8 @@ impl Rng {
                     break;
                 }
                 let step = ((r >> (k * 16)) & 0xff) as i32 - 128;
-                v = (v + step / 4).clamp(-20000, 20000) + (((r >> (k * 16 + 8)) & 0x3f) as i32 - 32);
+                v = (v + step / 4).clamp(-20000, 20000)
+                    + (((r >> (k * 16 + 8)) & 0x3f) as i32 - 32);
                 out.extend_from_slice(&(v as i16).to_le_bytes());
             }
         }

@@ -80,7 +80,12 @@ impl FamilyCheck {
     }
 }
 
-const fn req(privilege: &'static str, scope: Scope, required: bool, why: &'static str) -> Requirement {
+const fn req(
+    privilege: &'static str,
+    scope: Scope,
+    required: bool,
+    why: &'static str,
+) -> Requirement {
     Requirement {
         privilege,
         scope,
@@ -94,9 +99,24 @@ pub fn requirements(family: Family, flavor: Flavor) -> Vec<Requirement> {
     use Scope::*;
     match family {
         Family::UserAdmin => vec![
-            req("CREATE USER", Global, true, "create and drop accounts and roles"),
-            req("GRANT OPTION", Global, true, "grant privileges and roles to others"),
-            req("SELECT", MysqlSchema, true, "read accounts, roles and grants"),
+            req(
+                "CREATE USER",
+                Global,
+                true,
+                "create and drop accounts and roles",
+            ),
+            req(
+                "GRANT OPTION",
+                Global,
+                true,
+                "grant privileges and roles to others",
+            ),
+            req(
+                "SELECT",
+                MysqlSchema,
+                true,
+                "read accounts, roles and grants",
+            ),
         ],
         Family::Backup => {
             let mut v = vec![
@@ -105,22 +125,52 @@ pub fn requirements(family: Family, flavor: Flavor) -> Vec<Requirement> {
                 req("TRIGGER", AllSchemas, true, "dump triggers"),
                 req("EVENT", AllSchemas, false, "dump scheduled events"),
                 req("SELECT", MysqlSchema, false, "dump accounts and grants"),
-                req("RELOAD", Global, false, "take the global read lock for a consistent snapshot"),
+                req(
+                    "RELOAD",
+                    Global,
+                    false,
+                    "take the global read lock for a consistent snapshot",
+                ),
             ];
             match flavor {
                 Flavor::Mysql => {
-                    v.push(req("BACKUP_ADMIN", Global, false, "LOCK INSTANCE FOR BACKUP during the snapshot"));
-                    v.push(req("REPLICATION CLIENT", Global, false, "record the binary log position"));
+                    v.push(req(
+                        "BACKUP_ADMIN",
+                        Global,
+                        false,
+                        "LOCK INSTANCE FOR BACKUP during the snapshot",
+                    ));
+                    v.push(req(
+                        "REPLICATION CLIENT",
+                        Global,
+                        false,
+                        "record the binary log position",
+                    ));
                 }
                 Flavor::Mariadb => {
-                    v.push(req("BINLOG MONITOR", Global, false, "record the binary log position"));
+                    v.push(req(
+                        "BINLOG MONITOR",
+                        Global,
+                        false,
+                        "record the binary log position",
+                    ));
                 }
             }
             v
         }
         Family::Cleanup => vec![
-            req("SELECT", AllSchemas, true, "read every ~external table and the columns that reference it"),
-            req("DELETE", AllSchemas, false, "delete unused ~external rows and orphan rows (apply)"),
+            req(
+                "SELECT",
+                AllSchemas,
+                true,
+                "read every ~external table and the columns that reference it",
+            ),
+            req(
+                "DELETE",
+                AllSchemas,
+                false,
+                "delete unused ~external rows and orphan rows (apply)",
+            ),
         ],
     }
 }
@@ -131,10 +181,12 @@ pub fn check(held: &HeldPrivileges, family: Family, flavor: Flavor) -> FamilyChe
         .into_iter()
         .filter(|r| {
             let has = match r.scope {
-                Scope::Global => held.has_global(r.privilege)
+                Scope::Global => {
+                    held.has_global(r.privilege)
                     // MariaDB 10.5 renamed REPLICATION CLIENT to BINLOG MONITOR; accept either.
                     || (r.privilege == "BINLOG MONITOR" && held.has_global("REPLICATION CLIENT"))
-                    || (r.privilege == "REPLICATION CLIENT" && held.has_global("BINLOG MONITOR")),
+                    || (r.privilege == "REPLICATION CLIENT" && held.has_global("BINLOG MONITOR"))
+                }
                 Scope::AllSchemas => held.has_on_all_schemas(r.privilege),
                 Scope::MysqlSchema => held.has_on_mysql_schema(r.privilege),
             };
@@ -175,21 +227,44 @@ mod tests {
         let h = held(&["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"]);
         let c = check(&h, Family::Backup, Flavor::Mysql);
         assert_eq!(c.missing_required().count(), 0);
-        assert_eq!(c.missing_recommended().map(|r| r.privilege).collect::<Vec<_>>(), ["BACKUP_ADMIN"]);
+        assert_eq!(
+            c.missing_recommended()
+                .map(|r| r.privilege)
+                .collect::<Vec<_>>(),
+            ["BACKUP_ADMIN"]
+        );
         let h = held(&[
             "GRANT SELECT, RELOAD ON *.* TO `root`@`localhost` WITH GRANT OPTION",
             "GRANT BACKUP_ADMIN ON *.* TO `root`@`localhost`",
         ]);
-        assert!(!check(&h, Family::Backup, Flavor::Mysql).missing.iter().any(|r| r.privilege == "BACKUP_ADMIN"));
+        assert!(!check(&h, Family::Backup, Flavor::Mysql)
+            .missing
+            .iter()
+            .any(|r| r.privilege == "BACKUP_ADMIN"));
     }
 
     #[test]
     fn guest_can_scan_but_not_administer() {
-        let h = held(&["GRANT USAGE ON *.* TO `g`@`%`", "GRANT SELECT ON `%`.* TO `g`@`%`"]);
+        let h = held(&[
+            "GRANT USAGE ON *.* TO `g`@`%`",
+            "GRANT SELECT ON `%`.* TO `g`@`%`",
+        ]);
         let users = check(&h, Family::UserAdmin, Flavor::Mariadb);
-        assert_eq!(users.missing_required().map(|r| r.privilege).collect::<Vec<_>>(), ["CREATE USER", "GRANT OPTION"]);
+        assert_eq!(
+            users
+                .missing_required()
+                .map(|r| r.privilege)
+                .collect::<Vec<_>>(),
+            ["CREATE USER", "GRANT OPTION"]
+        );
         let cleanup = check(&h, Family::Cleanup, Flavor::Mariadb);
         assert_eq!(cleanup.missing_required().count(), 0);
-        assert_eq!(cleanup.missing_recommended().map(|r| r.privilege).collect::<Vec<_>>(), ["DELETE"]);
+        assert_eq!(
+            cleanup
+                .missing_recommended()
+                .map(|r| r.privilege)
+                .collect::<Vec<_>>(),
+            ["DELETE"]
+        );
     }
 }

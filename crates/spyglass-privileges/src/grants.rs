@@ -64,13 +64,17 @@ pub fn parse_grant_row(row: &str) -> GrantRow {
             let privileges = privs
                 .split(',')
                 .map(|p| p.trim().to_ascii_uppercase())
-                .map(|p| if p == "ALL PRIVILEGES" { "ALL".to_owned() } else { p })
+                .map(|p| {
+                    if p == "ALL PRIVILEGES" {
+                        "ALL".to_owned()
+                    } else {
+                        p
+                    }
+                })
                 .filter(|p| !p.is_empty())
                 .collect();
             let target_text = rest[on + 4..to].trim();
-            let target_text = target_text
-                .strip_prefix("TABLE ")
-                .unwrap_or(target_text);
+            let target_text = target_text.strip_prefix("TABLE ").unwrap_or(target_text);
             let target = if target_text == "*.*" {
                 GrantTarget::Global
             } else if let Some(db) = target_text.strip_suffix(".*") {
@@ -237,9 +241,9 @@ pub fn current_privileges(session: &mut Session) -> Result<HeldPrivileges, Error
     };
     let rows: Vec<String> = match (flavor, &role) {
         // MySQL merges the privileges of the named active roles into the output.
-        (Flavor::Mysql, Some(roles)) => conn.query(format!(
-            "SHOW GRANTS FOR CURRENT_USER() USING {roles}"
-        )),
+        (Flavor::Mysql, Some(roles)) => {
+            conn.query(format!("SHOW GRANTS FOR CURRENT_USER() USING {roles}"))
+        }
         _ => conn.query("SHOW GRANTS"),
     }
     .map_err(|e| DbError::query("reading SHOW GRANTS for the current user", e))?;
@@ -275,28 +279,60 @@ mod tests {
         let cases: Vec<(&str, GrantRow)> = vec![
             (
                 "GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION",
-                GrantRow::Privileges { privileges: set(&["ALL"]), target: GrantTarget::Global, grant_option: true },
+                GrantRow::Privileges {
+                    privileges: set(&["ALL"]),
+                    target: GrantTarget::Global,
+                    grant_option: true,
+                },
             ),
             (
                 "GRANT SELECT, RELOAD, LOCK TABLES ON *.* TO `bk`@`%`",
-                GrantRow::Privileges { privileges: set(&["SELECT", "RELOAD", "LOCK TABLES"]), target: GrantTarget::Global, grant_option: false },
+                GrantRow::Privileges {
+                    privileges: set(&["SELECT", "RELOAD", "LOCK TABLES"]),
+                    target: GrantTarget::Global,
+                    grant_option: false,
+                },
             ),
             (
                 r"GRANT ALL PRIVILEGES ON `common\_%`.* TO `dj_user`@`%`",
-                GrantRow::Privileges { privileges: set(&["ALL"]), target: GrantTarget::Schema(r"common\_%".into()), grant_option: false },
+                GrantRow::Privileges {
+                    privileges: set(&["ALL"]),
+                    target: GrantTarget::Schema(r"common\_%".into()),
+                    grant_option: false,
+                },
             ),
             (
                 "GRANT SELECT ON `%`.* TO `dj_guest`",
-                GrantRow::Privileges { privileges: set(&["SELECT"]), target: GrantTarget::Schema("%".into()), grant_option: false },
+                GrantRow::Privileges {
+                    privileges: set(&["SELECT"]),
+                    target: GrantTarget::Schema("%".into()),
+                    grant_option: false,
+                },
             ),
-            ("GRANT `dj_user`@`%`,`dj_admin`@`%` TO `x`@`%`", GrantRow::Roles(vec!["dj_user".into(), "dj_admin".into()])),
-            ("GRANT `dj_user` TO `x`@`%`", GrantRow::Roles(vec!["dj_user".into()])),
-            ("GRANT `we ird``r` TO `x`@`%`", GrantRow::Roles(vec!["we ird`r".into()])),
-            ("GRANT PROXY ON ''@'%' TO 'root'@'localhost' WITH GRANT OPTION", GrantRow::Other),
+            (
+                "GRANT `dj_user`@`%`,`dj_admin`@`%` TO `x`@`%`",
+                GrantRow::Roles(vec!["dj_user".into(), "dj_admin".into()]),
+            ),
+            (
+                "GRANT `dj_user` TO `x`@`%`",
+                GrantRow::Roles(vec!["dj_user".into()]),
+            ),
+            (
+                "GRANT `we ird``r` TO `x`@`%`",
+                GrantRow::Roles(vec!["we ird`r".into()]),
+            ),
+            (
+                "GRANT PROXY ON ''@'%' TO 'root'@'localhost' WITH GRANT OPTION",
+                GrantRow::Other,
+            ),
             ("GRANT SELECT (a) ON `d`.`t` TO `x`@`%`", GrantRow::Other),
             (
                 "GRANT SELECT ON `d`.`t` TO `x`@`%`",
-                GrantRow::Privileges { privileges: set(&["SELECT"]), target: GrantTarget::Other("`d`.`t`".into()), grant_option: false },
+                GrantRow::Privileges {
+                    privileges: set(&["SELECT"]),
+                    target: GrantTarget::Other("`d`.`t`".into()),
+                    grant_option: false,
+                },
             ),
         ];
         for (row, want) in cases {
@@ -310,7 +346,10 @@ mod tests {
         h.add_rows(["GRANT ALL PRIVILEGES ON *.* TO `a`@`%`"]);
         assert!(h.has_global("RELOAD"));
         assert!(h.has_global("BINLOG MONITOR"));
-        assert!(!h.has_global("BACKUP_ADMIN"), "MySQL lists dynamic privileges by name");
+        assert!(
+            !h.has_global("BACKUP_ADMIN"),
+            "MySQL lists dynamic privileges by name"
+        );
         assert!(!h.has_global("GRANT OPTION"));
         let mut g = HeldPrivileges::default();
         g.add_rows(["GRANT SELECT ON `%`.* TO `g`@`%`"]);

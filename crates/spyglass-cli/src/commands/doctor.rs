@@ -128,7 +128,11 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
                     check.family.name(),
                     r.privilege,
                     r.why,
-                    if r.required { "" } else { " (works without it, degraded)" }
+                    if r.required {
+                        ""
+                    } else {
+                        " (works without it, degraded)"
+                    }
                 ),
                 hint: format!("as an admin: GRANT {} ON *.* TO {account}", r.privilege),
             });
@@ -140,7 +144,11 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         });
     }
 
-    let custom = resolved.dj.as_ref().map(|d| d.custom.clone()).unwrap_or_default();
+    let custom = resolved
+        .dj
+        .as_ref()
+        .map(|d| d.custom.clone())
+        .unwrap_or_default();
     let dirs = spyglass_cleanup::dirs::resolve(&custom, |k| std::env::var(k).ok())?;
     let mut directories = Vec::new();
     if let Some(dirs) = &dirs {
@@ -151,7 +159,11 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
             if !exists {
                 problems.push(Problem {
                     check: "directories",
-                    message: format!("Spyglass {} directory {} does not exist", d.key.key(), d.path.display()),
+                    message: format!(
+                        "Spyglass {} directory {} does not exist",
+                        d.key.key(),
+                        d.path.display()
+                    ),
                     hint: format!(
                         "create it (mkdir -p {}) or correct custom.spyglass_dirs.{} / {}",
                         d.path.display(),
@@ -191,7 +203,10 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         .map_err(|e| spyglass_db::DbError::query("measuring the database size", e))?
         .unwrap_or(0);
 
-    let dest_path = args.backup_dest.clone().or_else(|| settings.backup.destination.clone());
+    let dest_path = args
+        .backup_dest
+        .clone()
+        .or_else(|| settings.backup.destination.clone());
     let backup_destination = dest_path.as_deref().map(|p| {
         let s = spyglass_backup::destination::probe(p);
         if !s.exists {
@@ -231,7 +246,11 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
 
     let mut config_files = resolved.files.clone();
     if let Some(p) = &settings.path {
-        config_files.push(FileNote { kind: "settings", path: p.clone(), status: "read" });
+        config_files.push(FileNote {
+            kind: "settings",
+            path: p.clone(),
+            status: "read",
+        });
     }
     let report = Report {
         healthy: problems.is_empty(),
@@ -245,7 +264,10 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
             sources: resolved
                 .origins
                 .iter()
-                .map(|(s, f)| Source { setting: s, from: f.clone() })
+                .map(|(s, f)| Source {
+                    setting: s,
+                    from: f.clone(),
+                })
                 .collect(),
         },
         server,
@@ -260,7 +282,11 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
     } else {
         output::print_out(&render(&report, dest_path.is_none(), dirs.is_none()))?;
     }
-    Ok(if report.healthy { ExitStatus::Success } else { ExitStatus::Findings })
+    Ok(if report.healthy {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Findings
+    })
 }
 
 fn can_write(dir: &Path) -> bool {
@@ -306,7 +332,11 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
             } else {
                 format!(
                     "missing {}",
-                    f.missing.iter().map(|m| m.privilege).collect::<Vec<_>>().join(", ")
+                    f.missing
+                        .iter()
+                        .map(|m| m.privilege)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             }
         );
@@ -329,7 +359,13 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
         } else {
             "read/write"
         };
-        let _ = writeln!(s, "  {} {:<10} {} ({state})", mark(ok), d.key.key(), d.path.display());
+        let _ = writeln!(
+            s,
+            "  {} {:<10} {} ({state})",
+            mark(ok),
+            d.key.key(),
+            d.path.display()
+        );
     }
     let _ = writeln!(s, "backup destination");
     match &r.backup_destination {
@@ -344,7 +380,9 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
                 "  {} {} ({} free; database holds {})",
                 mark(ok),
                 d.path.display(),
-                d.free_bytes.map(human_bytes).unwrap_or_else(|| "unknown".into()),
+                d.free_bytes
+                    .map(human_bytes)
+                    .unwrap_or_else(|| "unknown".into()),
                 human_bytes(r.database_bytes)
             );
         }

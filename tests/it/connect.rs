@@ -1,0 +1,129 @@
+//! The connection library against the real server.
+
+use spyglass_db::mysql::prelude::Queryable;
+use spyglass_db::{quote, ConnectOptions, DbError, Flavor, Secret, TlsMode};
+
+use crate::support::{self, admin, closed_port, create_user, server};
+
+#[test]
+fn detects_the_flavor_the_xtask_started() {
+    let s = server();
+    let mut session = admin();
+    let info = session.server().clone();
+    let want = match s.flavor.as_str() {
+        "mariadb" => Flavor::Mariadb,
+        "mysql" => Flavor::Mysql,
+        other => panic!("unknown flavor {other}"),
+    };
+    assert_eq!(info.flavor, want, "{info:?}");
+    // The version we parsed matches what the server says, read independently.
+    let v: String = session
+        .conn()
+        .query_first("SELECT VERSION()")
+        .unwrap()
+        .unwrap();
+    assert!(
+        v.starts_with(&info.version.to_string()),
+        "{v} vs {}",
+        info.version
+    );
+    assert!(info.has_roles());
+    // Sessions talk utf8mb4.
+    let cs: String = session
+        .conn()
+        .query_first("SELECT @@character_set_client")
+        .unwrap()
+        .unwrap();
+    assert_eq!(cs, "utf8mb4");
+}
+
+#[test]
+fn tls_reported_matches_the_session_status() {
+    let s = server();
+    let opts = ConnectOptions::tcp(&s.host, s.port, &s.user).password(Secret::new(""));
+    let mut session = spyglass_db::connect(&opts).unwrap();
+    let cipher: Option<(String, String)> = session
+        .conn()
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .unwrap();
+    let encrypted = cipher.is_some_and(|(_, c)| !c.is_empty());
+    assert_eq!(session.tls(), encrypted);
+    // Disable never encrypts.
+    let mut plain = spyglass_db::connect(&opts.clone().tls(TlsMode::Disable)).unwrap();
+    assert!(!plain.tls());
+    let cipher: Option<(String, String)> = plain
+        .conn()
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .unwrap();
+    assert!(cipher.is_none_or(|(_, c)| c.is_empty()));
+    // Require fails clearly on a server without TLS, and encrypts on one with it.
+    match spyglass_db::connect(&opts.clone().tls(TlsMode::Require)) {
+        Ok(s) => assert!(s.tls(), "Require must not give a plain connection"),
+        Err(DbError::TlsRequired { server, .. }) => assert!(server.contains(&s.port.to_string())),
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+#[test]
+fn wrong_password_is_access_denied_naming_user_and_server() {
+    create_user("it_conn_pw", "right-pw-1", &[]);
+    let s = server();
+    let opts =
+        ConnectOptions::tcp(&s.host, s.port, "it_conn_pw").password(Secret::new("wrong-pw-1"));
+    let err = spyglass_db::connect(&opts).unwrap_err();
+    assert!(matches!(err, DbError::AccessDenied { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("it_conn_pw") && msg.contains(&format!("{}:{}", s.host, s.port)),
+        "{msg}"
+    );
+    assert!(!format!("{err:?}").contains("wrong-pw-1"));
+    let ok = ConnectOptions::tcp(&s.host, s.port, "it_conn_pw").password(Secret::new("right-pw-1"));
+    let mut session = spyglass_db::connect(&ok).unwrap();
+    assert_eq!(session.current_user().unwrap(), "it_conn_pw@%");
+}
+
+#[test]
+fn unreachable_port_is_named() {
+    let s = server();
+    let port = closed_port();
+    let err = spyglass_db::connect(&ConnectOptions::tcp(&s.host, port, "root")).unwrap_err();
+    assert!(matches!(err, DbError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains(&format!("{}:{port}", s.host)));
+}
+
+#[test]
+fn quoting_round_trips_through_the_server() {
+    let mut a = admin();
+    let db = "it_quote `odd` db#~";
+    support::sql(
+        &mut a,
+        &format!("DROP DATABASE IF EXISTS {}", quote::ident(db)),
+    );
+    support::sql(&mut a, &format!("CREATE DATABASE {}", quote::ident(db)));
+    support::sql(
+        &mut a,
+        &format!(
+            "CREATE TABLE {} (v varchar(100) CHARACTER SET utf8mb4)",
+            quote::qualified(db, "t`1 ~x")
+        ),
+    );
+    let nasty = "it's \\ \"q\" \0 nul \n\r\x1a 🐭";
+    support::sql(
+        &mut a,
+        &format!(
+            "INSERT INTO {} VALUES ({})",
+            quote::qualified(db, "t`1 ~x"),
+            quote::string(nasty)
+        ),
+    );
+    let back: String = a
+        .conn()
+        .query_first(format!("SELECT v FROM {}", quote::qualified(db, "t`1 ~x")))
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, nasty);
+    let names: Vec<String> = a.conn().query("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'it\\_quote%'").unwrap();
+    assert_eq!(names, vec![db.to_owned()]);
+    support::sql(&mut a, &format!("DROP DATABASE {}", quote::ident(db)));
+}
