@@ -23,7 +23,8 @@ fn build_bin() -> Result<(), String> {
 }
 
 /// Runs the server tests against one flavor on a fresh sandbox, and always stops it.
-fn itest_one(flavor: Flavor) -> Result<(), String> {
+/// `filter` (after `--`) is passed to the test binary, e.g. a module name.
+fn itest_one(flavor: Flavor, filter: &[String]) -> Result<(), String> {
     // A fresh server for every run: tests must not depend on leftovers.
     sandbox::stop(flavor)?;
     let started = Instant::now();
@@ -46,6 +47,9 @@ fn itest_one(flavor: Flavor) -> Result<(), String> {
             "--features",
             "server-tests",
         ]);
+        if !filter.is_empty() {
+            c.arg("--").args(filter);
+        }
         set_test_env(&mut c, &s, &fixture_root);
         util::run(&mut c)
     })();
@@ -69,11 +73,15 @@ fn set_test_env(c: &mut Command, s: &Sandbox, fixture_root: &std::path::Path) {
 }
 
 pub fn itest_cmd(args: &[String]) -> Result<(), String> {
+    let (args, filter) = match args.iter().position(|a| a == "--") {
+        Some(i) => (&args[..i], &args[i + 1..]),
+        None => (args, &[][..]),
+    };
     build_bin()?;
     let mut failed = Vec::new();
     for f in flavors(args)? {
         eprintln!("xtask: ==> server tests on {}", f.name());
-        if let Err(e) = itest_one(f) {
+        if let Err(e) = itest_one(f, filter) {
             eprintln!("xtask: {} server tests failed: {e}", f.name());
             failed.push(f.name());
         }

@@ -21,7 +21,7 @@ tasks:
   fixture [--flavor F] [--blob-mb N] [--seed S] [--root DIR]
                       a Spyglass-shaped database on the running sandbox, plus its
                       data directory (default root: target/sandbox/<flavor>/fixture)
-  itest [--flavor mariadb|mysql|all]
+  itest [--flavor mariadb|mysql|all] [-- TEST-FILTER...]
                       start servers, run the server tests against each, stop them
   demo [--flavor F] [--keep]
                       sandbox + fixture + the tool's main jobs, narrated

@@ -105,10 +105,12 @@ fn chroot_dir() -> PathBuf {
     cache_dir().join("mysql-sid")
 }
 
-/// A short stable id for this checkout, so several checkouts can share the chroot.
+/// A short stable id for this checkout and target dir, so several checkouts
+/// (and several target dirs of one checkout) can share the chroot.
 fn checkout_id() -> String {
     let mut h: u64 = 0xcbf29ce484222325;
-    for b in project_root().to_string_lossy().bytes() {
+    let key = format!("{}|{}", project_root().display(), target_dir().display());
+    for b in key.bytes() {
         h ^= b as u64;
         h = h.wrapping_mul(0x100000001b3);
     }

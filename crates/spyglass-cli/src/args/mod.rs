@@ -1,4 +1,9 @@
-//! Command-line definition (clap types only, no behaviour).
+//! Command-line definition (clap types only, no behaviour). One file per
+//! command family; `Command` lists them.
+
+mod doctor;
+
+pub use doctor::DoctorArgs;
 
 use std::path::PathBuf;
 
@@ -69,11 +74,4 @@ pub enum Command {
     ///
     /// Exit 0 healthy, 1 problems found (each with a hint), 2 could not run.
     Doctor(DoctorArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct DoctorArgs {
-    /// Backup destination to check for free space (default: [backup] destination in the settings).
-    #[arg(long, value_name = "DIR")]
-    pub backup_dest: Option<PathBuf>,
 }
