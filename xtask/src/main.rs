@@ -3,6 +3,7 @@
 //! Few dependencies on purpose: std, plus the workspace's own `spyglass-db`
 //! (to wait for a server) and `spyglass-fixture`.
 
+mod bench;
 mod ci;
 mod sandbox;
 mod util;
@@ -25,6 +26,8 @@ tasks:
                       start servers, run the server tests against each, stop them
   demo [--flavor F] [--keep]
                       sandbox + fixture + the tool's main jobs, narrated
+  bench [backup|cleanup|users]
+                      ours next to the reference tools on the same data, with ratios
   ci                  fmt --check, clippy -D warnings, unit tests, itest --flavor all
 ";
 
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Some("itest") => ci::itest_cmd(&args[1..]),
         Some("demo") => ci::demo_cmd(&args[1..]),
         Some("ci") => ci::ci_cmd(&args[1..]),
+        Some("bench") => bench::cmd(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");
             Ok(())

@@ -1,0 +1,12 @@
+//! `cargo xtask bench [backup|cleanup|users]`: ours and the reference tools,
+//! side by side on the same data in one run, with ratios. Each family lives in
+//! its own module and registers one arm below.
+
+pub fn cmd(args: &[String]) -> Result<(), String> {
+    let which = args.first().map(String::as_str).unwrap_or("all");
+    let rest = if args.is_empty() { args } else { &args[1..] };
+    let _ = rest;
+    match which {
+        other => Err(format!("unknown benchmark '{other}'")),
+    }
+}
