@@ -1,29 +1,101 @@
-//! Roles, accounts and privileges of a Spyglass database server.
+//! Roles, accounts and privileges of a Spyglass database server, for MySQL
+//! and MariaDB.
 //!
-//! Today this crate answers one question for `spyglass-admin doctor`: which
-//! privileges does the connected account hold, and are they enough for each
-//! command family ([`capability`])? Grants are read through the protocol with
-//! `SHOW GRANTS` ([`grants`]), never by parsing client output.
+//! - [`model`]: [`Account`], [`SchemaPattern`] (a prefix rendered as an
+//!   escaped `LIKE` pattern, `common` -> `` `common\_%`.* ``), [`PrivilegeSet`],
+//!   [`Grantee`], and validation of every name before SQL is rendered.
+//! - [`policy`]: the roles (`dj_guest`, `dj_collab`, `dj_user`, `dj_admin` and
+//!   custom ones), what each gets where, and the shared module prefixes.
+//!   [`Policy::spyglass`] reproduces Spyglass; [`PolicyConfig`] overrides it.
+//! - [`sql`]: [`Step`]s and their SQL for each flavor (pure, golden-tested).
+//! - [`live`]: the server's accounts, roles, default roles and grants, read
+//!   from the grant tables through the protocol.
+//! - [`plan`]: desired vs live -> ordered steps; [`apply`] runs them one by
+//!   one and stops at the first failure.
+//! - [`audit`]: findings with a severity and a fix; [`login`] tries
+//!   temporary passwords (once each) and changes one's own password.
+//! - [`grants`] and [`capability`]: what the connected account holds, and
+//!   whether that is enough for each command family (used by `doctor`).
 //!
 //! ```no_run
+//! use spyglass_privileges::{live, plan, policy::Policy};
 //! # fn demo(session: &mut spyglass_db::Session) -> Result<(), spyglass_privileges::Error> {
-//! let held = spyglass_privileges::grants::current_privileges(session)?;
-//! for check in spyglass_privileges::capability::check_all(&held, session.server().flavor) {
-//!     assert!(check.missing_required().count() == 0, "{:?} lacks privileges", check.family);
-//! }
+//! let policy = Policy::spyglass();
+//! let state = live::read(session)?;
+//! let plan = plan::roles_init(&policy, &state);
+//! let report = spyglass_privileges::apply::apply(session, &plan.steps)?;
+//! assert!(report.complete());
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod apply;
+pub mod audit;
 pub mod capability;
 pub mod grants;
+pub mod live;
+pub mod login;
+pub mod model;
+pub mod password;
+pub mod plan;
+pub mod policy;
+pub mod sql;
 
-/// Errors from reading privileges.
+pub use model::{Account, Grant, Grantee, PrivilegeSet, SchemaPattern};
+pub use policy::{Policy, PolicyConfig, RoleDef};
+pub use sql::Step;
+
+/// Errors from this crate.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A statement failed.
     #[error(transparent)]
     Db(#[from] spyglass_db::DbError),
+    /// Bad input, refused before any SQL runs.
+    #[error("invalid {what} '{value}': {reason}")]
+    Invalid {
+        /// What kind of value (`user name`, `schema prefix`, `role`, ...).
+        what: &'static str,
+        /// The offending value.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A role the command needs does not exist on the server.
+    #[error("role {role} does not exist on the server")]
+    RoleMissing {
+        /// Role name.
+        role: String,
+    },
+    /// The account does not exist.
+    #[error("account {account} does not exist")]
+    NoSuchAccount {
+        /// Who.
+        account: Account,
+    },
+    /// Changing one's own password failed.
+    #[error("could not change the password of '{user}': {reason}")]
+    PasswordChange {
+        /// Whose.
+        user: String,
+        /// The server's message, password scrubbed.
+        reason: String,
+    },
+    /// The operating system's random generator failed.
+    #[error("no randomness for a password: {0}")]
+    Random(String),
+}
+
+/// An error and its causes on one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
 }

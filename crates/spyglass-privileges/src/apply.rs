@@ -1,0 +1,103 @@
+//! Running a plan: one statement at a time, each checked, stopping at the
+//! first failure. The report says what was applied and what was not.
+
+use serde::Serialize;
+use spyglass_db::mysql::prelude::Queryable;
+use spyglass_db::{DbError, Session};
+
+use crate::sql::{Reveal, Step};
+use crate::Error;
+
+/// A statement that failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// The statement, passwords redacted.
+    pub sql: String,
+    /// The server's error, passwords scrubbed.
+    pub error: String,
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    /// Statements that succeeded, in order (passwords redacted).
+    pub applied: Vec<String>,
+    /// The statement that failed, if one did.
+    pub failed: Option<Failure>,
+    /// Statements not run because an earlier one failed.
+    pub not_applied: Vec<String>,
+}
+
+impl ApplyReport {
+    /// True when every statement ran.
+    pub fn complete(&self) -> bool {
+        self.failed.is_none()
+    }
+}
+
+/// Runs `steps` in order on `session`. Stops at the first failure.
+///
+/// The session's `sql_mode` loses `NO_BACKSLASH_ESCAPES` first, so the
+/// escaped string literals passwords are sent in mean what they say
+/// (<https://dev.mysql.com/doc/refman/8.0/en/string-literals.html>).
+pub fn apply(session: &mut Session, steps: &[Step]) -> Result<ApplyReport, Error> {
+    let flavor = session.server().flavor;
+    let conn = session.conn();
+    conn.query_drop(
+        "SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')",
+    )
+    .map_err(|e| DbError::query("preparing the session's sql_mode", e))?;
+    let mut report = ApplyReport::default();
+    for (i, step) in steps.iter().enumerate() {
+        let shown = step.sql(flavor, Reveal::Redacted);
+        match conn.query_drop(step.sql(flavor, Reveal::Secrets)) {
+            Ok(()) => report.applied.push(shown),
+            Err(e) => {
+                report.failed = Some(Failure {
+                    sql: shown,
+                    error: scrub(&e.to_string(), step),
+                });
+                report.not_applied = steps[i + 1..]
+                    .iter()
+                    .map(|s| s.sql(flavor, Reveal::Redacted))
+                    .collect();
+                break;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Removes a step's password from a server message (a syntax error quotes
+/// the statement near the error).
+fn scrub(message: &str, step: &Step) -> String {
+    match step {
+        Step::CreateUser { password, .. } | Step::SetPassword { password, .. }
+            if !password.is_empty() =>
+        {
+            let escaped = spyglass_db::quote::string(password.expose());
+            message
+                .replace(&escaped[1..escaped.len() - 1], "***")
+                .replace(password.expose(), "***")
+        }
+        _ => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Account;
+    use spyglass_db::Secret;
+
+    #[test]
+    fn scrub_removes_passwords() {
+        let step = Step::CreateUser {
+            account: Account::new("a", "%"),
+            password: Secret::new("s3cr'et"),
+            expire: false,
+        };
+        let m = scrub(r"syntax error near 's3cr\'et' at line 1", &step);
+        assert!(!m.contains("s3cr"), "{m}");
+    }
+}

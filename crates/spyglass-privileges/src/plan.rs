@@ -1,0 +1,809 @@
+//! Desired state vs live state -> an ordered list of [`Step`]s. Pure: the
+//! live state comes in as a [`LiveState`], nothing is read or run here.
+//!
+//! Every planner only emits what differs, so applying a plan and planning
+//! again gives an empty plan (idempotence).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use spyglass_db::{Flavor, Secret};
+
+use crate::capability::{self, Family};
+use crate::live::LiveState;
+use crate::model::{validate_prefix, Account, Grantee, PrivilegeSet, SchemaPattern};
+use crate::policy::{Policy, PolicyConfig, RoleDef, Target};
+use crate::sql::Step;
+use crate::Error;
+
+/// A plan: statements in order, and the passwords of accounts it creates
+/// (to show once).
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Statements, in order.
+    pub steps: Vec<Step>,
+    /// New accounts and their first passwords.
+    pub new_passwords: Vec<(Account, Secret)>,
+}
+
+impl Plan {
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+/// How a planner gets the first password of an account it has to create.
+pub struct NewPassword<'a> {
+    /// Called once per new account.
+    pub make: &'a mut dyn FnMut(&Account) -> Secret,
+    /// Add `PASSWORD EXPIRE`.
+    pub expire: bool,
+}
+
+impl std::fmt::Debug for NewPassword<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewPassword")
+            .field("expire", &self.expire)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Prefixes the server's roles already hold exactly as their `shared`
+/// grants prescribe, beyond the policy's list: modules added with
+/// `add-module`. They count as shared, so `roles init` keeps them.
+pub fn modules_on_server(policy: &Policy, live: &LiveState) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for role in &policy.roles {
+        let Some(held) = live.role_schema.get(&role.name) else {
+            continue;
+        };
+        for g in role.grants.iter().filter(|g| g.on == Target::Shared) {
+            let want = g.privileges.expand(&live.schema_all);
+            for (stored, have) in held {
+                if let SchemaPattern::Prefix(p) = SchemaPattern::from_stored(stored) {
+                    if *have == want && !policy.shared_prefixes.contains(&p) {
+                        out.insert(p);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Grants and revokes that turn `have` into `want` for one grantee.
+fn diff_schema(
+    grantee: &Grantee,
+    want: &BTreeMap<String, BTreeSet<String>>,
+    have: &BTreeMap<String, BTreeSet<String>>,
+    schema_all: &BTreeSet<String>,
+    out: &mut Vec<Step>,
+) {
+    for (stored, w) in want {
+        let h = have.get(stored).cloned().unwrap_or_default();
+        let missing: BTreeSet<String> = w.difference(&h).cloned().collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let privileges = if h.is_empty() && *w == *schema_all {
+            PrivilegeSet::All
+        } else {
+            PrivilegeSet::Some(missing)
+        };
+        out.push(Step::Grant {
+            privileges,
+            on: SchemaPattern::from_stored(stored),
+            to: grantee.clone(),
+        });
+    }
+    for (stored, h) in have {
+        let w = want.get(stored).cloned().unwrap_or_default();
+        let extra: BTreeSet<String> = h.difference(&w).cloned().collect();
+        if extra.is_empty() {
+            continue;
+        }
+        let privileges = if w.is_empty() && extra.is_superset(schema_all) {
+            PrivilegeSet::All
+        } else {
+            PrivilegeSet::Some(extra)
+        };
+        out.push(Step::Revoke {
+            privileges,
+            on: SchemaPattern::from_stored(stored),
+            from: grantee.clone(),
+        });
+    }
+}
+
+fn expand(
+    grants: Vec<(SchemaPattern, PrivilegeSet)>,
+    schema_all: &BTreeSet<String>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    grants
+        .into_iter()
+        .map(|(p, s)| (p.stored(), s.expand(schema_all)))
+        .collect()
+}
+
+/// The steps that make one role match the policy.
+pub fn role_steps(policy: &Policy, live: &LiveState, role: &RoleDef) -> Vec<Step> {
+    let mut out = Vec::new();
+    if !live.roles.contains(&role.name) {
+        out.push(Step::CreateRole {
+            role: role.name.clone(),
+        });
+    }
+    let modules = modules_on_server(policy, live);
+    let want = expand(policy.role_grants(role, &modules), &live.schema_all);
+    let have = live
+        .role_schema
+        .get(&role.name)
+        .cloned()
+        .unwrap_or_default();
+    diff_schema(
+        &Grantee::Role(role.name.clone()),
+        &want,
+        &have,
+        &live.schema_all,
+        &mut out,
+    );
+    if let Some(g) = live.role_global.get(&role.name) {
+        let extra: Vec<String> = g.iter().filter(|p| *p != "USAGE").cloned().collect();
+        if !extra.is_empty() {
+            out.push(Step::RevokeGlobal {
+                privileges: extra,
+                from: Grantee::Role(role.name.clone()),
+            });
+        }
+    }
+    out
+}
+
+/// `users roles init`: create every role of the policy and make its grants
+/// match (missing ones granted, extra ones revoked).
+pub fn roles_init(policy: &Policy, live: &LiveState) -> Plan {
+    Plan {
+        steps: policy
+            .roles
+            .iter()
+            .flat_map(|r| role_steps(policy, live, r))
+            .collect(),
+        new_passwords: Vec::new(),
+    }
+}
+
+fn require_roles_exist<'a>(
+    live: &LiveState,
+    roles: impl IntoIterator<Item = &'a RoleDef>,
+) -> Result<(), Error> {
+    for r in roles {
+        if !live.roles.contains(&r.name) {
+            return Err(Error::RoleMissing {
+                role: r.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What a lab member should hold directly: ALL on their own prefix when
+/// their role says so.
+fn own_grants(
+    role: &RoleDef,
+    account: &Account,
+    schema_all: &BTreeSet<String>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut m = BTreeMap::new();
+    if role.own_prefix {
+        m.insert(
+            SchemaPattern::Prefix(account.user.clone()).stored(),
+            schema_all.clone(),
+        );
+    }
+    m
+}
+
+/// The steps that make `account` a member of exactly `role` (among the
+/// policy's roles), active at login, with its own-prefix grant and no other
+/// direct grants. Creates the account when missing, using `new`; without
+/// `new` a missing account is an error.
+pub fn user_steps(
+    policy: &Policy,
+    live: &LiveState,
+    flavor: Flavor,
+    account: &Account,
+    role: &RoleDef,
+    new: Option<&mut NewPassword<'_>>,
+    plan: &mut Plan,
+) -> Result<(), Error> {
+    let exists = live.accounts.contains_key(account);
+    let role_exists = live.roles.contains(&role.name)
+        || plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::CreateRole { role: r } if *r == role.name));
+    if !role_exists {
+        return Err(Error::RoleMissing {
+            role: role.name.clone(),
+        });
+    }
+    let out = &mut plan.steps;
+    if !exists {
+        let Some(new) = new else {
+            return Err(Error::NoSuchAccount {
+                account: account.clone(),
+            });
+        };
+        let password = (new.make)(account);
+        plan.new_passwords.push((account.clone(), password.clone()));
+        out.push(Step::CreateUser {
+            account: account.clone(),
+            password,
+            expire: new.expire,
+        });
+    }
+    let managed = policy.role_names();
+    let held: BTreeSet<String> = live
+        .members
+        .get(account)
+        .map(|m| m.intersection(&managed).cloned().collect())
+        .unwrap_or_default();
+    for r in held.iter().filter(|r| **r != role.name) {
+        out.push(Step::RevokeRole {
+            role: r.clone(),
+            from: account.clone(),
+        });
+    }
+    let granting = !held.contains(&role.name);
+    if granting {
+        out.push(Step::GrantRole {
+            role: role.name.clone(),
+            to: account.clone(),
+        });
+    }
+    let defaults = live.default_roles.get(account).cloned().unwrap_or_default();
+    let default_ok = match flavor {
+        // SET DEFAULT ROLE ALL covers every granted role; redo it after any change.
+        Flavor::Mysql => defaults.contains(&role.name) && !granting && held.len() <= 1,
+        Flavor::Mariadb => defaults.len() == 1 && defaults.contains(&role.name),
+    };
+    if !default_ok {
+        out.push(Step::SetDefaultRole {
+            role: role.name.clone(),
+            account: account.clone(),
+        });
+    }
+    let want = own_grants(role, account, &live.schema_all);
+    let have = live.direct_schema(account);
+    diff_schema(
+        &Grantee::Account(account.clone()),
+        &want,
+        &have,
+        &live.schema_all,
+        out,
+    );
+    if let Some(a) = live.accounts.get(account) {
+        let extra: Vec<String> = a.global.iter().filter(|p| *p != "USAGE").cloned().collect();
+        if !extra.is_empty() {
+            out.push(Step::RevokeGlobal {
+                privileges: extra,
+                from: Grantee::Account(account.clone()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `users add NAME --role R`: create the account if missing and converge it.
+/// Adding an existing account with its role again changes nothing.
+pub fn add_user(
+    policy: &Policy,
+    live: &LiveState,
+    flavor: Flavor,
+    account: &Account,
+    role: &str,
+    new: &mut NewPassword<'_>,
+) -> Result<Plan, Error> {
+    let role = policy.require_role(role)?;
+    let mut plan = Plan::default();
+    user_steps(policy, live, flavor, account, role, Some(new), &mut plan)?;
+    Ok(plan)
+}
+
+/// `users set-role NAME R`: the account must exist.
+pub fn set_role(
+    policy: &Policy,
+    live: &LiveState,
+    flavor: Flavor,
+    account: &Account,
+    role: &str,
+) -> Result<Plan, Error> {
+    let role = policy.require_role(role)?;
+    let mut plan = Plan::default();
+    user_steps(policy, live, flavor, account, role, None, &mut plan)?;
+    Ok(plan)
+}
+
+/// `users add-module PREFIX`: every role with `shared` grants gets them on
+/// `PREFIX` too (Spyglass: ALL on `` `prefix\_%`.* `` to dj_user).
+pub fn add_module(policy: &Policy, live: &LiveState, prefix: &str) -> Result<Plan, Error> {
+    validate_prefix(prefix)?;
+    let roles: Vec<&RoleDef> = policy
+        .roles
+        .iter()
+        .filter(|r| r.grants.iter().any(|g| g.on == Target::Shared))
+        .collect();
+    require_roles_exist(live, roles.iter().copied())?;
+    let mut steps = Vec::new();
+    let stored = SchemaPattern::Prefix(prefix.to_owned()).stored();
+    for r in roles {
+        let mut want = BTreeSet::new();
+        for g in r.grants.iter().filter(|g| g.on == Target::Shared) {
+            want.extend(g.privileges.expand(&live.schema_all));
+        }
+        let have = live
+            .role_schema
+            .get(&r.name)
+            .and_then(|m| m.get(&stored))
+            .cloned()
+            .unwrap_or_default();
+        // Only add: a module already granted more widely by hand stays as it is.
+        let mut w = BTreeMap::new();
+        w.insert(stored.clone(), want);
+        let mut h = BTreeMap::new();
+        h.insert(stored.clone(), have);
+        let mut s = Vec::new();
+        diff_schema(
+            &Grantee::Role(r.name.clone()),
+            &w,
+            &h,
+            &live.schema_all,
+            &mut s,
+        );
+        steps.extend(s.into_iter().filter(|s| !s.removes()));
+    }
+    Ok(Plan {
+        steps,
+        new_passwords: Vec::new(),
+    })
+}
+
+/// The global privileges of the dedicated backup account on `flavor`: every
+/// privilege the backup family needs or recommends
+/// ([`capability::requirements`]), granted on `*.*` (which also covers
+/// "every schema" and the `mysql` schema).
+pub fn backup_privileges(flavor: Flavor) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for r in capability::requirements(Family::Backup, flavor) {
+        if !v.iter().any(|p| p == r.privilege) {
+            v.push(r.privilege.to_owned());
+        }
+    }
+    v
+}
+
+/// `users add-backup-user NAME`: the account (created if missing) with
+/// exactly [`backup_privileges`] globally.
+pub fn add_backup_user(
+    live: &LiveState,
+    flavor: Flavor,
+    account: &Account,
+    new: &mut NewPassword<'_>,
+) -> Result<Plan, Error> {
+    let mut plan = Plan::default();
+    let held = match live.accounts.get(account) {
+        Some(a) => a.global.clone(),
+        None => {
+            let password = (new.make)(account);
+            plan.new_passwords.push((account.clone(), password.clone()));
+            plan.steps.push(Step::CreateUser {
+                account: account.clone(),
+                password,
+                expire: new.expire,
+            });
+            BTreeSet::new()
+        }
+    };
+    let want = backup_privileges(flavor);
+    let missing: Vec<String> = want
+        .iter()
+        .filter(|p| !held.contains(*p))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        plan.steps.push(Step::GrantGlobal {
+            privileges: missing,
+            to: account.clone(),
+        });
+    }
+    let extra: Vec<String> = held
+        .iter()
+        .filter(|p| !want.contains(p) && *p != "USAGE")
+        .cloned()
+        .collect();
+    if !extra.is_empty() {
+        plan.steps.push(Step::RevokeGlobal {
+            privileges: extra,
+            from: Grantee::Account(account.clone()),
+        });
+    }
+    Ok(plan)
+}
+
+/// `users lock NAME`.
+pub fn lock(live: &LiveState, account: &Account) -> Result<Plan, Error> {
+    let a = live
+        .accounts
+        .get(account)
+        .ok_or_else(|| Error::NoSuchAccount {
+            account: account.clone(),
+        })?;
+    let mut plan = Plan::default();
+    if !a.locked {
+        plan.steps.push(Step::Lock {
+            account: account.clone(),
+        });
+    }
+    Ok(plan)
+}
+
+/// `users remove NAME`: drops the account; nothing to do when it is gone.
+pub fn remove(live: &LiveState, account: &Account) -> Plan {
+    let mut plan = Plan::default();
+    if live.accounts.contains_key(account) {
+        plan.steps.push(Step::DropUser {
+            account: account.clone(),
+        });
+    }
+    plan
+}
+
+/// `users.toml`: roles come from the policy; users are listed.
+///
+/// ```toml
+/// expire = true                 # new accounts must change their password
+/// [policy]                      # same keys as [users] in spyglass-admin.toml
+/// user_shared_privileges = ["SELECT", "INSERT", "UPDATE", "DELETE"]
+/// [[users]]
+/// name = "alice"
+/// role = "user"
+/// host = "%"                    # optional
+/// ```
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UsersFile {
+    /// New accounts get `PASSWORD EXPIRE`.
+    #[serde(default)]
+    pub expire: bool,
+    /// Overrides of the policy.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// The accounts to manage.
+    #[serde(default)]
+    pub users: Vec<UserEntry>,
+}
+
+/// One account in `users.toml`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    /// User name.
+    pub name: String,
+    /// Role key (`guest`, ...) or name (`dj_guest`, or a custom role).
+    pub role: String,
+    /// Host pattern (default `%`).
+    #[serde(default = "any_host")]
+    pub host: String,
+}
+
+fn any_host() -> String {
+    "%".into()
+}
+
+/// Validates a users file against the policy and flavor: every name,
+/// host and role, and no account listed twice. Runs before any SQL.
+pub fn validate_users_file(
+    file: &UsersFile,
+    policy: &Policy,
+    flavor: Option<Flavor>,
+) -> Result<Vec<(Account, String)>, Error> {
+    let mut out: Vec<(Account, String)> = Vec::new();
+    for u in &file.users {
+        crate::model::validate_user(&u.name, flavor)?;
+        crate::model::validate_host(&u.host)?;
+        let role = policy.require_role(&u.role)?;
+        let a = Account::new(&u.name, &u.host);
+        if out.iter().any(|(x, _)| *x == a) {
+            return Err(Error::Invalid {
+                what: "users file entry",
+                value: a.to_string(),
+                reason: "the account is listed twice".into(),
+            });
+        }
+        out.push((a, role.key.clone()));
+    }
+    Ok(out)
+}
+
+/// `users plan/apply -f users.toml`: every role of the policy, then every
+/// listed account.
+pub fn from_file(
+    policy: &Policy,
+    live: &LiveState,
+    flavor: Flavor,
+    users: &[(Account, String)],
+    new: &mut NewPassword<'_>,
+) -> Result<Plan, Error> {
+    let mut plan = roles_init(policy, live);
+    for (account, role) in users {
+        let role = policy.require_role(role)?;
+        user_steps(policy, live, flavor, account, role, Some(new), &mut plan)?;
+    }
+    Ok(plan)
+}
+
+/// Refuses a plan that would take rights away from `me`, the account
+/// running it (revoke, lock, drop): an admin must not lock themselves out.
+pub fn refuse_self_harm(plan: &Plan, me: &Account) -> Result<(), Error> {
+    for s in &plan.steps {
+        if s.removes() && s.account() == Some(me) {
+            return Err(Error::Invalid {
+                what: "plan",
+                value: me.to_string(),
+                reason: format!(
+                    "it would remove rights of the account running it ({s}); \
+                     run this from another admin account"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::LiveAccount;
+    use crate::sql::script;
+
+    fn schema_all() -> BTreeSet<String> {
+        crate::model::SCHEMA_PRIVILEGES
+            .iter()
+            .filter(|p| **p != "DELETE HISTORY")
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    fn empty() -> LiveState {
+        LiveState {
+            schema_all: schema_all(),
+            ..LiveState::default()
+        }
+    }
+
+    /// Applies steps to a LiveState the way the server would (enough for idempotence tests).
+    fn simulate(live: &mut LiveState, steps: &[Step], flavor: Flavor) {
+        for s in steps {
+            match s {
+                Step::CreateRole { role } => {
+                    live.roles.insert(role.clone());
+                }
+                Step::CreateUser { account, .. } => {
+                    live.accounts.insert(
+                        account.clone(),
+                        LiveAccount {
+                            account: account.clone(),
+                            locked: false,
+                            password_expired: false,
+                            password_last_changed: None,
+                            has_password: true,
+                            plugin: String::new(),
+                            failed_login_attempts: 0,
+                            global: BTreeSet::new(),
+                        },
+                    );
+                }
+                Step::Grant { privileges, on, to } => {
+                    let set = privileges.expand(&live.schema_all);
+                    let m = match to {
+                        Grantee::Role(r) => live.role_schema.entry(r.clone()).or_default(),
+                        Grantee::Account(a) => live.account_schema.entry(a.clone()).or_default(),
+                    };
+                    m.entry(on.stored()).or_default().extend(set);
+                }
+                Step::Revoke {
+                    privileges,
+                    on,
+                    from,
+                } => {
+                    let set = privileges.expand(&live.schema_all);
+                    let m = match from {
+                        Grantee::Role(r) => live.role_schema.entry(r.clone()).or_default(),
+                        Grantee::Account(a) => live.account_schema.entry(a.clone()).or_default(),
+                    };
+                    if let Some(h) = m.get_mut(&on.stored()) {
+                        h.retain(|p| !set.contains(p));
+                    }
+                    m.retain(|_, v| !v.is_empty());
+                }
+                Step::GrantGlobal { privileges, to } => {
+                    if let Some(a) = live.accounts.get_mut(to) {
+                        a.global.extend(privileges.iter().cloned());
+                    }
+                }
+                Step::GrantRole { role, to } => {
+                    live.members
+                        .entry(to.clone())
+                        .or_default()
+                        .insert(role.clone());
+                }
+                Step::RevokeRole { role, from } => {
+                    if let Some(m) = live.members.get_mut(from) {
+                        m.remove(role);
+                    }
+                    if let Some(d) = live.default_roles.get_mut(from) {
+                        d.remove(role);
+                    }
+                }
+                Step::SetDefaultRole { role, account } => {
+                    let d = match flavor {
+                        Flavor::Mysql => live.members.get(account).cloned().unwrap_or_default(),
+                        Flavor::Mariadb => BTreeSet::from([role.clone()]),
+                    };
+                    live.default_roles.insert(account.clone(), d);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn roles_init_on_empty_server_then_nothing() {
+        for flavor in [Flavor::Mysql, Flavor::Mariadb] {
+            let policy = Policy::spyglass();
+            let mut live = empty();
+            let plan = roles_init(&policy, &live);
+            assert_eq!(
+                plan.steps
+                    .iter()
+                    .filter(|s| matches!(s, Step::CreateRole { .. }))
+                    .count(),
+                4
+            );
+            let sql = script(&plan.steps, flavor);
+            assert!(sql.contains(r"ON `lfp\_%`.*"), "{sql}");
+            simulate(&mut live, &plan.steps, flavor);
+            assert!(roles_init(&policy, &live).is_empty());
+        }
+    }
+
+    #[test]
+    fn role_drift_is_repaired_both_ways() {
+        let policy = Policy::spyglass();
+        let mut live = empty();
+        let steps = roles_init(&policy, &live).steps;
+        simulate(&mut live, &steps, Flavor::Mysql);
+        // Someone revoked CREATE on common and granted DELETE on % to dj_guest.
+        live.role_schema
+            .get_mut("dj_user")
+            .unwrap()
+            .get_mut(r"common\_%")
+            .unwrap()
+            .remove("CREATE");
+        live.role_schema
+            .get_mut("dj_guest")
+            .unwrap()
+            .get_mut("%")
+            .unwrap()
+            .insert("DELETE".into());
+        let sql = script(&roles_init(&policy, &live).steps, Flavor::Mysql);
+        assert_eq!(
+            sql,
+            "REVOKE DELETE ON `%`.* FROM 'dj_guest'@'%';\n\
+             GRANT CREATE ON `common\\_%`.* TO 'dj_user'@'%';\n"
+        );
+    }
+
+    #[test]
+    fn add_user_converges_and_is_idempotent() {
+        for flavor in [Flavor::Mysql, Flavor::Mariadb] {
+            let policy = Policy::spyglass();
+            let mut live = empty();
+            let steps = roles_init(&policy, &live).steps;
+            simulate(&mut live, &steps, flavor);
+            let alice = Account::new("alice", "%");
+            let mut make = |_: &Account| Secret::new("pw");
+            let mut new = NewPassword {
+                make: &mut make,
+                expire: false,
+            };
+            let plan = add_user(&policy, &live, flavor, &alice, "user", &mut new).unwrap();
+            assert_eq!(plan.new_passwords.len(), 1);
+            assert_eq!(plan.steps.len(), 4, "{:?}", plan.steps);
+            simulate(&mut live, &plan.steps, flavor);
+            let again = add_user(&policy, &live, flavor, &alice, "user", &mut new).unwrap();
+            assert!(again.is_empty(), "{:?}", again.steps);
+            // Switching to guest: revoke dj_user, grant dj_guest, default, drop own prefix.
+            let plan = set_role(&policy, &live, flavor, &alice, "guest").unwrap();
+            let sql = script(&plan.steps, flavor);
+            assert!(sql.contains("REVOKE") && sql.contains("dj_guest"), "{sql}");
+            assert!(
+                sql.contains(r"REVOKE ALL PRIVILEGES ON `alice\_%`.*"),
+                "{sql}"
+            );
+            simulate(&mut live, &plan.steps, flavor);
+            assert!(set_role(&policy, &live, flavor, &alice, "guest")
+                .unwrap()
+                .is_empty());
+        }
+    }
+
+    #[test]
+    fn missing_role_and_account_are_errors() {
+        let policy = Policy::spyglass();
+        let live = empty();
+        let bob = Account::new("bob", "%");
+        let e = set_role(&policy, &live, Flavor::Mysql, &bob, "user").unwrap_err();
+        assert!(e.to_string().contains("dj_user"), "{e}");
+        let e = set_role(&policy, &live, Flavor::Mysql, &bob, "wizard").unwrap_err();
+        assert!(e.to_string().contains("wizard"), "{e}");
+    }
+
+    #[test]
+    fn add_module_then_roles_init_keeps_it() {
+        let policy = Policy::spyglass();
+        let mut live = empty();
+        let steps = roles_init(&policy, &live).steps;
+        simulate(&mut live, &steps, Flavor::Mariadb);
+        let plan = add_module(&policy, &live, "waveform").unwrap();
+        assert_eq!(
+            script(&plan.steps, Flavor::Mariadb),
+            "GRANT ALL PRIVILEGES ON `waveform\\_%`.* TO `dj_user`;\n"
+        );
+        simulate(&mut live, &plan.steps, Flavor::Mariadb);
+        assert!(add_module(&policy, &live, "waveform").unwrap().is_empty());
+        assert!(roles_init(&policy, &live).is_empty());
+        assert!(add_module(&policy, &live, "wave%").is_err());
+    }
+
+    #[test]
+    fn backup_user_privileges_match_the_capability_check() {
+        for flavor in [Flavor::Mysql, Flavor::Mariadb] {
+            let mut held = crate::grants::HeldPrivileges::default();
+            let privs = backup_privileges(flavor);
+            held.add_rows([format!("GRANT {} ON *.* TO `b`@`%`", privs.join(", ")).as_str()]);
+            let c = capability::check(&held, Family::Backup, flavor);
+            assert!(c.missing.is_empty(), "{flavor}: {c:?}");
+        }
+        assert!(backup_privileges(Flavor::Mysql).contains(&"BACKUP_ADMIN".to_owned()));
+        assert!(backup_privileges(Flavor::Mariadb).contains(&"BINLOG MONITOR".to_owned()));
+    }
+
+    #[test]
+    fn self_harm_is_refused() {
+        let me = Account::new("root", "localhost");
+        let plan = Plan {
+            steps: vec![Step::RevokeGlobal {
+                privileges: vec!["ALL PRIVILEGES".into()],
+                from: Grantee::Account(me.clone()),
+            }],
+            new_passwords: vec![],
+        };
+        let e = refuse_self_harm(&plan, &me).unwrap_err().to_string();
+        assert!(e.contains("'root'@'localhost'"), "{e}");
+    }
+
+    #[test]
+    fn users_file_rejects_unknown_keys_and_bad_entries() {
+        let e = toml::from_str::<UsersFile>("[[users]]\nname = \"a\"\nrole = \"user\"\nrloe = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rloe"), "{e}");
+        let f: UsersFile = toml::from_str("[[users]]\nname = \"o'b\"\nrole = \"user\"\n").unwrap();
+        let e = validate_users_file(&f, &Policy::spyglass(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("o'b"), "{e}");
+    }
+}
