@@ -1,0 +1,745 @@
+//! A full scan: the database inventory and the disk walk, run side by side,
+//! then classified.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use spyglass_db::Session;
+
+use crate::classify::{self, Class, FileVerdict, FolderVerdict};
+use crate::dirs::{DirKey, SpyglassDirs};
+use crate::inventory::{self, Catalog, DirColumn, DirRule, Scope, StoreRows};
+use crate::store::{same_dir, Store};
+use crate::walk::{self, Listing};
+use crate::{CleanupError, Guard};
+
+/// Where stores and directories are.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// From [`crate::store::stores`].
+    pub stores: Vec<Store>,
+    /// From [`crate::dirs::resolve`]; `None` when Spyglass's base is not configured.
+    pub dirs: Option<SpyglassDirs>,
+}
+
+/// How to scan.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Schemas whose rows may be cleaned (rows of all schemas protect files).
+    pub scope: Scope,
+    /// Grace period: untracked things younger than this are reported as young, not as candidates.
+    pub min_age: Duration,
+    /// Temp entries older than this are stale.
+    pub temp_age: Duration,
+    /// Columns holding folder paths, per directory.
+    pub dir_rules: Vec<(DirKey, DirRule)>,
+    /// Walker threads.
+    pub threads: usize,
+    /// Folders never to enter (the quarantine).
+    pub skip: Vec<PathBuf>,
+}
+
+impl ScanOptions {
+    /// Spyglass's folder-tracking columns: spike sorting v0 `sorting_path` for
+    /// the sorting directory and `recording_path` for the recording directory.
+    pub fn default_dir_rules() -> Vec<(DirKey, DirRule)> {
+        vec![
+            (
+                DirKey::Sorting,
+                DirRule {
+                    column: "sorting_path".into(),
+                    table: None,
+                },
+            ),
+            (
+                DirKey::Recording,
+                DirRule {
+                    column: "recording_path".into(),
+                    table: None,
+                },
+            ),
+        ]
+    }
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            scope: Scope::all(),
+            min_age: Duration::from_secs(24 * 3600),
+            temp_age: Duration::from_secs(7 * 24 * 3600),
+            dir_rules: Self::default_dir_rules(),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            skip: Vec::new(),
+        }
+    }
+}
+
+/// What kind of place a root is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
+pub enum RootKind {
+    /// A DataJoint store.
+    Store(String),
+    /// A directory whose folders rows name (sorting, recording, ...).
+    Folders(DirKey),
+    /// Spyglass's temp directory.
+    Temp,
+    /// `analysis_nwbfile` rows (no directory).
+    Rows,
+}
+
+/// What a cleanup item is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Subject {
+    /// A file in a store.
+    File,
+    /// A folder (or a temp entry, file or folder).
+    Entry,
+    /// An `~external` row, and whether its file goes with it.
+    ExternalRow {
+        /// Schema.
+        schema: String,
+        /// Store.
+        store: String,
+        /// Hash, 32 hex digits.
+        hash: String,
+        /// True when the file exists and no used row names it.
+        with_file: bool,
+    },
+    /// An `analysis_nwbfile` row.
+    AnalysisRow {
+        /// Schema.
+        schema: String,
+        /// `analysis_file_name`.
+        key: String,
+    },
+}
+
+/// One thing to clean (or, for `dangling`, to look at).
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    /// Its class.
+    pub class: Class,
+    /// Index into [`Scan::roots`].
+    pub root: usize,
+    /// The file or folder, if there is one on disk (for dangling: where it should be).
+    pub path: Option<PathBuf>,
+    /// Path relative to the root, or a row description.
+    pub rel: String,
+    /// Bytes on disk.
+    pub size: u64,
+    /// Modification time when scanned (newest inside, for folders).
+    #[serde(skip)]
+    pub mtime: Option<SystemTime>,
+    /// What it is.
+    pub subject: Subject,
+    /// Why it is in this class, in words.
+    pub reason: String,
+}
+
+/// A store or directory that was scanned.
+#[derive(Debug, Clone, Serialize)]
+pub struct Root {
+    /// e.g. `store analysis`, `sorting`, `temp`.
+    pub label: String,
+    /// Kind.
+    #[serde(flatten)]
+    pub kind: RootKind,
+    /// Its directory.
+    pub path: PathBuf,
+    /// Files (stores) or entries (directories) on disk.
+    pub entries: u64,
+    /// Rows naming things here, all schemas.
+    pub rows: u64,
+    /// Of those, in scope.
+    pub rows_in_scope: u64,
+}
+
+/// Something the scan noticed that is not an item; those with a guard make apply refuse.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// The guard that will refuse apply, if any.
+    pub guard: Option<Guard>,
+    /// What was seen.
+    pub message: String,
+}
+
+/// The outcome of [`scan`].
+#[derive(Debug)]
+pub struct Scan {
+    /// When it started.
+    pub started: SystemTime,
+    /// Tables found.
+    pub catalog: Catalog,
+    /// Folder-path columns found, per directory.
+    pub dir_columns: HashMap<DirKey, Vec<DirColumn>>,
+    /// Roots scanned.
+    pub roots: Vec<Root>,
+    /// Items, by class then path.
+    pub items: Vec<Item>,
+    /// Things that would be items but are younger than the grace period.
+    pub young: Vec<Item>,
+    /// Symlinks inside a store that point outside it: reported, never followed.
+    pub symlinks_outside: Vec<PathBuf>,
+    /// Problems.
+    pub problems: Vec<Problem>,
+    /// Stores that were configured but not scanned, and why.
+    pub not_scanned: Vec<(String, String)>,
+}
+
+/// Count and bytes of a class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    /// Items.
+    pub count: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
+impl Scan {
+    /// Count and bytes for every class (all present).
+    pub fn tallies(&self) -> BTreeMap<Class, Tally> {
+        let mut m: BTreeMap<Class, Tally> = Class::ALL
+            .into_iter()
+            .map(|c| (c, Tally::default()))
+            .collect();
+        for i in &self.items {
+            let t = m.entry(i.class).or_default();
+            t.count += 1;
+            t.bytes += i.size;
+        }
+        m
+    }
+    /// True when some actionable item exists.
+    pub fn has_work(&self) -> bool {
+        self.items.iter().any(|i| i.class.actionable())
+    }
+    /// The root of an item.
+    pub fn root_of(&self, item: &Item) -> &Root {
+        &self.roots[item.root]
+    }
+}
+
+fn age(now: SystemTime, t: SystemTime) -> Duration {
+    now.duration_since(t).unwrap_or(Duration::ZERO)
+}
+
+/// Scans every store and directory. Reads only: nothing is moved or deleted.
+pub fn scan(
+    session: &mut Session,
+    setup: &Setup,
+    opts: &ScanOptions,
+) -> Result<Scan, CleanupError> {
+    let now = SystemTime::now();
+    let conn = session.conn();
+    let cat = inventory::catalog(conn, &opts.scope)?;
+    let mut problems = Vec::new();
+    let mut not_scanned = Vec::new();
+
+    // Which stores to walk: every file store a table uses, plus Spyglass's own.
+    let mut walk_stores: Vec<&Store> = Vec::new();
+    for s in &setup.stores {
+        let used = cat.externals.iter().any(|t| t.store == s.name);
+        if !s.is_file() {
+            if cat
+                .externals
+                .iter()
+                .any(|t| t.store == s.name && t.in_scope)
+            {
+                not_scanned.push((
+                    s.name.clone(),
+                    format!("protocol {} is not a local file system", s.protocol),
+                ));
+            }
+            continue;
+        }
+        if !used && s.source != crate::store::StoreSource::Spyglass {
+            not_scanned.push((s.name.clone(), "no ~external table uses it".into()));
+            continue;
+        }
+        if let Some(c) = &s.conflict {
+            problems.push(Problem {
+                guard: Some(Guard::StoreDirMismatch),
+                message: format!(
+                    "store {}: the DataJoint config says location {} but Spyglass uses {}",
+                    s.name,
+                    c.display(),
+                    s.location.display()
+                ),
+            });
+        }
+        walk_stores.push(s);
+    }
+    let mut missing: Vec<String> = cat
+        .externals
+        .iter()
+        .filter(|t| t.in_scope && !setup.stores.iter().any(|s| s.name == t.store))
+        .map(|t| format!("{}.~external_{}", t.schema, t.store))
+        .collect();
+    missing.sort();
+    if !missing.is_empty() {
+        problems.push(Problem {
+            guard: Some(Guard::StoreNotConfigured),
+            message: format!("no store is configured for {}", missing.join(", ")),
+        });
+    }
+
+    // Folders never entered from a store walk: other roots nested in it, the quarantine.
+    let mut skip: Vec<PathBuf> = opts.skip.clone();
+    skip.extend(walk_stores.iter().map(|s| s.location.clone()));
+    if let Some(d) = &setup.dirs {
+        for key in [DirKey::Recording, DirKey::Sorting, DirKey::Temp] {
+            if let Some(x) = d.get(key) {
+                skip.push(x.path.clone());
+            }
+        }
+    }
+
+    // Walk all stores on a helper thread while this one reads the database.
+    let threads = opts.threads;
+    let (listings, db) = std::thread::scope(|sc| {
+        let walker = sc.spawn(|| {
+            walk_stores
+                .iter()
+                .map(|s| {
+                    if !s.location.is_dir() {
+                        return Ok(None);
+                    }
+                    walk::list(&s.location, &skip, threads).map(Some)
+                })
+                .collect::<Result<Vec<Option<Listing>>, CleanupError>>()
+        });
+        let db = (|| -> Result<_, CleanupError> {
+            let mut rows = Vec::new();
+            for s in &walk_stores {
+                rows.push(inventory::store_rows(conn, &cat, s)?);
+            }
+            let orphans = inventory::orphan_rows(conn, &cat)?;
+            let mut dir_rows = Vec::new();
+            for key in [
+                DirKey::Sorting,
+                DirKey::Recording,
+                DirKey::Waveforms,
+                DirKey::Video,
+                DirKey::Export,
+                DirKey::Raw,
+                DirKey::Analysis,
+            ] {
+                let rules: Vec<DirRule> = opts
+                    .dir_rules
+                    .iter()
+                    .filter(|(k, _)| *k == key)
+                    .map(|(_, r)| r.clone())
+                    .collect();
+                if !rules.is_empty() {
+                    dir_rows.push((key, inventory::dir_rows(conn, &rules)?));
+                }
+            }
+            Ok((rows, orphans, dir_rows))
+        })();
+        let listings = walker
+            .join()
+            .unwrap_or_else(|_| Err(CleanupError::Config("the directory walker panicked".into())));
+        (listings, db)
+    });
+    let listings = listings?;
+    let (store_rows, orphans, dir_rows) = db?;
+
+    let mut out = Scan {
+        started: now,
+        catalog: cat,
+        dir_columns: HashMap::new(),
+        roots: Vec::new(),
+        items: Vec::new(),
+        young: Vec::new(),
+        symlinks_outside: Vec::new(),
+        problems,
+        not_scanned,
+    };
+
+    for ((store, listing), mut rows) in walk_stores.iter().zip(listings).zip(store_rows) {
+        let root_idx = out.roots.len();
+        let Some(listing) = listing else {
+            out.roots.push(Root {
+                label: format!("store {}", store.name),
+                kind: RootKind::Store(store.name.clone()),
+                path: store.location.clone(),
+                entries: 0,
+                rows: rows.rows,
+                rows_in_scope: rows.rows_in_scope,
+            });
+            if rows.rows_in_scope > 0 {
+                out.problems.push(Problem {
+                    guard: None,
+                    message: format!(
+                        "store {}: directory {} does not exist",
+                        store.name,
+                        store.location.display()
+                    ),
+                });
+            }
+            classify_store(
+                &mut out,
+                root_idx,
+                store,
+                &store.location,
+                &mut rows,
+                Vec::new(),
+                now,
+                opts,
+            )?;
+            continue;
+        };
+        for e in &listing.errors {
+            out.problems.push(Problem {
+                guard: None,
+                message: format!("store {}: {e}", store.name),
+            });
+        }
+        let files = listing.files.len() as u64;
+        out.roots.push(Root {
+            label: format!("store {}", store.name),
+            kind: RootKind::Store(store.name.clone()),
+            path: store.location.clone(),
+            entries: files,
+            rows: rows.rows,
+            rows_in_scope: rows.rows_in_scope,
+        });
+        if files > 0 && rows.rows == 0 {
+            out.problems.push(Problem {
+                guard: Some(Guard::EmptyTrackedSet),
+                message: format!(
+                    "store {}: {} files on disk in {} but no ~external row tracks anything there",
+                    store.name,
+                    files,
+                    store.location.display()
+                ),
+            });
+        }
+        for (rel, outside) in &listing.symlinks {
+            if let Some(t) = rows.paths.get_mut(&rel[..]) {
+                t.seen = true;
+            }
+            if *outside {
+                out.symlinks_outside
+                    .push(store.location.join(String::from_utf8_lossy(rel).as_ref()));
+            }
+        }
+        let mut untracked: Vec<Box<[u8]>> = Vec::new();
+        for rel in listing.files {
+            match rows.paths.get_mut(&rel[..]) {
+                Some(t) => t.seen = true,
+                None => untracked.push(rel),
+            }
+        }
+        classify_store(
+            &mut out,
+            root_idx,
+            store,
+            &store.location,
+            &mut rows,
+            untracked,
+            now,
+            opts,
+        )?;
+    }
+
+    // Orphan analysis rows.
+    if !orphans.is_empty() {
+        let root_idx = out.roots.len();
+        out.roots.push(Root {
+            label: "analysis_nwbfile rows".into(),
+            kind: RootKind::Rows,
+            path: PathBuf::new(),
+            entries: 0,
+            rows: orphans.len() as u64,
+            rows_in_scope: orphans.len() as u64,
+        });
+        for o in orphans {
+            out.items.push(Item {
+                class: Class::OrphanRow,
+                root: root_idx,
+                path: None,
+                rel: format!("{}.analysis_nwbfile: {}", o.schema, o.key),
+                size: 0,
+                mtime: None,
+                subject: Subject::AnalysisRow {
+                    schema: o.schema,
+                    key: o.key,
+                },
+                reason: "no downstream table references this analysis file".into(),
+            });
+        }
+    }
+
+    // Folder directories and temp.
+    if let Some(dirs) = &setup.dirs {
+        for (key, rows) in dir_rows {
+            let Some(dir) = dirs.get(key) else { continue };
+            let entries = walk::top_entries(&dir.path)?;
+            let folders: Vec<&String> =
+                entries.iter().filter(|(_, d)| *d).map(|(n, _)| n).collect();
+            let root_idx = out.roots.len();
+            out.roots.push(Root {
+                label: key.key().to_owned(),
+                kind: RootKind::Folders(key),
+                path: dir.path.clone(),
+                entries: folders.len() as u64,
+                rows: rows.paths.len() as u64,
+                rows_in_scope: rows.paths.len() as u64,
+            });
+            if !folders.is_empty() && rows.paths.is_empty() {
+                out.problems.push(Problem {
+                    guard: Some(Guard::EmptyTrackedSet),
+                    message: format!(
+                        "{} directory {}: {} folders but no row names any (columns read: {})",
+                        key.key(),
+                        dir.path.display(),
+                        folders.len(),
+                        if rows.columns.is_empty() {
+                            "none found".to_owned()
+                        } else {
+                            rows.columns
+                                .iter()
+                                .map(|c| format!("{}.{}.{}", c.schema, c.table, c.column))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                });
+            }
+            for name in folders {
+                let path = dir.path.join(name);
+                let full = format!("/{}", crate::paths::normalize(&path.to_string_lossy()));
+                let canon = std::fs::canonicalize(&path)
+                    .map(|p| format!("/{}", crate::paths::normalize(&p.to_string_lossy())))
+                    .unwrap_or_default();
+                let named = rows.paths.contains(&full)
+                    || rows.paths.contains(&canon)
+                    || rows.names.contains(name.as_str());
+                if named {
+                    continue;
+                }
+                let (bytes, newest) = walk::tree_meta(&path)?;
+                let item = Item {
+                    class: Class::UntrackedDir,
+                    root: root_idx,
+                    path: Some(path),
+                    rel: name.clone(),
+                    size: bytes,
+                    mtime: Some(newest),
+                    subject: Subject::Entry,
+                    reason: format!("no {} row names this folder", key.key()),
+                };
+                match classify::folder(false, age(now, newest), opts.min_age) {
+                    FolderVerdict::Untracked => out.items.push(item),
+                    FolderVerdict::Young => out.young.push(item),
+                    FolderVerdict::Live => {}
+                }
+            }
+            out.dir_columns.insert(key, rows.columns);
+        }
+        if let Some(tmp) = dirs.get(DirKey::Temp) {
+            let name = tmp
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !classify::is_temp_name(&name) {
+                out.problems.push(Problem {
+                    guard: None,
+                    message: format!(
+                        "temp directory {} is not named tmp or temp: stale temp files are not looked for there",
+                        tmp.path.display()
+                    ),
+                });
+            } else {
+                let entries = walk::top_entries(&tmp.path)?;
+                let root_idx = out.roots.len();
+                out.roots.push(Root {
+                    label: "temp".into(),
+                    kind: RootKind::Temp,
+                    path: tmp.path.clone(),
+                    entries: entries.len() as u64,
+                    rows: 0,
+                    rows_in_scope: 0,
+                });
+                for (name, _) in entries {
+                    let path = tmp.path.join(&name);
+                    let (bytes, newest) = walk::tree_meta(&path)?;
+                    let a = age(now, newest);
+                    let item = Item {
+                        class: Class::StaleTemp,
+                        root: root_idx,
+                        path: Some(path),
+                        rel: name,
+                        size: bytes,
+                        mtime: Some(newest),
+                        subject: Subject::Entry,
+                        reason: format!("untouched for {}", human_age(a)),
+                    };
+                    if classify::temp_entry(a, opts.temp_age) {
+                        out.items.push(item);
+                    } else {
+                        out.young.push(item);
+                    }
+                }
+            }
+        }
+    }
+    out.items
+        .sort_by(|a, b| (a.class, &a.rel).cmp(&(b.class, &b.rel)));
+    out.young.sort_by(|a, b| a.rel.cmp(&b.rel));
+    out.symlinks_outside.sort();
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn classify_store(
+    out: &mut Scan,
+    root_idx: usize,
+    store: &Store,
+    location: &Path,
+    rows: &mut StoreRows,
+    untracked: Vec<Box<[u8]>>,
+    now: SystemTime,
+    opts: &ScanOptions,
+) -> Result<(), CleanupError> {
+    for rel in untracked {
+        let rel = String::from_utf8_lossy(&rel).into_owned();
+        let path = location.join(&rel);
+        let Some(m) = walk::stat(&path)? else {
+            continue;
+        };
+        if !m.is_file {
+            continue;
+        }
+        let verdict = classify::file(None, m.size, age(now, m.mtime), opts.min_age);
+        let (class, reason) = match verdict {
+            FileVerdict::Candidate(c) => (c, format!("no ~external_{} row names it", store.name)),
+            FileVerdict::Young => (
+                if m.size == 0 {
+                    Class::Empty
+                } else {
+                    Class::Untracked
+                },
+                format!(
+                    "untracked but modified {} ago (grace period {})",
+                    human_age(age(now, m.mtime)),
+                    human_age(opts.min_age)
+                ),
+            ),
+            _ => continue,
+        };
+        let item = Item {
+            class,
+            root: root_idx,
+            path: Some(path),
+            rel,
+            size: m.size,
+            mtime: Some(m.mtime),
+            subject: Subject::File,
+            reason,
+        };
+        if verdict == FileVerdict::Young {
+            out.young.push(item);
+        } else {
+            out.items.push(item);
+        }
+    }
+    // Unused rows, with their file when nothing else keeps it.
+    let mut moving: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for u in std::mem::take(&mut rows.unused) {
+        let t = &out.catalog.externals[u.table as usize];
+        let track = rows.paths.get(u.rel.as_bytes()).copied();
+        let exists = track.is_some_and(|t| t.seen);
+        let with_file = exists && track.is_some_and(|t| !t.used) && moving.insert(u.rel.clone());
+        let path = location.join(&u.rel);
+        let (size, mtime) = if with_file {
+            match walk::stat(&path)? {
+                Some(m) => (m.size, Some(m.mtime)),
+                None => (0, None),
+            }
+        } else {
+            (0, None)
+        };
+        let item = Item {
+            class: Class::UnusedExternal,
+            root: root_idx,
+            path: with_file.then(|| path.clone()),
+            rel: u.rel.clone(),
+            size,
+            mtime,
+            subject: Subject::ExternalRow {
+                schema: t.schema.clone(),
+                store: t.store.clone(),
+                hash: crate::paths::hex(&u.hash),
+                with_file,
+            },
+            reason: format!(
+                "no column references this row of {}{}",
+                t.qualified(),
+                if exists {
+                    ""
+                } else {
+                    " (its file is already gone)"
+                }
+            ),
+        };
+        if mtime.is_some_and(|m| age(now, m) < opts.min_age) {
+            out.young.push(item);
+        } else {
+            out.items.push(item);
+        }
+    }
+    // Dangling: referenced, in scope, not on disk.
+    for (rel, t) in &rows.paths {
+        if t.seen {
+            continue;
+        }
+        if let Some(class) = classify::missing(t.in_scope_used) {
+            let rel = String::from_utf8_lossy(rel).into_owned();
+            let table = &out.catalog.externals[t.table as usize];
+            out.items.push(Item {
+                class,
+                root: root_idx,
+                path: Some(location.join(&rel)),
+                rel,
+                size: 0,
+                mtime: None,
+                subject: Subject::File,
+                reason: format!(
+                    "referenced through {} but missing on disk: possible data loss",
+                    table.qualified()
+                ),
+            });
+        }
+    }
+    if !same_dir(location, &store.location) {
+        out.problems.push(Problem {
+            guard: Some(Guard::StoreDirMismatch),
+            message: format!("store {} resolved to two directories", store.name),
+        });
+    }
+    Ok(())
+}
+
+/// `3d 4h`, `25m`, `12s`.
+pub fn human_age(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 86400 {
+        format!("{}d {}h", s / 86400, (s % 86400) / 3600)
+    } else if s >= 3600 {
+        format!("{}h {}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
