@@ -8,6 +8,7 @@ mod commands;
 mod connection;
 mod mycnf;
 mod output;
+mod progress;
 mod settings;
 
 use clap::Parser;

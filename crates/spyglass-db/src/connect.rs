@@ -190,6 +190,10 @@ impl Session {
     pub fn user(&self) -> &str {
         &self.user
     }
+    /// Gives up the metadata and keeps the connection (for worker threads).
+    pub fn into_conn(self) -> Conn {
+        self.conn
+    }
     /// The account the server matched, `CURRENT_USER()`, e.g. `root@localhost`.
     pub fn current_user(&mut self) -> Result<String, DbError> {
         let v: Option<String> = self

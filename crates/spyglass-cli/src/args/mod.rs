@@ -1,9 +1,13 @@
 //! Command-line definition (clap types only, no behaviour). One file per
 //! command family; `Command` lists them.
 
+mod backup;
 mod doctor;
+mod users;
 
+pub use backup::*;
 pub use doctor::DoctorArgs;
+pub use users::*;
 
 use std::path::PathBuf;
 
@@ -74,4 +78,8 @@ pub enum Command {
     ///
     /// Exit 0 healthy, 1 problems found (each with a hint), 2 could not run.
     Doctor(DoctorArgs),
+    /// Roles, accounts and privileges by schema prefix: roles init, add, set-role, audit, apply, ...
+    Users(UsersArgs),
+    /// Consistent, parallel, compressed, checksummed backups: run, restore, verify, list.
+    Backup(BackupArgs),
 }

@@ -1,6 +1,8 @@
 //! One module per command; each returns the exit status.
 
+mod backup;
 mod doctor;
+mod users;
 
 use crate::args::{Cli, Command};
 use crate::output::ExitStatus;
@@ -8,5 +10,7 @@ use crate::output::ExitStatus;
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Doctor(args) => doctor::run(&cli.global, &args),
+        Command::Users(args) => users::run(&cli.global, args),
+        Command::Backup(args) => backup::run(&cli.global, args),
     }
 }

@@ -1,0 +1,321 @@
+//! Reading what to dump: schemas, tables, columns, keys, and object definitions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use spyglass_db::mysql::prelude::Queryable;
+use spyglass_db::mysql::{Conn, Row, Value};
+use spyglass_db::quote;
+
+use crate::names::SYSTEM_SCHEMAS;
+use crate::Error;
+
+#[derive(Debug, Clone)]
+pub(crate) struct TableInfo {
+    pub schema: String,
+    pub name: String,
+    pub is_view: bool,
+    pub engine: String,
+    pub data_length: u64,
+    pub rows_estimate: u64,
+    /// Columns to select and insert, in order; generated columns are left out.
+    pub columns: Vec<String>,
+    /// `information_schema.columns.data_type` of each of `columns`.
+    pub column_types: Vec<String>,
+    pub primary_key: Vec<String>,
+    /// Tables in the same schema this one references by foreign key.
+    pub depends_on: BTreeSet<String>,
+}
+
+impl TableInfo {
+    pub fn transactional(&self) -> bool {
+        matches!(self.engine.to_ascii_lowercase().as_str(), "innodb" | "rocksdb" | "tokudb")
+    }
+}
+
+fn q<T: spyglass_db::mysql::prelude::FromRow>(conn: &mut Conn, what: &str, sql: &str) -> Result<Vec<T>, Error> {
+    conn.query(sql)
+        .map_err(|e| Error::Db(spyglass_db::DbError::query(what.to_owned(), e)))
+}
+
+fn system_list() -> String {
+    SYSTEM_SCHEMAS.iter().map(|s| quote::string(s)).collect::<Vec<_>>().join(",")
+}
+
+/// All non-system schemas, sorted.
+pub(crate) fn schemas(conn: &mut Conn) -> Result<Vec<String>, Error> {
+    q(
+        conn,
+        "listing schemas",
+        &format!("SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ({}) ORDER BY schema_name", system_list()),
+    )
+}
+
+/// Tables and views of `schemas`, with columns, primary keys and FK dependencies.
+pub(crate) fn tables(conn: &mut Conn, schemas: &[String]) -> Result<Vec<TableInfo>, Error> {
+    if schemas.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = schemas.iter().map(|s| quote::string(s)).collect::<Vec<_>>().join(",");
+    let rows: Vec<(String, String, String, Option<String>, Option<u64>, Option<u64>)> = q(
+        conn,
+        "listing tables",
+        &format!(
+            "SELECT table_schema, table_name, table_type, engine, data_length, table_rows \
+             FROM information_schema.tables WHERE table_schema IN ({list}) ORDER BY table_schema, table_name"
+        ),
+    )?;
+    let mut out: BTreeMap<(String, String), TableInfo> = BTreeMap::new();
+    for (schema, name, ty, engine, data_length, rows) in rows {
+        let is_view = ty.eq_ignore_ascii_case("VIEW");
+        if ty.eq_ignore_ascii_case("SEQUENCE") || ty.eq_ignore_ascii_case("SYSTEM VIEW") {
+            continue;
+        }
+        out.insert(
+            (schema.clone(), name.clone()),
+            TableInfo {
+                schema,
+                name,
+                is_view,
+                engine: engine.unwrap_or_default(),
+                data_length: data_length.unwrap_or(0),
+                rows_estimate: rows.unwrap_or(0),
+                columns: Vec::new(),
+                column_types: Vec::new(),
+                primary_key: Vec::new(),
+                depends_on: BTreeSet::new(),
+            },
+        );
+    }
+    let cols: Vec<(String, String, String, Option<String>, String)> = q(
+        conn,
+        "listing columns",
+        &format!(
+            "SELECT table_schema, table_name, column_name, generation_expression, data_type \
+             FROM information_schema.columns WHERE table_schema IN ({list}) ORDER BY table_schema, table_name, ordinal_position"
+        ),
+    )?;
+    for (schema, table, column, generated, data_type) in cols {
+        if generated.is_some_and(|g| !g.is_empty()) {
+            continue;
+        }
+        if let Some(t) = out.get_mut(&(schema, table)) {
+            t.columns.push(column);
+            t.column_types.push(data_type.to_ascii_lowercase());
+        }
+    }
+    let pks: Vec<(String, String, String)> = q(
+        conn,
+        "listing primary keys",
+        &format!(
+            "SELECT table_schema, table_name, column_name FROM information_schema.statistics \
+             WHERE table_schema IN ({list}) AND index_name = 'PRIMARY' ORDER BY table_schema, table_name, seq_in_index"
+        ),
+    )?;
+    for (schema, table, column) in pks {
+        if let Some(t) = out.get_mut(&(schema, table)) {
+            t.primary_key.push(column);
+        }
+    }
+    let fks: Vec<(String, String, String, String)> = q(
+        conn,
+        "listing foreign keys",
+        &format!(
+            "SELECT table_schema, table_name, referenced_table_schema, referenced_table_name \
+             FROM information_schema.key_column_usage WHERE table_schema IN ({list}) AND referenced_table_name IS NOT NULL"
+        ),
+    )?;
+    for (schema, table, rschema, rtable) in fks {
+        if rschema == schema && rtable != table {
+            if let Some(t) = out.get_mut(&(schema, table)) {
+                t.depends_on.insert(rtable);
+            }
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+/// Orders tables so that each comes after the tables it references (cycles
+/// keep their name order; foreign key checks are off while restoring anyway).
+pub(crate) fn fk_order(tables: &[&TableInfo]) -> Vec<String> {
+    let names: BTreeSet<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut order = Vec::new();
+    while order.len() < tables.len() {
+        let before = order.len();
+        for t in tables {
+            if done.contains(&t.name) {
+                continue;
+            }
+            if t.depends_on.iter().all(|d| done.contains(d) || !names.contains(d.as_str())) {
+                done.insert(t.name.clone());
+                order.push(t.name.clone());
+            }
+        }
+        if order.len() == before {
+            // A cycle: take the first remaining table and go on.
+            if let Some(t) = tables.iter().find(|t| !done.contains(&t.name)) {
+                done.insert(t.name.clone());
+                order.push(t.name.clone());
+            }
+        }
+    }
+    order
+}
+
+fn show_create(conn: &mut Conn, sql: &str, col: usize, what: &str, schema: &str, name: &str) -> Result<String, Error> {
+    let row: Option<Row> = conn.query_first(sql).map_err(|source| Error::Table {
+        what: "reading the definition of",
+        schema: schema.to_owned(),
+        table: name.to_owned(),
+        source,
+    })?;
+    let row = row.ok_or_else(|| Error::Invalid(format!("{what} `{schema}`.`{name}` has no definition")))?;
+    match row.as_ref(col) {
+        Some(Value::Bytes(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
+        _ => Err(Error::Invalid(format!("{what} `{schema}`.`{name}`: unexpected SHOW CREATE answer"))),
+    }
+}
+
+pub(crate) fn create_database(conn: &mut Conn, schema: &str) -> Result<String, Error> {
+    show_create(conn, &format!("SHOW CREATE DATABASE {}", quote::ident(schema)), 1, "database", schema, "")
+}
+
+pub(crate) fn create_table(conn: &mut Conn, schema: &str, table: &str) -> Result<String, Error> {
+    show_create(conn, &format!("SHOW CREATE TABLE {}", quote::qualified(schema, table)), 1, "table", schema, table)
+}
+
+pub(crate) fn create_view(conn: &mut Conn, schema: &str, view: &str) -> Result<String, Error> {
+    show_create(conn, &format!("SHOW CREATE VIEW {}", quote::qualified(schema, view)), 1, "view", schema, view)
+}
+
+/// A trigger, routine or event definition with the sql_mode it was created under.
+#[derive(Debug, Clone)]
+pub(crate) struct Program {
+    pub name: String,
+    pub sql_mode: String,
+    pub create: String,
+}
+
+pub(crate) fn triggers(conn: &mut Conn, schema: &str) -> Result<Vec<Program>, Error> {
+    let names: Vec<(String, String)> = q(
+        conn,
+        "listing triggers",
+        &format!(
+            "SELECT trigger_name, sql_mode FROM information_schema.triggers WHERE trigger_schema = {} ORDER BY event_object_table, action_order, trigger_name",
+            quote::string(schema)
+        ),
+    )?;
+    names
+        .into_iter()
+        .map(|(name, sql_mode)| {
+            let create = show_create(conn, &format!("SHOW CREATE TRIGGER {}", quote::qualified(schema, &name)), 2, "trigger", schema, &name)?;
+            Ok(Program { name, sql_mode, create })
+        })
+        .collect()
+}
+
+pub(crate) fn routines(conn: &mut Conn, schema: &str) -> Result<Vec<Program>, Error> {
+    let names: Vec<(String, String, String)> = q(
+        conn,
+        "listing routines",
+        &format!(
+            "SELECT routine_name, routine_type, sql_mode FROM information_schema.routines WHERE routine_schema = {} AND routine_type IN ('PROCEDURE', 'FUNCTION') ORDER BY routine_type, routine_name",
+            quote::string(schema)
+        ),
+    )?;
+    names
+        .into_iter()
+        .map(|(name, ty, sql_mode)| {
+            let create = show_create(conn, &format!("SHOW CREATE {ty} {}", quote::qualified(schema, &name)), 2, "routine", schema, &name)?;
+            Ok(Program { name, sql_mode, create })
+        })
+        .collect()
+}
+
+pub(crate) fn events(conn: &mut Conn, schema: &str) -> Result<Vec<Program>, Error> {
+    let names: Vec<(String, String)> = q(
+        conn,
+        "listing events",
+        &format!(
+            "SELECT event_name, sql_mode FROM information_schema.events WHERE event_schema = {} ORDER BY event_name",
+            quote::string(schema)
+        ),
+    )?;
+    names
+        .into_iter()
+        .map(|(name, sql_mode)| {
+            let create = show_create(conn, &format!("SHOW CREATE EVENT {}", quote::qualified(schema, &name)), 3, "event", schema, &name)?;
+            Ok(Program { name, sql_mode, create })
+        })
+        .collect()
+}
+
+/// Orders views so a view comes after the views it selects from (by looking
+/// for their qualified names in its definition, which the server always
+/// writes fully qualified).
+pub(crate) fn view_order(schema: &str, views: &[(String, String)]) -> Vec<usize> {
+    let refs = |def: &str, other: &str| def.contains(&quote::qualified(schema, other));
+    let mut done = vec![false; views.len()];
+    let mut order = Vec::new();
+    while order.len() < views.len() {
+        let before = order.len();
+        for i in 0..views.len() {
+            if done[i] {
+                continue;
+            }
+            let ready = (0..views.len()).all(|j| j == i || done[j] || !refs(&views[i].1, &views[j].0));
+            if ready {
+                done[i] = true;
+                order.push(i);
+            }
+        }
+        if order.len() == before {
+            if let Some(i) = (0..views.len()).find(|&i| !done[i]) {
+                done[i] = true;
+                order.push(i);
+            }
+        }
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(name: &str, deps: &[&str]) -> TableInfo {
+        TableInfo {
+            schema: "s".into(),
+            name: name.into(),
+            is_view: false,
+            engine: "InnoDB".into(),
+            data_length: 0,
+            rows_estimate: 0,
+            columns: vec![],
+            column_types: vec![],
+            primary_key: vec![],
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn referenced_tables_come_first() {
+        let ts = [t("analysis", &["nwbfile", "~external"]), t("nwbfile", &["~external"]), t("~external", &[]), t("other", &["elsewhere"])];
+        let refs: Vec<&TableInfo> = ts.iter().collect();
+        let order = fk_order(&refs);
+        let pos = |n: &str| order.iter().position(|x| x == n).unwrap();
+        assert!(pos("~external") < pos("nwbfile") && pos("nwbfile") < pos("analysis"));
+        assert_eq!(order.len(), 4);
+        let cyc = [t("a", &["b"]), t("b", &["a"])];
+        assert_eq!(fk_order(&cyc.iter().collect::<Vec<_>>()).len(), 2);
+    }
+
+    #[test]
+    fn views_after_the_views_they_use() {
+        let views = vec![
+            ("v2".to_owned(), "select `s`.`v1`.`x` from `s`.`v1`".to_owned()),
+            ("v1".to_owned(), "select `s`.`t`.`x` from `s`.`t`".to_owned()),
+        ];
+        assert_eq!(view_order("s", &views), vec![1, 0]);
+    }
+}

@@ -1,0 +1,680 @@
+//! Writing a backup set: one consistent snapshot shared by parallel workers,
+//! big tables split into primary-key ranges, compression inside the workers.
+//!
+//! Consistency: the coordinator takes `FLUSH TABLES WITH READ LOCK` briefly,
+//! every worker opens `START TRANSACTION WITH CONSISTENT SNAPSHOT` (REPEATABLE
+//! READ) while it is held, the binary log position is read, and the lock is
+//! released. DDL is kept out for the rest of the dump with `LOCK INSTANCE FOR
+//! BACKUP` (MySQL) or `BACKUP STAGE BLOCK_DDL` (MariaDB) where allowed.
+//! Workers keep their connection for the whole dump. Without the privilege
+//! for the global lock the dump still runs, says so, and records
+//! `snapshot.method = "none"` in the manifest.
+//! <https://dev.mysql.com/doc/refman/8.0/en/flush.html#flush-tables-with-read-lock>
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use spyglass_db::mysql::prelude::Queryable;
+use spyglass_db::mysql::{Conn, Row, Value};
+use spyglass_db::{quote, ConnectOptions, DbError, Flavor, Session};
+
+use crate::catalog::{self, TableInfo};
+use crate::compress::{Compression, SetFileWriter};
+use crate::encode::{kind_of, push_value, InsertBuilder, ValueKind};
+use crate::manifest::{FileKind, FileRecord, Manifest, ServerRecord, Snapshot, TableRecord, MANIFEST};
+use crate::names::{self, file_name};
+use crate::progress::Progress;
+use crate::Error;
+
+/// What to back up and how.
+#[derive(Debug, Clone)]
+pub struct DumpOptions {
+    /// Destination directory; the set is created inside it.
+    pub dest: PathBuf,
+    /// Set name prefix.
+    pub label: String,
+    /// Schema globs to include (empty: all).
+    pub schemas: Vec<String>,
+    /// Schema globs to exclude.
+    pub exclude: Vec<String>,
+    /// Worker connections.
+    pub threads: usize,
+    /// Compression.
+    pub compression: Compression,
+    /// Record `CHECKSUM TABLE` for every table.
+    pub checksum: bool,
+    /// Target uncompressed size of a data chunk.
+    pub chunk_bytes: u64,
+    /// Upper bound of one INSERT statement.
+    pub statement_bytes: usize,
+    /// Dump accounts, roles and grants.
+    pub accounts: bool,
+}
+
+impl DumpOptions {
+    /// Defaults: label `backup`, all schemas, one worker per core, gzip level 1,
+    /// 64 MB chunks, 16 MB statements, accounts included.
+    pub fn new(dest: PathBuf) -> Self {
+        DumpOptions {
+            dest,
+            label: "backup".into(),
+            schemas: Vec::new(),
+            exclude: Vec::new(),
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            compression: Compression::Gzip(1),
+            checksum: false,
+            chunk_bytes: 64 << 20,
+            statement_bytes: 16 << 20,
+            accounts: true,
+        }
+    }
+}
+
+/// What [`run`] wrote.
+#[derive(Debug, Clone)]
+pub struct DumpSummary {
+    /// The complete set's directory.
+    pub path: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+/// A unit of work for a worker.
+#[derive(Debug, Clone)]
+enum Job {
+    Data {
+        table: usize,
+        chunk: u32,
+        /// SQL condition (with literals) selecting the chunk's rows, or None for all.
+        range: Option<String>,
+        estimate: u64,
+    },
+    Checksum {
+        table: usize,
+    },
+}
+
+struct Shared {
+    jobs: Mutex<VecDeque<Job>>,
+    cancel: AtomicBool,
+    results: Mutex<Vec<JobResult>>,
+}
+
+enum JobResult {
+    Data { table: usize, file: FileRecord, max_statement: usize },
+    Checksum { table: usize, value: Option<u64> },
+}
+
+fn db(what: &str) -> impl FnOnce(spyglass_db::mysql::Error) -> Error + '_ {
+    move |e| Error::Db(DbError::query(what.to_owned(), e))
+}
+
+/// Runs a backup into a new set under `options.dest`.
+pub fn run(connect: &ConnectOptions, options: &DumpOptions, progress: &dyn Progress) -> Result<DumpSummary, Error> {
+    if options.threads == 0 {
+        return Err(Error::Invalid("--threads must be at least 1".into()));
+    }
+    let started = names::now_unix();
+    let name = format!("{}-{}", options.label, names::stamp(started));
+    let final_path = options.dest.join(&name);
+    let partial = options.dest.join(format!("{name}.partial"));
+    if final_path.exists() || partial.exists() {
+        return Err(Error::Invalid(format!("{} already exists; wait a second and run again", final_path.display())));
+    }
+    std::fs::create_dir_all(&options.dest).map_err(Error::io("creating", &options.dest))?;
+    create_private_dir(&partial)?;
+    for sub in ["1-schema", "2-data", "3-post"] {
+        create_private_dir(&partial.join(sub))?;
+    }
+    // Who is writing, for `backup list` and prune (a dead writer's leftover is partial).
+    std::fs::write(partial.join("writer.pid"), format!("{}\n", std::process::id())).map_err(Error::io("writing", partial.join("writer.pid")))?;
+
+    let mut coord = spyglass_db::connect(connect)?;
+    let flavor = coord.server().flavor;
+    let version = coord.server().version_string.clone();
+    let mut notes = Vec::new();
+    setup_session(coord.conn(), flavor)?;
+
+    // Which schemas.
+    let all = catalog::schemas(coord.conn())?;
+    let schemas: Vec<String> = all.into_iter().filter(|s| names::schema_selected(s, &options.schemas, &options.exclude)).collect();
+    if schemas.is_empty() {
+        return Err(Error::Invalid("no schema matches --schemas/--exclude; nothing to back up".into()));
+    }
+
+    // The snapshot.
+    let locked = coord.conn().query_drop("SET SESSION lock_wait_timeout = 60").and_then(|_| coord.conn().query_drop("FLUSH TABLES WITH READ LOCK")).is_ok();
+    if !locked {
+        let msg = "could not take FLUSH TABLES WITH READ LOCK (needs RELOAD): workers' snapshots start at slightly different moments".to_owned();
+        progress.note(&msg);
+        notes.push(msg);
+    }
+    let mut workers: Vec<Conn> = Vec::with_capacity(options.threads);
+    let opened = (|| -> Result<(), Error> {
+        start_snapshot(coord.conn())?;
+        for _ in 0..options.threads {
+            let mut s = spyglass_db::connect(connect)?;
+            setup_session(s.conn(), flavor)?;
+            start_snapshot(s.conn())?;
+            workers.push(s.into_conn());
+        }
+        Ok(())
+    })();
+    let (binlog_file, binlog_position, gtid) = if locked { binlog_position(coord.conn(), flavor) } else { (None, None, None) };
+    let mut ddl_lock = "none".to_owned();
+    let mut ddl_guard: Option<Session> = None;
+    if opened.is_ok() {
+        match flavor {
+            Flavor::Mysql => {
+                if coord.conn().query_drop("LOCK INSTANCE FOR BACKUP").is_ok() {
+                    ddl_lock = "lock_instance_for_backup".into();
+                }
+            }
+            Flavor::Mariadb => {
+                if let Ok(mut g) = spyglass_db::connect(connect) {
+                    if g.conn().query_drop("BACKUP STAGE START").and_then(|_| g.conn().query_drop("BACKUP STAGE BLOCK_DDL")).is_ok() {
+                        ddl_lock = "backup_stage_block_ddl".into();
+                        ddl_guard = Some(g);
+                    } else {
+                        let _ = g.conn().query_drop("BACKUP STAGE END");
+                    }
+                }
+            }
+        }
+    }
+    if locked {
+        coord.conn().query_drop("UNLOCK TABLES").map_err(db("releasing the global read lock"))?;
+    }
+    opened?;
+    if ddl_lock == "none" {
+        notes.push("DDL was not blocked during the dump (needs BACKUP_ADMIN on MySQL, RELOAD on MariaDB)".into());
+    }
+
+    // What to dump, read inside the coordinator's snapshot.
+    let tables = catalog::tables(coord.conn(), &schemas)?;
+    for t in tables.iter().filter(|t| !t.is_view && !t.transactional()) {
+        notes.push(format!("`{}`.`{}` uses {}: not snapshot-consistent", t.schema, t.name, t.engine));
+    }
+    let mut files: Vec<FileRecord> = Vec::new();
+    for s in &schemas {
+        files.push(write_schema_file(coord.conn(), &partial, s, &tables, options.compression)?);
+    }
+
+    // Plan the data jobs: big tables split by primary-key ranges, largest first.
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut chunks_of: BTreeMap<usize, u32> = BTreeMap::new();
+    let mut total_estimate = 0u64;
+    for (i, t) in tables.iter().enumerate().filter(|(_, t)| !t.is_view && !t.columns.is_empty()) {
+        let ranges = if t.data_length > options.chunk_bytes + options.chunk_bytes / 2 && !t.primary_key.is_empty() {
+            chunk_ranges(coord.conn(), t, options.chunk_bytes)?
+        } else {
+            vec![None]
+        };
+        let per = t.data_length / ranges.len() as u64;
+        chunks_of.insert(i, ranges.len() as u32);
+        for (c, range) in ranges.into_iter().enumerate() {
+            jobs.push(Job::Data { table: i, chunk: c as u32 + 1, range, estimate: per });
+            total_estimate += per;
+        }
+        if options.checksum {
+            jobs.push(Job::Checksum { table: i });
+        }
+    }
+    jobs.sort_by_key(|j| std::cmp::Reverse(match j {
+        Job::Data { estimate, .. } => *estimate,
+        Job::Checksum { table } => tables[*table].data_length,
+    }));
+    progress.start("dump", total_estimate);
+
+    let shared = Arc::new(Shared {
+        jobs: Mutex::new(jobs.into()),
+        cancel: AtomicBool::new(false),
+        results: Mutex::new(Vec::new()),
+    });
+    let tables = Arc::new(tables);
+    let errors: Vec<Error> = std::thread::scope(|scope| {
+        let handles: Vec<_> = workers
+            .into_iter()
+            .map(|conn| {
+                let shared = Arc::clone(&shared);
+                let tables = Arc::clone(&tables);
+                let partial = partial.clone();
+                scope.spawn(move || {
+                    let r = worker(conn, &shared, &tables, &partial, options, progress);
+                    if r.is_err() {
+                        shared.cancel.store(true, Ordering::SeqCst);
+                    }
+                    r
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| match h.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some(Error::Invalid("a backup worker panicked".into())),
+            })
+            .collect()
+    });
+    progress.finish();
+    if let Some(e) = errors.into_iter().find(|e| !matches!(e, Error::Cancelled)) {
+        return Err(e);
+    }
+
+    // Views, triggers, routines, events: restored after the data.
+    for s in &schemas {
+        files.push(write_post_file(coord.conn(), &partial, s, &tables, options.compression)?);
+    }
+    if options.accounts {
+        match crate::accounts::dump(coord.conn(), flavor)? {
+            Some((script, _)) => {
+                let rel = format!("accounts{}", options.compression.suffix());
+                let w = write_whole(&partial.join(&rel), options.compression, script.as_bytes())?;
+                files.push(FileRecord { path: rel, kind: FileKind::Accounts, schema: None, table: None, chunk: None, rows: 0, raw_bytes: w.raw_bytes, bytes: w.bytes, sha256: w.sha256 });
+            }
+            None => notes.push("accounts were not dumped: this account may not read mysql.user".into()),
+        }
+    }
+    if ddl_lock == "lock_instance_for_backup" {
+        let _ = coord.conn().query_drop("UNLOCK INSTANCE");
+    }
+    if let Some(mut g) = ddl_guard {
+        let _ = g.conn().query_drop("BACKUP STAGE END");
+    }
+    let _ = coord.conn().query_drop("COMMIT");
+
+    // Results into the manifest.
+    let mut records: Vec<TableRecord> = Vec::new();
+    let mut rows_of: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut checksum_of: BTreeMap<usize, Option<u64>> = BTreeMap::new();
+    let mut data_files = Vec::new();
+    let mut max_statement = 0usize;
+    let results = std::mem::take(&mut *shared.results.lock().map_err(|_| Error::Invalid("worker results poisoned".into()))?);
+    for r in results {
+        match r {
+            JobResult::Data { table, file, max_statement: m } => {
+                *rows_of.entry(table).or_default() += file.rows;
+                max_statement = max_statement.max(m);
+                data_files.push(file);
+            }
+            JobResult::Checksum { table, value } => {
+                checksum_of.insert(table, value);
+            }
+        }
+    }
+    data_files.sort_by(|a, b| a.path.cmp(&b.path));
+    let schema_count = files.iter().filter(|f| f.kind == FileKind::Schema).count();
+    files.splice(schema_count..schema_count, data_files);
+    for (i, t) in tables.iter().enumerate().filter(|(_, t)| !t.is_view) {
+        records.push(TableRecord {
+            schema: t.schema.clone(),
+            table: t.name.clone(),
+            engine: t.engine.clone(),
+            consistent: t.transactional(),
+            rows: rows_of.get(&i).copied().unwrap_or(0),
+            checksum: checksum_of.get(&i).copied().flatten(),
+            chunks: chunks_of.get(&i).copied().unwrap_or(0),
+        });
+    }
+    let address = connect.endpoint.to_string();
+    let manifest = Manifest {
+        format: crate::manifest::FORMAT,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        engine: "native".into(),
+        label: options.label.clone(),
+        server: ServerRecord { flavor: format!("{flavor:?}").to_ascii_lowercase(), version, address },
+        snapshot: Snapshot {
+            method: if locked { "flush_tables_with_read_lock".into() } else { "none".into() },
+            ddl_lock,
+            binlog_file,
+            binlog_position,
+            gtid,
+            workers: options.threads,
+        },
+        started: names::rfc3339(started),
+        finished: names::rfc3339(names::now_unix()),
+        compression: options.compression,
+        encoding: "escaped".into(),
+        max_statement_bytes: max_statement as u64,
+        schemas: schemas.clone(),
+        tables: records,
+        files,
+        notes,
+    };
+    finalize(&partial, &final_path, &manifest)?;
+    Ok(DumpSummary { path: final_path, manifest })
+}
+
+fn create_private_dir(p: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(p).map_err(Error::io("creating", p))
+}
+
+/// Session settings every dump connection uses.
+fn setup_session(conn: &mut Conn, flavor: Flavor) -> Result<(), Error> {
+    // UTC, so TIMESTAMP values are written and read back unchanged.
+    conn.query_drop("SET SESSION time_zone = '+00:00', net_write_timeout = 3600, net_read_timeout = 3600, wait_timeout = 86400")
+        .map_err(db("setting up the dump session"))?;
+    if flavor == Flavor::Mysql {
+        // Fresh statistics in information_schema for chunk planning (8.0 caches them for a day).
+        let _ = conn.query_drop("SET SESSION information_schema_stats_expiry = 0");
+    }
+    Ok(())
+}
+
+fn start_snapshot(conn: &mut Conn) -> Result<(), Error> {
+    conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .and_then(|_| conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT"))
+        .map_err(db("starting a consistent snapshot"))
+}
+
+fn binlog_position(conn: &mut Conn, flavor: Flavor) -> (Option<String>, Option<u64>, Option<String>) {
+    let stmts: &[&str] = match flavor {
+        Flavor::Mysql => &["SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"],
+        Flavor::Mariadb => &["SHOW MASTER STATUS"],
+    };
+    for s in stmts {
+        if let Ok(Some(row)) = conn.query_first::<Row, _>(*s) {
+            let file: Option<String> = row.get_opt(0).and_then(|r| r.ok());
+            let pos: Option<u64> = row.get_opt(1).and_then(|r| r.ok());
+            let mut gtid: Option<String> = row.get_opt(4).and_then(|r| r.ok()).filter(|g: &String| !g.is_empty());
+            if flavor == Flavor::Mariadb {
+                gtid = conn.query_first::<String, _>("SELECT @@gtid_binlog_pos").ok().flatten().filter(|g| !g.is_empty());
+            }
+            return (file, pos, gtid);
+        }
+    }
+    (None, None, None)
+}
+
+/// Splits a table into primary-key ranges of about `chunk_bytes`, walking the
+/// key in the snapshot. Boundaries are written as SQL literals.
+fn chunk_ranges(conn: &mut Conn, t: &TableInfo, chunk_bytes: u64) -> Result<Vec<Option<String>>, Error> {
+    let n = t.data_length.div_ceil(chunk_bytes).max(1);
+    let rows_per = (t.rows_estimate / n).max(1);
+    let pk = &t.primary_key;
+    let cols = pk.iter().map(|c| quote::ident(c)).collect::<Vec<_>>().join(",");
+    let table = quote::qualified(&t.schema, &t.name);
+    let mut bounds: Vec<Vec<String>> = Vec::new();
+    loop {
+        let cond = bounds.last().map(|b| format!("WHERE {}", tuple_cmp(pk, b, ">")));
+        let sql = format!(
+            "SELECT {cols} FROM {table} {} ORDER BY {cols} LIMIT 1 OFFSET {}",
+            cond.unwrap_or_default(),
+            rows_per - 1
+        );
+        let row: Option<Row> = conn.query_first(&sql).map_err(|source| Error::Table {
+            what: "planning chunks of",
+            schema: t.schema.clone(),
+            table: t.name.clone(),
+            source,
+        })?;
+        let Some(row) = row else { break };
+        let lits: Vec<String> = (0..pk.len())
+            .map(|i| {
+                let col = &row.columns_ref()[i];
+                let kind = kind_of(col.column_type(), col.character_set());
+                let mut out = Vec::new();
+                match row.as_ref(i) {
+                    Some(Value::Bytes(b)) => push_value(&mut out, kind, Some(b)),
+                    _ => push_value(&mut out, ValueKind::Number, None),
+                }
+                String::from_utf8_lossy(&out).into_owned()
+            })
+            .collect();
+        bounds.push(lits);
+        if bounds.len() as u64 > n * 4 {
+            break;
+        }
+    }
+    if bounds.is_empty() {
+        return Ok(vec![None]);
+    }
+    let mut ranges = Vec::with_capacity(bounds.len() + 1);
+    for i in 0..=bounds.len() {
+        let lower = (i > 0).then(|| tuple_cmp(pk, &bounds[i - 1], ">"));
+        let upper = (i < bounds.len()).then(|| tuple_cmp(pk, &bounds[i], "<="));
+        ranges.push(Some(match (lower, upper) {
+            (Some(l), Some(u)) => format!("({l}) AND ({u})"),
+            (Some(l), None) => l,
+            (None, Some(u)) => u,
+            (None, None) => "1".into(),
+        }));
+    }
+    Ok(ranges)
+}
+
+/// `(a, b) OP (x, y)` written out so both servers use a range scan:
+/// `a > x OR (a = x AND b > y)`; `<=` ends with `b <= y`.
+fn tuple_cmp(cols: &[String], vals: &[String], op: &str) -> String {
+    let strict = if op == ">" { ">" } else { "<" };
+    let mut terms = Vec::new();
+    for i in 0..cols.len() {
+        let mut t: Vec<String> = (0..i).map(|j| format!("{} = {}", quote::ident(&cols[j]), vals[j])).collect();
+        let last_op = if i + 1 == cols.len() { op } else { strict };
+        t.push(format!("{} {last_op} {}", quote::ident(&cols[i]), vals[i]));
+        terms.push(format!("({})", t.join(" AND ")));
+    }
+    terms.join(" OR ")
+}
+
+const DATA_HEADER: &str = "SET NAMES utf8mb4;\nSET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO', foreign_key_checks = 0, unique_checks = 0;\n";
+
+fn worker(mut conn: Conn, shared: &Shared, tables: &[TableInfo], set: &Path, options: &DumpOptions, progress: &dyn Progress) -> Result<(), Error> {
+    loop {
+        if shared.cancel.load(Ordering::SeqCst) {
+            return Err(Error::Cancelled);
+        }
+        let job = match shared.jobs.lock() {
+            Ok(mut q) => q.pop_front(),
+            Err(_) => return Err(Error::Cancelled),
+        };
+        let Some(job) = job else { break };
+        let result = match job {
+            Job::Data { table, chunk, range, .. } => dump_chunk(&mut conn, &tables[table], table, chunk, range.as_deref(), set, options, progress, shared)?,
+            Job::Checksum { table } => {
+                let t = &tables[table];
+                let row: Option<(String, Option<u64>)> = conn
+                    .query_first(format!("CHECKSUM TABLE {}", quote::qualified(&t.schema, &t.name)))
+                    .map_err(|source| Error::Table { what: "checksumming", schema: t.schema.clone(), table: t.name.clone(), source })?;
+                JobResult::Checksum { table, value: row.and_then(|r| r.1) }
+            }
+        };
+        if let Ok(mut r) = shared.results.lock() {
+            r.push(result);
+        }
+    }
+    let _ = conn.query_drop("COMMIT");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dump_chunk(
+    conn: &mut Conn,
+    t: &TableInfo,
+    index: usize,
+    chunk: u32,
+    range: Option<&str>,
+    set: &Path,
+    options: &DumpOptions,
+    progress: &dyn Progress,
+    shared: &Shared,
+) -> Result<JobResult, Error> {
+    let dir = set.join("2-data").join(file_name(&t.schema));
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io("creating", &dir)(e)),
+    }
+    let rel = format!("2-data/{}/{}.{chunk:05}{}", file_name(&t.schema), file_name(&t.name), options.compression.suffix());
+    let path = set.join(&rel);
+    let mut w = SetFileWriter::create(&path, options.compression).map_err(Error::io("creating", &path))?;
+    let io = |e| Error::io("writing", &path)(e);
+    let header = format!("-- spyglass-admin data: {} chunk {chunk}\n{DATA_HEADER}USE {};\n", quote::qualified(&t.schema, &t.name), quote::ident(&t.schema));
+    w.write_all(header.as_bytes()).map_err(io)?;
+    // FLOAT is printed with 6 significant digits by MariaDB's text protocol,
+    // which loses bits; as DOUBLE it prints exactly, and converts back exactly.
+    let cols = t
+        .columns
+        .iter()
+        .zip(&t.column_types)
+        .map(|(c, ty)| if ty == "float" { format!("CAST({} AS DOUBLE)", quote::ident(c)) } else { quote::ident(c) })
+        .collect::<Vec<_>>()
+        .join(",");
+    let sql = format!(
+        "SELECT {cols} FROM {}{}",
+        quote::qualified(&t.schema, &t.name),
+        range.map(|r| format!(" WHERE {r}")).unwrap_or_default()
+    );
+    let table_err = |source| Error::Table { what: "reading rows of", schema: t.schema.clone(), table: t.name.clone(), source };
+    let mut result = conn.query_iter(&sql).map_err(table_err)?;
+    let mut builder = InsertBuilder::new(&t.name, &t.columns, options.statement_bytes);
+    let mut kinds: Option<Vec<ValueKind>> = None;
+    let mut rows = 0u64;
+    let mut pending_bytes = 0u64;
+    let mut pending_rows = 0u64;
+    if let Some(set_result) = result.iter() {
+        for row in set_result {
+            let row = row.map_err(table_err)?;
+            let kinds = kinds.get_or_insert_with(|| row.columns_ref().iter().map(|c| kind_of(c.column_type(), c.character_set())).collect());
+            builder.begin_row();
+            for (i, kind) in kinds.iter().enumerate() {
+                match row.as_ref(i) {
+                    Some(Value::Bytes(b)) => builder.value(i == 0, *kind, Some(b)),
+                    Some(Value::NULL) | None => builder.value(i == 0, *kind, None),
+                    Some(other) => {
+                        // The text protocol only sends bytes or NULL.
+                        let text = other.as_sql(false);
+                        builder.value(i == 0, ValueKind::Number, Some(text.as_bytes()))
+                    }
+                }
+            }
+            rows += 1;
+            pending_rows += 1;
+            if let Some(stmt) = builder.end_row() {
+                pending_bytes += stmt.len() as u64;
+                w.write_all(&stmt).map_err(io)?;
+                progress.advance(pending_bytes, pending_rows);
+                pending_bytes = 0;
+                pending_rows = 0;
+                if shared.cancel.load(Ordering::SeqCst) {
+                    return Err(Error::Cancelled);
+                }
+            }
+        }
+    }
+    drop(result);
+    if let Some(stmt) = builder.finish() {
+        pending_bytes += stmt.len() as u64;
+        w.write_all(&stmt).map_err(io)?;
+    }
+    progress.advance(pending_bytes, pending_rows);
+    let written = w.finish().map_err(io)?;
+    Ok(JobResult::Data {
+        table: index,
+        file: FileRecord {
+            path: rel,
+            kind: FileKind::Data,
+            schema: Some(t.schema.clone()),
+            table: Some(t.name.clone()),
+            chunk: Some(chunk),
+            rows,
+            raw_bytes: written.raw_bytes,
+            bytes: written.bytes,
+            sha256: written.sha256,
+        },
+        max_statement: builder.max_statement(),
+    })
+}
+
+fn write_whole(path: &Path, c: Compression, bytes: &[u8]) -> Result<crate::compress::Written, Error> {
+    let mut w = SetFileWriter::create(path, c).map_err(Error::io("creating", path))?;
+    w.write_all(bytes).map_err(Error::io("writing", path))?;
+    w.finish().map_err(Error::io("writing", path))
+}
+
+const DDL_HEADER: &str = "SET NAMES utf8mb4;\nSET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO', foreign_key_checks = 0;\n";
+
+fn write_schema_file(conn: &mut Conn, set: &Path, schema: &str, tables: &[TableInfo], c: Compression) -> Result<FileRecord, Error> {
+    let mut sql = format!("-- spyglass-admin schema: {}\n{DDL_HEADER}", quote::ident(schema));
+    sql.push_str(&catalog::create_database(conn, schema)?);
+    sql.push_str(";\n");
+    sql.push_str(&format!("USE {};\n", quote::ident(schema)));
+    let mine: Vec<&TableInfo> = tables.iter().filter(|t| t.schema == schema && !t.is_view).collect();
+    for name in catalog::fk_order(&mine) {
+        sql.push_str(&catalog::create_table(conn, schema, &name)?);
+        sql.push_str(";\n");
+    }
+    let rel = format!("1-schema/{}{}", file_name(schema), c.suffix());
+    let w = write_whole(&set.join(&rel), c, sql.as_bytes())?;
+    Ok(FileRecord { path: rel, kind: FileKind::Schema, schema: Some(schema.to_owned()), table: None, chunk: None, rows: 0, raw_bytes: w.raw_bytes, bytes: w.bytes, sha256: w.sha256 })
+}
+
+fn write_post_file(conn: &mut Conn, set: &Path, schema: &str, tables: &[TableInfo], c: Compression) -> Result<FileRecord, Error> {
+    let mut sql = format!("-- spyglass-admin views, triggers, routines, events: {}\n{DDL_HEADER}USE {};\n", quote::ident(schema), quote::ident(schema));
+    let views: Vec<(String, String)> = tables
+        .iter()
+        .filter(|t| t.schema == schema && t.is_view)
+        .map(|t| Ok((t.name.clone(), catalog::create_view(conn, schema, &t.name)?)))
+        .collect::<Result<_, Error>>()?;
+    for i in catalog::view_order(schema, &views) {
+        sql.push_str(&views[i].1);
+        sql.push_str(";\n");
+    }
+    let programs = [catalog::triggers(conn, schema)?, catalog::routines(conn, schema)?, catalog::events(conn, schema)?];
+    if programs.iter().any(|p| !p.is_empty()) {
+        sql.push_str("DELIMITER ;;\n");
+        for p in programs.iter().flatten() {
+            sql.push_str(&format!("SET SESSION sql_mode = {};;\n", quote::string(&p.sql_mode)));
+            sql.push_str(&p.create);
+            sql.push_str(" ;;\n");
+            let _ = &p.name;
+        }
+        sql.push_str("DELIMITER ;\n");
+    }
+    let rel = format!("3-post/{}{}", file_name(schema), c.suffix());
+    let w = write_whole(&set.join(&rel), c, sql.as_bytes())?;
+    Ok(FileRecord { path: rel, kind: FileKind::Post, schema: Some(schema.to_owned()), table: None, chunk: None, rows: 0, raw_bytes: w.raw_bytes, bytes: w.bytes, sha256: w.sha256 })
+}
+
+/// Writes manifest and RESTORE.txt, syncs, and renames the set into place.
+fn finalize(partial: &Path, final_path: &Path, manifest: &Manifest) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(manifest).map_err(|e| Error::Invalid(format!("serializing the manifest: {e}")))?;
+    write_synced(&partial.join(MANIFEST), text.as_bytes())?;
+    write_synced(&partial.join("RESTORE.txt"), crate::restore::restore_instructions(manifest).as_bytes())?;
+    let _ = std::fs::remove_file(partial.join("writer.pid"));
+    sync_dir(partial)?;
+    std::fs::rename(partial, final_path).map_err(Error::io("renaming into place", final_path))?;
+    if let Some(parent) = final_path.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(Error::io("creating", path))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(Error::io("writing", path))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("syncing", dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tuple_comparisons_expand_for_range_scans() {
+        let cols = vec!["a".to_owned(), "b".to_owned()];
+        let vals = vec!["1".to_owned(), "'x'".to_owned()];
+        assert_eq!(tuple_cmp(&cols, &vals, ">"), "(`a` > 1) OR (`a` = 1 AND `b` > 'x')");
+        assert_eq!(tuple_cmp(&cols, &vals, "<="), "(`a` < 1) OR (`a` = 1 AND `b` <= 'x')");
+        assert_eq!(tuple_cmp(&cols[..1], &vals[..1], "<="), "(`a` <= 1)");
+    }
+}

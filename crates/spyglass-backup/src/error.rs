@@ -1,0 +1,77 @@
+use std::path::PathBuf;
+
+/// Errors from backing up, restoring and verifying.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Connecting or a statement failed.
+    #[error(transparent)]
+    Db(#[from] spyglass_db::DbError),
+    /// A statement on a specific table failed.
+    #[error("{what} `{schema}`.`{table}`")]
+    Table {
+        /// What we were doing.
+        what: &'static str,
+        /// Schema.
+        schema: String,
+        /// Table.
+        table: String,
+        /// Driver error.
+        #[source]
+        source: spyglass_db::mysql::Error,
+    },
+    /// Reading or writing a file failed.
+    #[error("{what} {}", path.display())]
+    Io {
+        /// What we were doing ("writing", "reading", ...).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A backup set is not usable.
+    #[error("backup set {}: {detail}", set.display())]
+    BadSet {
+        /// The set directory.
+        set: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A file of a set does not match its manifest.
+    #[error("{}: {detail}", path.display())]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (size, sha256, truncated stream).
+        detail: String,
+    },
+    /// Invalid options.
+    #[error("{0}")]
+    Invalid(String),
+    /// Restoring would overwrite schemas that exist.
+    #[error("schema(s) already exist on the target server: {}", .0.join(", "))]
+    SchemasExist(Vec<String>),
+    /// Loading a restore file failed.
+    #[error("loading {} (statement {statement})", path.display())]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// 1-based statement number in it.
+        statement: usize,
+        /// Driver error.
+        #[source]
+        source: spyglass_db::mysql::Error,
+    },
+    /// Stopped because another worker failed or the run was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { what, path, source }
+    }
+}

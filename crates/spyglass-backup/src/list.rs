@@ -1,0 +1,139 @@
+//! Describing the sets in a destination directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::manifest::{Manifest, MANIFEST};
+use crate::names;
+use crate::Error;
+
+/// The state of a set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Renamed into place with a manifest, every file present with its size.
+    Complete,
+    /// A `.partial` directory: its writer is still running (`writer_alive`) or died.
+    Partial,
+    /// Looks finished but the manifest is missing or unreadable, or files are missing or the wrong size.
+    Corrupt,
+}
+
+/// One set.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetInfo {
+    /// Directory name.
+    pub name: String,
+    /// Full path.
+    pub path: PathBuf,
+    /// State.
+    pub status: Status,
+    /// Why it is corrupt, if it is.
+    pub detail: Option<String>,
+    /// For partial sets: whether the process that writes it is still alive.
+    pub writer_alive: Option<bool>,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// When it was started (from its name), Unix seconds.
+    pub created: Option<i64>,
+    /// Schemas (complete sets).
+    pub schemas: Vec<String>,
+    /// Label from the manifest.
+    pub label: Option<String>,
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => total += dir_size(&e.path()),
+                Ok(_) => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// Whether the process named in a partial set's `writer.pid` is alive.
+pub fn writer_alive(set: &Path) -> bool {
+    std::fs::read_to_string(set.join("writer.pid"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .is_some_and(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()).map(|st| st != "Z"))
+                .unwrap_or(false)
+        })
+}
+
+/// Describes one set directory.
+pub fn inspect(path: &Path) -> SetInfo {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut info = SetInfo {
+        created: names::parse_stamp(&name),
+        name: name.clone(),
+        path: path.to_owned(),
+        status: Status::Complete,
+        detail: None,
+        writer_alive: None,
+        bytes: dir_size(path),
+        schemas: Vec::new(),
+        label: None,
+    };
+    if name.ends_with(".partial") {
+        info.status = Status::Partial;
+        info.writer_alive = Some(writer_alive(path));
+        return info;
+    }
+    match Manifest::load(path) {
+        Err(e) => {
+            info.status = Status::Corrupt;
+            info.detail = Some(match e {
+                Error::BadSet { detail, .. } => detail,
+                e => e.to_string(),
+            });
+        }
+        Ok(m) => {
+            info.schemas = m.schemas.clone();
+            info.label = Some(m.label.clone());
+            for f in &m.files {
+                match std::fs::metadata(path.join(&f.path)) {
+                    Ok(md) if md.len() == f.bytes => {}
+                    Ok(md) => {
+                        info.status = Status::Corrupt;
+                        info.detail = Some(format!("{} is {} bytes, the manifest says {}", f.path, md.len(), f.bytes));
+                        break;
+                    }
+                    Err(_) => {
+                        info.status = Status::Corrupt;
+                        info.detail = Some(format!("{} is missing", f.path));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    info
+}
+
+/// Every set in `dest`, oldest first. A directory counts as a set when its
+/// name ends in `-YYYYMMDD-HHMMSS` (optionally `.partial`) or it holds a manifest.
+pub fn list(dest: &Path) -> Result<Vec<SetInfo>, Error> {
+    let rd = std::fs::read_dir(dest).map_err(Error::io("reading", dest))?;
+    let mut sets: Vec<SetInfo> = rd
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            names::parse_stamp(&n).is_some() || p.join(MANIFEST).is_file()
+        })
+        .map(|p| inspect(&p))
+        .collect();
+    sets.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+    Ok(sets)
+}

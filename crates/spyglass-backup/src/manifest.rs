@@ -1,0 +1,158 @@
+//! `manifest.json`: what a set holds. Fields are only ever added, so older
+//! tools keep reading newer manifests (unknown fields are ignored).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::compress::Compression;
+use crate::Error;
+
+/// The manifest's file name inside a set.
+pub const MANIFEST: &str = "manifest.json";
+/// Current manifest format.
+pub const FORMAT: u32 = 1;
+
+/// Everything about a set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Manifest format version.
+    pub format: u32,
+    /// `spyglass-admin` version that wrote it.
+    pub tool_version: String,
+    /// `native` or `mysqldump`.
+    pub engine: String,
+    /// The set's label.
+    pub label: String,
+    /// Server it was taken from.
+    pub server: ServerRecord,
+    /// How the snapshot was made.
+    pub snapshot: Snapshot,
+    /// RFC 3339 UTC start and end.
+    pub started: String,
+    /// End time.
+    pub finished: String,
+    /// Compression of every file.
+    pub compression: Compression,
+    /// Literal encoding of binary values: `escaped` (`_binary'...'`).
+    pub encoding: String,
+    /// Longest statement in any file; the target's `max_allowed_packet` must be at least this.
+    pub max_statement_bytes: u64,
+    /// Schemas in restore order.
+    pub schemas: Vec<String>,
+    /// Every table dumped.
+    pub tables: Vec<TableRecord>,
+    /// Every file, in restore order within each kind.
+    pub files: Vec<FileRecord>,
+    /// Notes for the reader: fallbacks taken, tables not snapshot-consistent.
+    pub notes: Vec<String>,
+}
+
+/// Server identity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerRecord {
+    /// `mysql` or `mariadb`.
+    pub flavor: String,
+    /// `VERSION()`.
+    pub version: String,
+    /// `host:port`.
+    pub address: String,
+}
+
+/// How the consistent snapshot was taken.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// `flush_tables_with_read_lock`, or `none` (each worker's snapshot began at a slightly different moment).
+    pub method: String,
+    /// Lock that kept DDL out during the dump: `lock_instance_for_backup`, `backup_stage_block_ddl` or `none`.
+    pub ddl_lock: String,
+    /// Binary log file at the snapshot, when the server logs and we may read it.
+    pub binlog_file: Option<String>,
+    /// Position in it.
+    pub binlog_position: Option<u64>,
+    /// GTID set / position at the snapshot.
+    pub gtid: Option<String>,
+    /// Number of worker connections sharing the snapshot.
+    pub workers: usize,
+}
+
+/// One table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableRecord {
+    /// Schema.
+    pub schema: String,
+    /// Table.
+    pub table: String,
+    /// Storage engine.
+    pub engine: String,
+    /// False for non-transactional engines (MyISAM, ...): not snapshot-consistent.
+    pub consistent: bool,
+    /// Rows written.
+    pub rows: u64,
+    /// `CHECKSUM TABLE` at snapshot time, when `--checksum` was given.
+    pub checksum: Option<u64>,
+    /// Data files of this table.
+    pub chunks: u32,
+}
+
+/// What a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    /// Database and table definitions.
+    Schema,
+    /// Rows.
+    Data,
+    /// Views, triggers, routines, events.
+    Post,
+    /// Accounts, roles and grants.
+    Accounts,
+}
+
+/// One file of the set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// Path relative to the set directory.
+    pub path: String,
+    /// Kind.
+    pub kind: FileKind,
+    /// Schema, except for accounts.
+    pub schema: Option<String>,
+    /// Table, for data files.
+    pub table: Option<String>,
+    /// Chunk number, for data files.
+    pub chunk: Option<u32>,
+    /// Rows, for data files.
+    pub rows: u64,
+    /// Uncompressed bytes.
+    pub raw_bytes: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// sha256 of the bytes on disk.
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// Reads `<set>/manifest.json`.
+    pub fn load(set: &Path) -> Result<Manifest, Error> {
+        let path = set.join(MANIFEST);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::BadSet {
+            set: set.to_owned(),
+            detail: format!("cannot read {MANIFEST}: {e}"),
+        })?;
+        serde_json::from_str(&text).map_err(|e| Error::BadSet {
+            set: set.to_owned(),
+            detail: format!("{MANIFEST} is not a valid manifest: {e}"),
+        })
+    }
+
+    /// Total bytes on disk.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+
+    /// Total uncompressed bytes.
+    pub fn total_raw_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.raw_bytes).sum()
+    }
+}

@@ -1,0 +1,121 @@
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub command: BackupCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back up every schema (or a selection) into a new set under DEST.
+    ///
+    /// Prints the set's path on stdout and exits 0 only when the set is
+    /// complete; an interrupted run leaves DEST/<name>.partial, never a set
+    /// that looks complete.
+    Run(RunArgs),
+    /// Restore a set into the server given by the connection settings.
+    Restore(RestoreArgs),
+    /// Check every file of a set (size, sha256, complete streams); exit 1 naming each bad file.
+    Verify(VerifyArgs),
+    /// List the sets in DEST with status, size, age and schemas.
+    List(ListArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CompressArg {
+    Gzip,
+    Zstd,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum EngineArg {
+    /// Our parallel engine (default).
+    Native,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Destination directory (default: [backup] destination in the settings).
+    #[arg(long, value_name = "DIR")]
+    pub dest: Option<PathBuf>,
+    /// Set name prefix.
+    #[arg(long, default_value = "backup")]
+    pub label: String,
+    /// Only schemas matching these globs (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "GLOB,...")]
+    pub schemas: Vec<String>,
+    /// Leave out schemas matching these globs (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "GLOB,...")]
+    pub exclude: Vec<String>,
+    /// Worker connections (default: number of cores).
+    #[arg(long, short = 't', value_name = "N")]
+    pub threads: Option<usize>,
+    /// Compression of every file.
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compress: CompressArg,
+    /// Compression level (gzip 0-9, default 1; zstd 1-19, default 3).
+    #[arg(long, value_name = "N")]
+    pub level: Option<i32>,
+    /// Record CHECKSUM TABLE of every table at snapshot time (reads every table twice).
+    #[arg(long)]
+    pub checksum: bool,
+    /// Dump engine.
+    #[arg(long, value_enum, default_value = "native")]
+    pub engine: EngineArg,
+    /// Do not dump accounts, roles and grants.
+    #[arg(long)]
+    pub no_accounts: bool,
+    /// Target uncompressed size of one data file, in MB.
+    #[arg(long, default_value_t = 64, value_name = "MB")]
+    pub chunk_mb: u64,
+    /// Upper bound of one INSERT statement, in MB.
+    #[arg(long, default_value_t = 16, value_name = "MB")]
+    pub statement_mb: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The set directory.
+    pub set: PathBuf,
+    /// Only schemas matching these globs (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "GLOB,...")]
+    pub schemas: Vec<String>,
+    /// Restore schema OLD as NEW; `old_*=new_*` renames by prefix. Repeatable.
+    #[arg(long, value_name = "OLD=NEW")]
+    pub rename: Vec<String>,
+    /// Loader connections (default: number of cores).
+    #[arg(long, short = 't', value_name = "N")]
+    pub threads: Option<usize>,
+    /// Drop target schemas that already exist. Without it, existing schemas stop the restore.
+    #[arg(long)]
+    pub force: bool,
+    /// Also create the set's accounts, roles and grants.
+    #[arg(long)]
+    pub with_accounts: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The set directory.
+    pub set: PathBuf,
+    /// Also restore into schemas named PREFIX<schema> on the connected server,
+    /// compare row counts (and checksums) with the manifest, then drop them.
+    #[arg(long)]
+    pub restore: bool,
+    /// Schema name prefix for --restore.
+    #[arg(long, default_value = "verify_", value_name = "PREFIX")]
+    pub prefix: String,
+    /// Loader connections for --restore.
+    #[arg(long, short = 't', value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Destination directory (default: [backup] destination in the settings).
+    pub dest: Option<PathBuf>,
+}

@@ -1,0 +1,265 @@
+//! `spyglass-admin backup run | restore | verify | list`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use spyglass_backup::compress::Compression;
+use spyglass_backup::dump::{self, DumpOptions};
+use spyglass_backup::list::{self, Status};
+use spyglass_backup::restore::{self, RestoreOptions};
+use spyglass_backup::verify;
+
+use crate::args::{BackupArgs, BackupCommand, CompressArg, GlobalOpts, ListArgs, RestoreArgs, RunArgs, VerifyArgs};
+use crate::connection::{self, Environment};
+use crate::output::{self, ExitStatus, UserError};
+use crate::progress::Bar;
+use crate::settings;
+
+pub fn run(global: &GlobalOpts, args: BackupArgs) -> anyhow::Result<ExitStatus> {
+    match args.command {
+        BackupCommand::Run(a) => run_backup(global, &a),
+        BackupCommand::Restore(a) => run_restore(global, &a),
+        BackupCommand::Verify(a) => run_verify(global, &a),
+        BackupCommand::List(a) => run_list(global, &a),
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn dest_or_settings(global: &GlobalOpts, dest: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(d) = dest {
+        return Ok(d.clone());
+    }
+    let s = settings::load(global.config.as_deref())?;
+    s.backup.destination.ok_or_else(|| {
+        UserError::new("no backup destination given")
+            .hint("pass --dest DIR, or set [backup] destination in spyglass-admin.toml")
+            .into()
+    })
+}
+
+fn connect_options(global: &GlobalOpts) -> anyhow::Result<spyglass_db::ConnectOptions> {
+    let env = Environment::from_process();
+    let mut resolved = connection::resolve(&global.connect, &env)?;
+    for w in &resolved.warnings {
+        eprintln!("warning: {w}");
+    }
+    // Connect once here, so a bad password or host fails early with the usual
+    // message (and a prompt on a terminal), before any file is written.
+    drop(connection::connect(&mut resolved)?);
+    Ok(resolved.options)
+}
+
+/// `--json` output of `backup run`.
+#[derive(Serialize)]
+struct RunReport<'a> {
+    path: &'a std::path::Path,
+    schemas: usize,
+    tables: usize,
+    files: usize,
+    rows: u64,
+    raw_bytes: u64,
+    bytes: u64,
+    seconds: f64,
+    snapshot: &'a spyglass_backup::manifest::Snapshot,
+    notes: &'a [String],
+}
+
+fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
+    let dest = dest_or_settings(global, a.dest.as_ref())?;
+    let compression = Compression::parse(
+        match a.compress {
+            CompressArg::Gzip => "gzip",
+            CompressArg::Zstd => "zstd",
+            CompressArg::None => "none",
+        },
+        a.level,
+    )
+    .map_err(|m| UserError::new(m).hint("gzip takes --level 0-9, zstd 1-19"))?;
+    if a.label.is_empty() || a.label.contains('/') || a.label.starts_with('.') {
+        return Err(UserError::new(format!("label '{}' is not usable in a directory name", a.label)).into());
+    }
+    let threads = a.threads.unwrap_or_else(cores);
+    if threads == 0 {
+        return Err(UserError::new("--threads must be at least 1").into());
+    }
+    let opts = connect_options(global)?;
+    let mut o = DumpOptions::new(dest);
+    o.label = a.label.clone();
+    o.schemas = a.schemas.clone();
+    o.exclude = a.exclude.clone();
+    o.threads = threads;
+    o.compression = compression;
+    o.checksum = a.checksum;
+    o.accounts = !a.no_accounts;
+    o.chunk_bytes = a.chunk_mb.max(1) << 20;
+    o.statement_bytes = (a.statement_mb.max(1) << 20) as usize;
+    let bar = Bar::new(!global.json && !global.quiet);
+    let t = std::time::Instant::now();
+    let summary = dump::run(&opts, &o, &bar)?;
+    let m = &summary.manifest;
+    let secs = t.elapsed().as_secs_f64();
+    if global.json {
+        output::print_json(&RunReport {
+            path: &summary.path,
+            schemas: m.schemas.len(),
+            tables: m.tables.len(),
+            files: m.files.len(),
+            rows: m.tables.iter().map(|t| t.rows).sum(),
+            raw_bytes: m.total_raw_bytes(),
+            bytes: m.total_bytes(),
+            seconds: secs,
+            snapshot: &m.snapshot,
+            notes: &m.notes,
+        })?;
+    } else {
+        if !global.quiet {
+            eprintln!(
+                "backed up {} schemas, {} tables, {} rows: {} of SQL in {} on disk, {:.1}s (snapshot: {})",
+                m.schemas.len(),
+                m.tables.len(),
+                m.tables.iter().map(|t| t.rows).sum::<u64>(),
+                human(m.total_raw_bytes()),
+                human(m.total_bytes()),
+                secs,
+                m.snapshot.method
+            );
+            for n in &m.notes {
+                eprintln!("note: {n}");
+            }
+        }
+        output::print_out(&format!("{}\n", summary.path.display()))?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatus> {
+    let mut rename = Vec::new();
+    for r in &a.rename {
+        let (old, new) = r
+            .split_once('=')
+            .filter(|(o, n)| !o.is_empty() && !n.is_empty())
+            .ok_or_else(|| UserError::new(format!("--rename '{r}' is not OLD=NEW")))?;
+        if old.ends_with('*') != new.ends_with('*') {
+            return Err(UserError::new(format!("--rename '{r}': use a trailing * on both sides or on neither")).into());
+        }
+        rename.push((old.to_owned(), new.to_owned()));
+    }
+    // Fail on a bad set before connecting.
+    restore::open_set(&a.set)?;
+    let opts = connect_options(global)?;
+    let ro = RestoreOptions {
+        schemas: a.schemas.clone(),
+        rename,
+        threads: a.threads.unwrap_or_else(cores),
+        force: a.force,
+        with_accounts: a.with_accounts,
+    };
+    let bar = Bar::new(!global.json && !global.quiet);
+    let t = std::time::Instant::now();
+    let s = restore::restore(&opts, &a.set, &ro, &bar).map_err(|e| match e {
+        spyglass_backup::Error::SchemasExist(list) => anyhow::Error::new(
+            UserError::new(format!("schema(s) already exist on {}: {}", opts.endpoint, list.join(", ")))
+                .hint("restore under other names with --rename OLD=NEW, or replace them with --force (drops them first)"),
+        ),
+        e => e.into(),
+    })?;
+    if global.json {
+        output::print_json(&s)?;
+    } else if !global.quiet {
+        eprintln!(
+            "restored {} schemas ({} files, {} rows) into {} in {:.1}s",
+            s.schemas.len(),
+            s.files,
+            s.rows,
+            opts.endpoint,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus> {
+    let bar = Bar::new(!global.json && !global.quiet);
+    let mut report = verify::verify(&a.set, &bar)?;
+    if a.restore && report.problems.is_empty() {
+        let opts = connect_options(global)?;
+        verify::verify_by_restoring(&opts, &a.set, &a.prefix, a.threads.unwrap_or_else(cores), &mut report, &bar)
+            .or_else(|e| if report.problems.is_empty() { Err(e) } else { Ok(()) })?;
+    }
+    if global.json {
+        output::print_json(&report)?;
+    } else {
+        let mut s = String::new();
+        for p in &report.problems {
+            let _ = writeln!(s, "BAD  {}: {}", p.path.display(), p.detail);
+        }
+        let _ = writeln!(
+            s,
+            "{}: {} files, {} checked{}; {}",
+            report.set.display(),
+            report.files,
+            human(report.bytes),
+            if a.restore { format!(", {} tables compared after restoring", report.tables_compared) } else { String::new() },
+            if report.problems.is_empty() { "good".to_owned() } else { format!("{} problem(s)", report.problems.len()) }
+        );
+        output::print_out(&s)?;
+    }
+    Ok(if report.problems.is_empty() { ExitStatus::Success } else { ExitStatus::Findings })
+}
+
+fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
+    let dest = dest_or_settings(global, a.dest.as_ref())?;
+    let sets = list::list(&dest)?;
+    if global.json {
+        output::print_json(&sets)?;
+    } else {
+        let now = spyglass_backup::names::now_unix();
+        let mut s = String::new();
+        let _ = writeln!(s, "{:<36} {:<9} {:>10} {:>8}  schemas", "set", "status", "size", "age");
+        for i in &sets {
+            let status = match (i.status, i.writer_alive) {
+                (Status::Partial, Some(true)) => "writing",
+                (Status::Partial, _) => "partial",
+                (Status::Complete, _) => "complete",
+                (Status::Corrupt, _) => "corrupt",
+            };
+            let age = i.created.map(|c| age(now - c)).unwrap_or_else(|| "?".into());
+            let _ = writeln!(s, "{:<36} {:<9} {:>10} {:>8}  {}", i.name, status, human(i.bytes), age, i.schemas.len());
+            if let Some(d) = &i.detail {
+                let _ = writeln!(s, "    {d}");
+            }
+        }
+        if sets.is_empty() {
+            let _ = writeln!(s, "(no backup sets in {})", dest.display());
+        }
+        output::print_out(&s)?;
+    }
+    Ok(if sets.iter().any(|s| s.status == Status::Corrupt) { ExitStatus::Findings } else { ExitStatus::Success })
+}
+
+fn age(secs: i64) -> String {
+    match secs {
+        s if s < 3600 => format!("{}m", s.max(0) / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+pub(crate) fn human(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
