@@ -15,6 +15,9 @@ pub struct Settings {
     /// `[backup]`
     #[serde(default)]
     pub backup: BackupSettings,
+    /// `[users]`: policy overrides and custom roles (see `spyglass_privileges::PolicyConfig`).
+    #[serde(default)]
+    pub users: spyglass_privileges::PolicyConfig,
     /// The file these came from, if any.
     #[serde(skip)]
     pub path: Option<PathBuf>,

@@ -55,7 +55,7 @@ pub fn apply(session: &mut Session, steps: &[Step]) -> Result<ApplyReport, Error
             Err(e) => {
                 report.failed = Some(Failure {
                     sql: shown,
-                    error: scrub(&e.to_string(), step),
+                    error: scrub(&server_message(&e), step),
                 });
                 report.not_applied = steps[i + 1..]
                     .iter()
@@ -66,6 +66,16 @@ pub fn apply(session: &mut Session, steps: &[Step]) -> Result<ApplyReport, Error
         }
     }
     Ok(report)
+}
+
+/// `ERROR 1396 (HY000): Operation CREATE ROLE failed for ...`, without the driver's wrapping.
+pub(crate) fn server_message(e: &spyglass_db::mysql::Error) -> String {
+    match e {
+        spyglass_db::mysql::Error::MySqlError(m) => {
+            format!("ERROR {} ({}): {}", m.code, m.state, m.message)
+        }
+        e => e.to_string(),
+    }
 }
 
 /// Removes a step's password from a server message (a syntax error quotes

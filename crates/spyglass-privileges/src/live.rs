@@ -245,7 +245,7 @@ pub fn read(session: &mut Session) -> Result<LiveState, Error> {
                 .map_err(q("mysql.global_priv"))?;
             for r in rows {
                 let account = Account::new(text(&r, 0), text(&r, 1));
-                if text(&r, 6) == "true" {
+                if is_true(&text(&r, 6)) {
                     st.roles.insert(account.user.clone());
                     role_accounts.insert(account);
                     continue;
@@ -265,7 +265,7 @@ pub fn read(session: &mut Session) -> Result<LiveState, Error> {
                     account.clone(),
                     LiveAccount {
                         account,
-                        locked: text(&r, 2) == "true",
+                        locked: is_true(&text(&r, 2)),
                         password_expired: expired,
                         password_last_changed: changed.parse().ok().filter(|t| *t > 0),
                         has_password: yes(&r, 4) || is_socket_plugin(&plugin),
@@ -415,6 +415,11 @@ fn put_global(
     } else if let Some(a) = st.accounts.get_mut(&account) {
         a.global.extend(held);
     }
+}
+
+/// MariaDB's JSON_VALUE gives `1` for JSON `true`.
+fn is_true(v: &str) -> bool {
+    matches!(v, "1" | "true")
 }
 
 fn is_socket_plugin(plugin: &str) -> bool {
