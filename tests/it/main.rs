@@ -9,6 +9,9 @@
 mod support;
 
 #[cfg(feature = "server-tests")]
+mod cleanup;
+
+#[cfg(feature = "server-tests")]
 mod connect;
 
 #[cfg(feature = "server-tests")]

@@ -85,7 +85,7 @@ pub fn check_guards(
         .roots
         .iter()
         .filter(|r| matches!(r.kind, RootKind::Store(_)))
-        .map(|r| r.rows)
+        .map(|r| r.rows_in_scope)
         .sum();
     let store_files: u64 = scan
         .roots

@@ -184,6 +184,26 @@ fn texts(row: Row) -> Vec<String> {
     row.unwrap().into_iter().map(text).collect()
 }
 
+/// True when the error says the schema or table is gone (dropped while we
+/// scan: its rows no longer protect anything, so skipping it is right).
+fn is_gone(e: &spyglass_db::mysql::Error) -> bool {
+    // ER_BAD_DB_ERROR, ER_NO_SUCH_TABLE
+    matches!(e, spyglass_db::mysql::Error::MySqlError(m) if m.code == 1049 || m.code == 1146)
+}
+
+/// Runs a query; `Ok(None)` when its table was dropped meanwhile.
+fn query_opt<T: spyglass_db::mysql::prelude::FromRow>(
+    conn: &mut Conn,
+    sql: String,
+    what: impl FnOnce() -> String,
+) -> Result<Option<Vec<T>>, CleanupError> {
+    match conn.query(sql) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_gone(&e) => Ok(None),
+        Err(e) => Err(CleanupError::Db(DbError::query(what(), e))),
+    }
+}
+
 /// True for Spyglass's analysis file schemas: `common_nwbfile` and custom `<prefix>_nwbfile`.
 pub fn is_nwbfile_schema(schema: &str) -> bool {
     schema == "common_nwbfile" || schema.ends_with("_nwbfile")
@@ -325,9 +345,11 @@ pub fn store_rows(
             t.qualified()
         );
         let what = format!("reading {}", t.qualified());
-        let result = conn
-            .query_iter(&sql)
-            .map_err(|e| CleanupError::Db(DbError::query(what.clone(), e)))?;
+        let result = match conn.query_iter(&sql) {
+            Ok(r) => r,
+            Err(e) if is_gone(&e) => continue,
+            Err(e) => return Err(CleanupError::Db(DbError::query(what, e))),
+        };
         for row in result {
             let row = row.map_err(|e| CleanupError::Db(DbError::query(what.clone(), e)))?;
             let mut vals = row.unwrap().into_iter();
@@ -404,12 +426,12 @@ pub fn orphan_rows(conn: &mut Conn, cat: &Catalog) -> Result<Vec<OrphanRow>, Cle
             qualified(&t.schema, "analysis_nwbfile"),
             t.orphan_condition()
         );
-        let keys: Vec<String> = conn.query(sql).map_err(|e| {
-            CleanupError::Db(DbError::query(
-                format!("reading orphan rows of {}.analysis_nwbfile", t.schema),
-                e,
-            ))
-        })?;
+        let Some(keys) = query_opt::<String>(conn, sql, || {
+            format!("reading orphan rows of {}.analysis_nwbfile", t.schema)
+        })?
+        else {
+            continue;
+        };
         out.extend(keys.into_iter().map(|key| OrphanRow {
             schema: t.schema.clone(),
             key,
@@ -463,13 +485,16 @@ pub fn dir_rows(conn: &mut Conn, rules: &[DirRule]) -> Result<DirRows, CleanupEr
         {
             continue;
         }
-        let values: Vec<Option<String>> = conn
-            .query(format!(
-                "SELECT DISTINCT {} FROM {}",
-                ident(&column),
-                qualified(&schema, &table)
-            ))
-            .map_err(|e| CleanupError::Db(DbError::query(format!("reading {full}.{column}"), e)))?;
+        let sql = format!(
+            "SELECT DISTINCT {} FROM {}",
+            ident(&column),
+            qualified(&schema, &table)
+        );
+        let Some(values) =
+            query_opt::<Option<String>>(conn, sql, || format!("reading {full}.{column}"))?
+        else {
+            continue;
+        };
         for v in values.into_iter().flatten() {
             let n = paths::normalize(&v);
             if let Some(name) = n.rsplit('/').next().filter(|s| !s.is_empty()) {
@@ -518,9 +543,11 @@ pub fn tracked_now(
             t.qualified(),
             list.join(", ")
         );
-        let hits: Vec<Option<String>> = conn.query(sql).map_err(|e| {
-            CleanupError::Db(DbError::query(format!("re-checking {}", t.qualified()), e))
-        })?;
+        let Some(hits) =
+            query_opt::<Option<String>>(conn, sql, || format!("re-checking {}", t.qualified()))?
+        else {
+            continue;
+        };
         for h in hits.into_iter().flatten() {
             found.insert(paths::normalize(&h));
         }
@@ -539,9 +566,9 @@ pub fn tracked_now(
                 t.qualified(),
                 hex.join(", ")
             );
-            let hits: Vec<Vec<u8>> = conn.query(sql).map_err(|e| {
-                CleanupError::Db(DbError::query(format!("re-checking {}", t.qualified()), e))
-            })?;
+            let hits: Vec<Vec<u8>> =
+                query_opt(conn, sql, || format!("re-checking {}", t.qualified()))?
+                    .unwrap_or_default();
             for h in hits {
                 if let Some((_, r)) = hashes.iter().find(|(x, _)| x.as_slice() == h.as_slice()) {
                     found.insert((*r).to_owned());
@@ -573,11 +600,9 @@ pub fn rows_naming(
                 cond.push_str(&format!(" OR hash = X'{}'", paths::hex(h)));
             }
         }
-        let hits: Vec<Vec<u8>> = conn
-            .query(format!("SELECT hash FROM {} WHERE {cond}", t.qualified()))
-            .map_err(|e| {
-                CleanupError::Db(DbError::query(format!("re-checking {}", t.qualified()), e))
-            })?;
+        let sql = format!("SELECT hash FROM {} WHERE {cond}", t.qualified());
+        let hits: Vec<Vec<u8>> =
+            query_opt(conn, sql, || format!("re-checking {}", t.qualified()))?.unwrap_or_default();
         out.extend(hits.into_iter().map(|h| (t.schema.clone(), h)));
     }
     Ok(out)
@@ -728,12 +753,11 @@ pub fn dir_tracked_now(
             string(&format!("%/{}", like_escape(name))),
             string(&format!("%/{}/", like_escape(name))),
         );
-        let n: Option<u64> = conn.query_first(sql).map_err(|e| {
-            CleanupError::Db(DbError::query(
-                format!("re-checking {}.{}", c.schema, c.table),
-                e,
-            ))
-        })?;
+        let n: Vec<u64> = query_opt(conn, sql, || {
+            format!("re-checking {}.{}", c.schema, c.table)
+        })?
+        .unwrap_or_default();
+        let n = n.first().copied();
         if n.unwrap_or(0) > 0 {
             return Ok(true);
         }

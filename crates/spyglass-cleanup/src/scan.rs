@@ -411,11 +411,13 @@ pub fn scan(
             rows: rows.rows,
             rows_in_scope: rows.rows_in_scope,
         });
-        if files > 0 && rows.rows == 0 {
+        // In scope: rows of other schemas protect files, but a scope that
+        // tracks nothing next to files on disk is the misconfiguration seen in the field.
+        if files > 0 && rows.rows_in_scope == 0 {
             out.problems.push(Problem {
                 guard: Some(Guard::EmptyTrackedSet),
                 message: format!(
-                    "store {}: {} files on disk in {} but no ~external row tracks anything there",
+                    "store {}: {} files on disk in {} but no ~external row of the schemas in scope tracks anything there",
                     store.name,
                     files,
                     store.location.display()

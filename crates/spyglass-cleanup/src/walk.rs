@@ -205,15 +205,19 @@ pub fn stat(path: &Path) -> Result<Option<Meta>, CleanupError> {
     }
 }
 
-/// Total bytes and newest mtime of a folder's tree (the folder's own mtime
-/// included), without following links: a folder is as young as its newest file.
+/// Total bytes and newest mtime of a folder's tree, without following links.
+/// A folder is as young as its newest file; folders' own mtimes count only
+/// when there is no file at all (creating the folder's files touches them,
+/// and the fixture, like real data, may have old files in a newer folder).
 pub fn tree_meta(dir: &Path) -> Result<(u64, SystemTime), CleanupError> {
     let top = std::fs::symlink_metadata(dir).map_err(CleanupError::io("cannot stat", dir))?;
-    let mut bytes = if top.is_dir() { 0 } else { top.len() };
-    let mut newest = top.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let own = top.modified().unwrap_or(SystemTime::UNIX_EPOCH);
     if !top.is_dir() {
-        return Ok((bytes, newest));
+        return Ok((top.len(), own));
     }
+    let mut bytes = 0;
+    let mut newest: Option<SystemTime> = None;
+    let mut newest_dir = own;
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
         let rd = std::fs::read_dir(&d).map_err(CleanupError::io("cannot read directory", &d))?;
@@ -221,17 +225,17 @@ pub fn tree_meta(dir: &Path) -> Result<(u64, SystemTime), CleanupError> {
             let e = e.map_err(CleanupError::io("cannot read directory", &d))?;
             let m = std::fs::symlink_metadata(e.path())
                 .map_err(CleanupError::io("cannot stat", e.path()))?;
-            if let Ok(t) = m.modified() {
-                newest = newest.max(t);
-            }
+            let t = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             if m.is_dir() {
+                newest_dir = newest_dir.max(t);
                 stack.push(e.path());
             } else {
                 bytes += m.len();
+                newest = Some(newest.map_or(t, |n| n.max(t)));
             }
         }
     }
-    Ok((bytes, newest))
+    Ok((bytes, newest.unwrap_or(newest_dir)))
 }
 
 /// Top-level entries of a directory: (name, is a directory), sorted.

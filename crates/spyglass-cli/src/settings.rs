@@ -18,6 +18,9 @@ pub struct Settings {
     /// `[users]`: policy overrides and custom roles (see `spyglass_privileges::PolicyConfig`).
     #[serde(default)]
     pub users: spyglass_privileges::PolicyConfig,
+    /// `[cleanup]`
+    #[serde(default)]
+    pub cleanup: CleanupSettings,
     /// The file these came from, if any.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -29,6 +32,39 @@ pub struct Settings {
 pub struct BackupSettings {
     /// Where backup sets are written.
     pub destination: Option<PathBuf>,
+}
+
+/// `[cleanup]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupSettings {
+    /// Where quarantine runs go (default `<spyglass base>/spyglass-admin-quarantine`).
+    pub quarantine: Option<PathBuf>,
+    /// Grace period, e.g. "24h".
+    pub min_age: Option<String>,
+    /// Age of stale temp entries, e.g. "7d".
+    pub temp_age: Option<String>,
+    /// Refuse when more than this fraction of a store would go.
+    pub max_fraction: Option<f64>,
+    /// Schemas whose rows cleanup may act on (`*` wildcard); default all.
+    /// Rows of every schema still protect files.
+    #[serde(default)]
+    pub schemas: Vec<String>,
+    /// More columns holding folder paths, besides sorting_path and recording_path.
+    #[serde(default)]
+    pub tracked_dirs: Vec<TrackedDirSetting>,
+}
+
+/// `[[cleanup.tracked_dirs]]`: a column whose values are folders in a Spyglass directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackedDirSetting {
+    /// Column name, e.g. "waveform_path".
+    pub column: String,
+    /// The Spyglass directory key: sorting, recording, waveforms, video, export.
+    pub dir: String,
+    /// Optional "schema.table" (`*` wildcard); default any table with that column.
+    pub table: Option<String>,
 }
 
 /// Finds and reads the settings file: `explicit` (from `--config` or
@@ -100,6 +136,19 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn reads_cleanup_section() {
+        let s = parse(
+            "[cleanup]\nquarantine = \"/q\"\nmin_age = \"2d\"\nschemas = [\"lab_*\"]\n[[cleanup.tracked_dirs]]\ncolumn = \"waveform_path\"\ndir = \"waveforms\"\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.cleanup.quarantine.as_deref(), Some(Path::new("/q")));
+        assert_eq!(s.cleanup.tracked_dirs[0].dir, "waveforms");
+        let e = parse("[cleanup]\nmin_agee = \"1d\"\n", Path::new("s.toml")).unwrap_err();
+        assert!(e.message.contains("min_agee"), "{}", e.message);
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod schema;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use spyglass_db::Session;
 
 pub use rng::Rng;
@@ -39,7 +39,7 @@ pub struct FixtureOptions {
 }
 
 /// Counts of what was planted, by the cleanup class it belongs to.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Planted {
     /// Files under a store that some `~external` row names and that exist.
     pub tracked_files: u64,
@@ -182,15 +182,69 @@ pub fn create(
     disk::write(&layout, &files, &mut rng, &mut planted)?;
     let dj_config = opts.root.join("dj_local_conf.json");
     disk::write_dj_config(&dj_config, &layout, connection)?;
-    Ok(Summary {
+    let summary = Summary {
         seed: opts.seed,
-        schemas: SCHEMAS.iter().map(|s| s.to_string()).collect(),
+        schemas: SCHEMAS
+            .iter()
+            .map(|s| schema::ns(&format!("`{s}`")).trim_matches('`').to_owned())
+            .collect(),
         tables: db.tables,
         blob_bytes: db.blob_bytes,
         base_dir: base,
         dj_config,
         planted,
-    })
+    };
+    // Tests that only read the fixture compare with what was planted.
+    let path = opts.root.join(SUMMARY_FILE);
+    std::fs::write(&path, summary_json(&summary)).map_err(io_err(&path))?;
+    Ok(summary)
+}
+
+/// Name of the summary [`create`] writes next to `dj_local_conf.json`.
+pub const SUMMARY_FILE: &str = "fixture-summary.json";
+
+/// Like [`create`], but every schema name gets `namespace` in front
+/// (`t1_` gives `t1_common_nwbfile`, ...), so several private copies can
+/// live on one server next to the default fixture; only the namespaced
+/// schemas are dropped and recreated. `namespace` must be lowercase letters,
+/// digits and `_`. Custom `<prefix>_nwbfile` schemas keep their `_nwbfile`
+/// suffix, so Spyglass's naming rules still hold.
+pub fn create_namespaced(
+    session: &mut Session,
+    opts: &FixtureOptions,
+    namespace: &str,
+    connection: (&str, u16, &str),
+) -> Result<Summary, FixtureError> {
+    if !namespace
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(FixtureError::Io {
+            path: opts.root.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("fixture namespace '{namespace}' must be [a-z0-9_]"),
+            ),
+        });
+    }
+    schema::with_namespace(namespace, || create(session, opts, connection))
+}
+
+/// Drops the schemas of a namespaced copy ([`create_namespaced`]).
+pub fn drop_namespaced(session: &mut Session, namespace: &str) -> Result<(), FixtureError> {
+    use spyglass_db::mysql::prelude::Queryable;
+    let conn = session.conn();
+    let run = |conn: &mut spyglass_db::mysql::Conn, sql: String| {
+        conn.query_drop(&sql).map_err(|source| FixtureError::Sql {
+            statement: sql,
+            source,
+        })
+    };
+    run(conn, "SET SESSION foreign_key_checks = 0".into())?;
+    for db in SCHEMAS {
+        run(conn, format!("DROP DATABASE IF EXISTS `{namespace}{db}`"))?;
+    }
+    run(conn, "SET SESSION foreign_key_checks = 1".into())
 }
 
 /// The summary as pretty JSON.

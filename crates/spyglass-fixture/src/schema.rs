@@ -12,7 +12,36 @@ pub(crate) struct Built {
     pub blob_bytes: u64,
 }
 
+thread_local! {
+    /// Prefix for every fixture schema name while [`build`] runs (see [`crate::create_namespaced`]).
+    static NAMESPACE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// `sql` with every fixture schema name (always written backquoted) prefixed
+/// by the namespace in force.
+pub(crate) fn ns(sql: &str) -> String {
+    NAMESPACE.with(|n| {
+        let n = n.borrow();
+        if n.is_empty() {
+            return sql.to_owned();
+        }
+        let mut out = sql.to_owned();
+        for db in SCHEMAS {
+            out = out.replace(&format!("`{db}`"), &format!("`{n}{db}`"));
+        }
+        out
+    })
+}
+
+pub(crate) fn with_namespace<T>(namespace: &str, f: impl FnOnce() -> T) -> T {
+    NAMESPACE.with(|n| *n.borrow_mut() = namespace.to_owned());
+    let out = f();
+    NAMESPACE.with(|n| n.borrow_mut().clear());
+    out
+}
+
 fn run(conn: &mut Conn, sql: &str) -> Result<(), FixtureError> {
+    let sql = &ns(sql);
     conn.query_drop(sql).map_err(|source| FixtureError::Sql {
         statement: sql.to_owned(),
         source,
@@ -20,6 +49,7 @@ fn run(conn: &mut Conn, sql: &str) -> Result<(), FixtureError> {
 }
 
 fn exec<P: Into<Params>>(conn: &mut Conn, sql: &str, params: P) -> Result<(), FixtureError> {
+    let sql = &ns(sql);
     conn.exec_drop(sql, params)
         .map_err(|source| FixtureError::Sql {
             statement: sql.to_owned(),
@@ -306,7 +336,7 @@ pub(crate) fn build(
                 )?;
                 if downstream {
                     let id: u64 = conn
-                        .query_first("SELECT COUNT(*) FROM `alice_scratch`.`_my_result`")
+                        .query_first(ns("SELECT COUNT(*) FROM `alice_scratch`.`_my_result`"))
                         .map_err(|source| FixtureError::Sql {
                             statement: "count".into(),
                             source,
@@ -324,7 +354,7 @@ pub(crate) fn build(
             Role::Decoding => {
                 insert_external(conn, "decoding_v1", "analysis", f)?;
                 let id: u64 = conn
-                    .query_first("SELECT COUNT(*) FROM `decoding_v1`.`__decoding_output`")
+                    .query_first(ns("SELECT COUNT(*) FROM `decoding_v1`.`__decoding_output`"))
                     .map_err(|source| FixtureError::Sql {
                         statement: "count".into(),
                         source,

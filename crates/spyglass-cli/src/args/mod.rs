@@ -2,10 +2,12 @@
 //! command family; `Command` lists them.
 
 mod backup;
+mod cleanup;
 mod doctor;
 mod users;
 
 pub use backup::*;
+pub use cleanup::*;
 pub use doctor::DoctorArgs;
 pub use users::*;
 
@@ -82,4 +84,8 @@ pub enum Command {
     Users(UsersArgs),
     /// Consistent, parallel, compressed, checksummed backups: run, restore, verify, list.
     Backup(BackupArgs),
+    /// Find and remove files no table tracks: scan, apply (quarantine), restore, purge.
+    ///
+    /// Exit 0 nothing to clean, 1 something to clean or skipped, 2 error or refused.
+    Cleanup(CleanupArgs),
 }

@@ -1,6 +1,7 @@
 //! One module per command; each returns the exit status.
 
 mod backup;
+mod cleanup;
 mod doctor;
 mod users;
 
@@ -10,6 +11,7 @@ use crate::output::ExitStatus;
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Doctor(args) => doctor::run(&cli.global, &args),
+        Command::Cleanup(args) => cleanup::run(&cli.global, &args),
         Command::Users(args) => users::run(&cli.global, args),
         Command::Backup(args) => backup::run(&cli.global, args),
     }

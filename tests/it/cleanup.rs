@@ -1,0 +1,598 @@
+//! `spyglass-admin cleanup` against real servers and the Spyglass-shaped fixture.
+//!
+//! The shared fixture (`$SPYGLASS_IT_FIXTURE`) is only read here. Tests that
+//! apply build a private copy: schemas under their own namespace, files in
+//! their own temp dir, and a seed of their own so their file names never
+//! coincide with another copy's (rows of every schema protect files).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use spyglass_db::mysql::prelude::Queryable;
+use spyglass_fixture::{FixtureOptions, Planted, Summary};
+
+use crate::support::{admin, fixture_root, server, sql, Sandbox};
+
+/// A private fixture copy, dropped at the end.
+struct Private {
+    ns: String,
+    root: tempfile::TempDir,
+    summary: Summary,
+}
+
+impl Private {
+    fn new(test: &str, seed: u64) -> Private {
+        let ns = format!("cl_{test}_");
+        let root = tempfile::tempdir().expect("tempdir");
+        let s = server();
+        let mut a = admin();
+        let opts = FixtureOptions {
+            seed,
+            blob_mb: 0,
+            root: root.path().to_owned(),
+        };
+        let summary =
+            spyglass_fixture::create_namespaced(&mut a, &opts, &ns, (&s.host, s.port, &s.user))
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "private fixture {ns}: {e}: {:?}",
+                        std::error::Error::source(&e)
+                    )
+                });
+        Private { ns, root, summary }
+    }
+
+    fn base(&self) -> PathBuf {
+        self.summary.base_dir.clone()
+    }
+
+    fn quarantine(&self) -> PathBuf {
+        self.root.path().join("quarantine")
+    }
+
+    /// A sandbox in the copy's root's sibling, with its DataJoint config and
+    /// settings scoping cleanup to the copy's schemas.
+    fn sandbox(&self, extra_settings: &str) -> Sandbox {
+        let mut sb = Sandbox::new();
+        let cfg = std::fs::read_to_string(&self.summary.dj_config).expect("dj config");
+        sb.write("dj_local_conf.json", &cfg, 0o600);
+        sb.write(
+            "spyglass-admin.toml",
+            &format!(
+                "[cleanup]\nschemas = [\"{}*\"]\nquarantine = \"{}\"\n{extra_settings}",
+                self.ns,
+                self.quarantine().display()
+            ),
+            0o644,
+        );
+        sb.env("DJ_PASS", "");
+        sb
+    }
+
+    fn db(&self, name: &str) -> String {
+        format!("{}{name}", self.ns)
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        let mut a = admin();
+        let _ = spyglass_fixture::drop_namespaced(&mut a, &self.ns);
+    }
+}
+
+/// Every file and symlink under `dir`: relative path -> contents (or link target).
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                out.insert(
+                    rel,
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .display()
+                        .to_string()
+                        .into_bytes(),
+                );
+            } else if ft.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn count(v: &Value, class: &str) -> u64 {
+    v["classes"][class]["count"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("class {class} missing: {v:#}"))
+}
+
+/// Scan counts equal to what the fixture planted, class by class.
+fn assert_counts_match(v: &Value, p: &Planted) {
+    let want = [
+        ("untracked", p.untracked),
+        ("empty", p.empty),
+        ("unused_external", p.unused_external),
+        ("dangling", p.dangling),
+        ("untracked_dir", p.untracked_dir),
+        ("stale_temp", p.stale_temp),
+        ("orphan_row", p.orphan_row),
+    ];
+    for (class, n) in want {
+        assert_eq!(count(v, class), n, "class {class}: {v:#}");
+    }
+    assert_eq!(
+        v["classes"].as_object().unwrap().len(),
+        7,
+        "every class present"
+    );
+    assert_eq!(
+        v["young"]["count"].as_u64().unwrap(),
+        p.untracked_young + p.fresh_temp,
+        "young untracked file and fresh temp files are left alone"
+    );
+    assert_eq!(
+        v["symlinks_outside"].as_array().unwrap().len() as u64,
+        p.symlink_outside
+    );
+}
+
+#[test]
+fn scan_finds_every_planted_class_on_the_shared_fixture() {
+    let root = fixture_root();
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join(spyglass_fixture::SUMMARY_FILE)).unwrap(),
+    )
+    .unwrap();
+    let planted: Planted = serde_json::from_value(summary["planted"].clone()).unwrap();
+    let before = snapshot(&root.join("spyglass"));
+    let mut sb = Sandbox::new();
+    sb.write(
+        "dj_local_conf.json",
+        &std::fs::read_to_string(root.join("dj_local_conf.json")).unwrap(),
+        0o600,
+    );
+    let schemas: Vec<String> = spyglass_fixture::SCHEMAS
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect();
+    sb.write(
+        "spyglass-admin.toml",
+        &format!("[cleanup]\nschemas = [{}]\n", schemas.join(", ")),
+        0o644,
+    );
+    sb.env("DJ_PASS", "");
+
+    let out = sb.run(&["cleanup", "scan", "--json"]);
+    out.assert_code(1);
+    let v = out.json();
+    assert_counts_match(&v, &planted);
+    assert!(
+        v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["guard"].is_null()),
+        "{v:#}"
+    );
+    let link = root.join("spyglass/analysis/links/escape.nwb");
+    assert_eq!(v["symlinks_outside"][0], link.display().to_string());
+    let analysis = v["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["label"] == "store analysis")
+        .unwrap();
+    assert_eq!(analysis["classes"]["untracked"]["count"], 5, "{analysis:#}");
+
+    // --list: one path per line, of the classes asked for.
+    let list = sb.run(&["cleanup", "scan", "--list", "--only", "untracked_dir"]);
+    list.assert_code(1);
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(lines.len() as u64, planted.untracked_dir, "{}", list.stdout);
+    assert!(lines
+        .iter()
+        .any(|l| l.ends_with("spikesorting/tonks20211103_sort_failed")));
+
+    // Human table names every class.
+    let human = sb.run(&["cleanup", "scan"]);
+    human.assert_code(1);
+    for c in [
+        "untracked",
+        "empty",
+        "unused_external",
+        "dangling",
+        "untracked_dir",
+        "stale_temp",
+        "orphan_row",
+    ] {
+        assert!(human.stdout.contains(c), "{}", human.stdout);
+    }
+    assert!(human.stdout.contains("not followed"), "{}", human.stdout);
+
+    // Nothing moved, the symlink's target untouched.
+    assert_eq!(snapshot(&root.join("spyglass")), before);
+    assert!(root.join("outside/not_yours.nwb").is_file());
+
+    // A bad class name is a clean usage error.
+    sb.run(&["cleanup", "scan", "--only", "untracked,bogus"])
+        .assert_code(2)
+        .assert_clean_error();
+}
+
+#[test]
+fn apply_quarantines_exactly_the_candidates_and_restore_puts_them_back() {
+    let p = Private::new("apply", 101);
+    let sb = p.sandbox("");
+    let before = snapshot(&p.base());
+    let outside = snapshot(&p.root.path().join("outside"));
+
+    let scan = sb.run(&["cleanup", "scan", "--json", "--list"]);
+    scan.assert_code(1);
+    let v = scan.json();
+    assert_counts_match(&v, &p.summary.planted);
+
+    let out = sb.run(&["cleanup", "apply", "--yes", "--json"]);
+    out.assert_code(0);
+    let a = out.json();
+    let done = |c: &str| a["done"][c]["count"].as_u64().unwrap();
+    let pl = &p.summary.planted;
+    assert_eq!(done("untracked"), pl.untracked);
+    assert_eq!(done("empty"), pl.empty);
+    assert_eq!(done("unused_external"), pl.unused_external);
+    assert_eq!(done("untracked_dir"), pl.untracked_dir);
+    assert_eq!(done("stale_temp"), pl.stale_temp);
+    assert_eq!(
+        done("orphan_row"),
+        0,
+        "orphan rows only with --include-rows"
+    );
+    assert_eq!(done("dangling"), 0, "dangling is never acted on");
+    assert!(a["skipped"].as_array().unwrap().is_empty(), "{a:#}");
+    let run = PathBuf::from(a["run"].as_str().unwrap());
+    assert!(run.starts_with(p.quarantine()));
+
+    // Nothing referenced moved: every row's file that existed is still there.
+    let mut adm = admin();
+    let rows: Vec<String> = adm
+        .conn()
+        .query(format!(
+            "SELECT filepath FROM `{0}`.`~external_analysis` UNION ALL SELECT filepath FROM `{1}`.`~external_analysis` UNION ALL SELECT filepath FROM `{2}`.`~external_analysis`",
+            p.db("common_nwbfile"),
+            p.db("alice_nwbfile"),
+            p.db("decoding_v1")
+        ))
+        .unwrap();
+    let after = snapshot(&p.base());
+    for f in &rows {
+        let rel = format!("analysis/{f}");
+        if before.contains_key(&rel) {
+            assert_eq!(
+                after.get(&rel),
+                before.get(&rel),
+                "{rel} was tracked and must stay"
+            );
+        }
+    }
+    for raw in [
+        "raw/j1620210710_.nwb",
+        "raw/minirec20230622_.nwb",
+        "raw/tonks20211103_.nwb",
+    ] {
+        assert!(after.contains_key(raw), "{raw}");
+    }
+    // The unused rows are gone from the database, the referenced ones are not.
+    let unused_left: u64 = adm
+        .conn()
+        .query_first(format!(
+            "SELECT COUNT(*) FROM `{0}`.`~external_analysis` e WHERE NOT EXISTS (SELECT 1 FROM `{0}`.analysis_nwbfile a WHERE a.analysis_file_abs_path = e.hash)",
+            p.db("common_nwbfile")
+        ))
+        .unwrap()
+        .unwrap();
+    assert_eq!(unused_left, 0);
+    assert_eq!(rows.len(), 15 - pl.unused_external as usize);
+    // Young file, fresh temp files, tracked folders, the symlink and its target stay.
+    let kept_young = before
+        .keys()
+        .filter(|k| {
+            k.starts_with("tmp/running_job") || k.starts_with("recording/j1620210710_rec_0001")
+        })
+        .all(|k| after.contains_key(k));
+    assert!(kept_young);
+    assert_eq!(
+        after.get("analysis/links/escape.nwb"),
+        before.get("analysis/links/escape.nwb")
+    );
+    assert_eq!(
+        snapshot(&p.root.path().join("outside")),
+        outside,
+        "the symlink was not followed"
+    );
+    let moved = before.len() - after.len();
+    assert_eq!(
+        moved as u64,
+        pl.untracked
+            + pl.empty
+            + pl.unused_external_with_file
+            + 2 * pl.untracked_dir
+            + pl.stale_temp,
+        "exactly the candidates' files left (two files per planted folder)"
+    );
+
+    // A second scan finds nothing more to clean but the report-only and kept things.
+    let again = sb.run(&["cleanup", "scan", "--json"]).json();
+    for c in [
+        "untracked",
+        "empty",
+        "unused_external",
+        "untracked_dir",
+        "stale_temp",
+    ] {
+        assert_eq!(count(&again, c), 0, "{c}: {again:#}");
+    }
+    assert_eq!(count(&again, "dangling"), pl.dangling);
+
+    // Restore puts everything back byte for byte, rows included.
+    let r = sb.run(&["cleanup", "restore", run.to_str().unwrap(), "--json"]);
+    r.assert_code(0);
+    assert_eq!(r.json()["not_restored"], 0, "{}", r.stdout);
+    assert_eq!(snapshot(&p.base()), before, "restore is byte-identical");
+    assert!(!run.exists(), "a fully restored run is removed");
+    let v2 = sb.run(&["cleanup", "scan", "--json"]).json();
+    assert_counts_match(&v2, pl);
+
+    // Purge of a run younger than 30 days does nothing; of older ones it deletes.
+    sb.run(&["cleanup", "apply", "--yes", "--only", "stale_temp"])
+        .assert_code(0);
+    let purge = sb.run(&["cleanup", "purge", "--yes", "--json"]);
+    purge.assert_code(0);
+    assert_eq!(purge.json()["purged"].as_array().unwrap().len(), 0);
+    let purge = sb.run(&["cleanup", "purge", "--older-than", "0s", "--yes", "--json"]);
+    purge.assert_code(0);
+    assert_eq!(purge.json()["purged"].as_array().unwrap().len(), 1);
+    assert_eq!(std::fs::read_dir(p.quarantine()).unwrap().count(), 0);
+}
+
+#[test]
+fn include_rows_deletes_orphan_rows_and_restore_inserts_them() {
+    let p = Private::new("rows", 102);
+    let sb = p.sandbox("");
+    let out = sb.run(&[
+        "cleanup",
+        "apply",
+        "--yes",
+        "--include-rows",
+        "--only",
+        "orphan_row",
+        "--json",
+    ]);
+    out.assert_code(0);
+    let a = out.json();
+    assert_eq!(
+        a["done"]["orphan_row"]["count"].as_u64().unwrap(),
+        p.summary.planted.orphan_row
+    );
+    let n = |p: &Private| -> u64 {
+        let mut adm = admin();
+        let c: u64 = adm
+            .conn()
+            .query_first(format!(
+                "SELECT (SELECT COUNT(*) FROM `{}`.analysis_nwbfile) + (SELECT COUNT(*) FROM `{}`.analysis_nwbfile)",
+                p.db("common_nwbfile"),
+                p.db("alice_nwbfile")
+            ))
+            .unwrap()
+            .unwrap();
+        c
+    };
+    assert_eq!(n(&p), 8 + 3 - p.summary.planted.orphan_row);
+    let run = a["run"].as_str().unwrap().to_owned();
+    sb.run(&["cleanup", "restore", &run]).assert_code(0);
+    assert_eq!(n(&p), 11, "orphan rows inserted again");
+    let v = sb.run(&["cleanup", "scan", "--json"]).json();
+    assert_eq!(count(&v, "orphan_row"), p.summary.planted.orphan_row);
+}
+
+#[test]
+fn a_row_inserted_or_a_file_touched_after_the_scan_keeps_the_file() {
+    use spyglass_cleanup::apply::{self, ApplyOptions, Disposal};
+    use spyglass_cleanup::scan::{self, ScanOptions, Setup};
+
+    let p = Private::new("race", 103);
+    let cfg_text = std::fs::read_to_string(&p.summary.dj_config).unwrap();
+    let cfg = spyglass_db::dj_config::parse(&cfg_text, &p.summary.dj_config).unwrap();
+    let dirs = spyglass_cleanup::dirs::resolve(&cfg.custom, |_| None).unwrap();
+    let stores = spyglass_cleanup::store::stores(&cfg.stores, dirs.as_ref()).unwrap();
+    let setup = Setup { stores, dirs };
+    let opts = ScanOptions {
+        scope: spyglass_cleanup::inventory::Scope::patterns(vec![format!("{}*", p.ns)]),
+        ..ScanOptions::default()
+    };
+    let mut session = admin();
+    let s = scan::scan(&mut session, &setup, &opts).unwrap();
+    let untracked: Vec<&scan::Item> = s
+        .items
+        .iter()
+        .filter(|i| i.class == spyglass_cleanup::Class::Untracked && i.rel.contains('/'))
+        .collect();
+    assert!(untracked.len() >= 2);
+    let (raced, touched) = (untracked[0].clone(), untracked[1].clone());
+
+    // An analysis finishes: its row is inserted after the scan.
+    sql(
+        &mut session,
+        &format!(
+            // (MySQL 9 has no MD5(): a literal hash.)
+            "INSERT INTO `{}`.`~external_analysis` (hash, size, filepath, contents_hash) VALUES (X'0123456789abcdef0123456789abcdef', 1, '{}', NULL)",
+            p.db("common_nwbfile"),
+            raced.rel
+        ),
+    );
+    // Another file is written to again.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(touched.path.as_ref().unwrap())
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now()).unwrap();
+    drop(f);
+
+    let aopts = ApplyOptions {
+        only: vec![spyglass_cleanup::Class::Untracked],
+        disposal: Disposal::Quarantine(p.quarantine()),
+        ..ApplyOptions::default()
+    };
+    let selected = apply::select(&s, &aopts);
+    apply::check_guards(&s, &aopts, &selected).unwrap();
+    let rep = apply::apply(&mut session, &s, &setup, &aopts, &selected, &mut |_, _| {}).unwrap();
+    let outcome = |i: &scan::Item| {
+        rep.outcomes
+            .iter()
+            .find(|o| o.what == i.path.as_ref().unwrap().display().to_string())
+            .unwrap()
+            .clone()
+    };
+    let o = outcome(&raced);
+    assert_eq!(
+        (o.action, o.reason.as_deref()),
+        ("skipped", Some("a row names it now"))
+    );
+    assert!(
+        raced.path.as_ref().unwrap().is_file(),
+        "the file whose row arrived stays"
+    );
+    let o = outcome(&touched);
+    assert_eq!(o.action, "skipped");
+    assert!(
+        o.reason
+            .as_deref()
+            .unwrap()
+            .contains("changed since the scan"),
+        "{o:?}"
+    );
+    assert!(
+        touched.path.as_ref().unwrap().is_file(),
+        "the file written to stays"
+    );
+    assert_eq!(rep.done().count() as u64, p.summary.planted.untracked - 2);
+
+    // The file planted as still being written was never a candidate (24 h grace period).
+    assert!(s
+        .young
+        .iter()
+        .any(|i| i.class == spyglass_cleanup::Class::Untracked));
+    for y in &s.young {
+        if let Some(path) = &y.path {
+            assert!(
+                std::fs::symlink_metadata(path).is_ok(),
+                "young {} stays",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_guard_refuses_and_changes_nothing() {
+    let p = Private::new("guards", 104);
+    let before = snapshot(&p.base());
+    let refused = |sb: &Sandbox, args: &[&str], guard: &str| {
+        let out = sb.run(args);
+        out.assert_code(2).assert_clean_error();
+        assert!(out.stderr.contains(guard), "{guard}: {}", out.stderr);
+        assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+        assert_eq!(snapshot(&p.base()), before, "{guard}: nothing may change");
+    };
+
+    // No terminal and no --yes: nothing done, and it says so.
+    let sb = p.sandbox("");
+    let out = sb.run(&["cleanup", "apply"]);
+    out.assert_code(2).assert_clean_error();
+    assert!(out.stderr.contains("nothing done"), "{}", out.stderr);
+    assert!(out.stderr.contains("--yes"), "{}", out.stderr);
+    assert_eq!(snapshot(&p.base()), before);
+
+    // More than --max-fraction of a store would go.
+    refused(
+        &sb,
+        &["cleanup", "apply", "--yes", "--max-fraction", "0.1"],
+        "max_fraction",
+    );
+
+    // Empty tracked set: the schemas in scope track nothing (a new or test database).
+    let mut sb2 = Sandbox::new();
+    sb2.write(
+        "dj_local_conf.json",
+        &std::fs::read_to_string(&p.summary.dj_config).unwrap(),
+        0o600,
+    );
+    sb2.write(
+        "spyglass-admin.toml",
+        &format!(
+            "[cleanup]\nschemas = [\"cl_nothing_here_*\"]\nquarantine = \"{}\"\n",
+            p.quarantine().display()
+        ),
+        0o644,
+    );
+    sb2.env("DJ_PASS", "");
+    refused(&sb2, &["cleanup", "apply", "--yes"], "empty_tracked_set");
+
+    // The store directory differs from the configured one.
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&p.summary.dj_config).unwrap()).unwrap();
+    let other = p.root.path().join("elsewhere");
+    std::fs::create_dir_all(&other).unwrap();
+    cfg["stores"]["analysis"]["location"] = other.display().to_string().into();
+    let sb3 = p.sandbox("");
+    sb3.write(
+        "dj_local_conf.json",
+        &serde_json::to_string_pretty(&cfg).unwrap(),
+        0o600,
+    );
+    refused(&sb3, &["cleanup", "apply", "--yes"], "store_dir_mismatch");
+    let scan = sb3.run(&["cleanup", "scan", "--json"]);
+    scan.assert_code(1);
+    assert!(scan.stdout.contains("store_dir_mismatch"));
+
+    // A quarantine inside a store.
+    let inside = p.base().join("analysis/q");
+    refused(
+        &sb,
+        &[
+            "cleanup",
+            "apply",
+            "--yes",
+            "--quarantine",
+            inside.to_str().unwrap(),
+        ],
+        "quarantine_placement",
+    );
+
+    // A schema in scope uses a store the config does not define.
+    let mut adm = admin();
+    sql(
+        &mut adm,
+        &format!(
+            "CREATE TABLE `{}`.`~external_video` (hash binary(16) NOT NULL, size bigint unsigned NOT NULL, attachment_name varchar(255), filepath varchar(1000), contents_hash binary(16), timestamp timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (hash))",
+            p.db("alice_nwbfile")
+        ),
+    );
+    refused(&sb, &["cleanup", "apply", "--yes"], "store_not_configured");
+    assert!(
+        p.quarantine()
+            .read_dir()
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true),
+        "no run was created"
+    );
+}
