@@ -9,6 +9,9 @@
 mod support;
 
 #[cfg(feature = "server-tests")]
+mod backup;
+
+#[cfg(feature = "server-tests")]
 mod cleanup;
 
 #[cfg(feature = "server-tests")]
@@ -19,3 +22,6 @@ mod doctor;
 
 #[cfg(feature = "server-tests")]
 mod fixture;
+
+#[cfg(feature = "server-tests")]
+mod users;

@@ -35,7 +35,11 @@ fn itest_one(flavor: Flavor, filter: &[String]) -> Result<(), String> {
         started.elapsed().as_secs_f64(),
         s.port
     );
+    // A second, empty server of the same flavor: restore tests load into it.
+    let target = sandbox::Instance::target(flavor);
+    let _ = sandbox::stop(target);
     let result = (|| {
+        let t = sandbox::start(target)?;
         let fixture_root = sandbox::sandbox_dir(flavor).join("fixture");
         sandbox::fixture(&s, &fixture_root, 4, 1)?;
         let mut c = cargo();
@@ -51,9 +55,11 @@ fn itest_one(flavor: Flavor, filter: &[String]) -> Result<(), String> {
             c.arg("--").args(filter);
         }
         set_test_env(&mut c, &s, &fixture_root);
+        c.env("SPYGLASS_IT_TARGET_PORT", t.port.to_string());
         util::run(&mut c)
     })();
     let stopped = sandbox::stop(flavor);
+    let _ = sandbox::stop(target);
     result.and(stopped)
 }
 

@@ -36,10 +36,47 @@ impl Flavor {
     }
 }
 
-/// A running sandbox as recorded in `target/sandbox/<flavor>/state.env`.
+/// One sandbox server: a flavor, and which of its instances (the main one,
+/// or a second "target" server that restore tests load into).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instance {
+    pub flavor: Flavor,
+    pub target: bool,
+}
+
+impl Instance {
+    pub fn main(flavor: Flavor) -> Self {
+        Instance {
+            flavor,
+            target: false,
+        }
+    }
+    pub fn target(flavor: Flavor) -> Self {
+        Instance {
+            flavor,
+            target: true,
+        }
+    }
+    pub fn name(self) -> String {
+        if self.target {
+            format!("{}-target", self.flavor.name())
+        } else {
+            self.flavor.name().to_owned()
+        }
+    }
+}
+
+impl From<Flavor> for Instance {
+    fn from(f: Flavor) -> Self {
+        Instance::main(f)
+    }
+}
+
+/// A running sandbox as recorded in `target/sandbox/<instance>/state.env`.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     pub flavor: Flavor,
+    pub inst: Instance,
     pub port: u16,
     pub pid: u32,
     /// Data directory as seen from the host.
@@ -78,12 +115,12 @@ impl Sandbox {
     }
 }
 
-pub fn sandbox_dir(flavor: Flavor) -> PathBuf {
-    target_dir().join("sandbox").join(flavor.name())
+pub fn sandbox_dir(inst: impl Into<Instance>) -> PathBuf {
+    target_dir().join("sandbox").join(inst.into().name())
 }
 
-fn state_file(flavor: Flavor) -> PathBuf {
-    sandbox_dir(flavor).join("state.env")
+fn state_file(inst: Instance) -> PathBuf {
+    sandbox_dir(inst).join("state.env")
 }
 
 /// Machine-wide cache for the MySQL chroot.
@@ -118,15 +155,22 @@ fn checkout_id() -> String {
 }
 
 /// Path of the sandbox's files inside the chroot (MySQL only).
-fn chroot_rel() -> String {
-    format!("/var/lib/spyglass-sandbox/{}", checkout_id())
+fn chroot_rel(inst: Instance) -> String {
+    format!(
+        "/var/lib/spyglass-sandbox/{}-{}",
+        checkout_id(),
+        inst.name()
+    )
 }
 
-pub fn read_state(flavor: Flavor) -> Option<Sandbox> {
-    let text = fs::read_to_string(state_file(flavor)).ok()?;
+pub fn read_state(inst: impl Into<Instance>) -> Option<Sandbox> {
+    let inst = inst.into();
+    let flavor = inst.flavor;
+    let text = fs::read_to_string(state_file(inst)).ok()?;
     let kv: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
     Some(Sandbox {
         flavor,
+        inst,
         port: kv.get("DJ_PORT")?.parse().ok()?,
         pid: kv.get("PID")?.parse().ok()?,
         datadir: PathBuf::from(kv.get("DATADIR")?),
@@ -140,7 +184,7 @@ fn write_state(s: &Sandbox) -> Result<(), String> {
         s.pid,
         s.datadir.display()
     );
-    fs::write(state_file(s.flavor), text).map_err(|e| format!("cannot write sandbox state: {e}"))
+    fs::write(state_file(s.inst), text).map_err(|e| format!("cannot write sandbox state: {e}"))
 }
 
 pub fn cmd(args: &[String]) -> Result<(), String> {
@@ -171,8 +215,8 @@ pub fn cmd(args: &[String]) -> Result<(), String> {
 }
 
 /// The running sandbox, if its process is alive and answers.
-pub fn running(flavor: Flavor) -> Option<Sandbox> {
-    let s = read_state(flavor)?;
+pub fn running(inst: impl Into<Instance>) -> Option<Sandbox> {
+    let s = read_state(inst)?;
     if util::pid_alive(s.pid) && s.connect().is_ok() {
         Some(s)
     } else {
@@ -181,18 +225,20 @@ pub fn running(flavor: Flavor) -> Option<Sandbox> {
 }
 
 /// Starts the sandbox, or returns the one already running.
-pub fn start(flavor: Flavor) -> Result<Sandbox, String> {
-    if let Some(s) = running(flavor) {
+pub fn start(inst: impl Into<Instance>) -> Result<Sandbox, String> {
+    let inst = inst.into();
+    let flavor = inst.flavor;
+    if let Some(s) = running(inst) {
         return Ok(s);
     }
     // A stale state from a crashed run: clean it up first.
-    let _ = stop(flavor);
-    let dir = sandbox_dir(flavor);
+    let _ = stop(inst);
+    let dir = sandbox_dir(inst);
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let port = util::free_port()?;
     let (mut cmd, datadir, errlog) = match flavor {
         Flavor::Mariadb => mariadb_command(&dir, port)?,
-        Flavor::Mysql => mysql_command(&dir, port)?,
+        Flavor::Mysql => mysql_command(&dir, port, inst)?,
     };
     let log = fs::File::create(dir.join("server.out")).map_err(|e| e.to_string())?;
     let child = cmd
@@ -205,6 +251,7 @@ pub fn start(flavor: Flavor) -> Result<Sandbox, String> {
         .map_err(|e| format!("cannot start {}: {e}", util::describe(&cmd)))?;
     let s = Sandbox {
         flavor,
+        inst,
         port,
         pid: child.id(),
         datadir,
@@ -327,12 +374,16 @@ pub fn ensure_mysql_chroot() -> Result<PathBuf, String> {
     Ok(root)
 }
 
-fn mysql_command(dir: &Path, port: u16) -> Result<(Command, PathBuf, PathBuf), String> {
+fn mysql_command(
+    dir: &Path,
+    port: u16,
+    inst: Instance,
+) -> Result<(Command, PathBuf, PathBuf), String> {
     if !util::is_root() {
         return Err("the MySQL sandbox runs mysqld in a chroot, which needs root".into());
     }
     let root = ensure_mysql_chroot()?;
-    let rel = chroot_rel();
+    let rel = chroot_rel(inst);
     let host_dir = root.join(rel.trim_start_matches('/'));
     if host_dir.exists() {
         fs::remove_dir_all(&host_dir)
@@ -384,8 +435,10 @@ fn mysql_command(dir: &Path, port: u16) -> Result<(Command, PathBuf, PathBuf), S
 }
 
 /// Stops the sandbox (if any) and deletes its data.
-pub fn stop(flavor: Flavor) -> Result<(), String> {
-    let Some(s) = read_state(flavor) else {
+pub fn stop(inst: impl Into<Instance>) -> Result<(), String> {
+    let inst = inst.into();
+    let flavor = inst.flavor;
+    let Some(s) = read_state(inst) else {
         return Ok(());
     };
     if util::pid_alive(s.pid) {
@@ -399,18 +452,18 @@ pub fn stop(flavor: Flavor) -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(500));
         }
     }
-    let _ = fs::remove_file(state_file(flavor));
+    let _ = fs::remove_file(state_file(inst));
     match flavor {
         Flavor::Mariadb => {
             let _ = fs::remove_dir_all(&s.datadir);
         }
         Flavor::Mysql => {
-            let host_dir = chroot_dir().join(chroot_rel().trim_start_matches('/'));
+            let host_dir = chroot_dir().join(chroot_rel(inst).trim_start_matches('/'));
             let _ = fs::remove_dir_all(host_dir);
-            let _ = fs::remove_file(sandbox_dir(flavor).join("data"));
+            let _ = fs::remove_file(sandbox_dir(inst).join("data"));
         }
     }
-    eprintln!("xtask: {} sandbox stopped", flavor.name());
+    eprintln!("xtask: {} sandbox stopped", inst.name());
     Ok(())
 }
 

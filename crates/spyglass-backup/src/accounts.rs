@@ -22,7 +22,9 @@ fn is_system(user: &str) -> bool {
 pub(crate) fn dump(conn: &mut Conn, flavor: Flavor) -> Result<Option<(String, usize)>, Error> {
     let q = |e| Error::Db(DbError::query("reading accounts", e));
     let accounts: Vec<(String, String, bool)> = match flavor {
-        Flavor::Mariadb => match conn.query::<(String, String, String), _>("SELECT user, host, is_role FROM mysql.user ORDER BY is_role DESC, user, host") {
+        Flavor::Mariadb => match conn.query::<(String, String, String), _>(
+            "SELECT user, host, is_role FROM mysql.user ORDER BY is_role DESC, user, host",
+        ) {
             Ok(v) => v.into_iter().map(|(u, h, r)| (u, h, r == "Y")).collect(),
             Err(_) => return Ok(None),
         },

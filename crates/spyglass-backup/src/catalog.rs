@@ -28,17 +28,28 @@ pub(crate) struct TableInfo {
 
 impl TableInfo {
     pub fn transactional(&self) -> bool {
-        matches!(self.engine.to_ascii_lowercase().as_str(), "innodb" | "rocksdb" | "tokudb")
+        matches!(
+            self.engine.to_ascii_lowercase().as_str(),
+            "innodb" | "rocksdb" | "tokudb"
+        )
     }
 }
 
-fn q<T: spyglass_db::mysql::prelude::FromRow>(conn: &mut Conn, what: &str, sql: &str) -> Result<Vec<T>, Error> {
+fn q<T: spyglass_db::mysql::prelude::FromRow>(
+    conn: &mut Conn,
+    what: &str,
+    sql: &str,
+) -> Result<Vec<T>, Error> {
     conn.query(sql)
         .map_err(|e| Error::Db(spyglass_db::DbError::query(what.to_owned(), e)))
 }
 
 fn system_list() -> String {
-    SYSTEM_SCHEMAS.iter().map(|s| quote::string(s)).collect::<Vec<_>>().join(",")
+    SYSTEM_SCHEMAS
+        .iter()
+        .map(|s| quote::string(s))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// All non-system schemas, sorted.
@@ -55,7 +66,11 @@ pub(crate) fn tables(conn: &mut Conn, schemas: &[String]) -> Result<Vec<TableInf
     if schemas.is_empty() {
         return Ok(Vec::new());
     }
-    let list = schemas.iter().map(|s| quote::string(s)).collect::<Vec<_>>().join(",");
+    let list = schemas
+        .iter()
+        .map(|s| quote::string(s))
+        .collect::<Vec<_>>()
+        .join(",");
     let rows: Vec<(String, String, String, Option<String>, Option<u64>, Option<u64>)> = q(
         conn,
         "listing tables",
@@ -146,7 +161,10 @@ pub(crate) fn fk_order(tables: &[&TableInfo]) -> Vec<String> {
             if done.contains(&t.name) {
                 continue;
             }
-            if t.depends_on.iter().all(|d| done.contains(d) || !names.contains(d.as_str())) {
+            if t.depends_on
+                .iter()
+                .all(|d| done.contains(d) || !names.contains(d.as_str()))
+            {
                 done.insert(t.name.clone());
                 order.push(t.name.clone());
             }
@@ -162,30 +180,61 @@ pub(crate) fn fk_order(tables: &[&TableInfo]) -> Vec<String> {
     order
 }
 
-fn show_create(conn: &mut Conn, sql: &str, col: usize, what: &str, schema: &str, name: &str) -> Result<String, Error> {
+fn show_create(
+    conn: &mut Conn,
+    sql: &str,
+    col: usize,
+    what: &str,
+    schema: &str,
+    name: &str,
+) -> Result<String, Error> {
     let row: Option<Row> = conn.query_first(sql).map_err(|source| Error::Table {
         what: "reading the definition of",
         schema: schema.to_owned(),
         table: name.to_owned(),
         source,
     })?;
-    let row = row.ok_or_else(|| Error::Invalid(format!("{what} `{schema}`.`{name}` has no definition")))?;
+    let row =
+        row.ok_or_else(|| Error::Invalid(format!("{what} `{schema}`.`{name}` has no definition")))?;
     match row.as_ref(col) {
         Some(Value::Bytes(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
-        _ => Err(Error::Invalid(format!("{what} `{schema}`.`{name}`: unexpected SHOW CREATE answer"))),
+        _ => Err(Error::Invalid(format!(
+            "{what} `{schema}`.`{name}`: unexpected SHOW CREATE answer"
+        ))),
     }
 }
 
 pub(crate) fn create_database(conn: &mut Conn, schema: &str) -> Result<String, Error> {
-    show_create(conn, &format!("SHOW CREATE DATABASE {}", quote::ident(schema)), 1, "database", schema, "")
+    show_create(
+        conn,
+        &format!("SHOW CREATE DATABASE {}", quote::ident(schema)),
+        1,
+        "database",
+        schema,
+        "",
+    )
 }
 
 pub(crate) fn create_table(conn: &mut Conn, schema: &str, table: &str) -> Result<String, Error> {
-    show_create(conn, &format!("SHOW CREATE TABLE {}", quote::qualified(schema, table)), 1, "table", schema, table)
+    show_create(
+        conn,
+        &format!("SHOW CREATE TABLE {}", quote::qualified(schema, table)),
+        1,
+        "table",
+        schema,
+        table,
+    )
 }
 
 pub(crate) fn create_view(conn: &mut Conn, schema: &str, view: &str) -> Result<String, Error> {
-    show_create(conn, &format!("SHOW CREATE VIEW {}", quote::qualified(schema, view)), 1, "view", schema, view)
+    show_create(
+        conn,
+        &format!("SHOW CREATE VIEW {}", quote::qualified(schema, view)),
+        1,
+        "view",
+        schema,
+        view,
+    )
 }
 
 /// A trigger, routine or event definition with the sql_mode it was created under.
@@ -208,8 +257,19 @@ pub(crate) fn triggers(conn: &mut Conn, schema: &str) -> Result<Vec<Program>, Er
     names
         .into_iter()
         .map(|(name, sql_mode)| {
-            let create = show_create(conn, &format!("SHOW CREATE TRIGGER {}", quote::qualified(schema, &name)), 2, "trigger", schema, &name)?;
-            Ok(Program { name, sql_mode, create })
+            let create = show_create(
+                conn,
+                &format!("SHOW CREATE TRIGGER {}", quote::qualified(schema, &name)),
+                2,
+                "trigger",
+                schema,
+                &name,
+            )?;
+            Ok(Program {
+                name,
+                sql_mode,
+                create,
+            })
         })
         .collect()
 }
@@ -226,8 +286,19 @@ pub(crate) fn routines(conn: &mut Conn, schema: &str) -> Result<Vec<Program>, Er
     names
         .into_iter()
         .map(|(name, ty, sql_mode)| {
-            let create = show_create(conn, &format!("SHOW CREATE {ty} {}", quote::qualified(schema, &name)), 2, "routine", schema, &name)?;
-            Ok(Program { name, sql_mode, create })
+            let create = show_create(
+                conn,
+                &format!("SHOW CREATE {ty} {}", quote::qualified(schema, &name)),
+                2,
+                "routine",
+                schema,
+                &name,
+            )?;
+            Ok(Program {
+                name,
+                sql_mode,
+                create,
+            })
         })
         .collect()
 }
@@ -244,8 +315,19 @@ pub(crate) fn events(conn: &mut Conn, schema: &str) -> Result<Vec<Program>, Erro
     names
         .into_iter()
         .map(|(name, sql_mode)| {
-            let create = show_create(conn, &format!("SHOW CREATE EVENT {}", quote::qualified(schema, &name)), 3, "event", schema, &name)?;
-            Ok(Program { name, sql_mode, create })
+            let create = show_create(
+                conn,
+                &format!("SHOW CREATE EVENT {}", quote::qualified(schema, &name)),
+                3,
+                "event",
+                schema,
+                &name,
+            )?;
+            Ok(Program {
+                name,
+                sql_mode,
+                create,
+            })
         })
         .collect()
 }
@@ -263,7 +345,8 @@ pub(crate) fn view_order(schema: &str, views: &[(String, String)]) -> Vec<usize>
             if done[i] {
                 continue;
             }
-            let ready = (0..views.len()).all(|j| j == i || done[j] || !refs(&views[i].1, &views[j].0));
+            let ready =
+                (0..views.len()).all(|j| j == i || done[j] || !refs(&views[i].1, &views[j].0));
             if ready {
                 done[i] = true;
                 order.push(i);
@@ -300,7 +383,12 @@ mod tests {
 
     #[test]
     fn referenced_tables_come_first() {
-        let ts = [t("analysis", &["nwbfile", "~external"]), t("nwbfile", &["~external"]), t("~external", &[]), t("other", &["elsewhere"])];
+        let ts = [
+            t("analysis", &["nwbfile", "~external"]),
+            t("nwbfile", &["~external"]),
+            t("~external", &[]),
+            t("other", &["elsewhere"]),
+        ];
         let refs: Vec<&TableInfo> = ts.iter().collect();
         let order = fk_order(&refs);
         let pos = |n: &str| order.iter().position(|x| x == n).unwrap();
@@ -313,8 +401,14 @@ mod tests {
     #[test]
     fn views_after_the_views_they_use() {
         let views = vec![
-            ("v2".to_owned(), "select `s`.`v1`.`x` from `s`.`v1`".to_owned()),
-            ("v1".to_owned(), "select `s`.`t`.`x` from `s`.`t`".to_owned()),
+            (
+                "v2".to_owned(),
+                "select `s`.`v1`.`x` from `s`.`v1`".to_owned(),
+            ),
+            (
+                "v1".to_owned(),
+                "select `s`.`t`.`x` from `s`.`t`".to_owned(),
+            ),
         ];
         assert_eq!(view_order("s", &views), vec![1, 0]);
     }

@@ -94,7 +94,9 @@ pub struct SetFileWriter {
 
 impl std::fmt::Debug for SetFileWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SetFileWriter").field("raw_bytes", &self.raw_bytes).finish_non_exhaustive()
+        f.debug_struct("SetFileWriter")
+            .field("raw_bytes", &self.raw_bytes)
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,7 +126,10 @@ impl SetFileWriter {
             bytes: 0,
         };
         let enc = match compression {
-            Compression::Gzip(level) => Encoder::Gzip(flate2::write::GzEncoder::new(hf, flate2::Compression::new(level))),
+            Compression::Gzip(level) => Encoder::Gzip(flate2::write::GzEncoder::new(
+                hf,
+                flate2::Compression::new(level),
+            )),
             Compression::Zstd(level) => {
                 let mut e = zstd::stream::write::Encoder::new(hf, level)?;
                 e.include_checksum(true)?;
@@ -158,7 +163,11 @@ impl SetFileWriter {
             Encoder::Zstd(e) => e.finish()?,
             Encoder::Plain(e) => e,
         };
-        let HashingFile { inner, hasher, bytes } = hf;
+        let HashingFile {
+            inner,
+            hasher,
+            bytes,
+        } = hf;
         let file = inner.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         Ok(Written {
@@ -225,14 +234,26 @@ mod tests {
     #[test]
     fn round_trip_every_compression_and_detect_truncation() {
         let dir = tempfile::tempdir().unwrap();
-        let data: Vec<u8> = (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
-        for c in [Compression::Gzip(1), Compression::Gzip(6), Compression::Zstd(3), Compression::None] {
-            let p = dir.path().join(format!("f{c:?}{}", c.suffix()).replace(['(', ')'], ""));
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        for c in [
+            Compression::Gzip(1),
+            Compression::Gzip(6),
+            Compression::Zstd(3),
+            Compression::None,
+        ] {
+            let p = dir
+                .path()
+                .join(format!("f{c:?}{}", c.suffix()).replace(['(', ')'], ""));
             let mut w = SetFileWriter::create(&p, c).unwrap();
             w.write_all(&data).unwrap();
             let written = w.finish().unwrap();
             assert_eq!(written.raw_bytes, data.len() as u64);
-            assert_eq!(file_sha256(&p).unwrap(), (written.bytes, written.sha256.clone()));
+            assert_eq!(
+                file_sha256(&p).unwrap(),
+                (written.bytes, written.sha256.clone())
+            );
             let mut back = Vec::new();
             open_sql(&p).unwrap().read_to_end(&mut back).unwrap();
             assert_eq!(back, data, "{c:?}");
@@ -241,7 +262,10 @@ mod tests {
                 let bytes = std::fs::read(&p).unwrap();
                 std::fs::write(&p, &bytes[..bytes.len() - 9]).unwrap();
                 let mut back = Vec::new();
-                assert!(open_sql(&p).unwrap().read_to_end(&mut back).is_err(), "{c:?} truncation undetected");
+                assert!(
+                    open_sql(&p).unwrap().read_to_end(&mut back).is_err(),
+                    "{c:?} truncation undetected"
+                );
             }
         }
     }
@@ -249,7 +273,10 @@ mod tests {
     #[test]
     fn parses_compression() {
         assert_eq!(Compression::parse("gzip", None), Ok(Compression::Gzip(1)));
-        assert_eq!(Compression::parse("zstd", Some(5)), Ok(Compression::Zstd(5)));
+        assert_eq!(
+            Compression::parse("zstd", Some(5)),
+            Ok(Compression::Zstd(5))
+        );
         assert!(Compression::parse("gzip", Some(12)).is_err());
         assert!(Compression::parse("bz2", None).is_err());
     }

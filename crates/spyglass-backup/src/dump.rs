@@ -24,7 +24,9 @@ use spyglass_db::{quote, ConnectOptions, DbError, Flavor, Session};
 use crate::catalog::{self, TableInfo};
 use crate::compress::{Compression, SetFileWriter};
 use crate::encode::{kind_of, push_value, InsertBuilder, ValueKind};
-use crate::manifest::{FileKind, FileRecord, Manifest, ServerRecord, Snapshot, TableRecord, MANIFEST};
+use crate::manifest::{
+    FileKind, FileRecord, Manifest, ServerRecord, Snapshot, TableRecord, MANIFEST,
+};
 use crate::names::{self, file_name};
 use crate::progress::Progress;
 use crate::Error;
@@ -52,6 +54,8 @@ pub struct DumpOptions {
     pub statement_bytes: usize,
     /// Dump accounts, roles and grants.
     pub accounts: bool,
+    /// Set from outside (e.g. on SIGINT) to stop the dump; the set stays `.partial`.
+    pub interrupt: Arc<AtomicBool>,
 }
 
 impl DumpOptions {
@@ -69,6 +73,7 @@ impl DumpOptions {
             chunk_bytes: 64 << 20,
             statement_bytes: 16 << 20,
             accounts: true,
+            interrupt: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -104,8 +109,15 @@ struct Shared {
 }
 
 enum JobResult {
-    Data { table: usize, file: FileRecord, max_statement: usize },
-    Checksum { table: usize, value: Option<u64> },
+    Data {
+        table: usize,
+        file: FileRecord,
+        max_statement: usize,
+    },
+    Checksum {
+        table: usize,
+        value: Option<u64>,
+    },
 }
 
 fn db(what: &str) -> impl FnOnce(spyglass_db::mysql::Error) -> Error + '_ {
@@ -113,7 +125,11 @@ fn db(what: &str) -> impl FnOnce(spyglass_db::mysql::Error) -> Error + '_ {
 }
 
 /// Runs a backup into a new set under `options.dest`.
-pub fn run(connect: &ConnectOptions, options: &DumpOptions, progress: &dyn Progress) -> Result<DumpSummary, Error> {
+pub fn run(
+    connect: &ConnectOptions,
+    options: &DumpOptions,
+    progress: &dyn Progress,
+) -> Result<DumpSummary, Error> {
     if options.threads == 0 {
         return Err(Error::Invalid("--threads must be at least 1".into()));
     }
@@ -122,7 +138,10 @@ pub fn run(connect: &ConnectOptions, options: &DumpOptions, progress: &dyn Progr
     let final_path = options.dest.join(&name);
     let partial = options.dest.join(format!("{name}.partial"));
     if final_path.exists() || partial.exists() {
-        return Err(Error::Invalid(format!("{} already exists; wait a second and run again", final_path.display())));
+        return Err(Error::Invalid(format!(
+            "{} already exists; wait a second and run again",
+            final_path.display()
+        )));
     }
     std::fs::create_dir_all(&options.dest).map_err(Error::io("creating", &options.dest))?;
     create_private_dir(&partial)?;
@@ -130,7 +149,11 @@ pub fn run(connect: &ConnectOptions, options: &DumpOptions, progress: &dyn Progr
         create_private_dir(&partial.join(sub))?;
     }
     // Who is writing, for `backup list` and prune (a dead writer's leftover is partial).
-    std::fs::write(partial.join("writer.pid"), format!("{}\n", std::process::id())).map_err(Error::io("writing", partial.join("writer.pid")))?;
+    std::fs::write(
+        partial.join("writer.pid"),
+        format!("{}\n", std::process::id()),
+    )
+    .map_err(Error::io("writing", partial.join("writer.pid")))?;
 
     let mut coord = spyglass_db::connect(connect)?;
     let flavor = coord.server().flavor;
@@ -140,13 +163,22 @@ pub fn run(connect: &ConnectOptions, options: &DumpOptions, progress: &dyn Progr
 
     // Which schemas.
     let all = catalog::schemas(coord.conn())?;
-    let schemas: Vec<String> = all.into_iter().filter(|s| names::schema_selected(s, &options.schemas, &options.exclude)).collect();
+    let schemas: Vec<String> = all
+        .into_iter()
+        .filter(|s| names::schema_selected(s, &options.schemas, &options.exclude))
+        .collect();
     if schemas.is_empty() {
-        return Err(Error::Invalid("no schema matches --schemas/--exclude; nothing to back up".into()));
+        return Err(Error::Invalid(
+            "no schema matches --schemas/--exclude; nothing to back up".into(),
+        ));
     }
 
     // The snapshot.
-    let locked = coord.conn().query_drop("SET SESSION lock_wait_timeout = 60").and_then(|_| coord.conn().query_drop("FLUSH TABLES WITH READ LOCK")).is_ok();
+    let locked = coord
+        .conn()
+        .query_drop("SET SESSION lock_wait_timeout = 60")
+        .and_then(|_| coord.conn().query_drop("FLUSH TABLES WITH READ LOCK"))
+        .is_ok();
     if !locked {
         let msg = "could not take FLUSH TABLES WITH READ LOCK (needs RELOAD): workers' snapshots start at slightly different moments".to_owned();
         progress.note(&msg);
@@ -163,7 +195,11 @@ pub fn run(connect: &ConnectOptions, options: &DumpOptions, progress: &dyn Progr
         }
         Ok(())
     })();
-    let (binlog_file, binlog_position, gtid) = if locked { binlog_position(coord.conn(), flavor) } else { (None, None, None) };
+    let (binlog_file, binlog_position, gtid) = if locked {
+        binlog_position(coord.conn(), flavor)
+    } else {
+        (None, None, None)
+    };
     let mut ddl_lock = "none".to_owned();
     let mut ddl_guard: Option<Session> = None;
     if opened.is_ok() {
@@ -175,7 +211,11 @@ pub fn run(connect: &ConnectOptions, options: &DumpOptions, progress: &dyn Progr
             }
             Flavor::Mariadb => {
                 if let Ok(mut g) = spyglass_db::connect(connect) {
-                    if g.conn().query_drop("BACKUP STAGE START").and_then(|_| g.conn().query_drop("BACKUP STAGE BLOCK_DDL")).is_ok() {
+                    if g.conn()
+                        .query_drop("BACKUP STAGE START")
+                        .and_then(|_| g.conn().query_drop("BACKUP STAGE BLOCK_DDL"))
+                        .is_ok()
+                    {
                         ddl_lock = "backup_stage_block_ddl".into();
                         ddl_guard = Some(g);
                     } else {
@@ -186,29 +226,50 @@ pub fn run(connect: &ConnectOptions, options: &DumpOptions, progress: &dyn Progr
         }
     }
     if locked {
-        coord.conn().query_drop("UNLOCK TABLES").map_err(db("releasing the global read lock"))?;
+        coord
+            .conn()
+            .query_drop("UNLOCK TABLES")
+            .map_err(db("releasing the global read lock"))?;
     }
     opened?;
     if ddl_lock == "none" {
-        notes.push("DDL was not blocked during the dump (needs BACKUP_ADMIN on MySQL, RELOAD on MariaDB)".into());
+        notes.push(
+            "DDL was not blocked during the dump (needs BACKUP_ADMIN on MySQL, RELOAD on MariaDB)"
+                .into(),
+        );
     }
 
     // What to dump, read inside the coordinator's snapshot.
     let tables = catalog::tables(coord.conn(), &schemas)?;
     for t in tables.iter().filter(|t| !t.is_view && !t.transactional()) {
-        notes.push(format!("`{}`.`{}` uses {}: not snapshot-consistent", t.schema, t.name, t.engine));
+        notes.push(format!(
+            "`{}`.`{}` uses {}: not snapshot-consistent",
+            t.schema, t.name, t.engine
+        ));
     }
     let mut files: Vec<FileRecord> = Vec::new();
     for s in &schemas {
-        files.push(write_schema_file(coord.conn(), &partial, s, &tables, options.compression)?);
+        files.push(write_schema_file(
+            coord.conn(),
+            &partial,
+            s,
+            &tables,
+            options.compression,
+        )?);
     }
 
     // Plan the data jobs: big tables split by primary-key ranges, largest first.
     let mut jobs: Vec<Job> = Vec::new();
     let mut chunks_of: BTreeMap<usize, u32> = BTreeMap::new();
     let mut total_estimate = 0u64;
-    for (i, t) in tables.iter().enumerate().filter(|(_, t)| !t.is_view && !t.columns.is_empty()) {
-        let ranges = if t.data_length > options.chunk_bytes + options.chunk_bytes / 2 && !t.primary_key.is_empty() {
+    for (i, t) in tables
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !t.is_view && !t.columns.is_empty())
+    {
+        let ranges = if t.data_length > options.chunk_bytes + options.chunk_bytes / 2
+            && !t.primary_key.is_empty()
+        {
             chunk_ranges(coord.conn(), t, options.chunk_bytes)?
         } else {
             vec![None]
@@ -216,17 +277,24 @@ pub fn run(connect: &ConnectOptions, options: &DumpOptions, progress: &dyn Progr
         let per = t.data_length / ranges.len() as u64;
         chunks_of.insert(i, ranges.len() as u32);
         for (c, range) in ranges.into_iter().enumerate() {
-            jobs.push(Job::Data { table: i, chunk: c as u32 + 1, range, estimate: per });
+            jobs.push(Job::Data {
+                table: i,
+                chunk: c as u32 + 1,
+                range,
+                estimate: per,
+            });
             total_estimate += per;
         }
         if options.checksum {
             jobs.push(Job::Checksum { table: i });
         }
     }
-    jobs.sort_by_key(|j| std::cmp::Reverse(match j {
-        Job::Data { estimate, .. } => *estimate,
-        Job::Checksum { table } => tables[*table].data_length,
-    }));
+    jobs.sort_by_key(|j| {
+        std::cmp::Reverse(match j {
+            Job::Data { estimate, .. } => *estimate,
+            Job::Checksum { table } => tables[*table].data_length,
+        })
+    });
     progress.start("dump", total_estimate);
 
     let shared = Arc::new(Shared {
@@ -264,19 +332,40 @@ pub fn run(connect: &ConnectOptions, options: &DumpOptions, progress: &dyn Progr
     if let Some(e) = errors.into_iter().find(|e| !matches!(e, Error::Cancelled)) {
         return Err(e);
     }
+    if options.interrupt.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted { partial });
+    }
 
     // Views, triggers, routines, events: restored after the data.
     for s in &schemas {
-        files.push(write_post_file(coord.conn(), &partial, s, &tables, options.compression)?);
+        files.push(write_post_file(
+            coord.conn(),
+            &partial,
+            s,
+            &tables,
+            options.compression,
+        )?);
     }
     if options.accounts {
         match crate::accounts::dump(coord.conn(), flavor)? {
             Some((script, _)) => {
                 let rel = format!("accounts{}", options.compression.suffix());
                 let w = write_whole(&partial.join(&rel), options.compression, script.as_bytes())?;
-                files.push(FileRecord { path: rel, kind: FileKind::Accounts, schema: None, table: None, chunk: None, rows: 0, raw_bytes: w.raw_bytes, bytes: w.bytes, sha256: w.sha256 });
+                files.push(FileRecord {
+                    path: rel,
+                    kind: FileKind::Accounts,
+                    schema: None,
+                    table: None,
+                    chunk: None,
+                    rows: 0,
+                    raw_bytes: w.raw_bytes,
+                    bytes: w.bytes,
+                    sha256: w.sha256,
+                });
             }
-            None => notes.push("accounts were not dumped: this account may not read mysql.user".into()),
+            None => {
+                notes.push("accounts were not dumped: this account may not read mysql.user".into())
+            }
         }
     }
     if ddl_lock == "lock_instance_for_backup" {
@@ -293,10 +382,19 @@ pub fn run(connect: &ConnectOptions, options: &DumpOptions, progress: &dyn Progr
     let mut checksum_of: BTreeMap<usize, Option<u64>> = BTreeMap::new();
     let mut data_files = Vec::new();
     let mut max_statement = 0usize;
-    let results = std::mem::take(&mut *shared.results.lock().map_err(|_| Error::Invalid("worker results poisoned".into()))?);
+    let results = std::mem::take(
+        &mut *shared
+            .results
+            .lock()
+            .map_err(|_| Error::Invalid("worker results poisoned".into()))?,
+    );
     for r in results {
         match r {
-            JobResult::Data { table, file, max_statement: m } => {
+            JobResult::Data {
+                table,
+                file,
+                max_statement: m,
+            } => {
                 *rows_of.entry(table).or_default() += file.rows;
                 max_statement = max_statement.max(m);
                 data_files.push(file);
@@ -326,9 +424,17 @@ pub fn run(connect: &ConnectOptions, options: &DumpOptions, progress: &dyn Progr
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         engine: "native".into(),
         label: options.label.clone(),
-        server: ServerRecord { flavor: format!("{flavor:?}").to_ascii_lowercase(), version, address },
+        server: ServerRecord {
+            flavor: format!("{flavor:?}").to_ascii_lowercase(),
+            version,
+            address,
+        },
         snapshot: Snapshot {
-            method: if locked { "flush_tables_with_read_lock".into() } else { "none".into() },
+            method: if locked {
+                "flush_tables_with_read_lock".into()
+            } else {
+                "none".into()
+            },
             ddl_lock,
             binlog_file,
             binlog_position,
@@ -346,12 +452,18 @@ pub fn run(connect: &ConnectOptions, options: &DumpOptions, progress: &dyn Progr
         notes,
     };
     finalize(&partial, &final_path, &manifest)?;
-    Ok(DumpSummary { path: final_path, manifest })
+    Ok(DumpSummary {
+        path: final_path,
+        manifest,
+    })
 }
 
 fn create_private_dir(p: &Path) -> Result<(), Error> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().mode(0o700).create(p).map_err(Error::io("creating", p))
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(p)
+        .map_err(Error::io("creating", p))
 }
 
 /// Session settings every dump connection uses.
@@ -372,7 +484,10 @@ fn start_snapshot(conn: &mut Conn) -> Result<(), Error> {
         .map_err(db("starting a consistent snapshot"))
 }
 
-fn binlog_position(conn: &mut Conn, flavor: Flavor) -> (Option<String>, Option<u64>, Option<String>) {
+fn binlog_position(
+    conn: &mut Conn,
+    flavor: Flavor,
+) -> (Option<String>, Option<u64>, Option<String>) {
     let stmts: &[&str] = match flavor {
         Flavor::Mysql => &["SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"],
         Flavor::Mariadb => &["SHOW MASTER STATUS"],
@@ -381,9 +496,16 @@ fn binlog_position(conn: &mut Conn, flavor: Flavor) -> (Option<String>, Option<u
         if let Ok(Some(row)) = conn.query_first::<Row, _>(*s) {
             let file: Option<String> = row.get_opt(0).and_then(|r| r.ok());
             let pos: Option<u64> = row.get_opt(1).and_then(|r| r.ok());
-            let mut gtid: Option<String> = row.get_opt(4).and_then(|r| r.ok()).filter(|g: &String| !g.is_empty());
+            let mut gtid: Option<String> = row
+                .get_opt(4)
+                .and_then(|r| r.ok())
+                .filter(|g: &String| !g.is_empty());
             if flavor == Flavor::Mariadb {
-                gtid = conn.query_first::<String, _>("SELECT @@gtid_binlog_pos").ok().flatten().filter(|g| !g.is_empty());
+                gtid = conn
+                    .query_first::<String, _>("SELECT @@gtid_binlog_pos")
+                    .ok()
+                    .flatten()
+                    .filter(|g| !g.is_empty());
             }
             return (file, pos, gtid);
         }
@@ -393,15 +515,25 @@ fn binlog_position(conn: &mut Conn, flavor: Flavor) -> (Option<String>, Option<u
 
 /// Splits a table into primary-key ranges of about `chunk_bytes`, walking the
 /// key in the snapshot. Boundaries are written as SQL literals.
-fn chunk_ranges(conn: &mut Conn, t: &TableInfo, chunk_bytes: u64) -> Result<Vec<Option<String>>, Error> {
+fn chunk_ranges(
+    conn: &mut Conn,
+    t: &TableInfo,
+    chunk_bytes: u64,
+) -> Result<Vec<Option<String>>, Error> {
     let n = t.data_length.div_ceil(chunk_bytes).max(1);
     let rows_per = (t.rows_estimate / n).max(1);
     let pk = &t.primary_key;
-    let cols = pk.iter().map(|c| quote::ident(c)).collect::<Vec<_>>().join(",");
+    let cols = pk
+        .iter()
+        .map(|c| quote::ident(c))
+        .collect::<Vec<_>>()
+        .join(",");
     let table = quote::qualified(&t.schema, &t.name);
     let mut bounds: Vec<Vec<String>> = Vec::new();
     loop {
-        let cond = bounds.last().map(|b| format!("WHERE {}", tuple_cmp(pk, b, ">")));
+        let cond = bounds
+            .last()
+            .map(|b| format!("WHERE {}", tuple_cmp(pk, b, ">")));
         let sql = format!(
             "SELECT {cols} FROM {table} {} ORDER BY {cols} LIMIT 1 OFFSET {}",
             cond.unwrap_or_default(),
@@ -454,7 +586,9 @@ fn tuple_cmp(cols: &[String], vals: &[String], op: &str) -> String {
     let strict = if op == ">" { ">" } else { "<" };
     let mut terms = Vec::new();
     for i in 0..cols.len() {
-        let mut t: Vec<String> = (0..i).map(|j| format!("{} = {}", quote::ident(&cols[j]), vals[j])).collect();
+        let mut t: Vec<String> = (0..i)
+            .map(|j| format!("{} = {}", quote::ident(&cols[j]), vals[j]))
+            .collect();
         let last_op = if i + 1 == cols.len() { op } else { strict };
         t.push(format!("{} {last_op} {}", quote::ident(&cols[i]), vals[i]));
         terms.push(format!("({})", t.join(" AND ")));
@@ -464,9 +598,16 @@ fn tuple_cmp(cols: &[String], vals: &[String], op: &str) -> String {
 
 const DATA_HEADER: &str = "SET NAMES utf8mb4;\nSET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO', foreign_key_checks = 0, unique_checks = 0;\n";
 
-fn worker(mut conn: Conn, shared: &Shared, tables: &[TableInfo], set: &Path, options: &DumpOptions, progress: &dyn Progress) -> Result<(), Error> {
+fn worker(
+    mut conn: Conn,
+    shared: &Shared,
+    tables: &[TableInfo],
+    set: &Path,
+    options: &DumpOptions,
+    progress: &dyn Progress,
+) -> Result<(), Error> {
     loop {
-        if shared.cancel.load(Ordering::SeqCst) {
+        if shared.cancel.load(Ordering::SeqCst) || options.interrupt.load(Ordering::SeqCst) {
             return Err(Error::Cancelled);
         }
         let job = match shared.jobs.lock() {
@@ -475,13 +616,39 @@ fn worker(mut conn: Conn, shared: &Shared, tables: &[TableInfo], set: &Path, opt
         };
         let Some(job) = job else { break };
         let result = match job {
-            Job::Data { table, chunk, range, .. } => dump_chunk(&mut conn, &tables[table], table, chunk, range.as_deref(), set, options, progress, shared)?,
+            Job::Data {
+                table,
+                chunk,
+                range,
+                ..
+            } => dump_chunk(
+                &mut conn,
+                &tables[table],
+                table,
+                chunk,
+                range.as_deref(),
+                set,
+                options,
+                progress,
+                shared,
+            )?,
             Job::Checksum { table } => {
                 let t = &tables[table];
                 let row: Option<(String, Option<u64>)> = conn
-                    .query_first(format!("CHECKSUM TABLE {}", quote::qualified(&t.schema, &t.name)))
-                    .map_err(|source| Error::Table { what: "checksumming", schema: t.schema.clone(), table: t.name.clone(), source })?;
-                JobResult::Checksum { table, value: row.and_then(|r| r.1) }
+                    .query_first(format!(
+                        "CHECKSUM TABLE {}",
+                        quote::qualified(&t.schema, &t.name)
+                    ))
+                    .map_err(|source| Error::Table {
+                        what: "checksumming",
+                        schema: t.schema.clone(),
+                        table: t.name.clone(),
+                        source,
+                    })?;
+                JobResult::Checksum {
+                    table,
+                    value: row.and_then(|r| r.1),
+                }
             }
         };
         if let Ok(mut r) = shared.results.lock() {
@@ -510,11 +677,21 @@ fn dump_chunk(
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(Error::io("creating", &dir)(e)),
     }
-    let rel = format!("2-data/{}/{}.{chunk:05}{}", file_name(&t.schema), file_name(&t.name), options.compression.suffix());
+    let rel = format!(
+        "2-data/{}/{}.{chunk:05}{}",
+        file_name(&t.schema),
+        file_name(&t.name),
+        options.compression.suffix()
+    );
     let path = set.join(&rel);
-    let mut w = SetFileWriter::create(&path, options.compression).map_err(Error::io("creating", &path))?;
+    let mut w =
+        SetFileWriter::create(&path, options.compression).map_err(Error::io("creating", &path))?;
     let io = |e| Error::io("writing", &path)(e);
-    let header = format!("-- spyglass-admin data: {} chunk {chunk}\n{DATA_HEADER}USE {};\n", quote::qualified(&t.schema, &t.name), quote::ident(&t.schema));
+    let header = format!(
+        "-- spyglass-admin data: {} chunk {chunk}\n{DATA_HEADER}USE {};\n",
+        quote::qualified(&t.schema, &t.name),
+        quote::ident(&t.schema)
+    );
     w.write_all(header.as_bytes()).map_err(io)?;
     // FLOAT is printed with 6 significant digits by MariaDB's text protocol,
     // which loses bits; as DOUBLE it prints exactly, and converts back exactly.
@@ -522,7 +699,13 @@ fn dump_chunk(
         .columns
         .iter()
         .zip(&t.column_types)
-        .map(|(c, ty)| if ty == "float" { format!("CAST({} AS DOUBLE)", quote::ident(c)) } else { quote::ident(c) })
+        .map(|(c, ty)| {
+            if ty == "float" {
+                format!("CAST({} AS DOUBLE)", quote::ident(c))
+            } else {
+                quote::ident(c)
+            }
+        })
         .collect::<Vec<_>>()
         .join(",");
     let sql = format!(
@@ -530,7 +713,12 @@ fn dump_chunk(
         quote::qualified(&t.schema, &t.name),
         range.map(|r| format!(" WHERE {r}")).unwrap_or_default()
     );
-    let table_err = |source| Error::Table { what: "reading rows of", schema: t.schema.clone(), table: t.name.clone(), source };
+    let table_err = |source| Error::Table {
+        what: "reading rows of",
+        schema: t.schema.clone(),
+        table: t.name.clone(),
+        source,
+    };
     let mut result = conn.query_iter(&sql).map_err(table_err)?;
     let mut builder = InsertBuilder::new(&t.name, &t.columns, options.statement_bytes);
     let mut kinds: Option<Vec<ValueKind>> = None;
@@ -540,7 +728,12 @@ fn dump_chunk(
     if let Some(set_result) = result.iter() {
         for row in set_result {
             let row = row.map_err(table_err)?;
-            let kinds = kinds.get_or_insert_with(|| row.columns_ref().iter().map(|c| kind_of(c.column_type(), c.character_set())).collect());
+            let kinds = kinds.get_or_insert_with(|| {
+                row.columns_ref()
+                    .iter()
+                    .map(|c| kind_of(c.column_type(), c.character_set()))
+                    .collect()
+            });
             builder.begin_row();
             for (i, kind) in kinds.iter().enumerate() {
                 match row.as_ref(i) {
@@ -561,7 +754,8 @@ fn dump_chunk(
                 progress.advance(pending_bytes, pending_rows);
                 pending_bytes = 0;
                 pending_rows = 0;
-                if shared.cancel.load(Ordering::SeqCst) {
+                if shared.cancel.load(Ordering::SeqCst) || options.interrupt.load(Ordering::SeqCst)
+                {
                     return Err(Error::Cancelled);
                 }
             }
@@ -591,7 +785,11 @@ fn dump_chunk(
     })
 }
 
-fn write_whole(path: &Path, c: Compression, bytes: &[u8]) -> Result<crate::compress::Written, Error> {
+fn write_whole(
+    path: &Path,
+    c: Compression,
+    bytes: &[u8],
+) -> Result<crate::compress::Written, Error> {
     let mut w = SetFileWriter::create(path, c).map_err(Error::io("creating", path))?;
     w.write_all(bytes).map_err(Error::io("writing", path))?;
     w.finish().map_err(Error::io("writing", path))
@@ -599,23 +797,55 @@ fn write_whole(path: &Path, c: Compression, bytes: &[u8]) -> Result<crate::compr
 
 const DDL_HEADER: &str = "SET NAMES utf8mb4;\nSET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO', foreign_key_checks = 0;\n";
 
-fn write_schema_file(conn: &mut Conn, set: &Path, schema: &str, tables: &[TableInfo], c: Compression) -> Result<FileRecord, Error> {
-    let mut sql = format!("-- spyglass-admin schema: {}\n{DDL_HEADER}", quote::ident(schema));
+fn write_schema_file(
+    conn: &mut Conn,
+    set: &Path,
+    schema: &str,
+    tables: &[TableInfo],
+    c: Compression,
+) -> Result<FileRecord, Error> {
+    let mut sql = format!(
+        "-- spyglass-admin schema: {}\n{DDL_HEADER}",
+        quote::ident(schema)
+    );
     sql.push_str(&catalog::create_database(conn, schema)?);
     sql.push_str(";\n");
     sql.push_str(&format!("USE {};\n", quote::ident(schema)));
-    let mine: Vec<&TableInfo> = tables.iter().filter(|t| t.schema == schema && !t.is_view).collect();
+    let mine: Vec<&TableInfo> = tables
+        .iter()
+        .filter(|t| t.schema == schema && !t.is_view)
+        .collect();
     for name in catalog::fk_order(&mine) {
         sql.push_str(&catalog::create_table(conn, schema, &name)?);
         sql.push_str(";\n");
     }
     let rel = format!("1-schema/{}{}", file_name(schema), c.suffix());
     let w = write_whole(&set.join(&rel), c, sql.as_bytes())?;
-    Ok(FileRecord { path: rel, kind: FileKind::Schema, schema: Some(schema.to_owned()), table: None, chunk: None, rows: 0, raw_bytes: w.raw_bytes, bytes: w.bytes, sha256: w.sha256 })
+    Ok(FileRecord {
+        path: rel,
+        kind: FileKind::Schema,
+        schema: Some(schema.to_owned()),
+        table: None,
+        chunk: None,
+        rows: 0,
+        raw_bytes: w.raw_bytes,
+        bytes: w.bytes,
+        sha256: w.sha256,
+    })
 }
 
-fn write_post_file(conn: &mut Conn, set: &Path, schema: &str, tables: &[TableInfo], c: Compression) -> Result<FileRecord, Error> {
-    let mut sql = format!("-- spyglass-admin views, triggers, routines, events: {}\n{DDL_HEADER}USE {};\n", quote::ident(schema), quote::ident(schema));
+fn write_post_file(
+    conn: &mut Conn,
+    set: &Path,
+    schema: &str,
+    tables: &[TableInfo],
+    c: Compression,
+) -> Result<FileRecord, Error> {
+    let mut sql = format!(
+        "-- spyglass-admin views, triggers, routines, events: {}\n{DDL_HEADER}USE {};\n",
+        quote::ident(schema),
+        quote::ident(schema)
+    );
     let views: Vec<(String, String)> = tables
         .iter()
         .filter(|t| t.schema == schema && t.is_view)
@@ -625,11 +855,18 @@ fn write_post_file(conn: &mut Conn, set: &Path, schema: &str, tables: &[TableInf
         sql.push_str(&views[i].1);
         sql.push_str(";\n");
     }
-    let programs = [catalog::triggers(conn, schema)?, catalog::routines(conn, schema)?, catalog::events(conn, schema)?];
+    let programs = [
+        catalog::triggers(conn, schema)?,
+        catalog::routines(conn, schema)?,
+        catalog::events(conn, schema)?,
+    ];
     if programs.iter().any(|p| !p.is_empty()) {
         sql.push_str("DELIMITER ;;\n");
         for p in programs.iter().flatten() {
-            sql.push_str(&format!("SET SESSION sql_mode = {};;\n", quote::string(&p.sql_mode)));
+            sql.push_str(&format!(
+                "SET SESSION sql_mode = {};;\n",
+                quote::string(&p.sql_mode)
+            ));
             sql.push_str(&p.create);
             sql.push_str(" ;;\n");
             let _ = &p.name;
@@ -638,14 +875,28 @@ fn write_post_file(conn: &mut Conn, set: &Path, schema: &str, tables: &[TableInf
     }
     let rel = format!("3-post/{}{}", file_name(schema), c.suffix());
     let w = write_whole(&set.join(&rel), c, sql.as_bytes())?;
-    Ok(FileRecord { path: rel, kind: FileKind::Post, schema: Some(schema.to_owned()), table: None, chunk: None, rows: 0, raw_bytes: w.raw_bytes, bytes: w.bytes, sha256: w.sha256 })
+    Ok(FileRecord {
+        path: rel,
+        kind: FileKind::Post,
+        schema: Some(schema.to_owned()),
+        table: None,
+        chunk: None,
+        rows: 0,
+        raw_bytes: w.raw_bytes,
+        bytes: w.bytes,
+        sha256: w.sha256,
+    })
 }
 
 /// Writes manifest and RESTORE.txt, syncs, and renames the set into place.
 fn finalize(partial: &Path, final_path: &Path, manifest: &Manifest) -> Result<(), Error> {
-    let text = serde_json::to_string_pretty(manifest).map_err(|e| Error::Invalid(format!("serializing the manifest: {e}")))?;
+    let text = serde_json::to_string_pretty(manifest)
+        .map_err(|e| Error::Invalid(format!("serializing the manifest: {e}")))?;
     write_synced(&partial.join(MANIFEST), text.as_bytes())?;
-    write_synced(&partial.join("RESTORE.txt"), crate::restore::restore_instructions(manifest).as_bytes())?;
+    write_synced(
+        &partial.join("RESTORE.txt"),
+        crate::restore::restore_instructions(manifest).as_bytes(),
+    )?;
     let _ = std::fs::remove_file(partial.join("writer.pid"));
     sync_dir(partial)?;
     std::fs::rename(partial, final_path).map_err(Error::io("renaming into place", final_path))?;
@@ -657,12 +908,21 @@ fn finalize(partial: &Path, final_path: &Path, manifest: &Manifest) -> Result<()
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(Error::io("creating", path))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(Error::io("writing", path))
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(Error::io("creating", path))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(Error::io("writing", path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("syncing", dir))
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("syncing", dir))
 }
 
 #[cfg(test)]
@@ -673,8 +933,14 @@ mod tests {
     fn tuple_comparisons_expand_for_range_scans() {
         let cols = vec!["a".to_owned(), "b".to_owned()];
         let vals = vec!["1".to_owned(), "'x'".to_owned()];
-        assert_eq!(tuple_cmp(&cols, &vals, ">"), "(`a` > 1) OR (`a` = 1 AND `b` > 'x')");
-        assert_eq!(tuple_cmp(&cols, &vals, "<="), "(`a` < 1) OR (`a` = 1 AND `b` <= 'x')");
+        assert_eq!(
+            tuple_cmp(&cols, &vals, ">"),
+            "(`a` > 1) OR (`a` = 1 AND `b` > 'x')"
+        );
+        assert_eq!(
+            tuple_cmp(&cols, &vals, "<="),
+            "(`a` < 1) OR (`a` = 1 AND `b` <= 'x')"
+        );
         assert_eq!(tuple_cmp(&cols[..1], &vals[..1], "<="), "(`a` <= 1)");
     }
 }

@@ -32,15 +32,27 @@ const BINARY_CHARSET: u16 = 63;
 pub fn kind_of(column_type: ColumnType, charset: u16) -> ValueKind {
     use ColumnType::*;
     match column_type {
-        MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT
-        | MYSQL_TYPE_LONG | MYSQL_TYPE_LONGLONG | MYSQL_TYPE_INT24 | MYSQL_TYPE_YEAR
-        | MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE => ValueKind::Number,
+        MYSQL_TYPE_DECIMAL
+        | MYSQL_TYPE_NEWDECIMAL
+        | MYSQL_TYPE_TINY
+        | MYSQL_TYPE_SHORT
+        | MYSQL_TYPE_LONG
+        | MYSQL_TYPE_LONGLONG
+        | MYSQL_TYPE_INT24
+        | MYSQL_TYPE_YEAR
+        | MYSQL_TYPE_FLOAT
+        | MYSQL_TYPE_DOUBLE => ValueKind::Number,
         MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY => ValueKind::Hex,
         // MySQL reports JSON with the binary charset, but a JSON column refuses
         // a binary string: write it as text (as mysqldump does).
         MYSQL_TYPE_JSON => ValueKind::Text,
-        MYSQL_TYPE_STRING | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR | MYSQL_TYPE_TINY_BLOB
-        | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB | MYSQL_TYPE_BLOB
+        MYSQL_TYPE_STRING
+        | MYSQL_TYPE_VAR_STRING
+        | MYSQL_TYPE_VARCHAR
+        | MYSQL_TYPE_TINY_BLOB
+        | MYSQL_TYPE_MEDIUM_BLOB
+        | MYSQL_TYPE_LONG_BLOB
+        | MYSQL_TYPE_BLOB
             if charset == BINARY_CHARSET =>
         {
             ValueKind::Binary
@@ -87,6 +99,8 @@ pub fn push_value(out: &mut Vec<u8>, kind: ValueKind, value: Option<&[u8]>) {
         return;
     };
     match kind {
+        // `-0` would be read back as the integer 0; `-0e0` keeps a float's sign.
+        ValueKind::Number if v == b"-0" => out.extend_from_slice(b"-0e0"),
         ValueKind::Number => out.extend_from_slice(v),
         ValueKind::Text => {
             out.push(b'\'');
@@ -189,7 +203,10 @@ impl InsertBuilder {
         self.max_statement = self.max_statement.max(self.buf.len() - 1);
         self.rows_in_buf = 0;
         let cap = self.buf.capacity();
-        Some(std::mem::replace(&mut self.buf, Vec::with_capacity(cap.min(self.limit + 4096))))
+        Some(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(cap.min(self.limit + 4096)),
+        ))
     }
 
     /// Bytes of the longest statement produced so far (without the newline).
@@ -213,11 +230,20 @@ mod tests {
         let cases: &[(ValueKind, Option<&[u8]>, &str)] = &[
             (ValueKind::Number, Some(b"-12.50"), "-12.50"),
             (ValueKind::Number, None, "NULL"),
+            (ValueKind::Number, Some(b"-0"), "-0e0"),
             (ValueKind::Text, Some(b""), "''"),
             (ValueKind::Text, Some(b"NULL"), "'NULL'"),
-            (ValueKind::Text, Some(b"it's a \\ \n\r\0\x1a"), r"'it\'s a \\ \n\r\0\Z'"),
+            (
+                ValueKind::Text,
+                Some(b"it's a \\ \n\r\0\x1a"),
+                r"'it\'s a \\ \n\r\0\Z'",
+            ),
             (ValueKind::Text, Some("🐭".as_bytes()), "'🐭'"),
-            (ValueKind::Binary, Some(b"\x00\xff'"), "_binary'\\0\u{fffd}\\''"),
+            (
+                ValueKind::Binary,
+                Some(b"\x00\xff'"),
+                "_binary'\\0\u{fffd}\\''",
+            ),
             (ValueKind::Hex, Some(&[0x03, 0xff]), "0x03ff"),
             (ValueKind::Hex, Some(&[]), "''"),
         ];
@@ -256,13 +282,30 @@ mod tests {
 
     #[test]
     fn kinds_from_metadata() {
-        assert_eq!(kind_of(ColumnType::MYSQL_TYPE_LONG_BLOB, 63), ValueKind::Binary);
-        assert_eq!(kind_of(ColumnType::MYSQL_TYPE_BLOB, 45), ValueKind::Text, "TEXT is a blob type with a text charset");
+        assert_eq!(
+            kind_of(ColumnType::MYSQL_TYPE_LONG_BLOB, 63),
+            ValueKind::Binary
+        );
+        assert_eq!(
+            kind_of(ColumnType::MYSQL_TYPE_BLOB, 45),
+            ValueKind::Text,
+            "TEXT is a blob type with a text charset"
+        );
         assert_eq!(kind_of(ColumnType::MYSQL_TYPE_JSON, 63), ValueKind::Text);
         assert_eq!(kind_of(ColumnType::MYSQL_TYPE_BIT, 63), ValueKind::Hex);
-        assert_eq!(kind_of(ColumnType::MYSQL_TYPE_NEWDECIMAL, 63), ValueKind::Number);
-        assert_eq!(kind_of(ColumnType::MYSQL_TYPE_DATETIME, 63), ValueKind::Text);
-        assert_eq!(kind_of(ColumnType::MYSQL_TYPE_STRING, 63), ValueKind::Binary, "BINARY(16) hashes");
+        assert_eq!(
+            kind_of(ColumnType::MYSQL_TYPE_NEWDECIMAL, 63),
+            ValueKind::Number
+        );
+        assert_eq!(
+            kind_of(ColumnType::MYSQL_TYPE_DATETIME, 63),
+            ValueKind::Text
+        );
+        assert_eq!(
+            kind_of(ColumnType::MYSQL_TYPE_STRING, 63),
+            ValueKind::Binary,
+            "BINARY(16) hashes"
+        );
     }
 
     #[test]
@@ -287,9 +330,15 @@ mod tests {
             assert!(s.ends_with(b");\n"));
             assert_eq!(s.iter().filter(|&&c| c == b'\n').count(), 1);
         }
-        assert!(out.last().unwrap().len() > 5000, "the big row is one statement");
+        assert!(
+            out.last().unwrap().len() > 5000,
+            "the big row is one statement"
+        );
         assert_eq!(b.max_statement(), out.last().unwrap().len() - 1);
-        let rows: usize = out.iter().map(|s| s.windows(2).filter(|w| w == b"),").count() + 1).sum();
+        let rows: usize = out
+            .iter()
+            .map(|s| s.windows(2).filter(|w| w == b"),").count() + 1)
+            .sum();
         assert_eq!(rows, 101);
     }
 }

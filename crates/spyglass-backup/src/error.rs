@@ -64,13 +64,22 @@ pub enum Error {
         #[source]
         source: spyglass_db::mysql::Error,
     },
+    /// Interrupted from outside (SIGINT/SIGTERM); the set was left unfinished.
+    #[error("interrupted; the unfinished set {} was left as it is (backup list shows it as partial)", partial.display())]
+    Interrupted {
+        /// The `.partial` directory.
+        partial: PathBuf,
+    },
     /// Stopped because another worker failed or the run was cancelled.
     #[error("cancelled")]
     Cancelled,
 }
 
 impl Error {
-    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { what, path, source }
     }

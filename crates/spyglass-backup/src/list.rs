@@ -65,14 +65,22 @@ pub fn writer_alive(set: &Path) -> bool {
         .is_some_and(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
-                .and_then(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()).map(|st| st != "Z"))
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .and_then(|r| r.split_whitespace().next())
+                        .map(|st| st != "Z")
+                })
                 .unwrap_or(false)
         })
 }
 
 /// Describes one set directory.
 pub fn inspect(path: &Path) -> SetInfo {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut info = SetInfo {
         created: names::parse_stamp(&name),
         name: name.clone(),
@@ -105,7 +113,12 @@ pub fn inspect(path: &Path) -> SetInfo {
                     Ok(md) if md.len() == f.bytes => {}
                     Ok(md) => {
                         info.status = Status::Corrupt;
-                        info.detail = Some(format!("{} is {} bytes, the manifest says {}", f.path, md.len(), f.bytes));
+                        info.detail = Some(format!(
+                            "{} is {} bytes, the manifest says {}",
+                            f.path,
+                            md.len(),
+                            f.bytes
+                        ));
                         break;
                     }
                     Err(_) => {
@@ -129,7 +142,10 @@ pub fn list(dest: &Path) -> Result<Vec<SetInfo>, Error> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
         .filter(|p| {
-            let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             names::parse_stamp(&n).is_some() || p.join(MANIFEST).is_file()
         })
         .map(|p| inspect(&p))

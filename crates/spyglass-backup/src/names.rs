@@ -77,7 +77,14 @@ pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = if m <= 2 { y + 1 } else { y };
-    (y, m, d, (rem / 3600) as u32, (rem % 3600 / 60) as u32, (rem % 60) as u32)
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+    )
 }
 
 /// Unix seconds of a civil UTC date and time.
@@ -117,11 +124,18 @@ pub fn parse_stamp(name: &str) -> Option<i64> {
     let name = name.strip_suffix(".partial").unwrap_or(name);
     let tail = name.get(name.len().checked_sub(15)?..)?;
     let (date, time) = tail.split_once('-')?;
-    if date.len() != 8 || time.len() != 6 || !date.bytes().chain(time.bytes()).all(|b| b.is_ascii_digit()) {
+    if date.len() != 8
+        || time.len() != 6
+        || !date.bytes().chain(time.bytes()).all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let n = |s: &str| s.parse::<u32>().ok();
-    let (y, m, d) = (date[..4].parse::<i64>().ok()?, n(&date[4..6])?, n(&date[6..8])?);
+    let (y, m, d) = (
+        date[..4].parse::<i64>().ok()?,
+        n(&date[4..6])?,
+        n(&date[6..8])?,
+    );
     let (hh, mm, ss) = (n(&time[..2])?, n(&time[2..4])?, n(&time[4..6])?);
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
         return None;
@@ -153,7 +167,11 @@ mod tests {
         assert!(schema_selected("lfp_v1", &[], &[]));
         assert!(!schema_selected("mysql", &[], &[]));
         assert!(!schema_selected("lfp_v1", &["common_*".into()], &[]));
-        assert!(!schema_selected("common_tmp", &["common_*".into()], &["*_tmp".into()]));
+        assert!(!schema_selected(
+            "common_tmp",
+            &["common_*".into()],
+            &["*_tmp".into()]
+        ));
     }
 
     #[test]
@@ -164,8 +182,14 @@ mod tests {
             let (y, m, d, hh, mm, ss) = civil(t);
             assert_eq!(unix_from_civil(y, m, d, hh, mm, ss), t);
         }
-        assert_eq!(parse_stamp("nightly-20261126-083000"), Some(unix_from_civil(2026, 11, 26, 8, 30, 0)));
-        assert_eq!(parse_stamp("nightly-20261126-083000.partial"), parse_stamp("x-20261126-083000"));
+        assert_eq!(
+            parse_stamp("nightly-20261126-083000"),
+            Some(unix_from_civil(2026, 11, 26, 8, 30, 0))
+        );
+        assert_eq!(
+            parse_stamp("nightly-20261126-083000.partial"),
+            parse_stamp("x-20261126-083000")
+        );
         assert_eq!(parse_stamp("nightly-2026112-083000"), None);
     }
 }

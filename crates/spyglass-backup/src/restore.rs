@@ -67,16 +67,27 @@ pub fn target_name(rename: &[(String, String)], schema: &str) -> String {
 /// The set must be complete: not `.partial`, manifest present.
 pub fn open_set(set: &Path) -> Result<Manifest, Error> {
     if set.extension().is_some_and(|e| e == "partial") {
-        return Err(Error::BadSet { set: set.to_owned(), detail: "this set is partial (its backup did not finish); it cannot be restored".into() });
+        return Err(Error::BadSet {
+            set: set.to_owned(),
+            detail: "this set is partial (its backup did not finish); it cannot be restored".into(),
+        });
     }
     if !set.is_dir() {
-        return Err(Error::BadSet { set: set.to_owned(), detail: "not a directory".into() });
+        return Err(Error::BadSet {
+            set: set.to_owned(),
+            detail: "not a directory".into(),
+        });
     }
     Manifest::load(set)
 }
 
 /// Restores `set` into the server `connect` points at.
-pub fn restore(connect: &ConnectOptions, set: &Path, options: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreSummary, Error> {
+pub fn restore(
+    connect: &ConnectOptions,
+    set: &Path,
+    options: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreSummary, Error> {
     let manifest = open_set(set)?;
     let threads = options.threads.max(1);
     let selected: Vec<String> = manifest
@@ -86,24 +97,45 @@ pub fn restore(connect: &ConnectOptions, set: &Path, options: &RestoreOptions, p
         .cloned()
         .collect();
     if selected.is_empty() {
-        return Err(Error::Invalid(format!("no schema in {} matches --schemas", set.display())));
+        return Err(Error::Invalid(format!(
+            "no schema in {} matches --schemas",
+            set.display()
+        )));
     }
-    let renames: BTreeMap<String, String> = selected.iter().map(|s| (s.clone(), target_name(&options.rename, s))).collect();
+    let renames: BTreeMap<String, String> = selected
+        .iter()
+        .map(|s| (s.clone(), target_name(&options.rename, s)))
+        .collect();
     let mut admin = spyglass_db::connect(connect)?;
     let conn = admin.conn();
     let existing: Vec<String> = conn
         .query("SELECT schema_name FROM information_schema.schemata")
         .map_err(|e| Error::Db(DbError::query("listing schemas on the target", e)))?;
-    let clash: Vec<String> = renames.values().filter(|t| existing.contains(t)).cloned().collect();
+    let clash: Vec<String> = renames
+        .values()
+        .filter(|t| existing.contains(t))
+        .cloned()
+        .collect();
     if !clash.is_empty() && !options.force {
         return Err(Error::SchemasExist(clash));
     }
     // Large rows need a large packet; raise it where allowed (global, needs SUPER/SYSTEM_VARIABLES_ADMIN).
     let need = manifest.max_statement_bytes + 1024;
-    let have: u64 = conn.query_first("SELECT @@global.max_allowed_packet").ok().flatten().unwrap_or(0);
+    let have: u64 = conn
+        .query_first("SELECT @@global.max_allowed_packet")
+        .ok()
+        .flatten()
+        .unwrap_or(0);
     if have < need {
-        let _ = conn.query_drop(format!("SET GLOBAL max_allowed_packet = {}", need.next_power_of_two().min(1 << 30)));
-        let have: u64 = conn.query_first("SELECT @@global.max_allowed_packet").ok().flatten().unwrap_or(0);
+        let _ = conn.query_drop(format!(
+            "SET GLOBAL max_allowed_packet = {}",
+            need.next_power_of_two().min(1 << 30)
+        ));
+        let have: u64 = conn
+            .query_first("SELECT @@global.max_allowed_packet")
+            .ok()
+            .flatten()
+            .unwrap_or(0);
         if have < need {
             return Err(Error::Invalid(format!(
                 "the set has a statement of {need} bytes but the server's max_allowed_packet is {have}; raise it (SET GLOBAL max_allowed_packet = {})",
@@ -117,12 +149,28 @@ pub fn restore(connect: &ConnectOptions, set: &Path, options: &RestoreOptions, p
     setup_load_session(conn)?;
     for t in &clash {
         conn.query_drop(format!("DROP DATABASE {}", quote::ident(t)))
-            .map_err(|e| Error::Db(DbError::query(format!("dropping existing schema {t} (--force)"), e)))?;
+            .map_err(|e| {
+                Error::Db(DbError::query(
+                    format!("dropping existing schema {t} (--force)"),
+                    e,
+                ))
+            })?;
     }
     let files_of = |kind: FileKind| -> Vec<&FileRecord> {
-        manifest.files.iter().filter(|f| f.kind == kind && f.schema.as_ref().is_some_and(|s| renames.contains_key(s))).collect()
+        manifest
+            .files
+            .iter()
+            .filter(|f| {
+                f.kind == kind && f.schema.as_ref().is_some_and(|s| renames.contains_key(s))
+            })
+            .collect()
     };
-    let mut summary = RestoreSummary { schemas: renames.values().cloned().collect(), files: 0, rows: 0, raw_bytes: 0 };
+    let mut summary = RestoreSummary {
+        schemas: renames.values().cloned().collect(),
+        files: 0,
+        rows: 0,
+        raw_bytes: 0,
+    };
     for f in files_of(FileKind::Schema) {
         load_script(conn, set, f, &renames)?;
         summary.files += 1;
@@ -181,7 +229,11 @@ pub fn restore(connect: &ConnectOptions, set: &Path, options: &RestoreOptions, p
         summary.raw_bytes += f.raw_bytes;
     }
     if options.with_accounts {
-        for f in manifest.files.iter().filter(|f| f.kind == FileKind::Accounts) {
+        for f in manifest
+            .files
+            .iter()
+            .filter(|f| f.kind == FileKind::Accounts)
+        {
             load_script(conn, set, f, &renames)?;
             summary.files += 1;
         }
@@ -199,11 +251,21 @@ fn checked(set: &Path, f: &FileRecord) -> Result<Box<dyn Read + Send>, Error> {
     let path = set.join(&f.path);
     let bytes = std::fs::read(&path).map_err(Error::io("reading", &path))?;
     if bytes.len() as u64 != f.bytes {
-        return Err(Error::BadFile { path, detail: format!("size {} does not match the manifest's {}; not loaded", bytes.len(), f.bytes) });
+        return Err(Error::BadFile {
+            path,
+            detail: format!(
+                "size {} does not match the manifest's {}; not loaded",
+                bytes.len(),
+                f.bytes
+            ),
+        });
     }
     let sum = hex(&Sha256::digest(&bytes));
     if sum != f.sha256 {
-        return Err(Error::BadFile { path, detail: "sha256 does not match the manifest; the file is corrupt; not loaded".into() });
+        return Err(Error::BadFile {
+            path,
+            detail: "sha256 does not match the manifest; the file is corrupt; not loaded".into(),
+        });
     }
     open_sql_bytes(&f.path, bytes).map_err(Error::io("decompressing", &path))
 }
@@ -219,7 +281,12 @@ fn rename_statement(stmt: &str, renames: &BTreeMap<String, String>) -> Option<St
         }
         if stmt.starts_with("CREATE DATABASE") {
             if let Some(i) = stmt.find(&q_old) {
-                return Some(format!("{}{}{}", &stmt[..i], quote::ident(new), &stmt[i + q_old.len()..]));
+                return Some(format!(
+                    "{}{}{}",
+                    &stmt[..i],
+                    quote::ident(new),
+                    &stmt[i + q_old.len()..]
+                ));
             }
         }
     }
@@ -279,27 +346,51 @@ fn requalify(stmt: &str, renames: &BTreeMap<String, String>) -> String {
     out
 }
 
-fn load_script(conn: &mut Conn, set: &Path, f: &FileRecord, renames: &BTreeMap<String, String>) -> Result<(), Error> {
+fn load_script(
+    conn: &mut Conn,
+    set: &Path,
+    f: &FileRecord,
+    renames: &BTreeMap<String, String>,
+) -> Result<(), Error> {
     let path = set.join(&f.path);
     let mut text = String::new();
-    checked(set, f)?.read_to_string(&mut text).map_err(Error::io("decompressing", &path))?;
+    checked(set, f)?
+        .read_to_string(&mut text)
+        .map_err(Error::io("decompressing", &path))?;
     for (n, stmt) in script::split(&text).into_iter().enumerate() {
         let stmt = rename_statement(&stmt, renames).unwrap_or(stmt);
         let stmt = requalify(&stmt, renames);
-        conn.query_drop(&stmt).map_err(|source| Error::Load { path: path.clone(), statement: n + 1, source })?;
+        conn.query_drop(&stmt).map_err(|source| Error::Load {
+            path: path.clone(),
+            statement: n + 1,
+            source,
+        })?;
     }
     Ok(())
 }
 
-fn load_data(conn: &mut Conn, set: &Path, f: &FileRecord, renames: &BTreeMap<String, String>, progress: &dyn Progress) -> Result<(), Error> {
+fn load_data(
+    conn: &mut Conn,
+    set: &Path,
+    f: &FileRecord,
+    renames: &BTreeMap<String, String>,
+    progress: &dyn Progress,
+) -> Result<(), Error> {
     let path = set.join(&f.path);
     let mut reader = BufReader::with_capacity(1 << 20, checked(set, f)?);
     let mut line = Vec::new();
     let mut n = 0usize;
-    conn.query_drop("START TRANSACTION").map_err(|source| Error::Load { path: path.clone(), statement: 0, source })?;
+    conn.query_drop("START TRANSACTION")
+        .map_err(|source| Error::Load {
+            path: path.clone(),
+            statement: 0,
+            source,
+        })?;
     loop {
         line.clear();
-        let read = reader.read_until(b'\n', &mut line).map_err(Error::io("decompressing", &path))?;
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(Error::io("decompressing", &path))?;
         if read == 0 {
             break;
         }
@@ -313,12 +404,21 @@ fn load_data(conn: &mut Conn, set: &Path, f: &FileRecord, renames: &BTreeMap<Str
         let stmt = to_utf8_statement(&line);
         let stmt = stmt.trim_end_matches(';');
         let renamed = rename_statement(stmt, renames);
-        conn.query_drop(renamed.as_deref().unwrap_or(stmt)).map_err(|source| Error::Load { path: path.clone(), statement: n, source })?;
+        conn.query_drop(renamed.as_deref().unwrap_or(stmt))
+            .map_err(|source| Error::Load {
+                path: path.clone(),
+                statement: n,
+                source,
+            })?;
         if stmt.starts_with("INSERT") {
             progress.advance(read as u64, 0);
         }
     }
-    conn.query_drop("COMMIT").map_err(|source| Error::Load { path: path.clone(), statement: n, source })?;
+    conn.query_drop("COMMIT").map_err(|source| Error::Load {
+        path: path.clone(),
+        statement: n,
+        source,
+    })?;
     progress.advance(0, f.rows);
     Ok(())
 }
@@ -384,7 +484,9 @@ pub(crate) fn to_utf8_statement(stmt: &[u8]) -> Cow<'_, str> {
 pub fn restore_instructions(m: &Manifest) -> String {
     let cat = m.compression.cat_command();
     let ext = m.compression.suffix();
-    let packet = (m.max_statement_bytes + 1024).next_power_of_two().max(64 << 20);
+    let packet = (m.max_statement_bytes + 1024)
+        .next_power_of_two()
+        .max(64 << 20);
     format!(
         "How to restore this backup set without spyglass-admin
 ======================================================
@@ -432,7 +534,10 @@ manifest.json (`files[].sha256`), or run `spyglass-admin backup verify .`.
 
 /// Restores into fresh schemas named `<prefix><schema>` and returns the renames used.
 pub fn prefix_renames(m: &Manifest, prefix: &str) -> Vec<(String, String)> {
-    m.schemas.iter().map(|s| (s.clone(), format!("{prefix}{s}"))).collect()
+    m.schemas
+        .iter()
+        .map(|s| (s.clone(), format!("{prefix}{s}")))
+        .collect()
 }
 
 /// Files of a set on disk, for callers that report them.
@@ -446,14 +551,24 @@ mod tests {
 
     #[test]
     fn renames() {
-        let r = vec![("common_*".to_owned(), "t_common_*".to_owned()), ("lfp_v1".to_owned(), "x".to_owned())];
+        let r = vec![
+            ("common_*".to_owned(), "t_common_*".to_owned()),
+            ("lfp_v1".to_owned(), "x".to_owned()),
+        ];
         assert_eq!(target_name(&r, "common_lab"), "t_common_lab");
         assert_eq!(target_name(&r, "lfp_v1"), "x");
         assert_eq!(target_name(&r, "position_v1"), "position_v1");
         let m: BTreeMap<String, String> = [("a b".to_owned(), "c`d".to_owned())].into();
-        assert_eq!(rename_statement("USE `a b`", &m).as_deref(), Some("USE `c``d`"));
         assert_eq!(
-            rename_statement("CREATE DATABASE `a b` /*!40100 DEFAULT CHARACTER SET utf8mb4 */", &m).as_deref(),
+            rename_statement("USE `a b`", &m).as_deref(),
+            Some("USE `c``d`")
+        );
+        assert_eq!(
+            rename_statement(
+                "CREATE DATABASE `a b` /*!40100 DEFAULT CHARACTER SET utf8mb4 */",
+                &m
+            )
+            .as_deref(),
             Some("CREATE DATABASE `c``d` /*!40100 DEFAULT CHARACTER SET utf8mb4 */")
         );
         assert_eq!(rename_statement("INSERT INTO `t` VALUES (1)", &m), None);
@@ -465,9 +580,15 @@ mod tests {
 
     #[test]
     fn binary_literals_become_hex_only_when_needed() {
-        assert!(matches!(to_utf8_statement(b"INSERT INTO t VALUES ('a',_binary'b')"), Cow::Borrowed(_)));
+        assert!(matches!(
+            to_utf8_statement(b"INSERT INTO t VALUES ('a',_binary'b')"),
+            Cow::Borrowed(_)
+        ));
         let stmt = b"INSERT INTO t VALUES ('it\\'s _binary\\'x',_binary'\xff\\0\\'\\\\z',NULL)";
         let s = to_utf8_statement(stmt);
-        assert_eq!(s, "INSERT INTO t VALUES ('it\\'s _binary\\'x',X'FF00275C7A',NULL)");
+        assert_eq!(
+            s,
+            "INSERT INTO t VALUES ('it\\'s _binary\\'x',X'FF00275C7A',NULL)"
+        );
     }
 }

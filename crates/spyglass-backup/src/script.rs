@@ -61,7 +61,9 @@ pub(crate) fn split(script: &str) -> Vec<String> {
                 i = end;
             }
             b'/' if script[i..].starts_with("/*") && !script[i..].starts_with("/*!") => {
-                let end = script[i + 2..].find("*/").map_or(script.len(), |n| i + 2 + n + 2);
+                let end = script[i + 2..]
+                    .find("*/")
+                    .map_or(script.len(), |n| i + 2 + n + 2);
                 if !at_line_start(&cur) {
                     cur.push_str(&script[i..end]);
                 }
@@ -100,8 +102,18 @@ DELIMITER ;;\nCREATE TRIGGER t BEFORE UPDATE ON x FOR EACH ROW BEGIN\n  SET NEW.
         let s = split(script);
         assert_eq!(s.len(), 4, "{s:#?}");
         assert_eq!(s[0], "SET NAMES utf8mb4");
-        assert!(s[1].starts_with("CREATE TABLE `a;b`") && s[1].ends_with(')'), "{}", s[1]);
-        assert!(s[2].starts_with("CREATE TRIGGER") && s[2].contains("SET NEW.a = 1;") && s[2].ends_with("END"), "{}", s[2]);
+        assert!(
+            s[1].starts_with("CREATE TABLE `a;b`") && s[1].ends_with(')'),
+            "{}",
+            s[1]
+        );
+        assert!(
+            s[2].starts_with("CREATE TRIGGER")
+                && s[2].contains("SET NEW.a = 1;")
+                && s[2].ends_with("END"),
+            "{}",
+            s[2]
+        );
         assert_eq!(s[3], "SELECT 1");
     }
 }

@@ -41,12 +41,21 @@ pub struct VerifyReport {
 /// Checks every file of `set`. Never stops at the first bad file: the report names them all.
 pub fn verify(set: &Path, progress: &dyn Progress) -> Result<VerifyReport, Error> {
     let manifest = restore::open_set(set)?;
-    let mut report = VerifyReport { set: set.to_owned(), files: 0, bytes: 0, tables_compared: 0, problems: Vec::new() };
+    let mut report = VerifyReport {
+        set: set.to_owned(),
+        files: 0,
+        bytes: 0,
+        tables_compared: 0,
+        problems: Vec::new(),
+    };
     progress.start("verify", manifest.total_bytes());
     for f in &manifest.files {
         let path = set.join(&f.path);
         report.files += 1;
-        let bad = |detail: String| Problem { path: path.clone(), detail };
+        let bad = |detail: String| Problem {
+            path: path.clone(),
+            detail,
+        };
         match file_sha256(&path) {
             Err(e) => {
                 report.problems.push(bad(format!("cannot read: {e}")));
@@ -56,11 +65,16 @@ pub fn verify(set: &Path, progress: &dyn Progress) -> Result<VerifyReport, Error
                 report.bytes += size;
                 progress.advance(size, 0);
                 if size != f.bytes {
-                    report.problems.push(bad(format!("size {size} does not match the manifest's {}", f.bytes)));
+                    report.problems.push(bad(format!(
+                        "size {size} does not match the manifest's {}",
+                        f.bytes
+                    )));
                     continue;
                 }
                 if sum != f.sha256 {
-                    report.problems.push(bad("sha256 does not match the manifest".into()));
+                    report
+                        .problems
+                        .push(bad("sha256 does not match the manifest".into()));
                     continue;
                 }
             }
@@ -78,8 +92,13 @@ pub fn verify(set: &Path, progress: &dyn Progress) -> Result<VerifyReport, Error
             }
         });
         match r {
-            Err(e) => report.problems.push(bad(format!("compressed stream is damaged or incomplete: {e}"))),
-            Ok(()) if raw != f.raw_bytes => report.problems.push(bad(format!("holds {raw} bytes of SQL, the manifest says {}", f.raw_bytes))),
+            Err(e) => report.problems.push(bad(format!(
+                "compressed stream is damaged or incomplete: {e}"
+            ))),
+            Ok(()) if raw != f.raw_bytes => report.problems.push(bad(format!(
+                "holds {raw} bytes of SQL, the manifest says {}",
+                f.raw_bytes
+            ))),
             Ok(()) => {}
         }
     }
@@ -91,35 +110,78 @@ pub fn verify(set: &Path, progress: &dyn Progress) -> Result<VerifyReport, Error
 /// Restores `set` into schemas `<prefix><schema>` on `connect`, compares row
 /// counts (and checksums, when the manifest has them) with the manifest,
 /// then drops those schemas.
-pub fn verify_by_restoring(connect: &ConnectOptions, set: &Path, prefix: &str, threads: usize, report: &mut VerifyReport, progress: &dyn Progress) -> Result<(), Error> {
+pub fn verify_by_restoring(
+    connect: &ConnectOptions,
+    set: &Path,
+    prefix: &str,
+    threads: usize,
+    report: &mut VerifyReport,
+    progress: &dyn Progress,
+) -> Result<(), Error> {
     let manifest: Manifest = restore::open_set(set)?;
     let renames = restore::prefix_renames(&manifest, prefix);
-    let opts = RestoreOptions { schemas: Vec::new(), rename: renames.clone(), threads, force: true, with_accounts: false };
+    let opts = RestoreOptions {
+        schemas: Vec::new(),
+        rename: renames.clone(),
+        threads,
+        force: true,
+        with_accounts: false,
+    };
     let result = restore::restore(connect, set, &opts, progress);
     let mut s = spyglass_db::connect(connect)?;
     if let Err(e) = &result {
-        report.problems.push(Problem { path: set.to_owned(), detail: format!("restore failed: {e}") });
+        report.problems.push(Problem {
+            path: set.to_owned(),
+            detail: format!("restore failed: {e}"),
+        });
     } else {
         for t in &manifest.tables {
             let schema = restore::target_name(&renames, &t.schema);
             let q = quote::qualified(&schema, &t.table);
-            let rows: Option<u64> = s.conn().query_first(format!("SELECT COUNT(*) FROM {q}")).ok().flatten();
+            let rows: Option<u64> = s
+                .conn()
+                .query_first(format!("SELECT COUNT(*) FROM {q}"))
+                .ok()
+                .flatten();
             report.tables_compared += 1;
             if rows != Some(t.rows) {
-                report.problems.push(Problem { path: set.to_owned(), detail: format!("`{}`.`{}`: {} rows after restore, manifest says {}", t.schema, t.table, rows.map_or("no".into(), |r| r.to_string()), t.rows) });
+                report.problems.push(Problem {
+                    path: set.to_owned(),
+                    detail: format!(
+                        "`{}`.`{}`: {} rows after restore, manifest says {}",
+                        t.schema,
+                        t.table,
+                        rows.map_or("no".into(), |r| r.to_string()),
+                        t.rows
+                    ),
+                });
                 continue;
             }
             if let Some(want) = t.checksum {
-                let got: Option<(String, Option<u64>)> = s.conn().query_first(format!("CHECKSUM TABLE {q}")).ok().flatten();
+                let got: Option<(String, Option<u64>)> = s
+                    .conn()
+                    .query_first(format!("CHECKSUM TABLE {q}"))
+                    .ok()
+                    .flatten();
                 let got = got.and_then(|g| g.1);
                 if got != Some(want) {
-                    report.problems.push(Problem { path: set.to_owned(), detail: format!("`{}`.`{}`: CHECKSUM TABLE {} after restore, manifest says {want}", t.schema, t.table, got.map_or("none".into(), |g| g.to_string())) });
+                    report.problems.push(Problem {
+                        path: set.to_owned(),
+                        detail: format!(
+                            "`{}`.`{}`: CHECKSUM TABLE {} after restore, manifest says {want}",
+                            t.schema,
+                            t.table,
+                            got.map_or("none".into(), |g| g.to_string())
+                        ),
+                    });
                 }
             }
         }
     }
     for (_, new) in &renames {
-        let _ = s.conn().query_drop(format!("DROP DATABASE IF EXISTS {}", quote::ident(new)));
+        let _ = s
+            .conn()
+            .query_drop(format!("DROP DATABASE IF EXISTS {}", quote::ident(new)));
     }
     result.map(|_| ())
 }

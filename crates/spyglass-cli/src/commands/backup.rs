@@ -10,7 +10,9 @@ use spyglass_backup::list::{self, Status};
 use spyglass_backup::restore::{self, RestoreOptions};
 use spyglass_backup::verify;
 
-use crate::args::{BackupArgs, BackupCommand, CompressArg, GlobalOpts, ListArgs, RestoreArgs, RunArgs, VerifyArgs};
+use crate::args::{
+    BackupArgs, BackupCommand, CompressArg, GlobalOpts, ListArgs, RestoreArgs, RunArgs, VerifyArgs,
+};
 use crate::connection::{self, Environment};
 use crate::output::{self, ExitStatus, UserError};
 use crate::progress::Bar;
@@ -80,7 +82,11 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     )
     .map_err(|m| UserError::new(m).hint("gzip takes --level 0-9, zstd 1-19"))?;
     if a.label.is_empty() || a.label.contains('/') || a.label.starts_with('.') {
-        return Err(UserError::new(format!("label '{}' is not usable in a directory name", a.label)).into());
+        return Err(UserError::new(format!(
+            "label '{}' is not usable in a directory name",
+            a.label
+        ))
+        .into());
     }
     let threads = a.threads.unwrap_or_else(cores);
     if threads == 0 {
@@ -97,6 +103,10 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     o.accounts = !a.no_accounts;
     o.chunk_bytes = a.chunk_mb.max(1) << 20;
     o.statement_bytes = (a.statement_mb.max(1) << 20) as usize;
+    // Ctrl-C / SIGTERM stop the workers cleanly; the set stays .partial.
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, std::sync::Arc::clone(&o.interrupt));
+    }
     let bar = Bar::new(!global.json && !global.quiet);
     let t = std::time::Instant::now();
     let summary = dump::run(&opts, &o, &bar)?;
@@ -144,7 +154,10 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
             .filter(|(o, n)| !o.is_empty() && !n.is_empty())
             .ok_or_else(|| UserError::new(format!("--rename '{r}' is not OLD=NEW")))?;
         if old.ends_with('*') != new.ends_with('*') {
-            return Err(UserError::new(format!("--rename '{r}': use a trailing * on both sides or on neither")).into());
+            return Err(UserError::new(format!(
+                "--rename '{r}': use a trailing * on both sides or on neither"
+            ))
+            .into());
         }
         rename.push((old.to_owned(), new.to_owned()));
     }
@@ -187,8 +200,21 @@ fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus>
     let mut report = verify::verify(&a.set, &bar)?;
     if a.restore && report.problems.is_empty() {
         let opts = connect_options(global)?;
-        verify::verify_by_restoring(&opts, &a.set, &a.prefix, a.threads.unwrap_or_else(cores), &mut report, &bar)
-            .or_else(|e| if report.problems.is_empty() { Err(e) } else { Ok(()) })?;
+        verify::verify_by_restoring(
+            &opts,
+            &a.set,
+            &a.prefix,
+            a.threads.unwrap_or_else(cores),
+            &mut report,
+            &bar,
+        )
+        .or_else(|e| {
+            if report.problems.is_empty() {
+                Err(e)
+            } else {
+                Ok(())
+            }
+        })?;
     }
     if global.json {
         output::print_json(&report)?;
@@ -203,12 +229,27 @@ fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus>
             report.set.display(),
             report.files,
             human(report.bytes),
-            if a.restore { format!(", {} tables compared after restoring", report.tables_compared) } else { String::new() },
-            if report.problems.is_empty() { "good".to_owned() } else { format!("{} problem(s)", report.problems.len()) }
+            if a.restore {
+                format!(
+                    ", {} tables compared after restoring",
+                    report.tables_compared
+                )
+            } else {
+                String::new()
+            },
+            if report.problems.is_empty() {
+                "good".to_owned()
+            } else {
+                format!("{} problem(s)", report.problems.len())
+            }
         );
         output::print_out(&s)?;
     }
-    Ok(if report.problems.is_empty() { ExitStatus::Success } else { ExitStatus::Findings })
+    Ok(if report.problems.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Findings
+    })
 }
 
 fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
@@ -219,7 +260,11 @@ fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
     } else {
         let now = spyglass_backup::names::now_unix();
         let mut s = String::new();
-        let _ = writeln!(s, "{:<36} {:<9} {:>10} {:>8}  schemas", "set", "status", "size", "age");
+        let _ = writeln!(
+            s,
+            "{:<36} {:<9} {:>10} {:>8}  schemas",
+            "set", "status", "size", "age"
+        );
         for i in &sets {
             let status = match (i.status, i.writer_alive) {
                 (Status::Partial, Some(true)) => "writing",
@@ -227,8 +272,19 @@ fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
                 (Status::Complete, _) => "complete",
                 (Status::Corrupt, _) => "corrupt",
             };
-            let age = i.created.map(|c| age(now - c)).unwrap_or_else(|| "?".into());
-            let _ = writeln!(s, "{:<36} {:<9} {:>10} {:>8}  {}", i.name, status, human(i.bytes), age, i.schemas.len());
+            let age = i
+                .created
+                .map(|c| age(now - c))
+                .unwrap_or_else(|| "?".into());
+            let _ = writeln!(
+                s,
+                "{:<36} {:<9} {:>10} {:>8}  {}",
+                i.name,
+                status,
+                human(i.bytes),
+                age,
+                i.schemas.len()
+            );
             if let Some(d) = &i.detail {
                 let _ = writeln!(s, "    {d}");
             }
@@ -238,7 +294,11 @@ fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
         }
         output::print_out(&s)?;
     }
-    Ok(if sets.iter().any(|s| s.status == Status::Corrupt) { ExitStatus::Findings } else { ExitStatus::Success })
+    Ok(if sets.iter().any(|s| s.status == Status::Corrupt) {
+        ExitStatus::Findings
+    } else {
+        ExitStatus::Success
+    })
 }
 
 fn age(secs: i64) -> String {

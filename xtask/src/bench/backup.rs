@@ -1,0 +1,284 @@
+//! `cargo xtask bench backup [--blob-mb N] [--threads N]`: our backup and
+//! restore next to mariadb-dump | pigz, mydumper -c, gunzip | mariadb and
+//! myloader, on the same fixture on the same MariaDB sandbox, in one run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::sandbox::{self, Flavor, Instance, Sandbox};
+use crate::util::{self, cargo, target_dir};
+
+struct Measured {
+    secs: f64,
+    peak_kib: u64,
+}
+
+/// Runs `sh -c script` under /usr/bin/time, returning wall time and peak RSS of the tool.
+fn measure(script: &str) -> Result<Measured, String> {
+    let tf = target_dir().join("bench/time.out");
+    let t = Instant::now();
+    let status = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&tf)
+        .arg("sh")
+        .arg("-c")
+        .arg(script)
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run /usr/bin/time: {e}"))?;
+    let secs = t.elapsed().as_secs_f64();
+    if !status.success() {
+        return Err(format!("benchmark step failed ({status}): {script}"));
+    }
+    let peak_kib = std::fs::read_to_string(&tf)
+        .ok()
+        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
+        .unwrap_or(0);
+    Ok(Measured { secs, peak_kib })
+}
+
+fn ensure_tools() -> Result<(), String> {
+    let mut missing = Vec::new();
+    for (bin, pkg) in [
+        ("mydumper", "mydumper"),
+        ("myloader", "mydumper"),
+        ("pigz", "pigz"),
+        ("mariadb-dump", "mariadb-client"),
+    ] {
+        if util::which(bin).is_none() && !missing.contains(&pkg) {
+            missing.push(pkg);
+        }
+    }
+    if !Path::new("/usr/bin/time").is_file() {
+        missing.push("time");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        util::apt_install(&missing, "the backup benchmark's reference tools")
+    }
+}
+
+fn drop_all(t: &Sandbox, schemas: &[&str]) -> Result<(), String> {
+    use spyglass_db::mysql::prelude::Queryable;
+    let mut s = t.connect()?;
+    s.conn()
+        .query_drop("SET SESSION foreign_key_checks = 0")
+        .map_err(|e| e.to_string())?;
+    for d in schemas {
+        s.conn()
+            .query_drop(format!("DROP DATABASE IF EXISTS `{d}`"))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn du(p: &Path) -> u64 {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                n += du(&path);
+            } else {
+                n += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    n
+}
+
+pub fn cmd(args: &[String]) -> Result<(), String> {
+    let blob_mb: u32 = util::opt_value(args, "--blob-mb")?
+        .map(|v| v.parse().map_err(|_| "--blob-mb takes a number".to_owned()))
+        .transpose()?
+        .unwrap_or(1000);
+    let threads: u32 = util::opt_value(args, "--threads")?
+        .map(|v| v.parse().map_err(|_| "--threads takes a number".to_owned()))
+        .transpose()?
+        .unwrap_or(2);
+    ensure_tools()?;
+    eprintln!("xtask: building spyglass-admin (release)");
+    util::run(cargo().args(["build", "--quiet", "--release", "-p", "spyglass-cli"]))?;
+    let bin = target_dir().join("release/spyglass-admin");
+    let backend = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args([
+            "tree",
+            "-q",
+            "-p",
+            "spyglass-backup",
+            "-e",
+            "features",
+            "-i",
+            "flate2",
+        ])
+        .current_dir(util::project_root())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let backend = if backend.contains("zlib-rs") {
+        "zlib-rs"
+    } else if backend.contains("\"zlib\"") {
+        "C zlib"
+    } else {
+        "miniz_oxide"
+    };
+
+    let src = sandbox::start(Flavor::Mariadb)?;
+    let dst = sandbox::start(Instance::target(Flavor::Mariadb))?;
+    let work = target_dir().join("bench/backup");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    eprintln!("xtask: fixture with {blob_mb} MB of longblob (this takes a while)");
+    let t = Instant::now();
+    let summary = sandbox::fixture(&src, &work.join("fixture"), blob_mb, 1)?;
+    eprintln!("xtask: fixture ready in {:.0}s", t.elapsed().as_secs_f64());
+    let schemas: Vec<&str> = spyglass_fixture::SCHEMAS.to_vec();
+    let cnf = |s: &Sandbox| -> Result<PathBuf, String> {
+        let p = work.join(format!("{}.cnf", s.inst.name()));
+        std::fs::write(
+            &p,
+            format!(
+                "[client]\nhost=127.0.0.1\nport={}\nuser=root\npassword=\n",
+                s.port
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(p)
+    };
+    let (src_cnf, dst_cnf) = (cnf(&src)?, cnf(&dst)?);
+    let env = |s: &Sandbox| format!("DJ_HOST=127.0.0.1 DJ_PORT={} DJ_USER=root DJ_PASS=", s.port);
+    let regex = format!("^({})\\.", schemas.join("|"));
+    let _ = Command::new("sync").status();
+
+    // Backups.
+    let ours_dest = work.join("ours");
+    let ours = measure(&format!(
+        "{} {} backup run -q --dest {} --threads {threads} --no-accounts --schemas {}",
+        env(&src),
+        bin.display(),
+        ours_dest.display(),
+        schemas.join(",")
+    ))?;
+    let set = std::fs::read_dir(&ours_dest)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .next()
+        .ok_or("no set written")?;
+    let ours_bytes = du(&set);
+    let pigz_file = work.join("dump.sql.gz");
+    let pigz = measure(&format!(
+        "mariadb-dump --defaults-extra-file={} --single-transaction --max-allowed-packet=1G --databases {} | pigz -p {threads} > {}",
+        src_cnf.display(), schemas.join(" "), pigz_file.display()
+    ))?;
+    let pigz_bytes = std::fs::metadata(&pigz_file).map(|m| m.len()).unwrap_or(0);
+    let myd_dir = work.join("mydumper");
+    let myd = measure(&format!(
+        "mydumper --defaults-file={} -t {threads} -c --regex '{regex}' -o {}",
+        src_cnf.display(),
+        myd_dir.display()
+    ))?;
+    let myd_bytes = du(&myd_dir);
+    // The same dump, gzip -6: our SQL recompressed at mysqldump-pipeline's usual level.
+    let g6 = work.join("ours-gzip6.gz");
+    util::run(Command::new("sh").arg("-c").arg(format!(
+        "find {} -name '*.sql.gz' | sort | xargs cat | gunzip -c | gzip -6 > {}",
+        set.display(),
+        g6.display()
+    )))?;
+    let g6_bytes = std::fs::metadata(&g6).map(|m| m.len()).unwrap_or(0);
+
+    // Restores into the empty target server.
+    drop_all(&dst, &schemas)?;
+    let ours_r = measure(&format!(
+        "{} {} backup restore -q --threads {threads} {}",
+        env(&dst),
+        bin.display(),
+        set.display()
+    ))?;
+    drop_all(&dst, &schemas)?;
+    let gun = measure(&format!(
+        "gunzip -c {} | mariadb --defaults-extra-file={} --max-allowed-packet=1G",
+        pigz_file.display(),
+        dst_cnf.display()
+    ))?;
+    drop_all(&dst, &schemas)?;
+    let myl = measure(&format!(
+        "myloader --defaults-file={} -t {threads} -o -d {}",
+        dst_cnf.display(),
+        myd_dir.display()
+    ))?;
+    drop_all(&dst, &schemas)?;
+
+    let mib = |b: u64| b as f64 / 1048576.0;
+    println!("\nbackup benchmark: MariaDB sandbox, fixture --blob-mb {blob_mb} ({:.0} MiB of longblob), {threads} threads, flate2 backend {backend}", mib(summary.blob_bytes));
+    println!("| step | tool | wall s | peak RSS MiB | output MiB | ours / tool | target |");
+    println!("|---|---|---:|---:|---:|---:|---|");
+    let row =
+        |step: &str, tool: &str, m: &Measured, out: Option<u64>, ratio: Option<(f64, &str)>| {
+            println!(
+                "| {step} | {tool} | {:.1} | {:.0} | {} | {} | {} |",
+                m.secs,
+                m.peak_kib as f64 / 1024.0,
+                out.map(|b| format!("{:.0}", mib(b)))
+                    .unwrap_or_else(|| "-".into()),
+                ratio
+                    .map(|(r, _)| format!("{r:.2}"))
+                    .unwrap_or_else(|| "-".into()),
+                ratio.map(|(_, t)| t).unwrap_or("")
+            );
+        };
+    row(
+        "backup",
+        "spyglass-admin backup run (gzip -1)",
+        &ours,
+        Some(ours_bytes),
+        None,
+    );
+    row(
+        "backup",
+        &format!("mariadb-dump --single-transaction | pigz -p {threads}"),
+        &pigz,
+        Some(pigz_bytes),
+        Some((ours.secs / pigz.secs, "<= 0.5")),
+    );
+    row(
+        "backup",
+        &format!("mydumper -t {threads} -c"),
+        &myd,
+        Some(myd_bytes),
+        Some((ours.secs / myd.secs, "<= 0.4")),
+    );
+    println!(
+        "| size | our SQL through gzip -6 | - | - | {:.0} | {:.2} | <= 1.10 |",
+        mib(g6_bytes),
+        ours_bytes as f64 / g6_bytes.max(1) as f64
+    );
+    row(
+        "restore",
+        "spyglass-admin backup restore",
+        &ours_r,
+        None,
+        None,
+    );
+    row(
+        "restore",
+        "gunzip -c | mariadb",
+        &gun,
+        None,
+        Some((ours_r.secs / gun.secs, "<= 0.5")),
+    );
+    row(
+        "restore",
+        &format!("myloader -t {threads}"),
+        &myl,
+        None,
+        Some((ours_r.secs / myl.secs, "<= 1.0")),
+    );
+    println!("\nreproduce: cargo xtask bench backup --blob-mb {blob_mb} --threads {threads}");
+    Ok(())
+}
