@@ -71,7 +71,8 @@ pub struct Finding {
 /// Which accounts to audit.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
-    /// Only these user names (all when empty). Roles are always checked.
+    /// Only these user names (all when empty). Roles and anonymous accounts
+    /// are always checked.
     pub users: Vec<String>,
 }
 
@@ -88,7 +89,8 @@ impl Scope {
         {
             return false;
         }
-        self.users.is_empty() || self.users.contains(&a.account.user)
+        // Anonymous accounts shadow everyone's logins: always in scope.
+        self.users.is_empty() || a.account.user.is_empty() || self.users.contains(&a.account.user)
     }
 }
 
@@ -179,7 +181,7 @@ pub fn audit(
     let mut out = Vec::new();
     for role in &policy.roles {
         let subject = format!("role {}", role.name);
-        for step in role_steps(policy, live, role) {
+        for step in role_steps(policy, live, role, flavor) {
             let (kind, message) = match &step {
                 Step::CreateRole { .. } => (
                     Kind::RoleMissing,
@@ -202,6 +204,10 @@ pub fn audit(
                         privileges.sql(),
                         on.sql()
                     ),
+                ),
+                Step::GrantGlobal { privileges, .. } => (
+                    Kind::RoleGrantsDiffer,
+                    format!("role {} lacks {} on *.*", role.name, privileges.join(", ")),
                 ),
                 Step::RevokeGlobal { privileges, .. } => (
                     Kind::RoleGrantsDiffer,
@@ -438,7 +444,7 @@ mod tests {
                 .collect(),
             ..Default::default()
         };
-        for step in roles_init(&policy, &live).steps {
+        for step in roles_init(&policy, &live, Flavor::Mariadb).steps {
             match step {
                 Step::CreateRole { role } => {
                     live.roles.insert(role);
@@ -463,7 +469,7 @@ mod tests {
             make: &mut make,
             expire: false,
         };
-        let plan = add_user(&policy, &live, Flavor::Mysql, &alice, "user", &mut new).unwrap();
+        let plan = add_user(&policy, &live, Flavor::Mariadb, &alice, "user", &mut new).unwrap();
         assert_eq!(plan.steps.len(), 4);
         live.accounts.insert(alice.clone(), account("alice"));
         live.members
@@ -487,7 +493,7 @@ mod tests {
         let f = audit(
             &policy,
             &live,
-            Flavor::Mysql,
+            Flavor::Mariadb,
             &Scope::default(),
             &BTreeSet::new(),
         );
@@ -592,7 +598,7 @@ mod tests {
         let f = audit(
             &policy,
             &live,
-            Flavor::Mysql,
+            Flavor::Mariadb,
             &Scope::default(),
             &BTreeSet::from([alice]),
         );
@@ -608,12 +614,19 @@ mod tests {
         let only_alice = Scope {
             users: vec!["alice".into()],
         };
-        assert!(audit(&policy, &live, Flavor::Mysql, &only_alice, &BTreeSet::new()).is_empty());
+        assert!(audit(
+            &policy,
+            &live,
+            Flavor::Mariadb,
+            &only_alice,
+            &BTreeSet::new()
+        )
+        .is_empty());
         policy.audit_ignore.push("bob@%".into());
         assert!(audit(
             &policy,
             &live,
-            Flavor::Mysql,
+            Flavor::Mariadb,
             &Scope::default(),
             &BTreeSet::new()
         )

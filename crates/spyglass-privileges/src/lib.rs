@@ -22,7 +22,7 @@
 //! # fn demo(session: &mut spyglass_db::Session) -> Result<(), spyglass_privileges::Error> {
 //! let policy = Policy::spyglass();
 //! let state = live::read(session)?;
-//! let plan = plan::roles_init(&policy, &state);
+//! let plan = plan::roles_init(&policy, &state, session.server().flavor);
 //! let report = spyglass_privileges::apply::apply(session, &plan.steps)?;
 //! assert!(report.complete());
 //! # Ok(()) }

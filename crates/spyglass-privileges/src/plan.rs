@@ -126,8 +126,34 @@ fn expand(
         .collect()
 }
 
+/// Splits a role's grants into schema-level ones and global ones for `flavor`.
+///
+/// On MySQL, grants on every schema other than ALL go to `*.*`: MySQL does
+/// not merge the privileges of several schema patterns that match the same
+/// schema when they come from roles (it uses one of them), so `SELECT` on
+/// `` `%`.* `` from `dj_user` hides its `ALL` on `` `lfp\_%`.* ``, and a
+/// collab's own `ALL` on `` `name\_%`.* `` (verified on MySQL 9.7 by the
+/// server tests). Global privileges always add to schema ones. MariaDB
+/// merges them, so it keeps Spyglass's `` `%`.* ``.
+pub fn split_for_flavor(
+    grants: Vec<(SchemaPattern, PrivilegeSet)>,
+    flavor: Flavor,
+) -> (Vec<(SchemaPattern, PrivilegeSet)>, BTreeSet<String>) {
+    let mut global = BTreeSet::new();
+    let mut schema = Vec::new();
+    for (pattern, privileges) in grants {
+        match (&pattern, &privileges, flavor) {
+            (SchemaPattern::All, PrivilegeSet::Some(set), Flavor::Mysql) => {
+                global.extend(set.iter().cloned());
+            }
+            _ => schema.push((pattern, privileges)),
+        }
+    }
+    (schema, global)
+}
+
 /// The steps that make one role match the policy.
-pub fn role_steps(policy: &Policy, live: &LiveState, role: &RoleDef) -> Vec<Step> {
+pub fn role_steps(policy: &Policy, live: &LiveState, role: &RoleDef, flavor: Flavor) -> Vec<Step> {
     let mut out = Vec::new();
     if !live.roles.contains(&role.name) {
         out.push(Step::CreateRole {
@@ -135,7 +161,8 @@ pub fn role_steps(policy: &Policy, live: &LiveState, role: &RoleDef) -> Vec<Step
         });
     }
     let modules = modules_on_server(policy, live);
-    let want = expand(policy.role_grants(role, &modules), &live.schema_all);
+    let (schema, want_global) = split_for_flavor(policy.role_grants(role, &modules), flavor);
+    let want = expand(schema, &live.schema_all);
     let have = live
         .role_schema
         .get(&role.name)
@@ -148,26 +175,43 @@ pub fn role_steps(policy: &Policy, live: &LiveState, role: &RoleDef) -> Vec<Step
         &live.schema_all,
         &mut out,
     );
-    if let Some(g) = live.role_global.get(&role.name) {
-        let extra: Vec<String> = g.iter().filter(|p| *p != "USAGE").cloned().collect();
-        if !extra.is_empty() {
-            out.push(Step::RevokeGlobal {
-                privileges: extra,
-                from: Grantee::Role(role.name.clone()),
-            });
-        }
+    let have_global = live
+        .role_global
+        .get(&role.name)
+        .cloned()
+        .unwrap_or_default();
+    let missing: Vec<String> = want_global.difference(&have_global).cloned().collect();
+    if !missing.is_empty() {
+        out.push(Step::GrantGlobal {
+            privileges: missing,
+            to: Grantee::Role(role.name.clone()),
+        });
     }
-    out
+    let extra: Vec<String> = have_global
+        .iter()
+        .filter(|p| *p != "USAGE" && !want_global.contains(*p))
+        .cloned()
+        .collect();
+    if !extra.is_empty() {
+        out.push(Step::RevokeGlobal {
+            privileges: extra,
+            from: Grantee::Role(role.name.clone()),
+        });
+    }
+    // Grant before revoking, so members never lose access in between.
+    let (removes, mut adds): (Vec<Step>, Vec<Step>) = out.into_iter().partition(Step::removes);
+    adds.extend(removes);
+    adds
 }
 
 /// `users roles init`: create every role of the policy and make its grants
 /// match (missing ones granted, extra ones revoked).
-pub fn roles_init(policy: &Policy, live: &LiveState) -> Plan {
+pub fn roles_init(policy: &Policy, live: &LiveState, flavor: Flavor) -> Plan {
     Plan {
         steps: policy
             .roles
             .iter()
-            .flat_map(|r| role_steps(policy, live, r))
+            .flat_map(|r| role_steps(policy, live, r, flavor))
             .collect(),
         new_passwords: Vec::new(),
     }
@@ -414,7 +458,7 @@ pub fn add_backup_user(
     if !missing.is_empty() {
         plan.steps.push(Step::GrantGlobal {
             privileges: missing,
-            to: account.clone(),
+            to: Grantee::Account(account.clone()),
         });
     }
     let extra: Vec<String> = held
@@ -535,7 +579,7 @@ pub fn from_file(
     users: &[(Account, String)],
     new: &mut NewPassword<'_>,
 ) -> Result<Plan, Error> {
-    let mut plan = roles_init(policy, live);
+    let mut plan = roles_init(policy, live, flavor);
     for (account, role) in users {
         let role = policy.require_role(role)?;
         user_steps(policy, live, flavor, account, role, Some(new), &mut plan)?;
@@ -627,11 +671,19 @@ mod tests {
                     }
                     m.retain(|_, v| !v.is_empty());
                 }
-                Step::GrantGlobal { privileges, to } => {
-                    if let Some(a) = live.accounts.get_mut(to) {
-                        a.global.extend(privileges.iter().cloned());
+                Step::GrantGlobal { privileges, to } => match to {
+                    Grantee::Account(a) => {
+                        if let Some(a) = live.accounts.get_mut(a) {
+                            a.global.extend(privileges.iter().cloned());
+                        }
                     }
-                }
+                    Grantee::Role(r) => {
+                        live.role_global
+                            .entry(r.clone())
+                            .or_default()
+                            .extend(privileges.iter().cloned());
+                    }
+                },
                 Step::GrantRole { role, to } => {
                     live.members
                         .entry(to.clone())
@@ -663,7 +715,7 @@ mod tests {
         for flavor in [Flavor::Mysql, Flavor::Mariadb] {
             let policy = Policy::spyglass();
             let mut live = empty();
-            let plan = roles_init(&policy, &live);
+            let plan = roles_init(&policy, &live, flavor);
             assert_eq!(
                 plan.steps
                     .iter()
@@ -674,16 +726,43 @@ mod tests {
             let sql = script(&plan.steps, flavor);
             assert!(sql.contains(r"ON `lfp\_%`.*"), "{sql}");
             simulate(&mut live, &plan.steps, flavor);
-            assert!(roles_init(&policy, &live).is_empty());
+            assert!(roles_init(&policy, &live, flavor).is_empty());
         }
+    }
+
+    #[test]
+    fn select_on_every_schema_is_global_on_mysql_only() {
+        let policy = Policy::spyglass();
+        let live = empty();
+        let my = script(
+            &roles_init(&policy, &live, Flavor::Mysql).steps,
+            Flavor::Mysql,
+        );
+        assert!(
+            my.contains("GRANT SELECT ON *.* TO 'dj_guest'@'%';"),
+            "{my}"
+        );
+        assert!(
+            my.contains("GRANT ALL PRIVILEGES ON `%`.* TO 'dj_admin'@'%';"),
+            "{my}"
+        );
+        assert!(!my.contains("SELECT ON `%`"), "{my}");
+        let maria = script(
+            &roles_init(&policy, &live, Flavor::Mariadb).steps,
+            Flavor::Mariadb,
+        );
+        assert!(
+            maria.contains("GRANT SELECT ON `%`.* TO `dj_guest`;"),
+            "{maria}"
+        );
     }
 
     #[test]
     fn role_drift_is_repaired_both_ways() {
         let policy = Policy::spyglass();
         let mut live = empty();
-        let steps = roles_init(&policy, &live).steps;
-        simulate(&mut live, &steps, Flavor::Mysql);
+        let steps = roles_init(&policy, &live, Flavor::Mariadb).steps;
+        simulate(&mut live, &steps, Flavor::Mariadb);
         // Someone revoked CREATE on common and granted DELETE on % to dj_guest.
         live.role_schema
             .get_mut("dj_user")
@@ -697,11 +776,14 @@ mod tests {
             .get_mut("%")
             .unwrap()
             .insert("DELETE".into());
-        let sql = script(&roles_init(&policy, &live).steps, Flavor::Mysql);
+        let sql = script(
+            &roles_init(&policy, &live, Flavor::Mariadb).steps,
+            Flavor::Mariadb,
+        );
         assert_eq!(
             sql,
-            "REVOKE DELETE ON `%`.* FROM 'dj_guest'@'%';\n\
-             GRANT CREATE ON `common\\_%`.* TO 'dj_user'@'%';\n"
+            "REVOKE DELETE ON `%`.* FROM `dj_guest`;\n\
+             GRANT CREATE ON `common\\_%`.* TO `dj_user`;\n"
         );
     }
 
@@ -710,7 +792,7 @@ mod tests {
         for flavor in [Flavor::Mysql, Flavor::Mariadb] {
             let policy = Policy::spyglass();
             let mut live = empty();
-            let steps = roles_init(&policy, &live).steps;
+            let steps = roles_init(&policy, &live, flavor).steps;
             simulate(&mut live, &steps, flavor);
             let alice = Account::new("alice", "%");
             let mut make = |_: &Account| Secret::new("pw");
@@ -754,7 +836,7 @@ mod tests {
     fn add_module_then_roles_init_keeps_it() {
         let policy = Policy::spyglass();
         let mut live = empty();
-        let steps = roles_init(&policy, &live).steps;
+        let steps = roles_init(&policy, &live, Flavor::Mariadb).steps;
         simulate(&mut live, &steps, Flavor::Mariadb);
         let plan = add_module(&policy, &live, "waveform").unwrap();
         assert_eq!(
@@ -763,7 +845,7 @@ mod tests {
         );
         simulate(&mut live, &plan.steps, Flavor::Mariadb);
         assert!(add_module(&policy, &live, "waveform").unwrap().is_empty());
-        assert!(roles_init(&policy, &live).is_empty());
+        assert!(roles_init(&policy, &live, Flavor::Mariadb).is_empty());
         assert!(add_module(&policy, &live, "wave%").is_err());
     }
 

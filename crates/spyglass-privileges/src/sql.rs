@@ -50,12 +50,12 @@ pub enum Step {
         /// To whom.
         to: Grantee,
     },
-    /// `GRANT privileges ON *.* TO account` (global).
+    /// `GRANT privileges ON *.* TO grantee` (global).
     GrantGlobal {
         /// What.
         privileges: Vec<String>,
         /// To whom.
-        to: Account,
+        to: Grantee,
     },
     /// `REVOKE privileges ON pattern FROM grantee`.
     Revoke {
@@ -153,9 +153,11 @@ impl Step {
                 on.sql(),
                 to.sql(flavor)
             ),
-            Step::GrantGlobal { privileges, to } => {
-                format!("GRANT {} ON *.* TO {}", privileges.join(", "), to.sql())
-            }
+            Step::GrantGlobal { privileges, to } => format!(
+                "GRANT {} ON *.* TO {}",
+                privileges.join(", "),
+                to.sql(flavor)
+            ),
             Step::Revoke {
                 privileges,
                 on,
@@ -199,9 +201,13 @@ impl Step {
             | Step::SetDefaultRole { account, .. }
             | Step::Lock { account }
             | Step::DropUser { account } => Some(account),
-            Step::GrantGlobal { to, .. } | Step::GrantRole { to, .. } => Some(to),
+            Step::GrantRole { to, .. } => Some(to),
             Step::RevokeRole { from, .. } => Some(from),
             Step::Grant {
+                to: Grantee::Account(a),
+                ..
+            }
+            | Step::GrantGlobal {
                 to: Grantee::Account(a),
                 ..
             } => Some(a),
@@ -309,7 +315,7 @@ mod tests {
             },
             Step::GrantGlobal {
                 privileges: vec!["SELECT".into(), "RELOAD".into()],
-                to: Account::new("backup", "localhost"),
+                to: Grantee::Account(Account::new("backup", "localhost")),
             },
             Step::SetPassword {
                 account: acc("alice"),

@@ -88,6 +88,32 @@ fn schema_all(flavor: Flavor) -> BTreeSet<String> {
         .collect()
 }
 
+/// The server `users sql --flavor F` plans against: no accounts, and the
+/// roles as `roles init` leaves them (so `sql roles init` prints everything,
+/// and `sql add` prints what adding a user to a set-up server runs).
+fn offline_state(policy: &Policy, flavor: Flavor) -> LiveState {
+    let mut live = LiveState {
+        schema_all: schema_all(flavor),
+        ..LiveState::default()
+    };
+    for role in &policy.roles {
+        live.roles.insert(role.name.clone());
+        let (schema, global) =
+            plan::split_for_flavor(policy.role_grants(role, &BTreeSet::new()), flavor);
+        live.role_schema.insert(
+            role.name.clone(),
+            schema
+                .into_iter()
+                .map(|(p, s)| (p.stored(), s.expand(&live.schema_all)))
+                .collect(),
+        );
+        if !global.is_empty() {
+            live.role_global.insert(role.name.clone(), global);
+        }
+    }
+    live
+}
+
 fn connect(global: &GlobalOpts) -> anyhow::Result<(Resolved, Session)> {
     let env = Environment::from_process();
     let mut resolved = connection::resolve(&global.connect, &env)?;
@@ -106,16 +132,13 @@ fn parse_current_user(s: &str) -> Option<Account> {
 }
 
 impl Ctx {
-    fn open(global: &GlobalOpts, mode: Mode) -> anyhow::Result<Ctx> {
+    fn open(global: &GlobalOpts, mode: Mode, policy: &Policy) -> anyhow::Result<Ctx> {
         if let Mode::Print(Some(flavor)) = mode {
             return Ok(Ctx {
                 resolved: None,
                 session: None,
                 flavor,
-                live: LiveState {
-                    schema_all: schema_all(flavor),
-                    ..LiveState::default()
-                },
+                live: offline_state(policy, flavor),
                 me: None,
             });
         }
@@ -266,40 +289,52 @@ fn dispatch(
     };
     match cmd {
         UsersCommand::List => {
-            let mut ctx = Ctx::open(global, mode)?;
+            let mut ctx = Ctx::open(global, mode, &policy)?;
             ctx.read_live()?;
             report::list(global, &policy, &ctx.live)
         }
         UsersCommand::Audit(a) => {
-            let mut ctx = Ctx::open(global, mode)?;
+            let mut ctx = Ctx::open(global, mode, &policy)?;
             ctx.read_live()?;
             report::audit(global, &policy, &mut ctx, &a)
         }
         UsersCommand::SetPassword(a) if a.name.is_none() => set_own_password(global, mode),
         cmd => {
-            let mut ctx = Ctx::open(global, mode)?;
+            let mut ctx = Ctx::open(global, mode, &policy)?;
             let flavor = Some(ctx.flavor);
             let quiet = global.quiet || global.json;
             let (plan, what) = match cmd {
                 UsersCommand::Roles(_) => {
                     ctx.read_live()?;
+                    if let Mode::Print(Some(f)) = mode {
+                        // Offline: everything roles init does on a fresh server.
+                        ctx.live = LiveState {
+                            schema_all: schema_all(f),
+                            ..LiveState::default()
+                        };
+                    }
                     (
-                        plan::roles_init(&policy, &ctx.live),
+                        plan::roles_init(&policy, &ctx.live, ctx.flavor),
                         "roles init".to_owned(),
                     )
                 }
                 UsersCommand::Add(a) => {
                     let account = account_arg(&a.name, &a.host, flavor)?;
                     let first = first_password(&a.password, mode, quiet)?;
+                    // Only a generated password is shown; the admin knows a given one.
+                    let generated = matches!(first, FirstPassword::Random);
                     ctx.read_live()?;
                     let mut make = password_maker(first);
                     let mut new = NewPassword {
                         make: &mut make,
                         expire: a.password.expire,
                     };
-                    let p =
+                    let mut p =
                         plan::add_user(&policy, &ctx.live, ctx.flavor, &account, &a.role, &mut new)
                             .map_err(lib_error)?;
+                    if !generated {
+                        p.new_passwords.clear();
+                    }
                     (p, format!("add {account}"))
                 }
                 UsersCommand::SetRole(a) => {
@@ -349,14 +384,18 @@ fn dispatch(
                     } else {
                         FirstPassword::Random
                     };
+                    let generated = matches!(first, FirstPassword::Random);
                     ctx.read_live()?;
                     let mut make = password_maker(first);
                     let mut new = NewPassword {
                         make: &mut make,
                         expire: false,
                     };
-                    let p = plan::add_backup_user(&ctx.live, ctx.flavor, &account, &mut new)
+                    let mut p = plan::add_backup_user(&ctx.live, ctx.flavor, &account, &mut new)
                         .map_err(lib_error)?;
+                    if !generated {
+                        p.new_passwords.clear();
+                    }
                     (p, format!("add-backup-user {account}"))
                 }
                 UsersCommand::SetPassword(a) => {

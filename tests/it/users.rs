@@ -1,0 +1,810 @@
+//! `spyglass-admin users ...` against the real server: roles and one user of
+//! each kind created by the binary, then proven by logging in as each user.
+//!
+//! The roles (`dj_guest`, ...) are server-wide, so everything that creates,
+//! drops or drifts them lives in one test, `roles_users_logins_and_audit`.
+//! Accounts and schemas of this module start with `itusr`.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use serde_json::Value;
+use spyglass_db::mysql::prelude::Queryable;
+use spyglass_db::{ConnectOptions, Secret, Session};
+
+use crate::support::{admin, closed_port, server, sql, Outcome, Sandbox};
+
+fn is_mysql() -> bool {
+    server().flavor == "mysql"
+}
+
+/// Runs the binary with `stdin` piped in.
+fn run_stdin(sb: &Sandbox, args: &[&str], stdin: &str) -> Outcome {
+    let mut child = sb
+        .command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn spyglass-admin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    Outcome::from(child.wait_with_output().expect("wait"))
+}
+
+fn login(user: &str, password: &str) -> Session {
+    let s = server();
+    let opts = ConnectOptions::tcp(&s.host, s.port, user).password(Secret::new(password));
+    spyglass_db::connect(&opts).unwrap_or_else(|e| panic!("{user} logs in: {e}"))
+}
+
+/// Runs `statement` as `session`; Ok or the server's error code.
+fn try_sql(session: &mut Session, statement: &str) -> Result<(), u16> {
+    session.conn().query_drop(statement).map_err(|e| match e {
+        spyglass_db::mysql::Error::MySqlError(m) => m.code,
+        other => panic!("{statement}: {other}"),
+    })
+}
+
+#[track_caller]
+fn allowed(session: &mut Session, statement: &str) {
+    if let Err(code) = try_sql(session, statement) {
+        panic!(
+            "{} should be allowed: {statement} -> error {code}",
+            session.user()
+        );
+    }
+}
+
+/// ER_DBACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED_ERROR.
+#[track_caller]
+fn denied(session: &mut Session, statement: &str) {
+    match try_sql(session, statement) {
+        Err(1044) | Err(1142) => {}
+        other => panic!(
+            "{} should be denied: {statement} -> {other:?}",
+            session.user()
+        ),
+    }
+}
+
+fn drop_user(name: &str) {
+    let mut a = admin();
+    sql(&mut a, &format!("DROP USER IF EXISTS '{name}'@'%'"));
+}
+
+fn drop_role(role: &str) {
+    let mut a = admin();
+    sql(&mut a, &format!("DROP ROLE IF EXISTS {role}"));
+}
+
+fn role_to(role: &str) -> String {
+    if is_mysql() {
+        format!("'{role}'@'%'")
+    } else {
+        format!("`{role}`")
+    }
+}
+
+fn finding_kinds(v: &Value, subject: &str) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["subject"] == subject)
+        .map(|f| f["kind"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A fixture table in common_lab (read-only for us: only SELECTed, inserts must fail).
+fn a_common_table() -> String {
+    let mut a = admin();
+    let t: Option<String> = a
+        .conn()
+        .query_first(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'common_lab' \
+             AND TABLE_NAME NOT LIKE '~%' ORDER BY TABLE_NAME LIMIT 1",
+        )
+        .unwrap();
+    t.expect("the fixture has a table in common_lab")
+}
+
+const USERS: [(&str, &str, &str); 4] = [
+    ("itusr_guest", "guest", "Guest-pw-1x"),
+    ("itusr_collab", "collab", "Collab-pw-2x"),
+    ("itusr_user", "user", "User-pw-3x"),
+    ("itusr_admin", "admin", "Admin-pw-4x"),
+];
+
+const ALL_ACCOUNTS: [&str; 11] = [
+    "itusr_guest",
+    "itusr_collab",
+    "itusr_user",
+    "itusr_admin",
+    "itusr_file_a",
+    "itusr_file_b",
+    "itusr_norole",
+    "itusr_nopw",
+    "itusr_temp",
+    "itusr_exp",
+    "itusr_gen",
+];
+
+fn audit(sb: &Sandbox) -> (i32, Value) {
+    let mut args = vec!["users", "audit", "--json"];
+    args.extend(ALL_ACCOUNTS);
+    let out = sb.run(&args);
+    assert!(out.code == 0 || out.code == 1, "{out:?}");
+    (out.code, out.json())
+}
+
+#[test]
+fn roles_users_logins_and_audit() {
+    let sb = Sandbox::as_root();
+    // A clean slate: earlier runs on a kept sandbox may have left these behind.
+    for u in ALL_ACCOUNTS {
+        drop_user(u);
+    }
+    {
+        let mut a = admin();
+        sql(&mut a, "DROP USER IF EXISTS ''@'itusr.invalid'");
+        for db in [
+            "lfp_itusr",
+            "itusr_collab_work",
+            "itusr_user_work",
+            "itusr_admin_any",
+        ] {
+            sql(&mut a, &format!("DROP DATABASE IF EXISTS `{db}`"));
+        }
+    }
+    for r in ["dj_guest", "dj_collab", "dj_user", "dj_admin"] {
+        drop_role(r);
+    }
+
+    // roles init creates the four roles; a second run changes nothing.
+    let out = sb.run(&["users", "roles", "init", "--json"]);
+    out.assert_code(0);
+    let v = out.json();
+    assert_eq!(v["applied"].as_array().unwrap().len(), 18, "{v:#}");
+    assert!(v["failed"].is_null());
+    let again = sb.run(&["users", "roles", "init", "--json"]);
+    again.assert_code(0);
+    assert_eq!(again.json()["planned"], serde_json::json!([]));
+
+    // One user of each kind, with a known first password from stdin.
+    for (name, role, pw) in USERS {
+        let out = run_stdin(
+            &sb,
+            &["users", "add", name, "--role", role, "--password-stdin"],
+            &format!("{pw}\n"),
+        );
+        out.assert_code(0);
+        assert!(
+            out.stdout.contains(&format!("'{name}'@'%'")),
+            "{}",
+            out.stdout
+        );
+        // Adding again changes nothing and shows no new password.
+        let out = sb.run(&["users", "add", name, "--role", role]);
+        out.assert_code(0);
+        assert!(out.stdout.contains("nothing to change"), "{}", out.stdout);
+        assert!(!out.stdout.contains("password for"), "{}", out.stdout);
+    }
+    // A random password is generated and shown once.
+    let out = sb.run(&["users", "add", "itusr_gen", "--role", "guest", "--json"]);
+    out.assert_code(0);
+    let gen = out.json()["new_passwords"][0]["password"]
+        .as_str()
+        .expect("generated password")
+        .to_owned();
+    assert!(gen.len() >= 20, "{gen}");
+    login("itusr_gen", &gen);
+
+    // Writable schemas of our own (the fixture's are shared and read-only for tests).
+    let table = a_common_table();
+    {
+        let mut a = admin();
+        sql(&mut a, "CREATE DATABASE lfp_itusr");
+        sql(&mut a, "CREATE TABLE lfp_itusr.t (id INT PRIMARY KEY)");
+    }
+
+    // Every role is active at login: no SET ROLE, no activate_all_roles_on_login.
+    for (name, role, pw) in USERS {
+        let mut s = login(name, pw);
+        let current: Option<String> = s.conn().query_first("SELECT CURRENT_ROLE()").unwrap();
+        let want = format!("dj_{role}");
+        assert!(
+            current.as_deref().is_some_and(|c| c.contains(&want)),
+            "{name}: CURRENT_ROLE() = {current:?}"
+        );
+    }
+
+    // guest reads common_* but cannot insert or create.
+    let mut guest = login("itusr_guest", "Guest-pw-1x");
+    allowed(
+        &mut guest,
+        &format!("SELECT COUNT(*) FROM common_lab.`{table}`"),
+    );
+    denied(
+        &mut guest,
+        &format!("INSERT INTO common_lab.`{table}` () VALUES ()"),
+    );
+    denied(&mut guest, "INSERT INTO lfp_itusr.t VALUES (1)");
+    denied(&mut guest, "CREATE DATABASE itusr_guest_work");
+
+    // collab creates tables in its own prefix, not in common_* or lfp_*.
+    let mut collab = login("itusr_collab", "Collab-pw-2x");
+    allowed(&mut collab, "CREATE DATABASE itusr_collab_work");
+    allowed(
+        &mut collab,
+        "CREATE TABLE itusr_collab_work.t (id INT PRIMARY KEY)",
+    );
+    allowed(&mut collab, "INSERT INTO itusr_collab_work.t VALUES (1)");
+    denied(&mut collab, "CREATE TABLE common_lab.itusr_probe (id INT)");
+    denied(&mut collab, "INSERT INTO lfp_itusr.t VALUES (2)");
+    allowed(
+        &mut collab,
+        &format!("SELECT COUNT(*) FROM common_lab.`{table}`"),
+    );
+
+    // user inserts into lfp_* (a shared prefix) and creates in its own prefix.
+    let mut user = login("itusr_user", "User-pw-3x");
+    allowed(&mut user, "INSERT INTO lfp_itusr.t VALUES (3)");
+    allowed(&mut user, "CREATE DATABASE itusr_user_work");
+    allowed(&mut user, "CREATE TABLE itusr_user_work.t (id INT)");
+    denied(&mut user, "INSERT INTO itusr_collab_work.t VALUES (4)");
+    denied(&mut user, "CREATE DATABASE itusr_other_work");
+
+    // admin does anything on any schema.
+    let mut adm = login("itusr_admin", "Admin-pw-4x");
+    allowed(&mut adm, "CREATE DATABASE itusr_admin_any");
+    allowed(&mut adm, "CREATE TABLE itusr_admin_any.t (id INT)");
+    allowed(&mut adm, "INSERT INTO itusr_collab_work.t VALUES (5)");
+    allowed(&mut adm, "INSERT INTO lfp_itusr.t VALUES (6)");
+    allowed(
+        &mut adm,
+        &format!("SELECT COUNT(*) FROM common_lab.`{table}`"),
+    );
+    drop((guest, collab, user, adm));
+
+    // A users file: plan shows pending changes (exit 1), apply makes them, plan is then empty.
+    sb.write(
+        "users.toml",
+        "expire = true\n[[users]]\nname = \"itusr_file_a\"\nrole = \"user\"\n\n[[users]]\nname = \"itusr_file_b\"\nrole = \"dj_guest\"\nhost = \"%\"\n",
+        0o600,
+    );
+    let out = sb.run(&["users", "plan", "-f", "users.toml"]);
+    out.assert_code(1);
+    assert!(
+        out.stdout
+            .contains("CREATE USER 'itusr_file_a'@'%' IDENTIFIED BY <password> PASSWORD EXPIRE"),
+        "{}",
+        out.stdout
+    );
+    let out = sb.run(&["users", "apply", "-f", "users.toml", "--json"]);
+    out.assert_code(0);
+    assert_eq!(out.json()["new_passwords"].as_array().unwrap().len(), 2);
+    sb.run(&["users", "plan", "-f", "users.toml"])
+        .assert_code(0);
+
+    // list shows roles, active at login, own prefix.
+    let out = sb.run(&["users", "list", "--json"]);
+    out.assert_code(0);
+    let rows = out.json();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["user"] == "itusr_user")
+        .expect("itusr_user listed")
+        .clone();
+    assert_eq!(row["roles"], serde_json::json!(["dj_user"]));
+    assert_eq!(row["active_at_login"], serde_json::json!(["dj_user"]));
+    assert_eq!(row["own_prefix"], true);
+    assert_eq!(row["locked"], false);
+
+    // Freshly initialised: audit reports nothing. (itusr_file_* have expired
+    // first passwords, which is a finding: give them their own one first.)
+    for u in ["itusr_file_a", "itusr_file_b"] {
+        let out = run_stdin(&sb, &["users", "set-password", u], "Changed-pw-9x\n");
+        out.assert_code(0);
+    }
+    let (code, v) = audit(&sb);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["clean"], true);
+
+    // Plant each kind of drift by hand.
+    {
+        let mut a = admin();
+        sql(
+            &mut a,
+            &format!("GRANT INSERT ON `%`.* TO {}", role_to("dj_guest")),
+        );
+        sql(&mut a, &format!("DROP ROLE {}", role_to("dj_collab")));
+        sql(&mut a, "GRANT DROP ON `lfp\\_%`.* TO 'itusr_user'@'%'");
+        sql(
+            &mut a,
+            "REVOKE ALL PRIVILEGES ON `itusr\\_admin\\_%`.* FROM 'itusr_admin'@'%'",
+        );
+        sql(
+            &mut a,
+            "CREATE USER 'itusr_norole'@'%' IDENTIFIED BY 'Norole-pw-5x'",
+        );
+        sql(&mut a, "CREATE USER 'itusr_nopw'@'%'");
+        sql(
+            &mut a,
+            "CREATE USER ''@'itusr.invalid' IDENTIFIED BY 'Anon-pw-6x'",
+        );
+        if is_mysql() {
+            sql(&mut a, "SET DEFAULT ROLE NONE TO 'itusr_guest'@'%'");
+        } else {
+            sql(&mut a, "SET DEFAULT ROLE NONE FOR 'itusr_guest'@'%'");
+        }
+    }
+    // Spyglass's convention, and a first password never changed.
+    sb.run(&[
+        "users",
+        "add",
+        "itusr_temp",
+        "--role",
+        "guest",
+        "--temp-password",
+        "temppass",
+    ])
+    .assert_code(0);
+    run_stdin(
+        &sb,
+        &[
+            "users",
+            "add",
+            "itusr_exp",
+            "--role",
+            "guest",
+            "--expire",
+            "--password-stdin",
+        ],
+        "Expire-pw-7x\n",
+    )
+    .assert_code(0);
+
+    let (code, v) = audit(&sb);
+    assert_eq!(code, 1, "{v:#}");
+    let expect = [
+        ("role dj_guest", "role-grants-differ"),
+        ("role dj_collab", "role-missing"),
+        ("'itusr_collab'@'%'", "no-role"),
+        ("'itusr_user'@'%'", "direct-grants"),
+        ("'itusr_admin'@'%'", "own-prefix-missing"),
+        ("'itusr_norole'@'%'", "no-role"),
+        ("'itusr_nopw'@'%'", "no-password"),
+        ("''@'itusr.invalid'", "anonymous-account"),
+        ("'itusr_guest'@'%'", "role-not-active"),
+        ("'itusr_temp'@'%'", "temporary-password"),
+        ("'itusr_exp'@'%'", "password-never-changed"),
+    ];
+    for (subject, kind) in expect {
+        assert!(
+            finding_kinds(&v, subject).iter().any(|k| k == kind),
+            "expected {kind} for {subject} in {v:#}"
+        );
+    }
+    for f in v["findings"].as_array().unwrap() {
+        assert!(
+            ["high", "medium", "low"].contains(&f["severity"].as_str().unwrap()),
+            "{f}"
+        );
+        assert!(!f["fix"].as_str().unwrap().is_empty(), "{f}");
+    }
+    // Human output says the same, with the fix.
+    let out = sb.run(&["users", "audit", "itusr_guest", "--no-login-check"]);
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains("[high] role-not-active"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("fix: spyglass-admin users set-role itusr_guest dj_guest"),
+        "{}",
+        out.stdout
+    );
+
+    // The tool's own fixes make the audit clean again.
+    sb.run(&["users", "roles", "init"]).assert_code(0);
+    for (name, role) in [
+        ("itusr_collab", "collab"),
+        ("itusr_user", "user"),
+        ("itusr_admin", "admin"),
+        ("itusr_guest", "guest"),
+    ] {
+        sb.run(&["users", "set-role", name, role]).assert_code(0);
+    }
+    for name in ["itusr_norole", "itusr_nopw", "itusr_temp", "itusr_exp"] {
+        sb.run(&["users", "remove", name]).assert_code(0);
+        // Removing again is a no-op, not an error.
+        sb.run(&["users", "remove", name]).assert_code(0);
+    }
+    {
+        let mut a = admin();
+        sql(&mut a, "DROP USER ''@'itusr.invalid'");
+    }
+    let (code, v) = audit(&sb);
+    assert_eq!(code, 0, "{v:#}");
+
+    // lock: the account keeps its grants but cannot log in.
+    sb.run(&["users", "lock", "itusr_gen"]).assert_code(0);
+    let s = server();
+    let opts = ConnectOptions::tcp(&s.host, s.port, "itusr_gen").password(Secret::new(&gen));
+    assert!(
+        spyglass_db::connect(&opts).is_err(),
+        "a locked account cannot log in"
+    );
+    sb.run(&["users", "lock", "itusr_gen", "--json"])
+        .assert_code(0);
+
+    // add-module: dj_user gets the new prefix; roles init keeps it.
+    let out = sb.run(&["users", "add-module", "itusrmod"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("itusrmod\\_%"), "{}", out.stdout);
+    let out = sb.run(&["users", "roles", "init"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("nothing to change"), "{}", out.stdout);
+    {
+        let mut a = admin();
+        sql(&mut a, "CREATE DATABASE IF NOT EXISTS itusrmod_x");
+    }
+    let mut user = login("itusr_user", "User-pw-3x");
+    allowed(&mut user, "CREATE TABLE itusrmod_x.t (id INT)");
+    drop(user);
+
+    // Clean up what this test made (roles stay: they are what a lab has).
+    {
+        let mut a = admin();
+        sql(
+            &mut a,
+            &format!(
+                "REVOKE ALL PRIVILEGES ON `itusrmod\\_%`.* FROM {}",
+                role_to("dj_user")
+            ),
+        );
+        for db in [
+            "lfp_itusr",
+            "itusr_collab_work",
+            "itusr_user_work",
+            "itusr_admin_any",
+            "itusrmod_x",
+        ] {
+            sql(&mut a, &format!("DROP DATABASE IF EXISTS `{db}`"));
+        }
+    }
+    for u in ALL_ACCOUNTS {
+        drop_user(u);
+    }
+}
+
+#[test]
+fn bad_input_is_refused_before_any_sql_naming_the_value() {
+    // A dead server: anything that got as far as connecting would fail differently.
+    let mut dead = Sandbox::new();
+    dead.env("DJ_HOST", "127.0.0.1")
+        .env("DJ_PORT", &closed_port().to_string())
+        .env("DJ_USER", "root")
+        .env("DJ_PASS", "");
+    let long = "a".repeat(81);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["users", "add", "o'brien", "--role", "user"], "o'brien"),
+        (vec!["users", "add", "a`b", "--role", "user"], "a`b"),
+        (vec!["users", "add", "a@b@c", "--role", "user"], "b@c"),
+        (vec!["users", "add", "50%off", "--role", "user"], "50%off"),
+        (vec!["users", "add", "al ice", "--role", "user"], "al ice"),
+        (vec!["users", "add", "", "--role", "user"], "''"),
+        (vec!["users", "add", &long, "--role", "user"], &long),
+        (vec!["users", "add", "alice", "--role", "wizard"], "wizard"),
+        (vec!["users", "set-role", "alice", "superuser"], "superuser"),
+        (vec!["users", "add-module", "lfp%"], "lfp%"),
+        (vec!["users", "add-module", "lf_%"], "lf_%"),
+        (vec!["users", "add-module", ""], "''"),
+        (vec!["users", "lock", "x y"], "x y"),
+        (vec!["users", "add-backup-user", "bk\"up"], "bk\"up"),
+    ];
+    for (args, value) in cases {
+        let out = dead.run(&args);
+        out.assert_code(2).assert_clean_error();
+        assert!(out.stderr.contains(value), "{args:?}: {}", out.stderr);
+        assert!(
+            !out.stderr.contains("cannot reach"),
+            "{args:?} connected first: {}",
+            out.stderr
+        );
+    }
+    // A users file with a bad entry or an unknown key.
+    dead.write(
+        "bad.toml",
+        "[[users]]\nname = \"ok\"\nrole = \"user\"\nhots = \"%\"\n",
+        0o600,
+    );
+    let out = dead.run(&["users", "plan", "-f", "bad.toml"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("bad.toml:4:1") && out.stderr.contains("hots"),
+        "{}",
+        out.stderr
+    );
+    dead.write(
+        "bad2.toml",
+        "[[users]]\nname = \"b`d\"\nrole = \"user\"\n",
+        0o600,
+    );
+    let out = dead.run(&["users", "apply", "-f", "bad2.toml"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("b`d"), "{}", out.stderr);
+    // An unknown key in [users] of the settings file.
+    dead.write(
+        "spyglass-admin.toml",
+        "[users]\nshared_prefix = [\"x\"]\n",
+        0o600,
+    );
+    let out = dead.run(&["users", "list"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("shared_prefix"), "{}", out.stderr);
+
+    // MySQL's 32-character limit needs the server's flavor: checked after
+    // connecting, before reading or changing anything.
+    if is_mysql() {
+        let name = "b".repeat(33);
+        let out = Sandbox::as_root().run(&["users", "add", &name, "--role", "guest"]);
+        out.assert_code(2);
+        assert!(
+            out.stderr.contains(&name) && out.stderr.contains("32"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_plan_removing_the_runners_own_admin_rights_is_refused() {
+    drop_user("itusr_selfadm");
+    {
+        let mut a = admin();
+        sql(
+            &mut a,
+            "CREATE USER 'itusr_selfadm'@'%' IDENTIFIED BY 'Self-adm-1x'",
+        );
+        sql(
+            &mut a,
+            "GRANT ALL PRIVILEGES ON *.* TO 'itusr_selfadm'@'%' WITH GRANT OPTION",
+        );
+    }
+    let s = server();
+    let mut sb = Sandbox::new();
+    sb.env("DJ_HOST", &s.host)
+        .env("DJ_PORT", &s.port.to_string())
+        .env("DJ_USER", "itusr_selfadm")
+        .env("DJ_PASS", "Self-adm-1x");
+    // Listed as a guest: converging would revoke its global privileges.
+    sb.write(
+        "users.toml",
+        "[[users]]\nname = \"itusr_selfadm\"\nrole = \"guest\"\n",
+        0o600,
+    );
+    for args in [
+        vec!["users", "apply", "-f", "users.toml"],
+        vec!["users", "apply", "-f", "users.toml", "--dry-run"],
+        vec!["users", "plan", "-f", "users.toml"],
+    ] {
+        let out = sb.run(&args);
+        out.assert_code(2).assert_clean_error();
+        assert!(
+            out.stderr.contains("'itusr_selfadm'@'%'") && out.stderr.contains("running it"),
+            "{}",
+            out.stderr
+        );
+    }
+    for args in [
+        vec!["users", "lock", "itusr_selfadm"],
+        vec!["users", "remove", "itusr_selfadm"],
+    ] {
+        let out = sb.run(&args);
+        out.assert_code(2);
+        assert!(out.stderr.contains("running it"), "{}", out.stderr);
+    }
+    // Nothing changed: it still logs in and still holds its privileges.
+    let mut me = login("itusr_selfadm", "Self-adm-1x");
+    allowed(&mut me, "CREATE DATABASE IF NOT EXISTS itusr_selfadm_x");
+    allowed(&mut me, "DROP DATABASE itusr_selfadm_x");
+    drop(me);
+    drop_user("itusr_selfadm");
+}
+
+#[test]
+fn sql_prints_and_runs_nothing() {
+    // Offline, for either flavor.
+    let sb = Sandbox::new();
+    let out = sb.run(&[
+        "users",
+        "sql",
+        "--flavor",
+        "mariadb",
+        "add",
+        "itusr_sql",
+        "--role",
+        "user",
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains("SET DEFAULT ROLE `dj_user` FOR 'itusr_sql'@'%';"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("IDENTIFIED BY <password>"),
+        "{}",
+        out.stdout
+    );
+    let out = sb.run(&[
+        "users",
+        "sql",
+        "--flavor",
+        "mysql",
+        "add",
+        "itusr_sql",
+        "--role",
+        "user",
+    ]);
+    assert!(
+        out.stdout
+            .contains("SET DEFAULT ROLE ALL TO 'itusr_sql'@'%';"),
+        "{}",
+        out.stdout
+    );
+    let out = sb.run(&["users", "sql", "--flavor", "mysql", "roles", "init"]);
+    assert!(
+        out.stdout
+            .contains("GRANT ALL PRIVILEGES ON `common\\_%`.* TO 'dj_user'@'%';"),
+        "{}",
+        out.stdout
+    );
+    let out = sb.run(&[
+        "users",
+        "sql",
+        "--flavor",
+        "mariadb",
+        "add-backup-user",
+        "itusr_bk@localhost",
+    ]);
+    assert!(
+        out.stdout
+            .contains("BINLOG MONITOR ON *.* TO 'itusr_bk'@'localhost'"),
+        "{}",
+        out.stdout
+    );
+
+    // Connected: prints what differs on this server, changes nothing.
+    drop_user("itusr_sqlx");
+    crate::support::create_user("itusr_sqlx", "Sqlx-pw-1x", &[]);
+    let root = Sandbox::as_root();
+    let out = root.run(&["users", "sql", "remove", "itusr_sqlx"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("DROP USER 'itusr_sqlx'@'%';"),
+        "{}",
+        out.stdout
+    );
+    let out = root.run(&["users", "sql", "lock", "itusr_sqlx"]);
+    assert!(
+        out.stdout
+            .contains("ALTER USER 'itusr_sqlx'@'%' ACCOUNT LOCK;"),
+        "{}",
+        out.stdout
+    );
+    login("itusr_sqlx", "Sqlx-pw-1x");
+    drop_user("itusr_sqlx");
+}
+
+#[test]
+fn set_password_own_when_expired_and_by_an_admin() {
+    drop_user("itusr_pw");
+    {
+        let mut a = admin();
+        sql(
+            &mut a,
+            "CREATE USER 'itusr_pw'@'%' IDENTIFIED BY 'First-pw-1x' PASSWORD EXPIRE",
+        );
+    }
+    let s = server();
+    let mut me = Sandbox::new();
+    me.env("DJ_HOST", &s.host)
+        .env("DJ_PORT", &s.port.to_string())
+        .env("DJ_USER", "itusr_pw")
+        .env("DJ_PASS", "First-pw-1x");
+    // No privileges at all, password expired: it still works.
+    let out = run_stdin(&me, &["users", "set-password"], "Second-pw-2x\n");
+    out.assert_code(0);
+    for text in [&out.stdout, &out.stderr] {
+        assert!(
+            !text.contains("Second-pw-2x") && !text.contains("First-pw-1x"),
+            "{text}"
+        );
+    }
+    login("itusr_pw", "Second-pw-2x");
+
+    // An admin sets someone else's, forcing a change at next login.
+    let out = run_stdin(
+        &Sandbox::as_root(),
+        &["users", "set-password", "itusr_pw", "--expire"],
+        "Third-pw-3x\n",
+    );
+    out.assert_code(0);
+    assert!(!out.stdout.contains("Third-pw-3x") && !out.stderr.contains("Third-pw-3x"));
+    assert!(
+        out.stdout
+            .contains("IDENTIFIED BY <password> PASSWORD EXPIRE"),
+        "{}",
+        out.stdout
+    );
+    let opts =
+        ConnectOptions::tcp(&s.host, s.port, "itusr_pw").password(Secret::new("Third-pw-3x"));
+    // Expired: the server accepts the password but lets it do nothing else.
+    assert!(spyglass_db::connect(&opts).is_err());
+    let mut me2 = Sandbox::new();
+    me2.env("DJ_HOST", &s.host)
+        .env("DJ_PORT", &s.port.to_string())
+        .env("DJ_USER", "itusr_pw")
+        .env("DJ_PASS", "Third-pw-3x");
+    run_stdin(&me2, &["users", "set-password"], "Fourth-pw-4x\n").assert_code(0);
+    login("itusr_pw", "Fourth-pw-4x");
+    // A password with a quote and a backslash is stored exactly.
+    run_stdin(
+        &Sandbox::as_root(),
+        &["users", "set-password", "itusr_pw"],
+        "it's\\odd-5x\n",
+    )
+    .assert_code(0);
+    login("itusr_pw", "it's\\odd-5x");
+    drop_user("itusr_pw");
+}
+
+#[test]
+fn backup_user_holds_exactly_what_backup_needs() {
+    drop_user("itusr_bk");
+    let root = Sandbox::as_root();
+    let out = run_stdin(
+        &root,
+        &["users", "add-backup-user", "itusr_bk", "--password-stdin"],
+        "Backup-pw-1x\n",
+    );
+    out.assert_code(0);
+    // Idempotent.
+    let out = root.run(&["users", "add-backup-user", "itusr_bk"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("nothing to change"), "{}", out.stdout);
+    // doctor, as that account, finds the backup family complete (nothing
+    // missing, not even recommended privileges) and user admin missing.
+    let s = server();
+    let mut sb = Sandbox::new();
+    sb.env("DJ_HOST", &s.host)
+        .env("DJ_PORT", &s.port.to_string())
+        .env("DJ_USER", "itusr_bk")
+        .env("DJ_PASS", "Backup-pw-1x");
+    let out = sb.run(&["doctor", "--json"]);
+    let v = out.json();
+    let fam = |name: &str| {
+        v["privileges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["family"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(fam("backup")["status"], "ok", "{v:#}");
+    assert_eq!(fam("user_admin")["status"], "missing", "{v:#}");
+    drop_user("itusr_bk");
+}
