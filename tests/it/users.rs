@@ -109,7 +109,7 @@ fn a_common_table() -> String {
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'common_lab' \
              AND TABLE_NAME NOT LIKE '~%' ORDER BY TABLE_NAME LIMIT 1",
         )
-        .unwrap();
+        .unwrap_or_else(|e| panic!("listing common_lab: {e}"));
     t.expect("the fixture has a table in common_lab")
 }
 

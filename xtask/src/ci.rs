@@ -181,6 +181,34 @@ pub fn demo_cmd(args: &[String]) -> Result<(), String> {
             println!("   {line}");
         }
         println!("   ...");
+        // Users: roles, one lab member, and the audit (which finds the sandbox's
+        // password-less root and alice's still-unchanged first password).
+        let users = |args: &[&str], ok: &[i32]| -> Result<(), String> {
+            let status = Command::new(admin_bin())
+                .args(args)
+                .current_dir(&root)
+                .env("DJ_PASS", "")
+                .status()
+                .map_err(|e| format!("cannot run spyglass-admin: {e}"))?;
+            match status.code() {
+                Some(c) if ok.contains(&c) => Ok(()),
+                _ => Err(format!(
+                    "spyglass-admin {} failed ({status})",
+                    args.join(" ")
+                )),
+            }
+        };
+        say("Users: spyglass-admin users roles init (dj_guest, dj_collab, dj_user, dj_admin)");
+        users(&["users", "roles", "init"], &[0])?;
+        say("Users: spyglass-admin users add alice --role user --expire (password shown once)");
+        users(
+            &["users", "add", "alice", "--role", "user", "--expire"],
+            &[0],
+        )?;
+        say("Users: spyglass-admin users list");
+        users(&["users", "list"], &[0])?;
+        say("Users: spyglass-admin users audit (exit 1 = findings, each with its fix)");
+        users(&["users", "audit"], &[0, 1])?;
         Ok(())
     })();
     if keep {

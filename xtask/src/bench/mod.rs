@@ -4,6 +4,7 @@
 
 mod backup;
 mod cleanup;
+mod users;
 
 pub fn cmd(args: &[String]) -> Result<(), String> {
     let which = args.first().map(String::as_str).unwrap_or("all");
@@ -12,6 +13,7 @@ pub fn cmd(args: &[String]) -> Result<(), String> {
     match which {
         "backup" => backup::cmd(rest),
         "cleanup" => cleanup::cmd(rest),
+        "users" => users::cmd(rest),
         other => Err(format!("unknown benchmark '{other}'")),
     }
 }
