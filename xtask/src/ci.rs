@@ -56,6 +56,12 @@ fn itest_one(flavor: Flavor, filter: &[String]) -> Result<(), String> {
         }
         set_test_env(&mut c, &s, &fixture_root);
         c.env("SPYGLASS_IT_TARGET_PORT", t.port.to_string());
+        if flavor == Flavor::Mysql {
+            // Debian 12's mysqldump is MariaDB's, which cannot dump MySQL 9; use the
+            // chroot's through a wrapper (its temp files must live inside the chroot).
+            let (wrapper, tmp) = sandbox::mysqldump_wrapper()?;
+            c.env("SPYGLASS_IT_MYSQLDUMP", wrapper).env("SPYGLASS_IT_MYSQLDUMP_TMPDIR", tmp);
+        }
         util::run(&mut c)
     })();
     let stopped = sandbox::stop(flavor);
@@ -181,6 +187,17 @@ pub fn demo_cmd(args: &[String]) -> Result<(), String> {
             println!("   {line}");
         }
         println!("   ...");
+        say("Cleanup: spyglass-admin cleanup scan (reads only; exit 1 = something to clean)");
+        let status = Command::new(admin_bin())
+            .args(["cleanup", "scan"])
+            .current_dir(&root)
+            .env("DJ_PASS", "")
+            .status()
+            .map_err(|e| format!("cannot run spyglass-admin: {e}"))?;
+        if !matches!(status.code(), Some(0 | 1)) {
+            return Err(format!("cleanup scan failed ({status})"));
+        }
+        println!("   (apply quarantines them after guards and a re-check: spyglass-admin cleanup apply)");
         // Users: roles, one lab member, and the audit (which finds the sandbox's
         // password-less root and alice's still-unchanged first password).
         let users = |args: &[&str], ok: &[i32]| -> Result<(), String> {
