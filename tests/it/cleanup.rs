@@ -87,16 +87,16 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
+        for e in std::fs::read_dir(&d).expect("test helper") {
+            let e = e.expect("test helper");
             let p = e.path();
-            let rel = p.strip_prefix(dir).unwrap().display().to_string();
-            let ft = e.file_type().unwrap();
+            let rel = p.strip_prefix(dir).expect("test helper").display().to_string();
+            let ft = e.file_type().expect("test helper");
             if ft.is_symlink() {
                 out.insert(
                     rel,
                     std::fs::read_link(&p)
-                        .unwrap()
+                        .expect("test helper")
                         .display()
                         .to_string()
                         .into_bytes(),
@@ -104,7 +104,7 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             } else if ft.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(rel, std::fs::read(&p).unwrap());
+                out.insert(rel, std::fs::read(&p).expect("test helper"));
             }
         }
     }
@@ -132,17 +132,17 @@ fn assert_counts_match(v: &Value, p: &Planted) {
         assert_eq!(count(v, class), n, "class {class}: {v:#}");
     }
     assert_eq!(
-        v["classes"].as_object().unwrap().len(),
+        v["classes"].as_object().expect("test helper").len(),
         7,
         "every class present"
     );
     assert_eq!(
-        v["young"]["count"].as_u64().unwrap(),
+        v["young"]["count"].as_u64().expect("test helper"),
         p.untracked_young + p.fresh_temp,
         "young untracked file and fresh temp files are left alone"
     );
     assert_eq!(
-        v["symlinks_outside"].as_array().unwrap().len() as u64,
+        v["symlinks_outside"].as_array().expect("test helper").len() as u64,
         p.symlink_outside
     );
 }
