@@ -36,11 +36,15 @@ pub mod dump;
 pub mod encode;
 mod error;
 pub mod list;
+pub mod lock;
 pub mod manifest;
 pub mod names;
+pub mod pack;
 pub mod progress;
 pub mod restore;
+pub mod retention;
 mod script;
+pub mod ship;
 pub mod verify;
 
 pub use error::Error;

@@ -39,7 +39,11 @@ pub struct VerifyReport {
 }
 
 /// Checks every file of `set`. Never stops at the first bad file: the report names them all.
+/// `set` may also be a packed set (a `.tar` file from [`crate::pack::pack`]).
 pub fn verify(set: &Path, progress: &dyn Progress) -> Result<VerifyReport, Error> {
+    if set.is_file() {
+        return crate::pack::verify_tar(set, progress);
+    }
     let manifest = restore::open_set(set)?;
     let mut report = VerifyReport {
         set: set.to_owned(),
