@@ -522,3 +522,21 @@ pub fn fixture(
 fn serde_json_lite(s: &spyglass_fixture::Summary) -> String {
     spyglass_fixture::summary_json(s)
 }
+
+/// A `mysqldump` that runs the chroot's MySQL client tools. Options files must
+/// be under the returned temp dir (inside the chroot); their paths are
+/// translated. Returns (wrapper, temp dir).
+pub fn mysqldump_wrapper() -> Result<(PathBuf, PathBuf), String> {
+    let root = ensure_mysql_chroot()?;
+    let tmp = root.join("tmp");
+    let wrapper = sandbox_dir(Flavor::Mysql).join("mysqldump-chroot");
+    fs::create_dir_all(sandbox_dir(Flavor::Mysql)).map_err(|e| e.to_string())?;
+    let script = format!(
+        "#!/bin/sh\n# Runs MySQL's mysqldump from the sandbox chroot; paths under the chroot are translated.\nROOT='{root}'\nfor a in \"$@\"; do\n  shift\n  case \"$a\" in\n    --defaults-extra-file=\"$ROOT\"/*) a=\"--defaults-extra-file=${{a#--defaults-extra-file=$ROOT}}\" ;;\n  esac\n  set -- \"$@\" \"$a\"\ndone\nexec chroot \"$ROOT\" /usr/bin/mysqldump \"$@\"\n",
+        root = root.display()
+    );
+    fs::write(&wrapper, script).map_err(|e| e.to_string())?;
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+    Ok((wrapper, tmp))
+}

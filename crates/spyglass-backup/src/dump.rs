@@ -56,6 +56,22 @@ pub struct DumpOptions {
     pub accounts: bool,
     /// Set from outside (e.g. on SIGINT) to stop the dump; the set stays `.partial`.
     pub interrupt: Arc<AtomicBool>,
+    /// Which engine writes the set.
+    pub engine: Engine,
+}
+
+/// Who produces the SQL of a set.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// Our parallel engine.
+    #[default]
+    Native,
+    /// The system `mysqldump`/`mariadb-dump` (or `program`), orchestrated into
+    /// the same layout and manifest; one transaction for all data.
+    Mysqldump {
+        /// The dump program; found on PATH when `None`.
+        program: Option<PathBuf>,
+    },
 }
 
 impl DumpOptions {
@@ -74,6 +90,7 @@ impl DumpOptions {
             statement_bytes: 16 << 20,
             accounts: true,
             interrupt: Arc::new(AtomicBool::new(false)),
+            engine: Engine::Native,
         }
     }
 }
@@ -134,6 +151,24 @@ pub fn run(
         return Err(Error::Invalid("--threads must be at least 1".into()));
     }
     let started = names::now_unix();
+    let mut coord = spyglass_db::connect(connect)?;
+    let flavor = coord.server().flavor;
+    let version = coord.server().version_string.clone();
+    let mut notes = Vec::new();
+    setup_session(coord.conn(), flavor)?;
+
+    // Which schemas (before anything is written, so a bad selection leaves no trace).
+    let all = catalog::schemas(coord.conn())?;
+    let schemas: Vec<String> = all
+        .into_iter()
+        .filter(|s| names::schema_selected(s, &options.schemas, &options.exclude))
+        .collect();
+    if schemas.is_empty() {
+        return Err(Error::Invalid(
+            "no schema matches --schemas/--exclude; nothing to back up".into(),
+        ));
+    }
+
     let name = format!("{}-{}", options.label, names::stamp(started));
     let final_path = options.dest.join(&name);
     let partial = options.dest.join(format!("{name}.partial"));
@@ -155,22 +190,42 @@ pub fn run(
     )
     .map_err(Error::io("writing", partial.join("writer.pid")))?;
 
-    let mut coord = spyglass_db::connect(connect)?;
-    let flavor = coord.server().flavor;
-    let version = coord.server().version_string.clone();
-    let mut notes = Vec::new();
-    setup_session(coord.conn(), flavor)?;
-
-    // Which schemas.
-    let all = catalog::schemas(coord.conn())?;
-    let schemas: Vec<String> = all
-        .into_iter()
-        .filter(|s| names::schema_selected(s, &options.schemas, &options.exclude))
-        .collect();
-    if schemas.is_empty() {
-        return Err(Error::Invalid(
-            "no schema matches --schemas/--exclude; nothing to back up".into(),
-        ));
+    if let Engine::Mysqldump { program } = &options.engine {
+        let out = crate::mysqldump::dump(
+            connect,
+            &mut coord,
+            &schemas,
+            &partial,
+            options,
+            program.as_deref(),
+            progress,
+        )?;
+        let manifest = Manifest {
+            format: crate::manifest::FORMAT,
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            engine: "mysqldump".into(),
+            label: options.label.clone(),
+            server: ServerRecord {
+                flavor: format!("{flavor:?}").to_ascii_lowercase(),
+                version,
+                address: connect.endpoint.to_string(),
+            },
+            snapshot: out.snapshot,
+            started: names::rfc3339(started),
+            finished: names::rfc3339(names::now_unix()),
+            compression: options.compression,
+            encoding: "mysqldump --hex-blob".into(),
+            max_statement_bytes: out.max_statement,
+            schemas: schemas.clone(),
+            tables: out.tables,
+            files: out.files,
+            notes: out.notes,
+        };
+        finalize(&partial, &final_path, &manifest)?;
+        return Ok(DumpSummary {
+            path: final_path,
+            manifest,
+        });
     }
 
     // The snapshot.
@@ -458,7 +513,7 @@ pub fn run(
     })
 }
 
-fn create_private_dir(p: &Path) -> Result<(), Error> {
+pub(crate) fn create_private_dir(p: &Path) -> Result<(), Error> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .mode(0o700)
@@ -467,7 +522,7 @@ fn create_private_dir(p: &Path) -> Result<(), Error> {
 }
 
 /// Session settings every dump connection uses.
-fn setup_session(conn: &mut Conn, flavor: Flavor) -> Result<(), Error> {
+pub(crate) fn setup_session(conn: &mut Conn, flavor: Flavor) -> Result<(), Error> {
     // UTC, so TIMESTAMP values are written and read back unchanged.
     conn.query_drop("SET SESSION time_zone = '+00:00', net_write_timeout = 3600, net_read_timeout = 3600, wait_timeout = 86400")
         .map_err(db("setting up the dump session"))?;
@@ -596,7 +651,7 @@ fn tuple_cmp(cols: &[String], vals: &[String], op: &str) -> String {
     terms.join(" OR ")
 }
 
-const DATA_HEADER: &str = "SET NAMES utf8mb4;\nSET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO', foreign_key_checks = 0, unique_checks = 0;\n";
+pub(crate) const DATA_HEADER: &str = "SET NAMES utf8mb4;\nSET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO', foreign_key_checks = 0, unique_checks = 0;\n";
 
 fn worker(
     mut conn: Conn,
@@ -785,7 +840,7 @@ fn dump_chunk(
     })
 }
 
-fn write_whole(
+pub(crate) fn write_whole(
     path: &Path,
     c: Compression,
     bytes: &[u8],
@@ -889,7 +944,11 @@ fn write_post_file(
 }
 
 /// Writes manifest and RESTORE.txt, syncs, and renames the set into place.
-fn finalize(partial: &Path, final_path: &Path, manifest: &Manifest) -> Result<(), Error> {
+pub(crate) fn finalize(
+    partial: &Path,
+    final_path: &Path,
+    manifest: &Manifest,
+) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(manifest)
         .map_err(|e| Error::Invalid(format!("serializing the manifest: {e}")))?;
     write_synced(&partial.join(MANIFEST), text.as_bytes())?;

@@ -29,9 +29,11 @@ impl spyglass_backup::progress::Progress for Bar {
         }
         let pb = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
         pb.set_style(
-            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg} ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         pb.set_prefix(phase.to_owned());
         if let Ok(mut b) = self.bar.lock() {
@@ -43,7 +45,10 @@ impl spyglass_backup::progress::Progress for Bar {
             if let Some(pb) = b.as_ref() {
                 pb.inc(bytes);
                 if rows > 0 {
-                    let r = self.rows.fetch_add(rows, std::sync::atomic::Ordering::Relaxed) + rows;
+                    let r = self
+                        .rows
+                        .fetch_add(rows, std::sync::atomic::Ordering::Relaxed)
+                        + rows;
                     pb.set_message(format!("{r} rows"));
                 }
             }

@@ -35,6 +35,8 @@ pub enum CompressArg {
 pub enum EngineArg {
     /// Our parallel engine (default).
     Native,
+    /// The system mysqldump/mariadb-dump, laid out, compressed and checksummed the same way.
+    Mysqldump,
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +68,9 @@ pub struct RunArgs {
     /// Dump engine.
     #[arg(long, value_enum, default_value = "native")]
     pub engine: EngineArg,
+    /// The dump program for --engine mysqldump (default: mysqldump or mariadb-dump on PATH).
+    #[arg(long, value_name = "PATH", requires = "engine")]
+    pub dump_program: Option<PathBuf>,
     /// Do not dump accounts, roles and grants.
     #[arg(long)]
     pub no_accounts: bool,

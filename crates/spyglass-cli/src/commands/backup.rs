@@ -11,7 +11,8 @@ use spyglass_backup::restore::{self, RestoreOptions};
 use spyglass_backup::verify;
 
 use crate::args::{
-    BackupArgs, BackupCommand, CompressArg, GlobalOpts, ListArgs, RestoreArgs, RunArgs, VerifyArgs,
+    BackupArgs, BackupCommand, CompressArg, EngineArg, GlobalOpts, ListArgs, RestoreArgs, RunArgs,
+    VerifyArgs,
 };
 use crate::connection::{self, Environment};
 use crate::output::{self, ExitStatus, UserError};
@@ -103,6 +104,10 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     o.accounts = !a.no_accounts;
     o.chunk_bytes = a.chunk_mb.max(1) << 20;
     o.statement_bytes = (a.statement_mb.max(1) << 20) as usize;
+    o.engine = match a.engine {
+        EngineArg::Native => dump::Engine::Native,
+        EngineArg::Mysqldump => dump::Engine::Mysqldump { program: a.dump_program.clone() },
+    };
     // Ctrl-C / SIGTERM stop the workers cleanly; the set stays .partial.
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(sig, std::sync::Arc::clone(&o.interrupt));

@@ -1,0 +1,486 @@
+//! `--engine mysqldump`: the system `mysqldump`/`mariadb-dump` produces the
+//! SQL; we lay it out, compress, checksum and describe it exactly like a
+//! native set. Credentials reach the child through a 0600 defaults file in a
+//! private temporary directory, never its argv or environment.
+//!
+//! All data comes from one `--single-transaction` run over every schema (one
+//! consistent snapshot), split into per-table files at mysqldump's
+//! `-- Dumping data for table` markers. Binary values use `--hex-blob`.
+//! Known limit, the dump tool's own: MariaDB's dump prints FLOAT with six
+//! significant digits.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use spyglass_db::mysql::Conn;
+use spyglass_db::{quote, ConnectOptions, Endpoint, Flavor, Session};
+
+use crate::catalog;
+use crate::compress::{SetFileWriter, Written};
+use crate::dump::{write_whole, DumpOptions, DATA_HEADER};
+use crate::manifest::{FileKind, FileRecord, Snapshot, TableRecord};
+use crate::names::file_name;
+use crate::progress::Progress;
+use crate::Error;
+
+pub(crate) struct Output {
+    pub files: Vec<FileRecord>,
+    pub tables: Vec<TableRecord>,
+    pub notes: Vec<String>,
+    pub snapshot: Snapshot,
+    pub max_statement: u64,
+}
+
+fn find_program(flavor: Flavor) -> Option<PathBuf> {
+    let names: &[&str] = match flavor {
+        Flavor::Mariadb => &["mariadb-dump", "mysqldump"],
+        Flavor::Mysql => &["mysqldump", "mariadb-dump"],
+    };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names.iter().find_map(|n| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(n))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A value for an option file: double-quoted with `\` and `"` escaped.
+fn opt_value(v: &str) -> String {
+    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn defaults_file(dir: &Path, connect: &ConnectOptions) -> Result<PathBuf, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut text = format!("[client]\nuser={}\n", opt_value(&connect.user));
+    if let Some(p) = &connect.password {
+        text.push_str(&format!("password={}\n", opt_value(p.expose())));
+    }
+    match &connect.endpoint {
+        Endpoint::Tcp { host, port } => text.push_str(&format!(
+            "host={}\nport={port}\nprotocol=TCP\n",
+            opt_value(host)
+        )),
+        Endpoint::Socket(s) => {
+            text.push_str(&format!("socket={}\n", opt_value(&s.to_string_lossy())))
+        }
+    }
+    let path = dir.join("client.cnf");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(Error::io("creating", &path))?;
+    f.write_all(text.as_bytes())
+        .map_err(Error::io("writing", &path))?;
+    Ok(path)
+}
+
+struct Dumper {
+    program: PathBuf,
+    cnf: PathBuf,
+}
+
+impl Dumper {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.program);
+        // --defaults-extra-file must come first; it holds the password.
+        c.arg(format!("--defaults-extra-file={}", self.cnf.display()))
+            .args(["--max-allowed-packet=1G", "--default-character-set=utf8mb4"])
+            .args(args)
+            .env_remove("MYSQL_PWD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// Runs to completion and returns stdout.
+    fn run(&self, args: &[&str]) -> Result<Vec<u8>, Error> {
+        let out = self
+            .command(args)
+            .output()
+            .map_err(Error::io("running", &self.program))?;
+        if !out.status.success() {
+            return Err(self.failed(&out.stderr, out.status));
+        }
+        Ok(out.stdout)
+    }
+
+    fn failed(&self, stderr: &[u8], status: std::process::ExitStatus) -> Error {
+        let text = String::from_utf8_lossy(stderr);
+        let tail: Vec<&str> = text.lines().rev().take(3).collect();
+        Error::Invalid(format!(
+            "{} failed ({status}): {}",
+            self.program.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        ))
+    }
+}
+
+/// Counts the rows of an `INSERT ... VALUES (..),(..)` statement: top-level
+/// parentheses after VALUES, outside quotes.
+fn count_rows(stmt: &[u8]) -> u64 {
+    let start = match stmt
+        .windows(7)
+        .position(|w| w.eq_ignore_ascii_case(b" VALUES"))
+    {
+        Some(i) => i + 7,
+        None => return 0,
+    };
+    let (mut depth, mut rows, mut quote, mut i) = (0i32, 0u64, 0u8, start);
+    while i < stmt.len() {
+        let c = stmt[i];
+        if quote != 0 {
+            if c == b'\\' {
+                i += 1;
+            } else if c == quote {
+                quote = 0;
+            }
+        } else {
+            match c {
+                b'\'' | b'"' => quote = c,
+                b'(' => {
+                    if depth == 0 {
+                        rows += 1;
+                    }
+                    depth += 1;
+                }
+                b')' => depth -= 1,
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    rows
+}
+
+/// The backquoted name at the end of a mysqldump comment line.
+fn marker_name(line: &str, prefix: &str) -> Option<String> {
+    let rest = line.strip_prefix(prefix)?.trim_end();
+    let inner = rest.strip_prefix('`')?.strip_suffix('`')?;
+    Some(inner.replace("``", "`"))
+}
+
+pub(crate) fn dump(
+    connect: &ConnectOptions,
+    coord: &mut Session,
+    schemas: &[String],
+    set: &Path,
+    options: &DumpOptions,
+    program: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<Output, Error> {
+    let flavor = coord.server().flavor;
+    let program = match program {
+        Some(p) => p.to_owned(),
+        None => find_program(flavor).ok_or_else(|| Error::Invalid("--engine mysqldump: neither mysqldump nor mariadb-dump is on PATH (install mariadb-client or mysql-client)".into()))?,
+    };
+    let private = tempfile::Builder::new()
+        .prefix("spyglass-admin-")
+        .tempdir()
+        .map_err(Error::io(
+            "creating a temporary directory in",
+            std::env::temp_dir(),
+        ))?;
+    let dumper = Dumper {
+        cnf: defaults_file(private.path(), connect)?,
+        program,
+    };
+    let c = options.compression;
+    let mut files = Vec::new();
+    let mut notes = vec![format!(
+        "written by {} (--engine mysqldump)",
+        dumper.program.display()
+    )];
+    if flavor == Flavor::Mariadb {
+        notes.push("mysqldump engine: FLOAT columns are as precise as the dump tool prints them (6 significant digits on MariaDB)".into());
+    }
+    let tables = catalog::tables(coord.conn(), schemas)?;
+
+    for s in schemas {
+        let sql = dumper.run(&[
+            "--no-data",
+            "--skip-triggers",
+            "--skip-routines",
+            "--skip-events",
+            "--databases",
+            s,
+        ])?;
+        let rel = format!("1-schema/{}{}", file_name(s), c.suffix());
+        let w = write_whole(&set.join(&rel), c, &[DATA_HEADER.as_bytes(), &sql].concat())?;
+        files.push(record(rel, FileKind::Schema, Some(s), None, 0, w));
+    }
+
+    // All rows, one transaction.
+    let mut args = vec![
+        "--no-create-info",
+        "--no-create-db",
+        "--skip-triggers",
+        "--single-transaction",
+        "--quick",
+        "--hex-blob",
+        "--tz-utc",
+        "--skip-add-locks",
+        "--skip-disable-keys",
+        "--databases",
+    ];
+    args.extend(schemas.iter().map(String::as_str));
+    let mut child = dumper
+        .command(&args)
+        .spawn()
+        .map_err(Error::io("running", &dumper.program))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::Invalid("no stdout from the dump program".into()))?;
+    let mut stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| Error::Invalid("no stderr from the dump program".into()))?;
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let mut reader = BufReader::with_capacity(1 << 20, stdout);
+    let mut line = Vec::new();
+    let mut stmt: Vec<u8> = Vec::new();
+    let mut current_db: Option<String> = None;
+    struct Open {
+        rel: String,
+        schema: String,
+        table: String,
+        w: SetFileWriter,
+        rows: u64,
+    }
+    let mut open: Option<Open> = None;
+    let mut data_files: Vec<(String, String, u64, FileRecord)> = Vec::new();
+    let mut max_statement = 0u64;
+    let close =
+        |o: Open, data_files: &mut Vec<(String, String, u64, FileRecord)>| -> Result<(), Error> {
+            let path = set.join(&o.rel);
+            let w = o.w.finish().map_err(Error::io("writing", &path))?;
+            let rec = record(
+                o.rel,
+                FileKind::Data,
+                Some(&o.schema),
+                Some(&o.table),
+                o.rows,
+                w,
+            );
+            data_files.push((o.schema, o.table, o.rows, rec));
+            Ok(())
+        };
+    progress.start("mysqldump", tables.iter().map(|t| t.data_length).sum());
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(Error::io("reading the output of", &dumper.program))?;
+        if n == 0 {
+            break;
+        }
+        let trimmed = line.strip_suffix(b"\n").unwrap_or(&line);
+        if !stmt.is_empty() || trimmed.starts_with(b"INSERT INTO") {
+            // mariadb-dump puts each row on its own line; strings never hold a raw newline.
+            stmt.extend_from_slice(trimmed);
+            if stmt.ends_with(b";") {
+                let o = open.as_mut().ok_or_else(|| {
+                    Error::Invalid("the dump program wrote rows before naming their table".into())
+                })?;
+                o.rows += count_rows(&stmt);
+                stmt.push(b'\n');
+                max_statement = max_statement.max(stmt.len() as u64);
+                o.w.write_all(&stmt)
+                    .map_err(Error::io("writing", set.join(&o.rel)))?;
+                progress.advance(stmt.len() as u64, 0);
+                stmt.clear();
+            }
+            continue;
+        }
+        let text = String::from_utf8_lossy(trimmed);
+        if let Some(db) = marker_name(&text, "-- Current Database: ") {
+            current_db = Some(db);
+        } else if let Some(table) = marker_name(&text, "-- Dumping data for table ") {
+            if let Some(o) = open.take() {
+                close(o, &mut data_files)?;
+            }
+            let schema = current_db.clone().ok_or_else(|| {
+                Error::Invalid("the dump program named a table before its database".into())
+            })?;
+            let dir = set.join("2-data").join(file_name(&schema));
+            if !dir.is_dir() {
+                std::fs::create_dir(&dir).map_err(Error::io("creating", &dir))?;
+            }
+            let rel = format!(
+                "2-data/{}/{}.00001{}",
+                file_name(&schema),
+                file_name(&table),
+                c.suffix()
+            );
+            let path = set.join(&rel);
+            let mut w = SetFileWriter::create(&path, c).map_err(Error::io("creating", &path))?;
+            let header = format!(
+                "-- spyglass-admin data (mysqldump): {}\n{DATA_HEADER}USE {};\n",
+                quote::qualified(&schema, &table),
+                quote::ident(&schema)
+            );
+            w.write_all(header.as_bytes())
+                .map_err(Error::io("writing", &path))?;
+            open = Some(Open {
+                rel,
+                schema,
+                table,
+                w,
+                rows: 0,
+            });
+        }
+    }
+    if let Some(o) = open.take() {
+        close(o, &mut data_files)?;
+    }
+    let status = child
+        .wait()
+        .map_err(Error::io("waiting for", &dumper.program))?;
+    let err = err_reader.join().unwrap_or_default();
+    progress.finish();
+    if !status.success() {
+        return Err(dumper.failed(&err, status));
+    }
+    data_files.sort_by(|a, b| a.3.path.cmp(&b.3.path));
+
+    for s in schemas {
+        let sql = dumper.run(&[
+            "--no-data",
+            "--no-create-info",
+            "--no-create-db",
+            "--triggers",
+            "--routines",
+            "--events",
+            "--skip-opt",
+            "--databases",
+            s,
+        ])?;
+        let rel = format!("3-post/{}{}", file_name(s), c.suffix());
+        let w = write_whole(&set.join(&rel), c, &[DATA_HEADER.as_bytes(), &sql].concat())?;
+        files.push(record(rel, FileKind::Post, Some(s), None, 0, w));
+    }
+    if options.accounts {
+        if let Some((script, _)) = crate::accounts::dump(coord.conn(), flavor)? {
+            let rel = format!("accounts{}", c.suffix());
+            let w = write_whole(&set.join(&rel), c, script.as_bytes())?;
+            files.push(record(rel, FileKind::Accounts, None, None, 0, w));
+        }
+    }
+    let schema_count = files.iter().filter(|f| f.kind == FileKind::Schema).count();
+    let mut records = Vec::new();
+    for t in tables.iter().filter(|t| !t.is_view) {
+        let (rows, chunks) = data_files
+            .iter()
+            .filter(|(s, n, _, _)| *s == t.schema && *n == t.name)
+            .fold((0, 0), |(r, c), (_, _, rows, _)| (r + rows, c + 1));
+        let checksum = if options.checksum {
+            checksum_table(coord.conn(), &t.schema, &t.name)
+        } else {
+            None
+        };
+        records.push(TableRecord {
+            schema: t.schema.clone(),
+            table: t.name.clone(),
+            engine: t.engine.clone(),
+            consistent: t.transactional(),
+            rows,
+            checksum,
+            chunks,
+        });
+    }
+    if options.checksum {
+        notes.push("mysqldump engine: CHECKSUM TABLE values were read after the dump, not inside its snapshot".into());
+    }
+    files.splice(
+        schema_count..schema_count,
+        data_files.into_iter().map(|d| d.3),
+    );
+    let _ = connect;
+    Ok(Output {
+        files,
+        tables: records,
+        notes,
+        snapshot: Snapshot {
+            method: "mysqldump_single_transaction".into(),
+            ddl_lock: "none".into(),
+            binlog_file: None,
+            binlog_position: None,
+            gtid: None,
+            workers: 1,
+        },
+        max_statement,
+    })
+}
+
+fn checksum_table(conn: &mut Conn, schema: &str, table: &str) -> Option<u64> {
+    use spyglass_db::mysql::prelude::Queryable;
+    let row: Option<(String, Option<u64>)> = conn
+        .query_first(format!(
+            "CHECKSUM TABLE {}",
+            quote::qualified(schema, table)
+        ))
+        .ok()
+        .flatten();
+    row.and_then(|r| r.1)
+}
+
+fn record(
+    path: String,
+    kind: FileKind,
+    schema: Option<&str>,
+    table: Option<&str>,
+    rows: u64,
+    w: Written,
+) -> FileRecord {
+    FileRecord {
+        path,
+        kind,
+        schema: schema.map(str::to_owned),
+        table: table.map(str::to_owned),
+        chunk: table.map(|_| 1),
+        rows,
+        raw_bytes: w.raw_bytes,
+        bytes: w.bytes,
+        sha256: w.sha256,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_rows_outside_quotes() {
+        assert_eq!(
+            count_rows(b"INSERT INTO `t` VALUES (1,'a(b'),(2,'c\\')d'),(3,0x28);"),
+            3
+        );
+        assert_eq!(
+            count_rows(b"INSERT INTO `t` VALUES(1,NULL),(2,'x');"),
+            2,
+            "mariadb-dump's rows joined from separate lines"
+        );
+        assert_eq!(count_rows(b"INSERT INTO `t` VALUES (1,NULL);"), 1);
+        assert_eq!(
+            marker_name(
+                "-- Dumping data for table `we``ird`",
+                "-- Dumping data for table "
+            )
+            .as_deref(),
+            Some("we`ird")
+        );
+    }
+
+    #[test]
+    fn option_values_are_quoted() {
+        assert_eq!(opt_value(r#"p"w\d"#), r#""p\"w\\d""#);
+    }
+}
