@@ -21,6 +21,9 @@ pub struct Settings {
     /// `[cleanup]`
     #[serde(default)]
     pub cleanup: CleanupSettings,
+    /// `[nightly]`
+    #[serde(default)]
+    pub nightly: NightlySettings,
     /// The file these came from, if any.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -32,6 +35,50 @@ pub struct Settings {
 pub struct BackupSettings {
     /// Where backup sets are written.
     pub destination: Option<PathBuf>,
+    /// Set name prefix for `nightly` (default "nightly").
+    pub label: Option<String>,
+    /// Retention (`backup prune`, `nightly`, `ship --prune`): keep the N newest sets.
+    pub keep_last: Option<u32>,
+    /// Keep the newest set of each of the last N days that have one.
+    pub keep_daily: Option<u32>,
+    /// Keep the newest set of each of the last N ISO weeks that have one.
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest set of each of the last N months that have one.
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest set of each of the last N years that have one.
+    pub keep_yearly: Option<u32>,
+    /// Keep every set younger than this, e.g. "10d".
+    pub keep_within: Option<String>,
+    /// Where `nightly` ships each set: `ssh://user@host[:port]/path` or a directory.
+    pub ship_to: Option<String>,
+    /// Private key for shipping (only its path is ever passed to ssh).
+    pub identity: Option<PathBuf>,
+    /// An ssh_config file used instead of ~/.ssh/config when shipping.
+    pub ssh_config: Option<PathBuf>,
+    /// Shipping bandwidth limit, KiB/s.
+    pub bwlimit_kib: Option<u32>,
+}
+
+/// `[nightly]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NightlySettings {
+    /// Backup worker connections (default: number of cores).
+    pub threads: Option<usize>,
+    /// "gzip" (default) or "zstd".
+    pub compress: Option<String>,
+    /// Compression level.
+    pub level: Option<i32>,
+    /// Delete the local set once its shipped copy verified (default false).
+    pub remove_after_ship: Option<bool>,
+    /// Apply the retention policy on the ship target too (default true).
+    pub prune_remote: Option<bool>,
+    /// "scan" (default), "apply" (quarantine what scan finds) or "off".
+    pub cleanup: Option<String>,
+    /// A shell command that receives the JSON summary on stdin (mail, Slack webhook, ...).
+    pub notify_command: Option<String>,
+    /// When to run notify_command: "always" (default), "warnings" or "errors".
+    pub notify_on: Option<String>,
 }
 
 /// `[cleanup]`
@@ -149,6 +196,27 @@ mod tests {
         assert_eq!(s.cleanup.tracked_dirs[0].dir, "waveforms");
         let e = parse("[cleanup]\nmin_agee = \"1d\"\n", Path::new("s.toml")).unwrap_err();
         assert!(e.message.contains("min_agee"), "{}", e.message);
+    }
+
+    #[test]
+    fn reads_lifecycle_keys() {
+        let s = parse(
+            "[backup]\ndestination = \"/b\"\nkeep_last = 3\nkeep_daily = 7\nkeep_within = \"2d\"\nship_to = \"ssh://u@nas/b\"\nidentity = \"/k\"\n[nightly]\ncleanup = \"off\"\nnotify_command = \"mail x\"\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.backup.keep_last, s.backup.keep_daily),
+            (Some(3), Some(7))
+        );
+        assert_eq!(s.backup.ship_to.as_deref(), Some("ssh://u@nas/b"));
+        assert_eq!(s.nightly.notify_command.as_deref(), Some("mail x"));
+        let e = parse("[nightly]\nnotify = \"x\"\n", Path::new("s.toml")).unwrap_err();
+        assert!(
+            e.message.starts_with("s.toml:2:1: unknown key `notify`"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

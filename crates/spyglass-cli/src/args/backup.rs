@@ -2,6 +2,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::{PackArgs, PruneArgs, ShipArgs, UnpackArgs};
+
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     #[command(subcommand)]
@@ -22,6 +24,21 @@ pub enum BackupCommand {
     Verify(VerifyArgs),
     /// List the sets in DEST with status, size, age and schemas.
     List(ListArgs),
+    /// Apply a retention policy (GFS, like restic forget): print what is kept and why, remove the rest.
+    ///
+    /// Never removes the newest complete set or a set being written; removes a
+    /// .partial leftover only when its writer is gone.
+    Prune(PruneArgs),
+    /// Copy a set to ssh://user@host[:port]/path or a directory, verified there by sha256.
+    ///
+    /// rsync when both ends have it (resumes), else sftp; renamed into place
+    /// only after every file verified. Exit 2 naming host and file on failure;
+    /// the local set is always kept then.
+    Ship(ShipArgs),
+    /// Pack a set into a single .tar file.
+    Pack(PackArgs),
+    /// Unpack a .tar made by pack (checked first) into a set directory.
+    Unpack(UnpackArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

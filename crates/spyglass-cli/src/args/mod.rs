@@ -4,11 +4,17 @@
 mod backup;
 mod cleanup;
 mod doctor;
+mod lifecycle;
+mod nightly;
+mod schedule;
 mod users;
 
 pub use backup::*;
 pub use cleanup::*;
 pub use doctor::DoctorArgs;
+pub use lifecycle::*;
+pub use nightly::NightlyArgs;
+pub use schedule::ScheduleArgs;
 pub use users::*;
 
 use std::path::PathBuf;
@@ -88,4 +94,12 @@ pub enum Command {
     ///
     /// Exit 0 nothing to clean, 1 something to clean or skipped, 2 error or refused.
     Cleanup(CleanupArgs),
+    /// The one command for cron: backup, verify, ship, prune (here and there), cleanup scan.
+    ///
+    /// Takes a lock (a second run exits at once), prints a summary, writes it as
+    /// JSON into the backup destination, and pipes it to [nightly] notify_command.
+    /// Exit 0 all good, 1 warnings, 2 a step failed.
+    Nightly(NightlyArgs),
+    /// Print a crontab line or systemd units that run `nightly`.
+    Schedule(ScheduleArgs),
 }

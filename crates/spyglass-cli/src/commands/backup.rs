@@ -25,6 +25,10 @@ pub fn run(global: &GlobalOpts, args: BackupArgs) -> anyhow::Result<ExitStatus> 
         BackupCommand::Restore(a) => run_restore(global, &a),
         BackupCommand::Verify(a) => run_verify(global, &a),
         BackupCommand::List(a) => run_list(global, &a),
+        BackupCommand::Prune(a) => super::lifecycle::prune(global, &a),
+        BackupCommand::Ship(a) => super::lifecycle::ship(global, &a),
+        BackupCommand::Pack(a) => super::lifecycle::pack(global, &a),
+        BackupCommand::Unpack(a) => super::lifecycle::unpack(global, &a),
     }
 }
 

@@ -3,6 +3,9 @@
 mod backup;
 mod cleanup;
 mod doctor;
+pub(crate) mod lifecycle;
+mod nightly;
+mod schedule;
 mod users;
 
 use crate::args::{Cli, Command};
@@ -14,5 +17,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Cleanup(args) => cleanup::run(&cli.global, &args),
         Command::Users(args) => users::run(&cli.global, args),
         Command::Backup(args) => backup::run(&cli.global, args),
+        Command::Nightly(args) => nightly::run(&cli.global, &args),
+        Command::Schedule(args) => schedule::run(&cli.global, &args),
     }
 }
