@@ -80,6 +80,8 @@ fn defaults_file(dir: &Path, connect: &ConnectOptions) -> Result<PathBuf, Error>
 struct Dumper {
     program: PathBuf,
     cnf: PathBuf,
+    /// Oracle's mysqldump (not MariaDB's): writes GTID_PURGED unless told not to.
+    oracle: bool,
 }
 
 impl Dumper {
@@ -88,6 +90,12 @@ impl Dumper {
         // --defaults-extra-file must come first; it holds the password.
         c.arg(format!("--defaults-extra-file={}", self.cnf.display()))
             .args(["--max-allowed-packet=1G", "--default-character-set=utf8mb4"])
+            // A restore must never change the target's GTID state.
+            .args(if self.oracle {
+                &["--set-gtid-purged=OFF"][..]
+            } else {
+                &[][..]
+            })
             .args(args)
             .env_remove("MYSQL_PWD")
             .stdin(Stdio::null())
@@ -184,9 +192,15 @@ pub(crate) fn dump(
             "creating a temporary directory in",
             std::env::temp_dir(),
         ))?;
+    let version = Command::new(&program)
+        .arg("--version")
+        .output()
+        .map_err(Error::io("running", &program))?;
+    let oracle = !String::from_utf8_lossy(&version.stdout).contains("MariaDB");
     let dumper = Dumper {
         cnf: defaults_file(private.path(), connect)?,
         program,
+        oracle,
     };
     let c = options.compression;
     let mut files = Vec::new();
@@ -200,14 +214,23 @@ pub(crate) fn dump(
     let tables = catalog::tables(coord.conn(), schemas)?;
 
     for s in schemas {
-        let sql = dumper.run(&[
+        // Views go to the post file (ours, in dependency order, after every
+        // schema's tables exist): mysqldump would create them here, where a
+        // view on another schema's table fails.
+        let mut args: Vec<String> = [
             "--no-data",
             "--skip-triggers",
             "--skip-routines",
             "--skip-events",
-            "--databases",
-            s,
-        ])?;
+        ]
+        .map(String::from)
+        .to_vec();
+        for v in tables.iter().filter(|t| t.is_view && t.schema == *s) {
+            args.push(format!("--ignore-table={}.{}", s, v.name));
+        }
+        args.push("--databases".into());
+        args.push(s.clone());
+        let sql = dumper.run(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
         let rel = format!("1-schema/{}{}", file_name(s), c.suffix());
         let w = write_whole(&set.join(&rel), c, &[DATA_HEADER.as_bytes(), &sql].concat())?;
         files.push(record(rel, FileKind::Schema, Some(s), None, 0, w));
@@ -363,8 +386,23 @@ pub(crate) fn dump(
             "--databases",
             s,
         ])?;
+        let views: Vec<(String, String)> = tables
+            .iter()
+            .filter(|t| t.is_view && t.schema == *s)
+            .map(|t| {
+                Ok((
+                    t.name.clone(),
+                    catalog::create_view(coord.conn(), s, &t.name)?,
+                ))
+            })
+            .collect::<Result<_, Error>>()?;
+        let mut head = format!("{DATA_HEADER}USE {};\n", quote::ident(s));
+        for i in catalog::view_order(s, &views) {
+            head.push_str(&views[i].1);
+            head.push_str(";\n");
+        }
         let rel = format!("3-post/{}{}", file_name(s), c.suffix());
-        let w = write_whole(&set.join(&rel), c, &[DATA_HEADER.as_bytes(), &sql].concat())?;
+        let w = write_whole(&set.join(&rel), c, &[head.as_bytes(), &sql].concat())?;
         files.push(record(rel, FileKind::Post, Some(s), None, 0, w));
     }
     if options.accounts {
