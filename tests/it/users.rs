@@ -601,7 +601,8 @@ fn a_plan_removing_the_runners_own_admin_rights_is_refused() {
         let out = sb.run(&args);
         out.assert_code(2).assert_clean_error();
         assert!(
-            out.stderr.contains("'itusr_selfadm'@'%'") && out.stderr.contains("running it"),
+            out.stderr.contains("'itusr_selfadm'@'%'")
+                && out.stderr.contains("the account running this command"),
             "{}",
             out.stderr
         );
@@ -612,7 +613,11 @@ fn a_plan_removing_the_runners_own_admin_rights_is_refused() {
     ] {
         let out = sb.run(&args);
         out.assert_code(2);
-        assert!(out.stderr.contains("running it"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("the account running this command"),
+            "{}",
+            out.stderr
+        );
     }
     // Nothing changed: it still logs in and still holds its privileges.
     let mut me = login("itusr_selfadm", "Self-adm-1x");

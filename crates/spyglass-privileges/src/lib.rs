@@ -83,6 +83,14 @@ pub enum Error {
         /// The server's message, password scrubbed.
         reason: String,
     },
+    /// The plan would take rights away from the account running it.
+    #[error("refusing to run: `{step}` would take rights away from {account}, the account running this command")]
+    SelfHarm {
+        /// The executing account.
+        account: Account,
+        /// The statement (passwords redacted).
+        step: String,
+    },
     /// The operating system's random generator failed.
     #[error("no randomness for a password: {0}")]
     Random(String),

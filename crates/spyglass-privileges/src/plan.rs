@@ -592,13 +592,9 @@ pub fn from_file(
 pub fn refuse_self_harm(plan: &Plan, me: &Account) -> Result<(), Error> {
     for s in &plan.steps {
         if s.removes() && s.account() == Some(me) {
-            return Err(Error::Invalid {
-                what: "plan",
-                value: me.to_string(),
-                reason: format!(
-                    "it would remove rights of the account running it ({s}); \
-                     run this from another admin account"
-                ),
+            return Err(Error::SelfHarm {
+                account: me.clone(),
+                step: s.to_string(),
             });
         }
     }

@@ -63,6 +63,9 @@ fn lib_error(e: spyglass_privileges::Error) -> anyhow::Error {
         E::RoleMissing { role } => UserError::new(e.to_string())
             .hint(format!("create the roles first: spyglass-admin users roles init (creates {role})"))
             .into(),
+        E::SelfHarm { .. } => UserError::new(e.to_string())
+            .hint("nothing was changed; run it as another admin account, or leave this account out")
+            .into(),
         E::NoSuchAccount { .. } => UserError::new(e.to_string())
             .hint("spyglass-admin users list shows the accounts; create one with users add NAME --role ROLE")
             .into(),
@@ -232,13 +235,30 @@ fn first_password(
     Ok(FirstPassword::Random)
 }
 
-fn password_maker(first: FirstPassword) -> impl FnMut(&Account) -> Secret {
+/// Makes first passwords; a failing random generator sets `failed` (the
+/// plan is then discarded before anything runs).
+fn password_maker(
+    first: FirstPassword,
+    failed: &std::cell::Cell<bool>,
+) -> impl FnMut(&Account) -> Secret + '_ {
     move |_| match &first {
         FirstPassword::Given(p) => p.clone(),
-        // getrandom failing is not recoverable here; an empty password would be worse.
         FirstPassword::Random => spyglass_privileges::password::generate(PASSWORD_LEN)
-            .unwrap_or_else(|e| panic!("cannot generate a password: {e}")),
+            .unwrap_or_else(|_| {
+                failed.set(true);
+                Secret::default()
+            }),
     }
+}
+
+fn check_random(failed: &std::cell::Cell<bool>) -> anyhow::Result<()> {
+    if failed.get() {
+        return Err(UserError::new(
+            "the operating system's random generator failed: no password could be made; nothing was changed",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn dispatch(
@@ -324,7 +344,8 @@ fn dispatch(
                     // Only a generated password is shown; the admin knows a given one.
                     let generated = matches!(first, FirstPassword::Random);
                     ctx.read_live()?;
-                    let mut make = password_maker(first);
+                    let rng_failed = std::cell::Cell::new(false);
+                    let mut make = password_maker(first, &rng_failed);
                     let mut new = NewPassword {
                         make: &mut make,
                         expire: a.password.expire,
@@ -332,6 +353,7 @@ fn dispatch(
                     let mut p =
                         plan::add_user(&policy, &ctx.live, ctx.flavor, &account, &a.role, &mut new)
                             .map_err(lib_error)?;
+                    check_random(&rng_failed)?;
                     if !generated {
                         p.new_passwords.clear();
                     }
@@ -386,13 +408,15 @@ fn dispatch(
                     };
                     let generated = matches!(first, FirstPassword::Random);
                     ctx.read_live()?;
-                    let mut make = password_maker(first);
+                    let rng_failed = std::cell::Cell::new(false);
+                    let mut make = password_maker(first, &rng_failed);
                     let mut new = NewPassword {
                         make: &mut make,
                         expire: false,
                     };
                     let mut p = plan::add_backup_user(&ctx.live, ctx.flavor, &account, &mut new)
                         .map_err(lib_error)?;
+                    check_random(&rng_failed)?;
                     if !generated {
                         p.new_passwords.clear();
                     }
@@ -427,13 +451,15 @@ fn dispatch(
                     let users =
                         plan::validate_users_file(&file, &policy, flavor).map_err(lib_error)?;
                     ctx.read_live()?;
-                    let mut make = password_maker(FirstPassword::Random);
+                    let rng_failed = std::cell::Cell::new(false);
+                    let mut make = password_maker(FirstPassword::Random, &rng_failed);
                     let mut new = NewPassword {
                         make: &mut make,
                         expire: file.expire,
                     };
                     let p = plan::from_file(&policy, &ctx.live, ctx.flavor, &users, &mut new)
                         .map_err(lib_error)?;
+                    check_random(&rng_failed)?;
                     if let Some(me) = &ctx.me {
                         plan::refuse_self_harm(&p, me).map_err(lib_error)?;
                     }
