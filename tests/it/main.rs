@@ -24,4 +24,7 @@ mod doctor;
 mod fixture;
 
 #[cfg(feature = "server-tests")]
+mod lifecycle;
+
+#[cfg(feature = "server-tests")]
 mod users;

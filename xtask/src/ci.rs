@@ -90,6 +90,8 @@ pub fn itest_cmd(args: &[String]) -> Result<(), String> {
         None => (args, &[][..]),
     };
     build_bin()?;
+    // The backup ship tests run their own sshd and rsync on 127.0.0.1.
+    crate::sshd::ensure_installed()?;
     let mut failed = Vec::new();
     for f in flavors(args)? {
         eprintln!("xtask: ==> server tests on {}", f.name());
@@ -226,6 +228,7 @@ pub fn demo_cmd(args: &[String]) -> Result<(), String> {
         users(&["users", "list"], &[0])?;
         say("Users: spyglass-admin users audit (exit 1 = findings, each with its fix)");
         users(&["users", "audit"], &[0, 1])?;
+        nightly_demo(&root)?;
         Ok(())
     })();
     if keep {
@@ -238,6 +241,61 @@ pub fn demo_cmd(args: &[String]) -> Result<(), String> {
     }
     result?;
     say("Demo finished.");
+    Ok(())
+}
+
+/// `nightly` end to end: backup, verify, ship to an sshd on 127.0.0.1 that
+/// the demo starts, prune here and there, cleanup scan; then `schedule --print`.
+fn nightly_demo(root: &std::path::Path) -> Result<(), String> {
+    say("Nightly: start a throwaway sshd on 127.0.0.1 to ship to (stands in for the lab's server X)");
+    let sshd = crate::sshd::Sshd::start(&root.join("sshd"))?;
+    println!(
+        "   {} (key {})",
+        sshd.target("offsite"),
+        sshd.identity().display()
+    );
+    let dest = root.join("nightly-backups");
+    let settings = root.join("spyglass-admin-nightly.toml");
+    let text = format!(
+        "[backup]\ndestination = \"{}\"\nkeep_daily = 7\nkeep_weekly = 4\nkeep_monthly = 6\n\
+         ship_to = \"{}\"\nidentity = \"{}\"\nssh_config = \"{}\"\n\n[nightly]\ncleanup = \"scan\"\n",
+        dest.display(),
+        sshd.target("offsite"),
+        sshd.identity().display(),
+        sshd.ssh_config().display()
+    );
+    std::fs::write(&settings, &text).map_err(|e| format!("writing {}: {e}", settings.display()))?;
+    println!("   {}:", settings.display());
+    for line in text.lines() {
+        println!("     {line}");
+    }
+    let run = |args: &[&str], ok: &[i32]| -> Result<(), String> {
+        let status = Command::new(admin_bin())
+            .arg("--config")
+            .arg(&settings)
+            .args(args)
+            .current_dir(root)
+            .env("DJ_PASS", "")
+            .status()
+            .map_err(|e| format!("cannot run spyglass-admin: {e}"))?;
+        match status.code() {
+            Some(c) if ok.contains(&c) => Ok(()),
+            _ => Err(format!(
+                "spyglass-admin {} failed ({status})",
+                args.join(" ")
+            )),
+        }
+    };
+    say("Nightly: spyglass-admin nightly --config FILE (exit 1 = warnings: cleanup found files to clean)");
+    run(&["nightly"], &[0, 1])?;
+    say("Nightly: the copy on the other side, pruned by the same policy: spyglass-admin backup prune ssh://... --dry-run");
+    run(
+        &["backup", "prune", &sshd.target("offsite"), "--dry-run"],
+        &[0],
+    )?;
+    say("Nightly: spyglass-admin schedule --print (paste into crontab -e)");
+    run(&["schedule", "--print"], &[0])?;
+    drop(sshd);
     Ok(())
 }
 

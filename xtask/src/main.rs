@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod sandbox;
+mod sshd;
 mod util;
 
 use std::process::ExitCode;

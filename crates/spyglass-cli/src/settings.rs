@@ -65,6 +65,12 @@ pub struct BackupSettings {
 pub struct NightlySettings {
     /// Backup worker connections (default: number of cores).
     pub threads: Option<usize>,
+    /// Only schemas matching these globs (default: all).
+    #[serde(default)]
+    pub schemas: Vec<String>,
+    /// Leave out schemas matching these globs.
+    #[serde(default)]
+    pub exclude: Vec<String>,
     /// "gzip" (default) or "zstd".
     pub compress: Option<String>,
     /// Compression level.

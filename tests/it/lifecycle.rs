@@ -1,0 +1,1080 @@
+//! Backup lifecycle: ship to a real sshd on 127.0.0.1 (rsync and sftp),
+//! resume after a killed transfer, damaged copies reported, prune with
+//! made-up dates, pack/unpack, and two concurrent `nightly` runs.
+//!
+//! Every test starts its own sshd (own host key, own authorized key, a free
+//! port on 127.0.0.1) and stops it when it ends; the "remote" directory is a
+//! temp dir on this machine reached through that sshd.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{closed_port, Sandbox};
+
+/// A throwaway sshd on 127.0.0.1 that lets in one generated key.
+struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Child,
+    user: String,
+}
+
+fn keygen(path: &Path) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "spyglass-it", "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+        .expect("ssh-keygen runs (apt-get install openssh-client)");
+    assert!(st.success(), "ssh-keygen {}", path.display());
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        let sshd = Path::new("/usr/sbin/sshd");
+        assert!(
+            sshd.is_file(),
+            "/usr/sbin/sshd is missing: cargo xtask itest installs openssh-server and rsync"
+        );
+        std::fs::create_dir_all("/run/sshd").expect("/run/sshd (sshd's privilege separation dir)");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        keygen(&d.join("host_key"));
+        keygen(&d.join("client_key"));
+        keygen(&d.join("wrong_key"));
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys"))
+            .expect("authorized_keys");
+        std::fs::create_dir(d.join("remote")).expect("remote dir");
+        let port = closed_port();
+        let cfg = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
+             UsePAM no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), cfg).expect("sshd_config");
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).expect("host key");
+        std::fs::write(
+            d.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {host_pub}"),
+        )
+        .expect("known_hosts");
+        // The client side: this sshd's host key only, never prompt.
+        std::fs::write(
+            d.join("ssh_config"),
+            format!(
+                "Host *\n  UserKnownHostsFile {d}/known_hosts\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  LogLevel ERROR\n",
+                d = d.display()
+            ),
+        )
+        .expect("ssh_config");
+        std::fs::write(
+            d.join("ssh_config_unknown_host"),
+            format!(
+                "Host *\n  UserKnownHostsFile {d}/empty_known_hosts\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n",
+                d = d.display()
+            ),
+        )
+        .expect("ssh_config");
+        let log = std::fs::File::create(d.join("sshd.log")).expect("log");
+        let child = Command::new(sshd)
+            .arg("-D")
+            .arg("-f")
+            .arg(d.join("sshd_config"))
+            .arg("-e")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sshd");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not listen on 127.0.0.1:{port}: {}",
+                std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let user = String::from_utf8(Command::new("id").arg("-un").output().expect("id").stdout)
+            .expect("utf8")
+            .trim()
+            .to_owned();
+        Sshd {
+            dir,
+            port,
+            child,
+            user,
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The remote directory as seen from this machine.
+    fn remote(&self) -> PathBuf {
+        self.path("remote")
+    }
+
+    fn target(&self, sub: &str) -> String {
+        format!(
+            "ssh://{}@127.0.0.1:{}{}/{sub}",
+            self.user,
+            self.port,
+            self.remote().display()
+        )
+    }
+
+    /// `--identity` and `--ssh-config` for this server.
+    fn ssh_args(&self) -> Vec<String> {
+        vec![
+            "--identity".into(),
+            self.path("client_key").display().to_string(),
+            "--ssh-config".into(),
+            self.path("ssh_config").display().to_string(),
+        ]
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real backup of the fixture's schemas into `dest`; returns the set's path.
+fn fixture_set(sb: &Sandbox, dest: &Path, extra: &[&str]) -> PathBuf {
+    let schemas = spyglass_fixture::SCHEMAS.join(",");
+    let mut args = vec![
+        "backup",
+        "run",
+        "--dest",
+        dest.to_str().expect("utf8"),
+        "--label",
+        "lc",
+        "--schemas",
+        &schemas,
+        "-t",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    let out = sb.run(&args);
+    out.assert_code(0);
+    PathBuf::from(out.stdout.trim())
+}
+
+fn files_under(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).expect("read dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).expect("prefix").display().to_string());
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(root, root, &mut v);
+    v.sort();
+    v
+}
+
+/// Same file names, same bytes.
+#[track_caller]
+fn assert_same_tree(a: &Path, b: &Path) {
+    let fa = files_under(a);
+    assert!(fa.len() > 10, "{fa:?}");
+    assert_eq!(
+        fa,
+        files_under(b),
+        "same files in {} and {}",
+        a.display(),
+        b.display()
+    );
+    for f in &fa {
+        assert!(
+            std::fs::read(a.join(f)).expect("read") == std::fs::read(b.join(f)).expect("read"),
+            "{f} differs"
+        );
+    }
+}
+
+fn ship(
+    sb: &Sandbox,
+    sshd: &Sshd,
+    set: &Path,
+    to: &str,
+    extra: &[&str],
+) -> crate::support::Outcome {
+    let mut args: Vec<String> = vec![
+        "backup".into(),
+        "ship".into(),
+        set.display().to_string(),
+        "--to".into(),
+        to.into(),
+    ];
+    args.extend(sshd.ssh_args());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn ship_over_rsync_and_sftp_arrives_byte_for_byte() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::as_root();
+    let set = fixture_set(&sb, &sb.cwd().join("backups"), &[]);
+    let name = set
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+
+    let out = ship(&sb, &sshd, &set, &sshd.target("rsync"), &["--json"]);
+    out.assert_code(0);
+    let v = out.json();
+    assert_eq!(v["transport"], "rsync", "{v:#}");
+    assert_eq!(v["verified_by"], "sha256sum");
+    assert_eq!(v["already_there"], false);
+    assert_same_tree(&set, &sshd.remote().join("rsync").join(&name));
+    assert!(!sshd
+        .remote()
+        .join("rsync")
+        .join(format!("{name}.partial"))
+        .exists());
+
+    // Again: the verified copy is recognised, nothing is sent.
+    let v = ship(&sb, &sshd, &set, &sshd.target("rsync"), &["--json"])
+        .assert_code(0)
+        .json();
+    assert_eq!(v["already_there"], true, "{v:#}");
+
+    // sftp, verified by reading every file back; then the source is removed.
+    let out = ship(
+        &sb,
+        &sshd,
+        &set,
+        &sshd.target("sftp"),
+        &["--transport", "sftp", "--read-back"],
+    );
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("sent by sftp, verified by read-back"),
+        "{}",
+        out.stdout
+    );
+    assert_same_tree(&set, &sshd.remote().join("sftp").join(&name));
+
+    // A local directory target (a mounted NAS).
+    let nas = sb.cwd().join("nas");
+    sb.run(&[
+        "backup",
+        "ship",
+        set.to_str().expect("utf8"),
+        "--to",
+        nas.to_str().expect("utf8"),
+    ])
+    .assert_code(0);
+    assert_same_tree(&set, &nas.join(&name));
+    // The shipped copy verifies with the tool too.
+    sb.run(&["backup", "verify", nas.join(&name).to_str().expect("utf8")])
+        .assert_code(0);
+
+    let out = ship(
+        &sb,
+        &sshd,
+        &set,
+        &sshd.target("rsync2"),
+        &["--remove-source"],
+    );
+    out.assert_code(0);
+    assert!(
+        !set.exists(),
+        "--remove-source removed the local set after verification"
+    );
+    assert!(
+        out.stdout.contains("removed the local set"),
+        "{}",
+        out.stdout
+    );
+    assert_same_tree(
+        &sshd.remote().join("rsync").join(&name),
+        &sshd.remote().join("rsync2").join(&name),
+    );
+}
+
+#[test]
+fn killed_transfer_resumes_and_verifies() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::as_root();
+    // Uncompressed, so there is enough to send for the kill to land mid-transfer.
+    let set = fixture_set(&sb, &sb.cwd().join("backups"), &["--compress", "none"]);
+    let name = set
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let total: u64 = files_under(&set)
+        .iter()
+        .map(|f| std::fs::metadata(set.join(f)).expect("meta").len())
+        .sum();
+    assert!(total > 2 << 20, "set is {total} bytes");
+    let partial = sshd.remote().join("b").join(format!("{name}.partial"));
+
+    // 256 KiB/s: several seconds for the set. Kill the whole process group
+    // (the tool, rsync and ssh) once some bytes have arrived.
+    let mut args: Vec<String> = vec![
+        "backup".into(),
+        "ship".into(),
+        set.display().to_string(),
+        "--to".into(),
+        sshd.target("b"),
+    ];
+    args.extend(sshd.ssh_args());
+    args.extend(["--bwlimit".into(), "256".into()]);
+    let mut c = sb.command(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ship");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let arrived = || {
+        if partial.is_dir() {
+            files_under(&partial)
+                .iter()
+                .map(|f| {
+                    std::fs::metadata(partial.join(f))
+                        .map(|m| m.len())
+                        .unwrap_or(0)
+                })
+                .sum::<u64>()
+        } else {
+            0
+        }
+    };
+    while arrived() < 300 << 10 {
+        assert!(Instant::now() < deadline, "nothing arrived");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "ship finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status()
+        .expect("kill");
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(300));
+    let got = arrived();
+    assert!(got < total, "killed halfway: {got} of {total} bytes there");
+    assert!(
+        !sshd.remote().join("b").join(&name).exists(),
+        "an unverified copy is never renamed into place"
+    );
+    assert!(set.is_dir(), "the local set is kept");
+
+    let out = ship(&sb, &sshd, &set, &sshd.target("b"), &["--json"]);
+    out.assert_code(0);
+    assert_eq!(out.json()["already_there"], false);
+    assert_same_tree(&set, &sshd.remote().join("b").join(&name));
+    assert!(!partial.exists());
+}
+
+#[test]
+fn damaged_copies_are_reported_and_repaired() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::as_root();
+    let set = fixture_set(&sb, &sb.cwd().join("backups"), &[]);
+    let name = set
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    ship(&sb, &sshd, &set, &sshd.target("b"), &[]).assert_code(0);
+    let copy = sshd.remote().join("b").join(&name);
+    let victim = files_under(&copy)
+        .into_iter()
+        .find(|f| f.starts_with("2-data/"))
+        .expect("a data file");
+    let flip = |p: &Path| {
+        let mut bytes = std::fs::read(p).expect("read");
+        let i = bytes.len() / 2;
+        bytes[i] ^= 0x55;
+        // Same size and the same mtime: rsync's quick check cannot see it.
+        let mtime = std::fs::metadata(p)
+            .expect("meta")
+            .modified()
+            .expect("mtime");
+        std::fs::write(p, &bytes).expect("write");
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .expect("open")
+            .set_modified(mtime)
+            .expect("set mtime");
+    };
+
+    // A damaged complete copy: reported with host and file, exit 2, local kept.
+    flip(&copy.join(&victim));
+    let out = ship(&sb, &sshd, &set, &sshd.target("b"), &[]);
+    out.assert_code(2).assert_clean_error();
+    assert!(out.stderr.contains(&sshd.host()), "{}", out.stderr);
+    assert!(out.stderr.contains(&victim), "{}", out.stderr);
+    assert!(out.stderr.contains("damaged"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("hint: ship again with --repair"),
+        "{}",
+        out.stderr
+    );
+    assert!(set.is_dir());
+    let v = ship(&sb, &sshd, &set, &sshd.target("b"), &["--repair", "--json"])
+        .assert_code(0)
+        .json();
+    assert_eq!(v["resent"], serde_json::json!([victim]), "{v:#}");
+    assert_same_tree(&set, &copy);
+
+    // A damaged file in an interrupted copy: found on arrival and sent again.
+    let partial = sshd.remote().join("b").join(format!("{name}.partial"));
+    std::fs::rename(&copy, &partial).expect("rename");
+    flip(&partial.join(&victim));
+    let v = ship(&sb, &sshd, &set, &sshd.target("b"), &["--json"])
+        .assert_code(0)
+        .json();
+    assert_eq!(v["resent"], serde_json::json!([victim]), "{v:#}");
+    assert_same_tree(&set, &copy);
+    // The same through the tool's own verify on the arrived copy.
+    sb.run(&["backup", "verify", copy.to_str().expect("utf8")])
+        .assert_code(0);
+}
+
+#[test]
+fn ship_failures_name_the_host_and_keep_the_set() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::as_root();
+    let set = fixture_set(&sb, &sb.cwd().join("backups"), &[]);
+    let s = set.to_str().expect("utf8");
+    let cfg = sshd.path("ssh_config").display().to_string();
+    let key = sshd.path("client_key").display().to_string();
+    let wrong = sshd.path("wrong_key").display().to_string();
+
+    let closed = closed_port();
+    let to = format!("ssh://{}@127.0.0.1:{closed}/tmp/x", sshd.user);
+    let out = sb.run(&[
+        "backup",
+        "ship",
+        s,
+        "--to",
+        &to,
+        "--identity",
+        &key,
+        "--ssh-config",
+        &cfg,
+    ]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr
+            .contains(&format!("cannot reach 127.0.0.1:{closed}")),
+        "{}",
+        out.stderr
+    );
+
+    let out = sb.run(&[
+        "backup",
+        "ship",
+        s,
+        "--to",
+        &sshd.target("b"),
+        "--identity",
+        &wrong,
+        "--ssh-config",
+        &cfg,
+    ]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains(&format!(
+            "{} refused the login of {}",
+            sshd.host(),
+            sshd.user
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("PRIVATE KEY"),
+        "no key material in messages"
+    );
+
+    let unknown = sshd.path("ssh_config_unknown_host").display().to_string();
+    let out = sb.run(&[
+        "backup",
+        "ship",
+        s,
+        "--to",
+        &sshd.target("b"),
+        "--identity",
+        &key,
+        "--ssh-config",
+        &unknown,
+    ]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr
+            .contains(&format!("the host key of {}", sshd.host())),
+        "{}",
+        out.stderr
+    );
+
+    let out = sb.run(&["backup", "ship", s, "--to", "backup@nas:/srv"]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains("ssh://user@host/path"),
+        "{}",
+        out.stderr
+    );
+
+    assert!(set.is_dir(), "the local set is kept");
+    sb.run(&["backup", "verify", s]).assert_code(0);
+    assert!(!sshd.remote().join("b").exists() || files_under(&sshd.remote().join("b")).is_empty());
+}
+
+/// A set directory with a minimal valid manifest (no files), named for `stamp`.
+fn made_up_set(dest: &Path, stamp: &str) {
+    let d = dest.join(format!("nightly-{stamp}"));
+    std::fs::create_dir_all(&d).expect("mkdir");
+    let m = serde_json::json!({
+        "format": 1, "tool_version": "test", "engine": "native", "label": "nightly",
+        "server": {"flavor": "mariadb", "version": "10.11", "address": "127.0.0.1:3306"},
+        "snapshot": {"method": "none", "ddl_lock": "none", "binlog_file": null, "binlog_position": null, "gtid": null, "workers": 1},
+        "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:00:01Z",
+        "compression": {"method": "gzip", "level": 1}, "encoding": "escaped", "max_statement_bytes": 0,
+        "schemas": [], "tables": [], "files": [], "notes": []
+    });
+    std::fs::write(d.join("manifest.json"), m.to_string()).expect("manifest");
+}
+
+/// Every night at 02:00 UTC from 2026-08-01 to 2026-11-20, two sets on
+/// 2026-11-20, a crashed run's leftover and a run still writing.
+fn made_up_history(dest: &Path) {
+    std::fs::create_dir_all(dest).expect("mkdir");
+    let (mut y, mut m, mut d) = (2026, 8, 1);
+    let days = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    while (y, m, d) <= (2026, 11, 20) {
+        made_up_set(dest, &format!("{y:04}{m:02}{d:02}-020000"));
+        d += 1;
+        if d > days[m as usize] {
+            d = 1;
+            m += 1;
+            if m > 12 {
+                m = 1;
+                y += 1;
+            }
+        }
+    }
+    made_up_set(dest, "20261120-140000");
+    let dead = dest.join("nightly-20261119-030000.partial");
+    std::fs::create_dir_all(&dead).expect("mkdir");
+    std::fs::write(dead.join("writer.pid"), "4000000\n").expect("pid");
+    let alive = dest.join("nightly-20261118-030000.partial");
+    std::fs::create_dir_all(&alive).expect("mkdir");
+    std::fs::write(
+        alive.join("writer.pid"),
+        format!("{}\n", std::process::id()),
+    )
+    .expect("pid");
+}
+
+fn dirs(dest: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dest)
+        .expect("read")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("nightly-"))
+        .map(|n| n.trim_start_matches("nightly-2026").to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn prune_keeps_exactly_what_each_policy_says() {
+    let sb = Sandbox::new();
+    // Survivors are named MMDD-HHMMSS; the writing set and the newest are always there.
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--keep-last", "3"],
+            &[
+                "1118-030000.partial",
+                "1119-020000",
+                "1120-020000",
+                "1120-140000",
+            ],
+        ),
+        (
+            &["--keep-daily", "3"],
+            &[
+                "1118-020000",
+                "1118-030000.partial",
+                "1119-020000",
+                "1120-140000",
+            ],
+        ),
+        // ISO weeks: 11-20 is in week 47 (from Mon 11-16), 11-15 ends week 46, 11-08 week 45.
+        (
+            &["--keep-weekly", "3"],
+            &[
+                "1108-020000",
+                "1115-020000",
+                "1118-030000.partial",
+                "1120-140000",
+            ],
+        ),
+        (
+            &["--keep-monthly", "6"],
+            &[
+                "0831-020000",
+                "0930-020000",
+                "1031-020000",
+                "1118-030000.partial",
+                "1120-140000",
+            ],
+        ),
+        (
+            &[
+                "--keep-last",
+                "1",
+                "--keep-daily",
+                "2",
+                "--keep-weekly",
+                "2",
+                "--keep-monthly",
+                "2",
+            ],
+            &[
+                "1031-020000",
+                "1115-020000",
+                "1118-030000.partial",
+                "1119-020000",
+                "1120-140000",
+            ],
+        ),
+    ];
+    for (i, (flags, want)) in cases.iter().enumerate() {
+        let dest = sb.cwd().join(format!("case{i}"));
+        made_up_history(&dest);
+        let before = dirs(&dest).len();
+        let d = dest.to_str().expect("utf8");
+        // A dry run removes nothing and says what it would do.
+        let mut args = vec!["backup", "prune", d, "--dry-run"];
+        args.extend_from_slice(flags);
+        let out = sb.run(&args);
+        out.assert_code(0);
+        assert!(out.stdout.contains("would remove"), "{}", out.stdout);
+        assert_eq!(dirs(&dest).len(), before);
+
+        let mut args = vec!["backup", "prune", d, "--json"];
+        args.extend_from_slice(flags);
+        let out = sb.run(&args);
+        out.assert_code(0);
+        assert_eq!(dirs(&dest), *want, "{flags:?}");
+        let v = out.json();
+        let leftover = v["sets"]
+            .as_array()
+            .expect("sets")
+            .iter()
+            .find(|s| s["name"] == "nightly-20261119-030000.partial")
+            .expect("leftover");
+        assert_eq!(leftover["keep"], false);
+        assert_eq!(
+            leftover["reasons"][0],
+            "unfinished leftover; its writer is gone"
+        );
+        let writing = v["sets"]
+            .as_array()
+            .expect("sets")
+            .iter()
+            .find(|s| s["name"] == "nightly-20261118-030000.partial")
+            .expect("writing");
+        assert_eq!(writing["keep"], true);
+    }
+    // The policy from spyglass-admin.toml; a typo there is an error naming the line.
+    let dest = sb.cwd().join("from-settings");
+    made_up_history(&dest);
+    sb.write(
+        "spyglass-admin.toml",
+        &format!(
+            "[backup]\ndestination = \"{}\"\nkeep_last = 2\n",
+            dest.display()
+        ),
+        0o644,
+    );
+    sb.run(&["backup", "prune"]).assert_code(0);
+    assert_eq!(
+        dirs(&dest),
+        ["1118-030000.partial", "1120-020000", "1120-140000"]
+    );
+    sb.write("spyglass-admin.toml", "[backup]\nkeep_lats = 2\n", 0o644);
+    let out = sb.run(&["backup", "prune", dest.to_str().expect("utf8")]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr
+            .contains("spyglass-admin.toml:2:1: unknown key `keep_lats`"),
+        "{}",
+        out.stderr
+    );
+    // No policy at all: refused.
+    std::fs::remove_file(sb.cwd().join("spyglass-admin.toml")).expect("rm");
+    sb.run(&["backup", "prune", dest.to_str().expect("utf8")])
+        .assert_code(2)
+        .assert_clean_error();
+}
+
+#[test]
+fn prune_on_a_remote_target_over_ssh() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::new();
+    let dest = sshd.remote().join("b");
+    made_up_history(&dest);
+    // A transfer interrupted yesterday stays (the next ship resumes it).
+    let yesterday = String::from_utf8(
+        Command::new("date")
+            .args(["-u", "-d", "1 day ago", "+%Y%m%d-%H%M%S"])
+            .output()
+            .expect("date")
+            .stdout,
+    )
+    .expect("utf8");
+    let fresh = format!("nightly-{}.partial", yesterday.trim());
+    std::fs::create_dir_all(dest.join(&fresh)).expect("mkdir");
+    sb.write(
+        "spyglass-admin.toml",
+        &format!(
+            "[backup]\nkeep_daily = 2\nidentity = \"{}\"\nssh_config = \"{}\"\n",
+            sshd.path("client_key").display(),
+            sshd.path("ssh_config").display()
+        ),
+        0o644,
+    );
+    let out = sb.run(&["backup", "prune", &sshd.target("b")]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("daily 2026-11-20"), "{}", out.stdout);
+    // Remote partial copies have no known writer: kept unless older than 7 days.
+    let mut left = dirs(&dest);
+    left.retain(|n| !fresh.ends_with(&format!("{n}")));
+    assert_eq!(left, ["1119-020000", "1120-140000"]);
+    assert!(dest.join(&fresh).is_dir(), "{:?}", dirs(&dest));
+}
+
+#[test]
+fn pack_unpack_and_verify_both_forms() {
+    let sb = Sandbox::as_root();
+    let set = fixture_set(&sb, &sb.cwd().join("backups"), &[]);
+    let out = sb.run(&["backup", "pack", set.to_str().expect("utf8")]);
+    out.assert_code(0);
+    let tar = PathBuf::from(out.stdout.trim());
+    assert_eq!(
+        tar,
+        set.with_file_name(format!(
+            "{}.tar",
+            set.file_name().expect("n").to_string_lossy()
+        ))
+    );
+    sb.run(&["backup", "verify", tar.to_str().expect("utf8")])
+        .assert_code(0);
+    let into = sb.cwd().join("restored");
+    std::fs::create_dir(&into).expect("mkdir");
+    let out = sb.run(&[
+        "backup",
+        "unpack",
+        tar.to_str().expect("utf8"),
+        "--dest",
+        into.to_str().expect("utf8"),
+    ]);
+    out.assert_code(0);
+    let back = PathBuf::from(out.stdout.trim());
+    assert_same_tree(&set, &back);
+    sb.run(&["backup", "verify", back.to_str().expect("utf8")])
+        .assert_code(0);
+
+    // One flipped byte inside the biggest file in the tar: verify names the file, unpack refuses.
+    let biggest = files_under(&set)
+        .into_iter()
+        .max_by_key(|f| std::fs::metadata(set.join(f)).expect("meta").len())
+        .expect("files");
+    let mut bytes = std::fs::read(&tar).expect("read");
+    let at = bytes
+        .windows(biggest.len())
+        .rposition(|w| w == biggest.as_bytes())
+        .expect("name in tar");
+    bytes[(at / 512 + 1) * 512 + 100] ^= 0xff;
+    std::fs::write(&tar, &bytes).expect("write");
+    let out = sb.run(&["backup", "verify", tar.to_str().expect("utf8")]);
+    out.assert_code(1);
+    assert!(
+        out.stdout
+            .contains(&format!("BAD  {}", tar.join(&biggest).display())),
+        "{}",
+        out.stdout
+    );
+    sb.run(&[
+        "backup",
+        "unpack",
+        tar.to_str().expect("utf8"),
+        "--dest",
+        sb.cwd().to_str().expect("utf8"),
+    ])
+    .assert_code(2)
+    .assert_clean_error();
+}
+
+/// Settings for a nightly run shipping to `sshd`; cleanup scans the shared fixture.
+fn nightly_settings(sb: &Sandbox, sshd: &Sshd, dest: &Path, bwlimit: u32) {
+    let root = crate::support::fixture_root();
+    sb.write(
+        "dj_local_conf.json",
+        &std::fs::read_to_string(root.join("dj_local_conf.json")).expect("fixture dj config"),
+        0o600,
+    );
+    let schemas: Vec<String> = spyglass_fixture::SCHEMAS
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect();
+    sb.write(
+        "spyglass-admin.toml",
+        &format!(
+            "[backup]\ndestination = \"{dest}\"\nkeep_last = 2\nship_to = \"{to}\"\nidentity = \"{key}\"\nssh_config = \"{cfg}\"\nbwlimit_kib = {bwlimit}\n\n\
+             [nightly]\nthreads = 2\nschemas = [{schemas}]\nnotify_command = \"cat > {notified}\"\n\n\
+             [cleanup]\nschemas = [{schemas}]\n",
+            dest = dest.display(),
+            to = sshd.target("offsite"),
+            key = sshd.path("client_key").display(),
+            cfg = sshd.path("ssh_config").display(),
+            schemas = schemas.join(", "),
+            notified = sb.cwd().join("notified.json").display(),
+        ),
+        0o644,
+    );
+}
+
+#[test]
+fn two_concurrent_nightly_runs_one_proceeds() {
+    let sshd = Sshd::start();
+    // The DataJoint config in cwd says where the files are.
+    let sb = Sandbox::as_root();
+    let dest = sb.cwd().join("backups");
+    nightly_settings(&sb, &sshd, &dest, 512);
+    // Two older nights, so local and remote prune have something to do.
+    made_up_set(&dest, "20261001-020000");
+    made_up_set(&dest, "20261002-020000");
+    made_up_set(&sshd.remote().join("offsite"), "20261001-020000");
+
+    let first = sb
+        .command(&["nightly"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("first nightly");
+    let lock = dest.join(".spyglass-nightly.lock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&lock)
+        .unwrap_or_default()
+        .starts_with("pid ")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = Instant::now();
+    let second = sb.run(&["nightly"]);
+    second.assert_code(2).assert_clean_error();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the second run exits at once"
+    );
+    assert!(
+        second.stderr.contains(&format!(
+            "another nightly run is in progress: pid {} holds",
+            first.id()
+        )),
+        "{}",
+        second.stderr
+    );
+    let out: crate::support::Outcome = first.wait_with_output().expect("first").into();
+    // Cleanup finds the fixture's planted files: a warning, so exit 1.
+    out.assert_code(1);
+    for step in ["backup", "verify", "ship", "prune", "prune-remote"] {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(step) && l.contains(' '))
+            .unwrap_or_default();
+        assert!(line.contains(" ok "), "{step}: {}", out.stdout);
+    }
+    assert!(
+        out.stdout.contains("cleanup       WARNING  cleanup scan:"),
+        "{}",
+        out.stdout
+    );
+
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dest.join("spyglass-nightly.json")).expect("summary"),
+    )
+    .expect("json");
+    assert_eq!(summary["status"], "warnings");
+    assert_eq!(summary["exit_code"], 1);
+    let set = PathBuf::from(summary["set"].as_str().expect("set"));
+    let name = set.file_name().expect("n").to_string_lossy().into_owned();
+    assert_same_tree(&set, &sshd.remote().join("offsite").join(&name));
+    // keep_last = 2 here and there: the new set and the newer made-up one locally;
+    // the new set and the old made-up one remotely.
+    assert!(set.is_dir() && set.starts_with(&dest));
+    assert!(
+        dest.join("nightly-20261002-020000").is_dir(),
+        "{:?}",
+        dirs(&dest)
+    );
+    assert!(
+        !dest.join("nightly-20261001-020000").exists(),
+        "{:?}",
+        dirs(&dest)
+    );
+    assert_eq!(dirs(&dest).len(), 2, "{:?}", dirs(&dest));
+    assert!(sshd
+        .remote()
+        .join("offsite/nightly-20261001-020000")
+        .is_dir());
+    // notify_command got the same summary on stdin.
+    let notified: Value = serde_json::from_str(
+        &std::fs::read_to_string(sb.cwd().join("notified.json")).expect("notified"),
+    )
+    .expect("json");
+    assert_eq!(notified["set"], summary["set"]);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("spyglass-nightly.log"))
+            .expect("log")
+            .lines()
+            .count(),
+        1
+    );
+
+    // A lock left by a dead run is recovered; its pid is reported.
+    std::fs::write(&lock, "pid 4000000\nsince 2026-11-25T02:00:00Z\n").expect("stale lock");
+    let out = sb.run(&["nightly", "--json", "--no-ship"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let v = out.json();
+    assert_eq!(v["lock_recovered_from"], 4_000_000);
+    let ship = v["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["name"] == "ship")
+        .expect("ship");
+    assert_eq!(ship["status"], "skipped");
+    // The newest of the previous run's sets is still there (keep_last = 2).
+    assert!(set.is_dir());
+}
+
+#[test]
+fn nightly_step_failure_skips_dependents_and_exits_2() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::as_root();
+    let dest = sb.cwd().join("backups");
+    nightly_settings(&sb, &sshd, &dest, 0);
+    // The target refuses our key: ship fails, remote prune is skipped, the rest runs.
+    std::fs::write(
+        sshd.path("authorized_keys"),
+        std::fs::read(sshd.path("wrong_key.pub")).expect("key"),
+    )
+    .expect("write");
+    let out = sb.run(&["nightly", "--json"]);
+    out.assert_code(2);
+    let v = out.json();
+    let status = |name: &str| {
+        v["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .find(|s| s["name"] == name)
+            .expect("step")["status"]
+            .clone()
+    };
+    assert_eq!(status("backup"), "ok", "{v:#}");
+    assert_eq!(status("verify"), "ok");
+    assert_eq!(status("ship"), "failed");
+    assert_eq!(status("prune"), "ok");
+    assert_eq!(status("prune-remote"), "skipped");
+    assert_eq!(status("cleanup"), "warning");
+    let ship = v["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["name"] == "ship")
+        .expect("ship");
+    assert!(
+        ship["message"]
+            .as_str()
+            .expect("msg")
+            .contains(&format!("{} refused the login", sshd.host())),
+        "{ship:#}"
+    );
+    assert!(
+        PathBuf::from(v["set"].as_str().expect("set")).is_dir(),
+        "the local set is kept"
+    );
+}
+
+#[test]
+fn schedule_prints_absolute_paths() {
+    let sb = Sandbox::new();
+    sb.write(
+        "spyglass-admin.toml",
+        "[backup]\ndestination = \"/data/mysql-backups\"\n",
+        0o644,
+    );
+    let out = sb.run(&["schedule", "--print"]);
+    out.assert_code(0);
+    let bin = crate::support::bin().canonicalize().expect("bin");
+    let cfg = sb
+        .cwd()
+        .join("spyglass-admin.toml")
+        .canonicalize()
+        .expect("cfg");
+    assert!(
+        out.stdout.contains(&format!(
+            "30 2 * * * {} nightly --config {} --quiet",
+            bin.display(),
+            cfg.display()
+        )),
+        "{}",
+        out.stdout
+    );
+    let out = sb.run(&["schedule", "--print", "--systemd", "--at", "01:05"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains(&format!(
+            "ExecStart={} nightly --config {}",
+            bin.display(),
+            cfg.display()
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("OnCalendar=*-*-* 01:05:00"),
+        "{}",
+        out.stdout
+    );
+}
