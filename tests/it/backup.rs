@@ -675,3 +675,69 @@ fn mysqldump_engine_writes_the_same_layout_and_restores() {
     }
     drop_schemas(&mut dst, &schemas);
 }
+
+#[test]
+fn accounts_and_grants_restore_with_with_accounts() {
+    support::create_user("itbk_acct", "Acct-Pw-9", &["SELECT ON `itbk_acct_db`.*"]);
+    make_schema(
+        "itbk_acct_db",
+        "(id int PRIMARY KEY)",
+        &["INSERT INTO @t VALUES (1), (2)"],
+    );
+    let dest = tempfile::tempdir().unwrap();
+    cli(false)
+        .run(&[
+            "backup",
+            "run",
+            "--dest",
+            dest.path().to_str().unwrap(),
+            "--schemas",
+            "itbk_acct_db",
+        ])
+        .assert_code(0);
+    let set = only_set(dest.path());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(set.join("accounts.sql.gz"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "password hashes are readable by the owner only"
+    );
+    let mut dst = target_admin();
+    drop_schemas(&mut dst, &["itbk_acct_db"]);
+    dst.conn()
+        .query_drop("DROP USER IF EXISTS 'itbk_acct'@'%'")
+        .unwrap();
+    cli(true)
+        .run(&[
+            "backup",
+            "restore",
+            set.to_str().unwrap(),
+            "--with-accounts",
+        ])
+        .assert_code(0);
+    // Log in to the restored server as the restored account, with its password.
+    let s = server();
+    let mut user = spyglass_db::connect(
+        &ConnectOptions::tcp(&s.host, target_port(), "itbk_acct")
+            .password(Secret::new("Acct-Pw-9")),
+    )
+    .expect("the restored account logs in");
+    let n: u64 = user
+        .conn()
+        .query_first("SELECT COUNT(*) FROM itbk_acct_db.t")
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 2);
+    assert!(
+        user.conn()
+            .query_drop("INSERT INTO itbk_acct_db.t VALUES (3)")
+            .is_err(),
+        "only SELECT was granted"
+    );
+    drop_schemas(&mut dst, &["itbk_acct_db"]);
+    drop_schemas(&mut admin(), &["itbk_acct_db"]);
+}

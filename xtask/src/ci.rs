@@ -228,6 +228,22 @@ pub fn demo_cmd(args: &[String]) -> Result<(), String> {
         users(&["users", "list"], &[0])?;
         say("Users: spyglass-admin users audit (exit 1 = findings, each with its fix)");
         users(&["users", "audit"], &[0, 1])?;
+        let dest = root.join("backups");
+        let dest_s = dest.to_string_lossy().into_owned();
+        say("Backup: spyglass-admin backup run --dest DEST --checksum (one snapshot, parallel workers, gzip, sha256)");
+        users(&["backup", "run", "--dest", &dest_s, "--checksum"], &[0])?;
+        say("Backup: spyglass-admin backup list DEST");
+        users(&["backup", "list", &dest_s], &[0])?;
+        let set = std::fs::read_dir(&dest)
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join("manifest.json").is_file())
+            .ok_or("no backup set was written")?;
+        let set_s = set.to_string_lossy().into_owned();
+        say("Backup: spyglass-admin backup verify SET --restore (restores into verify_* schemas, compares rows and checksums, drops them)");
+        users(&["backup", "verify", &set_s, "--restore"], &[0])?;
+        println!("   restore by hand with only gunzip and mysql: see {}/RESTORE.txt", set_s);
         nightly_demo(&root)?;
         Ok(())
     })();

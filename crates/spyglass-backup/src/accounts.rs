@@ -43,27 +43,42 @@ pub(crate) fn dump(conn: &mut Conn, flavor: Flavor) -> Result<Option<(String, us
     let mut grants = String::new();
     let mut n = 0;
     for (user, host, is_role) in accounts.iter().filter(|(u, _, _)| !is_system(u)) {
-        n += 1;
         let create = if flavor == Flavor::Mariadb && *is_role {
             format!("CREATE ROLE IF NOT EXISTS {}", quote::ident(user))
         } else {
-            let row: Option<String> = conn
+            // An account dropped since we listed it (error 1396/1141) is skipped, not fatal.
+            let row: Option<String> = match conn
                 .query_first(format!("SHOW CREATE USER {}", quote::account(user, host)))
-                .map_err(q)?;
+            {
+                Ok(r) => r,
+                Err(spyglass_db::mysql::Error::MySqlError(e))
+                    if e.code == 1396 || e.code == 1141 =>
+                {
+                    continue
+                }
+                Err(e) => return Err(q(e)),
+            };
             let c = row.unwrap_or_default();
             match c.strip_prefix("CREATE USER ") {
                 Some(rest) => format!("CREATE USER IF NOT EXISTS {rest}"),
                 None => c,
             }
         };
-        creates.push_str(&create);
-        creates.push_str(";\n");
         let target = if flavor == Flavor::Mariadb && *is_role {
             quote::ident(user)
         } else {
             quote::account(user, host)
         };
-        let rows: Vec<String> = conn.query(format!("SHOW GRANTS FOR {target}")).map_err(q)?;
+        let rows: Vec<String> = match conn.query(format!("SHOW GRANTS FOR {target}")) {
+            Ok(r) => r,
+            Err(spyglass_db::mysql::Error::MySqlError(e)) if e.code == 1396 || e.code == 1141 => {
+                continue
+            }
+            Err(e) => return Err(q(e)),
+        };
+        n += 1;
+        creates.push_str(&create);
+        creates.push_str(";\n");
         for g in rows {
             // MariaDB lists the role's own membership grant to its creator; harmless to replay.
             grants.push_str(&g);
