@@ -771,7 +771,7 @@ fn prune_on_a_remote_target_over_ssh() {
     assert!(out.stdout.contains("daily 2026-11-20"), "{}", out.stdout);
     // Remote partial copies have no known writer: kept unless older than 7 days.
     let mut left = dirs(&dest);
-    left.retain(|n| !fresh.ends_with(&format!("{n}")));
+    left.retain(|n| !fresh.ends_with(n.as_str()));
     assert_eq!(left, ["1119-020000", "1120-140000"]);
     assert!(dest.join(&fresh).is_dir(), "{:?}", dirs(&dest));
 }

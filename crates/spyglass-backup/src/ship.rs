@@ -50,7 +50,7 @@ pub enum ShipError {
     },
     /// The local set cannot be shipped.
     #[error(transparent)]
-    Set(#[from] crate::Error),
+    Set(Box<crate::Error>),
     /// No connection.
     #[error("cannot reach {host}: {detail}")]
     Unreachable {
@@ -122,6 +122,12 @@ pub enum ShipError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<crate::Error> for ShipError {
+    fn from(e: crate::Error) -> Self {
+        ShipError::Set(Box::new(e))
+    }
 }
 
 fn io_err(
