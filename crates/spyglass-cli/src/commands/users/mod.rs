@@ -267,7 +267,9 @@ fn dispatch(
     cmd: UsersCommand,
     mode: Mode,
 ) -> anyhow::Result<ExitStatus> {
-    // Input that needs no server is checked before connecting.
+    // Input that needs no server is checked before connecting. Names are held
+    // to the longest limit any flavor allows (MariaDB's 80); the server's own
+    // limit is checked right after connecting, before anything is read or run.
     match &cmd {
         UsersCommand::Add(a) => {
             account_arg(&a.name, &a.host, Some(Flavor::Mariadb))?;
