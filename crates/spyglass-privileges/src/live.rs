@@ -160,15 +160,27 @@ pub fn read(session: &mut Session) -> Result<LiveState, Error> {
     // Accounts.
     match flavor {
         Flavor::Mysql => {
+            // User_attributes (FAILED_LOGIN_ATTEMPTS) arrived in MySQL 8.0.19.
+            let has_attributes: Option<String> = session
+                .conn()
+                .query_first(
+                    "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'mysql' \
+                     AND TABLE_NAME = 'user' AND COLUMN_NAME = 'User_attributes'",
+                )
+                .map_err(q("the mysql.user columns"))?;
+            let failed_logins = if has_attributes.is_some() {
+                "CAST(COALESCE(JSON_EXTRACT(User_attributes, '$.Password_locking.failed_login_attempts'), 0) AS UNSIGNED)"
+            } else {
+                "0"
+            };
             let rows: Vec<Row> = session
                 .conn()
-                .query(
+                .query(format!(
                     "SELECT User, Host, account_locked, password_expired, \
                      CAST(UNIX_TIMESTAMP(password_last_changed) AS SIGNED), \
-                     IF(authentication_string <> '', 'Y', 'N'), plugin, \
-                     CAST(COALESCE(JSON_EXTRACT(User_attributes, '$.Password_locking.failed_login_attempts'), 0) AS UNSIGNED) \
-                     FROM mysql.user",
-                )
+                     IF(authentication_string <> '', 'Y', 'N'), plugin, {failed_logins} \
+                     FROM mysql.user"
+                ))
                 .map_err(q("mysql.user"))?;
             let edges: Vec<(String, String, String, String)> = session
                 .conn()
