@@ -39,6 +39,11 @@ pub struct ScanOptions {
     pub threads: usize,
     /// Folders never to enter (the quarantine).
     pub skip: Vec<PathBuf>,
+    /// When set, `~external` tables are read on this many connections at
+    /// once (opened with these options) besides the session passed to [`scan`].
+    pub connect: Option<spyglass_db::ConnectOptions>,
+    /// Extra connections to open when `connect` is set.
+    pub extra_connections: usize,
 }
 
 impl ScanOptions {
@@ -75,6 +80,8 @@ impl Default for ScanOptions {
                 .map(|n| n.get())
                 .unwrap_or(2),
             skip: Vec::new(),
+            connect: None,
+            extra_connections: 1,
         }
     }
 }
@@ -303,6 +310,32 @@ pub fn scan(
 
     // Walk all stores on a helper thread while this one reads the database.
     let threads = opts.threads;
+    // Tables are read by the main connection and, if allowed, extra ones:
+    // the server reads them in parallel and each connection parses its own.
+    let tasks: Vec<(usize, usize)> = walk_stores
+        .iter()
+        .enumerate()
+        .flat_map(|(si, s)| {
+            cat.externals
+                .iter()
+                .enumerate()
+                .filter(move |(_, t)| t.store == s.name)
+                .map(move |(ti, _)| (si, ti))
+        })
+        .collect();
+    let queue = std::sync::Mutex::new(tasks);
+    let parts = std::sync::Mutex::new(Vec::<(usize, StoreRows)>::new());
+    let work = |conn: &mut spyglass_db::mysql::Conn| -> Result<(), CleanupError> {
+        loop {
+            let next = queue.lock().ok().and_then(|mut q| q.pop());
+            let Some((si, ti)) = next else { return Ok(()) };
+            let mut part = StoreRows::default();
+            inventory::table_rows(conn, ti, &cat.externals[ti], walk_stores[si], &mut part)?;
+            if let Ok(mut p) = parts.lock() {
+                p.push((si, part));
+            }
+        }
+    };
     let (listings, db) = std::thread::scope(|sc| {
         let walker = sc.spawn(|| {
             walk_stores
@@ -315,10 +348,33 @@ pub fn scan(
                 })
                 .collect::<Result<Vec<Option<Listing>>, CleanupError>>()
         });
+        let helpers: Vec<_> = match &opts.connect {
+            Some(c) => (0..opts.extra_connections)
+                .map(|_| {
+                    let work = &work;
+                    sc.spawn(move || -> Result<(), CleanupError> {
+                        let mut session = spyglass_db::connect(c)?;
+                        work(session.conn())
+                    })
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let db = (|| -> Result<_, CleanupError> {
-            let mut rows = Vec::new();
-            for s in &walk_stores {
-                rows.push(inventory::store_rows(conn, &cat, s)?);
+            work(conn)?;
+            for h in helpers {
+                h.join().unwrap_or_else(|_| {
+                    Err(CleanupError::Config("a table reader panicked".into()))
+                })?;
+            }
+            let mut rows: Vec<StoreRows> =
+                walk_stores.iter().map(|_| StoreRows::default()).collect();
+            let parts = parts
+                .lock()
+                .map(|mut p| std::mem::take(&mut *p))
+                .unwrap_or_default();
+            for (si, part) in parts {
+                rows[si].merge(part);
             }
             let orphans = inventory::orphan_rows(conn, &cat)?;
             let mut dir_rows = Vec::new();

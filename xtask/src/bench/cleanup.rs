@@ -2,7 +2,8 @@
 //! store of N files (default 1,000,000) tracked by N `~external_analysis` rows
 //! over three schemas, plus 1% untracked files, next to (a) `find STORE -type f
 //! | wc -l` plus fetching the rows with the mariadb client, and (b) Spyglass's
-//! approach written as a Python baseline (rglob + set difference). One run,
+//! approach written as a Python baseline (rows through PyMySQL, DataJoint's
+//! driver; rglob; set difference). One run,
 //! same warm caches, ratios and peak memory printed.
 //!
 //! The tree and the rows are kept under `target/bench/cleanup/` and in the
@@ -21,16 +22,21 @@ use crate::util::{self, cargo, target_dir};
 const SCHEMAS: [&str; 3] = ["bench_cleanup_1", "bench_cleanup_2", "bench_cleanup_3"];
 const FOLDERS: usize = 1000;
 
-/// Spyglass's way, as labs run it today: every file under the analysis
-/// directory (rglob), minus the tracked paths, as Python sets.
+/// Spyglass's way, as labs run it today: the tracked paths fetched through
+/// DataJoint's driver (PyMySQL, what `Table.fetch` uses), every file under the
+/// analysis directory listed with `rglob`, and the difference taken as Python
+/// sets.
 const PYTHON_BASELINE: &str = r#"
-import subprocess, sys
+import sys
 from pathlib import Path
-store, port = Path(sys.argv[1]), sys.argv[2]
-sql = "; ".join("SELECT filepath FROM `%s`.`~external_analysis`" % s for s in sys.argv[3:])
-out = subprocess.run(["mariadb", "-h127.0.0.1", "-P", port, "-uroot", "-N", "-B", "-e", sql],
-                     capture_output=True, text=True, check=True).stdout
-tracked = {str(store / line) for line in out.splitlines() if line}
+import pymysql
+store, port = Path(sys.argv[1]), int(sys.argv[2])
+conn = pymysql.connect(host="127.0.0.1", port=port, user="root", password="")
+tracked = set()
+with conn.cursor() as cur:
+    for schema in sys.argv[3:]:
+        cur.execute("SELECT hash, filepath FROM `%s`.`~external_analysis`" % schema)
+        tracked.update(str(store / fp) for _, fp in cur.fetchall())
 on_disk = {str(p) for p in store.rglob("*") if p.is_file()}
 untracked = on_disk - tracked
 print(len(untracked))
@@ -210,8 +216,15 @@ fn ensure_tools() -> Result<(), String> {
     if util::which("mariadb").is_none() {
         missing.push("mariadb-client");
     }
-    if util::which("python3").is_none() {
+    // Debian's python3 with Debian's PyMySQL (DataJoint's driver) for the baseline.
+    let pymysql = Command::new("/usr/bin/python3")
+        .args(["-c", "import pymysql"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !pymysql {
         missing.push("python3");
+        missing.push("python3-pymysql");
     }
     if missing.is_empty() {
         Ok(())
@@ -279,7 +292,7 @@ fn run(s: &Sandbox, files: usize, bin: &Path) -> Result<(), String> {
         selects.join("; ")
     );
     let python = format!(
-        "python3 {} {} {} {} > /dev/null",
+        "/usr/bin/python3 {} {} {} {} > /dev/null",
         py.display(),
         store.display(),
         s.port,
@@ -322,7 +335,7 @@ fn run(s: &Sandbox, files: usize, bin: &Path) -> Result<(), String> {
     );
     println!("| find + client | {fc:.2} s | |");
     println!(
-        "| Python rglob + set difference (Spyglass's way) | {:.2} s | {:.0} MiB |",
+        "| Python: PyMySQL fetch + rglob + set difference (Spyglass's way) | {:.2} s | {:.0} MiB |",
         p.secs, p.peak_mib
     );
     println!();

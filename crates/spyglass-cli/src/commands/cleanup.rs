@@ -123,6 +123,8 @@ fn context(
         .and_then(|d| d.get(DirKey::Base))
         .map(|d| d.path.clone());
     let session = connection::connect(&mut resolved)?;
+    // One more connection reads `~external` tables in parallel.
+    opts.connect = Some(resolved.options.clone());
     Ok(Context {
         session,
         setup: Setup { stores, dirs },
