@@ -36,6 +36,17 @@ fn run_stdin(sb: &Sandbox, args: &[&str], stdin: &str) -> Outcome {
     Outcome::from(child.wait_with_output().expect("wait"))
 }
 
+/// The binary, connecting as `user` through the DJ_* environment.
+fn as_user(user: &str, password: &str) -> Sandbox {
+    let s = server();
+    let mut sb = Sandbox::new();
+    sb.env("DJ_HOST", &s.host)
+        .env("DJ_PORT", &s.port.to_string())
+        .env("DJ_USER", user)
+        .env("DJ_PASS", password);
+    sb
+}
+
 fn login(user: &str, password: &str) -> Session {
     let s = server();
     let opts = ConnectOptions::tcp(&s.host, s.port, user).password(Secret::new(password));
@@ -581,12 +592,7 @@ fn a_plan_removing_the_runners_own_admin_rights_is_refused() {
             "GRANT ALL PRIVILEGES ON *.* TO 'itusr_selfadm'@'%' WITH GRANT OPTION",
         );
     }
-    let s = server();
-    let mut sb = Sandbox::new();
-    sb.env("DJ_HOST", &s.host)
-        .env("DJ_PORT", &s.port.to_string())
-        .env("DJ_USER", "itusr_selfadm")
-        .env("DJ_PASS", "Self-adm-1x");
+    let sb = as_user("itusr_selfadm", "Self-adm-1x");
     // Listed as a guest: converging would revoke its global privileges.
     sb.write(
         "users.toml",
@@ -724,11 +730,7 @@ fn set_password_own_when_expired_and_by_an_admin() {
         );
     }
     let s = server();
-    let mut me = Sandbox::new();
-    me.env("DJ_HOST", &s.host)
-        .env("DJ_PORT", &s.port.to_string())
-        .env("DJ_USER", "itusr_pw")
-        .env("DJ_PASS", "First-pw-1x");
+    let me = as_user("itusr_pw", "First-pw-1x");
     // No privileges at all, password expired: it still works.
     let out = run_stdin(&me, &["users", "set-password"], "Second-pw-2x\n");
     out.assert_code(0);
@@ -758,11 +760,7 @@ fn set_password_own_when_expired_and_by_an_admin() {
         ConnectOptions::tcp(&s.host, s.port, "itusr_pw").password(Secret::new("Third-pw-3x"));
     // Expired: the server accepts the password but lets it do nothing else.
     assert!(spyglass_db::connect(&opts).is_err());
-    let mut me2 = Sandbox::new();
-    me2.env("DJ_HOST", &s.host)
-        .env("DJ_PORT", &s.port.to_string())
-        .env("DJ_USER", "itusr_pw")
-        .env("DJ_PASS", "Third-pw-3x");
+    let me2 = as_user("itusr_pw", "Third-pw-3x");
     run_stdin(&me2, &["users", "set-password"], "Fourth-pw-4x\n").assert_code(0);
     login("itusr_pw", "Fourth-pw-4x");
     // A password with a quote and a backslash is stored exactly.
@@ -792,12 +790,7 @@ fn backup_user_holds_exactly_what_backup_needs() {
     assert!(out.stdout.contains("nothing to change"), "{}", out.stdout);
     // doctor, as that account, finds the backup family complete (nothing
     // missing, not even recommended privileges) and user admin missing.
-    let s = server();
-    let mut sb = Sandbox::new();
-    sb.env("DJ_HOST", &s.host)
-        .env("DJ_PORT", &s.port.to_string())
-        .env("DJ_USER", "itusr_bk")
-        .env("DJ_PASS", "Backup-pw-1x");
+    let sb = as_user("itusr_bk", "Backup-pw-1x");
     let out = sb.run(&["doctor", "--json"]);
     let v = out.json();
     let fam = |name: &str| {

@@ -157,6 +157,25 @@ impl Ctx {
         })
     }
 
+    /// Offline (`users sql --flavor F lock NAME`), NAME is taken to exist.
+    fn assume_offline(&mut self, account: &Account, mode: Mode) {
+        if let Mode::Print(Some(_)) = mode {
+            self.live.accounts.insert(
+                account.clone(),
+                live::LiveAccount {
+                    account: account.clone(),
+                    locked: false,
+                    password_expired: false,
+                    password_last_changed: None,
+                    has_password: true,
+                    plugin: String::new(),
+                    failed_login_attempts: 0,
+                    global: BTreeSet::new(),
+                },
+            );
+        }
+    }
+
     fn read_live(&mut self) -> anyhow::Result<()> {
         if let Some(s) = self.session.as_mut() {
             self.live = live::read(s)?;
@@ -376,30 +395,18 @@ fn dispatch(
                 UsersCommand::Lock(a) => {
                     let account = account_arg(&a.name, &a.host, flavor)?;
                     ctx.read_live()?;
-                    let p = match mode {
-                        Mode::Print(Some(_)) => Plan {
-                            steps: vec![Step::Lock {
-                                account: account.clone(),
-                            }],
-                            ..Plan::default()
-                        },
-                        _ => plan::lock(&ctx.live, &account).map_err(lib_error)?,
-                    };
+                    ctx.assume_offline(&account, mode);
+                    let p = plan::lock(&ctx.live, &account).map_err(lib_error)?;
                     (p, format!("lock {account}"))
                 }
                 UsersCommand::Remove(a) => {
                     let account = account_arg(&a.name, &a.host, flavor)?;
                     ctx.read_live()?;
-                    let p = match mode {
-                        Mode::Print(Some(_)) => Plan {
-                            steps: vec![Step::DropUser {
-                                account: account.clone(),
-                            }],
-                            ..Plan::default()
-                        },
-                        _ => plan::remove(&ctx.live, &account),
-                    };
-                    (p, format!("remove {account}"))
+                    ctx.assume_offline(&account, mode);
+                    (
+                        plan::remove(&ctx.live, &account),
+                        format!("remove {account}"),
+                    )
                 }
                 UsersCommand::AddBackupUser(a) => {
                     let account = account_arg(&a.name, &a.host, flavor)?;
