@@ -39,6 +39,9 @@ pub struct PruneArgs {
     /// Private key for an ssh:// DEST (default: [backup] identity).
     #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
+    /// An ssh_config file to use instead of ~/.ssh/config (default: [backup] ssh_config).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -88,7 +88,7 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Roles, accounts and privileges by schema prefix: roles init, add, set-role, audit, apply, ...
     Users(UsersArgs),
-    /// Consistent, parallel, compressed, checksummed backups: run, restore, verify, list.
+    /// Consistent, parallel, compressed, checksummed backups: run, restore, verify, list, prune, ship, pack.
     Backup(BackupArgs),
     /// Find and remove files no table tracks: scan, apply (quarantine), restore, purge.
     ///

@@ -159,7 +159,7 @@ pub fn prune(global: &GlobalOpts, a: &PruneArgs) -> anyhow::Result<ExitStatus> {
         let t = target(&dest)?;
         ship::prune_target(
             &t,
-            &ssh_options(a.identity.as_ref(), None, &s),
+            &ssh_options(a.identity.as_ref(), a.ssh_config.as_ref(), &s),
             &policy,
             now,
             a.dry_run,
