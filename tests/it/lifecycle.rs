@@ -1078,3 +1078,60 @@ fn schedule_prints_absolute_paths() {
         out.stdout
     );
 }
+
+/// A 1 MiB tmpfs mounted on a directory for the length of a test.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path) -> SmallDisk {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount");
+        assert!(
+            st.success(),
+            "mount a 1 MiB tmpfs on {} (root needed)",
+            dir.display()
+        );
+        SmallDisk(dir.to_owned())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn full_remote_disk_names_the_host_and_the_file() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::as_root();
+    let set = fixture_set(&sb, &sb.cwd().join("backups"), &[]);
+    let _disk = SmallDisk::mount(&sshd.remote().join("full"));
+    let out = ship(&sb, &sshd, &set, &sshd.target("full"), &[]);
+    out.assert_code(2).assert_clean_error();
+    let name = set
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let want = format!(
+        "error: {}: no space left writing {}/",
+        sshd.host(),
+        sshd.remote()
+            .join("full")
+            .join(format!("{name}.partial"))
+            .display()
+    );
+    assert!(out.stderr.starts_with(&want), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("hint: free space on the target"),
+        "{}",
+        out.stderr
+    );
+    assert!(set.is_dir(), "the local set is kept");
+    assert!(!sshd.remote().join("full").join(&name).exists());
+}
