@@ -88,6 +88,8 @@ pub struct ExternalTable {
     pub refs: Vec<ForeignKey>,
     /// Whether the schema is in scope.
     pub in_scope: bool,
+    /// The server's row estimate (`information_schema.TABLES.table_rows`), for sizing.
+    pub rows_estimate: u64,
 }
 
 impl ExternalTable {
@@ -213,7 +215,7 @@ pub fn is_nwbfile_schema(schema: &str) -> bool {
 pub fn catalog(conn: &mut Conn, scope: &Scope) -> Result<Catalog, CleanupError> {
     let tables: Vec<Row> = conn
         .query(format!(
-            "SELECT table_schema, table_name FROM information_schema.TABLES \
+            "SELECT table_schema, table_name, COALESCE(table_rows, 0) FROM information_schema.TABLES \
              WHERE table_type = 'BASE TABLE' AND table_schema NOT IN {SYSTEM_SCHEMAS} \
              AND (table_name LIKE '~external\\_%' OR table_name = 'analysis_nwbfile')"
         ))
@@ -258,6 +260,7 @@ pub fn catalog(conn: &mut Conn, scope: &Scope) -> Result<Catalog, CleanupError> 
     for row in tables {
         let v = texts(row);
         let (schema, table) = (v[0].clone(), v[1].clone());
+        let rows_estimate = v.get(2).and_then(|n| n.parse().ok()).unwrap_or(0);
         if let Some(store) = table.strip_prefix("~external_") {
             cat.externals.push(ExternalTable {
                 refs: fks
@@ -265,6 +268,7 @@ pub fn catalog(conn: &mut Conn, scope: &Scope) -> Result<Catalog, CleanupError> 
                     .cloned()
                     .unwrap_or_default(),
                 in_scope: scope.contains(&schema),
+                rows_estimate,
                 schema,
                 store: store.to_owned(),
             });
@@ -286,7 +290,7 @@ pub fn catalog(conn: &mut Conn, scope: &Scope) -> Result<Catalog, CleanupError> 
 }
 
 /// What the rows say about one path in a store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Track {
     /// Index into [`Catalog::externals`] of the first table naming it.
     pub table: u32,
@@ -294,8 +298,23 @@ pub struct Track {
     pub used: bool,
     /// Some in-scope, referenced row names it (missing file = dangling).
     pub in_scope_used: bool,
-    /// Set by classification when the file is found on disk.
-    pub seen: bool,
+    /// Set by classification (from several threads) when the file is found on disk.
+    pub seen: std::sync::atomic::AtomicBool,
+    /// Where its path is in [`StoreRows::arena`].
+    pub start: u64,
+    /// Length of its path.
+    pub len: u32,
+}
+
+impl Track {
+    /// Whether classification found the file.
+    pub fn seen(&self) -> bool {
+        self.seen.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    /// Marks the file as found.
+    pub fn mark_seen(&self) {
+        self.seen.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// An in-scope `~external` row that nothing references.
@@ -348,14 +367,55 @@ impl std::hash::Hasher for PathHasher {
     }
 }
 
-/// Relative path -> what tracks it.
-pub type PathMap = HashMap<Box<[u8]>, Track, std::hash::BuildHasherDefault<PathHasher>>;
+/// Passes a [`fingerprint`] through: it is already well mixed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A 64-bit fingerprint of a relative path, the key of [`PathMap`].
+///
+/// Keys are fingerprints, not strings, so a million tracked paths cost one
+/// allocation (the arena) instead of a million, and a lookup touches one
+/// table slot. Two paths sharing a fingerprint (about 1 in 10^7 for a
+/// million paths) would only make an untracked file look tracked, which
+/// keeps it: the safe direction. Apply re-checks every item by exact path.
+pub fn fingerprint(path: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = PathHasher(0x243f_6a88_85a3_08d3);
+    h.write(path);
+    h.add(path.len() as u64);
+    // Final avalanche (splitmix64), so the low bits hashbrown uses are mixed.
+    let mut z = h.0;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Path fingerprint -> what tracks it.
+pub type PathMap = HashMap<u64, Track, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// Tracked paths of one store.
 #[derive(Debug, Default)]
 pub struct StoreRows {
-    /// Relative path -> what tracks it.
+    /// Path fingerprint -> what tracks it.
     pub paths: PathMap,
+    /// The tracked paths, back to back ([`Track::start`], [`Track::len`]).
+    pub arena: Vec<u8>,
     /// Rows (any scope) for this store.
     pub rows: u64,
     /// Rows in scope.
@@ -373,33 +433,45 @@ pub fn store_rows(
     let mut out = StoreRows::default();
     for (i, t) in cat.externals.iter().enumerate() {
         if t.store == store.name {
-            table_rows(conn, i, t, store, &mut out)?;
+            table_rows(conn, i, t, store, &mut out, &mut |_| {})?;
         }
     }
     Ok(out)
 }
 
 impl StoreRows {
-    /// Adds the rows of another partial result (e.g. tables read on another connection).
-    pub fn merge(&mut self, other: StoreRows) {
-        let (mut big, small) = if other.paths.len() > self.paths.len() {
-            let mine = std::mem::take(self);
-            (other, mine)
-        } else {
-            (std::mem::take(self), other)
-        };
-        big.rows += small.rows;
-        big.rows_in_scope += small.rows_in_scope;
-        big.unused.extend(small.unused);
-        for (k, t) in small.paths {
-            match big.paths.entry(k) {
+    /// The path of a tracked entry.
+    pub fn path_of(&self, t: &Track) -> &[u8] {
+        let s = t.start as usize;
+        &self.arena[s..s + t.len as usize]
+    }
+
+    /// What tracks `rel`, if anything.
+    pub fn get(&self, rel: &[u8]) -> Option<&Track> {
+        self.paths.get(&fingerprint(rel))
+    }
+
+    /// Moves the rows of another partial result (e.g. a batch read on another
+    /// connection) into this one; `other` is left empty.
+    pub fn absorb(&mut self, other: &mut StoreRows) {
+        self.rows += std::mem::take(&mut other.rows);
+        self.rows_in_scope += std::mem::take(&mut other.rows_in_scope);
+        self.unused.append(&mut other.unused);
+        let base = self.arena.len() as u64;
+        self.arena.extend_from_slice(&other.arena);
+        other.arena.clear();
+        for (k, mut t) in other.paths.drain() {
+            match self.paths.entry(k) {
                 std::collections::hash_map::Entry::Vacant(v) => {
+                    t.start += base;
                     v.insert(t);
                 }
                 std::collections::hash_map::Entry::Occupied(mut o) => {
                     let e = o.get_mut();
                     e.used |= t.used;
-                    e.seen |= t.seen;
+                    if t.seen() {
+                        e.mark_seen();
+                    }
                     if t.in_scope_used && !e.in_scope_used {
                         e.in_scope_used = true;
                         e.table = t.table;
@@ -407,17 +479,21 @@ impl StoreRows {
                 }
             }
         }
-        *self = big;
     }
 }
 
 /// Reads one `~external` table (index `i` in the catalog) into `out`.
+///
+/// Rows go into `out`; every [`FLUSH_ROWS`] rows, and at the end, `flush(out)`
+/// is called so a caller reading several tables at once can move them into a
+/// shared result while this connection keeps reading.
 pub fn table_rows(
     conn: &mut Conn,
     i: usize,
     t: &ExternalTable,
     store: &Store,
     out: &mut StoreRows,
+    flush: &mut dyn FnMut(&mut StoreRows),
 ) -> Result<(), CleanupError> {
     {
         // Which hashes are referenced: the referencing columns' distinct values,
@@ -511,11 +587,17 @@ pub fn table_rows(
             }
             let unused_rel =
                 (t.in_scope && !is_used).then(|| String::from_utf8_lossy(&rel).into_owned());
-            let entry = out.paths.entry(rel.into_boxed_slice()).or_insert(Track {
-                table: i as u32,
-                used: false,
-                in_scope_used: false,
-                seen: false,
+            let start = out.arena.len() as u64;
+            let entry = out.paths.entry(fingerprint(&rel)).or_insert_with(|| {
+                out.arena.extend_from_slice(&rel);
+                Track {
+                    table: i as u32,
+                    used: false,
+                    in_scope_used: false,
+                    seen: Default::default(),
+                    start,
+                    len: rel.len() as u32,
+                }
             });
             entry.used |= is_used;
             if is_used && t.in_scope && !entry.in_scope_used {
@@ -529,10 +611,17 @@ pub fn table_rows(
                     rel,
                 });
             }
+            if out.paths.len() >= FLUSH_ROWS {
+                flush(out);
+            }
         }
     }
+    flush(out);
     Ok(())
 }
+
+/// Rows [`table_rows`] reads between calls of its `flush`.
+pub const FLUSH_ROWS: usize = 16384;
 
 /// The first 16 bytes (DataJoint hashes are `binary(16)`).
 fn hash16(b: &[u8]) -> [u8; 16] {
@@ -933,6 +1022,35 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_differ_and_arena_round_trips() {
+        fn add(rows: &mut StoreRows, p: &str, used: bool) {
+            let start = rows.arena.len() as u64;
+            rows.arena.extend_from_slice(p.as_bytes());
+            rows.paths
+                .entry(fingerprint(p.as_bytes()))
+                .or_insert(Track {
+                    used,
+                    start,
+                    len: p.len() as u32,
+                    ..Track::default()
+                });
+        }
+        let mut a = StoreRows::default();
+        let mut b = StoreRows::default();
+        add(&mut a, "x/1.nwb", true);
+        add(&mut b, "x/2.nwb", false);
+        add(&mut b, "x/1.nwb", false);
+        a.absorb(&mut b);
+        assert_eq!(a.paths.len(), 2);
+        let t2 = a.get(b"x/2.nwb").unwrap();
+        assert_eq!(a.path_of(t2), b"x/2.nwb");
+        assert!(a.get(b"x/1.nwb").unwrap().used, "used by any row wins");
+        assert!(a.get(b"x/3.nwb").is_none());
+        assert_ne!(fingerprint(b"ab"), fingerprint(b"ba"));
+        assert_ne!(fingerprint(b"a"), fingerprint(b"a\0"));
+    }
+
+    #[test]
     fn globs() {
         for (p, t, want) in [
             ("common_*", "common_nwbfile", true),
@@ -962,6 +1080,7 @@ mod tests {
                 columns: vec![("p".into(), "hash".into())],
             }],
             in_scope: true,
+            rows_estimate: 0,
         };
         assert_eq!(
             t.used_expr(),

@@ -324,16 +324,40 @@ pub fn scan(
         })
         .collect();
     let queue = std::sync::Mutex::new(tasks);
-    let parts = std::sync::Mutex::new(Vec::<(usize, StoreRows)>::new());
+    // One result per store, sized from the server's row estimates so it never
+    // rehashes; readers move batches into it while they keep reading.
+    let shared: Vec<std::sync::Mutex<StoreRows>> = walk_stores
+        .iter()
+        .map(|s| {
+            let estimate: u64 = cat
+                .externals
+                .iter()
+                .filter(|t| t.store == s.name)
+                .map(|t| t.rows_estimate)
+                .sum();
+            let mut r = StoreRows::default();
+            r.paths.reserve(estimate.min(50_000_000) as usize * 11 / 10);
+            std::sync::Mutex::new(r)
+        })
+        .collect();
     let work = |conn: &mut spyglass_db::mysql::Conn| -> Result<(), CleanupError> {
+        let mut local = StoreRows::default();
         loop {
             let next = queue.lock().ok().and_then(|mut q| q.pop());
             let Some((si, ti)) = next else { return Ok(()) };
-            let mut part = StoreRows::default();
-            inventory::table_rows(conn, ti, &cat.externals[ti], walk_stores[si], &mut part)?;
-            if let Ok(mut p) = parts.lock() {
-                p.push((si, part));
-            }
+            let mut flush = |batch: &mut StoreRows| {
+                if let Ok(mut r) = shared[si].lock() {
+                    r.absorb(batch);
+                }
+            };
+            inventory::table_rows(
+                conn,
+                ti,
+                &cat.externals[ti],
+                walk_stores[si],
+                &mut local,
+                &mut flush,
+            )?;
         }
     };
     let (listings, db) = std::thread::scope(|sc| {
@@ -367,15 +391,14 @@ pub fn scan(
                     Err(CleanupError::Config("a table reader panicked".into()))
                 })?;
             }
-            let mut rows: Vec<StoreRows> =
-                walk_stores.iter().map(|_| StoreRows::default()).collect();
-            let parts = parts
-                .lock()
-                .map(|mut p| std::mem::take(&mut *p))
-                .unwrap_or_default();
-            for (si, part) in parts {
-                rows[si].merge(part);
-            }
+            let rows: Vec<StoreRows> = shared
+                .iter()
+                .map(|m| {
+                    m.lock()
+                        .map(|mut r| std::mem::take(&mut *r))
+                        .unwrap_or_default()
+                })
+                .collect();
             let orphans = inventory::orphan_rows(conn, &cat)?;
             let mut dir_rows = Vec::new();
             for key in [
@@ -481,21 +504,40 @@ pub fn scan(
             });
         }
         for (rel, outside) in &listing.symlinks {
-            if let Some(t) = rows.paths.get_mut(&rel[..]) {
-                t.seen = true;
+            if let Some(t) = rows.get(rel) {
+                t.mark_seen();
             }
             if *outside {
                 out.symlinks_outside
                     .push(store.location.join(String::from_utf8_lossy(rel).as_ref()));
             }
         }
-        let mut untracked: Vec<Box<[u8]>> = Vec::new();
-        for rel in listing.files {
-            match rows.paths.get_mut(&rel[..]) {
-                Some(t) => t.seen = true,
-                None => untracked.push(rel),
-            }
-        }
+        // A million lookups, split over the walker threads' worth of cores.
+        let chunk = listing.files.len().div_ceil(threads.max(1)).max(1);
+        let paths = &rows;
+        let untracked: Vec<Box<[u8]>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = listing
+                .files
+                .chunks(chunk)
+                .map(|part| {
+                    sc.spawn(move || {
+                        let mut mine = Vec::new();
+                        for rel in part {
+                            match paths.get(rel) {
+                                Some(t) => t.mark_seen(),
+                                None => mine.push(rel.clone()),
+                            }
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        drop(listing.files);
         classify_store(
             &mut out,
             root_idx,
@@ -715,8 +757,8 @@ fn classify_store(
     let mut moving: std::collections::HashSet<String> = std::collections::HashSet::new();
     for u in std::mem::take(&mut rows.unused) {
         let t = &out.catalog.externals[u.table as usize];
-        let track = rows.paths.get(u.rel.as_bytes()).copied();
-        let exists = track.is_some_and(|t| t.seen);
+        let track = rows.get(u.rel.as_bytes());
+        let exists = track.is_some_and(|t| t.seen());
         let with_file = exists && track.is_some_and(|t| !t.used) && moving.insert(u.rel.clone());
         let path = location.join(&u.rel);
         let (size, mtime) = if with_file {
@@ -757,12 +799,12 @@ fn classify_store(
         }
     }
     // Dangling: referenced, in scope, not on disk.
-    for (rel, t) in &rows.paths {
-        if t.seen {
+    for t in rows.paths.values() {
+        if t.seen() {
             continue;
         }
         if let Some(class) = classify::missing(t.in_scope_used) {
-            let rel = String::from_utf8_lossy(rel).into_owned();
+            let rel = String::from_utf8_lossy(rows.path_of(t)).into_owned();
             let table = &out.catalog.externals[t.table as usize];
             out.items.push(Item {
                 class,
