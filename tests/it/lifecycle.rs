@@ -290,6 +290,19 @@ fn ship_over_rsync_and_sftp_arrives_byte_for_byte() {
     sb.run(&["backup", "verify", nas.join(&name).to_str().expect("utf8")])
         .assert_code(0);
 
+    // --prune: the [backup] policy applied on the target after the ship.
+    made_up_set(&sshd.remote().join("rsync"), "20250101-020000");
+    sb.write("spyglass-admin.toml", "[backup]\nkeep_last = 1\n", 0o644);
+    let out = ship(&sb, &sshd, &set, &sshd.target("rsync"), &["--prune"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("remove       nightly-20250101-020000"),
+        "{}",
+        out.stdout
+    );
+    assert!(!sshd.remote().join("rsync/nightly-20250101-020000").exists());
+    assert!(sshd.remote().join("rsync").join(&name).is_dir());
+
     let out = ship(
         &sb,
         &sshd,
