@@ -44,7 +44,14 @@ pub fn ensure_installed() -> Result<(), String> {
         r?;
     }
     // sshd refuses to start without its privilege separation directory.
-    std::fs::create_dir_all("/run/sshd").map_err(|e| format!("creating /run/sshd: {e}"))
+    match std::fs::create_dir_all("/run/sshd") {
+        Err(e) if util::is_root() => Err(format!("creating /run/sshd: {e}")),
+        Err(e) => {
+            eprintln!("xtask: warning: cannot create /run/sshd ({e}); the ship tests need it (run as root)");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
 }
 
 /// A running sshd.
