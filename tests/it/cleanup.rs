@@ -90,7 +90,11 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         for e in std::fs::read_dir(&d).expect("test helper") {
             let e = e.expect("test helper");
             let p = e.path();
-            let rel = p.strip_prefix(dir).expect("test helper").display().to_string();
+            let rel = p
+                .strip_prefix(dir)
+                .expect("test helper")
+                .display()
+                .to_string();
             let ft = e.file_type().expect("test helper");
             if ft.is_symlink() {
                 out.insert(

@@ -199,7 +199,9 @@ pub fn demo_cmd(args: &[String]) -> Result<(), String> {
         if !matches!(status.code(), Some(0 | 1)) {
             return Err(format!("cleanup scan failed ({status})"));
         }
-        println!("   (apply quarantines them after guards and a re-check: spyglass-admin cleanup apply)");
+        println!(
+            "   (apply quarantines them after guards and a re-check: spyglass-admin cleanup apply)"
+        );
         // Users: roles, one lab member, and the audit (which finds the sandbox's
         // password-less root and alice's still-unchanged first password).
         let users = |args: &[&str], ok: &[i32]| -> Result<(), String> {

@@ -460,6 +460,20 @@ fn act(
                 &format!("hash = X'{hash}'"),
             )?
             .map(|r| quarantine::save_row(&table.qualified(), r));
+            if opts.disposal == Disposal::Delete {
+                // Nothing to put back with --delete: the row goes first (its foreign
+                // keys refuse if it became referenced), then the file.
+                return match inventory::delete_external_row(session.conn(), table, &h) {
+                    Ok(1) => {
+                        if *with_file {
+                            remove_keep(item, &root.label, opts, None, None)?;
+                        }
+                        Ok(Ok("deleted"))
+                    }
+                    Ok(_) => Ok(Err("the row was gone".into())),
+                    Err(e) => Ok(Err(format!("deleting the row failed, file kept: {e}"))),
+                };
+            }
             let mut run = run;
             let moved = if *with_file {
                 Some(remove_keep(

@@ -19,8 +19,6 @@ pub enum Guard {
     StoreDirMismatch,
     /// The quarantine directory is inside a scanned directory or on another file system.
     QuarantinePlacement,
-    /// A directory that is not named `tmp` or `temp` was configured as the temp directory.
-    TempDirName,
 }
 
 impl Guard {
@@ -32,7 +30,6 @@ impl Guard {
             Guard::MaxFraction => "max_fraction",
             Guard::StoreDirMismatch => "store_dir_mismatch",
             Guard::QuarantinePlacement => "quarantine_placement",
-            Guard::TempDirName => "temp_dir_name",
         }
     }
 }

@@ -191,7 +191,7 @@ struct ScanReport {
 
 #[derive(Debug, Serialize)]
 struct RootReport {
-    label: String,
+    /// label, kind, name, path, entries, rows, rows_in_scope.
     #[serde(flatten)]
     root: scan::Root,
     classes: BTreeMap<&'static str, Tally>,
@@ -238,7 +238,6 @@ fn report(s: &Scan, only: &[Class], list: bool, min_age: Duration) -> ScanReport
         .roots
         .iter()
         .map(|r| RootReport {
-            label: r.label.clone(),
             root: r.clone(),
             classes: empty_classes(),
         })
@@ -340,7 +339,7 @@ fn render(r: &ScanReport) -> String {
         let _ = writeln!(
             s,
             "  {:<24} {:>9} entries {:>9} rows  {}",
-            root.label,
+            root.root.label,
             root.root.entries,
             root.root.rows,
             root.root.path.display()
