@@ -487,7 +487,7 @@ fn killed_connection_sigint_and_full_disk_leave_only_a_partial_set() {
     let mut a = admin();
     let mut killed = false;
     wait_for("the dump's SELECT", || {
-        let ids: Vec<u64> = a.conn().query("SELECT id FROM information_schema.processlist WHERE info LIKE 'SELECT %itbk_slow%' AND info NOT LIKE '%processlist%'").unwrap();
+        let ids: Vec<u64> = a.conn().query("SELECT id FROM information_schema.processlist WHERE info LIKE 'SELECT `id`,`b` FROM `itbk\\_slow`.`t`%'").unwrap();
         for id in &ids {
             killed |= a.conn().query_drop(format!("KILL {id}")).is_ok();
         }
@@ -497,7 +497,8 @@ fn killed_connection_sigint_and_full_disk_leave_only_a_partial_set() {
     assert_left_partial(dest.path(), &out);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("itbk_slow"),
-        "names the table"
+        "names the table: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 
     // 2. SIGINT while it runs.

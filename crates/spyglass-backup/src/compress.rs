@@ -42,7 +42,7 @@ impl Compression {
     pub fn parse(method: &str, level: Option<i32>) -> Result<Compression, String> {
         match method {
             "gzip" | "gz" => {
-                let l = level.unwrap_or(1);
+                let l = level.unwrap_or(2);
                 if !(0..=9).contains(&l) {
                     return Err(format!("gzip level {l} is out of range 0-9"));
                 }
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn parses_compression() {
-        assert_eq!(Compression::parse("gzip", None), Ok(Compression::Gzip(1)));
+        assert_eq!(Compression::parse("gzip", None), Ok(Compression::Gzip(2)));
         assert_eq!(
             Compression::parse("zstd", Some(5)),
             Ok(Compression::Zstd(5))

@@ -75,7 +75,7 @@ pub enum Engine {
 }
 
 impl DumpOptions {
-    /// Defaults: label `backup`, all schemas, one worker per core, gzip level 1,
+    /// Defaults: label `backup`, all schemas, one worker per core, gzip level 2,
     /// 64 MB chunks, 16 MB statements, accounts included.
     pub fn new(dest: PathBuf) -> Self {
         DumpOptions {
@@ -84,7 +84,7 @@ impl DumpOptions {
             schemas: Vec::new(),
             exclude: Vec::new(),
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            compression: Compression::Gzip(1),
+            compression: Compression::Gzip(2),
             checksum: false,
             chunk_bytes: 64 << 20,
             statement_bytes: 16 << 20,

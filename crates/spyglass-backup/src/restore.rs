@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 use spyglass_db::mysql::prelude::Queryable;
-use spyglass_db::mysql::Conn;
+use spyglass_db::mysql::{Conn, Value};
 use spyglass_db::{quote, ConnectOptions, DbError};
 
 use crate::compress::{hex, open_sql_bytes};
@@ -380,6 +380,9 @@ fn load_data(
     let mut reader = BufReader::with_capacity(1 << 20, checked(set, f)?);
     let mut line = Vec::new();
     let mut n = 0usize;
+    // Prepared statements keep the schema they were prepared in, so rows are
+    // inserted into `db`.`table` with the schema of the file's USE line.
+    let mut current_db: Option<String> = None;
     conn.query_drop("START TRANSACTION")
         .map_err(|source| Error::Load {
             path: path.clone(),
@@ -401,9 +404,25 @@ fn load_data(
             continue;
         }
         n += 1;
+        if line.starts_with(b"INSERT INTO ") {
+            // Rows go through a prepared statement: values travel as raw
+            // bytes, nothing is escaped, hex-encoded or parsed by the server.
+            if let (Some(parsed), Some(db)) = (parse_insert(&line), current_db.as_deref()) {
+                exec_insert(conn, db, &parsed).map_err(|source| Error::Load {
+                    path: path.clone(),
+                    statement: n,
+                    source,
+                })?;
+                progress.advance(read as u64, 0);
+                continue;
+            }
+        }
         let stmt = to_utf8_statement(&line);
         let stmt = stmt.trim_end_matches(';');
         let renamed = rename_statement(stmt, renames);
+        if let Some(db) = renamed.as_deref().unwrap_or(stmt).strip_prefix("USE `") {
+            current_db = db.strip_suffix('`').map(|d| d.replace("``", "`"));
+        }
         conn.query_drop(renamed.as_deref().unwrap_or(stmt))
             .map_err(|source| Error::Load {
                 path: path.clone(),
@@ -420,6 +439,180 @@ fn load_data(
         source,
     })?;
     progress.advance(0, f.rows);
+    Ok(())
+}
+
+/// An INSERT split into its head (`INSERT INTO `t` (`a`,`b`)`) and rows of values.
+#[derive(Debug, PartialEq)]
+pub(crate) struct ParsedInsert<'a> {
+    pub head: &'a str,
+    pub columns: usize,
+    pub values: Vec<Value>,
+}
+
+/// Parses the INSERTs our data files hold (and mysqldump's): values are
+/// `NULL`, numbers, `'..'`, `_binary'..'`, `0x..`. `None` for anything else,
+/// which is then sent as text.
+pub(crate) fn parse_insert(line: &[u8]) -> Option<ParsedInsert<'_>> {
+    let at = line
+        .windows(8)
+        .position(|w| w == b" VALUES ")
+        .map(|i| (i, i + 8))
+        .or_else(|| {
+            line.windows(8)
+                .position(|w| w == b" VALUES(")
+                .map(|i| (i, i + 7))
+        })?;
+    let head = std::str::from_utf8(&line[..at.0]).ok()?;
+    let b = line;
+    let mut i = at.1;
+    let mut values = Vec::new();
+    let mut columns = 0usize;
+    loop {
+        if b.get(i) != Some(&b'(') {
+            return None;
+        }
+        i += 1;
+        let mut n = 0;
+        loop {
+            let (v, next) = parse_value(b, i)?;
+            values.push(v);
+            n += 1;
+            i = next;
+            match b.get(i) {
+                Some(b',') => i += 1,
+                Some(b')') => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+        if columns == 0 {
+            columns = n;
+        } else if columns != n {
+            return None;
+        }
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b';') if i + 1 == b.len() => break,
+            None => break,
+            _ => return None,
+        }
+    }
+    Some(ParsedInsert {
+        head,
+        columns,
+        values,
+    })
+}
+
+fn unescape(b: &[u8], mut i: usize) -> Option<(Vec<u8>, usize)> {
+    // b[i] is the opening quote.
+    i += 1;
+    let mut out = Vec::new();
+    loop {
+        let start = i;
+        while i < b.len() && b[i] != b'\\' && b[i] != b'\'' {
+            i += 1;
+        }
+        out.extend_from_slice(&b[start..i]);
+        match b.get(i)? {
+            b'\\' => {
+                out.push(match *b.get(i + 1)? {
+                    b'0' => 0,
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    b'Z' => 0x1a,
+                    b't' => b'\t',
+                    b'b' => 8,
+                    c => c,
+                });
+                i += 2;
+            }
+            _ => {
+                // A quote: doubled means a literal quote, else the end.
+                if b.get(i + 1) == Some(&b'\'') {
+                    out.push(b'\'');
+                    i += 2;
+                } else {
+                    return Some((out, i + 1));
+                }
+            }
+        }
+    }
+}
+
+fn parse_value(b: &[u8], i: usize) -> Option<(Value, usize)> {
+    let rest = &b[i..];
+    if rest.starts_with(b"NULL") {
+        return Some((Value::NULL, i + 4));
+    }
+    if rest.starts_with(b"_binary'") {
+        let (v, next) = unescape(b, i + 7)?;
+        return Some((Value::Bytes(v), next));
+    }
+    if rest.first() == Some(&b'\'') {
+        let (v, next) = unescape(b, i)?;
+        return Some((Value::Bytes(v), next));
+    }
+    if rest.starts_with(b"0x") {
+        let end = rest[2..]
+            .iter()
+            .position(|c| !c.is_ascii_hexdigit())
+            .map_or(rest.len(), |p| p + 2);
+        let hex = &rest[2..end];
+        if hex.len() % 2 != 0 {
+            return None;
+        }
+        let nib = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        let mut out = Vec::with_capacity(hex.len() / 2);
+        for pair in hex.chunks(2) {
+            out.push(nib(pair[0])? << 4 | nib(pair[1])?);
+        }
+        return Some((Value::Bytes(out), i + end));
+    }
+    // A number: up to the next , or ).
+    let end = rest.iter().position(|&c| c == b',' || c == b')')?;
+    let tok = &rest[..end];
+    if tok.is_empty()
+        || !tok
+            .iter()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
+    {
+        return None;
+    }
+    Some((Value::Bytes(tok.to_vec()), i + end))
+}
+
+/// Executes a parsed INSERT as prepared statements of power-of-two row
+/// counts (few distinct statements to prepare; at most 65,535 placeholders each).
+fn exec_insert(
+    conn: &mut Conn,
+    db: &str,
+    p: &ParsedInsert<'_>,
+) -> Result<(), spyglass_db::mysql::Error> {
+    let head = match p.head.strip_prefix("INSERT INTO ") {
+        Some(rest) => format!("INSERT INTO {}.{rest}", quote::ident(db)),
+        None => p.head.to_owned(),
+    };
+    let cols = p.columns.max(1);
+    let rows = p.values.len() / cols;
+    let max_rows = (65_535 / cols).max(1);
+    let mut done = 0;
+    let mut values = p.values.iter();
+    while done < rows {
+        let left = rows - done;
+        let mut batch = 1usize << (usize::BITS - 1 - left.leading_zeros());
+        while batch > max_rows {
+            batch /= 2;
+        }
+        let tuple = format!("({})", vec!["?"; cols].join(","));
+        let sql = format!("{head} VALUES {}", vec![tuple.as_str(); batch].join(","));
+        let params: Vec<Value> = values.by_ref().take(batch * cols).cloned().collect();
+        conn.exec_drop(sql, params)?;
+        done += batch;
+    }
     Ok(())
 }
 
@@ -576,6 +769,32 @@ mod tests {
             requalify("CREATE VIEW `a b`.`v` AS select `a b`.`t`.`x` AS `a b` from `a b`.`t` where y = '`a b`.'", &m),
             "CREATE VIEW `c``d`.`v` AS select `c``d`.`t`.`x` AS `a b` from `c``d`.`t` where y = '`a b`.'"
         );
+    }
+
+    #[test]
+    fn parses_our_inserts_and_mysqldumps() {
+        let p = parse_insert(b"INSERT INTO `t` (`a`,`b c`) VALUES (1,'it\\'s'),(NULL,_binary'\\0\xff'),(-0e0,0x00ff);").unwrap();
+        assert_eq!(p.head, "INSERT INTO `t` (`a`,`b c`)");
+        assert_eq!(p.columns, 2);
+        assert_eq!(
+            p.values,
+            vec![
+                Value::Bytes(b"1".to_vec()),
+                Value::Bytes(b"it's".to_vec()),
+                Value::NULL,
+                Value::Bytes(vec![0, 0xff]),
+                Value::Bytes(b"-0e0".to_vec()),
+                Value::Bytes(vec![0, 0xff]),
+            ]
+        );
+        let m = parse_insert(b"INSERT INTO `t` VALUES(1,'a''b\\\"'),(2,'');").unwrap();
+        assert_eq!(m.values[1], Value::Bytes(b"a'b\"".to_vec()));
+        assert_eq!(m.values[3], Value::Bytes(vec![]));
+        assert!(
+            parse_insert(b"INSERT INTO `t` VALUES (1,NOW());").is_none(),
+            "anything else goes as text"
+        );
+        assert!(parse_insert(b"INSERT INTO `t` VALUES (1,2),(3);").is_none());
     }
 
     #[test]
