@@ -35,6 +35,10 @@ pub struct RestoreOptions {
     pub force: bool,
     /// Also create the set's accounts, roles and grants.
     pub with_accounts: bool,
+    /// Write the restored rows to the binary log (replicas see them). Off by
+    /// default, like myloader: a restore rebuilds a server, and logging every
+    /// row doubles the writes.
+    pub binlog: bool,
 }
 
 /// What [`restore`] did.
@@ -146,7 +150,7 @@ pub fn restore(
         admin = spyglass_db::connect(connect)?;
     }
     let conn = admin.conn();
-    setup_load_session(conn)?;
+    setup_load_session(conn, options.binlog)?;
     for t in &clash {
         conn.query_drop(format!("DROP DATABASE {}", quote::ident(t)))
             .map_err(|e| {
@@ -191,7 +195,7 @@ pub fn restore(
                 scope.spawn(|| -> Result<(), Error> {
                     let mut s = spyglass_db::connect(connect)?;
                     let c = s.conn();
-                    setup_load_session(c)?;
+                    setup_load_session(c, options.binlog)?;
                     loop {
                         if cancel.load(Ordering::SeqCst) {
                             return Err(Error::Cancelled);
@@ -241,7 +245,11 @@ pub fn restore(
     Ok(summary)
 }
 
-fn setup_load_session(c: &mut Conn) -> Result<(), Error> {
+fn setup_load_session(c: &mut Conn, binlog: bool) -> Result<(), Error> {
+    if !binlog {
+        // Needs SUPER/SYSTEM_VARIABLES_ADMIN; without it the rows are logged as usual.
+        let _ = c.query_drop("SET SESSION sql_log_bin = 0");
+    }
     c.query_drop("SET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO', foreign_key_checks = 0, unique_checks = 0")
         .map_err(|e| Error::Db(DbError::query("setting up the restore session", e)))
 }
@@ -408,7 +416,7 @@ fn load_data(
             // Rows go through a prepared statement: values travel as raw
             // bytes, nothing is escaped, hex-encoded or parsed by the server.
             if let (Some(parsed), Some(db)) = (parse_insert(&line), current_db.as_deref()) {
-                exec_insert(conn, db, &parsed).map_err(|source| Error::Load {
+                exec_insert(conn, db, parsed).map_err(|source| Error::Load {
                     path: path.clone(),
                     statement: n,
                     source,
@@ -590,7 +598,7 @@ fn parse_value(b: &[u8], i: usize) -> Option<(Value, usize)> {
 fn exec_insert(
     conn: &mut Conn,
     db: &str,
-    p: &ParsedInsert<'_>,
+    p: ParsedInsert<'_>,
 ) -> Result<(), spyglass_db::mysql::Error> {
     let head = match p.head.strip_prefix("INSERT INTO ") {
         Some(rest) => format!("INSERT INTO {}.{rest}", quote::ident(db)),
@@ -600,7 +608,7 @@ fn exec_insert(
     let rows = p.values.len() / cols;
     let max_rows = (65_535 / cols).max(1);
     let mut done = 0;
-    let mut values = p.values.iter();
+    let mut values = p.values.into_iter();
     while done < rows {
         let left = rows - done;
         let mut batch = 1usize << (usize::BITS - 1 - left.leading_zeros());
@@ -609,7 +617,7 @@ fn exec_insert(
         }
         let tuple = format!("({})", vec!["?"; cols].join(","));
         let sql = format!("{head} VALUES {}", vec![tuple.as_str(); batch].join(","));
-        let params: Vec<Value> = values.by_ref().take(batch * cols).cloned().collect();
+        let params: Vec<Value> = values.by_ref().take(batch * cols).collect();
         conn.exec_drop(sql, params)?;
         done += batch;
     }

@@ -130,6 +130,7 @@ pub fn verify_by_restoring(
         threads,
         force: true,
         with_accounts: false,
+        binlog: false,
     };
     let result = restore::restore(connect, set, &opts, progress);
     let mut s = spyglass_db::connect(connect)?;

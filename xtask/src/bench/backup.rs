@@ -187,6 +187,12 @@ pub fn cmd(args: &[String]) -> Result<(), String> {
         ours_dest.display(),
         schemas.join(",")
     ))?;
+    let zstd_dest = work.join("ours-zstd");
+    let ours_zstd = measure(&format!(
+        "{} {} backup run -q --dest {} --threads {threads} --no-accounts --compress zstd --schemas {}",
+        env(&src), bin.display(), zstd_dest.display(), schemas.join(",")
+    ))?;
+    let zstd_bytes = du(&zstd_dest);
     let set = std::fs::read_dir(&ours_dest)
         .map_err(|e| e.to_string())?
         .flatten()
@@ -261,6 +267,13 @@ pub fn cmd(args: &[String]) -> Result<(), String> {
         "spyglass-admin backup run (gzip -2)",
         &ours,
         Some(ours_bytes),
+        None,
+    );
+    row(
+        "backup",
+        "spyglass-admin backup run --compress zstd (-3)",
+        &ours_zstd,
+        Some(zstd_bytes),
         None,
     );
     row(

@@ -118,6 +118,10 @@ pub struct RestoreArgs {
     /// Also create the set's accounts, roles and grants.
     #[arg(long)]
     pub with_accounts: bool,
+    /// Write the restored rows to the binary log, so replicas receive them
+    /// (off by default, like myloader).
+    #[arg(long)]
+    pub enable_binlog: bool,
 }
 
 #[derive(Debug, Args)]

@@ -110,7 +110,9 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     o.statement_bytes = (a.statement_mb.max(1) << 20) as usize;
     o.engine = match a.engine {
         EngineArg::Native => dump::Engine::Native,
-        EngineArg::Mysqldump => dump::Engine::Mysqldump { program: a.dump_program.clone() },
+        EngineArg::Mysqldump => dump::Engine::Mysqldump {
+            program: a.dump_program.clone(),
+        },
     };
     // Ctrl-C / SIGTERM stop the workers cleanly; the set stays .partial.
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -179,6 +181,7 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
         threads: a.threads.unwrap_or_else(cores),
         force: a.force,
         with_accounts: a.with_accounts,
+        binlog: a.enable_binlog,
     };
     let bar = Bar::new(!global.json && !global.quiet);
     let t = std::time::Instant::now();
