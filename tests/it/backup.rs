@@ -742,3 +742,49 @@ fn accounts_and_grants_restore_with_with_accounts() {
     drop_schemas(&mut dst, &["itbk_acct_db"]);
     drop_schemas(&mut admin(), &["itbk_acct_db"]);
 }
+
+#[test]
+fn without_reload_the_dump_falls_back_and_says_so() {
+    make_schema(
+        "itbk_norel",
+        "(id int PRIMARY KEY, v varchar(10))",
+        &["INSERT INTO @t VALUES (1, 'a')"],
+    );
+    support::create_user(
+        "itbk_noreload",
+        "NoReload-Pw-4",
+        &["SELECT, SHOW VIEW, TRIGGER, EVENT ON *.*"],
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let mut sb = cli(false);
+    sb.env("DJ_USER", "itbk_noreload")
+        .env("DJ_PASS", "NoReload-Pw-4");
+    let out = sb.run(&[
+        "backup",
+        "run",
+        "--json",
+        "--dest",
+        dest.path().to_str().unwrap(),
+        "--schemas",
+        "itbk_norel",
+    ]);
+    out.assert_code(0);
+    let v = out.json();
+    assert_eq!(v["snapshot"]["method"], "none", "{v}");
+    assert!(
+        out.stderr.contains("FLUSH TABLES WITH READ LOCK") && out.stderr.contains("RELOAD"),
+        "says so: {}",
+        out.stderr
+    );
+    let set = PathBuf::from(v["path"].as_str().unwrap());
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(set.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["snapshot"]["method"], "none");
+    assert!(m["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n.as_str().unwrap().contains("RELOAD")));
+    assert_eq!(m["tables"][0]["rows"], 1);
+    drop_schemas(&mut admin(), &["itbk_norel"]);
+}
