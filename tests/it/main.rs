@@ -5,6 +5,9 @@
 //! `SPYGLASS_IT_*` variables at it. With the feature on, a missing server is
 //! a failure, never a skip. A plain `cargo test` compiles none of this.
 
+// Test helpers may unwrap: a failure is a test failure with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[cfg(feature = "server-tests")]
 mod support;
 

@@ -60,7 +60,8 @@ fn itest_one(flavor: Flavor, filter: &[String]) -> Result<(), String> {
             // Debian 12's mysqldump is MariaDB's, which cannot dump MySQL 9; use the
             // chroot's through a wrapper (its temp files must live inside the chroot).
             let (wrapper, tmp) = sandbox::mysqldump_wrapper()?;
-            c.env("SPYGLASS_IT_MYSQLDUMP", wrapper).env("SPYGLASS_IT_MYSQLDUMP_TMPDIR", tmp);
+            c.env("SPYGLASS_IT_MYSQLDUMP", wrapper)
+                .env("SPYGLASS_IT_MYSQLDUMP_TMPDIR", tmp);
         }
         util::run(&mut c)
     })();
@@ -245,7 +246,10 @@ pub fn demo_cmd(args: &[String]) -> Result<(), String> {
         let set_s = set.to_string_lossy().into_owned();
         say("Backup: spyglass-admin backup verify SET --restore (restores into verify_* schemas, compares rows and checksums, drops them)");
         users(&["backup", "verify", &set_s, "--restore"], &[0])?;
-        println!("   restore by hand with only gunzip and mysql: see {}/RESTORE.txt", set_s);
+        println!(
+            "   restore by hand with only gunzip and mysql: see {}/RESTORE.txt",
+            set_s
+        );
         nightly_demo(&root)?;
         Ok(())
     })();

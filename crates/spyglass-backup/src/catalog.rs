@@ -71,7 +71,16 @@ pub(crate) fn tables(conn: &mut Conn, schemas: &[String]) -> Result<Vec<TableInf
         .map(|s| quote::string(s))
         .collect::<Vec<_>>()
         .join(",");
-    let rows: Vec<(String, String, String, Option<String>, Option<u64>, Option<u64>)> = q(
+    // schema, table, type, engine, data_length, table_rows
+    type TableRow = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<u64>,
+        Option<u64>,
+    );
+    let rows: Vec<TableRow> = q(
         conn,
         "listing tables",
         &format!(
@@ -192,7 +201,7 @@ fn show_create(
         what: "reading the definition of",
         schema: schema.to_owned(),
         table: name.to_owned(),
-        source,
+        source: Box::new(source),
     })?;
     let row =
         row.ok_or_else(|| Error::Invalid(format!("{what} `{schema}`.`{name}` has no definition")))?;

@@ -598,7 +598,7 @@ fn chunk_ranges(
             what: "planning chunks of",
             schema: t.schema.clone(),
             table: t.name.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let Some(row) = row else { break };
         let lits: Vec<String> = (0..pk.len())
@@ -698,7 +698,7 @@ fn worker(
                         what: "checksumming",
                         schema: t.schema.clone(),
                         table: t.name.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 JobResult::Checksum {
                     table,
@@ -772,7 +772,7 @@ fn dump_chunk(
         what: "reading rows of",
         schema: t.schema.clone(),
         table: t.name.clone(),
-        source,
+        source: Box::new(source),
     };
     let mut result = conn.query_iter(&sql).map_err(table_err)?;
     let mut builder = InsertBuilder::new(&t.name, &t.columns, options.statement_bytes);

@@ -18,7 +18,7 @@ pub enum Error {
         table: String,
         /// Driver error.
         #[source]
-        source: spyglass_db::mysql::Error,
+        source: Box<spyglass_db::mysql::Error>,
     },
     /// Reading or writing a file failed.
     #[error("{what} {}", path.display())]
@@ -62,7 +62,7 @@ pub enum Error {
         statement: usize,
         /// Driver error.
         #[source]
-        source: spyglass_db::mysql::Error,
+        source: Box<spyglass_db::mysql::Error>,
     },
     /// Interrupted from outside (SIGINT/SIGTERM); the set was left unfinished.
     #[error("interrupted; the unfinished set {} was left as it is (backup list shows it as partial)", partial.display())]

@@ -16,7 +16,7 @@ pub fn file_name(name: &str) -> String {
         }
     }
     if s.is_empty() {
-        s.push_str("@");
+        s.push('@');
     }
     s
 }

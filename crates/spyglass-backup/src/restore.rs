@@ -371,7 +371,7 @@ fn load_script(
         conn.query_drop(&stmt).map_err(|source| Error::Load {
             path: path.clone(),
             statement: n + 1,
-            source,
+            source: Box::new(source),
         })?;
     }
     Ok(())
@@ -395,7 +395,7 @@ fn load_data(
         .map_err(|source| Error::Load {
             path: path.clone(),
             statement: 0,
-            source,
+            source: Box::new(source),
         })?;
     loop {
         line.clear();
@@ -419,7 +419,7 @@ fn load_data(
                 exec_insert(conn, db, parsed).map_err(|source| Error::Load {
                     path: path.clone(),
                     statement: n,
-                    source,
+                    source: Box::new(source),
                 })?;
                 progress.advance(read as u64, 0);
                 continue;
@@ -435,7 +435,7 @@ fn load_data(
             .map_err(|source| Error::Load {
                 path: path.clone(),
                 statement: n,
-                source,
+                source: Box::new(source),
             })?;
         if stmt.starts_with("INSERT") {
             progress.advance(read as u64, 0);
@@ -444,7 +444,7 @@ fn load_data(
     conn.query_drop("COMMIT").map_err(|source| Error::Load {
         path: path.clone(),
         statement: n,
-        source,
+        source: Box::new(source),
     })?;
     progress.advance(0, f.rows);
     Ok(())
