@@ -80,8 +80,65 @@ impl Write for HashingFile {
     }
 }
 
+/// gzip with deflate's Z_HUFFMAN_ONLY strategy: no match search, only
+/// entropy coding. Neural arrays (random-walk int16 samples) have almost no
+/// repeated strings, so this keeps nearly all of deflate's gain on them at
+/// about three times the speed of level 2. `gunzip` reads it like any gzip.
+struct EntropyGz {
+    d: zlib_rs::Deflate,
+    out: Vec<u8>,
+    inner: HashingFile,
+}
+
+fn zerr(e: zlib_rs::DeflateError) -> io::Error {
+    io::Error::other(format!("gzip: {}", e.as_str()))
+}
+
+impl EntropyGz {
+    fn new(inner: HashingFile) -> Self {
+        let mut cfg = zlib_rs::DeflateConfig::new(1);
+        cfg.window_bits = 31; // 15 + 16: a gzip header and trailer
+        cfg.strategy = zlib_rs::Strategy::HuffmanOnly;
+        EntropyGz {
+            d: zlib_rs::Deflate::new_with_config(cfg),
+            out: vec![0; 1 << 20],
+            inner,
+        }
+    }
+
+    fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let (i0, o0) = (self.d.total_in(), self.d.total_out());
+            self.d
+                .compress(buf, &mut self.out, zlib_rs::DeflateFlush::NoFlush)
+                .map_err(zerr)?;
+            let used = (self.d.total_in() - i0) as usize;
+            let made = (self.d.total_out() - o0) as usize;
+            self.inner.write_all(&self.out[..made])?;
+            buf = &buf[used..];
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<HashingFile> {
+        loop {
+            let o0 = self.d.total_out();
+            let status = self
+                .d
+                .compress(&[], &mut self.out, zlib_rs::DeflateFlush::Finish)
+                .map_err(zerr)?;
+            let made = (self.d.total_out() - o0) as usize;
+            self.inner.write_all(&self.out[..made])?;
+            if status == zlib_rs::Status::StreamEnd {
+                return Ok(self.inner);
+            }
+        }
+    }
+}
+
 enum Encoder {
     Gzip(flate2::write::GzEncoder<HashingFile>),
+    EntropyGzip(EntropyGz),
     Zstd(zstd::stream::write::Encoder<'static, HashingFile>),
     Plain(HashingFile),
 }
@@ -114,6 +171,16 @@ pub struct Written {
 impl SetFileWriter {
     /// Creates `path` (mode 0600: sets may hold password hashes and lab data).
     pub fn create(path: &Path, compression: Compression) -> io::Result<SetFileWriter> {
+        Self::create_with(path, compression, false)
+    }
+
+    /// Like [`SetFileWriter::create`]; with `entropy_only`, gzip files use
+    /// Z_HUFFMAN_ONLY instead of the level (for tables of binary arrays).
+    pub fn create_with(
+        path: &Path,
+        compression: Compression,
+        entropy_only: bool,
+    ) -> io::Result<SetFileWriter> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -126,6 +193,7 @@ impl SetFileWriter {
             bytes: 0,
         };
         let enc = match compression {
+            Compression::Gzip(_) if entropy_only => Encoder::EntropyGzip(EntropyGz::new(hf)),
             Compression::Gzip(level) => Encoder::Gzip(flate2::write::GzEncoder::new(
                 hf,
                 flate2::Compression::new(level),
@@ -145,6 +213,7 @@ impl SetFileWriter {
         self.raw_bytes += buf.len() as u64;
         match &mut self.enc {
             Encoder::Gzip(e) => e.write_all(buf),
+            Encoder::EntropyGzip(e) => e.write_all(buf),
             Encoder::Zstd(e) => e.write_all(buf),
             Encoder::Plain(e) => e.write_all(buf),
         }
@@ -160,6 +229,7 @@ impl SetFileWriter {
         let raw_bytes = self.raw_bytes;
         let hf = match self.enc {
             Encoder::Gzip(e) => e.finish()?,
+            Encoder::EntropyGzip(e) => e.finish()?,
             Encoder::Zstd(e) => e.finish()?,
             Encoder::Plain(e) => e,
         };
@@ -257,6 +327,20 @@ mod tests {
             let mut back = Vec::new();
             open_sql(&p).unwrap().read_to_end(&mut back).unwrap();
             assert_eq!(back, data, "{c:?}");
+            // The entropy-only gzip variant reads back with the standard decoder.
+            if let Compression::Gzip(_) = c {
+                let p2 = dir
+                    .path()
+                    .join(format!("e{}", c.suffix()).replace(['(', ')'], ""));
+                let _ = std::fs::remove_file(&p2);
+                let mut w = SetFileWriter::create_with(&p2, c, true).unwrap();
+                w.write_all(&data).unwrap();
+                let written = w.finish().unwrap();
+                assert!(written.bytes < data.len() as u64);
+                let mut back = Vec::new();
+                open_sql(&p2).unwrap().read_to_end(&mut back).unwrap();
+                assert_eq!(back, data);
+            }
             if c != Compression::None {
                 // Cut the file short: reading must fail, not return less data silently.
                 let bytes = std::fs::read(&p).unwrap();

@@ -187,6 +187,13 @@ pub fn cmd(args: &[String]) -> Result<(), String> {
         ours_dest.display(),
         schemas.join(",")
     ))?;
+    let l2_dest = work.join("ours-level2");
+    let ours_l2 =
+        measure(&format!(
+        "{} {} backup run -q --dest {} --threads {threads} --no-accounts --level 2 --schemas {}",
+        env(&src), bin.display(), l2_dest.display(), schemas.join(",")
+    ))?;
+    let l2_bytes = du(&l2_dest);
     let zstd_dest = work.join("ours-zstd");
     let ours_zstd = measure(&format!(
         "{} {} backup run -q --dest {} --threads {threads} --no-accounts --compress zstd --schemas {}",
@@ -264,9 +271,16 @@ pub fn cmd(args: &[String]) -> Result<(), String> {
         };
     row(
         "backup",
-        "spyglass-admin backup run (gzip -2)",
+        "spyglass-admin backup run (gzip: blob tables entropy-only, others -2)",
         &ours,
         Some(ours_bytes),
+        None,
+    );
+    row(
+        "backup",
+        "spyglass-admin backup run --level 2 (every file)",
+        &ours_l2,
+        Some(l2_bytes),
         None,
     );
     row(

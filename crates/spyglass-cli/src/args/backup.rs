@@ -76,7 +76,8 @@ pub struct RunArgs {
     /// Compression of every file.
     #[arg(long, value_enum, default_value = "gzip")]
     pub compress: CompressArg,
-    /// Compression level (gzip 0-9, default 2: level 1 hardly compresses neural data; zstd 1-19, default 3).
+    /// Compression level (gzip 0-9, zstd 1-19). Default: gzip 2, with BLOB tables entropy-coded
+    /// only (fast, nearly as small for neural arrays); zstd 3. A given level applies to every file.
     #[arg(long, value_name = "N")]
     pub level: Option<i32>,
     /// Record CHECKSUM TABLE of every table at snapshot time (reads every table twice).

@@ -108,6 +108,8 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     o.accounts = !a.no_accounts;
     o.chunk_bytes = a.chunk_mb.max(1) << 20;
     o.statement_bytes = (a.statement_mb.max(1) << 20) as usize;
+    // An explicit --level means that level everywhere.
+    o.blob_entropy_only = a.level.is_none();
     o.engine = match a.engine {
         EngineArg::Native => dump::Engine::Native,
         EngineArg::Mysqldump => dump::Engine::Mysqldump {
