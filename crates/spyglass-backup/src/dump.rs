@@ -366,7 +366,7 @@ pub fn run(
         results: Mutex::new(Vec::new()),
     });
     let tables = Arc::new(tables);
-    let errors: Vec<Error> = std::thread::scope(|scope| {
+    let failure = std::thread::scope(|scope| {
         let handles: Vec<_> = workers
             .into_iter()
             .map(|conn| {
@@ -382,17 +382,10 @@ pub fn run(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| match h.join() {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e),
-                Err(_) => Some(Error::Invalid("a backup worker panicked".into())),
-            })
-            .collect()
+        crate::error::first_failure(handles.into_iter().map(|h| h.join()), "backup")
     });
     progress.finish();
-    if let Some(e) = errors.into_iter().find(|e| !matches!(e, Error::Cancelled)) {
+    if let Some(e) = failure {
         return Err(e);
     }
     if options.interrupt.load(Ordering::SeqCst) {
@@ -889,17 +882,14 @@ fn write_schema_file(
     }
     let rel = format!("1-schema/{}{}", file_name(schema), c.suffix());
     let w = write_whole(&set.join(&rel), c, sql.as_bytes())?;
-    Ok(FileRecord {
-        path: rel,
-        kind: FileKind::Schema,
-        schema: Some(schema.to_owned()),
-        table: None,
-        chunk: None,
-        rows: 0,
-        raw_bytes: w.raw_bytes,
-        bytes: w.bytes,
-        sha256: w.sha256,
-    })
+    Ok(FileRecord::written(
+        rel,
+        FileKind::Schema,
+        Some(schema),
+        None,
+        0,
+        w,
+    ))
 }
 
 fn write_post_file(
@@ -931,29 +921,26 @@ fn write_post_file(
     if programs.iter().any(|p| !p.is_empty()) {
         sql.push_str("DELIMITER ;;\n");
         for p in programs.iter().flatten() {
+            sql.push_str(&format!("-- {}\n", p.name.replace('\n', " ")));
             sql.push_str(&format!(
                 "SET SESSION sql_mode = {};;\n",
                 quote::string(&p.sql_mode)
             ));
             sql.push_str(&p.create);
             sql.push_str(" ;;\n");
-            let _ = &p.name;
         }
         sql.push_str("DELIMITER ;\n");
     }
     let rel = format!("3-post/{}{}", file_name(schema), c.suffix());
     let w = write_whole(&set.join(&rel), c, sql.as_bytes())?;
-    Ok(FileRecord {
-        path: rel,
-        kind: FileKind::Post,
-        schema: Some(schema.to_owned()),
-        table: None,
-        chunk: None,
-        rows: 0,
-        raw_bytes: w.raw_bytes,
-        bytes: w.bytes,
-        sha256: w.sha256,
-    })
+    Ok(FileRecord::written(
+        rel,
+        FileKind::Post,
+        Some(schema),
+        None,
+        0,
+        w,
+    ))
 }
 
 /// Writes manifest and RESTORE.txt, syncs, and renames the set into place.

@@ -84,3 +84,19 @@ impl Error {
         move |source| Error::Io { what, path, source }
     }
 }
+
+/// The first real failure among joined worker threads: `Cancelled` only means
+/// a worker stopped because another failed, and a panic becomes an error.
+pub(crate) fn first_failure(
+    results: impl IntoIterator<Item = std::thread::Result<Result<(), Error>>>,
+    what: &str,
+) -> Option<Error> {
+    results
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some(Error::Invalid(format!("a {what} worker panicked"))),
+        })
+        .find(|e| !matches!(e, Error::Cancelled))
+}

@@ -132,6 +132,30 @@ pub struct FileRecord {
     pub sha256: String,
 }
 
+impl FileRecord {
+    /// The record of a file just written.
+    pub fn written(
+        path: String,
+        kind: FileKind,
+        schema: Option<&str>,
+        table: Option<&str>,
+        rows: u64,
+        w: crate::compress::Written,
+    ) -> Self {
+        FileRecord {
+            path,
+            kind,
+            schema: schema.map(str::to_owned),
+            table: table.map(str::to_owned),
+            chunk: table.map(|_| 1),
+            rows,
+            raw_bytes: w.raw_bytes,
+            bytes: w.bytes,
+            sha256: w.sha256,
+        }
+    }
+}
+
 impl Manifest {
     /// Reads `<set>/manifest.json`.
     pub fn load(set: &Path) -> Result<Manifest, Error> {

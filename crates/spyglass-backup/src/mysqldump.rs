@@ -17,7 +17,7 @@ use spyglass_db::mysql::Conn;
 use spyglass_db::{quote, ConnectOptions, Endpoint, Flavor, Session};
 
 use crate::catalog;
-use crate::compress::{SetFileWriter, Written};
+use crate::compress::SetFileWriter;
 use crate::dump::{write_whole, DumpOptions, DATA_HEADER};
 use crate::manifest::{FileKind, FileRecord, Snapshot, TableRecord};
 use crate::names::file_name;
@@ -233,7 +233,14 @@ pub(crate) fn dump(
         let sql = dumper.run(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
         let rel = format!("1-schema/{}{}", file_name(s), c.suffix());
         let w = write_whole(&set.join(&rel), c, &[DATA_HEADER.as_bytes(), &sql].concat())?;
-        files.push(record(rel, FileKind::Schema, Some(s), None, 0, w));
+        files.push(FileRecord::written(
+            rel,
+            FileKind::Schema,
+            Some(s),
+            None,
+            0,
+            w,
+        ));
     }
 
     // All rows, one transaction.
@@ -285,7 +292,7 @@ pub(crate) fn dump(
         |o: Open, data_files: &mut Vec<(String, String, u64, FileRecord)>| -> Result<(), Error> {
             let path = set.join(&o.rel);
             let w = o.w.finish().map_err(Error::io("writing", &path))?;
-            let rec = record(
+            let rec = FileRecord::written(
                 o.rel,
                 FileKind::Data,
                 Some(&o.schema),
@@ -403,13 +410,27 @@ pub(crate) fn dump(
         }
         let rel = format!("3-post/{}{}", file_name(s), c.suffix());
         let w = write_whole(&set.join(&rel), c, &[head.as_bytes(), &sql].concat())?;
-        files.push(record(rel, FileKind::Post, Some(s), None, 0, w));
+        files.push(FileRecord::written(
+            rel,
+            FileKind::Post,
+            Some(s),
+            None,
+            0,
+            w,
+        ));
     }
     if options.accounts {
         if let Some((script, _)) = crate::accounts::dump(coord.conn(), flavor)? {
             let rel = format!("accounts{}", c.suffix());
             let w = write_whole(&set.join(&rel), c, script.as_bytes())?;
-            files.push(record(rel, FileKind::Accounts, None, None, 0, w));
+            files.push(FileRecord::written(
+                rel,
+                FileKind::Accounts,
+                None,
+                None,
+                0,
+                w,
+            ));
         }
     }
     let schema_count = files.iter().filter(|f| f.kind == FileKind::Schema).count();
@@ -468,27 +489,6 @@ fn checksum_table(conn: &mut Conn, schema: &str, table: &str) -> Option<u64> {
         .ok()
         .flatten();
     row.and_then(|r| r.1)
-}
-
-fn record(
-    path: String,
-    kind: FileKind,
-    schema: Option<&str>,
-    table: Option<&str>,
-    rows: u64,
-    w: Written,
-) -> FileRecord {
-    FileRecord {
-        path,
-        kind,
-        schema: schema.map(str::to_owned),
-        table: table.map(str::to_owned),
-        chunk: table.map(|_| 1),
-        rows,
-        raw_bytes: w.raw_bytes,
-        bytes: w.bytes,
-        sha256: w.sha256,
-    }
 }
 
 #[cfg(test)]

@@ -189,7 +189,7 @@ pub fn restore(
         d.into()
     });
     let cancel = AtomicBool::new(false);
-    let errors: Vec<Error> = std::thread::scope(|scope| {
+    let failure = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads.min(data.len().max(1)))
             .map(|_| {
                 scope.spawn(|| -> Result<(), Error> {
@@ -210,17 +210,10 @@ pub fn restore(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| match h.join() {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e),
-                Err(_) => Some(Error::Invalid("a restore worker panicked".into())),
-            })
-            .collect()
+        crate::error::first_failure(handles.into_iter().map(|h| h.join()), "restore")
     });
     progress.finish();
-    if let Some(e) = errors.into_iter().find(|e| !matches!(e, Error::Cancelled)) {
+    if let Some(e) = failure {
         return Err(e);
     }
     summary.files += data.len();
