@@ -145,8 +145,8 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
                 m.schemas.len(),
                 m.tables.len(),
                 m.tables.iter().map(|t| t.rows).sum::<u64>(),
-                human(m.total_raw_bytes()),
-                human(m.total_bytes()),
+                output::human_bytes(m.total_raw_bytes()),
+                output::human_bytes(m.total_bytes()),
                 secs,
                 m.snapshot.method
             );
@@ -242,7 +242,7 @@ fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus>
             "{}: {} files, {} checked{}; {}",
             report.set.display(),
             report.files,
-            human(report.bytes),
+            output::human_bytes(report.bytes),
             if a.restore {
                 format!(
                     ", {} tables compared after restoring",
@@ -295,7 +295,7 @@ fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
                 "{:<36} {:<9} {:>10} {:>8}  {}",
                 i.name,
                 status,
-                human(i.bytes),
+                output::human_bytes(i.bytes),
                 age,
                 i.schemas.len()
             );
@@ -320,20 +320,5 @@ fn age(secs: i64) -> String {
         s if s < 3600 => format!("{}m", s.max(0) / 60),
         s if s < 172_800 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86_400),
-    }
-}
-
-pub(crate) fn human(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
     }
 }

@@ -322,7 +322,7 @@ fn render(r: &ScanReport) -> String {
             "{:<16} {:>9} {:>12}{note}",
             c.name(),
             t.count,
-            human_bytes(t.bytes)
+            output::human_bytes(t.bytes)
         );
     }
     if r.young.count > 0 {
@@ -330,7 +330,7 @@ fn render(r: &ScanReport) -> String {
             s,
             "\n{} item(s), {}, left alone: modified within the grace period (--min-age {}) or fresh temp files",
             r.young.count,
-            human_bytes(r.young.bytes),
+            output::human_bytes(r.young.bytes),
             humantime::format_duration(Duration::from_secs(r.min_age_seconds))
         );
     }
@@ -371,21 +371,6 @@ fn render(r: &ScanReport) -> String {
         }
     }
     s
-}
-
-fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
 }
 
 fn list_lines(r: &ScanReport) -> String {
@@ -573,10 +558,10 @@ fn apply_cmd(
         let question = match &disposal {
             Disposal::Quarantine(q) => format!(
                 "Move {what} ({}) to quarantine under {}?",
-                human_bytes(bytes),
+                output::human_bytes(bytes),
                 q.display()
             ),
-            Disposal::Delete => format!("DELETE {what} ({}) for good?", human_bytes(bytes)),
+            Disposal::Delete => format!("DELETE {what} ({}) for good?", output::human_bytes(bytes)),
         };
         match confirm(&question)? {
             None => return Err(no_terminal("cleanup apply")),
@@ -632,7 +617,7 @@ fn apply_cmd(
                 let _ = writeln!(
                     out,
                     "quarantined {n} item(s), {} in {}",
-                    human_bytes(b),
+                    output::human_bytes(b),
                     r.display()
                 );
                 let _ = writeln!(
@@ -642,7 +627,7 @@ fn apply_cmd(
                 );
             }
             None => {
-                let _ = writeln!(out, "deleted {n} item(s), {}", human_bytes(b));
+                let _ = writeln!(out, "deleted {n} item(s), {}", output::human_bytes(b));
             }
         }
         for o in &skipped {
@@ -769,7 +754,7 @@ fn purge_cmd(
         match confirm(&format!(
             "Delete {} quarantine run(s), {}, for good?",
             runs.len(),
-            human_bytes(bytes)
+            output::human_bytes(bytes)
         ))? {
             None => return Err(no_terminal("cleanup purge")),
             Some(false) => {
@@ -806,7 +791,7 @@ fn purge_cmd(
                 "purged {} ({} items, {})",
                 p.run,
                 p.items,
-                human_bytes(p.bytes)
+                output::human_bytes(p.bytes)
             );
         }
         let _ = writeln!(out, "{} run(s) purged from {}", purged.len(), q.display());

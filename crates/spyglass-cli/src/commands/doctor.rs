@@ -229,8 +229,8 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
                     message: format!(
                         "backup destination {} has {} free but the database holds {}",
                         p.display(),
-                        human_bytes(free),
-                        human_bytes(database_bytes)
+                        output::human_bytes(free),
+                        output::human_bytes(database_bytes)
                     ),
                     hint: "free space there or prune old backup sets".into(),
                 });
@@ -381,9 +381,9 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
                 mark(ok),
                 d.path.display(),
                 d.free_bytes
-                    .map(human_bytes)
+                    .map(output::human_bytes)
                     .unwrap_or_else(|| "unknown".into()),
-                human_bytes(r.database_bytes)
+                output::human_bytes(r.database_bytes)
             );
         }
     }
@@ -396,19 +396,4 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
         }
     }
     s
-}
-
-fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
 }

@@ -12,8 +12,8 @@ use spyglass_backup::ship::{
     self, PruneReport, ShipError, ShipOptions, ShipReport, SshOptions, Target, Transport,
 };
 
-use super::backup::human;
 use crate::args::{GlobalOpts, KeepOpts, PackArgs, PruneArgs, ShipArgs, TransportArg, UnpackArgs};
+use crate::output::human_bytes as human;
 use crate::output::{self, ExitStatus, UserError};
 use crate::progress::Bar;
 use crate::settings::{self, Settings};

@@ -25,10 +25,10 @@ use spyglass_backup::names;
 use spyglass_backup::ship::{self, ShipOptions, Transport};
 use spyglass_backup::verify;
 
-use super::backup::human;
 use super::lifecycle::{self, human_ship, prune_status};
 use crate::args::{GlobalOpts, KeepOpts, NightlyArgs};
 use crate::connection::{self, Environment};
+use crate::output::human_bytes as human;
 use crate::output::{self, ExitStatus, UserError};
 use crate::progress::Bar;
 use crate::settings::{self, Settings};
