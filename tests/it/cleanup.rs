@@ -600,3 +600,189 @@ fn every_guard_refuses_and_changes_nothing() {
         "no run was created"
     );
 }
+
+/// The bulk reads the scan uses (paths and hashes packed by `GROUP_CONCAT`)
+/// against every kind of `~external` row, and against the same rows read with
+/// a result cap so small that every slice is split and the longest rows are
+/// read one by one: both must say exactly the same, and say what was planted.
+#[test]
+fn bulk_reads_agree_with_split_and_row_by_row_reads_for_every_kind_of_row() {
+    use spyglass_cleanup::inventory::{self, Scope, StoreRows};
+    use spyglass_cleanup::store::{Store, StoreSource};
+
+    let (a, b) = ("cl_bulk_a", "cl_bulk_b");
+    let mut s = admin();
+    let ext = |db: &str| {
+        format!(
+            "CREATE TABLE `{db}`.`~external_bulkmix` (hash binary(16) NOT NULL, size bigint unsigned NOT NULL, \
+             attachment_name varchar(255) DEFAULT NULL, filepath varchar(1000) DEFAULT NULL, \
+             contents_hash binary(16) DEFAULT NULL, timestamp timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, \
+             PRIMARY KEY (hash)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+        )
+    };
+    for db in [a, b] {
+        sql(&mut s, &format!("DROP DATABASE IF EXISTS `{db}`"));
+        sql(&mut s, &format!("CREATE DATABASE `{db}`"));
+        sql(&mut s, &ext(db));
+    }
+    for (t, col) in [("ref_one", "f"), ("ref_two", "g")] {
+        sql(
+            &mut s,
+            &format!(
+                "CREATE TABLE `{a}`.`{t}` (id int NOT NULL, {col} binary(16) DEFAULT NULL, PRIMARY KEY (id), \
+                 FOREIGN KEY ({col}) REFERENCES `{a}`.`~external_bulkmix` (hash))"
+            ),
+        );
+    }
+    let hash = |i: u128| {
+        let h = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+        h.to_be_bytes()
+    };
+    let hex = |h: [u8; 16]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    // 0..1000 filepath rows (every 7th written with a doubled slash), one of
+    // 900 bytes; 1000..1500 attachments; 1500..2000 blobs; 2000 an empty filepath.
+    let long = format!("deep/{}", "d".repeat(895));
+    let mut values = Vec::new();
+    for i in 0..2001u128 {
+        let (att, fp) = match i {
+            5 => ("NULL".to_owned(), format!("'{long}'")),
+            0..1000 if i % 7 == 0 => ("NULL".to_owned(), format!("'s{}//f{i}.nwb'", i % 10)),
+            0..1000 => ("NULL".to_owned(), format!("'s{}/f{i}.nwb'", i % 10)),
+            1000..1500 => (format!("'a{i}.dat'"), "NULL".to_owned()),
+            1500..2000 => ("NULL".to_owned(), "NULL".to_owned()),
+            _ => ("NULL".to_owned(), "''".to_owned()),
+        };
+        values.push(format!("(X'{}', 0, {att}, {fp})", hex(hash(i))));
+    }
+    for chunk in values.chunks(500) {
+        sql(
+            &mut s,
+            &format!(
+                "INSERT INTO `{a}`.`~external_bulkmix` (hash, size, attachment_name, filepath) VALUES {}",
+                chunk.join(",")
+            ),
+        );
+    }
+    // Referenced: filepaths 0..800 by ref_one; filepaths 700..900, attachments
+    // 1000..1300 and blobs 1500..1600 by ref_two (two rows for some). Unused:
+    // filepaths 900..1000, attachments 1300..1500, blobs 1600..2000, the empty one.
+    let refs = |t: &str, col: &str, ids: Vec<u128>| {
+        let v: Vec<String> = ids
+            .iter()
+            .enumerate()
+            .map(|(n, i)| format!("({n}, X'{}')", hex(hash(*i))))
+            .collect();
+        format!("INSERT INTO `{a}`.`{t}` (id, {col}) VALUES {}", v.join(","))
+    };
+    sql(&mut s, &refs("ref_one", "f", (0..800).collect()));
+    let two: Vec<u128> = (700..900)
+        .chain(1000..1300)
+        .chain(1500..1600)
+        .chain(1500..1550)
+        .collect();
+    sql(&mut s, &refs("ref_two", "g", two));
+    // Out of scope: schema b names unused filepath 950 too, which keeps its file.
+    sql(
+        &mut s,
+        &format!(
+            "INSERT INTO `{b}`.`~external_bulkmix` (hash, size, filepath) VALUES (X'{}', 0, 's0/f950.nwb')",
+            hex(hash(950))
+        ),
+    );
+
+    let store = Store {
+        name: "bulkmix".into(),
+        protocol: "file".into(),
+        location: std::env::temp_dir(),
+        subfolding: vec![2, 2],
+        source: StoreSource::Config,
+        conflict: None,
+    };
+    let conn = s.conn();
+    let cat = inventory::catalog(conn, &Scope::patterns(vec![a.into()])).unwrap();
+    let bulk = inventory::store_rows(conn, &cat, &store).unwrap();
+    let small = inventory::store_rows_capped(conn, &cat, &store, 600).unwrap();
+
+    /// (path, in-scope rows, unused rows, out of scope) per path; (path, hash) per unused row; row counts.
+    type Summary = (
+        Vec<(String, u32, u32, bool)>,
+        Vec<(String, String)>,
+        u64,
+        u64,
+    );
+    fn summary(r: &StoreRows) -> Summary {
+        let mut tracks: Vec<_> = r
+            .tracks
+            .iter()
+            .map(|t| {
+                (
+                    String::from_utf8_lossy(r.path_of(t)).into_owned(),
+                    t.in_scope_rows,
+                    t.unused_rows,
+                    t.out_of_scope,
+                )
+            })
+            .collect();
+        tracks.sort();
+        let mut unused: Vec<_> = r
+            .unused
+            .iter()
+            .map(|u| {
+                (
+                    u.rel.clone(),
+                    u.hash.iter().map(|b| format!("{b:02x}")).collect(),
+                )
+            })
+            .collect();
+        unused.sort();
+        (tracks, unused, r.rows, r.rows_in_scope)
+    }
+    let (tracks, unused, rows, in_scope) = summary(&bulk);
+    assert_eq!(
+        summary(&small),
+        summary(&bulk),
+        "a capped read says the same"
+    );
+    assert_eq!((rows, in_scope), (2002, 2001));
+    assert_eq!(
+        tracks.len(),
+        2001,
+        "schema b's row names a path schema a names too"
+    );
+    assert_eq!(unused.len(), 100 + 200 + 400 + 1, "{unused:?}");
+    let track = |p: &str| {
+        tracks
+            .iter()
+            .find(|t| t.0 == p)
+            .unwrap_or_else(|| panic!("{p} tracked"))
+    };
+    assert_eq!(track("s0/f70.nwb").2, 0, "doubled slash normalized; used");
+    assert_eq!(track(&long).2, 0, "the 900-byte path is read whole");
+    assert_eq!(track("s0/f990.nwb").2, 1, "unused filepath row");
+    let f950 = track("s0/f950.nwb");
+    assert_eq!((f950.1, f950.2, f950.3), (1, 1, true), "kept by schema b");
+    let att = format!(
+        "{a}/{}/{}/{}.a1400.dat",
+        &hex(hash(1400))[..2],
+        &hex(hash(1400))[2..4],
+        hex(hash(1400))
+    );
+    assert_eq!(track(&att).2, 1, "unused attachment, subfolded path");
+    let blob = format!(
+        "{a}/{}/{}/{}",
+        &hex(hash(1550))[..2],
+        &hex(hash(1550))[2..4],
+        hex(hash(1550))
+    );
+    assert_eq!(track(&blob).2, 0, "blob referenced twice: used");
+    let empty = hex(hash(2000));
+    assert!(
+        unused
+            .iter()
+            .any(|(rel, h)| h == &empty && rel.ends_with(&empty)),
+        "the empty filepath stands for a blob-style path"
+    );
+    for db in [a, b] {
+        sql(&mut s, &format!("DROP DATABASE `{db}`"));
+    }
+}

@@ -292,12 +292,17 @@ pub fn catalog(conn: &mut Conn, scope: &Scope) -> Result<Catalog, CleanupError> 
 /// What the rows say about one path in a store.
 #[derive(Debug, Default)]
 pub struct Track {
-    /// Index into [`Catalog::externals`] of the first table naming it.
+    /// [`fingerprint`] of the path.
+    pub fp: u64,
+    /// Index into [`Catalog::externals`] of a table naming it (an in-scope
+    /// one when there is one).
     pub table: u32,
-    /// Some row naming it is referenced (or belongs to a schema out of scope).
-    pub used: bool,
-    /// Some in-scope, referenced row names it (missing file = dangling).
-    pub in_scope_used: bool,
+    /// In-scope rows naming it.
+    pub in_scope_rows: u32,
+    /// Of those, rows nothing references (counted by [`StoreRows::finish`]).
+    pub unused_rows: u32,
+    /// A row of a schema out of scope names it (such rows always protect it).
+    pub out_of_scope: bool,
     /// Set by classification (from several threads) when the file is found on disk.
     pub seen: std::sync::atomic::AtomicBool,
     /// Where its path is in [`StoreRows::arena`].
@@ -314,6 +319,26 @@ impl Track {
     /// Marks the file as found.
     pub fn mark_seen(&self) {
         self.seen.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// Some row naming it is referenced, or belongs to a schema out of scope.
+    pub fn used(&self) -> bool {
+        self.out_of_scope || self.in_scope_used()
+    }
+    /// Some in-scope, referenced row names it (missing file = dangling).
+    pub fn in_scope_used(&self) -> bool {
+        self.unused_rows < self.in_scope_rows
+    }
+    /// Takes in what other rows naming the same path say.
+    fn fold(&mut self, other: &Track) {
+        if self.in_scope_rows == 0 && other.in_scope_rows > 0 {
+            self.table = other.table;
+        }
+        self.in_scope_rows += other.in_scope_rows;
+        self.unused_rows += other.unused_rows;
+        self.out_of_scope |= other.out_of_scope;
+        if other.seen() {
+            self.mark_seen();
+        }
     }
 }
 
@@ -367,31 +392,12 @@ impl std::hash::Hasher for PathHasher {
     }
 }
 
-/// Passes a [`fingerprint`] through: it is already well mixed.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    #[inline]
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// A 64-bit fingerprint of a relative path, the key of [`PathMap`].
+/// A 64-bit fingerprint of a relative path, the key tracked paths and
+/// walked files are sorted and matched by.
 ///
 /// Keys are fingerprints, not strings, so a million tracked paths cost one
-/// allocation (the arena) instead of a million, and a lookup touches one
-/// table slot. Two paths sharing a fingerprint (about 1 in 10^7 for a
+/// allocation (the arena) instead of a million, and matching compares
+/// integers. Two paths sharing a fingerprint (about 1 in 10^7 for a
 /// million paths) would only make an untracked file look tracked, which
 /// keeps it: the safe direction. Apply re-checks every item by exact path.
 pub fn fingerprint(path: &[u8]) -> u64 {
@@ -399,21 +405,24 @@ pub fn fingerprint(path: &[u8]) -> u64 {
     let mut h = PathHasher(0x243f_6a88_85a3_08d3);
     h.write(path);
     h.add(path.len() as u64);
-    // Final avalanche (splitmix64), so the low bits hashbrown uses are mixed.
+    // Final avalanche (splitmix64), so every bit depends on every byte.
     let mut z = h.0;
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
 
-/// Path fingerprint -> what tracks it.
-pub type PathMap = HashMap<u64, Track, std::hash::BuildHasherDefault<IdHasher>>;
-
 /// Tracked paths of one store.
+///
+/// Rows are collected unsorted while they are read; [`StoreRows::seal`]
+/// sorts them by fingerprint and folds rows naming the same path into one
+/// [`Track`], and [`StoreRows::merge`] joins sealed parts read on different
+/// connections. Sorted fingerprints let a whole walker run be matched in one
+/// linear merge instead of a million hash-table probes.
 #[derive(Debug, Default)]
 pub struct StoreRows {
-    /// Path fingerprint -> what tracks it.
-    pub paths: PathMap,
+    /// One per tracked path once sealed, sorted by [`Track::fp`].
+    pub tracks: Vec<Track>,
     /// The tracked paths, back to back ([`Track::start`], [`Track::len`]).
     pub arena: Vec<u8>,
     /// Rows (any scope) for this store.
@@ -430,12 +439,33 @@ pub fn store_rows(
     cat: &Catalog,
     store: &Store,
 ) -> Result<StoreRows, CleanupError> {
+    let max_packet = prepare_bulk(conn)?;
+    store_rows_capped(conn, cat, store, max_packet / 2)
+}
+
+/// [`store_rows`] with every bulk result capped at `cap` bytes
+/// (`group_concat_max_len`): slices whose result would be longer are split,
+/// and a single row longer than the cap is read on its own. The scan uses
+/// half of `max_allowed_packet`; a small cap exercises every fallback.
+pub fn store_rows_capped(
+    conn: &mut Conn,
+    cat: &Catalog,
+    store: &Store,
+    cap: u64,
+) -> Result<StoreRows, CleanupError> {
+    let max_packet = prepare_bulk(conn)?;
+    conn.query_drop(format!("SET SESSION group_concat_max_len = {}", cap.max(4)))
+        .map_err(q("setting group_concat_max_len for this session"))?;
     let mut out = StoreRows::default();
     for (i, t) in cat.externals.iter().enumerate() {
         if t.store == store.name {
-            table_rows(conn, i, t, store, &mut out, &mut |_| {})?;
+            for range in chunks(t, max_packet) {
+                table_rows(conn, i, t, store, range, &mut out)?;
+            }
         }
     }
+    out.seal();
+    out.finish();
     Ok(out)
 }
 
@@ -446,182 +476,747 @@ impl StoreRows {
         &self.arena[s..s + t.len as usize]
     }
 
-    /// What tracks `rel`, if anything.
+    /// What tracks `rel`, if anything (after [`StoreRows::seal`]).
     pub fn get(&self, rel: &[u8]) -> Option<&Track> {
-        self.paths.get(&fingerprint(rel))
+        let fp = fingerprint(rel);
+        self.tracks
+            .binary_search_by_key(&fp, |t| t.fp)
+            .ok()
+            .map(|i| &self.tracks[i])
     }
 
-    /// Moves the rows of another partial result (e.g. a batch read on another
-    /// connection) into this one; `other` is left empty.
-    pub fn absorb(&mut self, other: &mut StoreRows) {
-        self.rows += std::mem::take(&mut other.rows);
-        self.rows_in_scope += std::mem::take(&mut other.rows_in_scope);
-        self.unused.append(&mut other.unused);
-        let base = self.arena.len() as u64;
-        self.arena.extend_from_slice(&other.arena);
-        other.arena.clear();
-        for (k, mut t) in other.paths.drain() {
-            match self.paths.entry(k) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    t.start += base;
-                    v.insert(t);
-                }
-                std::collections::hash_map::Entry::Occupied(mut o) => {
-                    let e = o.get_mut();
-                    e.used |= t.used;
-                    if t.seen() {
-                        e.mark_seen();
-                    }
-                    if t.in_scope_used && !e.in_scope_used {
-                        e.in_scope_used = true;
-                        e.table = t.table;
-                    }
-                }
+    /// Sorts the tracks by fingerprint and folds tracks of the same path
+    /// into one.
+    pub fn seal(&mut self) {
+        self.tracks.sort_unstable_by_key(|t| t.fp);
+        self.tracks.dedup_by(|later, kept| {
+            if later.fp != kept.fp {
+                return false;
+            }
+            kept.fold(later);
+            true
+        });
+    }
+
+    /// Counts the unused rows against the paths they name, once every part
+    /// is merged: a path stays used while any other row naming it is.
+    pub fn finish(&mut self) {
+        let unused = std::mem::take(&mut self.unused);
+        for u in &unused {
+            let fp = fingerprint(u.rel.as_bytes());
+            if let Ok(i) = self.tracks.binary_search_by_key(&fp, |t| t.fp) {
+                let t = &mut self.tracks[i];
+                t.unused_rows = (t.unused_rows + 1).min(t.in_scope_rows);
             }
         }
+        self.unused = unused;
+    }
+
+    /// Joins sealed parts into one sealed whole.
+    pub fn merge(parts: Vec<StoreRows>) -> StoreRows {
+        let mut parts = parts.into_iter();
+        let Some(mut out) = parts.next() else {
+            return StoreRows::default();
+        };
+        for mut other in parts {
+            out.rows += other.rows;
+            out.rows_in_scope += other.rows_in_scope;
+            out.unused.append(&mut other.unused);
+            let base = out.arena.len() as u64;
+            out.arena.append(&mut other.arena);
+            let mine = std::mem::take(&mut out.tracks);
+            let mut merged = Vec::with_capacity(mine.len() + other.tracks.len());
+            let mut a = mine.into_iter().peekable();
+            let mut b = other
+                .tracks
+                .into_iter()
+                .map(|mut t| {
+                    t.start += base;
+                    t
+                })
+                .peekable();
+            loop {
+                let next = match (a.peek(), b.peek()) {
+                    (Some(x), Some(y)) if x.fp == y.fp => {
+                        let (Some(mut x), Some(y)) = (a.next(), b.next()) else {
+                            break;
+                        };
+                        x.fold(&y);
+                        x
+                    }
+                    (Some(x), Some(y)) if x.fp < y.fp => match a.next() {
+                        Some(x) => x,
+                        None => break,
+                    },
+                    (_, Some(_)) => match b.next() {
+                        Some(y) => y,
+                        None => break,
+                    },
+                    (Some(_), None) => match a.next() {
+                        Some(x) => x,
+                        None => break,
+                    },
+                    (None, None) => break,
+                };
+                merged.push(next);
+            }
+            out.tracks = merged;
+        }
+        out
     }
 }
 
-/// Reads one `~external` table (index `i` in the catalog) into `out`.
+/// A slice `[lo, hi)` of a table's hash space, on the first two bytes of
+/// the hash (DataJoint's hashes are MD5-based UUIDs, so slices of equal
+/// width hold about equal numbers of rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashRange {
+    lo: u32,
+    hi: u32,
+}
+
+impl HashRange {
+    /// Every hash.
+    pub const ALL: HashRange = HashRange { lo: 0, hi: 1 << 16 };
+
+    /// SQL that is true for the values of `col` in this range.
+    fn condition(&self, col: &str) -> String {
+        let bound = |v: u32| format!("X'{v:04x}{}'", "0".repeat(28));
+        match (self.lo > 0, self.hi < 1 << 16) {
+            (false, false) => "1".into(),
+            (true, false) => format!("{col} >= {}", bound(self.lo)),
+            (false, true) => format!("{col} < {}", bound(self.hi)),
+            (true, true) => format!("{col} >= {} AND {col} < {}", bound(self.lo), bound(self.hi)),
+        }
+    }
+
+    /// Up to `n` slices of about equal width covering this one.
+    fn split(&self, n: u32) -> Vec<HashRange> {
+        let width = self.hi - self.lo;
+        let n = n.clamp(1, width.max(1));
+        (0..n)
+            .map(|k| HashRange {
+                lo: self.lo + width * k / n,
+                hi: self.lo + width * (k + 1) / n,
+            })
+            .collect()
+    }
+}
+
+/// Bytes one row takes in a bulk read, for sizing slices (hash, markers,
+/// lengths and a typical relative path).
+const BULK_ROW_BYTES: u64 = 80;
+
+/// Sets the connection up for [`table_rows`]' bulk reads and returns the
+/// server's `max_allowed_packet`, which bounds one bulk result.
+pub fn prepare_bulk(conn: &mut Conn) -> Result<u64, CleanupError> {
+    let max: Option<u64> = conn
+        .query_first("SELECT @@max_allowed_packet")
+        .map_err(q("reading @@max_allowed_packet"))?;
+    let max = max.unwrap_or(1 << 24).max(1 << 20);
+    conn.query_drop(format!("SET SESSION group_concat_max_len = {}", max / 2))
+        .map_err(q("setting group_concat_max_len for this session"))?;
+    Ok(max)
+}
+
+/// The slices [`table_rows`] reads `t` in: small enough that each bulk
+/// result stays well under `max_packet`, from the server's row estimate. A
+/// wrong estimate costs only time: a slice whose result does not fit is split.
+pub fn chunks(t: &ExternalTable, max_packet: u64) -> Vec<HashRange> {
+    let per_slice = (max_packet / 8).clamp(256 << 10, 2 << 20);
+    let n = (t.rows_estimate * BULK_ROW_BYTES)
+        .div_ceil(per_slice)
+        .clamp(1, 4096);
+    HashRange::ALL.split(n as u32)
+}
+
+/// One `~external` row as read.
+struct RawRow<'a> {
+    hash: [u8; 16],
+    attachment: Option<&'a [u8]>,
+    filepath: Option<&'a [u8]>,
+    /// Referenced, when the server said so (`None`: look it up).
+    used: Option<bool>,
+}
+
+/// Reads the rows of one `~external` table (index `i` in the catalog) whose
+/// hash is in `range` into `out`.
 ///
-/// Rows go into `out`; every [`FLUSH_ROWS`] rows, and at the end, `flush(out)`
-/// is called so a caller reading several tables at once can move them into a
-/// shared result while this connection keeps reading.
+/// Rows go into `out` unsorted; [`StoreRows::seal`] it once every slice is
+/// in, and [`StoreRows::finish`] once every part is merged.
+///
+/// A slice is read in bulk: the server packs it into a few `GROUP_CONCAT`
+/// values, so a hundred thousand rows cost one result row instead of a
+/// hundred thousand. A slice of `filepath` rows (Spyglass's raw and analysis
+/// stores) comes as its paths, NUL-separated ([`paths_in`]); which of its
+/// rows are unused is settled by counting first ([`unused_in`]). Anything
+/// else comes as packed rows ([`rows_in`]). Every packing is checked before
+/// anything is used: row counts and byte lengths must agree, or the slice is
+/// split and read again (down to a plain row-by-row read). A truncated or
+/// odd result can therefore only cost time, never drop a tracked path.
+/// Needs [`prepare_bulk`] on `conn` first.
 pub fn table_rows(
     conn: &mut Conn,
     i: usize,
     t: &ExternalTable,
     store: &Store,
+    range: HashRange,
     out: &mut StoreRows,
-    flush: &mut dyn FnMut(&mut StoreRows),
 ) -> Result<(), CleanupError> {
-    {
-        // Which hashes are referenced: the referencing columns' distinct values,
-        // read in index order, then looked up by binary search. This is several
-        // times cheaper for the server than a correlated EXISTS per row, and
-        // needs no more than 16 bytes per referenced object here.
-        let simple = t.refs.iter().all(|fk| fk.columns.len() == 1);
-        let mut referenced: Vec<[u8; 16]> = Vec::new();
-        let mut gone = false;
-        if t.in_scope && simple {
-            for fk in &t.refs {
-                let (col, _) = &fk.columns[0];
-                let sql = format!(
-                    "SELECT DISTINCT {c} FROM {} WHERE {c} IS NOT NULL",
-                    qualified(&fk.schema, &fk.table),
-                    c = ident(col)
-                );
-                let what = format!("reading references {}.{}.{col}", fk.schema, fk.table);
-                let result = match conn.query_iter(&sql) {
-                    Ok(r) => r,
-                    Err(e) if is_gone(&e) => {
-                        gone = true;
+    let simple = t.refs.iter().all(|fk| fk.columns.len() == 1);
+    let mut todo = vec![range];
+    while let Some(range) = todo.pop() {
+        let mut result = Bulk::Other;
+        if simple || !t.in_scope {
+            result = match paths_in(conn, t, range)? {
+                Paths::Empty => Bulk::Done,
+                Paths::Read { packed, hashes } => {
+                    let unused = if t.in_scope {
+                        match unused_in(conn, t, range, &hashes)? {
+                            Some(u) => u,
+                            None => return Ok(()),
+                        }
+                    } else {
+                        Vec::new()
+                    };
+                    for p in packed.split(|&c| c == 0) {
+                        add_path(out, i, t, p);
+                    }
+                    match unused_rows(conn, i, t, store, &unused, out)? {
+                        Bulk::Gone => return Ok(()),
+                        _ => Bulk::Done,
+                    }
+                }
+                Paths::Not(b) => b,
+            };
+        }
+        if matches!(result, Bulk::Other) {
+            // Packed rows; with plain references, which are used is looked up
+            // in the referencing columns' values.
+            let mut referenced: Vec<[u8; 16]> = Vec::new();
+            if t.in_scope && simple {
+                for fk in &t.refs {
+                    result = referenced_in(conn, fk, range, &mut referenced)?;
+                    if !matches!(result, Bulk::Done) {
                         break;
                     }
-                    Err(e) => return Err(CleanupError::Db(DbError::query(what, e))),
+                }
+                referenced.sort_unstable();
+                referenced.dedup();
+            }
+            if !matches!(result, Bulk::Gone | Bulk::Split) {
+                let mut add = |row: RawRow<'_>| {
+                    let used = row
+                        .used
+                        .unwrap_or_else(|| referenced.binary_search(&row.hash).is_ok());
+                    add_row(out, i, t, store, &row, used);
                 };
-                for row in result {
-                    let row = row.map_err(|e| CleanupError::Db(DbError::query(what.clone(), e)))?;
-                    if let Some(Value::Bytes(b)) = row.unwrap().into_iter().next() {
-                        referenced.push(hash16(&b));
-                    }
-                }
+                result = rows_in(conn, t, simple, range, &mut add)?;
             }
-            referenced.sort_unstable();
-            referenced.dedup();
         }
-        if gone {
-            return Ok(());
-        }
-        let used_col = match (t.in_scope, simple) {
-            (false, _) => ", 1".to_owned(),
-            (true, true) => String::new(),
-            (true, false) => format!(", {}", t.used_expr()),
-        };
-        let sql = format!(
-            "SELECT e.hash, e.attachment_name, e.filepath{used_col} FROM {} e",
-            t.qualified()
-        );
-        let what = format!("reading {}", t.qualified());
-        let result = match conn.query_iter(&sql) {
-            Ok(r) => r,
-            Err(e) if is_gone(&e) => return Ok(()),
-            Err(e) => return Err(CleanupError::Db(DbError::query(what, e))),
-        };
-        for row in result {
-            let row = row.map_err(|e| CleanupError::Db(DbError::query(what.clone(), e)))?;
-            let mut vals = row.unwrap().into_iter();
-            let hash = match vals.next() {
-                Some(Value::Bytes(b)) => hash16(&b),
-                _ => [0u8; 16],
-            };
-            let att = match vals.next() {
-                Some(Value::Bytes(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
-                _ => None,
-            };
-            let fp = match vals.next() {
-                Some(Value::Bytes(b)) => Some(b),
-                _ => None,
-            };
-            let is_used = match vals.next() {
-                Some(v) => !matches!(text(v).as_str(), "0"),
-                None => referenced.binary_search(&hash).is_ok(),
-            };
-            let rel: Vec<u8> = match (&att, fp) {
-                (None, Some(fp)) if !fp.is_empty() && fast_normal(&fp) => fp,
-                (_, fp) => {
-                    let fp = fp.map(|b| String::from_utf8_lossy(&b).into_owned());
-                    paths::row_path(
-                        &t.schema,
-                        &hash,
-                        att.as_deref(),
-                        fp.as_deref(),
-                        &store.subfolding,
-                    )
-                    .into_bytes()
+        match result {
+            Bulk::Done => {}
+            Bulk::Gone => return Ok(()),
+            Bulk::Split | Bulk::Other if range.hi - range.lo > 1 => todo.extend(range.split(8)),
+            Bulk::Split | Bulk::Other => {
+                if let Bulk::Gone = rows_one_by_one(conn, i, t, store, simple, range, out)? {
+                    return Ok(());
                 }
-            };
-            out.rows += 1;
-            if t.in_scope {
-                out.rows_in_scope += 1;
-            }
-            let unused_rel =
-                (t.in_scope && !is_used).then(|| String::from_utf8_lossy(&rel).into_owned());
-            let start = out.arena.len() as u64;
-            let entry = out.paths.entry(fingerprint(&rel)).or_insert_with(|| {
-                out.arena.extend_from_slice(&rel);
-                Track {
-                    table: i as u32,
-                    used: false,
-                    in_scope_used: false,
-                    seen: Default::default(),
-                    start,
-                    len: rel.len() as u32,
-                }
-            });
-            entry.used |= is_used;
-            if is_used && t.in_scope && !entry.in_scope_used {
-                entry.in_scope_used = true;
-                entry.table = i as u32;
-            }
-            if let Some(rel) = unused_rel {
-                out.unused.push(UnusedRow {
-                    table: i as u32,
-                    hash,
-                    rel,
-                });
-            }
-            if out.paths.len() >= FLUSH_ROWS {
-                flush(out);
             }
         }
     }
-    flush(out);
     Ok(())
 }
 
-/// Rows [`table_rows`] reads between calls of its `flush`.
-pub const FLUSH_ROWS: usize = 16384;
+/// What [`paths_in`] read.
+enum Paths {
+    /// No rows in the slice.
+    Empty,
+    /// The paths, NUL-separated, each checked non-empty, and the rows'
+    /// hashes, 16 bytes each (in no particular order).
+    Read { packed: Vec<u8>, hashes: Vec<u8> },
+    /// Nothing usable: [`Bulk::Other`], [`Bulk::Split`] or [`Bulk::Gone`].
+    Not(Bulk),
+}
+
+/// Reads a slice of `filepath` rows as two values: the paths, NUL-separated
+/// (a path cannot hold a NUL), and the hashes. [`Bulk::Other`] when the
+/// slice holds attachment or blob rows.
+fn paths_in(conn: &mut Conn, t: &ExternalTable, range: HashRange) -> Result<Paths, CleanupError> {
+    let sql = format!(
+        "SELECT COUNT(*), COUNT(e.filepath), COUNT(e.attachment_name), SUM(LENGTH(e.filepath)), \
+         CAST(GROUP_CONCAT(e.filepath SEPARATOR X'00') AS BINARY), GROUP_CONCAT(e.hash SEPARATOR '') \
+         FROM {} e WHERE {}",
+        t.qualified(),
+        range.condition("e.hash")
+    );
+    let Some(mut vals) = bulk_query(conn, &sql, &format!("reading {}", t.qualified()))? else {
+        return Ok(Paths::Not(Bulk::Gone));
+    };
+    let n = |k: usize| as_u64(vals.get(k));
+    let (Some(count), Some(with_path), Some(with_name), Some(path_bytes)) =
+        (n(0), n(1), n(2), n(3))
+    else {
+        return Ok(Paths::Not(Bulk::Split));
+    };
+    if count == 0 {
+        return Ok(Paths::Empty);
+    }
+    if with_path != count || with_name != 0 {
+        return Ok(Paths::Not(Bulk::Other));
+    }
+    let (Some(Value::Bytes(hashes)), Some(Value::Bytes(packed))) = (vals.pop(), vals.pop()) else {
+        return Ok(Paths::Not(Bulk::Split));
+    };
+    // Complete and unambiguous, or read smaller slices: every path present
+    // and whole (the byte total), none holding a NUL (the split count), and
+    // every hash 16 bytes.
+    if packed.len() as u64 != path_bytes + count - 1 || hashes.len() as u64 != 16 * count {
+        return Ok(Paths::Not(Bulk::Split));
+    }
+    let separators = packed.iter().filter(|&&c| c == 0).count() as u64;
+    if separators + 1 != count {
+        return Ok(Paths::Not(Bulk::Split));
+    }
+    let empty = packed.first() == Some(&0)
+        || packed.last() == Some(&0)
+        || packed.windows(2).any(|w| w == [0, 0]);
+    if empty {
+        // An empty filepath names a blob-style path: the packed rows handle it.
+        return Ok(Paths::Not(Bulk::Other));
+    }
+    Ok(Paths::Read { packed, hashes })
+}
+
+/// Which of `hashes` (16 bytes each, the rows of `t` in `range`) no column
+/// references, sorted; `None` when the table is gone. Both sides come
+/// sorted from their indexes as a rule, so this is a linear merge.
+fn unused_in(
+    conn: &mut Conn,
+    t: &ExternalTable,
+    range: HashRange,
+    hashes: &[u8],
+) -> Result<Option<Vec<[u8; 16]>>, CleanupError> {
+    let mut referenced: Vec<[u8; 16]> = Vec::new();
+    for fk in &t.refs {
+        let before = referenced.len();
+        match referenced_in(conn, fk, range, &mut referenced)? {
+            Bulk::Done => {}
+            Bulk::Gone => return Ok(None),
+            _ => {
+                referenced.truncate(before);
+                if !distinct_values(conn, fk, range, &mut referenced)? {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+    if !referenced.is_sorted() {
+        referenced.sort_unstable();
+    }
+    let mut rows: Vec<[u8; 16]> = hashes.chunks_exact(16).map(hash16).collect();
+    if !rows.is_sorted() {
+        rows.sort_unstable();
+    }
+    let mut unused = Vec::new();
+    let mut j = 0;
+    for h in rows {
+        while j < referenced.len() && referenced[j] < h {
+            j += 1;
+        }
+        if referenced.get(j) != Some(&h) {
+            unused.push(h);
+        }
+    }
+    Ok(Some(unused))
+}
+
+/// Appends the distinct values of `fk`'s column in `range` to `out`, one
+/// result row each; false when the table is gone.
+fn distinct_values(
+    conn: &mut Conn,
+    fk: &ForeignKey,
+    range: HashRange,
+    out: &mut Vec<[u8; 16]>,
+) -> Result<bool, CleanupError> {
+    let (col, _) = &fk.columns[0];
+    let c = format!("r.{}", ident(col));
+    let sql = format!(
+        "SELECT DISTINCT {c} FROM {} r WHERE {c} IS NOT NULL AND {}",
+        qualified(&fk.schema, &fk.table),
+        range.condition(&c)
+    );
+    let what = format!("reading references {}.{}.{col}", fk.schema, fk.table);
+    let result = match conn.query_iter(&sql) {
+        Ok(r) => r,
+        Err(e) if is_gone(&e) => return Ok(false),
+        Err(e) => return Err(CleanupError::Db(DbError::query(what, e))),
+    };
+    for row in result {
+        let row = row.map_err(|e| CleanupError::Db(DbError::query(what.clone(), e)))?;
+        if let Some(Value::Bytes(b)) = row.unwrap().into_iter().next() {
+            out.push(hash16(&b));
+        }
+    }
+    Ok(true)
+}
+
+/// Reads the rows with the `unused` hashes of `t` again, for their exact
+/// paths, and lists them in `out` (their paths are already counted).
+fn unused_rows(
+    conn: &mut Conn,
+    i: usize,
+    t: &ExternalTable,
+    store: &Store,
+    unused: &[[u8; 16]],
+    out: &mut StoreRows,
+) -> Result<Bulk, CleanupError> {
+    for batch in unused.chunks(1000) {
+        let list: Vec<String> = batch
+            .iter()
+            .map(|h| format!("X'{}'", paths::hex(h)))
+            .collect();
+        let sql = format!(
+            "SELECT e.hash, e.attachment_name, e.filepath FROM {} e WHERE e.hash IN ({})",
+            t.qualified(),
+            list.join(",")
+        );
+        let rows: Vec<Row> = match conn.query(&sql) {
+            Ok(r) => r,
+            Err(e) if is_gone(&e) => return Ok(Bulk::Gone),
+            Err(e) => {
+                return Err(CleanupError::Db(DbError::query(
+                    format!("reading unused rows of {}", t.qualified()),
+                    e,
+                )))
+            }
+        };
+        for row in rows {
+            let mut vals = row.unwrap().into_iter();
+            let bytes = |v: Option<Value>| match v {
+                Some(Value::Bytes(b)) => Some(b),
+                _ => None,
+            };
+            let (h, att, fp) = (bytes(vals.next()), bytes(vals.next()), bytes(vals.next()));
+            let row = RawRow {
+                hash: hash16(h.as_deref().unwrap_or_default()),
+                attachment: att.as_deref(),
+                filepath: fp.as_deref(),
+                used: Some(false),
+            };
+            let rel = row_rel(t, store, &row);
+            out.unused.push(UnusedRow {
+                table: i as u32,
+                hash: row.hash,
+                rel: String::from_utf8_lossy(&rel).into_owned(),
+            });
+        }
+    }
+    Ok(Bulk::Done)
+}
+
+/// How a bulk read of one slice went.
+enum Bulk {
+    Done,
+    /// The slice holds rows other than plain `filepath` rows: read packed rows.
+    Other,
+    /// The table or schema was dropped meanwhile: its rows protect nothing.
+    Gone,
+    /// The result did not fit or did not check out: read smaller slices.
+    Split,
+}
+
+/// Runs a query whose single row is (count, [max length,] packed bytes).
+fn bulk_query(conn: &mut Conn, sql: &str, what: &str) -> Result<Option<Vec<Value>>, CleanupError> {
+    match conn.query_first::<Row, _>(sql) {
+        Ok(r) => Ok(Some(r.map(Row::unwrap).unwrap_or_default())),
+        Err(e) if is_gone(&e) => Ok(None),
+        Err(e) => Err(CleanupError::Db(DbError::query(what, e))),
+    }
+}
+
+fn as_u64(v: Option<&Value>) -> Option<u64> {
+    match v {
+        Some(Value::Bytes(b)) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Some(Value::Int(n)) => u64::try_from(*n).ok(),
+        Some(Value::UInt(n)) => Some(*n),
+        Some(Value::NULL) => Some(0),
+        _ => None,
+    }
+}
+
+/// Appends the hashes `fk`'s column holds in `range` to `out`.
+fn referenced_in(
+    conn: &mut Conn,
+    fk: &ForeignKey,
+    range: HashRange,
+    out: &mut Vec<[u8; 16]>,
+) -> Result<Bulk, CleanupError> {
+    let (col, _) = &fk.columns[0];
+    let c = format!("r.{}", ident(col));
+    let sql = format!(
+        "SELECT COUNT({c}), GROUP_CONCAT({c} SEPARATOR '') FROM {} r WHERE {}",
+        qualified(&fk.schema, &fk.table),
+        range.condition(&c)
+    );
+    let what = format!("reading references {}.{}.{col}", fk.schema, fk.table);
+    let Some(vals) = bulk_query(conn, &sql, &what)? else {
+        return Ok(Bulk::Gone);
+    };
+    let count = as_u64(vals.first());
+    let packed: &[u8] = match vals.get(1) {
+        Some(Value::Bytes(b)) => b,
+        _ => &[],
+    };
+    // Every value a 16-byte hash, none missing: otherwise read smaller slices.
+    if count != Some(packed.len() as u64 / 16) || packed.len() % 16 != 0 {
+        return Ok(Bulk::Split);
+    }
+    out.extend(packed.chunks_exact(16).map(hash16));
+    Ok(Bulk::Done)
+}
+
+/// Reads the rows of `t` in `range` in one packed result.
+///
+/// Each row is packed as its 16-byte hash, a `1`/`0` when the server says
+/// whether it is used, then `a` (attachment name), `f` (filepath) or `b`
+/// (neither), and for `a` and `f` the value's byte length in decimal, `:`,
+/// and the value.
+fn rows_in(
+    conn: &mut Conn,
+    t: &ExternalTable,
+    simple: bool,
+    range: HashRange,
+    add: &mut dyn FnMut(RawRow<'_>),
+) -> Result<Bulk, CleanupError> {
+    let marked = t.in_scope && !simple;
+    let used = if marked {
+        format!("IF({}, '1', '0'), ", t.used_expr())
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "SELECT COUNT(*), GROUP_CONCAT(e.hash, {used}COALESCE(\
+         CONCAT('a', LENGTH(e.attachment_name), ':', e.attachment_name), \
+         CONCAT('f', LENGTH(e.filepath), ':', e.filepath), 'b') SEPARATOR '') \
+         FROM {} e WHERE {}",
+        t.qualified(),
+        range.condition("e.hash")
+    );
+    let Some(vals) = bulk_query(conn, &sql, &format!("reading {}", t.qualified()))? else {
+        return Ok(Bulk::Gone);
+    };
+    let Some(count) = as_u64(vals.first()) else {
+        return Ok(Bulk::Split);
+    };
+    if count == 0 {
+        return Ok(Bulk::Done);
+    }
+    let Some(Value::Bytes(packed)) = vals.get(1) else {
+        return Ok(Bulk::Split);
+    };
+    // Check the whole packing before using any of it.
+    let default_used = (!t.in_scope).then_some(true);
+    let Some(rows) = unpack(packed, marked, default_used) else {
+        return Ok(Bulk::Split);
+    };
+    if rows.len() as u64 != count {
+        return Ok(Bulk::Split);
+    }
+    for row in rows {
+        add(row);
+    }
+    Ok(Bulk::Done)
+}
+
+/// Splits a packed result ([`rows_in`]) into rows; `None` unless it parses
+/// exactly to its end.
+fn unpack(mut b: &[u8], marked: bool, default_used: Option<bool>) -> Option<Vec<RawRow<'_>>> {
+    let mut rows = Vec::with_capacity(b.len() / 48);
+    while !b.is_empty() {
+        let hash = hash16(b.get(..16)?);
+        b = &b[16..];
+        let used = if marked {
+            let (&m, rest) = b.split_first()?;
+            b = rest;
+            match m {
+                b'1' => Some(true),
+                b'0' => Some(false),
+                _ => return None,
+            }
+        } else {
+            default_used
+        };
+        let (&kind, rest) = b.split_first()?;
+        b = rest;
+        let value = if kind == b'b' {
+            &[][..]
+        } else {
+            let colon = b.iter().take(11).position(|&c| c == b':')?;
+            let digits = &b[..colon];
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let n: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
+            let v = b.get(colon + 1..colon + 1 + n)?;
+            b = &b[colon + 1 + n..];
+            v
+        };
+        let (attachment, filepath) = match kind {
+            // An empty attachment name leaves the filepath deciding, and it was not sent.
+            b'a' if value.is_empty() => return None,
+            b'a' => (Some(value), None),
+            b'f' => (None, Some(value)),
+            b'b' => (None, None),
+            _ => return None,
+        };
+        rows.push(RawRow {
+            hash,
+            attachment,
+            filepath,
+            used,
+        });
+    }
+    Some(rows)
+}
+
+/// Reads the rows of `t` in `range` one result row at a time (the fallback
+/// when a slice cannot be packed, e.g. a value longer than the packing allows).
+#[allow(clippy::too_many_arguments)]
+fn rows_one_by_one(
+    conn: &mut Conn,
+    i: usize,
+    t: &ExternalTable,
+    store: &Store,
+    simple: bool,
+    range: HashRange,
+    out: &mut StoreRows,
+) -> Result<Bulk, CleanupError> {
+    let mut referenced: Vec<[u8; 16]> = Vec::new();
+    if t.in_scope && simple {
+        for fk in &t.refs {
+            if !distinct_values(conn, fk, range, &mut referenced)? {
+                return Ok(Bulk::Gone);
+            }
+        }
+        referenced.sort_unstable();
+        referenced.dedup();
+    }
+    let used_col = match (t.in_scope, simple) {
+        (false, _) => ", 1".to_owned(),
+        (true, true) => String::new(),
+        (true, false) => format!(", {}", t.used_expr()),
+    };
+    let sql = format!(
+        "SELECT e.hash, e.attachment_name, e.filepath{used_col} FROM {} e WHERE {}",
+        t.qualified(),
+        range.condition("e.hash")
+    );
+    let what = format!("reading {}", t.qualified());
+    let result = match conn.query_iter(&sql) {
+        Ok(r) => r,
+        Err(e) if is_gone(&e) => return Ok(Bulk::Gone),
+        Err(e) => return Err(CleanupError::Db(DbError::query(what, e))),
+    };
+    for row in result {
+        let row = row.map_err(|e| CleanupError::Db(DbError::query(what.clone(), e)))?;
+        let mut vals = row.unwrap().into_iter();
+        let hash = match vals.next() {
+            Some(Value::Bytes(b)) => hash16(&b),
+            _ => [0u8; 16],
+        };
+        let att = match vals.next() {
+            Some(Value::Bytes(b)) => Some(b),
+            _ => None,
+        };
+        let fp = match vals.next() {
+            Some(Value::Bytes(b)) => Some(b),
+            _ => None,
+        };
+        let used = match vals.next() {
+            Some(v) => !matches!(text(v).as_str(), "0"),
+            None => referenced.binary_search(&hash).is_ok(),
+        };
+        let row = RawRow {
+            hash,
+            attachment: att.as_deref(),
+            filepath: fp.as_deref(),
+            used: Some(used),
+        };
+        add_row(out, i, t, store, &row, used);
+    }
+    Ok(Bulk::Done)
+}
+
+/// The path, relative to the store, of the file a row stands for.
+fn row_rel<'a>(t: &ExternalTable, store: &Store, row: &RawRow<'a>) -> std::borrow::Cow<'a, [u8]> {
+    match (row.attachment, row.filepath) {
+        (None, Some(fp)) if !fp.is_empty() && fast_normal(fp) => std::borrow::Cow::Borrowed(fp),
+        (att, fp) => {
+            let att = att.map(String::from_utf8_lossy);
+            let fp = fp.map(String::from_utf8_lossy);
+            std::borrow::Cow::Owned(
+                paths::row_path(
+                    &t.schema,
+                    &row.hash,
+                    att.as_deref(),
+                    fp.as_deref(),
+                    &store.subfolding,
+                )
+                .into_bytes(),
+            )
+        }
+    }
+}
+
+/// Records that a row of table `i` names the `filepath` `fp` (used or not:
+/// unused rows are counted by [`StoreRows::finish`]).
+fn add_path(out: &mut StoreRows, i: usize, t: &ExternalTable, fp: &[u8]) {
+    if fast_normal(fp) {
+        push_track(out, i, t, fp);
+    } else {
+        let rel = paths::normalize(&String::from_utf8_lossy(fp));
+        push_track(out, i, t, rel.as_bytes());
+    }
+}
+
+fn push_track(out: &mut StoreRows, i: usize, t: &ExternalTable, rel: &[u8]) {
+    out.rows += 1;
+    if t.in_scope {
+        out.rows_in_scope += 1;
+    }
+    out.tracks.push(Track {
+        fp: fingerprint(rel),
+        table: i as u32,
+        in_scope_rows: u32::from(t.in_scope),
+        unused_rows: 0,
+        out_of_scope: !t.in_scope,
+        seen: Default::default(),
+        start: out.arena.len() as u64,
+        len: rel.len() as u32,
+    });
+    out.arena.extend_from_slice(rel);
+}
+
+/// Records one row of table `i`.
+fn add_row(
+    out: &mut StoreRows,
+    i: usize,
+    t: &ExternalTable,
+    store: &Store,
+    row: &RawRow<'_>,
+    is_used: bool,
+) {
+    let rel = row_rel(t, store, row);
+    push_track(out, i, t, &rel);
+    if t.in_scope && !is_used {
+        out.unused.push(UnusedRow {
+            table: i as u32,
+            hash: row.hash,
+            rel: String::from_utf8_lossy(&rel).into_owned(),
+        });
+    }
+}
 
 /// The first 16 bytes (DataJoint hashes are `binary(16)`).
 fn hash16(b: &[u8]) -> [u8; 16] {
@@ -1021,33 +1616,128 @@ mod tests {
         assert!(fast_normal(b"j16/j16_A.nwb"));
     }
 
-    #[test]
-    fn fingerprints_differ_and_arena_round_trips() {
-        fn add(rows: &mut StoreRows, p: &str, used: bool) {
-            let start = rows.arena.len() as u64;
-            rows.arena.extend_from_slice(p.as_bytes());
-            rows.paths
-                .entry(fingerprint(p.as_bytes()))
-                .or_insert(Track {
-                    used,
-                    start,
-                    len: p.len() as u32,
-                    ..Track::default()
-                });
+    fn table(schema: &str, in_scope: bool) -> ExternalTable {
+        ExternalTable {
+            schema: schema.into(),
+            store: "analysis".into(),
+            refs: Vec::new(),
+            in_scope,
+            rows_estimate: 0,
         }
-        let mut a = StoreRows::default();
-        let mut b = StoreRows::default();
-        add(&mut a, "x/1.nwb", true);
-        add(&mut b, "x/2.nwb", false);
-        add(&mut b, "x/1.nwb", false);
-        a.absorb(&mut b);
-        assert_eq!(a.paths.len(), 2);
-        let t2 = a.get(b"x/2.nwb").unwrap();
-        assert_eq!(a.path_of(t2), b"x/2.nwb");
-        assert!(a.get(b"x/1.nwb").unwrap().used, "used by any row wins");
-        assert!(a.get(b"x/3.nwb").is_none());
+    }
+
+    fn unused(rows: &mut StoreRows, i: u32, rel: &str) {
+        rows.unused.push(UnusedRow {
+            table: i,
+            hash: [0; 16],
+            rel: rel.into(),
+        });
+    }
+
+    #[test]
+    fn parts_seal_merge_and_count_unused_rows() {
+        let (a_t, b_t, out_t) = (table("a", true), table("b", true), table("o", false));
+        // Reader 1: schema a names x/1 (unused) and x/2 (used).
+        let mut r1 = StoreRows::default();
+        add_path(&mut r1, 0, &a_t, b"x/2.nwb");
+        add_path(&mut r1, 0, &a_t, b"x//1.nwb");
+        unused(&mut r1, 0, "x/1.nwb");
+        // Reader 2: schema b names x/1 too (used), x/3 (unused), x/4 (unused);
+        // an out-of-scope schema names x/4.
+        let mut r2 = StoreRows::default();
+        add_path(&mut r2, 1, &b_t, b"x/3.nwb");
+        add_path(&mut r2, 1, &b_t, b"x/1.nwb");
+        add_path(&mut r2, 1, &b_t, b"x/4.nwb");
+        add_path(&mut r2, 2, &out_t, b"x/4.nwb");
+        unused(&mut r2, 1, "x/3.nwb");
+        unused(&mut r2, 1, "x/4.nwb");
+        r1.seal();
+        r2.seal();
+        assert_eq!(r2.tracks.len(), 3, "two rows naming x/4 fold into one");
+        let mut all = StoreRows::merge(vec![r1, r2]);
+        all.finish();
+        assert_eq!((all.rows, all.rows_in_scope), (6, 5));
+        assert_eq!(all.tracks.len(), 4);
+        assert!(all.tracks.windows(2).all(|w| w[0].fp < w[1].fp));
+        let get = |p: &str| all.get(p.as_bytes()).unwrap();
+        assert_eq!(
+            all.path_of(get("x/1.nwb")),
+            b"x/1.nwb",
+            "filepath normalized"
+        );
+        assert!(
+            get("x/1.nwb").used(),
+            "an unused row in a does not outvote b's used row"
+        );
+        assert!(get("x/2.nwb").used() && get("x/2.nwb").in_scope_used());
+        assert!(!get("x/3.nwb").used() && !get("x/3.nwb").in_scope_used());
+        assert!(get("x/4.nwb").used(), "out-of-scope rows protect");
+        assert!(
+            !get("x/4.nwb").in_scope_used(),
+            "but do not make it dangling"
+        );
+        assert!(all.get(b"x/5.nwb").is_none());
         assert_ne!(fingerprint(b"ab"), fingerprint(b"ba"));
         assert_ne!(fingerprint(b"a"), fingerprint(b"a\0"));
+    }
+
+    #[test]
+    fn hash_ranges_cover_everything_once() {
+        assert_eq!(HashRange::ALL.condition("h"), "1");
+        let parts = HashRange::ALL.split(3);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0].lo, 0);
+        assert_eq!(parts[2].hi, 1 << 16);
+        assert!(parts.windows(2).all(|w| w[0].hi == w[1].lo));
+        assert_eq!(
+            parts[0].condition("h"),
+            format!("h < X'5555{}'", "0".repeat(28))
+        );
+        assert!(parts[1].condition("h").contains(" AND "));
+        let one = HashRange { lo: 7, hi: 8 };
+        assert_eq!(
+            one.split(8),
+            vec![one],
+            "a single prefix cannot split further"
+        );
+        let t = ExternalTable {
+            rows_estimate: 10_000_000,
+            ..table("a", true)
+        };
+        assert!(chunks(&t, 1 << 24).len() > 100);
+        assert_eq!(chunks(&table("a", true), 1 << 24), vec![HashRange::ALL]);
+    }
+
+    #[test]
+    fn packed_rows_parse_exactly_or_not_at_all() {
+        let h = [7u8; 16];
+        let mut b = Vec::new();
+        b.extend_from_slice(&h);
+        b.extend_from_slice(b"f9:a/b/c.nwb");
+        b.extend_from_slice(&h);
+        b.extend_from_slice(b"a3:x.y");
+        b.extend_from_slice(&h);
+        b.push(b'b');
+        let rows = unpack(&b, false, None).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].filepath, Some(&b"a/b/c.nwb"[..]));
+        assert_eq!(rows[1].attachment, Some(&b"x.y"[..]));
+        assert!(rows[2].attachment.is_none() && rows[2].filepath.is_none());
+        // Cut short, a wrong length, or a stray byte: rejected.
+        assert!(unpack(&b[..b.len() - 5], false, None).is_none());
+        let mut wrong = b.clone();
+        wrong[17] = b'8';
+        assert!(unpack(&wrong, false, None).is_none());
+        let mut extra = b.clone();
+        extra.push(b'x');
+        assert!(unpack(&extra, false, None).is_none());
+        // With the server's used marks.
+        let mut m = Vec::new();
+        m.extend_from_slice(&h);
+        m.extend_from_slice(b"0f1:z");
+        let rows = unpack(&m, true, None).unwrap();
+        assert_eq!(rows[0].used, Some(false));
+        assert!(unpack(&m, false, None).is_none());
     }
 
     #[test]

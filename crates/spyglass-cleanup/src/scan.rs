@@ -198,6 +198,8 @@ pub struct Scan {
     pub problems: Vec<Problem>,
     /// Stores that were configured but not scanned, and why.
     pub not_scanned: Vec<(String, String)>,
+    /// When each phase ended, counted from the start of the scan.
+    pub timings: Vec<(String, Duration)>,
 }
 
 /// Count and bytes of a class.
@@ -244,8 +246,10 @@ pub fn scan(
     opts: &ScanOptions,
 ) -> Result<Scan, CleanupError> {
     let now = SystemTime::now();
+    let timer = PhaseTimer::new();
     let conn = session.conn();
     let cat = inventory::catalog(conn, &opts.scope)?;
+    timer.mark("catalog");
     let mut problems = Vec::new();
     let mut not_scanned = Vec::new();
 
@@ -312,7 +316,10 @@ pub fn scan(
     let threads = opts.threads;
     // Tables are read by the main connection and, if allowed, extra ones:
     // the server reads them in parallel and each connection parses its own.
-    let tasks: Vec<(usize, usize)> = walk_stores
+    // Each table is read in slices of its hash space, so a big table spreads
+    // over every connection; the largest tables go first.
+    let max_packet = inventory::prepare_bulk(conn)?;
+    let mut tasks: Vec<(u64, usize, usize, inventory::HashRange)> = walk_stores
         .iter()
         .enumerate()
         .flat_map(|(si, s)| {
@@ -320,45 +327,42 @@ pub fn scan(
                 .iter()
                 .enumerate()
                 .filter(move |(_, t)| t.store == s.name)
-                .map(move |(ti, _)| (si, ti))
+                .flat_map(move |(ti, t)| {
+                    let slices = inventory::chunks(t, max_packet);
+                    let size = t.rows_estimate / slices.len() as u64;
+                    slices.into_iter().map(move |r| (size, si, ti, r))
+                })
         })
         .collect();
+    // Popped from the end: smallest last.
+    tasks.sort_by_key(|t| t.0);
     let queue = std::sync::Mutex::new(tasks);
-    // One result per store, sized from the server's row estimates so it never
-    // rehashes; readers move batches into it while they keep reading.
-    let shared: Vec<std::sync::Mutex<StoreRows>> = walk_stores
-        .iter()
-        .map(|s| {
-            let estimate: u64 = cat
-                .externals
-                .iter()
-                .filter(|t| t.store == s.name)
-                .map(|t| t.rows_estimate)
-                .sum();
-            let mut r = StoreRows::default();
-            r.paths.reserve(estimate.min(50_000_000) as usize * 11 / 10);
-            std::sync::Mutex::new(r)
-        })
-        .collect();
+    // Each reader keeps one part per store and seals it (sorts it) on its own
+    // thread when the queue runs dry; the parts are merged once all are in.
+    let parts: std::sync::Mutex<Vec<Vec<StoreRows>>> = std::sync::Mutex::new(Vec::new());
     let work = |conn: &mut spyglass_db::mysql::Conn| -> Result<(), CleanupError> {
-        let mut local = StoreRows::default();
+        let mut local: Vec<StoreRows> = walk_stores.iter().map(|_| StoreRows::default()).collect();
         loop {
             let next = queue.lock().ok().and_then(|mut q| q.pop());
-            let Some((si, ti)) = next else { return Ok(()) };
-            let mut flush = |batch: &mut StoreRows| {
-                if let Ok(mut r) = shared[si].lock() {
-                    r.absorb(batch);
-                }
+            let Some((_, si, ti, range)) = next else {
+                break;
             };
             inventory::table_rows(
                 conn,
                 ti,
                 &cat.externals[ti],
                 walk_stores[si],
-                &mut local,
-                &mut flush,
+                range,
+                &mut local[si],
             )?;
         }
+        for part in &mut local {
+            part.seal();
+        }
+        if let Ok(mut p) = parts.lock() {
+            p.push(local);
+        }
+        Ok(())
     };
     let (listings, db) = std::thread::scope(|sc| {
         let walker = sc.spawn(|| {
@@ -371,6 +375,7 @@ pub fn scan(
                     walk::list(&s.location, &skip, threads).map(Some)
                 })
                 .collect::<Result<Vec<Option<Listing>>, CleanupError>>()
+                .inspect(|_| timer.mark("walk"))
         });
         let helpers: Vec<_> = match &opts.connect {
             Some(c) => (0..opts.extra_connections)
@@ -378,6 +383,7 @@ pub fn scan(
                     let work = &work;
                     sc.spawn(move || -> Result<(), CleanupError> {
                         let mut session = spyglass_db::connect(c)?;
+                        inventory::prepare_bulk(session.conn())?;
                         work(session.conn())
                     })
                 })
@@ -386,19 +392,32 @@ pub fn scan(
         };
         let db = (|| -> Result<_, CleanupError> {
             work(conn)?;
+            timer.mark("rows read (this connection)");
             for h in helpers {
                 h.join().unwrap_or_else(|_| {
                     Err(CleanupError::Config("a table reader panicked".into()))
                 })?;
             }
-            let rows: Vec<StoreRows> = shared
-                .iter()
-                .map(|m| {
-                    m.lock()
-                        .map(|mut r| std::mem::take(&mut *r))
-                        .unwrap_or_default()
+            let mut per_store: Vec<Vec<StoreRows>> =
+                walk_stores.iter().map(|_| Vec::new()).collect();
+            for reader in parts
+                .lock()
+                .map(|mut p| std::mem::take(&mut *p))
+                .unwrap_or_default()
+            {
+                for (si, part) in reader.into_iter().enumerate() {
+                    per_store[si].push(part);
+                }
+            }
+            let rows: Vec<StoreRows> = per_store
+                .into_iter()
+                .map(|parts| {
+                    let mut r = StoreRows::merge(parts);
+                    r.finish();
+                    r
                 })
                 .collect();
+            timer.mark("rows read (all connections)");
             let orphans = inventory::orphan_rows(conn, &cat)?;
             let mut dir_rows = Vec::new();
             for key in [
@@ -429,6 +448,7 @@ pub fn scan(
     });
     let listings = listings?;
     let (store_rows, orphans, dir_rows) = db?;
+    timer.mark("orphan rows and folder columns");
 
     let mut out = Scan {
         started: now,
@@ -440,6 +460,7 @@ pub fn scan(
         symlinks_outside: Vec::new(),
         problems,
         not_scanned,
+        timings: Vec::new(),
     };
 
     for ((store, listing), mut rows) in walk_stores.iter().zip(listings).zip(store_rows) {
@@ -481,7 +502,7 @@ pub fn scan(
                 message: format!("store {}: {e}", store.name),
             });
         }
-        let files = listing.files.len() as u64;
+        let files = listing.file_count() as u64;
         out.roots.push(Root {
             label: format!("store {}", store.name),
             kind: RootKind::Store(store.name.clone()),
@@ -512,20 +533,31 @@ pub fn scan(
                     .push(store.location.join(String::from_utf8_lossy(rel).as_ref()));
             }
         }
-        // A million lookups, split over the walker threads' worth of cores.
-        let chunk = listing.files.len().div_ceil(threads.max(1)).max(1);
-        let paths = &rows;
-        let untracked: Vec<Box<[u8]>> = std::thread::scope(|sc| {
+        // Each walker run and the tracked paths are both sorted by
+        // fingerprint: one linear merge per run, the runs on their own threads.
+        let tracks = &rows.tracks;
+        // Candidates are `lstat`ed right there, on the same threads.
+        let location = &store.location;
+        let untracked: Vec<Untracked> = std::thread::scope(|sc| {
             let handles: Vec<_> = listing
-                .files
-                .chunks(chunk)
-                .map(|part| {
+                .runs
+                .iter()
+                .map(|run| {
                     sc.spawn(move || {
                         let mut mine = Vec::new();
-                        for rel in part {
-                            match paths.get(rel) {
-                                Some(t) => t.mark_seen(),
-                                None => mine.push(rel.clone()),
+                        let mut j = 0;
+                        for e in &run.entries {
+                            while j < tracks.len() && tracks[j].fp < e.fp {
+                                j += 1;
+                            }
+                            match tracks.get(j) {
+                                Some(t) if t.fp == e.fp => t.mark_seen(),
+                                _ => {
+                                    let rel = String::from_utf8_lossy(run.path(e)).into_owned();
+                                    let path = location.join(&rel);
+                                    let meta = walk::stat(&path);
+                                    mine.push(Untracked { rel, path, meta });
+                                }
                             }
                         }
                         mine
@@ -537,7 +569,8 @@ pub fn scan(
                 .flat_map(|h| h.join().unwrap_or_default())
                 .collect()
         });
-        drop(listing.files);
+        timer.mark("files matched");
+        drop(listing.runs);
         classify_store(
             &mut out,
             root_idx,
@@ -550,6 +583,7 @@ pub fn scan(
         )?;
     }
 
+    timer.mark("stores classified");
     // Orphan analysis rows.
     if !orphans.is_empty() {
         let root_idx = out.roots.len();
@@ -697,7 +731,42 @@ pub fn scan(
         .sort_by(|a, b| (a.class, &a.rel).cmp(&(b.class, &b.rel)));
     out.young.sort_by(|a, b| a.rel.cmp(&b.rel));
     out.symlinks_outside.sort();
+    timer.mark("folders and temp");
+    out.timings = timer.into_marks();
     Ok(out)
+}
+
+/// When each phase of a scan ended, for profiling ([`Scan::timings`]).
+struct PhaseTimer {
+    start: std::time::Instant,
+    marks: std::sync::Mutex<Vec<(String, Duration)>>,
+}
+
+impl PhaseTimer {
+    fn new() -> Self {
+        PhaseTimer {
+            start: std::time::Instant::now(),
+            marks: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn mark(&self, phase: &str) {
+        let at = self.start.elapsed();
+        if let Ok(mut m) = self.marks.lock() {
+            m.push((phase.to_owned(), at));
+        }
+    }
+
+    fn into_marks(self) -> Vec<(String, Duration)> {
+        self.marks.into_inner().unwrap_or_default()
+    }
+}
+
+/// A file on disk no row names, with its `lstat`.
+struct Untracked {
+    rel: String,
+    path: PathBuf,
+    meta: Result<Option<walk::Meta>, CleanupError>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -707,14 +776,12 @@ fn classify_store(
     store: &Store,
     location: &Path,
     rows: &mut StoreRows,
-    untracked: Vec<Box<[u8]>>,
+    untracked: Vec<Untracked>,
     now: SystemTime,
     opts: &ScanOptions,
 ) -> Result<(), CleanupError> {
-    for rel in untracked {
-        let rel = String::from_utf8_lossy(&rel).into_owned();
-        let path = location.join(&rel);
-        let Some(m) = walk::stat(&path)? else {
+    for Untracked { rel, path, meta } in untracked {
+        let Some(m) = meta? else {
             continue;
         };
         if !m.is_file {
@@ -759,7 +826,7 @@ fn classify_store(
         let t = &out.catalog.externals[u.table as usize];
         let track = rows.get(u.rel.as_bytes());
         let exists = track.is_some_and(|t| t.seen());
-        let with_file = exists && track.is_some_and(|t| !t.used) && moving.insert(u.rel.clone());
+        let with_file = exists && track.is_some_and(|t| !t.used()) && moving.insert(u.rel.clone());
         let path = location.join(&u.rel);
         let (size, mtime) = if with_file {
             match walk::stat(&path)? {
@@ -799,11 +866,11 @@ fn classify_store(
         }
     }
     // Dangling: referenced, in scope, not on disk.
-    for t in rows.paths.values() {
+    for t in &rows.tracks {
         if t.seen() {
             continue;
         }
-        if let Some(class) = classify::missing(t.in_scope_used) {
+        if let Some(class) = classify::missing(t.in_scope_used()) {
             let rel = String::from_utf8_lossy(rows.path_of(t)).into_owned();
             let table = &out.catalog.externals[t.table as usize];
             out.items.push(Item {

@@ -13,19 +13,64 @@ use std::time::SystemTime;
 
 use ignore::{WalkBuilder, WalkState};
 
+use crate::inventory::fingerprint;
 use crate::CleanupError;
+
+/// One regular file a walk found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileEntry {
+    /// [`fingerprint`] of its relative path.
+    pub fp: u64,
+    /// Where its path is in [`FileRun::arena`].
+    pub start: usize,
+    /// Length of its path.
+    pub len: u32,
+}
+
+/// The files one walker thread found: their relative paths back to back
+/// (one allocation per thread, not one per file) and an entry per file,
+/// sorted by fingerprint so a whole run is matched against the tracked
+/// paths in one linear merge.
+#[derive(Debug, Default)]
+pub struct FileRun {
+    /// Relative, `/`-separated paths back to back.
+    pub arena: Vec<u8>,
+    /// The files, sorted by [`FileEntry::fp`].
+    pub entries: Vec<FileEntry>,
+}
+
+impl FileRun {
+    /// The relative path of `e`.
+    pub fn path(&self, e: &FileEntry) -> &[u8] {
+        &self.arena[e.start..e.start + e.len as usize]
+    }
+}
 
 /// What a walk of one store found.
 #[derive(Debug, Default)]
 pub struct Listing {
     /// The root as walked (symlinks in it resolved).
     pub root: PathBuf,
-    /// Regular files, relative to the root, `/`-separated bytes.
-    pub files: Vec<Box<[u8]>>,
+    /// Regular files, one run per walker thread.
+    pub runs: Vec<FileRun>,
     /// Symlinks, relative to the root, and whether they point outside it.
     pub symlinks: Vec<(Box<[u8]>, bool)>,
     /// Entries that could not be read (path: error).
     pub errors: Vec<String>,
+}
+
+impl Listing {
+    /// Number of regular files.
+    pub fn file_count(&self) -> usize {
+        self.runs.iter().map(|r| r.entries.len()).sum()
+    }
+
+    /// Every regular file's relative path, in no particular order.
+    pub fn files(&self) -> impl Iterator<Item = &[u8]> {
+        self.runs
+            .iter()
+            .flat_map(|r| r.entries.iter().map(move |e| r.path(e)))
+    }
 }
 
 /// Lists `root` in parallel. Folders in `skip` (e.g. another store nested
@@ -54,11 +99,22 @@ pub fn list(root: &Path, skip: &[PathBuf], threads: usize) -> Result<Listing, Cl
         .follow_links(false)
         .threads(threads.max(1));
     if !skip.is_empty() {
-        let skip = skip.clone();
-        builder.filter_entry(move |e| !skip.iter().any(|s| s == e.path()));
+        // Only folders can be skipped; files pass without a comparison, and
+        // paths compare as bytes (the walker builds them by joining, so they
+        // are already in the canonical form of `root`).
+        let skip: Vec<Vec<u8>> = skip
+            .iter()
+            .map(|p| p.as_os_str().as_bytes().to_vec())
+            .collect();
+        builder.filter_entry(move |e| {
+            !(e.file_type().is_some_and(|t| t.is_dir())
+                && skip
+                    .iter()
+                    .any(|s| s.as_slice() == e.path().as_os_str().as_bytes()))
+        });
     }
     builder.build_parallel().run(|| {
-        let mut mine: Vec<Box<[u8]>> = Vec::with_capacity(4096);
+        let mut mine = FileRun::default();
         let mut my_links = Vec::new();
         let files = &files;
         let links = &links;
@@ -69,8 +125,10 @@ pub fn list(root: &Path, skip: &[PathBuf], threads: usize) -> Result<Listing, Cl
                 move |entry: Option<Result<ignore::DirEntry, ignore::Error>>| {
                     match entry {
                         None => {
+                            let mut run = std::mem::take(&mut mine);
+                            run.entries.sort_unstable_by_key(|e| e.fp);
                             if let Ok(mut f) = files.lock() {
-                                f.push(std::mem::take(&mut mine));
+                                f.push(run);
                             }
                             if let Ok(mut l) = links.lock() {
                                 l.append(&mut my_links);
@@ -85,7 +143,13 @@ pub fn list(root: &Path, skip: &[PathBuf], threads: usize) -> Result<Listing, Cl
                                 return WalkState::Continue;
                             }
                             if ft.is_file() {
-                                mine.push(p[prefix..].into());
+                                let rel = &p[prefix..];
+                                mine.entries.push(FileEntry {
+                                    fp: fingerprint(rel),
+                                    start: mine.arena.len(),
+                                    len: rel.len() as u32,
+                                });
+                                mine.arena.extend_from_slice(rel);
                             } else if ft.is_symlink() {
                                 let outside = points_outside(e.path(), root);
                                 my_links.push((p[prefix..].into(), outside));
@@ -107,11 +171,8 @@ pub fn list(root: &Path, skip: &[PathBuf], threads: usize) -> Result<Listing, Cl
         root,
         ..Listing::default()
     };
-    let chunks = files.into_inner().unwrap_or_default();
-    out.files.reserve(chunks.iter().map(Vec::len).sum());
-    for c in chunks {
-        out.files.extend(c);
-    }
+    out.runs = files.into_inner().unwrap_or_default();
+    out.runs.retain(|r| !r.entries.is_empty());
     out.symlinks = links.into_inner().unwrap_or_default();
     out.errors = errors.into_inner().unwrap_or_default();
     Ok(out)
@@ -282,10 +343,14 @@ mod tests {
         std::os::unix::fs::symlink("b/f.nwb", root.join("a/inside")).unwrap();
         let l = list(&root, &[root.join("nested_store")], 2).unwrap();
         let mut files: Vec<String> = l
-            .files
-            .iter()
+            .files()
             .map(|f| String::from_utf8_lossy(f).into_owned())
             .collect();
+        assert_eq!(l.file_count(), 2);
+        for run in &l.runs {
+            assert!(run.entries.windows(2).all(|w| w[0].fp <= w[1].fp));
+            assert!(run.entries.iter().all(|e| e.fp == fingerprint(run.path(e))));
+        }
         files.sort();
         assert_eq!(files, ["a/b/f.nwb", "top"]);
         let mut links: Vec<(String, bool)> = l

@@ -208,6 +208,53 @@ fn load_rows(s: &Sandbox, files: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Grows the sandbox's InnoDB buffer pool (128 MiB by default) to hold the
+/// bench tables, as a production server holding them would be sized. With
+/// the default, every reader (ours, the client, PyMySQL) rereads pages
+/// through InnoDB's page cache misses, and concurrent readers serialize.
+fn size_buffer_pool(s: &Sandbox) -> Result<(), String> {
+    let mut session = s.connect()?;
+    let conn = session.conn();
+    let list = SCHEMAS
+        .iter()
+        .map(|d| format!("'{d}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let bytes: Option<u64> = conn
+        .query_first(format!(
+            "SELECT CAST(SUM(data_length + index_length) AS UNSIGNED) FROM information_schema.TABLES WHERE table_schema IN ({list})"
+        ))
+        .map_err(|e| format!("sizing the bench tables: {e}"))?;
+    // Statistics lag right after the load: never less than 1 GiB.
+    let want = (bytes.unwrap_or(0) * 2).div_ceil(256 << 20).max(4) * (256 << 20);
+    let have: Option<u64> = conn
+        .query_first("SELECT @@innodb_buffer_pool_size")
+        .map_err(|e| e.to_string())?;
+    if have.unwrap_or(0) >= want {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: innodb_buffer_pool_size {} MiB -> {} MiB (at least twice the bench tables)",
+        have.unwrap_or(0) >> 20,
+        want >> 20
+    );
+    conn.query_drop(format!("SET GLOBAL innodb_buffer_pool_size = {want}"))
+        .map_err(|e| format!("growing the buffer pool: {e}"))?;
+    // The resize runs in the background; wait for the new size to be in use.
+    for _ in 0..100 {
+        let status: Option<(String, String)> = conn
+            .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_resize_status'")
+            .map_err(|e| e.to_string())?;
+        let done = status
+            .is_none_or(|(_, v)| v.is_empty() || v.contains("Complete") || v.contains("complete"));
+        if done {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
 fn ensure_tools() -> Result<(), String> {
     let mut missing = Vec::new();
     if !Path::new("/usr/bin/time").is_file() {
@@ -264,6 +311,7 @@ fn run(s: &Sandbox, files: usize, bin: &Path) -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     build_tree(&store, files)?;
     load_rows(s, files)?;
+    size_buffer_pool(s)?;
     let cfg = format!(
         "{{\"database.host\": \"{}\", \"database.port\": {}, \"database.user\": \"{}\",\n \
          \"stores\": {{\"analysis\": {{\"protocol\": \"file\", \"location\": \"{}\"}}}},\n \

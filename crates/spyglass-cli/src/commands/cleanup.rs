@@ -392,7 +392,14 @@ fn do_scan(ctx: &mut Context, global: &GlobalOpts) -> anyhow::Result<Scan> {
     if progress_on(global) {
         eprintln!("scanning stores and directories ...");
     }
-    Ok(scan::scan(&mut ctx.session, &ctx.setup, &ctx.opts)?)
+    let s = scan::scan(&mut ctx.session, &ctx.setup, &ctx.opts)?;
+    // For profiling a scan of a real lab's stores.
+    if std::env::var_os("SPYGLASS_ADMIN_TIMINGS").is_some() {
+        for (phase, at) in &s.timings {
+            eprintln!("timing: {:>8.3} s  {phase}", at.as_secs_f64());
+        }
+    }
+    Ok(s)
 }
 
 fn scan_cmd(
