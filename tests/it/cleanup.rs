@@ -705,7 +705,7 @@ fn bulk_reads_agree_with_split_and_row_by_row_reads_for_every_kind_of_row() {
 
     /// (path, in-scope rows, unused rows, out of scope) per path; (path, hash) per unused row; row counts.
     type Summary = (
-        Vec<(String, u32, u32, bool)>,
+        Vec<(String, u16, u16, bool)>,
         Vec<(String, String)>,
         u64,
         u64,
@@ -783,6 +783,117 @@ fn bulk_reads_agree_with_split_and_row_by_row_reads_for_every_kind_of_row() {
         "the empty filepath stands for a blob-style path"
     );
     for db in [a, b] {
+        sql(&mut s, &format!("DROP DATABASE `{db}`"));
+    }
+}
+
+/// The cases a review found: a latin1 `~external` table (its paths must come
+/// out as the UTF-8 names on disk, in bulk and row by row alike), a table
+/// whose only row has an empty filepath (no panic: a blob-style path), and
+/// a referencing table dropped after the catalog was read (its rows turn
+/// unused; their paths stay tracked).
+#[test]
+fn bulk_reads_handle_latin1_lone_empty_rows_and_dropped_references() {
+    use spyglass_cleanup::inventory::{self, Scope};
+    use spyglass_cleanup::store::{Store, StoreSource};
+
+    let (c, d) = ("cl_bulk_c", "cl_bulk_d");
+    let mut s = admin();
+    let ext = |db: &str, charset: &str| {
+        format!(
+            "CREATE TABLE `{db}`.`~external_bulkcs` (hash binary(16) NOT NULL, size bigint unsigned NOT NULL, \
+             attachment_name varchar(255) DEFAULT NULL, filepath varchar(1000) DEFAULT NULL, \
+             contents_hash binary(16) DEFAULT NULL, timestamp timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, \
+             PRIMARY KEY (hash)) ENGINE=InnoDB DEFAULT CHARSET={charset}"
+        )
+    };
+    for (db, cs) in [(c, "latin1"), (d, "utf8mb4")] {
+        sql(&mut s, &format!("DROP DATABASE IF EXISTS `{db}`"));
+        sql(&mut s, &format!("CREATE DATABASE `{db}`"));
+        sql(&mut s, &ext(db, cs));
+    }
+    sql(
+        &mut s,
+        &format!(
+            "CREATE TABLE `{c}`.`ref_gone` (id int NOT NULL, f binary(16) DEFAULT NULL, PRIMARY KEY (id), \
+             FOREIGN KEY (f) REFERENCES `{c}`.`~external_bulkcs` (hash))"
+        ),
+    );
+    let h = |i: u8| format!("X'{}'", format!("{i:02x}").repeat(16));
+    sql(
+        &mut s,
+        &format!(
+            "INSERT INTO `{c}`.`~external_bulkcs` (hash, size, attachment_name, filepath) VALUES \
+             ({}, 0, NULL, 'café/x.nwb'), ({}, 0, NULL, 'naïve//y.nwb'), ({}, 0, 'résumé.dat', NULL)",
+            h(1),
+            h(2),
+            h(3)
+        ),
+    );
+    sql(
+        &mut s,
+        &format!(
+            "INSERT INTO `{c}`.`ref_gone` VALUES (1, {}), (2, {})",
+            h(1),
+            h(3)
+        ),
+    );
+    sql(
+        &mut s,
+        &format!(
+            "INSERT INTO `{d}`.`~external_bulkcs` (hash, size, filepath) VALUES ({}, 0, '')",
+            h(4)
+        ),
+    );
+    let store = Store {
+        name: "bulkcs".into(),
+        protocol: "file".into(),
+        location: std::env::temp_dir(),
+        subfolding: vec![],
+        source: StoreSource::Config,
+        conflict: None,
+    };
+    let scope = Scope::patterns(vec![c.into(), d.into()]);
+    let paths = |r: &inventory::StoreRows| {
+        let mut v: Vec<(String, bool)> = r
+            .tracks
+            .iter()
+            .map(|t| {
+                (
+                    String::from_utf8(r.path_of(t).to_vec()).expect("UTF-8"),
+                    t.used(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let hex = |i: u8| format!("{i:02x}").repeat(16);
+    let conn = s.conn();
+    let cat = inventory::catalog(conn, &scope).unwrap();
+    let want = vec![
+        ("café/x.nwb".to_owned(), true),
+        (format!("{c}/{}.résumé.dat", hex(3)), true),
+        (format!("{d}/{}", hex(4)), false),
+        ("naïve/y.nwb".to_owned(), false),
+    ];
+    for cap in [None, Some(40)] {
+        let rows = match cap {
+            None => inventory::store_rows(conn, &cat, &store).unwrap(),
+            Some(cap) => inventory::store_rows_capped(conn, &cat, &store, cap).unwrap(),
+        };
+        assert_eq!(paths(&rows), want, "cap {cap:?}");
+    }
+    // The referencing table goes after the catalog was read: every row is
+    // unused now, and every path is still tracked.
+    sql(&mut s, &format!("DROP TABLE `{c}`.`ref_gone`"));
+    let conn = s.conn();
+    let rows = inventory::store_rows(conn, &cat, &store).unwrap();
+    let got = paths(&rows);
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(got.iter().all(|(_, used)| !used), "{got:?}");
+    assert_eq!(rows.unused.len(), 4);
+    for db in [c, d] {
         sql(&mut s, &format!("DROP DATABASE `{db}`"));
     }
 }

@@ -294,22 +294,26 @@ pub fn catalog(conn: &mut Conn, scope: &Scope) -> Result<Catalog, CleanupError> 
 pub struct Track {
     /// [`fingerprint`] of the path.
     pub fp: u64,
+    /// Where its path is: buffer number (high 24 bits) and offset in it
+    /// (low 40 bits); see [`StoreRows::path_of`].
+    pub loc: u64,
+    /// Length of its path.
+    pub len: u32,
     /// Index into [`Catalog::externals`] of a table naming it (an in-scope
     /// one when there is one).
     pub table: u32,
-    /// In-scope rows naming it.
-    pub in_scope_rows: u32,
+    /// In-scope rows naming it (one per table at most).
+    pub in_scope_rows: u16,
     /// Of those, rows nothing references (counted by [`StoreRows::finish`]).
-    pub unused_rows: u32,
+    pub unused_rows: u16,
     /// A row of a schema out of scope names it (such rows always protect it).
     pub out_of_scope: bool,
     /// Set by classification (from several threads) when the file is found on disk.
     pub seen: std::sync::atomic::AtomicBool,
-    /// Where its path is in [`StoreRows::arena`].
-    pub start: u64,
-    /// Length of its path.
-    pub len: u32,
 }
+
+/// Bits of [`Track::loc`] that hold the offset.
+const LOC_BITS: u32 = 40;
 
 impl Track {
     /// Whether classification found the file.
@@ -333,8 +337,8 @@ impl Track {
         if self.in_scope_rows == 0 && other.in_scope_rows > 0 {
             self.table = other.table;
         }
-        self.in_scope_rows += other.in_scope_rows;
-        self.unused_rows += other.unused_rows;
+        self.in_scope_rows = self.in_scope_rows.saturating_add(other.in_scope_rows);
+        self.unused_rows = self.unused_rows.saturating_add(other.unused_rows);
         self.out_of_scope |= other.out_of_scope;
         if other.seen() {
             self.mark_seen();
@@ -423,14 +427,19 @@ pub fn fingerprint(path: &[u8]) -> u64 {
 pub struct StoreRows {
     /// One per tracked path once sealed, sorted by [`Track::fp`].
     pub tracks: Vec<Track>,
-    /// The tracked paths, back to back ([`Track::start`], [`Track::len`]).
-    pub arena: Vec<u8>,
+    /// Paths that had to be built or normalized, back to back (buffer 0).
+    spill: Vec<u8>,
+    /// Bulk results kept whole, paths in place (buffers 1, 2, ...): the
+    /// paths of a million rows are never copied.
+    bufs: Vec<Vec<u8>>,
     /// Rows (any scope) for this store.
     pub rows: u64,
     /// Rows in scope.
     pub rows_in_scope: u64,
     /// In-scope rows nothing references.
     pub unused: Vec<UnusedRow>,
+    /// [`StoreRows::finish`] ran (it counts the unused rows once).
+    finished: bool,
 }
 
 /// Fetches every row of every `~external_<store>` table for `store`.
@@ -440,13 +449,13 @@ pub fn store_rows(
     store: &Store,
 ) -> Result<StoreRows, CleanupError> {
     let max_packet = prepare_bulk(conn)?;
-    store_rows_capped(conn, cat, store, max_packet / 2)
+    store_rows_capped(conn, cat, store, max_packet / 4)
 }
 
 /// [`store_rows`] with every bulk result capped at `cap` bytes
 /// (`group_concat_max_len`): slices whose result would be longer are split,
 /// and a single row longer than the cap is read on its own. The scan uses
-/// half of `max_allowed_packet`; a small cap exercises every fallback.
+/// a quarter of `max_allowed_packet`; a small cap exercises every fallback.
 pub fn store_rows_capped(
     conn: &mut Conn,
     cat: &Catalog,
@@ -472,8 +481,13 @@ pub fn store_rows_capped(
 impl StoreRows {
     /// The path of a tracked entry.
     pub fn path_of(&self, t: &Track) -> &[u8] {
-        let s = t.start as usize;
-        &self.arena[s..s + t.len as usize]
+        let buf = (t.loc >> LOC_BITS) as usize;
+        let start = (t.loc & ((1 << LOC_BITS) - 1)) as usize;
+        let b = match buf {
+            0 => &self.spill,
+            n => &self.bufs[n - 1],
+        };
+        &b[start..start + t.len as usize]
     }
 
     /// What tracks `rel`, if anything (after [`StoreRows::seal`]).
@@ -501,12 +515,16 @@ impl StoreRows {
     /// Counts the unused rows against the paths they name, once every part
     /// is merged: a path stays used while any other row naming it is.
     pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
         let unused = std::mem::take(&mut self.unused);
         for u in &unused {
             let fp = fingerprint(u.rel.as_bytes());
             if let Ok(i) = self.tracks.binary_search_by_key(&fp, |t| t.fp) {
                 let t = &mut self.tracks[i];
-                t.unused_rows = (t.unused_rows + 1).min(t.in_scope_rows);
+                t.unused_rows = t.unused_rows.saturating_add(1).min(t.in_scope_rows);
             }
         }
         self.unused = unused;
@@ -522,8 +540,10 @@ impl StoreRows {
             out.rows += other.rows;
             out.rows_in_scope += other.rows_in_scope;
             out.unused.append(&mut other.unused);
-            let base = out.arena.len() as u64;
-            out.arena.append(&mut other.arena);
+            let spill_base = out.spill.len() as u64;
+            out.spill.append(&mut other.spill);
+            let buf_base = (out.bufs.len() as u64) << LOC_BITS;
+            out.bufs.append(&mut other.bufs);
             let mine = std::mem::take(&mut out.tracks);
             let mut merged = Vec::with_capacity(mine.len() + other.tracks.len());
             let mut a = mine.into_iter().peekable();
@@ -531,7 +551,11 @@ impl StoreRows {
                 .tracks
                 .into_iter()
                 .map(|mut t| {
-                    t.start += base;
+                    t.loc += if t.loc >> LOC_BITS == 0 {
+                        spill_base
+                    } else {
+                        buf_base
+                    };
                     t
                 })
                 .peekable();
@@ -613,8 +637,10 @@ pub fn prepare_bulk(conn: &mut Conn) -> Result<u64, CleanupError> {
     let max: Option<u64> = conn
         .query_first("SELECT @@max_allowed_packet")
         .map_err(q("reading @@max_allowed_packet"))?;
-    let max = max.unwrap_or(1 << 24).max(1 << 20);
-    conn.query_drop(format!("SET SESSION group_concat_max_len = {}", max / 2))
+    // A result row carries up to two packed values: each gets a quarter of
+    // the packet, so the row always fits.
+    let max = max.unwrap_or(1 << 24).max(1024);
+    conn.query_drop(format!("SET SESSION group_concat_max_len = {}", max / 4))
         .map_err(q("setting group_concat_max_len for this session"))?;
     Ok(max)
 }
@@ -664,6 +690,7 @@ pub fn table_rows(
     out: &mut StoreRows,
 ) -> Result<(), CleanupError> {
     let simple = t.refs.iter().all(|fk| fk.columns.len() == 1);
+    let mut force_used = false;
     let mut todo = vec![range];
     while let Some(range) = todo.pop() {
         let mut result = Bulk::Other;
@@ -672,16 +699,22 @@ pub fn table_rows(
                 Paths::Empty => Bulk::Done,
                 Paths::Read { packed, hashes } => {
                     let unused = if t.in_scope {
-                        match unused_in(conn, t, range, &hashes)? {
-                            Some(u) => u,
-                            None => return Ok(()),
-                        }
+                        unused_in(conn, t, range, &hashes)?
                     } else {
                         Vec::new()
                     };
+                    // The paths stay in `packed`; tracks point into it.
+                    let buf = out.bufs.len() as u64 + 1;
+                    let mut start = 0u64;
                     for p in packed.split(|&c| c == 0) {
-                        add_path(out, i, t, p);
+                        if fast_normal(p) {
+                            push_track_at(out, i, t, p, (buf << LOC_BITS) | start);
+                        } else {
+                            add_path(out, i, t, p);
+                        }
+                        start += p.len() as u64 + 1;
                     }
+                    out.bufs.push(packed);
                     match unused_rows(conn, i, t, store, &unused, out)? {
                         Bulk::Gone => return Ok(()),
                         _ => Bulk::Done,
@@ -696,22 +729,36 @@ pub fn table_rows(
             let mut referenced: Vec<[u8; 16]> = Vec::new();
             if t.in_scope && simple {
                 for fk in &t.refs {
-                    result = referenced_in(conn, fk, range, &mut referenced)?;
-                    if !matches!(result, Bulk::Done) {
-                        break;
+                    match referenced_in(conn, fk, range, &mut referenced)? {
+                        // A referencing table dropped meanwhile references nothing.
+                        Bulk::Done | Bulk::Gone => {}
+                        other => {
+                            result = other;
+                            break;
+                        }
                     }
                 }
                 referenced.sort_unstable();
                 referenced.dedup();
             }
-            if !matches!(result, Bulk::Gone | Bulk::Split) {
+            if matches!(result, Bulk::Other) {
                 let mut add = |row: RawRow<'_>| {
                     let used = row
                         .used
                         .unwrap_or_else(|| referenced.binary_search(&row.hash).is_ok());
                     add_row(out, i, t, store, &row, used);
                 };
-                result = rows_in(conn, t, simple, range, &mut add)?;
+                result = rows_in(conn, t, simple, force_used, range, &mut add)?;
+            }
+        }
+        if matches!(result, Bulk::Gone) && t.in_scope && !simple && !force_used {
+            // The used test joins the referencing tables: one of them may be
+            // what is gone. Then read the rows again, all counted as used
+            // (which keeps their files).
+            if table_exists(conn, t)? {
+                force_used = true;
+                todo.push(range);
+                continue;
             }
         }
         match result {
@@ -719,13 +766,39 @@ pub fn table_rows(
             Bulk::Gone => return Ok(()),
             Bulk::Split | Bulk::Other if range.hi - range.lo > 1 => todo.extend(range.split(8)),
             Bulk::Split | Bulk::Other => {
-                if let Bulk::Gone = rows_one_by_one(conn, i, t, store, simple, range, out)? {
-                    return Ok(());
+                match rows_one_by_one(conn, i, t, store, simple, force_used, range, out)? {
+                    Bulk::Gone
+                        if t.in_scope && !simple && !force_used && table_exists(conn, t)? =>
+                    {
+                        force_used = true;
+                        todo.push(range);
+                    }
+                    Bulk::Gone => return Ok(()),
+                    _ => {}
                 }
             }
         }
     }
     Ok(())
+}
+
+/// `filepath` as UTF-8 bytes whatever the column's character set, as the
+/// row-by-row reads (connection in utf8mb4) and the file names on disk have it.
+const UTF8_FILEPATH: &str = "CONVERT(e.filepath USING utf8mb4)";
+/// `attachment_name` likewise.
+const UTF8_ATTACHMENT: &str = "CONVERT(e.attachment_name USING utf8mb4)";
+
+/// Whether `t` itself still exists (a "no such table" error may come from a
+/// referencing table instead).
+fn table_exists(conn: &mut Conn, t: &ExternalTable) -> Result<bool, CleanupError> {
+    match conn.query_drop(format!("SELECT 1 FROM {} LIMIT 0", t.qualified())) {
+        Ok(()) => Ok(true),
+        Err(e) if is_gone(&e) => Ok(false),
+        Err(e) => Err(CleanupError::Db(DbError::query(
+            format!("checking {}", t.qualified()),
+            e,
+        ))),
+    }
 }
 
 /// What [`paths_in`] read.
@@ -744,11 +817,12 @@ enum Paths {
 /// slice holds attachment or blob rows.
 fn paths_in(conn: &mut Conn, t: &ExternalTable, range: HashRange) -> Result<Paths, CleanupError> {
     let sql = format!(
-        "SELECT COUNT(*), COUNT(e.filepath), COUNT(e.attachment_name), SUM(LENGTH(e.filepath)), \
-         CAST(GROUP_CONCAT(e.filepath SEPARATOR X'00') AS BINARY), GROUP_CONCAT(e.hash SEPARATOR '') \
+        "SELECT COUNT(*), COUNT(e.filepath), COUNT(e.attachment_name), SUM(LENGTH({fp})), \
+         CAST(GROUP_CONCAT({fp} SEPARATOR X'00') AS BINARY), GROUP_CONCAT(e.hash SEPARATOR '') \
          FROM {} e WHERE {}",
         t.qualified(),
-        range.condition("e.hash")
+        range.condition("e.hash"),
+        fp = UTF8_FILEPATH,
     );
     let Some(mut vals) = bulk_query(conn, &sql, &format!("reading {}", t.qualified()))? else {
         return Ok(Paths::Not(Bulk::Gone));
@@ -778,10 +852,7 @@ fn paths_in(conn: &mut Conn, t: &ExternalTable, range: HashRange) -> Result<Path
     if separators + 1 != count {
         return Ok(Paths::Not(Bulk::Split));
     }
-    let empty = packed.first() == Some(&0)
-        || packed.last() == Some(&0)
-        || packed.windows(2).any(|w| w == [0, 0]);
-    if empty {
+    if packed.split(|&c| c == 0).any(<[u8]>::is_empty) {
         // An empty filepath names a blob-style path: the packed rows handle it.
         return Ok(Paths::Not(Bulk::Other));
     }
@@ -789,25 +860,23 @@ fn paths_in(conn: &mut Conn, t: &ExternalTable, range: HashRange) -> Result<Path
 }
 
 /// Which of `hashes` (16 bytes each, the rows of `t` in `range`) no column
-/// references, sorted; `None` when the table is gone. Both sides come
-/// sorted from their indexes as a rule, so this is a linear merge.
+/// references, sorted. Both sides come sorted from their indexes as a rule,
+/// so this is a linear merge. A referencing table dropped meanwhile
+/// references nothing.
 fn unused_in(
     conn: &mut Conn,
     t: &ExternalTable,
     range: HashRange,
     hashes: &[u8],
-) -> Result<Option<Vec<[u8; 16]>>, CleanupError> {
+) -> Result<Vec<[u8; 16]>, CleanupError> {
     let mut referenced: Vec<[u8; 16]> = Vec::new();
     for fk in &t.refs {
         let before = referenced.len();
         match referenced_in(conn, fk, range, &mut referenced)? {
-            Bulk::Done => {}
-            Bulk::Gone => return Ok(None),
+            Bulk::Done | Bulk::Gone => {}
             _ => {
                 referenced.truncate(before);
-                if !distinct_values(conn, fk, range, &mut referenced)? {
-                    return Ok(None);
-                }
+                distinct_values(conn, fk, range, &mut referenced)?;
             }
         }
     }
@@ -828,7 +897,7 @@ fn unused_in(
             unused.push(h);
         }
     }
-    Ok(Some(unused))
+    Ok(unused)
 }
 
 /// Appends the distinct values of `fk`'s column in `range` to `out`, one
@@ -986,10 +1055,11 @@ fn rows_in(
     conn: &mut Conn,
     t: &ExternalTable,
     simple: bool,
+    force_used: bool,
     range: HashRange,
     add: &mut dyn FnMut(RawRow<'_>),
 ) -> Result<Bulk, CleanupError> {
-    let marked = t.in_scope && !simple;
+    let marked = t.in_scope && !simple && !force_used;
     let used = if marked {
         format!("IF({}, '1', '0'), ", t.used_expr())
     } else {
@@ -997,11 +1067,12 @@ fn rows_in(
     };
     let sql = format!(
         "SELECT COUNT(*), GROUP_CONCAT(e.hash, {used}COALESCE(\
-         CONCAT('a', LENGTH(e.attachment_name), ':', e.attachment_name), \
-         CONCAT('f', LENGTH(e.filepath), ':', e.filepath), 'b') SEPARATOR '') \
+         CONCAT('a', LENGTH({att}), ':', {att}), CONCAT('f', LENGTH({fp}), ':', {fp}), 'b') SEPARATOR '') \
          FROM {} e WHERE {}",
         t.qualified(),
-        range.condition("e.hash")
+        range.condition("e.hash"),
+        att = UTF8_ATTACHMENT,
+        fp = UTF8_FILEPATH,
     );
     let Some(vals) = bulk_query(conn, &sql, &format!("reading {}", t.qualified()))? else {
         return Ok(Bulk::Gone);
@@ -1016,7 +1087,7 @@ fn rows_in(
         return Ok(Bulk::Split);
     };
     // Check the whole packing before using any of it.
-    let default_used = (!t.in_scope).then_some(true);
+    let default_used = (!t.in_scope || force_used).then_some(true);
     let Some(rows) = unpack(packed, marked, default_used) else {
         return Ok(Bulk::Split);
     };
@@ -1089,20 +1160,20 @@ fn rows_one_by_one(
     t: &ExternalTable,
     store: &Store,
     simple: bool,
+    force_used: bool,
     range: HashRange,
     out: &mut StoreRows,
 ) -> Result<Bulk, CleanupError> {
     let mut referenced: Vec<[u8; 16]> = Vec::new();
     if t.in_scope && simple {
         for fk in &t.refs {
-            if !distinct_values(conn, fk, range, &mut referenced)? {
-                return Ok(Bulk::Gone);
-            }
+            // A referencing table dropped meanwhile references nothing.
+            distinct_values(conn, fk, range, &mut referenced)?;
         }
         referenced.sort_unstable();
         referenced.dedup();
     }
-    let used_col = match (t.in_scope, simple) {
+    let used_col = match (t.in_scope && !force_used, simple) {
         (false, _) => ", 1".to_owned(),
         (true, true) => String::new(),
         (true, false) => format!(", {}", t.used_expr()),
@@ -1180,22 +1251,29 @@ fn add_path(out: &mut StoreRows, i: usize, t: &ExternalTable, fp: &[u8]) {
     }
 }
 
+/// Records a path, copied into the spill buffer.
 fn push_track(out: &mut StoreRows, i: usize, t: &ExternalTable, rel: &[u8]) {
+    let loc = out.spill.len() as u64;
+    out.spill.extend_from_slice(rel);
+    push_track_at(out, i, t, rel, loc);
+}
+
+/// Records a path already stored at `loc`.
+fn push_track_at(out: &mut StoreRows, i: usize, t: &ExternalTable, rel: &[u8], loc: u64) {
     out.rows += 1;
     if t.in_scope {
         out.rows_in_scope += 1;
     }
     out.tracks.push(Track {
         fp: fingerprint(rel),
+        loc,
+        len: rel.len() as u32,
         table: i as u32,
-        in_scope_rows: u32::from(t.in_scope),
+        in_scope_rows: u16::from(t.in_scope),
         unused_rows: 0,
         out_of_scope: !t.in_scope,
         seen: Default::default(),
-        start: out.arena.len() as u64,
-        len: rel.len() as u32,
     });
-    out.arena.extend_from_slice(rel);
 }
 
 /// Records one row of table `i`.
@@ -1228,8 +1306,11 @@ fn hash16(b: &[u8]) -> [u8; 16] {
 
 /// True when a `filepath` value is already in [`paths::normalize`]d form.
 fn fast_normal(fp: &[u8]) -> bool {
-    fp[0] != b'/'
-        && fp[fp.len() - 1] != b'/'
+    let (Some(&first), Some(&last)) = (fp.first(), fp.last()) else {
+        return false;
+    };
+    first != b'/'
+        && last != b'/'
         && !fp.windows(2).any(|w| w == b"//")
         && !fp.starts_with(b"./")
         && !fp.windows(3).any(|w| w == b"/./")

@@ -343,7 +343,8 @@ pub fn scan(
     let work = |conn: &mut spyglass_db::mysql::Conn| -> Result<(), CleanupError> {
         let mut local: Vec<StoreRows> = walk_stores.iter().map(|_| StoreRows::default()).collect();
         loop {
-            let next = queue.lock().ok().and_then(|mut q| q.pop());
+            // A poisoned lock means another reader panicked; its join reports it.
+            let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let Some((_, si, ti, range)) = next else {
                 break;
             };
@@ -359,9 +360,7 @@ pub fn scan(
         for part in &mut local {
             part.seal();
         }
-        if let Ok(mut p) = parts.lock() {
-            p.push(local);
-        }
+        parts.lock().unwrap_or_else(|e| e.into_inner()).push(local);
         Ok(())
     };
     let (listings, db) = std::thread::scope(|sc| {
@@ -400,11 +399,8 @@ pub fn scan(
             }
             let mut per_store: Vec<Vec<StoreRows>> =
                 walk_stores.iter().map(|_| Vec::new()).collect();
-            for reader in parts
-                .lock()
-                .map(|mut p| std::mem::take(&mut *p))
-                .unwrap_or_default()
-            {
+            let readers = std::mem::take(&mut *parts.lock().unwrap_or_else(|e| e.into_inner()));
+            for reader in readers {
                 for (si, part) in reader.into_iter().enumerate() {
                     per_store[si].push(part);
                 }
@@ -538,7 +534,7 @@ pub fn scan(
         let tracks = &rows.tracks;
         // Candidates are `lstat`ed right there, on the same threads.
         let location = &store.location;
-        let untracked: Vec<Untracked> = std::thread::scope(|sc| {
+        let untracked: Result<Vec<Untracked>, CleanupError> = std::thread::scope(|sc| {
             let handles: Vec<_> = listing
                 .runs
                 .iter()
@@ -564,11 +560,16 @@ pub fn scan(
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
+            let mut all = Vec::new();
+            for h in handles {
+                all.extend(
+                    h.join()
+                        .map_err(|_| CleanupError::Config("a file matcher panicked".into()))?,
+                );
+            }
+            Ok(all)
         });
+        let untracked = untracked?;
         timer.mark("files matched");
         drop(listing.runs);
         classify_store(
