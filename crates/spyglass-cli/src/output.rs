@@ -95,10 +95,12 @@ pub fn print_error(err: &anyhow::Error) {
 
 /// Writes `value` as pretty JSON to stdout; a closed pipe is not an error.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    // Buffered: stdout alone is line-buffered, one write per JSON line.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let r = serde_json::to_writer_pretty(&mut out, value)
         .map_err(std::io::Error::from)
-        .and_then(|_| writeln!(out));
+        .and_then(|_| writeln!(out))
+        .and_then(|_| out.flush());
     match r {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => Ok(r?),
