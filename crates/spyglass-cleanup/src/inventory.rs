@@ -216,6 +216,10 @@ pub fn is_nwbfile_schema(schema: &str) -> bool {
 
 /// Reads the catalog.
 pub fn catalog(conn: &mut Conn, scope: &Scope) -> Result<Catalog, CleanupError> {
+    // MySQL 8+ caches information_schema row counts for a day; the bulk
+    // reads size their slices from them. Fresh ones, where the server has
+    // the setting (MariaDB does not: the error is ignored).
+    let _ = conn.query_drop("SET SESSION information_schema_stats_expiry = 0");
     let tables: Vec<Row> = conn
         .query(format!(
             "SELECT table_schema, table_name, COALESCE(table_rows, 0) FROM information_schema.TABLES \
