@@ -897,3 +897,32 @@ fn bulk_reads_handle_latin1_lone_empty_rows_and_dropped_references() {
         sql(&mut s, &format!("DROP DATABASE `{db}`"));
     }
 }
+
+/// A file whose name is not UTF-8 (no DataJoint row can name one) is
+/// reported as a problem and never moved, by scan or apply.
+#[test]
+fn a_file_whose_name_is_not_utf8_is_reported_and_left_alone() {
+    use std::os::unix::ffi::OsStrExt;
+    let p = Private::new("odd", 105);
+    let sb = p.sandbox("");
+    let odd = p
+        .base()
+        .join("analysis")
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9_old.nwb"));
+    std::fs::write(&odd, b"odd").unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&odd).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(5 * 86400))
+        .unwrap();
+    drop(f);
+
+    let scan = sb.run(&["cleanup", "scan", "--json"]);
+    scan.assert_code(1);
+    let v = scan.json();
+    assert_counts_match(&v, &p.summary.planted);
+    let problems = v["problems"].to_string();
+    assert!(problems.contains("not UTF-8"), "{problems}");
+
+    let out = sb.run(&["cleanup", "apply", "--yes", "--json"]);
+    out.assert_code(0);
+    assert_eq!(std::fs::read(&odd).unwrap(), b"odd", "left where it was");
+}

@@ -2,6 +2,7 @@
 //! then classified.
 
 use std::collections::{BTreeMap, HashMap};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -534,42 +535,67 @@ pub fn scan(
         let tracks = &rows.tracks;
         // Candidates are `lstat`ed right there, on the same threads.
         let location = &store.location;
-        let untracked: Result<Vec<Untracked>, CleanupError> = std::thread::scope(|sc| {
-            let handles: Vec<_> = listing
-                .runs
-                .iter()
-                .map(|run| {
-                    sc.spawn(move || {
-                        let mut mine = Vec::new();
-                        let mut j = 0;
-                        for e in &run.entries {
-                            while j < tracks.len() && tracks[j].fp < e.fp {
-                                j += 1;
-                            }
-                            match tracks.get(j) {
-                                Some(t) if t.fp == e.fp => t.mark_seen(),
-                                _ => {
-                                    let rel = String::from_utf8_lossy(run.path(e)).into_owned();
-                                    let path = location.join(&rel);
-                                    let meta = walk::stat(&path);
-                                    mine.push(Untracked { rel, path, meta });
+        #[allow(clippy::type_complexity)]
+        let untracked: Result<(Vec<Untracked>, Vec<Vec<u8>>), CleanupError> =
+            std::thread::scope(|sc| {
+                let handles: Vec<_> = listing
+                    .runs
+                    .iter()
+                    .map(|run| {
+                        sc.spawn(move || {
+                            let mut mine = Vec::new();
+                            let mut odd: Vec<Vec<u8>> = Vec::new();
+                            let mut j = 0;
+                            for e in &run.entries {
+                                while j < tracks.len() && tracks[j].fp < e.fp {
+                                    j += 1;
+                                }
+                                match tracks.get(j) {
+                                    Some(t) if t.fp == e.fp => t.mark_seen(),
+                                    _ => match std::str::from_utf8(run.path(e)) {
+                                        Ok(rel) => {
+                                            let path = location.join(rel);
+                                            let meta = walk::stat(&path);
+                                            let rel = rel.to_owned();
+                                            mine.push(Untracked { rel, path, meta });
+                                        }
+                                        // DataJoint's paths are UTF-8, so no row can
+                                        // name it; but it is reported, never moved.
+                                        Err(_) => odd.push(run.path(e).to_vec()),
+                                    },
                                 }
                             }
-                        }
-                        mine
+                            (mine, odd)
+                        })
                     })
-                })
-                .collect();
-            let mut all = Vec::new();
-            for h in handles {
-                all.extend(
-                    h.join()
-                        .map_err(|_| CleanupError::Config("a file matcher panicked".into()))?,
-                );
-            }
-            Ok(all)
-        });
-        let untracked = untracked?;
+                    .collect();
+                let mut all = Vec::new();
+                let mut odd = Vec::new();
+                for h in handles {
+                    let (m, o) = h
+                        .join()
+                        .map_err(|_| CleanupError::Config("a file matcher panicked".into()))?;
+                    all.extend(m);
+                    odd.extend(o);
+                }
+                Ok((all, odd))
+            });
+        let (untracked, mut odd) = untracked?;
+        if !odd.is_empty() {
+            odd.sort();
+            out.problems.push(Problem {
+                guard: None,
+                message: format!(
+                    "store {}: {} file(s) whose names are not UTF-8 were left alone (no DataJoint row can name them), e.g. {}",
+                    store.name,
+                    odd.len(),
+                    store
+                        .location
+                        .join(std::ffi::OsStr::from_bytes(&odd[0]))
+                        .display()
+                ),
+            });
+        }
         timer.mark("files matched");
         drop(listing.runs);
         classify_store(
