@@ -1834,7 +1834,10 @@ mod tests {
         paths.sort();
         assert_eq!(
             paths,
-            ["a/1.nwb", "a/2.nwb", "a/3.nwb", "b/1.nwb", "c/1.nwb", "x/s1.nwb", "y/s2.nwb", "z/s3.nwb"]
+            [
+                "a/1.nwb", "a/2.nwb", "a/3.nwb", "b/1.nwb", "c/1.nwb", "x/s1.nwb", "y/s2.nwb",
+                "z/s3.nwb"
+            ]
         );
         assert_eq!(all.get(b"a/2.nwb").unwrap().in_scope_rows, 2);
         assert_eq!(all.rows, 9);

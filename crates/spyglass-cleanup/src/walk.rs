@@ -545,7 +545,11 @@ mod tests {
         let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         let l = list(&root, &[], 2).unwrap();
         let files: Vec<Vec<u8>> = l.files().map(<[u8]>::to_vec).collect();
-        assert_eq!(files, vec![b"d/caf\xe9.nwb".to_vec()], "byte for byte; no pipe");
+        assert_eq!(
+            files,
+            vec![b"d/caf\xe9.nwb".to_vec()],
+            "byte for byte; no pipe"
+        );
         assert!(made.is_ok_and(|s| s.success()), "mkfifo ran");
         let links: Vec<&[u8]> = l.symlinks.iter().map(|(p, _)| &p[..]).collect();
         assert_eq!(links, [&b"d/linked"[..]], "reported, not entered");
