@@ -255,80 +255,62 @@ pub(crate) struct Program {
 }
 
 pub(crate) fn triggers(conn: &mut Conn, schema: &str) -> Result<Vec<Program>, Error> {
-    let names: Vec<(String, String)> = q(
+    programs(
         conn,
-        "listing triggers",
+        schema,
+        "trigger",
+        2,
         &format!(
-            "SELECT trigger_name, sql_mode FROM information_schema.triggers WHERE trigger_schema = {} ORDER BY event_object_table, action_order, trigger_name",
+            "SELECT trigger_name, 'TRIGGER', sql_mode FROM information_schema.triggers WHERE trigger_schema = {} ORDER BY event_object_table, action_order, trigger_name",
             quote::string(schema)
         ),
-    )?;
-    names
-        .into_iter()
-        .map(|(name, sql_mode)| {
-            let create = show_create(
-                conn,
-                &format!("SHOW CREATE TRIGGER {}", quote::qualified(schema, &name)),
-                2,
-                "trigger",
-                schema,
-                &name,
-            )?;
-            Ok(Program {
-                name,
-                sql_mode,
-                create,
-            })
-        })
-        .collect()
+    )
 }
 
 pub(crate) fn routines(conn: &mut Conn, schema: &str) -> Result<Vec<Program>, Error> {
-    let names: Vec<(String, String, String)> = q(
+    programs(
         conn,
-        "listing routines",
+        schema,
+        "routine",
+        2,
         &format!(
             "SELECT routine_name, routine_type, sql_mode FROM information_schema.routines WHERE routine_schema = {} AND routine_type IN ('PROCEDURE', 'FUNCTION') ORDER BY routine_type, routine_name",
             quote::string(schema)
         ),
-    )?;
-    names
-        .into_iter()
-        .map(|(name, ty, sql_mode)| {
-            let create = show_create(
-                conn,
-                &format!("SHOW CREATE {ty} {}", quote::qualified(schema, &name)),
-                2,
-                "routine",
-                schema,
-                &name,
-            )?;
-            Ok(Program {
-                name,
-                sql_mode,
-                create,
-            })
-        })
-        .collect()
+    )
 }
 
 pub(crate) fn events(conn: &mut Conn, schema: &str) -> Result<Vec<Program>, Error> {
-    let names: Vec<(String, String)> = q(
+    programs(
         conn,
-        "listing events",
+        schema,
+        "event",
+        3,
         &format!(
-            "SELECT event_name, sql_mode FROM information_schema.events WHERE event_schema = {} ORDER BY event_name",
+            "SELECT event_name, 'EVENT', sql_mode FROM information_schema.events WHERE event_schema = {} ORDER BY event_name",
             quote::string(schema)
         ),
-    )?;
+    )
+}
+
+/// The stored programs `listing` names, as (name, `SHOW CREATE` keyword,
+/// sql_mode) rows, each with its `SHOW CREATE` text (column `column`).
+fn programs(
+    conn: &mut Conn,
+    schema: &str,
+    kind: &str,
+    column: usize,
+    listing: &str,
+) -> Result<Vec<Program>, Error> {
+    let names: Vec<(String, String, String)> = q(conn, &format!("listing {kind}s"), listing)?;
     names
         .into_iter()
-        .map(|(name, sql_mode)| {
+        .map(|(name, keyword, sql_mode)| {
             let create = show_create(
                 conn,
-                &format!("SHOW CREATE EVENT {}", quote::qualified(schema, &name)),
-                3,
-                "event",
+                &format!("SHOW CREATE {keyword} {}", quote::qualified(schema, &name)),
+                column,
+                kind,
                 schema,
                 &name,
             )?;
