@@ -11,11 +11,14 @@ use serde::{Deserialize, Serialize};
 use crate::model::{validate_prefix, validate_role_name, PrivilegeSet, SchemaPattern};
 use crate::Error;
 
-/// Spyglass's shared module prefixes (`spyglass/utils/database_settings.py`).
+/// Spyglass 0.6.0's shared module prefixes (`SHARED_MODULES` in
+/// `spyglass/utils/database_settings.py`; `figurl` holds
+/// `figurl_view_spike_sorting_recording`).
 pub const SPYGLASS_SHARED_PREFIXES: &[&str] = &[
     "behavior",
     "common",
     "decoding",
+    "figurl",
     "lfp",
     "linearization",
     "mua",
@@ -366,7 +369,10 @@ grants = [{ on = "%", privileges = ["SELECT"] }, { on = "shared", privileges = [
             matches!(set, PrivilegeSet::Some(s) if !s.contains("CREATE") && s.contains("LOCK TABLES"))
         );
         let a = p.require_role("dj_analyst").unwrap();
-        assert_eq!(p.role_grants(a, &BTreeSet::new()).len(), 12);
+        assert_eq!(
+            p.role_grants(a, &BTreeSet::new()).len(),
+            1 + SPYGLASS_SHARED_PREFIXES.len() + 1
+        );
         let bad: Result<PolicyConfig, _> = toml::from_str("shared_prefix = [\"x\"]");
         assert!(bad.unwrap_err().to_string().contains("shared_prefix"));
         let cfg = PolicyConfig {
