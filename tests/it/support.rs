@@ -231,3 +231,13 @@ pub fn closed_port() -> u16 {
     drop(l);
     p
 }
+
+/// Held by every test that creates, drifts or re-initialises the server-wide
+/// roles (`dj_guest`, ...) or runs `users plan/apply` (which converges them):
+/// tests run in parallel threads of one binary.
+pub static ROLES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`ROLES`], also after another holder panicked.
+pub fn roles_lock() -> std::sync::MutexGuard<'static, ()> {
+    ROLES.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -127,6 +127,22 @@ pub fn apply_per_account(
         undo.push(Step::DropUser {
             account: account.clone(),
         });
+    } else if done.iter().any(|s| {
+        matches!(
+            s,
+            Step::GrantRole { .. } | Step::RevokeRole { .. } | Step::SetDefaultRole { .. }
+        )
+    }) {
+        // Revoking a role also drops it from the default roles (MySQL): put them back.
+        undo.retain(|s| !matches!(s, Step::RestoreDefaultRoles { .. }));
+        undo.push(Step::RestoreDefaultRoles {
+            roles: before
+                .default_roles
+                .get(&account)
+                .cloned()
+                .unwrap_or_default(),
+            account: account.clone(),
+        });
     }
     let flavor = session.server().flavor;
     let conn = session.conn();

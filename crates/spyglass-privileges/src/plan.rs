@@ -586,17 +586,56 @@ pub fn backup_privileges(flavor: Flavor) -> Vec<String> {
     v
 }
 
+/// Backup features a lab has switched on, each needing more of the backup account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupFeatures {
+    /// The binary-log archive (reads the binary log as a replica does).
+    pub binlog_archive: bool,
+    /// Killing long queries that would block the snapshot.
+    pub kill_long_queries: bool,
+}
+
+/// What the dedicated backup account needs for `features`:
+/// [`backup_privileges`], PROCESS (the long-query guard looks at other
+/// sessions' statements), the replication privileges for the binary-log
+/// archive, and the right to kill other sessions' queries when enabled.
+pub fn backup_account_privileges(flavor: Flavor, features: BackupFeatures) -> Vec<String> {
+    let mut v = backup_privileges(flavor);
+    let mut add = |p: &str| {
+        if !v.iter().any(|x| x == p) {
+            v.push(p.to_owned());
+        }
+    };
+    add("PROCESS");
+    if features.binlog_archive {
+        add("REPLICATION SLAVE");
+        add(match flavor {
+            Flavor::Mysql => "REPLICATION CLIENT",
+            Flavor::Mariadb => "BINLOG MONITOR",
+        });
+    }
+    if features.kill_long_queries {
+        add(match flavor {
+            Flavor::Mysql => "CONNECTION_ADMIN",
+            Flavor::Mariadb => "CONNECTION ADMIN",
+        });
+    }
+    v
+}
+
 /// `users add-backup-user NAME`: the account (created if missing) with
-/// exactly [`backup_privileges`] globally.
+/// exactly `want` ([`backup_account_privileges`]) globally. `held` is what
+/// it holds now, read with `SHOW GRANTS` (which, unlike the grant tables'
+/// columns, shows every MariaDB privilege); `None` when it does not exist.
 pub fn add_backup_user(
-    live: &LiveState,
-    flavor: Flavor,
+    held: Option<BTreeSet<String>>,
+    want: &[String],
     account: &Account,
     new: &mut NewPassword<'_>,
 ) -> Result<Plan, Error> {
     let mut plan = Plan::default();
-    let held = match live.accounts.get(account) {
-        Some(a) => a.global.clone(),
+    let held = match held {
+        Some(h) => h,
         None => {
             let password = (new.make)(account);
             plan.new_passwords.push((account.clone(), password.clone()));
@@ -608,10 +647,18 @@ pub fn add_backup_user(
             BTreeSet::new()
         }
     };
-    let want = backup_privileges(flavor);
+    // MariaDB 10.5 renamed REPLICATION CLIENT to BINLOG MONITOR: either counts.
+    let alias = |p: &str| {
+        match p {
+            "BINLOG MONITOR" => "REPLICATION CLIENT",
+            "REPLICATION CLIENT" => "BINLOG MONITOR",
+            p => p,
+        }
+        .to_owned()
+    };
     let missing: Vec<String> = want
         .iter()
-        .filter(|p| !held.contains(*p))
+        .filter(|p| !held.contains(*p) && !held.contains(&alias(p)))
         .cloned()
         .collect();
     if !missing.is_empty() {
@@ -622,7 +669,7 @@ pub fn add_backup_user(
     }
     let extra: Vec<String> = held
         .iter()
-        .filter(|p| !want.contains(p) && *p != "USAGE")
+        .filter(|p| !want.contains(p) && !want.contains(&alias(p)) && *p != "USAGE")
         .cloned()
         .collect();
     if !extra.is_empty() {
