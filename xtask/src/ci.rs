@@ -227,6 +227,8 @@ pub fn demo_cmd(args: &[String]) -> Result<(), String> {
             &["users", "add", "alice", "--role", "user", "--expire"],
             &[0],
         )?;
+        say("Users: spyglass-admin users add root --role guest (refused before any statement: a reserved name; exit 2)");
+        users(&["users", "add", "root", "--role", "guest"], &[2])?;
         say("Users: spyglass-admin users list");
         users(&["users", "list"], &[0])?;
         say("Users: spyglass-admin users audit (exit 1 = findings, each with its fix)");
