@@ -5,7 +5,6 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
 
 use spyglass_db::mysql::prelude::Queryable;
 use spyglass_db::{ConnectOptions, Secret, Session};
@@ -65,17 +64,6 @@ pub fn python() -> PathBuf {
         p.display()
     );
     p
-}
-
-/// The `dj_*` roles are server-wide and tests run in parallel: a test that
-/// drops or drifts them, or needs them exactly as `roles init` makes them,
-/// holds this for its whole run.
-pub fn roles_lock() -> MutexGuard<'static, ()> {
-    static ROLES: Mutex<()> = Mutex::new(());
-    // A test that panicked while holding it leaves the roles to `roles init`.
-    ROLES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// An admin session on the server under test.
@@ -289,4 +277,14 @@ pub fn closed_port() -> u16 {
     let p = l.local_addr().expect("addr").port();
     drop(l);
     p
+}
+
+/// Held by every test that creates, drifts or re-initialises the server-wide
+/// roles (`dj_guest`, ...) or runs `users plan/apply` (which converges them):
+/// tests run in parallel threads of one binary.
+pub static ROLES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`ROLES`], also after another holder panicked.
+pub fn roles_lock() -> std::sync::MutexGuard<'static, ()> {
+    ROLES.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -40,6 +40,7 @@ fn python_in(dir: &Path) -> PathBuf {
 pub fn ensure_datajoint() -> Result<PathBuf, String> {
     let dir = venv_dir();
     let python = python_in(&dir);
+    remove_stale_partials();
     if dir.exists() {
         let marked = fs::read_to_string(dir.join(MARKER)).ok() == Some(marker_text());
         match check(&python) {
@@ -58,7 +59,6 @@ pub fn ensure_datajoint() -> Result<PathBuf, String> {
     let base = base_python()?;
     fs::create_dir_all(cache_dir())
         .map_err(|e| format!("cannot create {}: {e}", cache_dir().display()))?;
-    remove_stale_partials();
     let partial = cache_dir().join(format!(
         "dj-venv-{DATAJOINT_VERSION}.partial.{}",
         std::process::id()
