@@ -1,50 +1,20 @@
 //! `spyglass-admin users ...` against the real server: roles and one user of
 //! each kind created by the binary, then proven by logging in as each user.
 //!
-//! The roles (`dj_guest`, ...) are server-wide, so everything that creates,
-//! drops or drifts them lives in one test, `roles_users_logins_and_audit`.
-//! Accounts and schemas of this module start with `itusr`.
-
-use std::io::Write;
-use std::process::Stdio;
+//! The roles (`dj_guest`, ...) are server-wide: every test that creates,
+//! drops, drifts or converges them holds `support::roles_lock()`.
+//! Accounts and schemas of this module start with `it`.
 
 use serde_json::Value;
 use spyglass_db::mysql::prelude::Queryable;
 use spyglass_db::{ConnectOptions, Secret, Session};
 
-use crate::support::{admin, closed_port, roles_lock, server, sql, Outcome, Sandbox};
+use crate::support::{
+    admin, as_user, closed_port, roles_lock, run_stdin, server, sql, Outcome, Sandbox,
+};
 
 fn is_mysql() -> bool {
     server().flavor == "mysql"
-}
-
-/// Runs the binary with `stdin` piped in.
-fn run_stdin(sb: &Sandbox, args: &[&str], stdin: &str) -> Outcome {
-    let mut child = sb
-        .command(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn spyglass-admin");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    Outcome::from(child.wait_with_output().expect("wait"))
-}
-
-/// The binary, connecting as `user` through the DJ_* environment.
-fn as_user(user: &str, password: &str) -> Sandbox {
-    let s = server();
-    let mut sb = Sandbox::new();
-    sb.env("DJ_HOST", &s.host)
-        .env("DJ_PORT", &s.port.to_string())
-        .env("DJ_USER", user)
-        .env("DJ_PASS", password);
-    sb
 }
 
 fn login(user: &str, password: &str) -> Session {
