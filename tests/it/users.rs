@@ -9,9 +9,7 @@ use serde_json::Value;
 use spyglass_db::mysql::prelude::Queryable;
 use spyglass_db::{ConnectOptions, Secret, Session};
 
-use crate::support::{
-    admin, as_user, closed_port, roles_lock, run_stdin, server, sql, Outcome, Sandbox,
-};
+use crate::support::{admin, as_user, closed_port, roles_lock, run_stdin, server, sql, Sandbox};
 
 fn is_mysql() -> bool {
     server().flavor == "mysql"
