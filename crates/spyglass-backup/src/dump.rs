@@ -161,6 +161,10 @@ pub fn run(
     let version = coord.server().version_string.clone();
     let mut notes = Vec::new();
     setup_session(coord.conn(), flavor)?;
+    let sql_mode: Option<String> = coord
+        .conn()
+        .query_first("SELECT @@GLOBAL.sql_mode")
+        .map_err(db("reading the server's sql_mode"))?;
 
     // Which schemas (before anything is written, so a bad selection leaves no trace).
     let all = catalog::schemas(coord.conn())?;
@@ -174,6 +178,7 @@ pub fn run(
         ));
     }
 
+    crate::destination::require_dir(&options.dest)?;
     let name = format!("{}-{}", options.label, names::stamp(started));
     let final_path = options.dest.join(&name);
     let partial = options.dest.join(format!("{name}.partial"));
@@ -221,6 +226,7 @@ pub fn run(
             compression: options.compression,
             encoding: "mysqldump --hex-blob".into(),
             max_statement_bytes: out.max_statement,
+            sql_mode: sql_mode.clone(),
             schemas: schemas.clone(),
             tables: out.tables,
             files: out.files,
@@ -502,6 +508,7 @@ pub fn run(
         compression: options.compression,
         encoding: "escaped".into(),
         max_statement_bytes: max_statement as u64,
+        sql_mode,
         schemas: schemas.clone(),
         tables: records,
         files,
