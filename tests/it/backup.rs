@@ -10,6 +10,15 @@ use spyglass_db::{quote, ConnectOptions, Secret, Session};
 
 use crate::support::{self, admin, server, Sandbox};
 
+/// Held by the tests that run statements of a second or more on the source
+/// server, and by the long-query guard test, which kills such statements:
+/// they must not meet.
+static LONG_STATEMENTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn long_statements() -> std::sync::MutexGuard<'static, ()> {
+    LONG_STATEMENTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The second, empty server `cargo xtask itest` started for restores.
 fn target_port() -> u16 {
     std::env::var("SPYGLASS_IT_TARGET_PORT")
@@ -162,6 +171,7 @@ fn only_set(dest: &Path) -> PathBuf {
 
 #[test]
 fn fixture_round_trips_into_a_fresh_server_natively_and_with_stock_tools() {
+    let _exclusive = long_statements();
     let schemas = spyglass_fixture::SCHEMAS;
     let dest = tempfile::tempdir().unwrap();
     let out = cli(false).run(&[
@@ -294,6 +304,7 @@ fn make_schema(name: &str, ddl: &str, fill: &[&str]) {
 
 #[test]
 fn a_single_200_mb_row_round_trips() {
+    let _exclusive = long_statements();
     make_schema(
         "itbk_big",
         "(id int PRIMARY KEY, b longblob)",
@@ -475,6 +486,7 @@ fn assert_left_partial(dest: &Path, out: &std::process::Output) {
 
 #[test]
 fn killed_connection_sigint_and_full_disk_leave_only_a_partial_set() {
+    let _exclusive = long_statements();
     slow_schema("itbk_slow");
     // 1. The server drops the dump's connection mid-table.
     let dest = tempfile::tempdir().unwrap();
@@ -597,6 +609,7 @@ fn bad_input_is_refused_clearly() {
 
 #[test]
 fn mysqldump_engine_writes_the_same_layout_and_restores() {
+    let _exclusive = long_statements();
     let schemas = [
         "common_lab",
         "common_nwbfile",
@@ -1410,6 +1423,159 @@ fn verify_restore_always_drops_its_schemas() {
         &mut admin(),
         &["verify_itbk_vp", "verify_itbk_vc", "itbk_vc", "itbk_vp"],
     );
+}
+
+/// A writer inserting into `itbk_lq.w` until stopped; returns its slowest INSERT.
+fn start_writer(
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Duration> {
+    std::thread::spawn(move || {
+        let mut s = admin();
+        let mut worst = Duration::ZERO;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let t = Instant::now();
+            s.conn()
+                .query_drop("INSERT INTO itbk_lq.w (at) VALUES (NOW(6))")
+                .unwrap();
+            worst = worst.max(t.elapsed());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        worst
+    })
+}
+
+/// An 8-second UPDATE on `itbk_lq.t` in another session; returns its
+/// connection id once it has run for a second, and the thread (its result).
+fn start_long_update() -> (u64, std::thread::JoinHandle<Result<(), String>>) {
+    let mut s = admin();
+    let id: u64 = s
+        .conn()
+        .query_first("SELECT CONNECTION_ID()")
+        .unwrap()
+        .unwrap();
+    let h = std::thread::spawn(move || {
+        s.conn()
+            .query_drop("UPDATE itbk_lq.t SET n = n + SLEEP(8) WHERE id = 1")
+            .map_err(|e| e.to_string())
+    });
+    let mut a = admin();
+    wait_for("the long UPDATE", || {
+        a.conn()
+            .query_first::<u64, _>(format!(
+                "SELECT time FROM information_schema.processlist WHERE id = {id} AND info LIKE 'UPDATE itbk_lq.t%'"
+            ))
+            .unwrap()
+            .is_some_and(|t| t >= 1)
+    });
+    (id, h)
+}
+
+fn run_with_guard(dest: &Path, extra: &[&str]) -> (support::Outcome, Duration) {
+    let mut args = vec![
+        "backup",
+        "run",
+        "--json",
+        "--dest",
+        dest.to_str().unwrap(),
+        "--schemas",
+        "itbk_lq",
+        "--no-accounts",
+        "--long-query-guard",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    let t = Instant::now();
+    let out = cli(false).run(&args);
+    (out, t.elapsed())
+}
+
+#[test]
+fn long_queries_stop_the_snapshot_instead_of_blocking_writers() {
+    let _exclusive = long_statements();
+    make_schema(
+        "itbk_lq",
+        "(id int PRIMARY KEY, n int)",
+        &[
+            "INSERT INTO @t VALUES (1, 0), (2, 0)",
+            "CREATE TABLE itbk_lq.w (id int AUTO_INCREMENT PRIMARY KEY, at datetime(6))",
+        ],
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    // 1. By default: wait the guard (2 s), then fail naming the statement; writers never wait.
+    let writer = start_writer(stop.clone());
+    let (id, long) = start_long_update();
+    let dest = tempfile::tempdir().unwrap();
+    let (out, took) = run_with_guard(dest.path(), &[]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let worst = writer.join().unwrap();
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains(&format!("id {id} by "))
+            && out.stderr.contains("UPDATE itbk_lq.t SET n = n + SLEEP(8)")
+            && out.stderr.contains("running for ")
+            && out.stderr.contains("--kill-long-queries"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        took < Duration::from_secs(6),
+        "gave up at the guard: {took:?}"
+    );
+    assert!(
+        worst < Duration::from_millis(1500),
+        "a writer waited {worst:?} behind the backup"
+    );
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0, "no set");
+    assert!(
+        long.join().unwrap().is_ok(),
+        "the long UPDATE was left alone"
+    );
+
+    // 2. --kill-long-queries: killed, then a consistent snapshot.
+    stop.store(false, std::sync::atomic::Ordering::SeqCst);
+    let writer = start_writer(stop.clone());
+    let (id, long) = start_long_update();
+    let dest = tempfile::tempdir().unwrap();
+    let (out, _) = run_with_guard(dest.path(), &["--kill-long-queries"]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let worst = writer.join().unwrap();
+    out.assert_code(0);
+    let v = out.json();
+    assert_eq!(
+        v["snapshot"]["method"], "flush_tables_with_read_lock",
+        "{v}"
+    );
+    assert!(v["snapshot"]["writers_blocked_ms"].is_u64(), "{v}");
+    assert!(
+        v["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains(&format!("killed id {id} by "))),
+        "{v}"
+    );
+    assert!(long.join().unwrap().is_err(), "the long UPDATE was killed");
+    assert!(
+        worst < Duration::from_millis(1500),
+        "a writer waited {worst:?}"
+    );
+
+    // 3. --allow-inconsistent: a set without the shared snapshot, exit 1, saying why.
+    let (_id, long) = start_long_update();
+    let dest = tempfile::tempdir().unwrap();
+    let (out, _) = run_with_guard(dest.path(), &["--allow-inconsistent"]);
+    out.assert_code(1);
+    assert_eq!(out.json()["snapshot"]["method"], "none");
+    assert!(
+        out.stderr
+            .contains("warning: no consistent snapshot (--allow-inconsistent)")
+            && out.stderr.contains("UPDATE itbk_lq.t"),
+        "{}",
+        out.stderr
+    );
+    let _ = long.join().unwrap();
+    drop_schemas(&mut admin(), &["itbk_lq"]);
 }
 
 /// Replaces a file of a set with `sql` (gzip), and its manifest record, as if written so.

@@ -58,6 +58,15 @@ pub struct DumpOptions {
     pub interrupt: Arc<AtomicBool>,
     /// Which engine writes the set.
     pub engine: Engine,
+    /// How long to wait for other sessions' long statements to end before
+    /// taking the global read lock (and the lock's own timeout).
+    pub long_query_guard: std::time::Duration,
+    /// `KILL QUERY` statements still running at the guard instead of failing.
+    pub kill_long_queries: bool,
+    /// Without a global read lock (long statements, or it failed although
+    /// the account holds RELOAD), dump anyway without a shared snapshot:
+    /// the set is complete but not consistent, and [`DumpSummary::findings`] says so.
+    pub allow_inconsistent: bool,
     /// With gzip, write tables with BLOB columns using entropy coding only
     /// (Z_HUFFMAN_ONLY): neural arrays have few repeated strings, so this keeps
     /// nearly all the compression at about three times the speed.
@@ -96,6 +105,9 @@ impl DumpOptions {
             interrupt: Arc::new(AtomicBool::new(false)),
             engine: Engine::Native,
             blob_entropy_only: true,
+            long_query_guard: std::time::Duration::from_secs(60),
+            kill_long_queries: false,
+            allow_inconsistent: false,
         }
     }
 }
@@ -107,6 +119,9 @@ pub struct DumpSummary {
     pub path: PathBuf,
     /// Its manifest.
     pub manifest: Manifest,
+    /// Why the set is not what was asked for (exit 1): a snapshot given up
+    /// under `--allow-inconsistent`.
+    pub findings: Vec<String>,
 }
 
 /// A unit of work for a worker.
@@ -179,6 +194,42 @@ pub fn run(
     }
 
     crate::destination::require_dir(&options.dest)?;
+    let mut findings = Vec::new();
+    let native = options.engine == Engine::Native;
+    let privs = crate::guard::privileges(coord.conn())?;
+    let mut try_lock = native;
+    if native {
+        if !privs.process {
+            notes.push(format!("this account lacks PROCESS: the long-query guard sees only its own statements, so FLUSH TABLES WITH READ LOCK may wait on another session's (up to {} s, with writers waiting behind it)", options.long_query_guard.as_secs().max(1)));
+        }
+        let g = crate::guard::wait_for_long_queries(
+            coord.conn(),
+            options.long_query_guard,
+            options.kill_long_queries,
+        )?;
+        if !g.long.is_empty() {
+            let list: Vec<String> = g.long.iter().map(ToString::to_string).collect();
+            let cause = format!(
+                "{} statement(s) still ran after the long-query guard's {:.0} s",
+                g.long.len(),
+                g.waited.as_secs_f64()
+            );
+            if options.kill_long_queries {
+                notes.push(format!("--kill-long-queries: killed {}", list.join("; ")));
+            } else if options.allow_inconsistent {
+                let msg = format!("no consistent snapshot (--allow-inconsistent): {cause}: {}; workers' snapshots start at slightly different moments", list.join("; "));
+                progress.note(&msg);
+                findings.push(msg.clone());
+                notes.push(msg);
+                try_lock = false;
+            } else {
+                return Err(Error::LongQueries {
+                    cause: format!("long-running statements would hold up FLUSH TABLES WITH READ LOCK and every writer behind it: {cause}"),
+                    queries: list,
+                });
+            }
+        }
+    }
     let name = format!("{}-{}", options.label, names::stamp(started));
     let final_path = options.dest.join(&name);
     let partial = options.dest.join(format!("{name}.partial"));
@@ -236,20 +287,56 @@ pub fn run(
         return Ok(DumpSummary {
             path: final_path,
             manifest,
+            findings: Vec::new(),
         });
     }
 
-    // The snapshot.
-    let locked = coord
-        .conn()
-        .query_drop("SET SESSION lock_wait_timeout = 60")
-        .and_then(|_| coord.conn().query_drop("FLUSH TABLES WITH READ LOCK"))
-        .is_ok();
-    if !locked {
-        let msg = "could not take FLUSH TABLES WITH READ LOCK (needs RELOAD): workers' snapshots start at slightly different moments".to_owned();
-        progress.note(&msg);
-        notes.push(msg);
-    }
+    // The snapshot. FTWRL waits at most the guard for statements that began
+    // after the guard looked (writers wait behind it meanwhile).
+    let lock_timeout = options.long_query_guard.as_secs().clamp(1, 31_536_000);
+    let lock_started = std::time::Instant::now();
+    let mut lock_wait_ms = None;
+    let locked = try_lock
+        && match coord
+            .conn()
+            .query_drop(format!("SET SESSION lock_wait_timeout = {lock_timeout}"))
+            .and_then(|_| coord.conn().query_drop("FLUSH TABLES WITH READ LOCK"))
+        {
+            Ok(()) => {
+                lock_wait_ms = Some(lock_started.elapsed().as_millis() as u64);
+                true
+            }
+            Err(e) => {
+                let _ = coord.conn().query_drop("UNLOCK TABLES");
+                let running: Vec<String> = crate::guard::long_queries(coord.conn(), 0)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                let cause = if privs.reload {
+                    format!("FLUSH TABLES WITH READ LOCK failed after {:.1} s although this account holds RELOAD: {e}", lock_started.elapsed().as_secs_f64())
+                } else {
+                    format!("could not take FLUSH TABLES WITH READ LOCK (needs RELOAD, which this account lacks): {e}")
+                };
+                if privs.reload && !options.allow_inconsistent {
+                    return Err(Error::LongQueries {
+                        cause,
+                        queries: if running.is_empty() {
+                            vec!["none now".into()]
+                        } else {
+                            running
+                        },
+                    });
+                }
+                let msg = format!("{cause}; no consistent snapshot: workers' snapshots start at slightly different moments");
+                progress.note(&msg);
+                if privs.reload {
+                    findings.push(msg.clone());
+                }
+                notes.push(msg);
+                false
+            }
+        };
     let mut workers: Vec<Conn> = Vec::with_capacity(options.threads);
     let opened = (|| -> Result<(), Error> {
         start_snapshot(coord.conn())?;
@@ -291,11 +378,19 @@ pub fn run(
             }
         }
     }
+    let mut writers_blocked_ms = None;
     if locked {
         coord
             .conn()
             .query_drop("UNLOCK TABLES")
             .map_err(db("releasing the global read lock"))?;
+        let held = lock_started.elapsed();
+        writers_blocked_ms = Some(held.as_millis() as u64);
+        notes.push(format!(
+            "writers could have been blocked for {:.3} s by the global read lock ({:.3} s of it waiting for running statements)",
+            held.as_secs_f64(),
+            lock_wait_ms.unwrap_or(0) as f64 / 1000.0
+        ));
     }
     opened?;
     if options.blob_entropy_only && matches!(options.compression, Compression::Gzip(_)) {
@@ -502,6 +597,8 @@ pub fn run(
             binlog_position,
             gtid,
             workers: options.threads,
+            lock_wait_ms,
+            writers_blocked_ms,
         },
         started: names::rfc3339(started),
         finished: names::rfc3339(names::now_unix()),
@@ -518,6 +615,7 @@ pub fn run(
     Ok(DumpSummary {
         path: final_path,
         manifest,
+        findings,
     })
 }
 

@@ -91,6 +91,14 @@ pub struct Snapshot {
     pub gtid: Option<String>,
     /// Number of worker connections sharing the snapshot.
     pub workers: usize,
+    /// Milliseconds `FLUSH TABLES WITH READ LOCK` waited for running statements
+    /// (writers wait behind it meanwhile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_wait_ms: Option<u64>,
+    /// Milliseconds the global read lock was held, wait included: how long a
+    /// writer could have been blocked by the backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writers_blocked_ms: Option<u64>,
 }
 
 /// One table.

@@ -108,6 +108,9 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     o.accounts = !a.no_accounts;
     o.chunk_bytes = a.chunk_mb.max(1) << 20;
     o.statement_bytes = (a.statement_mb.max(1) << 20) as usize;
+    o.long_query_guard = std::time::Duration::from_secs(a.long_query_guard);
+    o.kill_long_queries = a.kill_long_queries;
+    o.allow_inconsistent = a.allow_inconsistent;
     // An explicit --level means that level everywhere.
     o.blob_entropy_only = a.level.is_none();
     o.engine = match a.engine {
@@ -156,7 +159,14 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
         }
         output::print_out(&format!("{}\n", summary.path.display()))?;
     }
-    Ok(ExitStatus::Success)
+    for f in &summary.findings {
+        eprintln!("warning: {f}");
+    }
+    Ok(if summary.findings.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Findings
+    })
 }
 
 fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatus> {
