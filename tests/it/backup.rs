@@ -1680,3 +1680,92 @@ fn sql_mode_is_recorded_zero_dates_restore_and_warnings_are_findings() {
     drop_schemas(&mut target_admin(), &["itbk_mode"]);
     drop_schemas(&mut admin(), &["itbk_mode"]);
 }
+
+/// Runs RESTORE.txt's marked script with the stock client against the target.
+fn restore_with_stock_client(set: &Path) {
+    let text = std::fs::read_to_string(set.join("RESTORE.txt")).unwrap();
+    let script = text
+        .split("# --- restore script ---")
+        .nth(1)
+        .and_then(|r| r.split("# --- end ---").next())
+        .expect("RESTORE.txt has the marked script");
+    let cnf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        cnf.path(),
+        format!(
+            "[client]\nhost={}\nport={}\nuser={}\npassword=\n",
+            server().host,
+            target_port(),
+            server().user
+        ),
+    )
+    .unwrap();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(set)
+        .env("RESTORE_CNF", cnf.path())
+        .env_remove("MYSQL")
+        .status()
+        .unwrap();
+    assert!(status.success(), "RESTORE.txt script failed");
+}
+
+#[test]
+fn mariadb_sequences_round_trip_with_their_state() {
+    let mut a = admin();
+    drop_schemas(&mut a, &["itbk_seq"]);
+    support::sql(&mut a, "CREATE DATABASE itbk_seq");
+    if server().flavor != "mariadb" {
+        // MySQL has no sequences: nothing to dump, and the statement is refused.
+        assert!(a
+            .conn()
+            .query_drop("CREATE SEQUENCE itbk_seq.s START WITH 100")
+            .is_err());
+        drop_schemas(&mut a, &["itbk_seq"]);
+        return;
+    }
+    support::sql(
+        &mut a,
+        "CREATE SEQUENCE itbk_seq.s START WITH 100 INCREMENT BY 5 MAXVALUE 100000 NOCACHE",
+    );
+    support::sql(
+        &mut a,
+        "CREATE TABLE itbk_seq.t (id int PRIMARY KEY DEFAULT NEXTVAL(itbk_seq.s), v varchar(10))",
+    );
+    support::sql(
+        &mut a,
+        "INSERT INTO itbk_seq.t (v) VALUES ('a'), ('b'), ('c')",
+    );
+    let (_dest, set) = backup_of("itbk_seq");
+    let state = "SELECT next_not_cached_value, minimum_value, maximum_value, start_value, increment, cache_size FROM itbk_seq.s";
+    type S = (i64, i64, i64, i64, i64, u64);
+    let want: S = a.conn().query_first(state).unwrap().unwrap();
+    assert_eq!(want.0, 115);
+    let check = |how: &str| {
+        let mut dst = target_admin();
+        let got: Option<S> = dst.conn().query_first(state).unwrap_or(None);
+        assert_eq!(got, Some(want), "{how}: the sequence and its state");
+        dst.conn()
+            .query_drop("INSERT INTO itbk_seq.t (v) VALUES ('d')")
+            .unwrap();
+        let ids: Vec<i32> = dst
+            .conn()
+            .query("SELECT id FROM itbk_seq.t ORDER BY id")
+            .unwrap();
+        assert_eq!(
+            ids,
+            vec![100, 105, 110, 115],
+            "{how}: the next value continues"
+        );
+        drop_schemas(&mut dst, &["itbk_seq"]);
+    };
+    drop_schemas(&mut target_admin(), &["itbk_seq"]);
+    cli(true)
+        .run(&["backup", "restore", set.to_str().unwrap()])
+        .assert_code(0);
+    check("backup restore");
+    restore_with_stock_client(&set);
+    check("RESTORE.txt");
+    drop_schemas(&mut admin(), &["itbk_seq"]);
+}

@@ -977,6 +977,13 @@ fn write_schema_file(
     sql.push_str(&catalog::create_database(conn, schema)?);
     sql.push_str(";\n");
     sql.push_str(&format!("USE {};\n", quote::ident(schema)));
+    // Sequences first: a table's DEFAULT NEXTVAL(seq) needs its sequence.
+    for (ddl, state) in catalog::sequences(conn, schema)? {
+        sql.push_str(&ddl);
+        sql.push_str(";\n");
+        sql.push_str(&state);
+        sql.push_str(";\n");
+    }
     let mine: Vec<&TableInfo> = tables
         .iter()
         .filter(|t| t.schema == schema && !t.is_view)
