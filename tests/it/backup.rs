@@ -1522,8 +1522,11 @@ fn long_queries_stop_the_snapshot_instead_of_blocking_writers() {
         took < Duration::from_secs(6),
         "gave up at the guard: {took:?}"
     );
+    // Without the guard, FTWRL waits out the UPDATE (6 s more) with the writer
+    // queued behind it. Another test's backup may hold the writer for one
+    // lock attempt (at most 2 s), never more.
     assert!(
-        worst < Duration::from_millis(1500),
+        worst < Duration::from_millis(3000),
         "a writer waited {worst:?} behind the backup"
     );
     assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0, "no set");
@@ -1557,7 +1560,7 @@ fn long_queries_stop_the_snapshot_instead_of_blocking_writers() {
     );
     assert!(long.join().unwrap().is_err(), "the long UPDATE was killed");
     assert!(
-        worst < Duration::from_millis(1500),
+        worst < Duration::from_millis(3000),
         "a writer waited {worst:?}"
     );
 

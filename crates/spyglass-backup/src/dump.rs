@@ -291,17 +291,31 @@ pub fn run(
         });
     }
 
-    // The snapshot. FTWRL waits at most the guard for statements that began
-    // after the guard looked (writers wait behind it meanwhile).
-    let lock_timeout = options.long_query_guard.as_secs().clamp(1, 31_536_000);
-    let lock_started = std::time::Instant::now();
+    // The snapshot. A statement that began just after the guard looked would
+    // make FTWRL wait for it with every writer queued behind: so each attempt
+    // waits at most 2 s, writers run between attempts, and the attempts stop
+    // at the guard's bound.
+    let attempt = options.long_query_guard.as_secs().clamp(1, 2);
+    let mut lock_started = std::time::Instant::now();
     let mut lock_wait_ms = None;
+    let ftwrl = |c: &mut Conn, started: &mut std::time::Instant| {
+        let deadline = std::time::Instant::now() + options.long_query_guard;
+        c.query_drop(format!("SET SESSION lock_wait_timeout = {attempt}"))?;
+        loop {
+            *started = std::time::Instant::now();
+            match c.query_drop("FLUSH TABLES WITH READ LOCK") {
+                Err(spyglass_db::mysql::Error::MySqlError(e))
+                    if e.code == 1205 && std::time::Instant::now() < deadline =>
+                {
+                    let _ = c.query_drop("UNLOCK TABLES");
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                r => return r,
+            }
+        }
+    };
     let locked = try_lock
-        && match coord
-            .conn()
-            .query_drop(format!("SET SESSION lock_wait_timeout = {lock_timeout}"))
-            .and_then(|_| coord.conn().query_drop("FLUSH TABLES WITH READ LOCK"))
-        {
+        && match ftwrl(coord.conn(), &mut lock_started) {
             Ok(()) => {
                 lock_wait_ms = Some(lock_started.elapsed().as_millis() as u64);
                 true
