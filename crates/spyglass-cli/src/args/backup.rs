@@ -100,8 +100,9 @@ pub struct RunArgs {
     pub statement_mb: u64,
     /// Before the global read lock, wait at most this long for other sessions'
     /// statements that have run for a second or more (the lock would wait for
-    /// them with every writer queued behind it); then fail naming them. Also
-    /// the lock's own timeout. Seeing other sessions needs PROCESS.
+    /// them with every writer queued behind it); then fail naming them. The
+    /// lock is then tried for at most 2 s at a time, up to the same bound.
+    /// Seeing other sessions needs PROCESS.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub long_query_guard: u64,
     /// Kill (KILL QUERY) the statements still running at the guard instead of failing.
