@@ -10,6 +10,15 @@ use spyglass_db::{quote, ConnectOptions, Secret, Session};
 
 use crate::support::{self, admin, server, Sandbox};
 
+/// Held by the tests that run statements of a second or more on the source
+/// server, and by the long-query guard test, which kills such statements:
+/// they must not meet.
+static LONG_STATEMENTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn long_statements() -> std::sync::MutexGuard<'static, ()> {
+    LONG_STATEMENTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The second, empty server `cargo xtask itest` started for restores.
 fn target_port() -> u16 {
     std::env::var("SPYGLASS_IT_TARGET_PORT")
@@ -162,6 +171,7 @@ fn only_set(dest: &Path) -> PathBuf {
 
 #[test]
 fn fixture_round_trips_into_a_fresh_server_natively_and_with_stock_tools() {
+    let _exclusive = long_statements();
     let schemas = spyglass_fixture::SCHEMAS;
     let dest = tempfile::tempdir().unwrap();
     let out = cli(false).run(&[
@@ -266,10 +276,8 @@ fn fixture_round_trips_into_a_fresh_server_natively_and_with_stock_tools() {
         .arg("-c")
         .arg(script)
         .current_dir(&set)
-        .env(
-            "MYSQL",
-            format!("mysql --defaults-extra-file={}", cnf.path().display()),
-        )
+        .env("RESTORE_CNF", cnf.path())
+        .env_remove("MYSQL")
         .status()
         .unwrap();
     assert!(status.success(), "RESTORE.txt script failed");
@@ -296,6 +304,7 @@ fn make_schema(name: &str, ddl: &str, fill: &[&str]) {
 
 #[test]
 fn a_single_200_mb_row_round_trips() {
+    let _exclusive = long_statements();
     make_schema(
         "itbk_big",
         "(id int PRIMARY KEY, b longblob)",
@@ -381,12 +390,10 @@ fn a_flipped_byte_is_named_by_verify_and_restore() {
         "{}",
         r.stderr
     );
-    let rows: Option<u64> = dst
-        .conn()
-        .query_first("SELECT COUNT(*) FROM itbk_flip.t")
-        .ok()
-        .flatten();
-    assert_eq!(rows, Some(0), "no row from the corrupt file was loaded");
+    assert!(
+        schema_names(&mut dst).iter().all(|s| s != "itbk_flip"),
+        "every file is checked before anything is created on the target"
+    );
     drop_schemas(&mut dst, &["itbk_flip"]);
     drop_schemas(&mut admin(), &["itbk_flip"]);
 }
@@ -479,6 +486,7 @@ fn assert_left_partial(dest: &Path, out: &std::process::Output) {
 
 #[test]
 fn killed_connection_sigint_and_full_disk_leave_only_a_partial_set() {
+    let _exclusive = long_statements();
     slow_schema("itbk_slow");
     // 1. The server drops the dump's connection mid-table.
     let dest = tempfile::tempdir().unwrap();
@@ -601,6 +609,7 @@ fn bad_input_is_refused_clearly() {
 
 #[test]
 fn mysqldump_engine_writes_the_same_layout_and_restores() {
+    let _exclusive = long_statements();
     let schemas = [
         "common_lab",
         "common_nwbfile",
@@ -787,4 +796,979 @@ fn without_reload_the_dump_falls_back_and_says_so() {
         .any(|n| n.as_str().unwrap().contains("RELOAD")));
     assert_eq!(m["tables"][0]["rows"], 1);
     drop_schemas(&mut admin(), &["itbk_norel"]);
+}
+
+fn schema_names(s: &mut Session) -> Vec<String> {
+    s.conn()
+        .query("SELECT schema_name FROM information_schema.schemata ORDER BY 1")
+        .unwrap()
+}
+
+/// Backs up `schemas` (comma-separated) from the source server into a new
+/// destination; returns it and the set.
+fn backup_of(schemas: &str) -> (tempfile::TempDir, PathBuf) {
+    let dest = tempfile::tempdir().unwrap();
+    let out = cli(false).run(&[
+        "backup",
+        "run",
+        "--dest",
+        dest.path().to_str().unwrap(),
+        "--schemas",
+        schemas,
+        "--no-accounts",
+        "--threads",
+        "2",
+    ]);
+    out.assert_code(0);
+    let set = only_set(dest.path());
+    (dest, set)
+}
+
+/// No error is printed in Rust's Debug form.
+fn assert_sentences(stderr: &str) {
+    for debug in ["Os {", "kind: ", "Custom {"] {
+        assert!(!stderr.contains(debug), "Debug-formatted error: {stderr}");
+    }
+}
+
+/// Rows and CHECKSUM TABLE of every table in `schema`.
+fn fingerprint(s: &mut Session, schema: &str) -> Vec<(String, (u64, Option<u64>))> {
+    tables_of(s, &[schema])
+        .into_iter()
+        .map(|(sc, t)| {
+            let c = checksum(s, &sc, &t);
+            (t, c)
+        })
+        .collect()
+}
+
+fn flip_a_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_flipped_byte_restored_with_force_leaves_the_targets_schemas_intact() {
+    for (name, n) in [("itbk_keep_a", 900), ("itbk_keep_b", 300)] {
+        make_schema(
+            name,
+            "(id int PRIMARY KEY, v varchar(100))",
+            &[&format!("INSERT INTO @t WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {n}) SELECT n, CONCAT('row ', n) FROM s")],
+        );
+    }
+    support::sql(
+        &mut admin(),
+        "CREATE VIEW itbk_keep_b.v AS SELECT id FROM itbk_keep_b.t",
+    );
+    let (_dest, set) = backup_of("itbk_keep_a,itbk_keep_b");
+    // A good copy on the target.
+    let mut dst = target_admin();
+    drop_schemas(&mut dst, &["itbk_keep_a", "itbk_keep_b"]);
+    cli(true)
+        .run(&["backup", "restore", set.to_str().unwrap()])
+        .assert_code(0);
+    let good_a = fingerprint(&mut dst, "itbk_keep_a");
+    let good_b = fingerprint(&mut dst, "itbk_keep_b");
+    assert_eq!(good_a, fingerprint(&mut admin(), "itbk_keep_a"));
+    assert_eq!(good_a[0].1 .0, 900);
+    let marker: Vec<String> = dst
+        .conn()
+        .query("SELECT table_schema FROM information_schema.tables WHERE table_name = '~restore_incomplete' AND table_schema LIKE 'itbk\\_keep\\_%'")
+        .unwrap();
+    assert!(
+        marker.is_empty(),
+        "a finished restore leaves no marker: {marker:?}"
+    );
+    // One flipped byte, in the last file a restore reads (the second schema's
+    // post file) and then in a data file: --force must not drop anything.
+    for rel in [
+        "3-post/itbk_keep_b.sql.gz",
+        "2-data/itbk_keep_a/t.00001.sql.gz",
+    ] {
+        let file = set.join(rel);
+        let original = std::fs::read(&file).unwrap();
+        flip_a_byte(&file);
+        let r = cli(true).run(&["backup", "restore", set.to_str().unwrap(), "--force"]);
+        r.assert_code(2).assert_clean_error();
+        assert_sentences(&r.stderr);
+        assert!(
+            r.stderr.contains(&file.display().to_string())
+                && r.stderr.contains("sha256")
+                && r.stderr.contains("nothing on the target changed"),
+            "{}",
+            r.stderr
+        );
+        let mut dst = target_admin();
+        assert_eq!(fingerprint(&mut dst, "itbk_keep_a"), good_a, "{rel}");
+        assert_eq!(fingerprint(&mut dst, "itbk_keep_b"), good_b, "{rel}");
+        let v: u64 = dst
+            .conn()
+            .query_first("SELECT COUNT(*) FROM itbk_keep_b.v")
+            .unwrap()
+            .unwrap();
+        assert_eq!(v, 300, "the view is still there");
+        std::fs::write(&file, original).unwrap();
+    }
+    // Two bad files: both named.
+    let a = set.join("2-data/itbk_keep_a/t.00001.sql.gz");
+    let b = set.join("1-schema/itbk_keep_b.sql.gz");
+    flip_a_byte(&a);
+    std::fs::write(&b, b"short").unwrap();
+    let r = cli(true).run(&["backup", "restore", set.to_str().unwrap(), "--force"]);
+    r.assert_code(2).assert_clean_error();
+    assert!(
+        r.stderr.contains(&a.display().to_string()) && r.stderr.contains(&b.display().to_string()),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fingerprint(&mut target_admin(), "itbk_keep_a"), good_a);
+    drop_schemas(&mut target_admin(), &["itbk_keep_a", "itbk_keep_b"]);
+    drop_schemas(&mut admin(), &["itbk_keep_a", "itbk_keep_b"]);
+}
+
+#[test]
+fn system_schemas_are_never_restored_into_replaced_or_dropped() {
+    make_schema(
+        "itbk_sysx",
+        "(id int PRIMARY KEY)",
+        &["INSERT INTO @t VALUES (1)"],
+    );
+    let (_dest, set) = backup_of("itbk_sysx");
+    let mut dst = target_admin();
+    let census = |s: &mut Session| -> Vec<(String, u64)> {
+        s.conn()
+            .query("SELECT table_schema, COUNT(*) FROM information_schema.tables WHERE table_schema IN ('mysql', 'sys', 'performance_schema') GROUP BY 1 ORDER BY 1")
+            .unwrap()
+    };
+    let before = census(&mut dst);
+    assert!(
+        before.iter().any(|(s, n)| s == "sys" && *n > 0),
+        "the target has a sys schema: {before:?}"
+    );
+    for target in [
+        "sys",
+        "mysql",
+        "MySQL",
+        "information_schema",
+        "performance_schema",
+    ] {
+        let r = cli(true).run(&[
+            "backup",
+            "restore",
+            set.to_str().unwrap(),
+            "--rename",
+            &format!("itbk_sysx={target}"),
+            "--force",
+        ]);
+        r.assert_code(2).assert_clean_error();
+        assert!(
+            r.stderr.contains(&format!("`{target}`")) && r.stderr.contains("server's own schemas"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("--force"),
+            "never suggests --force for a system schema: {}",
+            r.stderr
+        );
+        // The prefix form, too.
+        let r = cli(true).run(&[
+            "backup",
+            "restore",
+            set.to_str().unwrap(),
+            "--rename",
+            &format!("itbk_sysx*={target}*"),
+        ]);
+        // `itbk_sysx*` -> `<target>` exactly (the rest is empty).
+        r.assert_code(2).assert_clean_error();
+        assert!(r.stderr.contains("server's own schemas"), "{}", r.stderr);
+    }
+    // verify --restore with an empty prefix would restore onto the source's own
+    // schema: refused, and the schema is untouched.
+    let v = cli(false).run(&[
+        "backup",
+        "verify",
+        set.to_str().unwrap(),
+        "--restore",
+        "--prefix",
+        "",
+    ]);
+    v.assert_code(2).assert_clean_error();
+    assert!(v.stderr.contains("itbk_sysx"), "{}", v.stderr);
+    let n: u64 = admin()
+        .conn()
+        .query_first("SELECT COUNT(*) FROM itbk_sysx.t")
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 1);
+    let mut dst = target_admin();
+    assert_eq!(census(&mut dst), before, "system schemas unchanged");
+    assert!(!schema_names(&mut dst).contains(&"itbk_sysx".to_owned()));
+    drop_schemas(&mut admin(), &["itbk_sysx"]);
+}
+
+#[test]
+fn a_failed_restore_leaves_its_schemas_marked_unfinished() {
+    make_schema(
+        "itbk_half_b",
+        "(id int PRIMARY KEY)",
+        &["INSERT INTO @t VALUES (1), (2)"],
+    );
+    make_schema(
+        "itbk_half_a",
+        "(id int PRIMARY KEY, v varchar(10))",
+        &["INSERT INTO @t VALUES (1, 'x'), (2, 'y'), (3, 'z')"],
+    );
+    // A view on the other schema: restoring itbk_half_a alone fails at its post file.
+    support::sql(
+        &mut admin(),
+        "CREATE VIEW itbk_half_a.v AS SELECT a.id FROM itbk_half_a.t a JOIN itbk_half_b.t b USING (id)",
+    );
+    let (_dest, set) = backup_of("itbk_half_a,itbk_half_b");
+    let mut dst = target_admin();
+    drop_schemas(&mut dst, &["itbk_half_a", "itbk_half_b"]);
+    let r = cli(true).run(&[
+        "backup",
+        "restore",
+        set.to_str().unwrap(),
+        "--schemas",
+        "itbk_half_a",
+    ]);
+    r.assert_code(2).assert_clean_error();
+    assert!(r.stderr.contains("3-post/itbk_half_a"), "{}", r.stderr);
+    // The rows are in, but the schema says it is unfinished.
+    let n: u64 = dst
+        .conn()
+        .query_first("SELECT COUNT(*) FROM itbk_half_a.t")
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 3);
+    let marker: Vec<(String, String)> = dst
+        .conn()
+        .query("SELECT set_path, started FROM itbk_half_a.`~restore_incomplete`")
+        .unwrap();
+    assert_eq!(marker.len(), 1, "{marker:?}");
+    assert_eq!(marker[0].0, set.display().to_string());
+    // The next restore says so.
+    let again = cli(true).run(&["backup", "restore", set.to_str().unwrap()]);
+    again.assert_code(2).assert_clean_error();
+    assert!(
+        again
+            .stderr
+            .contains("itbk_half_a is an unfinished restore"),
+        "{}",
+        again.stderr
+    );
+    // A whole restore with --force replaces it and removes the marker.
+    cli(true)
+        .run(&["backup", "restore", set.to_str().unwrap(), "--force"])
+        .assert_code(0);
+    let mut dst = target_admin();
+    let left: Vec<String> = dst
+        .conn()
+        .query("SELECT table_schema FROM information_schema.tables WHERE table_name = '~restore_incomplete' AND table_schema LIKE 'itbk\\_half\\_%'")
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    let v: u64 = dst
+        .conn()
+        .query_first("SELECT COUNT(*) FROM itbk_half_a.v")
+        .unwrap()
+        .unwrap();
+    assert_eq!(v, 2);
+    drop_schemas(&mut dst, &["itbk_half_a", "itbk_half_b"]);
+    drop_schemas(&mut admin(), &["itbk_half_a", "itbk_half_b"]);
+}
+
+#[test]
+fn rename_mistakes_are_refused_before_anything_runs() {
+    for name in ["itbk_rn_a", "itbk_rn_b"] {
+        make_schema(name, "(id int PRIMARY KEY)", &["INSERT INTO @t VALUES (1)"]);
+    }
+    let (_dest, set) = backup_of("itbk_rn_a,itbk_rn_b");
+    let mut dst = target_admin();
+    drop_schemas(
+        &mut dst,
+        &["itbk_rn_a", "itbk_rn_b", "itbk_rn_same", "itbk_rn_x"],
+    );
+    let s = set.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--rename", "itbk_rn_nope=itbk_rn_x"],
+            "itbk_rn_nope=itbk_rn_x matches no schema",
+        ),
+        (
+            &["--rename", "nope_*=itbk_rn_x_*"],
+            "nope_*=itbk_rn_x_* matches no schema",
+        ),
+        // Shadowed by an earlier rule: it renames nothing either.
+        (
+            &[
+                "--rename",
+                "itbk_rn_*=itbk_rn_x_*",
+                "--rename",
+                "itbk_rn_a=itbk_rn_x",
+            ],
+            "itbk_rn_a=itbk_rn_x matches no schema",
+        ),
+        (
+            &[
+                "--rename",
+                "itbk_rn_a=itbk_rn_same",
+                "--rename",
+                "itbk_rn_b=itbk_rn_same",
+            ],
+            "would both be restored as `itbk_rn_same`",
+        ),
+        (
+            &["--rename", "itbk_rn_a=itbk_rn_b"],
+            "would both be restored as `itbk_rn_b`",
+        ),
+        (
+            &["--schemas", "itbk_rn_b", "--rename", "itbk_rn_a=itbk_rn_x"],
+            "matches no schema",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut a = vec!["backup", "restore", s, "--force"];
+        a.extend_from_slice(args);
+        let r = cli(true).run(&a);
+        r.assert_code(2).assert_clean_error();
+        assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
+    }
+    let after = schema_names(&mut target_admin());
+    for n in ["itbk_rn_a", "itbk_rn_b", "itbk_rn_same", "itbk_rn_x"] {
+        assert!(!after.contains(&n.to_owned()), "{n} was created: {after:?}");
+    }
+    drop_schemas(&mut admin(), &["itbk_rn_a", "itbk_rn_b"]);
+}
+
+fn edit_manifest(set: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let p = set.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    f(&mut m);
+    std::fs::write(&p, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+}
+
+#[test]
+fn verify_refuses_unknown_formats_and_reports_empty_and_unlisted_files() {
+    make_schema(
+        "itbk_fmt",
+        "(id int PRIMARY KEY)",
+        &["INSERT INTO @t VALUES (1)"],
+    );
+    let (dest, set) = backup_of("itbk_fmt");
+    let s = set.to_str().unwrap();
+    let original = std::fs::read(set.join("manifest.json")).unwrap();
+    // A newer format: refused by every command, naming it.
+    edit_manifest(&set, |m| m["format"] = 99.into());
+    for args in [vec!["backup", "verify", s], vec!["backup", "restore", s]] {
+        let r = cli(true).run(&args);
+        r.assert_code(2).assert_clean_error();
+        assert!(r.stderr.contains("format 99"), "{args:?}: {}", r.stderr);
+    }
+    let l = cli(false).run(&["backup", "list", "--json", dest.path().to_str().unwrap()]);
+    l.assert_code(1);
+    assert_eq!(l.json()[0]["status"], "corrupt", "{}", l.stdout);
+    assert!(l.json()[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("format 99"));
+    assert!(!schema_names(&mut target_admin()).contains(&"itbk_fmt".to_owned()));
+    // No files at all: not good.
+    edit_manifest(&set, |m| {
+        m["format"] = 1.into();
+        m["files"] = serde_json::json!([]);
+    });
+    let v = cli(false).run(&["backup", "verify", s]);
+    v.assert_code(1);
+    assert!(v.stdout.contains("lists no files"), "{}", v.stdout);
+    // Files the manifest does not list are named; verify's own record is not one.
+    std::fs::write(set.join("manifest.json"), &original).unwrap();
+    let stray = set.join("2-data/itbk_fmt/t.00002.sql.gz");
+    std::fs::write(&stray, b"x").unwrap();
+    std::fs::write(set.join("notes.txt"), b"x").unwrap();
+    let v = cli(false).run(&["backup", "verify", s]);
+    v.assert_code(1);
+    assert!(
+        v.stdout.contains(&format!(
+            "BAD  {}: not listed in the manifest",
+            stray.display()
+        )) && v.stdout.contains("notes.txt: not listed"),
+        "{}",
+        v.stdout
+    );
+    assert_eq!(v.stdout.matches("BAD").count(), 2, "{}", v.stdout);
+    std::fs::remove_file(&stray).unwrap();
+    std::fs::remove_file(set.join("notes.txt")).unwrap();
+    let v = cli(false).run(&["backup", "verify", s]);
+    v.assert_code(0);
+    assert!(set.join("verify.json").is_file());
+    let v = cli(false).run(&["backup", "verify", s]);
+    v.assert_code(0);
+    assert!(!v.stdout.contains("BAD"), "{}", v.stdout);
+    // A packed set is checked the same way, and does not carry the record.
+    let p = cli(false).run(&["backup", "pack", s, "--json"]);
+    p.assert_code(0);
+    let tar = PathBuf::from(p.json()["path"].as_str().unwrap());
+    let listing = Command::new("tar").arg("tf").arg(&tar).output().unwrap();
+    assert!(!String::from_utf8_lossy(&listing.stdout).contains("verify.json"));
+    cli(false)
+        .run(&["backup", "verify", tar.to_str().unwrap()])
+        .assert_code(0);
+    drop_schemas(&mut admin(), &["itbk_fmt"]);
+}
+
+#[test]
+fn list_says_what_verify_found_and_when() {
+    make_schema(
+        "itbk_lst",
+        "(id int PRIMARY KEY)",
+        &["INSERT INTO @t VALUES (1), (2)"],
+    );
+    let (dest, set) = backup_of("itbk_lst");
+    let d = dest.path().to_str().unwrap();
+    let l = cli(false).run(&["backup", "list", d]);
+    l.assert_code(0);
+    assert!(
+        l.stdout.contains("complete, not verified") && l.stdout.contains("never verified"),
+        "{}",
+        l.stdout
+    );
+    assert!(cli(false).run(&["backup", "list", "--json", d]).json()[0]["verified"].is_null());
+    cli(false)
+        .run(&["backup", "verify", set.to_str().unwrap()])
+        .assert_code(0);
+    let l = cli(false).run(&["backup", "list", d]);
+    l.assert_code(0);
+    assert!(
+        l.stdout.contains("complete, verified") && l.stdout.contains("verified 20"),
+        "{}",
+        l.stdout
+    );
+    let j = cli(false).run(&["backup", "list", "--json", d]).json();
+    assert_eq!(j[0]["verified"]["good"], true);
+    assert_eq!(j[0]["status"], "complete");
+    // A flipped byte: list reads no data and still says complete by size, but
+    // after a verify it says what verify found.
+    let data = set.join("2-data/itbk_lst/t.00001.sql.gz");
+    flip_a_byte(&data);
+    cli(false)
+        .run(&["backup", "verify", set.to_str().unwrap()])
+        .assert_code(1);
+    let l = cli(false).run(&["backup", "list", d]);
+    l.assert_code(1);
+    assert!(
+        l.stdout.contains("complete, verify failed")
+            && l.stdout.contains("1 problem(s) at verify")
+            && l.stdout.contains(&data.display().to_string()),
+        "{}",
+        l.stdout
+    );
+    drop_schemas(&mut admin(), &["itbk_lst"]);
+}
+
+#[test]
+fn restore_txt_keeps_the_password_file_outside_the_set() {
+    make_schema(
+        "itbk_cnf",
+        "(id int PRIMARY KEY)",
+        &["INSERT INTO @t VALUES (1)"],
+    );
+    let (_dest, set) = backup_of("itbk_cnf");
+    let text = std::fs::read_to_string(set.join("RESTORE.txt")).unwrap();
+    // Follow the instructions literally: the indented lines that make the file.
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("umask"))
+        .take(2)
+        .map(str::trim)
+        .collect();
+    assert!(lines.len() == 2 && lines[1].starts_with("printf"), "{text}");
+    let before: Vec<String> = walk(&set);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{}\n{}\necho \"$RESTORE_CNF\"", lines[0], lines[1]))
+        .current_dir(&set)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let cnf = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    assert!(cnf.is_file(), "{}", cnf.display());
+    assert!(
+        !cnf.starts_with(&set),
+        "{} is inside the set",
+        cnf.display()
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cnf).unwrap().permissions());
+    assert_eq!(mode & 0o077, 0, "readable by its owner only");
+    assert!(std::fs::read_to_string(&cnf)
+        .unwrap()
+        .contains("password=PASSWORD"));
+    std::fs::remove_file(&cnf).unwrap();
+    assert_eq!(walk(&set), before, "nothing was written into the set");
+    assert!(!text.contains("> restore.cnf"), "{text}");
+    drop_schemas(&mut admin(), &["itbk_cnf"]);
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_destination_that_is_a_file_is_named_in_a_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let f = file.to_str().unwrap();
+    for args in [
+        vec!["backup", "run", "--dest", f, "--schemas", "common_lab"],
+        vec!["backup", "list", f],
+    ] {
+        let r = cli(false).run(&args);
+        r.assert_code(2).assert_clean_error();
+        assert_sentences(&r.stderr);
+        assert!(
+            r.stderr.contains(&format!(
+                "the backup destination {f} is a file, not a directory"
+            )),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    let r = cli(false).run(&[
+        "backup",
+        "run",
+        "--dest",
+        &format!("{f}/sub"),
+        "--schemas",
+        "common_lab",
+    ]);
+    r.assert_code(2).assert_clean_error();
+    assert_sentences(&r.stderr);
+    assert!(r.stderr.contains(&format!("{f}/sub")), "{}", r.stderr);
+}
+
+#[test]
+fn verify_restore_always_drops_its_schemas() {
+    // A parent and a child in another schema (as every DataJoint pipeline has).
+    make_schema(
+        "itbk_vp",
+        "(id int PRIMARY KEY)",
+        &["INSERT INTO @t VALUES (1), (2)"],
+    );
+    make_schema(
+        "itbk_vc",
+        "(id int PRIMARY KEY, FOREIGN KEY (id) REFERENCES itbk_vp.t (id))",
+        &["INSERT INTO @t VALUES (1)"],
+    );
+    let (_dest, set) = backup_of("itbk_vp,itbk_vc");
+    let verify_left = || -> Vec<String> {
+        schema_names(&mut admin())
+            .into_iter()
+            .filter(|s| s.starts_with("verify_itbk_v"))
+            .collect()
+    };
+    let v = cli(false).run(&["backup", "verify", set.to_str().unwrap(), "--restore"]);
+    v.assert_code(0);
+    assert!(
+        v.stdout.contains("2 tables compared") && v.stdout.contains("good"),
+        "{}",
+        v.stdout
+    );
+    assert_eq!(verify_left(), Vec::<String>::new(), "after a good run");
+    // A restore that fails half-way: the view's other schema is gone.
+    support::sql(&mut admin(), "CREATE DATABASE itbk_vx");
+    support::sql(&mut admin(), "CREATE TABLE itbk_vx.t (id int PRIMARY KEY)");
+    support::sql(
+        &mut admin(),
+        "CREATE VIEW itbk_vc.v AS SELECT id FROM itbk_vx.t",
+    );
+    let (_dest2, set2) = backup_of("itbk_vp,itbk_vc");
+    drop_schemas(&mut admin(), &["itbk_vx"]);
+    let v = cli(false).run(&["backup", "verify", set2.to_str().unwrap(), "--restore"]);
+    v.assert_code(1);
+    assert!(v.stdout.contains("restore failed"), "{}", v.stdout);
+    assert_eq!(verify_left(), Vec::<String>::new(), "after a failed run");
+    // An account that may create but not drop: verify fails loudly, naming what it left.
+    support::create_user(
+        "itbk_nodrop",
+        "NoDrop-Pw-7",
+        &["SELECT, CREATE, INSERT, INDEX, ALTER, REFERENCES, CREATE VIEW, SHOW VIEW, TRIGGER ON *.*"],
+    );
+    let mut sb = cli(false);
+    sb.env("DJ_USER", "itbk_nodrop")
+        .env("DJ_PASS", "NoDrop-Pw-7");
+    let v = sb.run(&["backup", "verify", set.to_str().unwrap(), "--restore"]);
+    v.assert_code(2).assert_clean_error();
+    assert!(
+        v.stderr.contains("could not drop") && v.stderr.contains("`verify_itbk_vp`"),
+        "{}",
+        v.stderr
+    );
+    drop_schemas(
+        &mut admin(),
+        &["verify_itbk_vp", "verify_itbk_vc", "itbk_vc", "itbk_vp"],
+    );
+}
+
+/// A writer inserting into `itbk_lq.w` until stopped; returns its slowest INSERT.
+fn start_writer(
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Duration> {
+    std::thread::spawn(move || {
+        let mut s = admin();
+        let mut worst = Duration::ZERO;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let t = Instant::now();
+            s.conn()
+                .query_drop("INSERT INTO itbk_lq.w (at) VALUES (NOW(6))")
+                .unwrap();
+            worst = worst.max(t.elapsed());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        worst
+    })
+}
+
+/// An 8-second UPDATE on `itbk_lq.t` in another session; returns its
+/// connection id once it has run for a second, and the thread (its result).
+fn start_long_update() -> (u64, std::thread::JoinHandle<Result<(), String>>) {
+    let mut s = admin();
+    let id: u64 = s
+        .conn()
+        .query_first("SELECT CONNECTION_ID()")
+        .unwrap()
+        .unwrap();
+    let h = std::thread::spawn(move || {
+        s.conn()
+            .query_drop("UPDATE itbk_lq.t SET n = n + SLEEP(8) WHERE id = 1")
+            .map_err(|e| e.to_string())
+    });
+    let mut a = admin();
+    wait_for("the long UPDATE", || {
+        a.conn()
+            .query_first::<u64, _>(format!(
+                "SELECT time FROM information_schema.processlist WHERE id = {id} AND info LIKE 'UPDATE itbk_lq.t%'"
+            ))
+            .unwrap()
+            .is_some_and(|t| t >= 1)
+    });
+    (id, h)
+}
+
+fn run_with_guard(dest: &Path, extra: &[&str]) -> (support::Outcome, Duration) {
+    let mut args = vec![
+        "backup",
+        "run",
+        "--json",
+        "--dest",
+        dest.to_str().unwrap(),
+        "--schemas",
+        "itbk_lq",
+        "--no-accounts",
+        "--long-query-guard",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    let t = Instant::now();
+    let out = cli(false).run(&args);
+    (out, t.elapsed())
+}
+
+#[test]
+fn long_queries_stop_the_snapshot_instead_of_blocking_writers() {
+    let _exclusive = long_statements();
+    make_schema(
+        "itbk_lq",
+        "(id int PRIMARY KEY, n int)",
+        &[
+            "INSERT INTO @t VALUES (1, 0), (2, 0)",
+            "CREATE TABLE itbk_lq.w (id int AUTO_INCREMENT PRIMARY KEY, at datetime(6))",
+        ],
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    // 1. By default: wait the guard (2 s), then fail naming the statement; writers never wait.
+    let writer = start_writer(stop.clone());
+    let (id, long) = start_long_update();
+    let dest = tempfile::tempdir().unwrap();
+    let (out, took) = run_with_guard(dest.path(), &[]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let worst = writer.join().unwrap();
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains(&format!("id {id} by "))
+            && out.stderr.contains("UPDATE itbk_lq.t SET n = n + SLEEP(8)")
+            && out.stderr.contains("running for ")
+            && out.stderr.contains("--kill-long-queries"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        took < Duration::from_secs(6),
+        "gave up at the guard: {took:?}"
+    );
+    // Without the guard, FTWRL waits out the UPDATE (6 s more) with the writer
+    // queued behind it. Another test's backup may hold the writer for one
+    // lock attempt (at most 2 s), never more.
+    assert!(
+        worst < Duration::from_millis(3000),
+        "a writer waited {worst:?} behind the backup"
+    );
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0, "no set");
+    assert!(
+        long.join().unwrap().is_ok(),
+        "the long UPDATE was left alone"
+    );
+
+    // 2. --kill-long-queries: killed, then a consistent snapshot.
+    stop.store(false, std::sync::atomic::Ordering::SeqCst);
+    let writer = start_writer(stop.clone());
+    let (id, long) = start_long_update();
+    let dest = tempfile::tempdir().unwrap();
+    let (out, _) = run_with_guard(dest.path(), &["--kill-long-queries"]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let worst = writer.join().unwrap();
+    out.assert_code(0);
+    let v = out.json();
+    assert_eq!(
+        v["snapshot"]["method"], "flush_tables_with_read_lock",
+        "{v}"
+    );
+    assert!(v["snapshot"]["writers_blocked_ms"].is_u64(), "{v}");
+    assert!(
+        v["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains(&format!("killed id {id} by "))),
+        "{v}"
+    );
+    assert!(long.join().unwrap().is_err(), "the long UPDATE was killed");
+    assert!(
+        worst < Duration::from_millis(3000),
+        "a writer waited {worst:?}"
+    );
+
+    // 3. --allow-inconsistent: a set without the shared snapshot, exit 1, saying why.
+    let (_id, long) = start_long_update();
+    let dest = tempfile::tempdir().unwrap();
+    let (out, _) = run_with_guard(dest.path(), &["--allow-inconsistent"]);
+    out.assert_code(1);
+    assert_eq!(out.json()["snapshot"]["method"], "none");
+    assert!(
+        out.stderr
+            .contains("warning: no consistent snapshot (--allow-inconsistent)")
+            && out.stderr.contains("UPDATE itbk_lq.t"),
+        "{}",
+        out.stderr
+    );
+    let _ = long.join().unwrap();
+    drop_schemas(&mut admin(), &["itbk_lq"]);
+}
+
+/// Replaces a file of a set with `sql` (gzip), and its manifest record, as if written so.
+fn rewrite_set_file(set: &Path, rel: &str, sql: &str) {
+    let path = set.join(rel);
+    let mut gz = Command::new("gzip")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut gz.stdin.take().unwrap(), sql.as_bytes()).unwrap();
+    let out = gz.wait_with_output().unwrap();
+    std::fs::write(&path, &out.stdout).unwrap();
+    let sum = Command::new("sha256sum").arg(&path).output().unwrap();
+    let sum = String::from_utf8(sum.stdout).unwrap();
+    let sum = sum.split_whitespace().next().unwrap().to_owned();
+    edit_manifest(set, |m| {
+        for f in m["files"].as_array_mut().unwrap() {
+            if f["path"] == rel {
+                f["sha256"] = sum.clone().into();
+                f["bytes"] = (out.stdout.len() as u64).into();
+                f["raw_bytes"] = (sql.len() as u64).into();
+            }
+        }
+    });
+}
+
+fn gunzip(path: &Path) -> String {
+    String::from_utf8(
+        Command::new("gzip")
+            .arg("-dc")
+            .arg(path)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+}
+
+#[test]
+fn sql_mode_is_recorded_zero_dates_restore_and_warnings_are_findings() {
+    make_schema(
+        "itbk_mode",
+        "(id int PRIMARY KEY, d date, v varchar(20))",
+        &[
+            "SET SESSION sql_mode = ''",
+            "INSERT INTO @t VALUES (0, '0000-00-00', 'zero'), (1, '2026-12-01', 'a long value')",
+        ],
+    );
+    let (_dest, set) = backup_of("itbk_mode");
+    let global: String = admin()
+        .conn()
+        .query_first("SELECT @@GLOBAL.sql_mode")
+        .unwrap()
+        .unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(set.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        m["sql_mode"],
+        global.as_str(),
+        "the source's sql_mode is recorded"
+    );
+    // The zero date and the 0 key come back under a strict target, with no warning.
+    let mut dst = target_admin();
+    drop_schemas(&mut dst, &["itbk_mode"]);
+    let r = cli(true).run(&["backup", "restore", set.to_str().unwrap(), "--json"]);
+    r.assert_code(0);
+    assert_eq!(r.json()["warnings"], serde_json::json!([]), "{}", r.stdout);
+    let rows: Vec<(i32, String, String)> = dst
+        .conn()
+        .query("SELECT id, CAST(d AS CHAR), v FROM itbk_mode.t ORDER BY id")
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (0, "0000-00-00".to_owned(), "zero".to_owned()),
+            (1, "2026-12-01".to_owned(), "a long value".to_owned())
+        ]
+    );
+    // A value the target changes (a narrower column) is a warning, named by file: exit 1.
+    let schema_rel = "1-schema/itbk_mode.sql.gz";
+    let narrowed = gunzip(&set.join(schema_rel)).replace("varchar(20)", "varchar(4)");
+    assert!(narrowed.contains("varchar(4)"));
+    rewrite_set_file(&set, schema_rel, &narrowed);
+    let r = cli(true).run(&["backup", "restore", set.to_str().unwrap(), "--force"]);
+    r.assert_code(1);
+    let data = set.join("2-data/itbk_mode/t.00001.sql.gz");
+    assert!(
+        r.stderr
+            .contains(&format!("warning: {}: 1 warning(s)", data.display()))
+            && r.stderr.contains("1265"),
+        "{}",
+        r.stderr
+    );
+    // An older set, without a recorded mode: today's behaviour, and it says so.
+    edit_manifest(&set, |m| {
+        m.as_object_mut().unwrap().remove("sql_mode");
+    });
+    let r = cli(true).run(&["backup", "restore", set.to_str().unwrap(), "--force"]);
+    assert!(r.stderr.contains("records no sql_mode"), "{}", r.stderr);
+    drop_schemas(&mut target_admin(), &["itbk_mode"]);
+    drop_schemas(&mut admin(), &["itbk_mode"]);
+}
+
+/// Runs RESTORE.txt's marked script with the stock client against the target.
+fn restore_with_stock_client(set: &Path) {
+    let text = std::fs::read_to_string(set.join("RESTORE.txt")).unwrap();
+    let script = text
+        .split("# --- restore script ---")
+        .nth(1)
+        .and_then(|r| r.split("# --- end ---").next())
+        .expect("RESTORE.txt has the marked script");
+    let cnf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        cnf.path(),
+        format!(
+            "[client]\nhost={}\nport={}\nuser={}\npassword=\n",
+            server().host,
+            target_port(),
+            server().user
+        ),
+    )
+    .unwrap();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(set)
+        .env("RESTORE_CNF", cnf.path())
+        .env_remove("MYSQL")
+        .status()
+        .unwrap();
+    assert!(status.success(), "RESTORE.txt script failed");
+}
+
+#[test]
+fn mariadb_sequences_round_trip_with_their_state() {
+    let mut a = admin();
+    drop_schemas(&mut a, &["itbk_seq"]);
+    support::sql(&mut a, "CREATE DATABASE itbk_seq");
+    if server().flavor != "mariadb" {
+        // MySQL has no sequences: nothing to dump, and the statement is refused.
+        assert!(a
+            .conn()
+            .query_drop("CREATE SEQUENCE itbk_seq.s START WITH 100")
+            .is_err());
+        drop_schemas(&mut a, &["itbk_seq"]);
+        return;
+    }
+    support::sql(
+        &mut a,
+        "CREATE SEQUENCE itbk_seq.s START WITH 100 INCREMENT BY 5 MAXVALUE 100000 NOCACHE",
+    );
+    support::sql(
+        &mut a,
+        "CREATE TABLE itbk_seq.t (id int PRIMARY KEY DEFAULT NEXTVAL(itbk_seq.s), v varchar(10))",
+    );
+    support::sql(
+        &mut a,
+        "INSERT INTO itbk_seq.t (v) VALUES ('a'), ('b'), ('c')",
+    );
+    let (_dest, set) = backup_of("itbk_seq");
+    let state = "SELECT next_not_cached_value, minimum_value, maximum_value, start_value, increment, cache_size FROM itbk_seq.s";
+    type S = (i64, i64, i64, i64, i64, u64);
+    let want: S = a.conn().query_first(state).unwrap().unwrap();
+    assert_eq!(want.0, 115);
+    let check = |how: &str| {
+        let mut dst = target_admin();
+        let got: Option<S> = dst.conn().query_first(state).unwrap_or(None);
+        assert_eq!(got, Some(want), "{how}: the sequence and its state");
+        dst.conn()
+            .query_drop("INSERT INTO itbk_seq.t (v) VALUES ('d')")
+            .unwrap();
+        let ids: Vec<i32> = dst
+            .conn()
+            .query("SELECT id FROM itbk_seq.t ORDER BY id")
+            .unwrap();
+        assert_eq!(
+            ids,
+            vec![100, 105, 110, 115],
+            "{how}: the next value continues"
+        );
+        drop_schemas(&mut dst, &["itbk_seq"]);
+    };
+    drop_schemas(&mut target_admin(), &["itbk_seq"]);
+    cli(true)
+        .run(&["backup", "restore", set.to_str().unwrap()])
+        .assert_code(0);
+    check("backup restore");
+    restore_with_stock_client(&set);
+    check("RESTORE.txt");
+    drop_schemas(&mut admin(), &["itbk_seq"]);
 }

@@ -235,6 +235,47 @@ pub(crate) fn create_table(conn: &mut Conn, schema: &str, table: &str) -> Result
     )
 }
 
+/// MariaDB SEQUENCEs of a schema (none on MySQL), each as its DDL and the
+/// statement that puts its state back: `DO SETVAL(seq, next, 0)`, where next
+/// is the first value not handed out nor cached (what a server restart would
+/// give, as mariadb-dump does).
+pub(crate) fn sequences(conn: &mut Conn, schema: &str) -> Result<Vec<(String, String)>, Error> {
+    let names: Vec<String> = conn
+        .exec(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'SEQUENCE' ORDER BY 1",
+            (schema,),
+        )
+        .map_err(|e| Error::Db(spyglass_db::DbError::query(format!("listing the sequences of {schema}"), e)))?;
+    let mut out = Vec::new();
+    for name in names {
+        let ddl = show_create(
+            conn,
+            &format!("SHOW CREATE SEQUENCE {}", quote::qualified(schema, &name)),
+            1,
+            "sequence",
+            schema,
+            &name,
+        )?;
+        let next: Option<String> = conn
+            .query_first(format!(
+                "SELECT CAST(next_not_cached_value AS CHAR) FROM {}",
+                quote::qualified(schema, &name)
+            ))
+            .map_err(|source| Error::Table {
+                what: "reading the state of sequence",
+                schema: schema.to_owned(),
+                table: name.clone(),
+                source: Box::new(source),
+            })?;
+        let next = next.unwrap_or_else(|| "1".into());
+        out.push((
+            ddl,
+            format!("DO SETVAL({}, {next}, 0)", quote::ident(&name)),
+        ));
+    }
+    Ok(out)
+}
+
 pub(crate) fn create_view(conn: &mut Conn, schema: &str, view: &str) -> Result<String, Error> {
     show_create(
         conn,

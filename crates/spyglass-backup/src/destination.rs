@@ -45,6 +45,19 @@ pub fn probe(path: &Path) -> DestinationStatus {
     }
 }
 
+/// A destination that exists must be a directory (one that does not is
+/// created by the caller): a clear sentence naming it, instead of the
+/// system's "File exists" from creating a set inside a file.
+pub fn require_dir(path: &Path) -> Result<(), crate::Error> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_dir() => Err(crate::Error::Invalid(format!(
+            "the backup destination {} is a file, not a directory; give a directory (it is created when missing)",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn tempfile_in(dir: &Path) -> std::io::Result<PathBuf> {
     let p = dir.join(format!(".spyglass-admin-probe-{}", std::process::id()));
     std::fs::OpenOptions::new()

@@ -58,6 +58,15 @@ pub struct DumpOptions {
     pub interrupt: Arc<AtomicBool>,
     /// Which engine writes the set.
     pub engine: Engine,
+    /// How long to wait for other sessions' long statements to end before
+    /// taking the global read lock (and the lock's own timeout).
+    pub long_query_guard: std::time::Duration,
+    /// `KILL QUERY` statements still running at the guard instead of failing.
+    pub kill_long_queries: bool,
+    /// Without a global read lock (long statements, or it failed although
+    /// the account holds RELOAD), dump anyway without a shared snapshot:
+    /// the set is complete but not consistent, and [`DumpSummary::findings`] says so.
+    pub allow_inconsistent: bool,
     /// With gzip, write tables with BLOB columns using entropy coding only
     /// (Z_HUFFMAN_ONLY): neural arrays have few repeated strings, so this keeps
     /// nearly all the compression at about three times the speed.
@@ -96,6 +105,9 @@ impl DumpOptions {
             interrupt: Arc::new(AtomicBool::new(false)),
             engine: Engine::Native,
             blob_entropy_only: true,
+            long_query_guard: std::time::Duration::from_secs(60),
+            kill_long_queries: false,
+            allow_inconsistent: false,
         }
     }
 }
@@ -107,6 +119,9 @@ pub struct DumpSummary {
     pub path: PathBuf,
     /// Its manifest.
     pub manifest: Manifest,
+    /// Why the set is not what was asked for (exit 1): a snapshot given up
+    /// under `--allow-inconsistent`.
+    pub findings: Vec<String>,
 }
 
 /// A unit of work for a worker.
@@ -161,6 +176,10 @@ pub fn run(
     let version = coord.server().version_string.clone();
     let mut notes = Vec::new();
     setup_session(coord.conn(), flavor)?;
+    let sql_mode: Option<String> = coord
+        .conn()
+        .query_first("SELECT @@GLOBAL.sql_mode")
+        .map_err(db("reading the server's sql_mode"))?;
 
     // Which schemas (before anything is written, so a bad selection leaves no trace).
     let all = catalog::schemas(coord.conn())?;
@@ -174,6 +193,43 @@ pub fn run(
         ));
     }
 
+    crate::destination::require_dir(&options.dest)?;
+    let mut findings = Vec::new();
+    let native = options.engine == Engine::Native;
+    let privs = crate::guard::privileges(coord.conn())?;
+    let mut try_lock = native;
+    if native {
+        if !privs.process {
+            notes.push(format!("this account lacks PROCESS: the long-query guard sees only its own statements, so FLUSH TABLES WITH READ LOCK may wait on another session's (up to {} s, with writers waiting behind it)", options.long_query_guard.as_secs().max(1)));
+        }
+        let g = crate::guard::wait_for_long_queries(
+            coord.conn(),
+            options.long_query_guard,
+            options.kill_long_queries,
+        )?;
+        if !g.long.is_empty() {
+            let list: Vec<String> = g.long.iter().map(ToString::to_string).collect();
+            let cause = format!(
+                "{} statement(s) still ran after the long-query guard's {:.0} s",
+                g.long.len(),
+                g.waited.as_secs_f64()
+            );
+            if options.kill_long_queries {
+                notes.push(format!("--kill-long-queries: killed {}", list.join("; ")));
+            } else if options.allow_inconsistent {
+                let msg = format!("no consistent snapshot (--allow-inconsistent): {cause}: {}; workers' snapshots start at slightly different moments", list.join("; "));
+                progress.note(&msg);
+                findings.push(msg.clone());
+                notes.push(msg);
+                try_lock = false;
+            } else {
+                return Err(Error::LongQueries {
+                    cause: format!("long-running statements would hold up FLUSH TABLES WITH READ LOCK and every writer behind it: {cause}"),
+                    queries: list,
+                });
+            }
+        }
+    }
     let name = format!("{}-{}", options.label, names::stamp(started));
     let final_path = options.dest.join(&name);
     let partial = options.dest.join(format!("{name}.partial"));
@@ -221,6 +277,7 @@ pub fn run(
             compression: options.compression,
             encoding: "mysqldump --hex-blob".into(),
             max_statement_bytes: out.max_statement,
+            sql_mode: sql_mode.clone(),
             schemas: schemas.clone(),
             tables: out.tables,
             files: out.files,
@@ -230,20 +287,70 @@ pub fn run(
         return Ok(DumpSummary {
             path: final_path,
             manifest,
+            findings: Vec::new(),
         });
     }
 
-    // The snapshot.
-    let locked = coord
-        .conn()
-        .query_drop("SET SESSION lock_wait_timeout = 60")
-        .and_then(|_| coord.conn().query_drop("FLUSH TABLES WITH READ LOCK"))
-        .is_ok();
-    if !locked {
-        let msg = "could not take FLUSH TABLES WITH READ LOCK (needs RELOAD): workers' snapshots start at slightly different moments".to_owned();
-        progress.note(&msg);
-        notes.push(msg);
-    }
+    // The snapshot. A statement that began just after the guard looked would
+    // make FTWRL wait for it with every writer queued behind: so each attempt
+    // waits at most 2 s, writers run between attempts, and the attempts stop
+    // at the guard's bound.
+    let attempt = options.long_query_guard.as_secs().clamp(1, 2);
+    let mut lock_started = std::time::Instant::now();
+    let mut lock_wait_ms = None;
+    let ftwrl = |c: &mut Conn, started: &mut std::time::Instant| {
+        let deadline = std::time::Instant::now() + options.long_query_guard;
+        c.query_drop(format!("SET SESSION lock_wait_timeout = {attempt}"))?;
+        loop {
+            *started = std::time::Instant::now();
+            match c.query_drop("FLUSH TABLES WITH READ LOCK") {
+                Err(spyglass_db::mysql::Error::MySqlError(e))
+                    if e.code == 1205 && std::time::Instant::now() < deadline =>
+                {
+                    let _ = c.query_drop("UNLOCK TABLES");
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                r => return r,
+            }
+        }
+    };
+    let locked = try_lock
+        && match ftwrl(coord.conn(), &mut lock_started) {
+            Ok(()) => {
+                lock_wait_ms = Some(lock_started.elapsed().as_millis() as u64);
+                true
+            }
+            Err(e) => {
+                let _ = coord.conn().query_drop("UNLOCK TABLES");
+                let running: Vec<String> = crate::guard::long_queries(coord.conn(), 0)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                let cause = if privs.reload {
+                    format!("FLUSH TABLES WITH READ LOCK failed after {:.1} s although this account holds RELOAD: {e}", lock_started.elapsed().as_secs_f64())
+                } else {
+                    format!("could not take FLUSH TABLES WITH READ LOCK (needs RELOAD, which this account lacks): {e}")
+                };
+                if privs.reload && !options.allow_inconsistent {
+                    return Err(Error::LongQueries {
+                        cause,
+                        queries: if running.is_empty() {
+                            vec!["none now".into()]
+                        } else {
+                            running
+                        },
+                    });
+                }
+                let msg = format!("{cause}; no consistent snapshot: workers' snapshots start at slightly different moments");
+                progress.note(&msg);
+                if privs.reload {
+                    findings.push(msg.clone());
+                }
+                notes.push(msg);
+                false
+            }
+        };
     let mut workers: Vec<Conn> = Vec::with_capacity(options.threads);
     let opened = (|| -> Result<(), Error> {
         start_snapshot(coord.conn())?;
@@ -285,11 +392,19 @@ pub fn run(
             }
         }
     }
+    let mut writers_blocked_ms = None;
     if locked {
         coord
             .conn()
             .query_drop("UNLOCK TABLES")
             .map_err(db("releasing the global read lock"))?;
+        let held = lock_started.elapsed();
+        writers_blocked_ms = Some(held.as_millis() as u64);
+        notes.push(format!(
+            "writers could have been blocked for {:.3} s by the global read lock ({:.3} s of it waiting for running statements)",
+            held.as_secs_f64(),
+            lock_wait_ms.unwrap_or(0) as f64 / 1000.0
+        ));
     }
     opened?;
     if options.blob_entropy_only && matches!(options.compression, Compression::Gzip(_)) {
@@ -496,12 +611,15 @@ pub fn run(
             binlog_position,
             gtid,
             workers: options.threads,
+            lock_wait_ms,
+            writers_blocked_ms,
         },
         started: names::rfc3339(started),
         finished: names::rfc3339(names::now_unix()),
         compression: options.compression,
         encoding: "escaped".into(),
         max_statement_bytes: max_statement as u64,
+        sql_mode,
         schemas: schemas.clone(),
         tables: records,
         files,
@@ -511,6 +629,7 @@ pub fn run(
     Ok(DumpSummary {
         path: final_path,
         manifest,
+        findings,
     })
 }
 
@@ -872,6 +991,13 @@ fn write_schema_file(
     sql.push_str(&catalog::create_database(conn, schema)?);
     sql.push_str(";\n");
     sql.push_str(&format!("USE {};\n", quote::ident(schema)));
+    // Sequences first: a table's DEFAULT NEXTVAL(seq) needs its sequence.
+    for (ddl, state) in catalog::sequences(conn, schema)? {
+        sql.push_str(&ddl);
+        sql.push_str(";\n");
+        sql.push_str(&state);
+        sql.push_str(";\n");
+    }
     let mine: Vec<&TableInfo> = tables
         .iter()
         .filter(|t| t.schema == schema && !t.is_view)

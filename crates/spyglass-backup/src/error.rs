@@ -51,8 +51,30 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
     /// Restoring would overwrite schemas that exist.
-    #[error("schema(s) already exist on the target server: {}", .0.join(", "))]
-    SchemasExist(Vec<String>),
+    #[error("schema(s) already exist on the target server: {}", .schemas.join(", "))]
+    SchemasExist {
+        /// Every target schema that exists.
+        schemas: Vec<String>,
+        /// Those of them an earlier restore left unfinished (they hold the
+        /// marker table [`crate::restore::MARKER_TABLE`]).
+        unfinished: Vec<String>,
+    },
+    /// `verify --restore` could not drop schemas it restored into.
+    #[error("verify could not drop the schema(s) it restored into: {} ({detail}); drop them by hand (SET foreign_key_checks = 0; DROP DATABASE ...)", .schemas.join(", "))]
+    NotDropped {
+        /// The schemas still on the server.
+        schemas: Vec<String>,
+        /// What the server said.
+        detail: String,
+    },
+    /// Long statements would hold up the snapshot's global read lock (and every writer behind it).
+    #[error("{cause}; still running: {}; no set was written. Wait for them, pass --kill-long-queries to kill them, or --allow-inconsistent for a set without a consistent snapshot", .queries.join("; "))]
+    LongQueries {
+        /// What happened (the guard's wait, or the lock's timeout).
+        cause: String,
+        /// Each statement: id, user, seconds, start of text.
+        queries: Vec<String>,
+    },
     /// Loading a restore file failed.
     #[error("loading {} (statement {statement})", path.display())]
     Load {

@@ -35,6 +35,7 @@ pub mod destination;
 pub mod dump;
 pub mod encode;
 mod error;
+pub mod guard;
 pub mod list;
 pub mod lock;
 pub mod manifest;

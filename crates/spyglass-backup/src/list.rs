@@ -41,6 +41,9 @@ pub struct SetInfo {
     pub schemas: Vec<String>,
     /// Label from the manifest.
     pub label: Option<String>,
+    /// The last `backup verify` result recorded in the set ([`crate::manifest::VERIFY_RECORD`]);
+    /// `None`: never verified. `list` itself reads file sizes only, never data.
+    pub verified: Option<crate::verify::VerifyRecord>,
 }
 
 fn dir_size(p: &Path) -> u64 {
@@ -91,6 +94,7 @@ pub fn inspect(path: &Path) -> SetInfo {
         bytes: dir_size(path),
         schemas: Vec::new(),
         label: None,
+        verified: None,
     };
     if name.ends_with(".partial") {
         info.status = Status::Partial;
@@ -108,6 +112,7 @@ pub fn inspect(path: &Path) -> SetInfo {
         Ok(m) => {
             info.schemas = m.schemas.clone();
             info.label = Some(m.label.clone());
+            info.verified = crate::verify::last_record(path);
             for f in &m.files {
                 match std::fs::metadata(path.join(&f.path)) {
                     Ok(md) if md.len() == f.bytes => {}
@@ -136,6 +141,7 @@ pub fn inspect(path: &Path) -> SetInfo {
 /// Every set in `dest`, oldest first. A directory counts as a set when its
 /// name ends in `-YYYYMMDD-HHMMSS` (optionally `.partial`) or it holds a manifest.
 pub fn list(dest: &Path) -> Result<Vec<SetInfo>, Error> {
+    crate::destination::require_dir(dest)?;
     let rd = std::fs::read_dir(dest).map_err(Error::io("reading", dest))?;
     let mut sets: Vec<SetInfo> = rd
         .flatten()

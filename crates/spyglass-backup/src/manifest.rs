@@ -10,8 +10,21 @@ use crate::Error;
 
 /// The manifest's file name inside a set.
 pub const MANIFEST: &str = "manifest.json";
-/// Current manifest format.
+/// Current manifest format. A manifest with a higher (or zero) format is
+/// refused, naming it: its files may mean something this version does not know.
 pub const FORMAT: u32 = 1;
+/// How to restore with the stock client; written beside the manifest.
+pub const RESTORE_TXT: &str = "RESTORE.txt";
+/// The last `backup verify` result (see [`crate::verify::VerifyRecord`]),
+/// rewritten by every verify, so it is not in the manifest.
+pub const VERIFY_RECORD: &str = "verify.json";
+/// [`VERIFY_RECORD`]'s name while it is written (renamed over it when complete).
+pub const VERIFY_RECORD_TMP: &str = "verify.json.tmp";
+/// The files of a set directory that the manifest does not list, by design:
+/// the manifest itself, [`RESTORE_TXT`] and [`VERIFY_RECORD`] (plus its
+/// temporary name while it is written). Anything else not in the manifest is
+/// reported by verify.
+pub const OUTSIDE_MANIFEST: &[&str] = &[MANIFEST, RESTORE_TXT, VERIFY_RECORD, VERIFY_RECORD_TMP];
 
 /// Everything about a set.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +49,10 @@ pub struct Manifest {
     pub compression: Compression,
     /// Literal encoding of binary values: `escaped` (`_binary'...'`).
     pub encoding: String,
+    /// The source's `sql_mode` when the set was made (absent in older sets);
+    /// restore loads with it, minus the modes that reject stored values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_mode: Option<String>,
     /// Longest statement in any file; the target's `max_allowed_packet` must be at least this.
     pub max_statement_bytes: u64,
     /// Schemas in restore order.
@@ -74,6 +91,14 @@ pub struct Snapshot {
     pub gtid: Option<String>,
     /// Number of worker connections sharing the snapshot.
     pub workers: usize,
+    /// Milliseconds `FLUSH TABLES WITH READ LOCK` waited for running statements
+    /// (writers wait behind it meanwhile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_wait_ms: Option<u64>,
+    /// Milliseconds the global read lock was held, wait included: how long a
+    /// writer could have been blocked by the backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writers_blocked_ms: Option<u64>,
 }
 
 /// One table.
@@ -164,10 +189,29 @@ impl Manifest {
             set: set.to_owned(),
             detail: format!("cannot read {MANIFEST}: {e}"),
         })?;
-        serde_json::from_str(&text).map_err(|e| Error::BadSet {
+        Manifest::from_json(&text).map_err(|detail| Error::BadSet {
             set: set.to_owned(),
-            detail: format!("{MANIFEST} is not a valid manifest: {e}"),
+            detail,
         })
+    }
+
+    /// Parses a manifest's text, refusing a format this version does not
+    /// know (named, before any other field is looked at).
+    pub fn from_json(text: &str) -> Result<Manifest, String> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| format!("{MANIFEST} is not a valid manifest: {e}"))?;
+        match value.get("format").and_then(serde_json::Value::as_u64) {
+            Some(f) if (1..=u64::from(FORMAT)).contains(&f) => {}
+            Some(f) => {
+                return Err(format!(
+                    "{MANIFEST} has format {f}, which this spyglass-admin ({}) does not know (it reads format 1 to {FORMAT}); use the spyglass-admin that wrote the set, or a newer one",
+                    env!("CARGO_PKG_VERSION")
+                ))
+            }
+            None => return Err(format!("{MANIFEST} is not a valid manifest: no numeric \"format\"")),
+        }
+        serde_json::from_value(value)
+            .map_err(|e| format!("{MANIFEST} is not a valid manifest: {e}"))
     }
 
     /// Total bytes on disk.
@@ -178,5 +222,20 @@ impl Manifest {
     /// Total uncompressed bytes.
     pub fn total_raw_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.raw_bytes).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_formats_are_refused_by_number() {
+        for f in [0, 2, 99] {
+            let e = Manifest::from_json(&format!("{{\"format\": {f}}}")).unwrap_err();
+            assert!(e.contains(&format!("format {f}")), "{e}");
+        }
+        let e = Manifest::from_json("{\"format\": 1}").unwrap_err();
+        assert!(e.contains("not a valid manifest"), "{e}");
     }
 }

@@ -474,6 +474,8 @@ pub(crate) fn dump(
             binlog_position: None,
             gtid: None,
             workers: 1,
+            lock_wait_ms: None,
+            writers_blocked_ms: None,
         },
         max_statement,
     })

@@ -52,10 +52,18 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 /// Schemas never dumped: the server's own.
 pub const SYSTEM_SCHEMAS: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
 
+/// Whether `name` is one of the server's own schemas (any letter case:
+/// `information_schema` is case-insensitive everywhere, and `MYSQL` is
+/// `mysql` where `lower_case_table_names` is set). MySQL and MariaDB have the
+/// same four. No command creates, replaces, renames onto or drops one.
+pub fn is_system_schema(name: &str) -> bool {
+    SYSTEM_SCHEMAS.iter().any(|s| s.eq_ignore_ascii_case(name))
+}
+
 /// Which schemas to dump: include globs (empty = all) minus exclude globs,
 /// never the system schemas.
 pub fn schema_selected(name: &str, include: &[String], exclude: &[String]) -> bool {
-    if SYSTEM_SCHEMAS.contains(&name) {
+    if is_system_schema(name) {
         return false;
     }
     let inc = include.is_empty() || include.iter().any(|g| glob_match(g, name));
@@ -166,6 +174,8 @@ mod tests {
         assert!(glob_match("*", ""));
         assert!(schema_selected("lfp_v1", &[], &[]));
         assert!(!schema_selected("mysql", &[], &[]));
+        assert!(!schema_selected("Performance_Schema", &[], &[]));
+        assert!(is_system_schema("SYS") && !is_system_schema("sysadmin"));
         assert!(!schema_selected("lfp_v1", &["common_*".into()], &[]));
         assert!(!schema_selected(
             "common_tmp",

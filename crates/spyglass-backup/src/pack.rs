@@ -16,7 +16,9 @@ use std::path::{Component, Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::compress::hex;
-use crate::manifest::{Manifest, MANIFEST};
+use crate::manifest::{
+    Manifest, MANIFEST, OUTSIDE_MANIFEST, RESTORE_TXT, VERIFY_RECORD, VERIFY_RECORD_TMP,
+};
 use crate::progress::Progress;
 use crate::restore;
 use crate::verify::{Problem, VerifyReport};
@@ -26,22 +28,23 @@ use crate::Error;
 /// the manifest's files, then anything else the set holds (sorted).
 pub fn set_files(set: &Path, manifest: &Manifest) -> Result<Vec<String>, Error> {
     let mut files = vec![MANIFEST.to_owned()];
-    if set.join("RESTORE.txt").is_file() {
-        files.push("RESTORE.txt".into());
+    if set.join(RESTORE_TXT).is_file() {
+        files.push(RESTORE_TXT.into());
     }
     files.extend(manifest.files.iter().map(|f| f.path.clone()));
     let mut rest = Vec::new();
     walk(set, set, &mut rest)?;
     rest.sort();
     for r in rest {
-        if !files.contains(&r) {
+        // The verify record describes this copy, not the one it is packed or shipped to.
+        if !files.contains(&r) && ![VERIFY_RECORD, VERIFY_RECORD_TMP].contains(&r.as_str()) {
             files.push(r);
         }
     }
     Ok(files)
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), Error> {
+pub(crate) fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), Error> {
     for e in std::fs::read_dir(dir).map_err(Error::io("reading", dir))? {
         let e = e.map_err(Error::io("reading", dir))?;
         let p = e.path();
@@ -229,8 +232,10 @@ pub fn verify_tar(tar_path: &Path, progress: &dyn Progress) -> Result<VerifyRepo
             entry
                 .read_to_string(&mut text)
                 .map_err(|e| bad_set(format!("cannot read {MANIFEST}: {e}")))?;
-            let m: Manifest = serde_json::from_str(&text)
-                .map_err(|e| bad_set(format!("{MANIFEST} is not a valid manifest: {e}")))?;
+            let m = Manifest::from_json(&text).map_err(bad_set)?;
+            report
+                .problems
+                .extend(crate::verify::manifest_problems(&m, tar_path));
             for f in &m.files {
                 expected.insert(f.path.clone(), (f.bytes, f.sha256.clone(), f.raw_bytes));
             }
@@ -239,7 +244,13 @@ pub fn verify_tar(tar_path: &Path, progress: &dyn Progress) -> Result<VerifyRepo
             continue;
         }
         let Some((bytes, sha, raw)) = expected.remove(&rel) else {
-            // RESTORE.txt and other companions: not in the manifest.
+            // RESTORE.txt and the other companions are not in the manifest by design.
+            if !OUTSIDE_MANIFEST.contains(&rel.as_str()) {
+                report.problems.push(Problem {
+                    path: shown,
+                    detail: crate::verify::UNLISTED.into(),
+                });
+            }
             continue;
         };
         report.files += 1;

@@ -52,20 +52,109 @@ pub struct RestoreSummary {
     pub rows: u64,
     /// Uncompressed bytes of SQL executed.
     pub raw_bytes: u64,
+    /// Bytes of the set checked against the manifest before the target changed.
+    pub checked_bytes: u64,
+    /// The session `sql_mode` the rows were loaded with.
+    pub sql_mode: String,
+    /// Files the server gave warnings for (values it changed): each is a finding.
+    pub warnings: Vec<FileWarnings>,
+    /// What the reader should know (an older set without a recorded sql_mode).
+    pub notes: Vec<String>,
+}
+
+/// Warnings the server gave while one file loaded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FileWarnings {
+    /// The file.
+    pub path: PathBuf,
+    /// How many (notes are not counted).
+    pub count: u64,
+    /// The first one: level, code and message.
+    pub first: String,
+}
+
+/// Counts the warnings of each statement of one file.
+#[derive(Default)]
+struct Tally {
+    count: u64,
+    first: Option<String>,
+}
+
+impl Tally {
+    fn after(&mut self, conn: &mut Conn) {
+        let w = conn.warnings();
+        if w == 0 {
+            return;
+        }
+        self.count += u64::from(w);
+        if self.first.is_none() {
+            self.first = conn
+                .query_first::<(String, u32, String), _>("SHOW WARNINGS LIMIT 1")
+                .ok()
+                .flatten()
+                .map(|(level, code, msg)| format!("{level} {code}: {msg}"));
+        }
+    }
+
+    fn into_warnings(self, path: PathBuf) -> Option<FileWarnings> {
+        (self.count > 0).then(|| FileWarnings {
+            path,
+            count: self.count,
+            first: self.first.unwrap_or_default(),
+        })
+    }
+}
+
+/// Modes that turn a value the set holds into an error: the source stored it,
+/// so the restore accepts it (and counts a warning if the server changes it).
+const LOOSENED_MODES: &[&str] = &[
+    "STRICT_TRANS_TABLES",
+    "STRICT_ALL_TABLES",
+    "NO_ZERO_DATE",
+    "NO_ZERO_IN_DATE",
+    "TRADITIONAL",
+    "ERROR_FOR_DIVISION_BY_ZERO",
+];
+
+/// The session `sql_mode` to load a set with: the source's (recorded in the
+/// manifest), without the modes that reject stored values, with
+/// `NO_AUTO_VALUE_ON_ZERO` (a stored 0 in an AUTO_INCREMENT column stays 0).
+/// Older sets without a recorded mode: `NO_AUTO_VALUE_ON_ZERO` alone, as before.
+pub fn load_sql_mode(m: &Manifest) -> String {
+    let Some(mode) = &m.sql_mode else {
+        return "NO_AUTO_VALUE_ON_ZERO".into();
+    };
+    let mut parts: Vec<&str> = mode
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !LOOSENED_MODES.iter().any(|l| l.eq_ignore_ascii_case(p)))
+        .collect();
+    if !parts
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case("NO_AUTO_VALUE_ON_ZERO"))
+    {
+        parts.push("NO_AUTO_VALUE_ON_ZERO");
+    }
+    parts.join(",")
 }
 
 /// Applies the rename rules to a schema name.
 pub fn target_name(rename: &[(String, String)], schema: &str) -> String {
-    for (old, new) in rename {
+    rule_for(rename, schema).map_or_else(|| schema.to_owned(), |(_, t)| t)
+}
+
+/// The first rename rule that applies to `schema`, and the name it gives.
+fn rule_for(rename: &[(String, String)], schema: &str) -> Option<(usize, String)> {
+    for (i, (old, new)) in rename.iter().enumerate() {
         if let (Some(op), Some(np)) = (old.strip_suffix('*'), new.strip_suffix('*')) {
             if let Some(rest) = schema.strip_prefix(op) {
-                return format!("{np}{rest}");
+                return Some((i, format!("{np}{rest}")));
             }
         } else if old == schema {
-            return new.clone();
+            return Some((i, new.clone()));
         }
     }
-    schema.to_owned()
+    None
 }
 
 /// The set must be complete: not `.partial`, manifest present.
@@ -85,7 +174,213 @@ pub fn open_set(set: &Path) -> Result<Manifest, Error> {
     Manifest::load(set)
 }
 
+/// The table a restore creates in each schema as soon as the schema exists,
+/// and drops only when every file of the set is loaded: a schema holding it
+/// is an unfinished restore (killed, or stopped by an error), and the next
+/// restore, [`unfinished_restores`] and `doctor` say so. Its name starts with
+/// `~`, like DataJoint's own `~log` and `~jobs`, so DataJoint ignores it.
+pub const MARKER_TABLE: &str = "~restore_incomplete";
+
+/// A schema an earlier restore left unfinished.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnfinishedRestore {
+    /// The schema on the server.
+    pub schema: String,
+    /// The set it was being restored from.
+    pub set: String,
+    /// When that restore started, RFC 3339 UTC.
+    pub started: String,
+}
+
+/// Every schema on the server that holds [`MARKER_TABLE`].
+pub fn unfinished_restores(conn: &mut Conn) -> Result<Vec<UnfinishedRestore>, Error> {
+    let schemas: Vec<String> = conn
+        .exec(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = ? ORDER BY 1",
+            (MARKER_TABLE,),
+        )
+        .map_err(|e| Error::Db(DbError::query("looking for unfinished restores", e)))?;
+    let mut out = Vec::new();
+    for schema in schemas {
+        let row: Option<(String, String)> = conn
+            .query_first(format!(
+                "SELECT set_path, started FROM {} LIMIT 1",
+                quote::qualified(&schema, MARKER_TABLE)
+            ))
+            .unwrap_or(None);
+        let (set, started) = row.unwrap_or_else(|| ("?".into(), "?".into()));
+        out.push(UnfinishedRestore {
+            schema,
+            set,
+            started,
+        });
+    }
+    Ok(out)
+}
+
+fn create_marker(conn: &mut Conn, schema: &str, set: &Path, started: &str) -> Result<(), Error> {
+    let t = quote::qualified(schema, MARKER_TABLE);
+    conn.query_drop(format!(
+        "CREATE TABLE IF NOT EXISTS {t} (set_path varchar(4096) NOT NULL, started varchar(32) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT 'spyglass-admin: this schema is an unfinished restore'"
+    ))
+    .and_then(|_| {
+        conn.exec_drop(
+            format!("INSERT INTO {t} VALUES (?, ?)"),
+            (set.display().to_string(), started),
+        )
+    })
+    .map_err(|e| {
+        Error::Db(DbError::query(
+            format!("marking `{schema}` as being restored ({MARKER_TABLE})"),
+            e,
+        ))
+    })
+}
+
+/// Which schemas of the set a restore loads, and each one's name on the
+/// target. Refuses, before anything runs: a selection matching nothing, a
+/// `--rename` rule that renames nothing, two schemas onto one name, and any
+/// of the server's own schemas as a target.
+pub fn plan(
+    manifest: &Manifest,
+    set: &Path,
+    options: &RestoreOptions,
+) -> Result<BTreeMap<String, String>, Error> {
+    let selected: Vec<&String> = manifest
+        .schemas
+        .iter()
+        .filter(|s| options.schemas.is_empty() || options.schemas.iter().any(|g| glob_match(g, s)))
+        .collect();
+    if selected.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no schema in {} matches --schemas {} (the set holds: {})",
+            set.display(),
+            options.schemas.join(","),
+            manifest.schemas.join(", ")
+        )));
+    }
+    let mut used = vec![false; options.rename.len()];
+    let mut renames = BTreeMap::new();
+    let mut onto: BTreeMap<String, &str> = BTreeMap::new();
+    for s in selected {
+        let (rule, target) = match rule_for(&options.rename, s) {
+            Some((i, t)) => (Some(i), t),
+            None => (None, s.clone()),
+        };
+        if let Some(i) = rule {
+            used[i] = true;
+        }
+        if crate::names::is_system_schema(&target) {
+            return Err(Error::Invalid(format!(
+                "refusing to restore `{s}` as `{target}`: that is one of the server's own schemas (mysql, sys, information_schema, performance_schema), which a restore never creates, replaces or drops; choose another name with --rename"
+            )));
+        }
+        if let Some(other) = onto.insert(target.clone(), s) {
+            return Err(Error::Invalid(format!(
+                "--rename: `{other}` and `{s}` would both be restored as `{target}`; give each its own name"
+            )));
+        }
+        renames.insert(s.clone(), target);
+    }
+    let unused: Vec<String> = options
+        .rename
+        .iter()
+        .zip(&used)
+        .filter(|(_, u)| !**u)
+        .map(|((o, n), _)| format!("{o}={n}"))
+        .collect();
+    if !unused.is_empty() {
+        return Err(Error::Invalid(format!(
+            "--rename {} matches no schema being restored (restoring: {})",
+            unused.join(", "),
+            renames.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(renames)
+}
+
+/// Checks every file a restore will read against the manifest (size and
+/// sha256), in parallel, and names every bad one; nothing is loaded.
+fn check_files(
+    set: &Path,
+    files: &[&FileRecord],
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<u64, Error> {
+    for f in files {
+        let p = Path::new(&f.path);
+        if p.is_absolute()
+            || p.components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(Error::BadSet {
+                set: set.to_owned(),
+                detail: format!("the manifest names a file outside the set: {}", f.path),
+            });
+        }
+    }
+    let total: u64 = files.iter().map(|f| f.bytes).sum();
+    progress.start("check", total);
+    let queue: Mutex<VecDeque<&FileRecord>> = Mutex::new(files.iter().copied().collect());
+    let bad: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, files.len().max(1)) {
+            scope.spawn(|| loop {
+                let Some(f) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+                    return;
+                };
+                let path = set.join(&f.path);
+                let problem = match crate::compress::file_sha256(&path) {
+                    Err(e) => Some(format!("cannot read: {e}")),
+                    Ok((size, _)) if size != f.bytes => Some(format!(
+                        "size {size} does not match the manifest's {}",
+                        f.bytes
+                    )),
+                    Ok((_, sum)) if sum != f.sha256 => {
+                        Some("sha256 does not match the manifest; the file is corrupt".into())
+                    }
+                    Ok(_) => None,
+                };
+                progress.advance(f.bytes, 0);
+                if let Some(p) = problem {
+                    if let Ok(mut b) = bad.lock() {
+                        b.push((path, p));
+                    }
+                }
+            });
+        }
+    });
+    progress.finish();
+    let mut bad = bad.into_inner().unwrap_or_default();
+    bad.sort();
+    match bad.len() {
+        0 => Ok(total),
+        1 => {
+            let (path, detail) = bad.remove(0);
+            Err(Error::BadFile {
+                path,
+                detail: format!("{detail}; nothing was restored and nothing on the target changed"),
+            })
+        }
+        n => Err(Error::BadSet {
+            set: set.to_owned(),
+            detail: format!(
+                "{n} files do not match the manifest: {}; nothing was restored and nothing on the target changed",
+                bad.iter()
+                    .map(|(p, d)| format!("{}: {d}", p.display()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        }),
+    }
+}
+
 /// Restores `set` into the server `connect` points at.
+///
+/// Before anything on the target changes, it checks the plan ([`plan`]),
+/// that no target schema exists (or `force`), and every file it will read
+/// against the manifest. Each schema holds [`MARKER_TABLE`] from its
+/// creation until the whole set is loaded.
 pub fn restore(
     connect: &ConnectOptions,
     set: &Path,
@@ -94,22 +389,7 @@ pub fn restore(
 ) -> Result<RestoreSummary, Error> {
     let manifest = open_set(set)?;
     let threads = options.threads.max(1);
-    let selected: Vec<String> = manifest
-        .schemas
-        .iter()
-        .filter(|s| options.schemas.is_empty() || options.schemas.iter().any(|g| glob_match(g, s)))
-        .cloned()
-        .collect();
-    if selected.is_empty() {
-        return Err(Error::Invalid(format!(
-            "no schema in {} matches --schemas",
-            set.display()
-        )));
-    }
-    let renames: BTreeMap<String, String> = selected
-        .iter()
-        .map(|s| (s.clone(), target_name(&options.rename, s)))
-        .collect();
+    let renames = plan(&manifest, set, options)?;
     let mut admin = spyglass_db::connect(connect)?;
     let conn = admin.conn();
     let existing: Vec<String> = conn
@@ -121,8 +401,39 @@ pub fn restore(
         .cloned()
         .collect();
     if !clash.is_empty() && !options.force {
-        return Err(Error::SchemasExist(clash));
+        let unfinished = unfinished_restores(conn)?
+            .into_iter()
+            .map(|u| u.schema)
+            .filter(|s| clash.contains(s))
+            .collect();
+        return Err(Error::SchemasExist {
+            schemas: clash,
+            unfinished,
+        });
     }
+    let files_of = |kind: FileKind| -> Vec<&FileRecord> {
+        manifest
+            .files
+            .iter()
+            .filter(|f| {
+                f.kind == kind && f.schema.as_ref().is_some_and(|s| renames.contains_key(s))
+            })
+            .collect()
+    };
+    // Every file this restore reads, checked before the target changes.
+    let mut to_read: Vec<&FileRecord> = [FileKind::Schema, FileKind::Data, FileKind::Post]
+        .into_iter()
+        .flat_map(files_of)
+        .collect();
+    if options.with_accounts {
+        to_read.extend(
+            manifest
+                .files
+                .iter()
+                .filter(|f| f.kind == FileKind::Accounts),
+        );
+    }
+    let checked_bytes = check_files(set, &to_read, threads, progress)?;
     // Large rows need a large packet; raise it where allowed (global, needs SUPER/SYSTEM_VARIABLES_ADMIN).
     let need = manifest.max_statement_bytes + 1024;
     let have: u64 = conn
@@ -150,7 +461,8 @@ pub fn restore(
         admin = spyglass_db::connect(connect)?;
     }
     let conn = admin.conn();
-    setup_load_session(conn, options.binlog)?;
+    let mode = load_sql_mode(&manifest);
+    setup_load_session(conn, options.binlog, &mode)?;
     for t in &clash {
         conn.query_drop(format!("DROP DATABASE {}", quote::ident(t)))
             .map_err(|e| {
@@ -160,23 +472,36 @@ pub fn restore(
                 ))
             })?;
     }
-    let files_of = |kind: FileKind| -> Vec<&FileRecord> {
-        manifest
-            .files
-            .iter()
-            .filter(|f| {
-                f.kind == kind && f.schema.as_ref().is_some_and(|s| renames.contains_key(s))
-            })
-            .collect()
-    };
     let mut summary = RestoreSummary {
         schemas: renames.values().cloned().collect(),
         files: 0,
         rows: 0,
         raw_bytes: 0,
+        checked_bytes,
+        sql_mode: mode.clone(),
+        warnings: Vec::new(),
+        notes: Vec::new(),
     };
+    if manifest.sql_mode.is_none() {
+        summary.notes.push(format!(
+            "the set records no sql_mode (an older spyglass-admin wrote it): loaded with {mode}, as before"
+        ));
+    }
+    let warnings: Mutex<Vec<FileWarnings>> = Mutex::new(Vec::new());
+    let started = crate::names::rfc3339(crate::names::now_unix());
     for f in files_of(FileKind::Schema) {
-        load_script(conn, set, f, &renames)?;
+        let target = f.schema.as_ref().and_then(|s| renames.get(s));
+        let marked = load_script(
+            conn,
+            set,
+            f,
+            &renames,
+            target.map(|t| (t.as_str(), started.as_str())),
+            &warnings,
+        )?;
+        if let (Some(t), false) = (target, marked) {
+            create_marker(conn, t, set, &started)?;
+        }
         summary.files += 1;
         summary.raw_bytes += f.raw_bytes;
     }
@@ -195,16 +520,20 @@ pub fn restore(
                 scope.spawn(|| -> Result<(), Error> {
                     let mut s = spyglass_db::connect(connect)?;
                     let c = s.conn();
-                    setup_load_session(c, options.binlog)?;
+                    setup_load_session(c, options.binlog, &mode)?;
                     loop {
                         if cancel.load(Ordering::SeqCst) {
                             return Err(Error::Cancelled);
                         }
                         let next = queue.lock().map_err(|_| Error::Cancelled)?.pop_front();
                         let Some(f) = next else { return Ok(()) };
-                        if let Err(e) = load_data(c, set, f, &renames, progress) {
-                            cancel.store(true, Ordering::SeqCst);
-                            return Err(e);
+                        match load_data(c, set, f, &renames, progress) {
+                            Err(e) => {
+                                cancel.store(true, Ordering::SeqCst);
+                                return Err(e);
+                            }
+                            Ok(Some(w)) => warnings.lock().map_err(|_| Error::Cancelled)?.push(w),
+                            Ok(None) => {}
                         }
                     }
                 })
@@ -221,7 +550,7 @@ pub fn restore(
     summary.raw_bytes += total;
     let conn = admin.conn();
     for f in files_of(FileKind::Post) {
-        load_script(conn, set, f, &renames)?;
+        load_script(conn, set, f, &renames, None, &warnings)?;
         summary.files += 1;
         summary.raw_bytes += f.raw_bytes;
     }
@@ -231,19 +560,35 @@ pub fn restore(
             .iter()
             .filter(|f| f.kind == FileKind::Accounts)
         {
-            load_script(conn, set, f, &renames)?;
+            load_script(conn, set, f, &renames, None, &warnings)?;
             summary.files += 1;
         }
+    }
+    summary.warnings = warnings.into_inner().unwrap_or_default();
+    summary.warnings.sort_by(|a, b| a.path.cmp(&b.path));
+    // Everything is in: the schemas are no longer unfinished.
+    for t in renames.values() {
+        conn.query_drop(format!(
+            "DROP TABLE IF EXISTS {}",
+            quote::qualified(t, MARKER_TABLE)
+        ))
+        .map_err(|e| {
+            Error::Db(DbError::query(
+                format!("removing the unfinished-restore marker from `{t}`"),
+                e,
+            ))
+        })?;
     }
     Ok(summary)
 }
 
-fn setup_load_session(c: &mut Conn, binlog: bool) -> Result<(), Error> {
+fn setup_load_session(c: &mut Conn, binlog: bool, mode: &str) -> Result<(), Error> {
     if !binlog {
         // Needs SUPER/SYSTEM_VARIABLES_ADMIN; without it the rows are logged as usual.
         let _ = c.query_drop("SET SESSION sql_log_bin = 0");
     }
-    c.query_drop("SET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO', foreign_key_checks = 0, unique_checks = 0")
+    // Notes (an IF EXISTS that found nothing) are not warnings about values.
+    c.query_drop(format!("SET SESSION time_zone = '+00:00', sql_mode = {}, sql_notes = 0, foreign_key_checks = 0, unique_checks = 0", quote::string(mode)))
         .map_err(|e| Error::Db(DbError::query("setting up the restore session", e)))
 }
 
@@ -347,12 +692,19 @@ fn requalify(stmt: &str, renames: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// Loads a schema or post file. With `marker` (target schema, start time),
+/// marks the schema unfinished right after its `CREATE DATABASE`; returns
+/// whether it did.
 fn load_script(
     conn: &mut Conn,
     set: &Path,
     f: &FileRecord,
     renames: &BTreeMap<String, String>,
-) -> Result<(), Error> {
+    marker: Option<(&str, &str)>,
+    warnings: &Mutex<Vec<FileWarnings>>,
+) -> Result<bool, Error> {
+    let mut marked = false;
+    let mut tally = Tally::default();
     let path = set.join(&f.path);
     let mut text = String::new();
     checked(set, f)?
@@ -366,8 +718,18 @@ fn load_script(
             statement: n + 1,
             source: Box::new(source),
         })?;
+        tally.after(conn);
+        if let Some((schema, started)) = marker.filter(|_| stmt.starts_with("CREATE DATABASE")) {
+            create_marker(conn, schema, set, started)?;
+            marked = true;
+        }
     }
-    Ok(())
+    if let Some(w) = tally.into_warnings(path) {
+        if let Ok(mut all) = warnings.lock() {
+            all.push(w);
+        }
+    }
+    Ok(marked)
 }
 
 fn load_data(
@@ -376,8 +738,9 @@ fn load_data(
     f: &FileRecord,
     renames: &BTreeMap<String, String>,
     progress: &dyn Progress,
-) -> Result<(), Error> {
+) -> Result<Option<FileWarnings>, Error> {
     let path = set.join(&f.path);
+    let mut tally = Tally::default();
     let mut reader = BufReader::with_capacity(1 << 20, checked(set, f)?);
     let mut line = Vec::new();
     let mut n = 0usize;
@@ -409,7 +772,7 @@ fn load_data(
             // Rows go through a prepared statement: values travel as raw
             // bytes, nothing is escaped, hex-encoded or parsed by the server.
             if let (Some(parsed), Some(db)) = (parse_insert(&line), current_db.as_deref()) {
-                exec_insert(conn, db, parsed).map_err(|source| Error::Load {
+                exec_insert(conn, db, parsed, &mut tally).map_err(|source| Error::Load {
                     path: path.clone(),
                     statement: n,
                     source: Box::new(source),
@@ -430,6 +793,7 @@ fn load_data(
                 statement: n,
                 source: Box::new(source),
             })?;
+        tally.after(conn);
         if stmt.starts_with("INSERT") {
             progress.advance(read as u64, 0);
         }
@@ -440,7 +804,7 @@ fn load_data(
         source: Box::new(source),
     })?;
     progress.advance(0, f.rows);
-    Ok(())
+    Ok(tally.into_warnings(path))
 }
 
 /// An INSERT split into its head (`INSERT INTO `t` (`a`,`b`)`) and rows of values.
@@ -592,6 +956,7 @@ fn exec_insert(
     conn: &mut Conn,
     db: &str,
     p: ParsedInsert<'_>,
+    tally: &mut Tally,
 ) -> Result<(), spyglass_db::mysql::Error> {
     let head = match p.head.strip_prefix("INSERT INTO ") {
         Some(rest) => format!("INSERT INTO {}.{rest}", quote::ident(db)),
@@ -612,6 +977,7 @@ fn exec_insert(
         let sql = format!("{head} VALUES {}", vec![tuple.as_str(); batch].join(","));
         let params: Vec<Value> = values.by_ref().take(batch * cols).collect();
         conn.exec_drop(sql, params)?;
+        tally.after(conn);
         done += batch;
     }
     Ok(())
@@ -689,10 +1055,14 @@ Made by spyglass-admin {tool} on {started} from {flavor} {version}.
 Schemas: {schemas}
 
 You need: `{cat}` and the `mysql` (or `mariadb`) command-line client.
-Connection settings go in a defaults file readable only by you, never on
-the command line:
+Connection settings go in a defaults file readable only by you, outside
+this directory (so the password is never copied, shipped or packed with
+the set), never on the command line:
 
-    umask 077; printf '[client]\\nhost=HOST\\nport=3306\\nuser=USER\\npassword=PASSWORD\\n' > restore.cnf
+    umask 077; RESTORE_CNF=$(mktemp); export RESTORE_CNF
+    printf '[client]\\nhost=HOST\\nport=3306\\nuser=USER\\npassword=PASSWORD\\n' > \"$RESTORE_CNF\"
+
+and when you are done: rm -f \"$RESTORE_CNF\"
 
 The largest statement is {max} bytes: the server's max_allowed_packet must
 be at least {packet} (SET GLOBAL max_allowed_packet = {packet}; then reconnect).
@@ -703,7 +1073,7 @@ set MYSQL to your client command):
 
 # --- restore script ---
 set -e
-MYSQL=\"${{MYSQL:-mysql --defaults-extra-file=restore.cnf}}\"
+MYSQL=\"${{MYSQL:-mysql --defaults-extra-file=$RESTORE_CNF}}\"
 # 1. databases and tables
 for f in 1-schema/*{ext}; do {cat} \"$f\" | $MYSQL; done
 # 2. rows (any order; several at once is fine)

@@ -9,7 +9,7 @@ use spyglass_db::mysql::prelude::Queryable;
 use spyglass_db::{quote, ConnectOptions};
 
 use crate::compress::{file_sha256, open_sql};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, OUTSIDE_MANIFEST, VERIFY_RECORD, VERIFY_RECORD_TMP};
 use crate::progress::Progress;
 use crate::restore::{self, RestoreOptions};
 use crate::Error;
@@ -38,6 +38,30 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
 }
 
+/// What verify says about a file the set holds but its manifest does not list.
+pub(crate) const UNLISTED: &str =
+    "not listed in the manifest (a set holds only the manifest's files, manifest.json, RESTORE.txt and verify.json)";
+
+/// Problems of the manifest itself, found without reading any file.
+pub(crate) fn manifest_problems(m: &Manifest, set: &Path) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if m.files.is_empty() {
+        out.push(Problem {
+            path: set.join(crate::manifest::MANIFEST),
+            detail: "lists no files: nothing in this set can be checked or restored".into(),
+        });
+    }
+    for s in &m.schemas {
+        if !m.files.iter().any(|f| f.schema.as_ref() == Some(s)) {
+            out.push(Problem {
+                path: set.join(crate::manifest::MANIFEST),
+                detail: format!("lists schema `{s}` but no file of it"),
+            });
+        }
+    }
+    out
+}
+
 /// Checks every file of `set`. Never stops at the first bad file: the report names them all.
 /// `set` may also be a packed set (a `.tar` file from [`crate::pack::pack`]).
 pub fn verify(set: &Path, progress: &dyn Progress) -> Result<VerifyReport, Error> {
@@ -52,6 +76,7 @@ pub fn verify(set: &Path, progress: &dyn Progress) -> Result<VerifyReport, Error
         tables_compared: 0,
         problems: Vec::new(),
     };
+    report.problems.extend(manifest_problems(&manifest, set));
     progress.start("verify", manifest.total_bytes());
     for f in &manifest.files {
         let path = set.join(&f.path);
@@ -106,14 +131,83 @@ pub fn verify(set: &Path, progress: &dyn Progress) -> Result<VerifyReport, Error
             Ok(()) => {}
         }
     }
-    // Files in the set that the manifest does not know are suspicious too.
     progress.finish();
+    // Files in the set that the manifest does not know are suspicious too.
+    let mut present = Vec::new();
+    crate::pack::walk(set, set, &mut present)?;
+    present.sort();
+    for rel in present {
+        if !OUTSIDE_MANIFEST.contains(&rel.as_str())
+            && !manifest.files.iter().any(|f| f.path == rel)
+        {
+            report.problems.push(Problem {
+                path: set.join(&rel),
+                detail: UNLISTED.into(),
+            });
+        }
+    }
     Ok(report)
+}
+
+/// The result of the last `backup verify` of a set, kept in
+/// [`VERIFY_RECORD`] beside the manifest (never in it: every verify rewrites
+/// it, and pack and ship leave it out, since it describes this copy).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct VerifyRecord {
+    /// When the verify finished, RFC 3339 UTC.
+    pub verified: String,
+    /// No problem found.
+    pub good: bool,
+    /// Problems found.
+    pub problems: usize,
+    /// The first problem, for `backup list`.
+    pub first_problem: Option<String>,
+    /// Files checked.
+    pub files: usize,
+    /// Whether the set was also restored and compared (`--restore`).
+    pub restored: bool,
+    /// Tables compared after the restore.
+    pub tables_compared: usize,
+    /// `spyglass-admin` version that verified it.
+    pub tool_version: String,
+}
+
+/// Records `report` as the set's last verify result ([`VERIFY_RECORD`],
+/// written to a temporary name and renamed over the old one).
+pub fn record(set: &Path, report: &VerifyReport, restored: bool) -> Result<VerifyRecord, Error> {
+    let rec = VerifyRecord {
+        verified: crate::names::rfc3339(crate::names::now_unix()),
+        good: report.problems.is_empty(),
+        problems: report.problems.len(),
+        first_problem: report
+            .problems
+            .first()
+            .map(|p| format!("{}: {}", p.path.display(), p.detail)),
+        files: report.files,
+        restored,
+        tables_compared: report.tables_compared,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let text = serde_json::to_string_pretty(&rec)
+        .map_err(|e| Error::Invalid(format!("serializing the verify record: {e}")))?;
+    let tmp = set.join(VERIFY_RECORD_TMP);
+    std::fs::write(&tmp, text + "\n").map_err(Error::io("writing", &tmp))?;
+    let path = set.join(VERIFY_RECORD);
+    std::fs::rename(&tmp, &path).map_err(Error::io("renaming into place", &path))?;
+    Ok(rec)
+}
+
+/// The set's last verify result, when it has a readable one.
+pub fn last_record(set: &Path) -> Option<VerifyRecord> {
+    let text = std::fs::read_to_string(set.join(VERIFY_RECORD)).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// Restores `set` into schemas `<prefix><schema>` on `connect`, compares row
 /// counts (and checksums, when the manifest has them) with the manifest,
-/// then drops those schemas.
+/// then drops those schemas, whatever happened: an error names any it could
+/// not drop. Schemas of those names that exist before it starts are never
+/// touched: it refuses to run.
 pub fn verify_by_restoring(
     connect: &ConnectOptions,
     set: &Path,
@@ -128,65 +222,121 @@ pub fn verify_by_restoring(
         schemas: Vec::new(),
         rename: renames.clone(),
         threads,
-        force: true,
+        force: false,
         with_accounts: false,
         binlog: false,
     };
-    let result = restore::restore(connect, set, &opts, progress);
+    // Connected first, so the schemas it makes can always be dropped; and
+    // only those: a schema of that name that is already there is not ours
+    // (the restore refuses to run then).
     let mut s = spyglass_db::connect(connect)?;
+    let before = schema_names(&mut s)?;
+    // A bad plan (a system schema as a target, two onto one) stops here.
+    restore::plan(&manifest, set, &opts)?;
+    let result = restore::restore(connect, set, &opts, progress);
+    if let Err(e @ Error::SchemasExist { .. }) = result {
+        // Refused before anything was created: there is nothing of ours to drop.
+        return Err(e);
+    }
     if let Err(e) = &result {
         report.problems.push(Problem {
             path: set.to_owned(),
             detail: format!("restore failed: {e}"),
         });
     } else {
-        for t in &manifest.tables {
-            let schema = restore::target_name(&renames, &t.schema);
-            let q = quote::qualified(&schema, &t.table);
-            let rows: Option<u64> = s
+        compare(&mut s, &manifest, &renames, set, report);
+    }
+    let targets: Vec<String> = renames
+        .into_iter()
+        .map(|(_, new)| new)
+        .filter(|t| !before.contains(t))
+        .collect();
+    drop_verify_schemas(&mut s, &targets)?;
+    result.map(|_| ())
+}
+
+fn compare(
+    s: &mut spyglass_db::Session,
+    manifest: &Manifest,
+    renames: &[(String, String)],
+    set: &Path,
+    report: &mut VerifyReport,
+) {
+    for t in &manifest.tables {
+        let schema = restore::target_name(renames, &t.schema);
+        let q = quote::qualified(&schema, &t.table);
+        let rows: Option<u64> = s
+            .conn()
+            .query_first(format!("SELECT COUNT(*) FROM {q}"))
+            .ok()
+            .flatten();
+        report.tables_compared += 1;
+        if rows != Some(t.rows) {
+            report.problems.push(Problem {
+                path: set.to_owned(),
+                detail: format!(
+                    "`{}`.`{}`: {} rows after restore, manifest says {}",
+                    t.schema,
+                    t.table,
+                    rows.map_or("no".into(), |r| r.to_string()),
+                    t.rows
+                ),
+            });
+            continue;
+        }
+        if let Some(want) = t.checksum {
+            let got: Option<(String, Option<u64>)> = s
                 .conn()
-                .query_first(format!("SELECT COUNT(*) FROM {q}"))
+                .query_first(format!("CHECKSUM TABLE {q}"))
                 .ok()
                 .flatten();
-            report.tables_compared += 1;
-            if rows != Some(t.rows) {
+            let got = got.and_then(|g| g.1);
+            if got != Some(want) {
                 report.problems.push(Problem {
                     path: set.to_owned(),
                     detail: format!(
-                        "`{}`.`{}`: {} rows after restore, manifest says {}",
+                        "`{}`.`{}`: CHECKSUM TABLE {} after restore, manifest says {want}",
                         t.schema,
                         t.table,
-                        rows.map_or("no".into(), |r| r.to_string()),
-                        t.rows
+                        got.map_or("none".into(), |g| g.to_string())
                     ),
                 });
-                continue;
-            }
-            if let Some(want) = t.checksum {
-                let got: Option<(String, Option<u64>)> = s
-                    .conn()
-                    .query_first(format!("CHECKSUM TABLE {q}"))
-                    .ok()
-                    .flatten();
-                let got = got.and_then(|g| g.1);
-                if got != Some(want) {
-                    report.problems.push(Problem {
-                        path: set.to_owned(),
-                        detail: format!(
-                            "`{}`.`{}`: CHECKSUM TABLE {} after restore, manifest says {want}",
-                            t.schema,
-                            t.table,
-                            got.map_or("none".into(), |g| g.to_string())
-                        ),
-                    });
-                }
             }
         }
     }
-    for (_, new) in &renames {
-        let _ = s
-            .conn()
-            .query_drop(format!("DROP DATABASE IF EXISTS {}", quote::ident(new)));
+}
+
+fn schema_names(s: &mut spyglass_db::Session) -> Result<Vec<String>, Error> {
+    s.conn()
+        .query("SELECT schema_name FROM information_schema.schemata")
+        .map_err(|e| Error::Db(spyglass_db::DbError::query("listing schemas", e)))
+}
+
+/// Drops the schemas verify made, children before parents and with foreign
+/// key checks off (a parent with a child in another schema would otherwise
+/// stop `DROP DATABASE` half-way), then checks that none is left.
+fn drop_verify_schemas(s: &mut spyglass_db::Session, targets: &[String]) -> Result<(), Error> {
+    let mut failed = Vec::new();
+    let c = s.conn();
+    if let Err(e) = c.query_drop("SET SESSION foreign_key_checks = 0") {
+        failed.push(format!("SET foreign_key_checks = 0: {e}"));
     }
-    result.map(|_| ())
+    for t in targets.iter().rev() {
+        if let Err(e) = c.query_drop(format!("DROP DATABASE IF EXISTS {}", quote::ident(t))) {
+            failed.push(format!("`{t}`: {e}"));
+        }
+    }
+    let left = schema_names(s)?;
+    let left: Vec<&String> = targets.iter().filter(|t| left.contains(t)).collect();
+    if left.is_empty() {
+        return Ok(());
+    }
+    Err(Error::NotDropped {
+        schemas: left.iter().map(|t| format!("`{t}`")).collect(),
+        detail: if failed.is_empty() {
+            "they are still there after DROP DATABASE".to_owned()
+        } else {
+            failed.join("; ")
+        },
+    })
 }

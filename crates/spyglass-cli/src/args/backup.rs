@@ -98,6 +98,20 @@ pub struct RunArgs {
     /// Upper bound of one INSERT statement, in MB.
     #[arg(long, default_value_t = 16, value_name = "MB")]
     pub statement_mb: u64,
+    /// Before the global read lock, wait at most this long for other sessions'
+    /// statements that have run for a second or more (the lock would wait for
+    /// them with every writer queued behind it); then fail naming them. The
+    /// lock is then tried for at most 2 s at a time, up to the same bound.
+    /// Seeing other sessions needs PROCESS.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub long_query_guard: u64,
+    /// Kill (KILL QUERY) the statements still running at the guard instead of failing.
+    #[arg(long)]
+    pub kill_long_queries: bool,
+    /// When no consistent snapshot can be had (long statements, or the lock
+    /// fails although the account holds RELOAD), dump without one and exit 1.
+    #[arg(long, conflicts_with = "kill_long_queries")]
+    pub allow_inconsistent: bool,
 }
 
 #[derive(Debug, Args)]

@@ -108,6 +108,9 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     o.accounts = !a.no_accounts;
     o.chunk_bytes = a.chunk_mb.max(1) << 20;
     o.statement_bytes = (a.statement_mb.max(1) << 20) as usize;
+    o.long_query_guard = std::time::Duration::from_secs(a.long_query_guard);
+    o.kill_long_queries = a.kill_long_queries;
+    o.allow_inconsistent = a.allow_inconsistent;
     // An explicit --level means that level everywhere.
     o.blob_entropy_only = a.level.is_none();
     o.engine = match a.engine {
@@ -156,7 +159,14 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
         }
         output::print_out(&format!("{}\n", summary.path.display()))?;
     }
-    Ok(ExitStatus::Success)
+    for f in &summary.findings {
+        eprintln!("warning: {f}");
+    }
+    Ok(if summary.findings.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Findings
+    })
 }
 
 fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatus> {
@@ -188,31 +198,67 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
     let bar = Bar::new(!global.json && !global.quiet);
     let t = std::time::Instant::now();
     let s = restore::restore(&opts, &a.set, &ro, &bar).map_err(|e| match e {
-        spyglass_backup::Error::SchemasExist(list) => anyhow::Error::new(
-            UserError::new(format!("schema(s) already exist on {}: {}", opts.endpoint, list.join(", ")))
-                .hint("restore under other names with --rename OLD=NEW, or replace them with --force (drops them first)"),
-        ),
+        spyglass_backup::Error::SchemasExist { schemas, unfinished } => {
+            let mut msg = format!(
+                "schema(s) already exist on {}: {}",
+                opts.endpoint,
+                schemas.join(", ")
+            );
+            if !unfinished.is_empty() {
+                let _ = write!(
+                    msg,
+                    "; {} {} an unfinished restore (it holds the table `{}`)",
+                    unfinished.join(", "),
+                    if unfinished.len() == 1 { "is" } else { "are" },
+                    restore::MARKER_TABLE
+                );
+            }
+            anyhow::Error::new(UserError::new(msg).hint(
+                "restore under other names with --rename OLD=NEW, or replace them with --force (drops them, after every file of the set is checked)",
+            ))
+        }
         e => e.into(),
     })?;
     if global.json {
         output::print_json(&s)?;
     } else if !global.quiet {
         eprintln!(
-            "restored {} schemas ({} files, {} rows) into {} in {:.1}s",
+            "restored {} schemas ({} files, {} rows) into {} in {:.1}s (every file checked first: {}; sql_mode {})",
             s.schemas.len(),
             s.files,
             s.rows,
             opts.endpoint,
-            t.elapsed().as_secs_f64()
+            t.elapsed().as_secs_f64(),
+            output::human_bytes(s.checked_bytes),
+            s.sql_mode
         );
+        for n in &s.notes {
+            eprintln!("note: {n}");
+        }
     }
-    Ok(ExitStatus::Success)
+    // A warning means the server changed a value: a finding, even with --json.
+    if !global.json {
+        for w in &s.warnings {
+            eprintln!(
+                "warning: {}: {} warning(s) while loading; the first: {}",
+                w.path.display(),
+                w.count,
+                w.first
+            );
+        }
+    }
+    Ok(if s.warnings.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Findings
+    })
 }
 
 fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus> {
     let bar = Bar::new(!global.json && !global.quiet);
     let mut report = verify::verify(&a.set, &bar)?;
-    if a.restore && report.problems.is_empty() {
+    let restored = a.restore && report.problems.is_empty();
+    if restored {
         let opts = connect_options(global)?;
         verify::verify_by_restoring(
             &opts,
@@ -222,13 +268,30 @@ fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus>
             &mut report,
             &bar,
         )
-        .or_else(|e| {
-            if report.problems.is_empty() {
-                Err(e)
-            } else {
-                Ok(())
-            }
+        .or_else(|e| match e {
+            // Leaving schemas behind, or not being able to start, is always an error.
+            e @ (spyglass_backup::Error::NotDropped { .. }
+            | spyglass_backup::Error::SchemasExist { .. }) => Err(e),
+            e if report.problems.is_empty() => Err(e),
+            _ => Ok(()),
+        })
+        .map_err(|e| match e {
+            spyglass_backup::Error::SchemasExist { schemas, .. } => anyhow::Error::new(
+                UserError::new(format!(
+                    "verify --restore restores into {}, which already exist on {}",
+                    schemas.join(", "),
+                    opts.endpoint
+                ))
+                .hint("use another --prefix, or drop those schemas if a verify left them"),
+            ),
+            e => e.into(),
         })?;
+    }
+    // The result goes beside the manifest, for `backup list` (not for a packed set).
+    if a.set.is_dir() {
+        if let Err(e) = verify::record(&a.set, &report, restored) {
+            eprintln!("warning: the result was not recorded: {e}");
+        }
     }
     if global.json {
         output::print_json(&report)?;
@@ -276,15 +339,27 @@ fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{:<36} {:<9} {:>10} {:>8}  schemas",
-            "set", "status", "size", "age"
+            "{:<36} {:<24} {:>10} {:>8}  {:>7}  checked",
+            "set", "status", "size", "age", "schemas"
         );
         for i in &sets {
-            let status = match (i.status, i.writer_alive) {
-                (Status::Partial, Some(true)) => "writing",
-                (Status::Partial, _) => "partial",
-                (Status::Complete, _) => "complete",
-                (Status::Corrupt, _) => "corrupt",
+            let status = match (i.status, i.writer_alive, &i.verified) {
+                (Status::Partial, Some(true), _) => "writing",
+                (Status::Partial, _, _) => "partial",
+                (Status::Complete, _, None) => "complete, not verified",
+                (Status::Complete, _, Some(v)) if v.good => "complete, verified",
+                (Status::Complete, _, Some(_)) => "complete, verify failed",
+                (Status::Corrupt, _, _) => "corrupt",
+            };
+            // list reads sizes only; what verify found, and when, comes from its record.
+            let checked = match &i.verified {
+                None => "never verified".to_owned(),
+                Some(v) if v.good => format!(
+                    "verified {}{}",
+                    v.verified,
+                    if v.restored { " (restored)" } else { "" }
+                ),
+                Some(v) => format!("{} problem(s) at verify {}", v.problems, v.verified),
             };
             let age = i
                 .created
@@ -292,15 +367,25 @@ fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
                 .unwrap_or_else(|| "?".into());
             let _ = writeln!(
                 s,
-                "{:<36} {:<9} {:>10} {:>8}  {}",
+                "{:<36} {:<24} {:>10} {:>8}  {:>7}  {}",
                 i.name,
                 status,
                 output::human_bytes(i.bytes),
                 age,
-                i.schemas.len()
+                i.schemas.len(),
+                if i.status == Status::Complete {
+                    checked.as_str()
+                } else {
+                    ""
+                }
             );
             if let Some(d) = &i.detail {
                 let _ = writeln!(s, "    {d}");
+            }
+            if let Some(p) = i.verified.as_ref().and_then(|v| v.first_problem.as_ref()) {
+                if i.status == Status::Complete {
+                    let _ = writeln!(s, "    {p}");
+                }
             }
         }
         if sets.is_empty() {
@@ -308,11 +393,16 @@ fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
         }
         output::print_out(&s)?;
     }
-    Ok(if sets.iter().any(|s| s.status == Status::Corrupt) {
-        ExitStatus::Findings
-    } else {
-        ExitStatus::Success
-    })
+    Ok(
+        if sets
+            .iter()
+            .any(|s| s.status == Status::Corrupt || s.verified.as_ref().is_some_and(|v| !v.good))
+        {
+            ExitStatus::Findings
+        } else {
+            ExitStatus::Success
+        },
+    )
 }
 
 fn age(secs: i64) -> String {
