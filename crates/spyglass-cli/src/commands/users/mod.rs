@@ -80,8 +80,9 @@ pub(crate) struct UserSettings {
     pub backup_account: Option<Account>,
 }
 
-/// The backup features switched on for this lab (the binary-log archive and
-/// killing long queries do not exist yet: both off).
+/// The backup features switched on for this lab: the binary-log archive does
+/// not exist yet, and killing long queries is a one-off flag of `backup run`
+/// (`--kill-long-queries`), never a setting of the nightly job: both off.
 fn backup_features() -> plan::BackupFeatures {
     plan::BackupFeatures::default()
 }
