@@ -492,6 +492,11 @@ struct ApplyJson {
     done: BTreeMap<&'static str, Tally>,
     /// Items a re-check kept, with the reason.
     skipped: Vec<apply::Outcome>,
+    /// Items moved, then put back (with their rows) before the run ended,
+    /// because a row named them after the move; with absent_ms.
+    returned: Vec<apply::Outcome>,
+    /// The longest time from a move to the database check after its batch, ms.
+    window_ms: f64,
     /// Every item (only with --list).
     #[serde(skip_serializing_if = "Option::is_none")]
     items: Option<Vec<apply::Outcome>>,
@@ -544,6 +549,8 @@ fn apply_cmd(
                 run: None,
                 done: empty_classes(),
                 skipped: vec![],
+                returned: vec![],
+                window_ms: 0.0,
                 items: a.scan.list.then(Vec::new),
             })?;
         } else {
@@ -603,11 +610,14 @@ fn apply_cmd(
         t.bytes += o.size;
     }
     let skipped: Vec<apply::Outcome> = rep.skipped().cloned().collect();
+    let returned: Vec<apply::Outcome> = rep.returned().cloned().collect();
     if global.json {
         output::print_json(&ApplyJson {
             run: rep.run.clone(),
             done,
             skipped: skipped.clone(),
+            returned: returned.clone(),
+            window_ms: rep.window_ms,
             items: a.scan.list.then(|| rep.outcomes.clone()),
         })?;
     } else {
@@ -646,9 +656,19 @@ fn apply_cmd(
                 o.reason.as_deref().unwrap_or("")
             );
         }
+        for o in &returned {
+            let _ = writeln!(
+                out,
+                "put back {} {} after {:.1} ms: {}",
+                o.class.name(),
+                o.what,
+                o.absent_ms.unwrap_or(0.0),
+                o.reason.as_deref().unwrap_or("")
+            );
+        }
         output::print_out(&out)?;
     }
-    Ok(if skipped.is_empty() {
+    Ok(if skipped.is_empty() && returned.is_empty() {
         ExitStatus::Success
     } else {
         ExitStatus::Findings
@@ -723,6 +743,12 @@ fn restore_cmd(
             );
         }
         let _ = writeln!(out, "restored {ok} item(s) from {}", dir.display());
+        if bad == 0 {
+            let _ = writeln!(
+                out,
+                "the run's manifest stays, marked restored, until cleanup purge removes it"
+            );
+        }
         output::print_out(&out)?;
     }
     Ok(if bad == 0 {
