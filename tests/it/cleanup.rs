@@ -12,6 +12,8 @@ use serde_json::Value;
 use spyglass_db::mysql::prelude::Queryable;
 use spyglass_fixture::{FixtureOptions, Planted, Summary};
 
+use spyglass_db::Session;
+
 use crate::support::{admin, fixture_root, server, sql, Sandbox};
 
 /// A private fixture copy, dropped at the end.
@@ -352,7 +354,18 @@ fn apply_quarantines_exactly_the_candidates_and_restore_puts_them_back() {
     r.assert_code(0);
     assert_eq!(r.json()["not_restored"], 0, "{}", r.stdout);
     assert_eq!(snapshot(&p.base()), before, "restore is byte-identical");
-    assert!(!run.exists(), "a fully restored run is removed");
+    // The run stays as the audit trail: its manifest, marked restored, until purge.
+    let info = spyglass_cleanup::quarantine::read_run(&run).unwrap();
+    assert!(info.restored.is_some(), "marked restored");
+    assert!(info.entries.is_empty(), "nothing left in it");
+    assert_eq!(
+        info.restored_entries.len() as u64,
+        pl.untracked + pl.empty + pl.unused_external + pl.untracked_dir + pl.stale_temp
+    );
+    assert!(!run.join("files").exists(), "its emptied files folder is gone");
+    let again = sb.run(&["cleanup", "restore", run.to_str().unwrap()]);
+    again.assert_code(2).assert_clean_error();
+    assert!(again.stderr.contains("restored already"), "{}", again.stderr);
     let v2 = sb.run(&["cleanup", "scan", "--json"]).json();
     assert_counts_match(&v2, pl);
 
@@ -364,7 +377,11 @@ fn apply_quarantines_exactly_the_candidates_and_restore_puts_them_back() {
     assert_eq!(purge.json()["purged"].as_array().unwrap().len(), 0);
     let purge = sb.run(&["cleanup", "purge", "--older-than", "0s", "--yes", "--json"]);
     purge.assert_code(0);
-    assert_eq!(purge.json()["purged"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        purge.json()["purged"].as_array().unwrap().len(),
+        2,
+        "the restored run and the new one"
+    );
     assert_eq!(std::fs::read_dir(p.quarantine()).unwrap().count(), 0);
 }
 
@@ -925,4 +942,596 @@ fn a_file_whose_name_is_not_utf8_is_reported_and_left_alone() {
     let out = sb.run(&["cleanup", "apply", "--yes", "--json"]);
     out.assert_code(0);
     assert_eq!(std::fs::read(&odd).unwrap(), b"odd", "left where it was");
+}
+
+/// A DataJoint-shaped lab for the race: `~external_analysis` and an
+/// `analysis_nwbfile` referencing it in three `*_nwbfile` schemas, a
+/// `sorting_path` table, and files already on disk, old enough to clean.
+struct RaceLab {
+    root: tempfile::TempDir,
+    schemas: Vec<String>,
+    /// Every file planted: path relative to the analysis store -> bytes.
+    files: BTreeMap<String, Vec<u8>>,
+    /// Untracked files (candidates).
+    untracked: Vec<String>,
+    /// Files whose only row is an unused `~external` row (candidates with it).
+    unused: Vec<(usize, String)>,
+    /// Untracked sorting folders (candidates).
+    folders: Vec<String>,
+    sorting_db: String,
+}
+
+const RACE_DJ_EXTERNAL: &str = "(`hash` binary(16) NOT NULL COMMENT ':uuid:', `size` bigint unsigned NOT NULL, \
+    `attachment_name` varchar(255) DEFAULT NULL, `filepath` varchar(1000) DEFAULT NULL, \
+    `contents_hash` binary(16) DEFAULT NULL, `timestamp` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, \
+    PRIMARY KEY (`hash`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+fn race_bytes(rel: &str) -> Vec<u8> {
+    format!("{rel} written by an analysis\n").repeat(3).into_bytes()
+}
+
+fn hex16(h: [u8; 16]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn set_old(path: &Path) {
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86400);
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(old).unwrap();
+}
+
+impl RaceLab {
+    fn new(ns: &str, untracked: usize, unused: usize, folders: usize) -> RaceLab {
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path().join("spyglass");
+        let store = base.join("analysis");
+        let schemas: Vec<String> = ["a", "b", "c"]
+            .iter()
+            .map(|s| format!("{ns}{s}_nwbfile"))
+            .collect();
+        let sorting_db = format!("{ns}spikesorting");
+        let mut s = admin();
+        for db in schemas.iter().chain([&sorting_db]) {
+            sql(&mut s, &format!("DROP DATABASE IF EXISTS `{db}`"));
+            sql(&mut s, &format!("CREATE DATABASE `{db}`"));
+        }
+        for db in &schemas {
+            sql(
+                &mut s,
+                &format!("CREATE TABLE `{db}`.`~external_analysis` {RACE_DJ_EXTERNAL}"),
+            );
+            sql(
+                &mut s,
+                &format!(
+                    "CREATE TABLE `{db}`.`analysis_nwbfile` (`analysis_file_name` varchar(64) NOT NULL, \
+                     `analysis_file_abs_path` binary(16) NOT NULL COMMENT ':filepath@analysis:', \
+                     PRIMARY KEY (`analysis_file_name`), FOREIGN KEY (`analysis_file_abs_path`) \
+                     REFERENCES `{db}`.`~external_analysis` (`hash`) ON UPDATE RESTRICT ON DELETE RESTRICT) \
+                     ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+                ),
+            );
+        }
+        sql(
+            &mut s,
+            &format!(
+                "CREATE TABLE `{sorting_db}`.`__spike_sorting` (`id` int NOT NULL AUTO_INCREMENT, \
+                 `sorting_path` varchar(1000) NOT NULL, PRIMARY KEY (`id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+            ),
+        );
+        let mut files = BTreeMap::new();
+        let mut write = |rel: &str| {
+            let p = store.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            let b = race_bytes(rel);
+            std::fs::write(&p, &b).unwrap();
+            set_old(&p);
+            files.insert(rel.to_owned(), b);
+        };
+        // Tracked before the run: 100 files per schema, referenced.
+        let mut tracked_rows: Vec<Vec<String>> = vec![Vec::new(); schemas.len()];
+        for i in 0..300 {
+            let rel = format!("kept{:02}/k{i:05}.nwb", i % 10);
+            write(&rel);
+            tracked_rows[i % schemas.len()].push(rel);
+        }
+        let untracked: Vec<String> = (0..untracked)
+            .map(|i| format!("run{:02}/u{i:05}.nwb", i % 40))
+            .collect();
+        for rel in &untracked {
+            write(rel);
+        }
+        let unused: Vec<(usize, String)> = (0..unused)
+            .map(|i| (i % schemas.len(), format!("old{:02}/x{i:05}.nwb", i % 10)))
+            .collect();
+        for (_, rel) in &unused {
+            write(rel);
+        }
+        let ext_insert = |s: &mut Session, db: &str, rels: &[&String]| {
+            for chunk in rels.chunks(500) {
+                let v: Vec<String> = chunk
+                    .iter()
+                    .map(|rel| {
+                        let h = hex16(spyglass_cleanup::inventory::filepath_hash(rel));
+                        format!("(X'{h}', {}, '{rel}', X'{h}')", race_bytes(rel).len())
+                    })
+                    .collect();
+                sql(
+                    s,
+                    &format!(
+                        "INSERT INTO `{db}`.`~external_analysis` (hash, size, filepath, contents_hash) VALUES {}",
+                        v.join(",")
+                    ),
+                );
+            }
+        };
+        for (k, db) in schemas.iter().enumerate() {
+            let rels: Vec<&String> = tracked_rows[k].iter().collect();
+            ext_insert(&mut s, db, &rels);
+            for chunk in rels.chunks(500) {
+                let v: Vec<String> = chunk
+                    .iter()
+                    .map(|rel| {
+                        let h = hex16(spyglass_cleanup::inventory::filepath_hash(rel));
+                        format!("('{}', X'{h}')", rel.replace('/', "_"))
+                    })
+                    .collect();
+                sql(
+                    &mut s,
+                    &format!(
+                        "INSERT INTO `{db}`.`analysis_nwbfile` VALUES {}",
+                        v.join(",")
+                    ),
+                );
+            }
+            let rels: Vec<&String> = unused
+                .iter()
+                .filter(|(u, _)| *u == k)
+                .map(|(_, r)| r)
+                .collect();
+            ext_insert(&mut s, db, &rels);
+        }
+        // Sorting folders: 10 named by rows, `folders` not.
+        let sorting = base.join("spikesorting");
+        let mut names = Vec::new();
+        for i in 0..10 + folders {
+            let name = format!("sort{i:04}");
+            let d = sorting.join(&name);
+            std::fs::create_dir_all(&d).unwrap();
+            let f = d.join("units.npy");
+            std::fs::write(&f, name.as_bytes()).unwrap();
+            set_old(&f);
+            if i < 10 {
+                sql(
+                    &mut s,
+                    &format!(
+                        "INSERT INTO `{sorting_db}`.`__spike_sorting` (sorting_path) VALUES ('{}')",
+                        d.display()
+                    ),
+                );
+            } else {
+                names.push(name);
+            }
+        }
+        RaceLab {
+            root,
+            schemas,
+            files,
+            untracked,
+            unused,
+            folders: names,
+            sorting_db,
+        }
+    }
+
+    fn base(&self) -> PathBuf {
+        self.root.path().join("spyglass")
+    }
+
+    fn store(&self) -> PathBuf {
+        self.base().join("analysis")
+    }
+
+    fn quarantine(&self) -> PathBuf {
+        self.root.path().join("quarantine")
+    }
+
+    fn sandbox(&self, ns: &str) -> Sandbox {
+        let s = server();
+        let loc = |d: &str| self.base().join(d).display().to_string();
+        let cfg = serde_json::json!({
+            "database.host": s.host,
+            "database.port": s.port,
+            "database.user": s.user,
+            "stores": {
+                "analysis": {"protocol": "file", "location": loc("analysis"), "stage": loc("analysis")},
+                "raw": {"protocol": "file", "location": loc("raw"), "stage": loc("raw")},
+            },
+            "custom": {"spyglass_dirs": {"base": self.base().display().to_string()}},
+        });
+        let mut sb = Sandbox::new();
+        sb.write(
+            "dj_local_conf.json",
+            &serde_json::to_string_pretty(&cfg).unwrap(),
+            0o600,
+        );
+        sb.write(
+            "spyglass-admin.toml",
+            &format!(
+                "[cleanup]\nschemas = [\"{ns}*\"]\nquarantine = \"{}\"\n",
+                self.quarantine().display()
+            ),
+            0o644,
+        );
+        sb.env("DJ_PASS", "");
+        sb
+    }
+
+    /// Rows that name a file or folder that is not in place with its bytes.
+    fn damaged(&self) -> Vec<String> {
+        let mut a = admin();
+        let mut bad = Vec::new();
+        for db in &self.schemas {
+            let rows: Vec<String> = a
+                .conn()
+                .query(format!("SELECT filepath FROM `{db}`.`~external_analysis`"))
+                .unwrap();
+            for rel in rows {
+                let want = self.files.get(&rel).unwrap_or_else(|| panic!("unplanted {rel}"));
+                match std::fs::read(self.store().join(&rel)) {
+                    Ok(b) if &b == want => {}
+                    Ok(_) => bad.push(format!("{db}: {rel} has other bytes")),
+                    Err(e) => bad.push(format!("{db}: {rel}: {e}")),
+                }
+            }
+        }
+        let paths: Vec<String> = a
+            .conn()
+            .query(format!(
+                "SELECT sorting_path FROM `{}`.`__spike_sorting`",
+                self.sorting_db
+            ))
+            .unwrap();
+        for p in paths {
+            let name = Path::new(&p).file_name().unwrap().to_string_lossy().into_owned();
+            match std::fs::read(Path::new(&p).join("units.npy")) {
+                Ok(b) if b == name.as_bytes() => {}
+                _ => bad.push(format!("sorting folder {p} is not in place")),
+            }
+        }
+        bad
+    }
+
+    /// Every planted file is at its path or in the run's manifest (with its
+    /// bytes in the quarantine); returns the number in the quarantine.
+    fn accounted(&self, run: Option<&Path>) -> usize {
+        let info = run.map(|r| spyglass_cleanup::quarantine::read_run(r).unwrap());
+        let mut in_q: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
+        if let Some(info) = &info {
+            for e in &info.entries {
+                if let (Some(o), Some(st)) = (&e.original, &e.stored) {
+                    in_q.insert(o.clone(), info.dir.join(st));
+                }
+            }
+            for (e, r) in &info.returned {
+                let o = e.original.as_ref().expect("a returned entry has a path");
+                assert!(
+                    std::fs::symlink_metadata(o).is_ok(),
+                    "returned {} is back ({r:?})",
+                    o.display()
+                );
+            }
+        }
+        let mut quarantined = 0;
+        for (rel, want) in &self.files {
+            let p = self.store().join(rel);
+            match std::fs::read(&p) {
+                Ok(b) => assert_eq!(&b, want, "{rel}"),
+                Err(_) => {
+                    let q = in_q
+                        .get(&p)
+                        .unwrap_or_else(|| panic!("{rel} is gone and not in the manifest"));
+                    assert_eq!(&std::fs::read(q).unwrap(), want, "{rel} in the quarantine");
+                    quarantined += 1;
+                }
+            }
+        }
+        quarantined
+    }
+
+    fn drop_schemas(&self) {
+        let mut a = admin();
+        for db in self.schemas.iter().chain([&self.sorting_db]) {
+            sql(&mut a, &format!("DROP DATABASE IF EXISTS `{db}`"));
+        }
+    }
+}
+
+/// DataJoint's insert of a `filepath@analysis` attribute, step by step as
+/// datajoint-python 0.14.10 does it: read the file (its checksum), look for
+/// the `~external` row by the MD5 of the path, insert it if missing (after
+/// checking the file is there), then insert the referencing row. `Ok(false)`
+/// when DataJoint would have raised (file missing, row gone).
+fn dj_insert(conn: &mut spyglass_db::mysql::Conn, store: &Path, db: &str, rel: &str, name: &str) -> bool {
+    let path = store.join(rel);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return false;
+    };
+    let h = hex16(spyglass_cleanup::inventory::filepath_hash(rel));
+    let have: Option<u64> = conn
+        .query_first(format!(
+            "SELECT size FROM `{db}`.`~external_analysis` WHERE hash = X'{h}'"
+        ))
+        .unwrap();
+    if have.is_none() {
+        if !path.is_file() {
+            return false;
+        }
+        let r = conn.query_drop(format!(
+            "INSERT INTO `{db}`.`~external_analysis` (hash, size, filepath, contents_hash) VALUES (X'{h}', {}, '{rel}', X'{h}')",
+            bytes.len()
+        ));
+        if r.is_err() {
+            return false;
+        }
+    }
+    conn.query_drop(format!(
+        "INSERT INTO `{db}`.`analysis_nwbfile` VALUES ('{name}', X'{h}')"
+    ))
+    .is_ok()
+}
+
+/// The race of issue 11: writers insert DataJoint rows for files already on
+/// disk (older than --min-age) in three schemas, and rows naming untracked
+/// sorting folders, while `cleanup apply` runs. Afterwards no row names a
+/// file or folder that is not in place with its bytes, every file is at its
+/// path or in the manifest, and items put back are recorded as returned.
+#[test]
+fn rows_committed_while_apply_runs_never_name_a_moved_file() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let ns = "cl_race2_";
+    let lab = Arc::new(RaceLab::new(ns, 6000, 600, 150));
+    let sb = lab.sandbox(ns);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = std::time::Instant::now();
+    let writers: Vec<_> = (0..6u64)
+        .map(|w| {
+            let lab = Arc::clone(&lab);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut rng = spyglass_fixture::Rng::new(1000 + w);
+                let mut s = admin();
+                let store = lab.store();
+                let sorting = lab.base().join("spikesorting");
+                // (when, what) of each commit.
+                let mut commits: Vec<(std::time::Duration, String)> = Vec::new();
+                let mut seq = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    seq += 1;
+                    let pick = rng.below(100);
+                    let ok = if pick < 80 {
+                        let rel = &lab.untracked[rng.below(lab.untracked.len() as u64) as usize];
+                        let db = &lab.schemas[rng.below(3) as usize];
+                        dj_insert(s.conn(), &store, db, rel, &format!("w{w}_{seq}"))
+                            .then(|| format!("{db} {rel}"))
+                    } else if pick < 95 {
+                        let (k, rel) = &lab.unused[rng.below(lab.unused.len() as u64) as usize];
+                        let db = &lab.schemas[*k];
+                        dj_insert(s.conn(), &store, db, rel, &format!("w{w}_{seq}"))
+                            .then(|| format!("{db} {rel} (was unused)"))
+                    } else {
+                        let name = &lab.folders[rng.below(lab.folders.len() as u64) as usize];
+                        let d = sorting.join(name);
+                        (d.is_dir()
+                            && s.conn()
+                                .query_drop(format!(
+                                    "INSERT INTO `{}`.`__spike_sorting` (sorting_path) VALUES ('{}')",
+                                    lab.sorting_db,
+                                    d.display()
+                                ))
+                                .is_ok())
+                        .then(|| format!("folder {name}"))
+                    };
+                    if let Some(what) = ok {
+                        commits.push((started.elapsed(), what));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(4));
+                }
+                commits
+            })
+        })
+        .collect();
+    let t0 = started.elapsed();
+    let out = sb.run(&[
+        "cleanup",
+        "apply",
+        "--yes",
+        "--min-age",
+        "0s",
+        "--max-fraction",
+        "1",
+        "--json",
+    ]);
+    let t1 = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let commits: Vec<(std::time::Duration, String)> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(
+        out.code == 0 || out.code == 1,
+        "apply ran: {}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let a = out.json();
+    let during = commits.iter().filter(|(t, _)| *t >= t0 && *t <= t1).count();
+    let returned = a["returned"].as_array().unwrap().len();
+    let run = a["run"].as_str().map(PathBuf::from);
+    let damaged = lab.damaged();
+    let quarantined = lab.accounted(run.as_deref());
+    let info = run
+        .as_deref()
+        .map(|r| spyglass_cleanup::quarantine::read_run(r).unwrap());
+    let recorded = info.as_ref().map(|i| i.returned.len()).unwrap_or(0);
+    let max_absent = a["returned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["absent_ms"].as_f64())
+        .fold(0.0, f64::max);
+    eprintln!(
+        "race [{}]: apply {:.2} s, rows committed during apply {during}, items moved {quarantined}, \
+         returned {returned} (longest away {max_absent:.1} ms), batch window {:.1} ms, rows damaged {}",
+        server().flavor,
+        (t1 - t0).as_secs_f64(),
+        a["window_ms"].as_f64().unwrap_or(-1.0),
+        damaged.len()
+    );
+    assert!(damaged.is_empty(), "rows name missing files: {damaged:#?}");
+    assert!(during > 0, "the writers overlapped the run");
+    assert!(quarantined > 1000, "apply moved files: {quarantined}");
+    assert_eq!(recorded, returned, "every returned item is in the manifest");
+    for o in a["returned"].as_array().unwrap() {
+        let what = o["what"].as_str().unwrap();
+        assert!(
+            std::fs::symlink_metadata(what).is_ok()
+                || what.contains("~external_analysis row"),
+            "{what} was put back"
+        );
+    }
+    lab.drop_schemas();
+}
+
+/// Rows inserted right after an item's move (from the progress callback,
+/// between two moves of one batch) make apply put the item back before the
+/// run ends: an untracked file, an unused row's file that DataJoint
+/// registered again (its row too), and a sorting folder.
+#[test]
+fn an_item_a_row_names_after_its_move_is_put_back_and_recorded() {
+    use spyglass_cleanup::apply::{self, ApplyOptions, Disposal};
+    use spyglass_cleanup::scan::{self, ScanOptions, Setup};
+    let ns = "cl_ret_";
+    let lab = RaceLab::new(ns, 40, 6, 4);
+    let mut cfg_map = serde_json::Map::new();
+    for d in ["analysis", "raw"] {
+        let loc = lab.base().join(d).display().to_string();
+        cfg_map.insert(
+            d.into(),
+            serde_json::json!({"protocol": "file", "location": loc, "stage": loc}),
+        );
+    }
+    let custom = serde_json::json!({"spyglass_dirs": {"base": lab.base().display().to_string()}});
+    let dirs = spyglass_cleanup::dirs::resolve(custom.as_object().unwrap(), |_| None).unwrap();
+    let stores = spyglass_cleanup::store::stores(&cfg_map, dirs.as_ref()).unwrap();
+    let setup = Setup { stores, dirs };
+    let opts = ScanOptions {
+        scope: spyglass_cleanup::inventory::Scope::patterns(vec![format!("{ns}*")]),
+        min_age: std::time::Duration::ZERO,
+        ..ScanOptions::default()
+    };
+    let mut session = admin();
+    let s = scan::scan(&mut session, &setup, &opts).unwrap();
+    let aopts = ApplyOptions {
+        min_age: std::time::Duration::ZERO,
+        disposal: Disposal::Quarantine(lab.quarantine()),
+        max_fraction: 1.0,
+        ..ApplyOptions::default()
+    };
+    let selected = apply::select(&s, &aopts);
+    let pick = |class: spyglass_cleanup::Class| {
+        selected
+            .iter()
+            .position(|&n| s.items[n].class == class && s.items[n].path.is_some())
+            .unwrap_or_else(|| panic!("a selected {class:?} item"))
+    };
+    let untracked = pick(spyglass_cleanup::Class::Untracked);
+    let folder = pick(spyglass_cleanup::Class::UntrackedDir);
+    let unused = pick(spyglass_cleanup::Class::UnusedExternal);
+    let store = lab.store();
+    let mut writer = admin();
+    let mut wrote = Vec::new();
+    // Items are handled in this order: files and folders, then unused rows.
+    let mut handled = 0;
+    let order: Vec<usize> = {
+        let (mut u, o): (Vec<usize>, Vec<usize>) = (0..selected.len())
+            .partition(|&p| s.items[selected[p]].class == spyglass_cleanup::Class::UnusedExternal);
+        // Unused rows go per table.
+        u.sort_by_key(|&p| match &s.items[selected[p]].subject {
+            scan::Subject::ExternalRow { schema, store, .. } => (schema.clone(), store.clone()),
+            _ => Default::default(),
+        });
+        o.into_iter().chain(u).collect()
+    };
+    let mut progress = |done: usize, _total: usize| {
+        while handled < done {
+            let p = order[handled];
+            handled += 1;
+            if p != untracked && p != folder && p != unused {
+                continue;
+            }
+            let item = &s.items[selected[p]];
+            let path = item.path.clone().unwrap();
+            assert!(
+                std::fs::symlink_metadata(&path).is_err(),
+                "{} was moved before the callback",
+                path.display()
+            );
+            if p == folder {
+                sql(
+                    &mut writer,
+                    &format!(
+                        "INSERT INTO `{}`.`__spike_sorting` (sorting_path) VALUES ('{}')",
+                        lab.sorting_db,
+                        path.display()
+                    ),
+                );
+            } else {
+                // DataJoint registering the file it checked before the move.
+                let db = &lab.schemas[0];
+                let h = hex16(spyglass_cleanup::inventory::filepath_hash(&item.rel));
+                sql(
+                    &mut writer,
+                    &format!(
+                        "INSERT INTO `{db}`.`~external_analysis` (hash, size, filepath, contents_hash) VALUES (X'{h}', 1, '{}', NULL)",
+                        item.rel
+                    ),
+                );
+                sql(
+                    &mut writer,
+                    &format!("INSERT INTO `{db}`.`analysis_nwbfile` VALUES ('late_{p}', X'{h}')"),
+                );
+            }
+            wrote.push(path);
+        }
+    };
+    let rep = apply::apply(&mut session, &s, &setup, &aopts, &selected, &mut progress).unwrap();
+    assert_eq!(wrote.len(), 3, "the callback saw the three items moved");
+    let returned: Vec<&apply::Outcome> = rep.returned().collect();
+    assert_eq!(returned.len(), 3, "{returned:#?}");
+    for p in &wrote {
+        assert!(
+            std::fs::symlink_metadata(p).is_ok(),
+            "{} is back at its path",
+            p.display()
+        );
+    }
+    for o in &returned {
+        assert_eq!(o.reason.as_deref(), Some("a row names it now"));
+        let ms = o.absent_ms.unwrap();
+        assert!(ms < 1000.0, "put back within its batch: {ms} ms");
+    }
+    let info = spyglass_cleanup::quarantine::read_run(rep.run.as_ref().unwrap()).unwrap();
+    assert_eq!(info.returned.len(), 3, "recorded as returned in the manifest");
+    assert!(info
+        .returned
+        .iter()
+        .all(|(e, r)| r.absent_ms >= 0.0 && e.original.is_some()));
+    assert!(lab.damaged().is_empty(), "{:#?}", lab.damaged());
+    lab.accounted(rep.run.as_deref());
+    assert_eq!(
+        rep.done().count() + 3 + rep.skipped().count(),
+        selected.len()
+    );
+    lab.drop_schemas();
 }

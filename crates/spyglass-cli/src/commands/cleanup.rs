@@ -178,8 +178,12 @@ struct ScanReport {
     roots: Vec<RootReport>,
     /// Per first folder inside a root.
     top_folders: Vec<FolderReport>,
-    /// Symlinks inside a store pointing outside it (never followed).
+    /// Untracked symlinks inside a store pointing outside it (never followed).
     symlinks_outside: Vec<PathBuf>,
+    /// Untracked symlinks inside a store pointing at a tracked file (never acted on).
+    symlinks_to_tracked: Vec<SymlinkReport>,
+    /// Spyglass directories not scanned, and why; `located: false` is a problem.
+    dirs_not_scanned: Vec<scan::DirNotScanned>,
     /// Guards that will refuse apply, and other notes.
     problems: Vec<scan::Problem>,
     /// Configured stores that were not scanned, and why.
@@ -203,6 +207,12 @@ struct FolderReport {
     folder: String,
     count: u64,
     bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct SymlinkReport {
+    link: PathBuf,
+    target: PathBuf,
 }
 
 #[derive(Debug, Serialize)]
@@ -294,6 +304,15 @@ fn report(s: &Scan, only: &[Class], list: bool, min_age: Duration) -> ScanReport
             })
             .collect(),
         symlinks_outside: s.symlinks_outside.clone(),
+        symlinks_to_tracked: s
+            .symlinks_to_tracked
+            .iter()
+            .map(|(link, target)| SymlinkReport {
+                link: link.clone(),
+                target: target.clone(),
+            })
+            .collect(),
+        dirs_not_scanned: s.dirs_not_scanned.clone(),
         problems: s.problems.clone(),
         not_scanned: s
             .not_scanned
@@ -348,10 +367,30 @@ fn render(r: &ScanReport) -> String {
     for n in &r.not_scanned {
         let _ = writeln!(s, "  store {:<18} not scanned: {}", n.store, n.reason);
     }
+    for d in &r.dirs_not_scanned {
+        let _ = writeln!(
+            s,
+            "  {:<24} not scanned: {}{}",
+            format!("{} directory", d.dir.key()),
+            d.reason,
+            d.path
+                .as_ref()
+                .map(|p| format!(" ({})", p.display()))
+                .unwrap_or_default()
+        );
+    }
+    for l in &r.symlinks_to_tracked {
+        let _ = writeln!(
+            s,
+            "note: untracked symlink points at a tracked file (left alone): {} -> {}",
+            l.link.display(),
+            l.target.display()
+        );
+    }
     for l in &r.symlinks_outside {
         let _ = writeln!(
             s,
-            "note: symlink points outside its store (not followed): {}",
+            "note: untracked symlink points outside its store (not followed): {}",
             l.display()
         );
     }
@@ -428,7 +467,8 @@ fn scan_cmd(
         .items
         .iter()
         .any(|i| only.is_empty() || only.contains(&i.class))
-        || s.problems.iter().any(|p| p.guard.is_some());
+        || s.problems.iter().any(|p| p.guard.is_some())
+        || s.dirs_not_scanned.iter().any(|d| !d.located);
     Ok(if findings {
         ExitStatus::Findings
     } else {
@@ -714,6 +754,14 @@ fn restore_cmd(
 ) -> anyhow::Result<ExitStatus> {
     let dir = resolve_run(&a.run, a.quarantine.as_deref(), settings, global)?;
     let info = quarantine::read_run(&dir)?;
+    if let Some(when) = &info.restored {
+        return Err(UserError::new(format!(
+            "quarantine run {} was restored already ({when}); nothing is left in it",
+            dir.display()
+        ))
+        .hint("its manifest stays as the record; cleanup purge removes it with the other old runs")
+        .into());
+    }
     let mut session = if info.entries.iter().any(|e| e.row.is_some()) {
         let env = Environment::from_process();
         let mut resolved = connection::resolve(&global.connect, &env)?;
