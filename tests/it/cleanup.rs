@@ -1448,7 +1448,6 @@ fn an_item_a_row_names_after_its_move_is_put_back_and_recorded() {
     let untracked = pick(spyglass_cleanup::Class::Untracked);
     let folder = pick(spyglass_cleanup::Class::UntrackedDir);
     let unused = pick(spyglass_cleanup::Class::UnusedExternal);
-    let store = lab.store();
     let mut writer = admin();
     let mut wrote = Vec::new();
     // Items are handled in this order: files and folders, then unused rows.
@@ -1534,4 +1533,132 @@ fn an_item_a_row_names_after_its_move_is_put_back_and_recorded() {
         selected.len()
     );
     lab.drop_schemas();
+}
+
+/// Without Spyglass's base directory the sorting, recording and temp folders
+/// cannot be located: scan names them, says why, and exits 1.
+#[test]
+fn scan_names_the_spyglass_directories_it_could_not_locate() {
+    let p = Private::new("nobase", 106);
+    let sb = p.sandbox("");
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&p.summary.dj_config).unwrap()).unwrap();
+    cfg.as_object_mut().unwrap().remove("custom");
+    sb.write(
+        "dj_local_conf.json",
+        &serde_json::to_string_pretty(&cfg).unwrap(),
+        0o600,
+    );
+    // No untracked_dir can be found without the folders: exit 1 comes from them alone.
+    let out = sb.run(&["cleanup", "scan", "--json", "--only", "untracked_dir"]);
+    let v = out.json();
+    let missing: Vec<(String, bool)> = v["dirs_not_scanned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["dir"].as_str().unwrap().to_owned(), d["located"].as_bool().unwrap()))
+        .collect();
+    for dir in ["sorting", "recording", "temp"] {
+        assert!(
+            missing.contains(&(dir.to_owned(), false)),
+            "{dir} named: {missing:?}"
+        );
+    }
+    assert!(
+        v["dirs_not_scanned"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("SPYGLASS_BASE_DIR"),
+        "{v:#}"
+    );
+    assert_eq!(count(&v, "untracked_dir"), 0, "not scanned, so none found");
+    out.assert_code(1);
+    let human = sb.run(&["cleanup", "scan", "--only", "untracked_dir"]);
+    human.assert_code(1);
+    assert!(
+        human.stdout.lines().any(|l| l.trim_start().starts_with("sorting directory")
+            && l.contains("not scanned: Spyglass's base directory is not configured")),
+        "{}",
+        human.stdout
+    );
+    // With the base configured they are scanned, and a missing one is a note only.
+    let sb = p.sandbox("");
+    std::fs::remove_dir_all(p.base().join("recording")).unwrap();
+    let v = sb.run(&["cleanup", "scan", "--json"]).json();
+    let notes = v["dirs_not_scanned"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["dir"], "recording");
+    assert_eq!(notes[0]["located"], true);
+}
+
+/// A tracked symlink (a raw file linked in from a data drive) is no warning;
+/// an untracked symlink pointing at a tracked file is reported; apply acts on
+/// neither.
+#[test]
+fn tracked_symlinks_are_quiet_and_an_untracked_one_to_a_tracked_file_is_reported() {
+    let p = Private::new("links", 107);
+    let sb = p.sandbox("");
+    let raw = p.base().join("raw");
+    // The lab layout: the NWB file on a data drive, linked into raw, with its rows.
+    let drive = p.root.path().join("outside/drive.nwb");
+    std::fs::write(&drive, b"raw data on another drive").unwrap();
+    let link = raw.join("drive20240101_.nwb");
+    std::os::unix::fs::symlink(&drive, &link).unwrap();
+    let h = hex16(spyglass_cleanup::inventory::filepath_hash("drive20240101_.nwb"));
+    let mut a = admin();
+    sql(
+        &mut a,
+        &format!(
+            "INSERT INTO `{}`.`~external_raw` (hash, size, filepath, contents_hash) VALUES (X'{h}', 25, 'drive20240101_.nwb', NULL)",
+            p.db("common_nwbfile")
+        ),
+    );
+    sql(
+        &mut a,
+        &format!(
+            "INSERT INTO `{}`.`nwbfile` VALUES ('drive20240101_.nwb', X'{h}')",
+            p.db("common_nwbfile")
+        ),
+    );
+    // An untracked alias of a tracked raw file, inside the store.
+    let alias = raw.join("alias_of_j16.nwb");
+    std::os::unix::fs::symlink("j1620210710_.nwb", &alias).unwrap();
+    let scan = sb.run(&["cleanup", "scan", "--json"]);
+    scan.assert_code(1);
+    let v = scan.json();
+    let outside: Vec<&str> = v["symlinks_outside"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        !outside.iter().any(|l| l.ends_with("drive20240101_.nwb")),
+        "a tracked symlink is no warning: {outside:?}"
+    );
+    assert!(
+        outside.iter().any(|l| l.ends_with("links/escape.nwb")),
+        "the untracked one pointing outside still is: {outside:?}"
+    );
+    let to_tracked = v["symlinks_to_tracked"].as_array().unwrap();
+    assert_eq!(to_tracked.len(), 1, "{v:#}");
+    assert_eq!(to_tracked[0]["link"], alias.display().to_string());
+    assert!(to_tracked[0]["target"]
+        .as_str()
+        .unwrap()
+        .ends_with("raw/j1620210710_.nwb"));
+    assert_eq!(count(&v, "dangling"), p.summary.planted.dangling, "the link counts as present");
+    let human = sb.run(&["cleanup", "scan"]);
+    assert!(
+        human
+            .stdout
+            .contains("untracked symlink points at a tracked file (left alone)"),
+        "{}",
+        human.stdout
+    );
+    assert!(!human.stdout.contains("drive20240101_"), "{}", human.stdout);
+    sb.run(&["cleanup", "apply", "--yes", "--json"]).assert_code(0);
+    assert_eq!(std::fs::read_link(&alias).unwrap(), Path::new("j1620210710_.nwb"));
+    assert_eq!(std::fs::read_link(&link).unwrap(), drive);
+    assert_eq!(std::fs::read(&drive).unwrap(), b"raw data on another drive");
 }

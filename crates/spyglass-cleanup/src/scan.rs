@@ -939,15 +939,17 @@ fn classify_store(
         let t = &out.catalog.externals[u.table as usize];
         let track = rows.get(u.rel.as_bytes());
         let exists = track.is_some_and(|t| t.seen());
-        let with_file = exists && track.is_some_and(|t| !t.used()) && moving.insert(u.rel.clone());
         let path = location.join(&u.rel);
-        let (size, mtime) = if with_file {
-            match walk::stat(&path)? {
-                Some(m) => (m.size, Some(m.mtime)),
-                None => (0, None),
-            }
+        // A symlink (or folder) the row names is never moved: the row alone goes.
+        let meta = if exists && track.is_some_and(|t| !t.used()) && !moving.contains(&u.rel) {
+            walk::stat(&path)?.filter(|m| m.is_file)
         } else {
-            (0, None)
+            None
+        };
+        let with_file = meta.is_some() && moving.insert(u.rel.clone());
+        let (size, mtime) = match meta {
+            Some(m) => (m.size, Some(m.mtime)),
+            None => (0, None),
         };
         let item = Item {
             class: Class::UnusedExternal,
