@@ -961,10 +961,14 @@ struct RaceLab {
     sorting_db: String,
 }
 
-const RACE_DJ_EXTERNAL: &str = "(`hash` binary(16) NOT NULL COMMENT ':uuid:', `size` bigint unsigned NOT NULL, \
-    `attachment_name` varchar(255) DEFAULT NULL, `filepath` varchar(1000) DEFAULT NULL, \
-    `contents_hash` binary(16) DEFAULT NULL, `timestamp` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, \
-    PRIMARY KEY (`hash`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+/// DataJoint's `~external_<store>` declaration (datajoint-python 0.14 `external.py`).
+const RACE_DJ_EXTERNAL: &str = "(`hash` binary(16) NOT NULL COMMENT ':uuid:hash of contents (blob), of filename + contents (attach), or relative filepath (filepath)', \
+    `size` bigint unsigned NOT NULL COMMENT 'size of object in bytes', \
+    `attachment_name` varchar(255) DEFAULT NULL COMMENT 'the filename of an attachment', \
+    `filepath` varchar(1000) DEFAULT NULL COMMENT 'relative filepath or attachment filename', \
+    `contents_hash` binary(16) DEFAULT NULL COMMENT ':uuid:used for the filepath datatype', \
+    `timestamp` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP COMMENT 'automatic timestamp', \
+    PRIMARY KEY (`hash`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='external storage tracking'";
 
 fn race_bytes(rel: &str) -> Vec<u8> {
     format!("{rel} written by an analysis\n").repeat(3).into_bytes()
@@ -1052,7 +1056,11 @@ impl RaceLab {
                     .iter()
                     .map(|rel| {
                         let h = hex16(spyglass_cleanup::inventory::filepath_hash(rel));
-                        format!("(X'{h}', {}, '{rel}', X'{h}')", race_bytes(rel).len())
+                        // DataJoint's contents_hash: the MD5 of the bytes.
+                        let c = hex16(spyglass_cleanup::inventory::filepath_hash(
+                            &String::from_utf8(race_bytes(rel)).unwrap(),
+                        ));
+                        format!("(X'{h}', {}, '{rel}', X'{c}')", race_bytes(rel).len())
                     })
                     .collect();
                 sql(
