@@ -345,7 +345,10 @@ fn missing_spyglass_directory_is_named() {
     };
     let a = dir(&v, "analysis");
     assert_eq!(a["path"], analysis.display().to_string());
-    assert_eq!((a["exists"].clone(), a["spyglass_creates"].clone()), (json!(false), json!(true)));
+    assert_eq!(
+        (a["exists"].clone(), a["spyglass_creates"].clone()),
+        (json!(false), json!(true))
+    );
     assert_eq!(dir(&v, "raw")["spyglass_creates"], false, "raw exists");
     let human = sb.run(&["doctor"]);
     human.assert_code(0);
@@ -388,8 +391,8 @@ fn missing_spyglass_directory_is_named() {
     out.assert_code(1);
     let p = problems(&out.json());
     assert!(
-        p.iter().any(|m| m
-            == &format!("Spyglass base directory {} does not exist", gone.display())),
+        p.iter()
+            .any(|m| m == &format!("Spyglass base directory {} does not exist", gone.display())),
         "{p:?}"
     );
 }

@@ -310,9 +310,8 @@ impl SessionMode {
             "SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED",
             "SET SESSION innodb_lock_wait_timeout = 5",
         ] {
-            conn.query_drop(sql).map_err(|e| {
-                CleanupError::Db(DbError::query("setting up the apply session", e))
-            })?;
+            conn.query_drop(sql)
+                .map_err(|e| CleanupError::Db(DbError::query("setting up the apply session", e)))?;
         }
         Ok(SessionMode {
             isolation,
@@ -339,9 +338,8 @@ impl SessionMode {
             sqls.push(format!("SET SESSION innodb_lock_wait_timeout = {w}"));
         }
         for sql in sqls {
-            conn.query_drop(sql).map_err(|e| {
-                CleanupError::Db(DbError::query("resetting the apply session", e))
-            })?;
+            conn.query_drop(sql)
+                .map_err(|e| CleanupError::Db(DbError::query("resetting the apply session", e)))?;
         }
         Ok(())
     }
@@ -564,7 +562,12 @@ impl<'a> Applier<'a> {
     /// Asks about every item moved since `first` (not put back yet) and puts
     /// back those a row names now. `last` is the run's final check (it
     /// compares `filepath` columns too).
-    fn check_moved(&mut self, conn: &mut Conn, first: usize, last: bool) -> Result<(), CleanupError> {
+    fn check_moved(
+        &mut self,
+        conn: &mut Conn,
+        first: usize,
+        last: bool,
+    ) -> Result<(), CleanupError> {
         let scan = self.scan;
         let js: Vec<usize> = (first..self.moved.len())
             .filter(|&j| !self.moved[j].returned)
@@ -584,8 +587,7 @@ impl<'a> Applier<'a> {
             };
             let cols = scan.dir_columns.get(&key).cloned().unwrap_or_default();
             let path = item.path.as_deref().unwrap_or(Path::new(""));
-            named[p] =
-                inventory::dir_tracked_now(conn, &cols, &path.to_string_lossy(), &item.rel)?;
+            named[p] = inventory::dir_tracked_now(conn, &cols, &path.to_string_lossy(), &item.rel)?;
         }
         if !last {
             let earliest = js.iter().map(|&j| self.moved[j].at).min();
@@ -621,7 +623,8 @@ impl<'a> Applier<'a> {
             ));
             return Ok(());
         }
-        std::fs::rename(&m.now_at, orig).map_err(CleanupError::io("cannot move back", &m.now_at))?;
+        std::fs::rename(&m.now_at, orig)
+            .map_err(CleanupError::io("cannot move back", &m.now_at))?;
         let absent = m.at.elapsed();
         m.returned = true;
         if let Some((table, values)) = &m.row {
@@ -679,7 +682,11 @@ impl<'a> Applier<'a> {
             ),
             _ if watch => {
                 self.seq += 1;
-                let name = format!(".spyglass-admin-{}-{}.deleting", std::process::id(), self.seq);
+                let name = format!(
+                    ".spyglass-admin-{}-{}.deleting",
+                    std::process::id(),
+                    self.seq
+                );
                 (Some(path.with_file_name(name)), true)
             }
             _ => (None, false),

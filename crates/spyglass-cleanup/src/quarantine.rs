@@ -548,7 +548,10 @@ mod tests {
         assert!(info.entries.is_empty());
         assert_eq!(info.restored_entries.len(), 1);
         assert!(!dir.join("files").exists(), "emptied files folder removed");
-        assert!(restore(&dir, None).is_err(), "a restored run is not restored twice");
+        assert!(
+            restore(&dir, None).is_err(),
+            "a restored run is not restored twice"
+        );
         assert_eq!(runs(&q).unwrap().len(), 1, "kept until purge");
         fs::remove_dir_all(&dir).unwrap();
         let run = Run::create(&q, now - Duration::from_secs(40 * 86400)).unwrap();

@@ -131,13 +131,25 @@ mod tests {
                     .unwrap_or_else(|| panic!("{path}: no global heading:\n{help}"));
                 let host = help.find("-H, --host").expect("--host listed");
                 let json = help.find("\n      --json").expect("--json listed");
-                assert!(host > conn && (host < glob || conn > glob), "{path}:\n{help}");
-                assert!(json > glob && (json < conn || glob > conn), "{path}:\n{help}");
+                assert!(
+                    host > conn && (host < glob || conn > glob),
+                    "{path}:\n{help}"
+                );
+                assert!(
+                    json > glob && (json < conn || glob > conn),
+                    "{path}:\n{help}"
+                );
                 if let Some(own) = help.find("\nOptions:") {
                     let end = [conn, glob].into_iter().filter(|&h| h > own).min();
                     let section = &help[own..end.unwrap_or(help.len())];
-                    assert!(!section.contains("-H, --host"), "{path}: --host among own options:\n{help}");
-                    assert!(!section.contains("\n      --json"), "{path}: --json among own options:\n{help}");
+                    assert!(
+                        !section.contains("-H, --host"),
+                        "{path}: --host among own options:\n{help}"
+                    );
+                    assert!(
+                        !section.contains("\n      --json"),
+                        "{path}: --json among own options:\n{help}"
+                    );
                 }
             }
             let names: Vec<String> = cmd
