@@ -998,6 +998,9 @@ impl RaceLab {
         let root = tempfile::tempdir().unwrap();
         let base = root.path().join("spyglass");
         let store = base.join("analysis");
+        // Rows of every schema protect files and folders by path and name:
+        // each lab's names are its own, as tests share the server.
+        let tag = ns.trim_end_matches('_');
         let schemas: Vec<String> = ["a", "b", "c"]
             .iter()
             .map(|s| format!("{ns}{s}_nwbfile"))
@@ -1043,18 +1046,23 @@ impl RaceLab {
         // Tracked before the run: 100 files per schema, referenced.
         let mut tracked_rows: Vec<Vec<String>> = vec![Vec::new(); schemas.len()];
         for i in 0..300 {
-            let rel = format!("kept{:02}/k{i:05}.nwb", i % 10);
+            let rel = format!("{tag}/kept{:02}/k{i:05}.nwb", i % 10);
             write(&rel);
             tracked_rows[i % schemas.len()].push(rel);
         }
         let untracked: Vec<String> = (0..untracked)
-            .map(|i| format!("run{:02}/u{i:05}.nwb", i % 40))
+            .map(|i| format!("{tag}/run{:02}/u{i:05}.nwb", i % 40))
             .collect();
         for rel in &untracked {
             write(rel);
         }
         let unused: Vec<(usize, String)> = (0..unused)
-            .map(|i| (i % schemas.len(), format!("old{:02}/x{i:05}.nwb", i % 10)))
+            .map(|i| {
+                (
+                    i % schemas.len(),
+                    format!("{tag}/old{:02}/x{i:05}.nwb", i % 10),
+                )
+            })
             .collect();
         for (_, rel) in &unused {
             write(rel);
@@ -1111,7 +1119,7 @@ impl RaceLab {
         let sorting = base.join("spikesorting");
         let mut names = Vec::new();
         for i in 0..10 + folders {
-            let name = format!("sort{i:04}");
+            let name = format!("{tag}_sort{i:04}");
             let d = sorting.join(&name);
             std::fs::create_dir_all(&d).unwrap();
             let f = d.join("units.npy");
@@ -1767,5 +1775,70 @@ fn unused_external_rows_are_applied_in_bulk() {
         assert_eq!(n, 100, "{db}: only the referenced rows are left");
     }
     assert_eq!(lab.accounted(rep.run.as_deref()), 3000);
+    lab.drop_schemas();
+}
+
+/// `--delete` keeps the same promise: files wait under a hidden name beside
+/// themselves until the run's last check, one a row names by then goes back,
+/// the rest are deleted and no hidden name is left behind.
+#[test]
+fn delete_puts_back_what_a_row_names_and_leaves_no_staged_file() {
+    use spyglass_cleanup::apply::{self, ApplyOptions, Disposal};
+    let ns = "cl_del_";
+    let lab = RaceLab::new(ns, 20, 3, 0);
+    let (setup, opts) = lab.setup(ns);
+    let mut session = admin();
+    let s = spyglass_cleanup::scan::scan(&mut session, &setup, &opts).unwrap();
+    let aopts = ApplyOptions {
+        min_age: std::time::Duration::ZERO,
+        disposal: Disposal::Delete,
+        max_fraction: 1.0,
+        ..ApplyOptions::default()
+    };
+    let selected = apply::select(&s, &aopts);
+    let first = selected
+        .iter()
+        .position(|&n| s.items[n].class == spyglass_cleanup::Class::Untracked)
+        .unwrap();
+    let item = s.items[selected[first]].clone();
+    let mut writer = admin();
+    let mut inserted = false;
+    let mut progress = |done: usize, _: usize| {
+        if done > first && !inserted {
+            inserted = true;
+            assert!(!item.path.as_ref().unwrap().exists(), "staged away");
+            let h = hex16(spyglass_cleanup::inventory::filepath_hash(&item.rel));
+            sql(
+                &mut writer,
+                &format!(
+                    "INSERT INTO `{}`.`~external_analysis` (hash, size, filepath) VALUES (X'{h}', 1, '{}')",
+                    lab.schemas[1], item.rel
+                ),
+            );
+        }
+    };
+    let rep = apply::apply(&mut session, &s, &setup, &aopts, &selected, &mut progress).unwrap();
+    assert!(rep.run.is_none(), "no quarantine run with --delete");
+    assert_eq!(rep.returned().count(), 1);
+    assert_eq!(
+        std::fs::read(item.path.as_ref().unwrap()).unwrap(),
+        race_bytes(&item.rel),
+        "put back with its bytes"
+    );
+    for rel in lab.untracked.iter().filter(|r| **r != item.rel) {
+        assert!(!lab.store().join(rel).exists(), "{rel} deleted");
+    }
+    for (_, rel) in &lab.unused {
+        assert!(
+            !lab.store().join(rel).exists(),
+            "{rel} deleted with its row"
+        );
+    }
+    let left: Vec<String> = snapshot(&lab.store())
+        .into_keys()
+        .filter(|k| k.contains(".spyglass-admin-"))
+        .collect();
+    assert!(left.is_empty(), "staged files left: {left:?}");
+    assert!(lab.damaged().is_empty(), "{:#?}", lab.damaged());
     lab.drop_schemas();
 }

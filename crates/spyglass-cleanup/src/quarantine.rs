@@ -532,10 +532,32 @@ mod tests {
             })
             .unwrap();
         run.undo(id2).unwrap();
+        let id3 = run
+            .record(Entry {
+                id: 0,
+                class: Class::Untracked,
+                original: Some(data.join("a/g.nwb")),
+                stored: Some(PathBuf::from("files/store-analysis/a/g.nwb")),
+                size: 1,
+                mtime_unix: Some(1),
+                reason: "r".into(),
+                row: None,
+            })
+            .unwrap();
+        run.returned(id3, "a row names it now", Duration::from_millis(3))
+            .unwrap();
         let dir = run.finish().unwrap();
         let info = read_run(&dir).unwrap();
         assert_eq!(info.entries.len(), 1);
         assert_eq!(info.entries[0].id, id);
+        assert_eq!(
+            info.returned.len(),
+            1,
+            "a returned item is not in the quarantine"
+        );
+        assert_eq!(info.returned[0].0.id, id3);
+        assert_eq!(info.returned[0].1.reason, "a row names it now");
+        assert!((info.returned[0].1.absent_ms - 3.0).abs() < 1e-9);
         assert_eq!(runs(&q).unwrap().len(), 1);
         assert!(purgeable(&q, Duration::from_secs(3600), now)
             .unwrap()
