@@ -377,6 +377,7 @@ pub fn apply(
         window: Duration::ZERO,
         batches: 0,
         seq: 0,
+        schemas: HashMap::new(),
     };
     let result = a.all(conn, selected, progress);
     let reset = mode.leave(conn);
@@ -424,9 +425,27 @@ struct Applier<'a> {
     window: Duration,
     batches: u64,
     seq: u64,
+    /// Per store, the schemas with `~external_<store>`: listed afresh before
+    /// each batch and for the final check, reused by the check right after a
+    /// batch (a schema created meanwhile is seen by the next ones).
+    schemas: HashMap<String, Vec<String>>,
 }
 
 impl<'a> Applier<'a> {
+    /// The schemas with `~external_<store>`, listed again when `fresh`.
+    fn schemas_of(
+        &mut self,
+        conn: &mut Conn,
+        store: &str,
+        fresh: bool,
+    ) -> Result<Vec<String>, CleanupError> {
+        if fresh || !self.schemas.contains_key(store) {
+            let list = inventory::external_schemas(conn, store)?;
+            self.schemas.insert(store.to_owned(), list);
+        }
+        Ok(self.schemas.get(store).cloned().unwrap_or_default())
+    }
+
     fn all(
         &mut self,
         conn: &mut Conn,
@@ -441,7 +460,7 @@ impl<'a> Applier<'a> {
         let mut i = 0;
         while i < others.len() {
             let batch = &others[i..(i + BATCH).min(others.len())];
-            let named = self.named_files(conn, batch, true)?;
+            let named = self.named_files(conn, batch, true, true)?;
             let started = Instant::now();
             let first = self.moved.len();
             let mut k = 0;
@@ -518,10 +537,11 @@ impl<'a> Applier<'a> {
     /// For each of `items`, whether a row names its file in a store now
     /// (false for items that are not store files).
     fn named_files(
-        &self,
+        &mut self,
         conn: &mut Conn,
         items: &[usize],
         by_filepath: bool,
+        fresh: bool,
     ) -> Result<Vec<bool>, CleanupError> {
         let scan = self.scan;
         let mut out = vec![false; items.len()];
@@ -541,6 +561,7 @@ impl<'a> Applier<'a> {
             let Some(store) = self.store_of(root) else {
                 continue;
             };
+            let schemas = self.schemas_of(conn, &store.name, fresh)?;
             let per = if by_filepath { SWEEP } else { BATCH };
             for chunk in ps.chunks(per) {
                 let probes: Vec<Probe> = chunk
@@ -550,7 +571,7 @@ impl<'a> Applier<'a> {
                         own: None,
                     })
                     .collect();
-                let named = inventory::named_now(conn, store, &probes, by_filepath)?;
+                let named = inventory::named_now(conn, store, &schemas, &probes, by_filepath)?;
                 for (&p, hit) in chunk.iter().zip(named) {
                     out[p] = hit;
                 }
@@ -576,7 +597,7 @@ impl<'a> Applier<'a> {
             return Ok(());
         }
         let items: Vec<usize> = js.iter().map(|&j| self.moved[j].item).collect();
-        let mut named = self.named_files(conn, &items, last)?;
+        let mut named = self.named_files(conn, &items, last, last)?;
         for (p, &n) in items.iter().enumerate() {
             let item = &scan.items[n];
             if item.class != Class::UntrackedDir {
@@ -869,7 +890,8 @@ impl<'a> Applier<'a> {
                     own: Some((schema, key(n).0)),
                 })
                 .collect();
-            let named = inventory::named_now(conn, st, &probes, true)?;
+            let schemas = self.schemas_of(conn, store, true)?;
+            let named = inventory::named_now(conn, st, &schemas, &probes, true)?;
             for (&n, hit) in with_file.iter().zip(named) {
                 if hit {
                     keep.retain(|&k| k != n);

@@ -1494,9 +1494,11 @@ pub struct Probe<'a> {
 /// hash in its file name. With `by_filepath` the `filepath` column is compared
 /// too (rows written by other tools with another key; a full scan of each
 /// table). Uncommitted rows count when the session reads uncommitted.
+/// `schemas` are those with `~external_<store>` ([`external_schemas`]).
 pub fn named_now(
     conn: &mut Conn,
     store: &Store,
+    schemas: &[String],
     probes: &[Probe<'_>],
     by_filepath: bool,
 ) -> Result<Vec<bool>, CleanupError> {
@@ -1504,7 +1506,6 @@ pub fn named_now(
     if probes.is_empty() {
         return Ok(named);
     }
-    let schemas = external_schemas(conn, &store.name)?;
     let mut by_md5: HashMap<[u8; 16], Vec<usize>> = HashMap::new();
     let mut by_uuid: HashMap<(String, [u8; 16]), Vec<usize>> = HashMap::new();
     let mut by_rel: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -1547,7 +1548,7 @@ pub fn named_now(
             }
         }
     };
-    for schema in &schemas {
+    for schema in schemas {
         let t = qualified(schema, &format!("~external_{}", store.name));
         let mut keys = md5_list.clone();
         keys.extend(
