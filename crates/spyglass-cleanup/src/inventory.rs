@@ -1548,31 +1548,71 @@ pub fn named_now(
             }
         }
     };
-    for schema in schemas {
-        let t = qualified(schema, &format!("~external_{}", store.name));
-        let mut keys = md5_list.clone();
-        keys.extend(
-            by_uuid
-                .keys()
-                .filter(|(db, _)| db == schema)
-                .map(|(_, h)| format!("X'{}'", paths::hex(h))),
-        );
-        let sql = format!("SELECT hash FROM {t} WHERE hash IN ({})", keys.join(", "));
-        let hits: Vec<Vec<u8>> =
-            query_opt(conn, sql, || format!("re-checking {t}"))?.unwrap_or_default();
-        for h in hits {
-            hit(schema, &h, None, &mut named);
-        }
-        if by_filepath {
-            let sql = format!(
-                "SELECT hash, filepath FROM {t} WHERE filepath IN ({})",
-                rel_list.join(", ")
+    // One round trip for every schema: `SELECT k, hash, filepath ... UNION ALL ...`;
+    // a table dropped meanwhile makes it fail, then each is asked alone.
+    let parts: Vec<(usize, String)> = schemas
+        .iter()
+        .enumerate()
+        .flat_map(|(k, schema)| {
+            let t = qualified(schema, &format!("~external_{}", store.name));
+            let mut keys = md5_list.clone();
+            keys.extend(
+                by_uuid
+                    .keys()
+                    .filter(|(db, _)| db == schema)
+                    .map(|(_, h)| format!("X'{}'", paths::hex(h))),
             );
-            let hits: Vec<(Vec<u8>, String)> =
-                query_opt(conn, sql, || format!("re-checking {t}"))?.unwrap_or_default();
-            for (h, fp) in hits {
-                hit(schema, &h, Some(&fp), &mut named);
+            let mut v = vec![(
+                k,
+                format!(
+                    "SELECT {k}, hash, NULL FROM {t} WHERE hash IN ({})",
+                    keys.join(", ")
+                ),
+            )];
+            if by_filepath {
+                v.push((
+                    k,
+                    format!(
+                        "SELECT {k}, hash, filepath FROM {t} WHERE filepath IN ({})",
+                        rel_list.join(", ")
+                    ),
+                ));
             }
+            v
+        })
+        .collect();
+    if parts.is_empty() {
+        return Ok(named);
+    }
+    type Hit = (usize, Vec<u8>, Option<String>);
+    let all = parts
+        .iter()
+        .map(|(_, q)| q.as_str())
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let hits: Vec<Hit> = match conn.query(all) {
+        Ok(h) => h,
+        Err(e) if is_gone(&e) => {
+            let mut h = Vec::new();
+            for (k, sql) in &parts {
+                let rows: Vec<Hit> = query_opt(conn, sql.clone(), || {
+                    format!("re-checking {}.~external_{}", schemas[*k], store.name)
+                })?
+                .unwrap_or_default();
+                h.extend(rows);
+            }
+            h
+        }
+        Err(e) => {
+            return Err(CleanupError::Db(DbError::query(
+                format!("re-checking the ~external_{} tables", store.name),
+                e,
+            )))
+        }
+    };
+    for (k, h, fp) in hits {
+        if let Some(schema) = schemas.get(k) {
+            hit(schema, &h, fp.as_deref(), &mut named);
         }
     }
     Ok(named)
