@@ -380,6 +380,17 @@ pub fn apply(
         schemas: HashMap::new(),
     };
     let result = a.all(conn, selected, progress);
+    if result.is_err() {
+        // `--delete` files still waiting under their hidden names go back
+        // rather than stay hidden (best effort: the error is what is reported).
+        for m in a.moved.iter().filter(|m| m.staged && !m.returned) {
+            if let Some(orig) = &scan.items[m.item].path {
+                if std::fs::symlink_metadata(orig).is_err() {
+                    let _ = std::fs::rename(&m.now_at, orig);
+                }
+            }
+        }
+    }
     let reset = mode.leave(conn);
     let run_dir = match a.run.take() {
         Some(r) => Some(r.finish()?),
