@@ -21,6 +21,9 @@ mod cleanup;
 mod connect;
 
 #[cfg(feature = "server-tests")]
+mod datajoint;
+
+#[cfg(feature = "server-tests")]
 mod doctor;
 
 #[cfg(feature = "server-tests")]

@@ -1,9 +1,10 @@
 //! Test harness: the server under test, a sandboxed way to run the binary,
 //! and throwaway accounts named after the test.
 
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use spyglass_db::mysql::prelude::Queryable;
 use spyglass_db::{ConnectOptions, Secret, Session};
@@ -43,6 +44,23 @@ pub fn bin() -> PathBuf {
     assert!(
         p.is_file(),
         "{} is missing: run through cargo xtask itest",
+        p.display()
+    );
+    p
+}
+
+/// The Python interpreter of the DataJoint 0.14.10 virtual environment
+/// `cargo xtask itest` makes (once per machine, in /var/cache/spyglass-admin).
+pub fn python() -> PathBuf {
+    let p = PathBuf::from(std::env::var("SPYGLASS_IT_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "SPYGLASS_IT_PYTHON is not set: the DataJoint tests run through `cargo xtask itest`, \
+             which installs datajoint==0.14.10 into a virtual environment and points this at its python"
+        )
+    }));
+    assert!(
+        p.is_file(),
+        "SPYGLASS_IT_PYTHON={} is missing: rerun cargo xtask itest to reinstall DataJoint",
         p.display()
     );
     p
@@ -147,6 +165,35 @@ impl Sandbox {
     }
 }
 
+/// Runs the binary with `stdin` piped in.
+pub fn run_stdin(sb: &Sandbox, args: &[&str], stdin: &str) -> Outcome {
+    let mut child = sb
+        .command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn spyglass-admin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    Outcome::from(child.wait_with_output().expect("wait"))
+}
+
+/// The binary, connecting as `user` through the DJ_* environment.
+pub fn as_user(user: &str, password: &str) -> Sandbox {
+    let s = server();
+    let mut sb = Sandbox::new();
+    sb.env("DJ_HOST", &s.host)
+        .env("DJ_PORT", &s.port.to_string())
+        .env("DJ_USER", user)
+        .env("DJ_PASS", password);
+    sb
+}
+
 /// What a run of the binary produced.
 #[derive(Debug)]
 pub struct Outcome {
@@ -230,4 +277,14 @@ pub fn closed_port() -> u16 {
     let p = l.local_addr().expect("addr").port();
     drop(l);
     p
+}
+
+/// Held by every test that creates, drifts or re-initialises the server-wide
+/// roles (`dj_guest`, ...) or runs `users plan/apply` (which converges them):
+/// tests run in parallel threads of one binary.
+pub static ROLES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`ROLES`], also after another holder panicked.
+pub fn roles_lock() -> std::sync::MutexGuard<'static, ()> {
+    ROLES.lock().unwrap_or_else(|p| p.into_inner())
 }

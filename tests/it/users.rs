@@ -1,50 +1,18 @@
 //! `spyglass-admin users ...` against the real server: roles and one user of
 //! each kind created by the binary, then proven by logging in as each user.
 //!
-//! The roles (`dj_guest`, ...) are server-wide, so everything that creates,
-//! drops or drifts them lives in one test, `roles_users_logins_and_audit`.
-//! Accounts and schemas of this module start with `itusr`.
-
-use std::io::Write;
-use std::process::Stdio;
+//! The roles (`dj_guest`, ...) are server-wide: every test that creates,
+//! drops, drifts or converges them holds `support::roles_lock()`.
+//! Accounts and schemas of this module start with `it`.
 
 use serde_json::Value;
 use spyglass_db::mysql::prelude::Queryable;
 use spyglass_db::{ConnectOptions, Secret, Session};
 
-use crate::support::{admin, closed_port, server, sql, Outcome, Sandbox};
+use crate::support::{admin, as_user, closed_port, roles_lock, run_stdin, server, sql, Sandbox};
 
 fn is_mysql() -> bool {
     server().flavor == "mysql"
-}
-
-/// Runs the binary with `stdin` piped in.
-fn run_stdin(sb: &Sandbox, args: &[&str], stdin: &str) -> Outcome {
-    let mut child = sb
-        .command(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn spyglass-admin");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    Outcome::from(child.wait_with_output().expect("wait"))
-}
-
-/// The binary, connecting as `user` through the DJ_* environment.
-fn as_user(user: &str, password: &str) -> Sandbox {
-    let s = server();
-    let mut sb = Sandbox::new();
-    sb.env("DJ_HOST", &s.host)
-        .env("DJ_PORT", &s.port.to_string())
-        .env("DJ_USER", user)
-        .env("DJ_PASS", password);
-    sb
 }
 
 fn login(user: &str, password: &str) -> Session {
@@ -155,6 +123,7 @@ fn audit(sb: &Sandbox) -> (i32, Value) {
 
 #[test]
 fn roles_users_logins_and_audit() {
+    let _roles = roles_lock();
     let sb = Sandbox::as_root();
     // A clean slate: earlier runs on a kept sandbox may have left these behind.
     for u in ALL_ACCOUNTS {
@@ -180,7 +149,8 @@ fn roles_users_logins_and_audit() {
     let out = sb.run(&["users", "roles", "init", "--json"]);
     out.assert_code(0);
     let v = out.json();
-    assert_eq!(v["applied"].as_array().unwrap().len(), 18, "{v:#}");
+    // 4 roles; guest, collab, admin one grant each; user one plus 11 shared prefixes.
+    assert_eq!(v["applied"].as_array().unwrap().len(), 19, "{v:#}");
     assert!(v["failed"].is_null());
     let again = sb.run(&["users", "roles", "init", "--json"]);
     again.assert_code(0);
@@ -324,6 +294,22 @@ fn roles_users_logins_and_audit() {
         let out = run_stdin(&sb, &["users", "set-password", u], "Changed-pw-9x\n");
         out.assert_code(0);
     }
+    // Spyglass's policy lets every role read mysql.*: a finding until the
+    // admin chooses (read_scope), then clean.
+    let (code, v) = audit(&sb);
+    assert_eq!(code, 1, "{v:#}");
+    let kinds: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["system-schema-readable"], "{v:#}");
+    sb.write(
+        "spyglass-admin.toml",
+        "[users]\nread_scope = \"all\"\n",
+        0o600,
+    );
     let (code, v) = audit(&sb);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["clean"], true);
@@ -367,7 +353,7 @@ fn roles_users_logins_and_audit() {
         "temppass",
     ])
     .assert_code(0);
-    run_stdin(
+    let out = run_stdin(
         &sb,
         &[
             "users",
@@ -379,8 +365,19 @@ fn roles_users_logins_and_audit() {
             "--password-stdin",
         ],
         "Expire-pw-7x\n",
-    )
-    .assert_code(0);
+    );
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains("DataJoint (and Spyglass) cannot log in as itusr_exp"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("spyglass-admin users set-password"),
+        "{}",
+        out.stdout
+    );
 
     let (code, v) = audit(&sb);
     assert_eq!(code, 1, "{v:#}");
@@ -419,8 +416,9 @@ fn roles_users_logins_and_audit() {
         out.stdout
     );
     assert!(
-        out.stdout
-            .contains("fix: spyglass-admin users set-role itusr_guest dj_guest"),
+        out.stdout.contains(
+            "fix: spyglass-admin users set-role itusr_guest guest (runs SET DEFAULT ROLE"
+        ),
         "{}",
         out.stdout
     );
@@ -580,6 +578,7 @@ fn bad_input_is_refused_before_any_sql_naming_the_value() {
 
 #[test]
 fn a_plan_removing_the_runners_own_admin_rights_is_refused() {
+    let _roles = roles_lock();
     drop_user("itusr_selfadm");
     {
         let mut a = admin();
@@ -692,7 +691,7 @@ fn sql_prints_and_runs_nothing() {
     ]);
     assert!(
         out.stdout
-            .contains("BINLOG MONITOR ON *.* TO 'itusr_bk'@'localhost'"),
+            .contains("BINLOG MONITOR, PROCESS ON *.* TO 'itusr_bk'@'localhost'"),
         "{}",
         out.stdout
     );
@@ -804,5 +803,772 @@ fn backup_user_holds_exactly_what_backup_needs() {
     };
     assert_eq!(fam("backup")["status"], "ok", "{v:#}");
     assert_eq!(fam("user_admin")["status"], "missing", "{v:#}");
+
+    // Named in the settings, audit checks it against what backups need, not as a lab member.
+    let audit_bk = |root: &Sandbox| {
+        let out = root.run(&["users", "audit", "itusr_bk", "--json", "--no-login-check"]);
+        assert!(out.code == 0 || out.code == 1, "{out:?}");
+        out.json()["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["subject"] == "'itusr_bk'@'%'")
+            .map(|f| {
+                (
+                    f["kind"].as_str().unwrap().to_owned(),
+                    f["message"].as_str().unwrap().to_owned(),
+                    f["fix"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let unnamed = audit_bk(&root);
+    assert!(
+        unnamed.iter().any(|(k, _, _)| k == "no-role"),
+        "{unnamed:?}"
+    );
+    root.write(
+        "spyglass-admin.toml",
+        "[users]\nread_scope = \"all\"\n[backup]\naccount = \"itusr_bk@%\"\n",
+        0o600,
+    );
+    assert_eq!(audit_bk(&root), Vec::<(String, String, String)>::new());
+    {
+        let mut a = admin();
+        sql(&mut a, "REVOKE PROCESS ON *.* FROM 'itusr_bk'@'%'");
+        sql(&mut a, "GRANT FILE ON *.* TO 'itusr_bk'@'%'");
+    }
+    let f = audit_bk(&root);
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(
+        f.iter().all(|(k, _, fix)| k == "backup-account-privileges"
+            && fix == "spyglass-admin users add-backup-user itusr_bk@%"),
+        "{f:?}"
+    );
+    assert!(
+        f.iter().any(|(_, m, _)| m.contains("lacks PROCESS")),
+        "{f:?}"
+    );
+    assert!(
+        f.iter().any(|(_, m, _)| m.contains("holds FILE beyond")),
+        "{f:?}"
+    );
+    root.run(&["users", "add-backup-user", "itusr_bk"])
+        .assert_code(0);
+    assert_eq!(audit_bk(&root), Vec::<(String, String, String)>::new());
     drop_user("itusr_bk");
+}
+
+fn account_exists(user: &str, host: &str) -> bool {
+    let mut a = admin();
+    let n: Option<u64> = a
+        .conn()
+        .exec_first(
+            "SELECT COUNT(*) FROM mysql.user WHERE User = ? AND Host = ?",
+            (user, host),
+        )
+        .unwrap();
+    n.unwrap_or(0) > 0
+}
+
+#[test]
+fn dangerous_but_valid_names_are_refused_before_any_statement() {
+    let _roles = roles_lock();
+    let sb = Sandbox::as_root();
+    sb.run(&["users", "roles", "init"]).assert_code(0);
+    let mariadb = !is_mysql();
+    let mut names: Vec<String> = [
+        "root",
+        "ROOT",
+        "PUBLIC",
+        "mysql.sys",
+        "mysql.session",
+        "mariadb.sys",
+        "debian-sys-maint",
+        "dj_admin",
+        "dj_user",
+        "dj_guest",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // One character past the limit: MariaDB's own-schema pattern `name\_%`
+    // (64 characters), MySQL's 32-character user names.
+    let limit = if mariadb { 61 } else { 32 };
+    names.push("a".repeat(limit + 1));
+    if !is_mysql() {
+        // 40 characters with 20 underscores: `a\_a\_...\_%` is 63 + ... > 64.
+        names.push("a_".repeat(21));
+    } else {
+        // 32 characters, 31 underscores: the pattern is 66 characters.
+        names.push(format!("a{}", "_".repeat(31)));
+    }
+    for name in &names {
+        let out = sb.run(&[
+            "users",
+            "add",
+            name,
+            "--role",
+            "user",
+            "--temp-password",
+            "Not-used-1x",
+        ]);
+        out.assert_code(2).assert_clean_error();
+        assert!(out.stderr.contains(name.as_str()), "{name}: {}", out.stderr);
+        if name.starts_with("dj_") {
+            // A role (on MySQL an account row itself): still no login with that password.
+            let s = server();
+            let opts = ConnectOptions::tcp(&s.host, s.port, name.as_str())
+                .password(Secret::new("Not-used-1x"));
+            assert!(spyglass_db::connect(&opts).is_err(), "{name} can log in");
+        } else {
+            assert!(!account_exists(name, "%"), "{name} was created");
+        }
+    }
+    // Exactly at the limit works, and the user can create its own schema.
+    let at_limit = format!("it{}", "a".repeat(limit - 2));
+    drop_user(&at_limit);
+    let out = sb.run(&[
+        "users",
+        "add",
+        &at_limit,
+        "--role",
+        "user",
+        "--temp-password",
+        "Limit-pw-1x",
+    ]);
+    out.assert_code(0);
+    // The new user's first command is printed.
+    assert!(
+        out.stdout.contains(&format!(
+            "DJ_USER={at_limit} spyglass-admin users set-password"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stderr.contains("DataJoint"), "{}", out.stderr);
+    let mut s = login(&at_limit, "Limit-pw-1x");
+    let own = format!("{at_limit}_x");
+    assert!(own.len() <= 64);
+    allowed(&mut s, &format!("CREATE DATABASE `{own}`"));
+    allowed(&mut s, &format!("CREATE TABLE `{own}`.t (id INT)"));
+    drop(s);
+    {
+        let mut a = admin();
+        sql(&mut a, &format!("DROP DATABASE `{own}`"));
+    }
+    drop_user(&at_limit);
+
+    // A name an account of another kind already has (a service account at localhost).
+    {
+        let mut a = admin();
+        sql(&mut a, "DROP USER IF EXISTS 'itdng_svc'@'localhost'");
+        sql(
+            &mut a,
+            "CREATE USER 'itdng_svc'@'localhost' IDENTIFIED BY 'Svc-pw-1x'",
+        );
+        sql(&mut a, "GRANT RELOAD ON *.* TO 'itdng_svc'@'localhost'");
+    }
+    let out = sb.run(&["users", "add", "itdng_svc", "--role", "guest"]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains("'itdng_svc'@'localhost'"),
+        "{}",
+        out.stderr
+    );
+    assert!(!account_exists("itdng_svc", "%"));
+    {
+        let mut a = admin();
+        sql(&mut a, "DROP USER 'itdng_svc'@'localhost'");
+    }
+
+    // add never changes an existing account: a different role is refused, pointing to set-role.
+    drop_user("itdng_guest");
+    sb.run(&[
+        "users",
+        "add",
+        "itdng_guest",
+        "--role",
+        "guest",
+        "--temp-password",
+        "Guest-pw-1x",
+    ])
+    .assert_code(0);
+    let out = sb.run(&["users", "add", "itdng_guest", "--role", "admin"]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains("set-role itdng_guest"),
+        "{}",
+        out.stderr
+    );
+    let mut g = login("itdng_guest", "Guest-pw-1x");
+    let role: Option<String> = g.conn().query_first("SELECT CURRENT_ROLE()").unwrap();
+    assert!(role.unwrap_or_default().contains("dj_guest"));
+    denied(&mut g, "CREATE DATABASE itdng_guest_x");
+    drop(g);
+    drop_user("itdng_guest");
+}
+
+/// Logs in from 127.0.0.2 (a loopback address of its own), so an anonymous
+/// account for that host shadows only this test's logins.
+fn login_from(ip: &str, user: &str, password: &str) -> Result<(), String> {
+    use spyglass_db::mysql::{Conn, OptsBuilder};
+    let s = server();
+    let opts = OptsBuilder::new()
+        .ip_or_hostname(Some(s.host.clone()))
+        .tcp_port(s.port)
+        .user(Some(user))
+        .pass(Some(password))
+        .bind_address(Some(std::net::SocketAddr::new(ip.parse().unwrap(), 0)));
+    Conn::new(opts).map(|_| ()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn an_anonymous_account_that_shadows_a_new_user_is_named() {
+    let _roles = roles_lock();
+    let sb = Sandbox::as_root();
+    drop_user("itanon_u");
+    {
+        let mut a = admin();
+        sql(&mut a, "DROP USER IF EXISTS ''@'127.0.0.2'");
+    }
+    sb.run(&["users", "roles", "init"]).assert_code(0);
+    {
+        let mut a = admin();
+        sql(&mut a, "CREATE USER ''@'127.0.0.2'");
+    }
+    let out = sb.run(&[
+        "users",
+        "add",
+        "itanon_u",
+        "--role",
+        "guest",
+        "--temp-password",
+        "Anon-pw-1x",
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains("anonymous account ''@'127.0.0.2' shadows 'itanon_u'@'%'"),
+        "{}",
+        out.stderr
+    );
+    // What the warning says is what happens.
+    let e = login_from("127.0.0.2", "itanon_u", "Anon-pw-1x").unwrap_err();
+    assert!(e.contains("Access denied"), "{e}");
+    let out = sb.run(&["users", "audit", "--json", "--no-login-check"]);
+    let v = out.json();
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["subject"] == "''@'127.0.0.2'")
+        .cloned()
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(f["kind"], "anonymous-account");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("blocks named accounts"),
+        "{f}"
+    );
+    {
+        let mut a = admin();
+        sql(&mut a, "DROP USER ''@'127.0.0.2'");
+    }
+    login_from("127.0.0.2", "itanon_u", "Anon-pw-1x").unwrap();
+    drop_user("itanon_u");
+}
+
+#[test]
+fn audit_plan_and_apply_agree_on_every_drift() {
+    let _roles = roles_lock();
+    let sb = Sandbox::as_root();
+    sb.write(
+        "spyglass-admin.toml",
+        "[users]\nread_scope = \"all\"\n",
+        0o600,
+    );
+    for u in ["itdrift_a", "itdrift_b"] {
+        drop_user(u);
+    }
+    {
+        let mut a = admin();
+        sql(&mut a, "DROP DATABASE IF EXISTS itdrift_a_s");
+    }
+    sb.write(
+        "users.toml",
+        "[[users]]\nname = \"itdrift_a\"\nrole = \"user\"\n\n[[users]]\nname = \"itdrift_b\"\nrole = \"collab\"\n",
+        0o600,
+    );
+    sb.run(&["users", "apply", "-f", "users.toml"])
+        .assert_code(0);
+    sb.run(&["users", "plan", "-f", "users.toml"])
+        .assert_code(0);
+    let table = a_common_table();
+    let mysql = is_mysql();
+    {
+        let mut a = admin();
+        sql(&mut a, "CREATE DATABASE itdrift_a_s");
+        sql(
+            &mut a,
+            "CREATE TABLE itdrift_a_s.t (id INT PRIMARY KEY, c INT)",
+        );
+        sql(&mut a, "CREATE PROCEDURE itdrift_a_s.p() SELECT 1");
+        sql(&mut a, "GRANT DROP ON `lfp\\_%`.* TO 'itdrift_a'@'%'");
+        sql(&mut a, "GRANT RELOAD ON *.* TO 'itdrift_a'@'%'");
+        sql(
+            &mut a,
+            &format!("GRANT SELECT ON common_lab.`{table}` TO 'itdrift_a'@'%'"),
+        );
+        sql(&mut a, "GRANT CREATE USER ON *.* TO 'itdrift_b'@'%'");
+        sql(
+            &mut a,
+            "GRANT UPDATE (c) ON itdrift_a_s.t TO 'itdrift_b'@'%'",
+        );
+        sql(
+            &mut a,
+            "GRANT EXECUTE ON PROCEDURE itdrift_a_s.p TO 'itdrift_b'@'%'",
+        );
+        sql(
+            &mut a,
+            &format!(
+                "GRANT {} TO 'itdrift_a'@'%'",
+                if mysql { "'dj_admin'@'%'" } else { "dj_admin" }
+            ),
+        );
+        sql(
+            &mut a,
+            "REVOKE ALL PRIVILEGES ON `itdrift\\_b\\_%`.* FROM 'itdrift_b'@'%'",
+        );
+    }
+    let out = sb.run(&[
+        "users",
+        "audit",
+        "itdrift_a",
+        "itdrift_b",
+        "--json",
+        "--no-login-check",
+    ]);
+    out.assert_code(1);
+    let v = out.json();
+    let mine: Vec<Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["subject"].as_str().unwrap().starts_with("'itdrift"))
+        .cloned()
+        .collect();
+    let has = |subject: &str, kind: &str, text: &str| {
+        mine.iter().any(|f| {
+            f["subject"] == subject
+                && f["kind"] == kind
+                && (f["message"].as_str().unwrap().contains(text)
+                    || f["fix"].as_str().unwrap().contains(text))
+        })
+    };
+    let a = "'itdrift_a'@'%'";
+    let b = "'itdrift_b'@'%'";
+    for (subject, kind, text) in [
+        (a, "direct-grants", "lfp\\_%"),
+        (a, "direct-grants", "RELOAD"),
+        (a, "direct-grants", &format!("common_lab`.`{table}`")),
+        (a, "several-roles", "set-role itdrift_a user"),
+        (b, "administrator-privileges", "CREATE USER"),
+        (b, "direct-grants", "UPDATE (`c`)"),
+        (b, "direct-grants", "PROCEDURE `itdrift_a_s`.`p`"),
+        (b, "own-prefix-missing", "set-role itdrift_b collab"),
+    ] {
+        assert!(
+            has(subject, kind, text),
+            "expected {kind} on {subject} mentioning {text}: {mine:#?}"
+        );
+    }
+    let high_b = mine
+        .iter()
+        .find(|f| f["kind"] == "administrator-privileges")
+        .unwrap();
+    assert_eq!(high_b["severity"], "high");
+    // plan shows a statement for every finding; apply runs them; then all three agree: nothing left.
+    let out = sb.run(&["users", "plan", "-f", "users.toml", "--json"]);
+    let planned: Vec<String> = out.json()["planned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    for want in [
+        "REVOKE DROP ON `lfp\\_%`.* FROM 'itdrift_a'@'%'",
+        &format!("REVOKE SELECT ON `common_lab`.`{table}` FROM 'itdrift_a'@'%'"),
+        "REVOKE UPDATE (`c`) ON `itdrift_a_s`.`t` FROM 'itdrift_b'@'%'",
+        "REVOKE EXECUTE ON PROCEDURE `itdrift_a_s`.`p` FROM 'itdrift_b'@'%'",
+    ] {
+        assert!(
+            planned.iter().any(|p| p == want),
+            "{want} not in {planned:#?}"
+        );
+    }
+    assert!(
+        planned
+            .iter()
+            .any(|p| p.starts_with("REVOKE") && p.contains("RELOAD") && p.contains("itdrift_a")),
+        "{planned:#?}"
+    );
+    assert!(
+        planned.iter().any(|p| p.starts_with("REVOKE")
+            && p.contains("CREATE USER")
+            && p.contains("itdrift_b")),
+        "{planned:#?}"
+    );
+    assert!(
+        planned
+            .iter()
+            .any(|p| p.starts_with("REVOKE") && p.contains("dj_admin") && p.contains("itdrift_a")),
+        "{planned:#?}"
+    );
+    out.assert_code(1);
+    sb.run(&["users", "apply", "-f", "users.toml"])
+        .assert_code(0);
+    sb.run(&["users", "plan", "-f", "users.toml"])
+        .assert_code(0);
+    let out = sb.run(&[
+        "users",
+        "audit",
+        "itdrift_a",
+        "itdrift_b",
+        "--json",
+        "--no-login-check",
+    ]);
+    let v = out.json();
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| !f["subject"].as_str().unwrap().starts_with("'itdrift")),
+        "{v:#}"
+    );
+    // From the outside: b may no longer execute the procedure or create users.
+    let mut admin_s = admin();
+    sql(
+        &mut admin_s,
+        "ALTER USER 'itdrift_b'@'%' IDENTIFIED BY 'Drift-pw-1x'",
+    );
+    let mut bs = login("itdrift_b", "Drift-pw-1x");
+    assert!(try_sql(&mut bs, "CALL itdrift_a_s.p()").is_err());
+    assert!(try_sql(&mut bs, "CREATE USER 'itdrift_c'@'%'").is_err());
+    allowed(&mut bs, "CREATE DATABASE itdrift_b_x");
+    drop(bs);
+    sql(&mut admin_s, "DROP DATABASE itdrift_b_x");
+    sql(&mut admin_s, "DROP DATABASE itdrift_a_s");
+    for u in ["itdrift_a", "itdrift_b"] {
+        drop_user(u);
+    }
+}
+
+#[test]
+fn a_failed_add_or_set_role_is_undone_for_that_account() {
+    let _roles = roles_lock();
+    let root = Sandbox::as_root();
+    root.run(&["users", "roles", "init"]).assert_code(0);
+    for u in ["itundo_mgr", "itundo_new", "itundo_old"] {
+        drop_user(u);
+    }
+    let mysql = is_mysql();
+    let guest = if mysql { "'dj_guest'@'%'" } else { "dj_guest" };
+    {
+        // An account manager who may create accounts and hand out dj_guest, not dj_user.
+        let mut a = admin();
+        sql(
+            &mut a,
+            "CREATE USER 'itundo_mgr'@'%' IDENTIFIED BY 'Mgr-pw-1x'",
+        );
+        sql(&mut a, "GRANT CREATE USER ON *.* TO 'itundo_mgr'@'%'");
+        sql(
+            &mut a,
+            "GRANT SELECT, UPDATE ON mysql.* TO 'itundo_mgr'@'%'",
+        );
+        sql(
+            &mut a,
+            &format!("GRANT {guest} TO 'itundo_mgr'@'%' WITH ADMIN OPTION"),
+        );
+    }
+    let mgr = as_user("itundo_mgr", "Mgr-pw-1x");
+    // add: CREATE USER runs, GRANT dj_user fails: the account is dropped again, its password not shown.
+    let out = mgr.run(&["users", "add", "itundo_new", "--role", "user"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("\nerror: add 'itundo_new'@'%': statement 2 of"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("undone:  DROP USER 'itundo_new'@'%'"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("was undone"), "{}", out.stderr);
+    assert!(!out.stdout.contains("password for"), "{}", out.stdout);
+    assert!(!account_exists("itundo_new", "%"));
+    // set-role: dj_guest revoked, dj_user refused: dj_guest comes back, active at login.
+    run_stdin(
+        &root,
+        &[
+            "users",
+            "add",
+            "itundo_old",
+            "--role",
+            "guest",
+            "--password-stdin",
+        ],
+        "Old-pw-1x\n",
+    )
+    .assert_code(0);
+    let out = mgr.run(&["users", "set-role", "itundo_old", "user", "--json"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    let v = out.json();
+    assert!(!v["undone"].as_array().unwrap().is_empty(), "{v:#}");
+    let mut s = login("itundo_old", "Old-pw-1x");
+    let role: Option<String> = s.conn().query_first("SELECT CURRENT_ROLE()").unwrap();
+    assert!(
+        role.as_deref().unwrap_or_default().contains("dj_guest"),
+        "{role:?} {v:#}"
+    );
+    allowed(
+        &mut s,
+        &format!("SELECT COUNT(*) FROM common_lab.`{}`", a_common_table()),
+    );
+    drop(s);
+    let out = root.run(&["users", "audit", "itundo_old", "--json", "--no-login-check"]);
+    let v = out.json();
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["subject"] != "'itundo_old'@'%'"),
+        "{v:#}"
+    );
+    for u in ["itundo_mgr", "itundo_old"] {
+        drop_user(u);
+    }
+}
+
+#[test]
+fn read_scope_lab_keeps_mysql_unreadable_and_members_working() {
+    let _roles = roles_lock();
+    let sb = Sandbox::as_root();
+    sb.write(
+        "spyglass-admin.toml",
+        "[users]\nread_scope = \"lab\"\n",
+        0o600,
+    );
+    for u in ["itlab_u", "itlab_g"] {
+        drop_user(u);
+    }
+    {
+        let mut a = admin();
+        sql(&mut a, "DROP DATABASE IF EXISTS itlab_u_data");
+        sql(&mut a, "DROP DATABASE IF EXISTS lfp_itlab");
+        sql(&mut a, "CREATE DATABASE lfp_itlab");
+        sql(&mut a, "CREATE TABLE lfp_itlab.t (id INT PRIMARY KEY)");
+    }
+    sb.run(&["users", "roles", "init"]).assert_code(0);
+    sb.run(&[
+        "users",
+        "add",
+        "itlab_u",
+        "--role",
+        "user",
+        "--temp-password",
+        "Lab-pw-1x",
+    ])
+    .assert_code(0);
+    sb.run(&[
+        "users",
+        "add",
+        "itlab_g",
+        "--role",
+        "guest",
+        "--temp-password",
+        "Lab-pw-2x",
+    ])
+    .assert_code(0);
+    let table = a_common_table();
+    // The member works as before: own schema, shared prefix.
+    let mut u = login("itlab_u", "Lab-pw-1x");
+    allowed(&mut u, "CREATE DATABASE itlab_u_data");
+    allowed(&mut u, "CREATE TABLE itlab_u_data.t (id INT PRIMARY KEY)");
+    allowed(&mut u, "INSERT INTO itlab_u_data.t VALUES (1)");
+    allowed(&mut u, "INSERT INTO lfp_itlab.t VALUES (1)");
+    allowed(
+        &mut u,
+        &format!("SELECT COUNT(*) FROM common_lab.`{table}`"),
+    );
+    drop(u);
+    // The guest reads shared and members' schemas, not mysql.
+    let mut g = login("itlab_g", "Lab-pw-2x");
+    allowed(
+        &mut g,
+        &format!("SELECT COUNT(*) FROM common_lab.`{table}`"),
+    );
+    allowed(&mut g, "SELECT COUNT(*) FROM itlab_u_data.t");
+    allowed(&mut g, "SELECT COUNT(*) FROM lfp_itlab.t");
+    denied(&mut g, "SELECT COUNT(*) FROM mysql.user");
+    denied(&mut g, "INSERT INTO lfp_itlab.t VALUES (2)");
+    drop(g);
+    let out = sb.run(&[
+        "users",
+        "audit",
+        "itlab_u",
+        "itlab_g",
+        "--json",
+        "--no-login-check",
+    ]);
+    let v = out.json();
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["kind"] != "system-schema-readable"
+                && !f["subject"].as_str().unwrap().contains("itlab")),
+        "{v:#}"
+    );
+    // Back to Spyglass's default for the other tests: every schema readable.
+    sb.write(
+        "spyglass-admin.toml",
+        "[users]\nread_scope = \"all\"\n",
+        0o600,
+    );
+    sb.run(&["users", "roles", "init"]).assert_code(0);
+    let mut g = login("itlab_g", "Lab-pw-2x");
+    allowed(&mut g, "SELECT COUNT(*) FROM mysql.user");
+    drop(g);
+    {
+        let mut a = admin();
+        sql(&mut a, "DROP DATABASE itlab_u_data");
+        sql(&mut a, "DROP DATABASE lfp_itlab");
+    }
+    for u in ["itlab_u", "itlab_g"] {
+        drop_user(u);
+    }
+}
+
+/// Runs an audit fix as a lab admin would: our command, or the SQL as root.
+fn run_fix(sb: &Sandbox, fix: &str) {
+    if let Some(rest) = fix.strip_prefix("spyglass-admin ") {
+        let cmd = rest.split(" (").next().unwrap();
+        let args: Vec<&str> = cmd.split_whitespace().collect();
+        sb.run(&args).assert_code(0);
+    } else {
+        let mut a = admin();
+        sql(&mut a, fix);
+    }
+}
+
+#[test]
+fn a_spyglass_made_state_is_fixed_by_running_the_fixes_in_listed_order() {
+    let _roles = roles_lock();
+    let sb = Sandbox::as_root();
+    sb.write(
+        "spyglass-admin.toml",
+        "[users]\nread_scope = \"all\"\n",
+        0o600,
+    );
+    drop_user("itspy_u");
+    for r in ["dj_guest", "dj_collab", "dj_user", "dj_admin"] {
+        drop_role(r);
+    }
+    let mysql = is_mysql();
+    let role = |r: &str| {
+        if mysql {
+            format!("'{r}'@'%'")
+        } else {
+            r.to_owned()
+        }
+    };
+    {
+        // What Spyglass 0.6.0's DatabaseSettings runs (abridged to two shared prefixes).
+        let mut a = admin();
+        for r in ["dj_guest", "dj_collab", "dj_user", "dj_admin"] {
+            sql(&mut a, &format!("CREATE ROLE {}", role(r)));
+        }
+        sql(
+            &mut a,
+            &format!("GRANT SELECT ON `%`.* TO {}", role("dj_guest")),
+        );
+        sql(
+            &mut a,
+            &format!("GRANT SELECT ON `%`.* TO {}", role("dj_collab")),
+        );
+        sql(
+            &mut a,
+            &format!("GRANT SELECT ON `%`.* TO {}", role("dj_user")),
+        );
+        for p in ["common", "lfp"] {
+            sql(
+                &mut a,
+                &format!("GRANT ALL PRIVILEGES ON `{p}\\_%`.* TO {}", role("dj_user")),
+            );
+        }
+        sql(
+            &mut a,
+            &format!("GRANT ALL PRIVILEGES ON `%`.* TO {}", role("dj_admin")),
+        );
+        sql(&mut a, "CREATE USER 'itspy_u'@'%' IDENTIFIED BY 'temppass'");
+        sql(
+            &mut a,
+            &format!("GRANT {} TO 'itspy_u'@'%'", role("dj_user")),
+        );
+        sql(
+            &mut a,
+            "GRANT ALL PRIVILEGES ON `itspy\\_u\\_%`.* TO 'itspy_u'@'%'",
+        );
+    }
+    let out = sb.run(&["users", "audit", "itspy_u", "--json", "--no-login-check"]);
+    out.assert_code(1);
+    let v = out.json();
+    let fixes: Vec<String> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fix"].as_str().unwrap().to_owned())
+        .collect();
+    let init = fixes
+        .iter()
+        .position(|f| f == "spyglass-admin users roles init")
+        .expect("roles init is a fix");
+    let set_role = fixes
+        .iter()
+        .position(|f| f.contains("set-role itspy_u"))
+        .expect("set-role is a fix");
+    assert!(init < set_role, "roles init must come first: {fixes:#?}");
+    let first = &v["findings"][0];
+    assert_eq!(first["severity"], "high", "{v:#}");
+    let mut done = Vec::new();
+    for f in &fixes {
+        if !done.contains(f) {
+            run_fix(&sb, f);
+            done.push(f.clone());
+        }
+    }
+    let mut u = login("itspy_u", "temppass");
+    let r: Option<String> = u.conn().query_first("SELECT CURRENT_ROLE()").unwrap();
+    assert!(r.unwrap_or_default().contains("dj_user"));
+    allowed(&mut u, "CREATE DATABASE itspy_u_x");
+    allowed(&mut u, "CREATE TABLE itspy_u_x.t (id INT)");
+    allowed(&mut u, "CREATE DATABASE figurl_itspy");
+    allowed(&mut u, "DROP DATABASE figurl_itspy");
+    drop(u);
+    let out = sb.run(&["users", "audit", "itspy_u", "--json", "--no-login-check"]);
+    out.assert_code(0);
+    {
+        let mut a = admin();
+        sql(&mut a, "DROP DATABASE itspy_u_x");
+    }
+    drop_user("itspy_u");
 }

@@ -1,6 +1,6 @@
 //! itest, demo and ci.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -24,7 +24,7 @@ fn build_bin() -> Result<(), String> {
 
 /// Runs the server tests against one flavor on a fresh sandbox, and always stops it.
 /// `filter` (after `--`) is passed to the test binary, e.g. a module name.
-fn itest_one(flavor: Flavor, filter: &[String]) -> Result<(), String> {
+fn itest_one(flavor: Flavor, filter: &[String], python: &Path) -> Result<(), String> {
     // A fresh server for every run: tests must not depend on leftovers.
     sandbox::stop(flavor)?;
     let started = Instant::now();
@@ -55,7 +55,8 @@ fn itest_one(flavor: Flavor, filter: &[String]) -> Result<(), String> {
             c.arg("--").args(filter);
         }
         set_test_env(&mut c, &s, &fixture_root);
-        c.env("SPYGLASS_IT_TARGET_PORT", t.port.to_string());
+        c.env("SPYGLASS_IT_TARGET_PORT", t.port.to_string())
+            .env("SPYGLASS_IT_PYTHON", python);
         if flavor == Flavor::Mysql {
             // Debian 12's mysqldump is MariaDB's, which cannot dump MySQL 9; use the
             // chroot's through a wrapper (its temp files must live inside the chroot).
@@ -93,10 +94,12 @@ pub fn itest_cmd(args: &[String]) -> Result<(), String> {
     build_bin()?;
     // The backup ship tests run their own sshd and rsync on 127.0.0.1.
     crate::sshd::ensure_installed()?;
+    // The DataJoint tests log in through DataJoint itself.
+    let python = crate::venv::ensure_datajoint()?;
     let mut failed = Vec::new();
     for f in flavors(args)? {
         eprintln!("xtask: ==> server tests on {}", f.name());
-        if let Err(e) = itest_one(f, filter) {
+        if let Err(e) = itest_one(f, filter, &python) {
             eprintln!("xtask: {} server tests failed: {e}", f.name());
             failed.push(f.name());
         }
@@ -227,6 +230,8 @@ pub fn demo_cmd(args: &[String]) -> Result<(), String> {
             &["users", "add", "alice", "--role", "user", "--expire"],
             &[0],
         )?;
+        say("Users: spyglass-admin users add root --role guest (refused before any statement: a reserved name; exit 2)");
+        users(&["users", "add", "root", "--role", "guest"], &[2])?;
         say("Users: spyglass-admin users list");
         users(&["users", "list"], &[0])?;
         say("Users: spyglass-admin users audit (exit 1 = findings, each with its fix)");

@@ -8,6 +8,7 @@ mod ci;
 mod sandbox;
 mod sshd;
 mod util;
+mod venv;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ tasks:
                       data directory (default root: target/sandbox/<flavor>/fixture)
   itest [--flavor mariadb|mysql|all] [-- TEST-FILTER...]
                       start servers, run the server tests against each, stop them
+                      (their DataJoint client: a venv made once per machine in
+                      /var/cache/spyglass-admin)
   demo [--flavor F] [--keep]
                       sandbox + fixture + the tool's main jobs, narrated
   bench [backup|cleanup|users]

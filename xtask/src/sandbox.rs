@@ -338,6 +338,11 @@ pub fn ensure_mysql_chroot() -> Result<PathBuf, String> {
             root.display()
         ));
     }
+    let _lock = util::cache_lock(&cache_dir(), "mysql-sid")?;
+    if root.join("usr/sbin/mysqld").is_file() {
+        // Another checkout built it while we waited.
+        return Ok(root);
+    }
     if util::which("debootstrap").is_none() {
         util::apt_install(&["debootstrap"], "building the MySQL chroot")?;
     }

@@ -84,7 +84,8 @@ pub fn is_root() -> bool {
 /// `apt-get install` when root; otherwise the exact command to run.
 pub fn apt_install(packages: &[&str], why: &str) -> Result<(), String> {
     let cmd = format!(
-        "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y {}",
+        // Another checkout may be installing at the same time: wait for dpkg's lock.
+        "apt-get -o DPkg::Lock::Timeout=600 update && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y {}",
         packages.join(" ")
     );
     if !is_root() {
@@ -131,4 +132,31 @@ pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// An exclusive lock on `<dir>/<name>.lock`, held until the file is dropped:
+/// every checkout on the machine shares the cache, and two builds of the
+/// same cached part (e.g. two `debootstrap`s into one folder) break each other.
+pub fn cache_lock(dir: &std::path::Path, name: &str) -> Result<std::fs::File, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(format!("{name}.lock"));
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!(
+                "xtask: another checkout is building {name} in {}; waiting for it",
+                dir.display()
+            );
+            f.lock()
+                .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+            Ok(f)
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
 }

@@ -57,6 +57,10 @@ pub struct BackupSettings {
     pub ssh_config: Option<PathBuf>,
     /// Shipping bandwidth limit, KiB/s.
     pub bwlimit_kib: Option<u32>,
+    /// The dedicated backup account (`NAME@HOST`, made by `users
+    /// add-backup-user`): `users audit` checks it against what the enabled
+    /// backup features need instead of treating it as a lab member.
+    pub account: Option<String>,
 }
 
 /// `[nightly]`

@@ -5,6 +5,8 @@ use serde::Serialize;
 use spyglass_db::mysql::prelude::Queryable;
 use spyglass_db::{DbError, Session};
 
+use crate::live::LiveState;
+use crate::model::{Account, Grantee, SchemaPattern};
 use crate::sql::{Reveal, Step};
 use crate::Error;
 
@@ -26,6 +28,12 @@ pub struct ApplyReport {
     pub failed: Option<Failure>,
     /// Statements not run because an earlier one failed.
     pub not_applied: Vec<String>,
+    /// After a failure, the statements run to take back what the plan had
+    /// already done to the failing statement's account.
+    pub undone: Vec<String>,
+    /// An undo statement that failed too (the account is then left as
+    /// `undone` shows, and the caller must say so).
+    pub undo_failed: Option<Failure>,
 }
 
 impl ApplyReport {
@@ -68,6 +76,92 @@ pub fn apply(session: &mut Session, steps: &[Step]) -> Result<ApplyReport, Error
     Ok(report)
 }
 
+/// Whether `step` belongs to `account`'s part of a plan: it changes the
+/// account, or grants a role the right to read the account's own prefix.
+fn belongs_to(step: &Step, account: &Account) -> bool {
+    match step {
+        Step::Grant {
+            on: SchemaPattern::Prefix(p),
+            to: Grantee::Role(_),
+            ..
+        } => *p == account.user,
+        s => s.account() == Some(account),
+    }
+}
+
+/// [`apply`], all or nothing per account: when a statement that changes an
+/// account fails, what this plan already did to that account is taken
+/// back (an account the plan created is dropped; otherwise each applied
+/// statement is inverted, newest first, using `before`, the state the plan
+/// was made from). Other accounts' completed parts and role changes stay.
+pub fn apply_per_account(
+    session: &mut Session,
+    steps: &[Step],
+    before: &LiveState,
+) -> Result<ApplyReport, Error> {
+    let mut report = apply(session, steps)?;
+    if report.failed.is_none() {
+        return Ok(report);
+    }
+    let failed_at = report.applied.len();
+    let Some(account) = steps.get(failed_at).and_then(Step::account).cloned() else {
+        return Ok(report);
+    };
+    let done: Vec<&Step> = steps[..failed_at]
+        .iter()
+        .filter(|s| belongs_to(s, &account))
+        .collect();
+    let created = done
+        .iter()
+        .any(|s| matches!(s, Step::CreateUser { account: a, .. } if *a == account));
+    let mut undo: Vec<Step> = Vec::new();
+    for s in done.iter().rev() {
+        if created && s.account() == Some(&account) {
+            continue;
+        }
+        if let Some(inv) = s.inverse(before) {
+            undo.push(inv);
+        }
+    }
+    if created {
+        undo.push(Step::DropUser {
+            account: account.clone(),
+        });
+    } else if done.iter().any(|s| {
+        matches!(
+            s,
+            Step::GrantRole { .. } | Step::RevokeRole { .. } | Step::SetDefaultRole { .. }
+        )
+    }) {
+        // Revoking a role also drops it from the default roles (MySQL): put them back.
+        undo.retain(|s| !matches!(s, Step::RestoreDefaultRoles { .. }));
+        undo.push(Step::RestoreDefaultRoles {
+            roles: before
+                .default_roles
+                .get(&account)
+                .cloned()
+                .unwrap_or_default(),
+            account: account.clone(),
+        });
+    }
+    let flavor = session.server().flavor;
+    let conn = session.conn();
+    for s in &undo {
+        let shown = s.sql(flavor, Reveal::Redacted);
+        match conn.query_drop(s.sql(flavor, Reveal::Secrets)) {
+            Ok(()) => report.undone.push(shown),
+            Err(e) => {
+                report.undo_failed = Some(Failure {
+                    sql: shown,
+                    error: server_message(&e),
+                });
+                break;
+            }
+        }
+    }
+    Ok(report)
+}
+
 /// `ERROR 1396 (HY000): Operation CREATE ROLE failed for ...`, without the driver's wrapping.
 pub(crate) fn server_message(e: &spyglass_db::mysql::Error) -> String {
     match e {
@@ -97,7 +191,6 @@ fn scrub(message: &str, step: &Step) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Account;
     use spyglass_db::Secret;
 
     #[test]

@@ -51,6 +51,15 @@ pub enum Kind {
     NoPassword,
     /// The first (expired) password was never replaced.
     PasswordNeverChanged,
+    /// An account with a lab role also holds CREATE USER, GRANT OPTION or
+    /// SUPER: it can give itself or anyone anything.
+    AdministratorPrivileges,
+    /// Roles that read every schema let their members read `mysql.*`,
+    /// password hashes included (Spyglass's default).
+    SystemSchemaReadable,
+    /// The dedicated backup account lacks or exceeds what the enabled
+    /// backup features need.
+    BackupAccountPrivileges,
 }
 
 /// One finding.
@@ -145,10 +154,138 @@ fn sev(kind: Kind) -> Severity {
         | Kind::RoleNotActive
         | Kind::TemporaryPassword
         | Kind::AnonymousAccount
-        | Kind::NoPassword => Severity::High,
-        Kind::RoleGrantsDiffer | Kind::DirectGrants | Kind::NoRole => Severity::Medium,
-        Kind::SeveralRoles | Kind::OwnPrefixMissing | Kind::PasswordNeverChanged => Severity::Low,
+        | Kind::NoPassword
+        | Kind::AdministratorPrivileges => Severity::High,
+        Kind::RoleGrantsDiffer
+        | Kind::DirectGrants
+        | Kind::NoRole
+        | Kind::SeveralRoles
+        | Kind::SystemSchemaReadable
+        | Kind::BackupAccountPrivileges => Severity::Medium,
+        Kind::OwnPrefixMissing | Kind::PasswordNeverChanged => Severity::Low,
     }
+}
+
+/// The role an account with several of the policy's roles is meant to have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intended {
+    /// Only built-in roles: the least privileged of them (guest < collab <
+    /// user < admin), never a promotion.
+    Least(String),
+    /// Custom roles are involved: no order is known, the admin chooses.
+    Choices(Vec<String>),
+}
+
+const BUILT_IN_ORDER: [&str; 4] = ["guest", "collab", "user", "admin"];
+
+/// For an account holding several roles (`held`: server names), which one
+/// to fix it to.
+pub fn intended_role(policy: &Policy, held: &BTreeSet<String>) -> Intended {
+    let keys: Vec<&str> = held
+        .iter()
+        .filter_map(|r| policy.role(r))
+        .map(|r| r.key.as_str())
+        .collect();
+    if keys.iter().all(|k| BUILT_IN_ORDER.contains(k)) {
+        if let Some(k) = BUILT_IN_ORDER.iter().find(|k| keys.contains(k)) {
+            return Intended::Least((*k).to_owned());
+        }
+    }
+    Intended::Choices(keys.iter().map(|k| (*k).to_owned()).collect())
+}
+
+/// Accounts outside the lab's role scheme that may administer the server:
+/// CREATE USER, GRANT OPTION or SUPER, and none of the policy's roles.
+pub fn administrators(policy: &Policy, live: &LiveState) -> Vec<Account> {
+    live.accounts
+        .values()
+        .filter(|a| !a.is_system() && a.is_administrator() && !holds_lab_role(policy, live, a))
+        .map(|a| a.account.clone())
+        .collect()
+}
+
+fn holds_lab_role(policy: &Policy, live: &LiveState, a: &LiveAccount) -> bool {
+    let managed = policy.role_names();
+    live.members
+        .get(&a.account)
+        .is_some_and(|m| m.iter().any(|r| managed.contains(r)))
+}
+
+/// The dedicated backup account named in the settings, with the global
+/// privileges it holds (from `SHOW GRANTS`, which sees every privilege on
+/// both flavors) and those the enabled backup features need.
+#[derive(Debug, Clone)]
+pub struct ServiceAccount {
+    /// Who.
+    pub account: Account,
+    /// Global privileges held; `None` when the account does not exist.
+    pub held: Option<BTreeSet<String>>,
+    /// What the enabled features need ([`crate::plan::backup_account_privileges`]).
+    pub needs: Vec<String>,
+}
+
+/// Findings for the backup account: what it lacks or holds beyond its needs.
+pub fn service_findings(s: &ServiceAccount) -> Vec<Finding> {
+    let subject = s.account.to_string();
+    let fix = format!(
+        "spyglass-admin users add-backup-user {}@{}",
+        s.account.user, s.account.host
+    );
+    let Some(held) = &s.held else {
+        return vec![finding(
+            Kind::BackupAccountPrivileges,
+            subject,
+            format!(
+                "the backup account {} named in the settings does not exist",
+                s.account
+            ),
+            fix,
+        )];
+    };
+    let same = |p: &str, q: &str| {
+        p == q
+            || matches!(
+                (p, q),
+                ("BINLOG MONITOR", "REPLICATION CLIENT") | ("REPLICATION CLIENT", "BINLOG MONITOR")
+            )
+    };
+    let missing: Vec<&str> = s
+        .needs
+        .iter()
+        .filter(|n| !held.iter().any(|h| same(h, n)) && !held.contains("ALL PRIVILEGES"))
+        .map(String::as_str)
+        .collect();
+    let extra: Vec<&str> = held
+        .iter()
+        .filter(|h| *h != "USAGE" && !s.needs.iter().any(|n| same(h, n)))
+        .map(String::as_str)
+        .collect();
+    let mut out = Vec::new();
+    if !missing.is_empty() {
+        out.push(finding(
+            Kind::BackupAccountPrivileges,
+            &subject,
+            format!(
+                "the backup account {} lacks {} (needed by the enabled backup features)",
+                s.account,
+                missing.join(", ")
+            ),
+            fix.clone(),
+        ));
+    }
+    if !extra.is_empty() {
+        out.push(finding(
+            Kind::BackupAccountPrivileges,
+            &subject,
+            format!(
+                "the backup account {} holds {} beyond what the enabled backup features need",
+                s.account,
+                extra.join(", ")
+            ),
+            fix,
+        ));
+    }
+    out
 }
 
 fn finding(kind: Kind, subject: impl Into<String>, message: String, fix: String) -> Finding {
@@ -161,6 +298,30 @@ fn finding(kind: Kind, subject: impl Into<String>, message: String, fix: String)
     }
 }
 
+/// A role's grant that differs from the policy, rated by what it breaks:
+/// a missing grant means members cannot do what the policy gives them
+/// (high); on MySQL a schema-level grant on `%` from a role hides the
+/// members' own-prefix and shared-prefix grants (high: a dj_user cannot
+/// create its own schema); other extra grants give more than the policy
+/// (medium).
+fn role_grant_severity(step: &Step, flavor: Flavor) -> (Severity, &'static str) {
+    match step {
+        Step::Grant { .. } | Step::GrantGlobal { .. } => (
+            Severity::High,
+            "members cannot do what the policy gives them",
+        ),
+        Step::Revoke {
+            on: SchemaPattern::All,
+            privileges,
+            ..
+        } if flavor == Flavor::Mysql && *privileges != PrivilegeSet::All => (
+            Severity::High,
+            "on MySQL a role's grant on `%`.* hides its members' own-prefix and shared-prefix grants: they cannot create or write their schemas",
+        ),
+        _ => (Severity::Medium, "members can do more than the policy gives them"),
+    }
+}
+
 fn name_arg(a: &Account) -> String {
     if a.host == "%" {
         a.user.clone()
@@ -170,18 +331,26 @@ fn name_arg(a: &Account) -> String {
 }
 
 /// Runs every check. `temp_accepted` lists the accounts that accepted a
-/// temporary password (from the logins the caller made).
+/// temporary password (from the logins the caller made); `service` is the
+/// dedicated backup account, if the settings name one (it is audited
+/// against its needs, not as a lab member).
+///
+/// Findings come in fix order: the roles first (their fix, `roles init`,
+/// must run before any account's `set-role`), then accounts; within each,
+/// by severity and subject.
 pub fn audit(
     policy: &Policy,
     live: &LiveState,
     flavor: Flavor,
     scope: &Scope,
     temp_accepted: &BTreeSet<Account>,
+    service: Option<&ServiceAccount>,
 ) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut roles_out = Vec::new();
     for role in &policy.roles {
         let subject = format!("role {}", role.name);
         for step in role_steps(policy, live, role, flavor) {
+            let (sev, breaks) = role_grant_severity(&step, flavor);
             let (kind, message) = match &step {
                 Step::CreateRole { .. } => (
                     Kind::RoleMissing,
@@ -190,7 +359,7 @@ pub fn audit(
                 Step::Grant { privileges, on, .. } => (
                     Kind::RoleGrantsDiffer,
                     format!(
-                        "role {} lacks {} on {}",
+                        "role {} lacks {} on {}: {breaks}",
                         role.name,
                         privileges.sql(),
                         on.sql()
@@ -199,7 +368,7 @@ pub fn audit(
                 Step::Revoke { privileges, on, .. } => (
                     Kind::RoleGrantsDiffer,
                     format!(
-                        "role {} holds {} on {} beyond the policy",
+                        "role {} holds {} on {} beyond the policy: {breaks}",
                         role.name,
                         privileges.sql(),
                         on.sql()
@@ -207,36 +376,60 @@ pub fn audit(
                 ),
                 Step::GrantGlobal { privileges, .. } => (
                     Kind::RoleGrantsDiffer,
-                    format!("role {} lacks {} on *.*", role.name, privileges.join(", ")),
-                ),
-                Step::RevokeGlobal { privileges, .. } => (
-                    Kind::RoleGrantsDiffer,
                     format!(
-                        "role {} holds {} on *.* beyond the policy",
+                        "role {} lacks {} on *.*: {breaks}",
                         role.name,
                         privileges.join(", ")
                     ),
                 ),
+                Step::RevokeGlobal { privileges, .. } => (
+                    Kind::RoleGrantsDiffer,
+                    format!(
+                        "role {} holds {} on *.* beyond the policy: {breaks}",
+                        role.name,
+                        privileges.join(", ")
+                    ),
+                ),
+                Step::RevokeObject { grant, .. } => (
+                    Kind::RoleGrantsDiffer,
+                    format!(
+                        "role {} holds {} on {} beyond the policy (the policy grants nothing below schema level)",
+                        role.name,
+                        join(&grant.privileges),
+                        grant.describe()
+                    ),
+                ),
                 _ => continue,
             };
-            out.push(finding(
+            let mut f = finding(
                 kind,
                 subject.clone(),
                 message,
                 "spyglass-admin users roles init".into(),
-            ));
+            );
+            if kind == Kind::RoleGrantsDiffer {
+                f.severity = sev;
+            }
+            roles_out.push(f);
         }
     }
+    if let Some(f) = system_schema_finding(policy, live, flavor) {
+        roles_out.push(f);
+    }
 
+    let mut out = Vec::new();
     let managed = policy.role_names();
     for a in live.accounts.values().filter(|a| scope.includes(policy, a)) {
         let acc = &a.account;
         let subject = acc.to_string();
+        if service.is_some_and(|s| s.account == *acc) {
+            continue;
+        }
         if acc.user.is_empty() {
             out.push(finding(
                 Kind::AnonymousAccount,
                 &subject,
-                format!("anonymous account {acc} lets anyone connect (and shadows named accounts from that host)"),
+                format!("anonymous account {acc} lets anyone connect, and it blocks named accounts: every login from host '{}' meant for a '%' account (e.g. 'alice'@'%') is taken by it and fails with \"Access denied\"", acc.host),
                 format!("DROP USER {}", acc.sql()),
             ));
             continue;
@@ -273,15 +466,15 @@ pub fn audit(
                 format!("ask {} to run: spyglass-admin users set-password", acc.user),
             ));
         }
-        if a.is_administrator() {
-            // Server administrators are outside the lab's role scheme.
-            continue;
-        }
         let held: BTreeSet<String> = live
             .members
             .get(acc)
             .map(|m| m.intersection(&managed).cloned().collect())
             .unwrap_or_default();
+        if held.is_empty() && a.is_administrator() {
+            // Server administrators (no lab role) are outside the lab's role scheme.
+            continue;
+        }
         let role = match held.len() {
             0 => {
                 out.push(finding(
@@ -294,29 +487,56 @@ pub fn audit(
             }
             1 => held.iter().next().and_then(|r| policy.role(r)),
             _ => {
+                let active = live.active_at_login(acc);
+                let inactive: BTreeSet<String> = held.difference(&active).cloned().collect();
+                let (why, fix) = match intended_role(policy, &held) {
+                    Intended::Least(k) => (
+                        format!("the least privileged of them is {k}; the fix keeps only that one (grant another with set-role only if {} should have it)", acc.user),
+                        format!("spyglass-admin users set-role {} {k}", name_arg(acc)),
+                    ),
+                    Intended::Choices(keys) => (
+                        "custom roles are involved, so none is picked for you".to_owned(),
+                        format!(
+                            "spyglass-admin users set-role {} <{}> (choose one)",
+                            name_arg(acc),
+                            keys.join("|")
+                        ),
+                    ),
+                };
                 out.push(finding(
                     Kind::SeveralRoles,
                     &subject,
-                    format!("{acc} holds several roles: {}", join(&held)),
-                    format!("spyglass-admin users set-role {} <role>", name_arg(acc)),
+                    format!(
+                        "{acc} holds several roles: {}{}; its intended role is ambiguous: {why}",
+                        join(&held),
+                        if inactive.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({} not active at login)", join(&inactive))
+                        }
+                    ),
+                    fix,
                 ));
                 None
             }
         };
-        let active = live.active_at_login(acc);
-        for r in &held {
-            if !active.contains(r) {
-                let fix_sql = Step::SetDefaultRole {
-                    role: r.clone(),
-                    account: acc.clone(),
+        if held.len() == 1 {
+            let active = live.active_at_login(acc);
+            for r in &held {
+                if !active.contains(r) {
+                    let fix_sql = Step::SetDefaultRole {
+                        role: r.clone(),
+                        account: acc.clone(),
+                    }
+                    .sql(flavor, Reveal::Redacted);
+                    let key = policy.role(r).map_or(r.as_str(), |d| d.key.as_str());
+                    out.push(finding(
+                        Kind::RoleNotActive,
+                        &subject,
+                        format!("{acc} holds {r} but it is not active at login (not a default role): its privileges do not apply until SET ROLE"),
+                        format!("spyglass-admin users set-role {} {key} (runs {fix_sql})", name_arg(acc)),
+                    ));
                 }
-                .sql(flavor, Reveal::Redacted);
-                out.push(finding(
-                    Kind::RoleNotActive,
-                    &subject,
-                    format!("{acc} holds {r} but it is not active at login (not a default role): its privileges do not apply until SET ROLE"),
-                    format!("spyglass-admin users set-role {} {} (runs {fix_sql})", name_arg(acc), r),
-                ));
             }
         }
         // Direct grants: everything but the own prefix (when the role has one).
@@ -350,44 +570,46 @@ pub fn audit(
         }
         let global: Vec<&String> = a.global.iter().filter(|p| *p != "USAGE").collect();
         if !global.is_empty() {
+            let list = global
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let revoke = format!("REVOKE {list} ON *.* FROM {}", acc.sql());
+            if a.is_administrator() {
+                out.push(finding(
+                    Kind::AdministratorPrivileges,
+                    &subject,
+                    format!(
+                        "{acc} holds the lab role {} and also {list} on *.*: with CREATE USER, GRANT OPTION or SUPER it can give itself or anyone any privilege",
+                        join(&held)
+                    ),
+                    revoke,
+                ));
+            } else {
+                out.push(finding(
+                    Kind::DirectGrants,
+                    &subject,
+                    format!("{acc} holds {list} on *.* directly"),
+                    revoke,
+                ));
+            }
+        }
+        for g in live.account_objects.get(acc).into_iter().flatten() {
             out.push(finding(
                 Kind::DirectGrants,
                 &subject,
                 format!(
-                    "{acc} holds {} on *.* directly",
-                    global
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "{acc} holds {} on {} directly (the policy grants nothing below schema level)",
+                    join(&g.privileges),
+                    g.describe()
                 ),
-                format!(
-                    "REVOKE {} ON *.* FROM {}",
-                    global
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    acc.sql()
-                ),
+                Step::RevokeObject {
+                    grant: g.clone(),
+                    from: Grantee::Account(acc.clone()),
+                }
+                .sql(flavor, Reveal::Redacted),
             ));
-        }
-        if let Some(tables) = live.account_tables.get(acc) {
-            for (db, t) in tables {
-                out.push(finding(
-                    Kind::DirectGrants,
-                    &subject,
-                    format!(
-                        "{acc} holds table privileges on {} directly",
-                        spyglass_db::quote::qualified(db, t)
-                    ),
-                    format!(
-                        "REVOKE ALL PRIVILEGES ON {} FROM {}",
-                        spyglass_db::quote::qualified(db, t),
-                        acc.sql()
-                    ),
-                ));
-            }
         }
         if own_expected {
             let have = direct.get(&own).cloned().unwrap_or_default();
@@ -408,8 +630,56 @@ pub fn audit(
             }
         }
     }
-    out.sort_by(|a, b| (a.severity, &a.subject, a.kind).cmp(&(b.severity, &b.subject, b.kind)));
-    out
+    if let Some(s) = service {
+        out.extend(service_findings(s));
+    }
+    let key = |f: &Finding| (f.severity, f.subject.clone(), f.kind);
+    roles_out.sort_by_key(key);
+    out.sort_by_key(key);
+    roles_out.extend(out);
+    roles_out
+}
+
+/// Spyglass's "SELECT on every schema" also covers `mysql`: every member
+/// of such a role reads `mysql.user` / `mysql.global_priv`, password hashes
+/// included. A finding unless the policy reads only the lab's schemas.
+fn system_schema_finding(policy: &Policy, live: &LiveState, flavor: Flavor) -> Option<Finding> {
+    if policy.read_scope_chosen && policy.read_scope == crate::policy::ReadScope::All {
+        return None;
+    }
+    let readers: Vec<&str> = policy
+        .roles
+        .iter()
+        .filter(|r| r.key != "admin" && live.roles.contains(&r.name))
+        .filter(|r| {
+            let held = live.role_schema.get(&r.name);
+            let on_all = held
+                .and_then(|m| m.get("%"))
+                .is_some_and(|p| p.contains("SELECT"));
+            let global = live
+                .role_global
+                .get(&r.name)
+                .is_some_and(|p| p.contains("SELECT"));
+            on_all || global
+        })
+        .map(|r| r.name.as_str())
+        .collect();
+    if readers.is_empty() {
+        return None;
+    }
+    let hashes = match flavor {
+        Flavor::Mysql => "mysql.user.authentication_string",
+        Flavor::Mariadb => "mysql.global_priv",
+    };
+    Some(finding(
+        Kind::SystemSchemaReadable,
+        format!("role {}", readers.join(", role ")),
+        format!(
+            "{} read every schema, the mysql system schema included: every member (every dj_guest too) can read the password hashes in {hashes} and guess passwords offline (Spyglass's default policy)",
+            readers.join(", ")
+        ),
+        "set read_scope = \"lab\" in [users] of spyglass-admin.toml, then spyglass-admin users roles init (members then read only the shared prefixes and the members' own prefixes); or read_scope = \"all\" to keep it knowingly".into(),
+    ))
 }
 
 fn join(s: &BTreeSet<String>) -> String {
@@ -436,7 +706,8 @@ mod tests {
 
     /// A live state where the roles and alice (a `user`) are exactly as the policy says.
     fn clean() -> (Policy, LiveState) {
-        let policy = Policy::spyglass();
+        let mut policy = Policy::spyglass();
+        policy.read_scope_chosen = true;
         let mut live = LiveState {
             schema_all: crate::model::SCHEMA_PRIVILEGES
                 .iter()
@@ -496,6 +767,7 @@ mod tests {
             Flavor::Mariadb,
             &Scope::default(),
             &BTreeSet::new(),
+            None,
         );
         assert!(f.is_empty(), "{f:#?}");
     }
@@ -590,6 +862,7 @@ mod tests {
                 Flavor::Mariadb,
                 &Scope::default(),
                 &BTreeSet::new(),
+                None,
             );
             assert!(kinds(&f).contains(&kind), "{kind:?}: {f:#?}");
             assert!(f.iter().all(|x| !x.fix.is_empty()));
@@ -601,6 +874,7 @@ mod tests {
             Flavor::Mariadb,
             &Scope::default(),
             &BTreeSet::from([alice]),
+            None,
         );
         assert_eq!(kinds(&f), [Kind::TemporaryPassword]);
         assert_eq!(f[0].severity, Severity::High);
@@ -619,7 +893,8 @@ mod tests {
             &live,
             Flavor::Mariadb,
             &only_alice,
-            &BTreeSet::new()
+            &BTreeSet::new(),
+            None,
         )
         .is_empty());
         policy.audit_ignore.push("bob@%".into());
@@ -628,7 +903,8 @@ mod tests {
             &live,
             Flavor::Mariadb,
             &Scope::default(),
-            &BTreeSet::new()
+            &BTreeSet::new(),
+            None,
         )
         .is_empty());
         live.accounts
@@ -639,5 +915,212 @@ mod tests {
         let (ok, skipped) = login_candidates(&policy, &live, &Scope::default(), "127.0.0.1");
         assert_eq!(ok, [Account::new("alice", "%")]);
         assert!(skipped[0].contains("locks after 3"), "{skipped:?}");
+    }
+
+    fn run(policy: &Policy, live: &LiveState, flavor: Flavor) -> Vec<Finding> {
+        audit(
+            policy,
+            live,
+            flavor,
+            &Scope::default(),
+            &BTreeSet::new(),
+            None,
+        )
+    }
+
+    #[test]
+    fn a_stray_admin_role_is_never_the_fix() {
+        let (policy, mut live) = clean();
+        let alice = Account::new("alice", "%");
+        live.members.insert(
+            alice.clone(),
+            BTreeSet::from(["dj_collab".to_owned(), "dj_admin".to_owned()]),
+        );
+        live.default_roles
+            .insert(alice.clone(), BTreeSet::from(["dj_collab".to_owned()]));
+        for flavor in [Flavor::Mariadb, Flavor::Mysql] {
+            let f = run(&policy, &live, flavor);
+            let several: Vec<&Finding> =
+                f.iter().filter(|x| x.kind == Kind::SeveralRoles).collect();
+            assert_eq!(several.len(), 1, "{f:#?}");
+            assert_eq!(several[0].fix, "spyglass-admin users set-role alice collab");
+            assert!(several[0].message.contains("ambiguous"), "{f:#?}");
+            assert!(
+                f.iter().all(|x| !x.fix.contains("set-role alice admin")
+                    && !x.fix.contains("dj_admin")),
+                "a fix promotes: {f:#?}"
+            );
+        }
+        // With a custom role involved, no role is picked.
+        let mut policy = policy;
+        policy
+            .apply(&crate::policy::PolicyConfig {
+                roles: vec![crate::policy::CustomRoleConfig {
+                    name: "dj_analyst".into(),
+                    own_prefix: true,
+                    grants: vec![],
+                }],
+                ..Default::default()
+            })
+            .unwrap();
+        live.roles.insert("dj_analyst".into());
+        live.members.insert(
+            alice.clone(),
+            BTreeSet::from(["dj_admin".to_owned(), "dj_analyst".to_owned()]),
+        );
+        let f = run(&policy, &live, Flavor::Mariadb);
+        let fix = &f.iter().find(|x| x.kind == Kind::SeveralRoles).unwrap().fix;
+        assert_eq!(
+            fix,
+            "spyglass-admin users set-role alice <admin|dj_analyst> (choose one)"
+        );
+    }
+
+    #[test]
+    fn role_fixes_come_before_account_fixes_and_rate_what_breaks() {
+        let (policy, mut live) = clean();
+        // A Spyglass-made MySQL state: SELECT on `%`.* as a schema grant, no default role.
+        for r in ["dj_guest", "dj_collab", "dj_user"] {
+            live.role_global.remove(r);
+            live.role_schema
+                .get_mut(r)
+                .unwrap()
+                .insert("%".into(), BTreeSet::from(["SELECT".to_owned()]));
+        }
+        live.default_roles.clear();
+        let mut mysql_live = live.clone();
+        mysql_live.role_schema.values_mut().for_each(|m| {
+            m.remove("%");
+        });
+        for r in ["dj_guest", "dj_collab", "dj_user"] {
+            mysql_live
+                .role_schema
+                .get_mut(r)
+                .unwrap()
+                .insert("%".into(), BTreeSet::from(["SELECT".to_owned()]));
+        }
+        let f = run(&policy, &mysql_live, Flavor::Mysql);
+        let first_account = f
+            .iter()
+            .position(|x| !x.subject.starts_with("role "))
+            .unwrap();
+        assert!(
+            f[..first_account]
+                .iter()
+                .all(|x| x.fix.contains("roles init") || x.kind == Kind::SystemSchemaReadable),
+            "{f:#?}"
+        );
+        assert!(
+            f[first_account..]
+                .iter()
+                .all(|x| !x.subject.starts_with("role ")),
+            "{f:#?}"
+        );
+        let hides = f
+            .iter()
+            .find(|x| x.kind == Kind::RoleGrantsDiffer && x.message.contains("hides"))
+            .unwrap_or_else(|| panic!("{f:#?}"));
+        assert_eq!(hides.severity, Severity::High);
+    }
+
+    #[test]
+    fn admin_privileges_on_a_lab_member_are_high_and_not_an_administrator() {
+        let (policy, mut live) = clean();
+        let alice = Account::new("alice", "%");
+        live.accounts
+            .get_mut(&alice)
+            .unwrap()
+            .global
+            .insert("CREATE USER".into());
+        let f = run(&policy, &live, Flavor::Mariadb);
+        let k = f
+            .iter()
+            .find(|x| x.kind == Kind::AdministratorPrivileges)
+            .unwrap();
+        assert_eq!(k.severity, Severity::High);
+        assert!(k.fix.contains("REVOKE CREATE USER ON *.*"), "{k:?}");
+        assert!(administrators(&policy, &live).is_empty());
+        let mut root = account("root");
+        root.account = Account::new("root", "localhost");
+        root.global.insert("SUPER".into());
+        live.accounts.insert(root.account.clone(), root);
+        assert_eq!(
+            administrators(&policy, &live),
+            [Account::new("root", "localhost")]
+        );
+    }
+
+    #[test]
+    fn reading_every_schema_is_a_finding_unless_chosen_or_scoped_to_the_lab() {
+        let (mut policy, live) = clean();
+        policy.read_scope_chosen = false;
+        let f = run(&policy, &live, Flavor::Mariadb);
+        assert_eq!(kinds(&f), [Kind::SystemSchemaReadable], "{f:#?}");
+        assert!(f[0].message.contains("password hashes"));
+        policy.read_scope = crate::policy::ReadScope::Lab;
+        policy.read_scope_chosen = true;
+        // The live roles still read `%`: that differs from the policy now, and is still true.
+        let f = run(&policy, &live, Flavor::Mariadb);
+        assert!(kinds(&f).contains(&Kind::RoleGrantsDiffer), "{f:#?}");
+        assert!(kinds(&f).contains(&Kind::SystemSchemaReadable), "{f:#?}");
+        assert!(
+            f.iter()
+                .any(|x| x.message.contains(r"SELECT on `alice\_%`.*")),
+            "{f:#?}"
+        );
+    }
+
+    #[test]
+    fn object_grants_are_found_and_planned_away() {
+        use crate::live::{ObjectGrant, ObjectKind};
+        let (policy, mut live) = clean();
+        let alice = Account::new("alice", "%");
+        let grants = vec![
+            ObjectGrant {
+                kind: ObjectKind::Table,
+                schema: "common_x".into(),
+                name: "t".into(),
+                column: None,
+                privileges: BTreeSet::from(["DELETE".to_owned()]),
+            },
+            ObjectGrant {
+                kind: ObjectKind::Column,
+                schema: "common_x".into(),
+                name: "t".into(),
+                column: Some("c".into()),
+                privileges: BTreeSet::from(["UPDATE".to_owned()]),
+            },
+            ObjectGrant {
+                kind: ObjectKind::Procedure,
+                schema: "common_x".into(),
+                name: "p".into(),
+                column: None,
+                privileges: BTreeSet::from(["EXECUTE".to_owned()]),
+            },
+        ];
+        live.account_objects.insert(alice.clone(), grants);
+        let f = run(&policy, &live, Flavor::Mariadb);
+        let fixes: Vec<&str> = f
+            .iter()
+            .filter(|x| x.kind == Kind::DirectGrants)
+            .map(|x| x.fix.as_str())
+            .collect();
+        assert_eq!(
+            fixes,
+            [
+                "REVOKE DELETE ON `common_x`.`t` FROM 'alice'@'%'",
+                "REVOKE UPDATE (`c`) ON `common_x`.`t` FROM 'alice'@'%'",
+                "REVOKE EXECUTE ON PROCEDURE `common_x`.`p` FROM 'alice'@'%'",
+            ]
+        );
+        let plan = crate::plan::set_role(&policy, &live, Flavor::Mariadb, &alice, "user").unwrap();
+        let sql: Vec<String> = plan
+            .steps
+            .iter()
+            .map(|s| s.sql(Flavor::Mariadb, Reveal::Redacted))
+            .collect();
+        for fix in fixes {
+            assert!(sql.iter().any(|s| s == fix), "{sql:?}");
+        }
     }
 }

@@ -225,6 +225,35 @@ fn is_dynamic(privilege: &str) -> bool {
     privilege.contains('_')
 }
 
+/// The global privileges `account` holds directly, from `SHOW GRANTS FOR`
+/// (which names every privilege, MariaDB's multi-word ones included);
+/// `None` when the account does not exist.
+pub fn account_global(
+    session: &mut Session,
+    account: &crate::Account,
+) -> Result<Option<BTreeSet<String>>, Error> {
+    let rows: Result<Vec<String>, _> = session
+        .conn()
+        .query(format!("SHOW GRANTS FOR {}", account.sql()));
+    match rows {
+        Ok(rows) => {
+            let mut held = HeldPrivileges::default();
+            held.add_rows(rows.iter().map(String::as_str));
+            let mut g = held.global;
+            if held.global_grant_option {
+                g.insert("GRANT OPTION".into());
+            }
+            Ok(Some(g))
+        }
+        // ER_NONEXISTING_GRANT: no such account.
+        Err(spyglass_db::mysql::Error::MySqlError(e)) if e.code == 1141 => Ok(None),
+        Err(e) => Err(Error::Db(DbError::query(
+            format!("reading SHOW GRANTS for {account}"),
+            e,
+        ))),
+    }
+}
+
 /// Reads the privileges of the connected account, including those of its
 /// active roles.
 pub fn current_privileges(session: &mut Session) -> Result<HeldPrivileges, Error> {

@@ -75,6 +75,14 @@ pub enum Error {
         /// Who.
         account: Account,
     },
+    /// `users add` on an account that exists and differs from what was asked.
+    #[error("account {account} already exists: {detail}")]
+    AccountExists {
+        /// Who.
+        account: Account,
+        /// What it holds now.
+        detail: String,
+    },
     /// Changing one's own password failed.
     #[error("could not change the password of '{user}': {reason}")]
     PasswordChange {

@@ -61,6 +61,63 @@ impl LiveAccount {
     }
 }
 
+/// What a grant below schema level is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectKind {
+    /// `mysql.tables_priv`.
+    Table,
+    /// `mysql.columns_priv`.
+    Column,
+    /// `mysql.procs_priv`, a procedure.
+    Procedure,
+    /// `mysql.procs_priv`, a function.
+    Function,
+}
+
+/// A table, column or routine grant (none of which the policy ever gives).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ObjectGrant {
+    /// What it is on.
+    pub kind: ObjectKind,
+    /// Schema.
+    pub schema: String,
+    /// Table or routine name.
+    pub name: String,
+    /// The column, for column grants.
+    pub column: Option<String>,
+    /// Privileges as GRANT names (`SELECT`, `EXECUTE`, `GRANT OPTION`).
+    pub privileges: BTreeSet<String>,
+}
+
+impl ObjectGrant {
+    /// `table `db`.`t``, `column `c` of `db`.`t``, `procedure `db`.`p``.
+    pub fn describe(&self) -> String {
+        let q = spyglass_db::quote::qualified(&self.schema, &self.name);
+        match (self.kind, &self.column) {
+            (ObjectKind::Column, Some(c)) => {
+                format!("column {} of {q}", spyglass_db::quote::ident(c))
+            }
+            (ObjectKind::Procedure, _) => format!("procedure {q}"),
+            (ObjectKind::Function, _) => format!("function {q}"),
+            _ => format!("table {q}"),
+        }
+    }
+}
+
+/// `Select,Show view,Grant` (a grant table's SET column) as GRANT names.
+fn set_privileges(set: &str) -> BTreeSet<String> {
+    set.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p {
+            "Grant" => "GRANT OPTION".to_owned(),
+            "Delete versioning rows" => "DELETE HISTORY".to_owned(),
+            p => p.to_ascii_uppercase(),
+        })
+        .collect()
+}
+
 /// Everything the planner and the audit need to know about the server.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LiveState {
@@ -78,8 +135,10 @@ pub struct LiveState {
     pub role_global: BTreeMap<String, BTreeSet<String>>,
     /// Schema privileges granted directly to accounts.
     pub account_schema: BTreeMap<Account, BTreeMap<String, BTreeSet<String>>>,
-    /// Table-level grants held directly by accounts: (schema, table).
-    pub account_tables: BTreeMap<Account, Vec<(String, String)>>,
+    /// Table-, column- and routine-level grants held directly by accounts.
+    pub account_objects: BTreeMap<Account, Vec<ObjectGrant>>,
+    /// Table-, column- and routine-level grants held by roles.
+    pub role_objects: BTreeMap<String, Vec<ObjectGrant>>,
     /// What `ALL PRIVILEGES` on a schema means on this server.
     pub schema_all: BTreeSet<String>,
     /// MySQL's `activate_all_roles_on_login`.
@@ -393,14 +452,81 @@ pub fn read(session: &mut Session) -> Result<LiveState, Error> {
             }
         }
     }
-    let rows: Vec<(String, String, String, String)> = session
+    // Below schema level: tables, columns, routines.
+    let mut objects: Vec<(Account, ObjectGrant)> = Vec::new();
+    let rows: Vec<Row> = session
         .conn()
-        .query("SELECT User, Host, Db, Table_name FROM mysql.tables_priv")
+        .query("SELECT User, Host, Db, Table_name, CAST(Table_priv AS CHAR) FROM mysql.tables_priv")
         .map_err(q("mysql.tables_priv"))?;
-    for (u, h, db, t) in rows {
-        let a = Account::new(u, h);
-        if st.accounts.contains_key(&a) {
-            st.account_tables.entry(a).or_default().push((db, t));
+    for r in rows {
+        let privileges = set_privileges(&text(&r, 4));
+        if !privileges.is_empty() {
+            objects.push((
+                Account::new(text(&r, 0), text(&r, 1)),
+                ObjectGrant {
+                    kind: ObjectKind::Table,
+                    schema: text(&r, 2),
+                    name: text(&r, 3),
+                    column: None,
+                    privileges,
+                },
+            ));
+        }
+    }
+    let rows: Vec<Row> = session
+        .conn()
+        .query(
+            "SELECT User, Host, Db, Table_name, Column_name, CAST(Column_priv AS CHAR) \
+             FROM mysql.columns_priv",
+        )
+        .map_err(q("mysql.columns_priv"))?;
+    for r in rows {
+        let privileges = set_privileges(&text(&r, 5));
+        if !privileges.is_empty() {
+            objects.push((
+                Account::new(text(&r, 0), text(&r, 1)),
+                ObjectGrant {
+                    kind: ObjectKind::Column,
+                    schema: text(&r, 2),
+                    name: text(&r, 3),
+                    column: Some(text(&r, 4)),
+                    privileges,
+                },
+            ));
+        }
+    }
+    let rows: Vec<Row> = session
+        .conn()
+        .query(
+            "SELECT User, Host, Db, Routine_name, CAST(Routine_type AS CHAR), CAST(Proc_priv AS CHAR) \
+             FROM mysql.procs_priv",
+        )
+        .map_err(q("mysql.procs_priv"))?;
+    for r in rows {
+        let privileges = set_privileges(&text(&r, 5));
+        if !privileges.is_empty() {
+            objects.push((
+                Account::new(text(&r, 0), text(&r, 1)),
+                ObjectGrant {
+                    kind: if text(&r, 4) == "FUNCTION" {
+                        ObjectKind::Function
+                    } else {
+                        ObjectKind::Procedure
+                    },
+                    schema: text(&r, 2),
+                    name: text(&r, 3),
+                    column: None,
+                    privileges,
+                },
+            ));
+        }
+    }
+    objects.sort();
+    for (a, g) in objects {
+        if is_role(&st, &role_accounts, &a, flavor) {
+            st.role_objects.entry(a.user).or_default().push(g);
+        } else if st.accounts.contains_key(&a) {
+            st.account_objects.entry(a).or_default().push(g);
         }
     }
     Ok(st)

@@ -158,12 +158,75 @@ pub fn validate_prefix(prefix: &str) -> Result<(), Error> {
             format!("{why}; use letters, digits and '_'"),
         ));
     }
-    if prefix.len() > 62 {
+    let stored = SchemaPattern::Prefix(prefix.to_owned()).stored();
+    if stored.chars().count() > MAX_PATTERN_LEN {
         return Err(bad(
             "schema prefix",
             prefix,
-            "it is longer than 62 characters",
+            format!(
+                "its grant pattern {stored} is {} characters long; the server allows at most {MAX_PATTERN_LEN} (a database name)",
+                stored.chars().count()
+            ),
         ));
+    }
+    Ok(())
+}
+
+/// Longest schema name, and so longest grant pattern such as `name\_%`
+/// (escapes count), on MySQL and MariaDB: a longer one fails with
+/// ERROR 1102 (identifier too long).
+pub const MAX_PATTERN_LEN: usize = 64;
+
+/// Account names the server or the lab's scheme already uses: never a new
+/// lab member. `None` when `user` is free of them.
+pub fn reserved_user_reason(user: &str) -> Option<&'static str> {
+    let lower = user.to_ascii_lowercase();
+    if lower == "root" {
+        return Some("it is the server's superuser account name");
+    }
+    if lower == "public" {
+        return Some("PUBLIC is the server's name for every account (MariaDB's PUBLIC role)");
+    }
+    if lower == "debian-sys-maint" {
+        return Some("it is Debian's maintenance account");
+    }
+    if lower.starts_with("mysql.") || lower.starts_with("mariadb.") {
+        return Some(
+            "names starting with mysql. or mariadb. belong to the server's system accounts",
+        );
+    }
+    None
+}
+
+/// Checks `user` as the name of a new lab member: [`validate_user`], not a
+/// reserved name ([`reserved_user_reason`]), and, when the role gives an own
+/// prefix, a grant pattern `user\_%` within [`MAX_PATTERN_LEN`].
+pub fn validate_member_name(
+    user: &str,
+    flavor: Option<Flavor>,
+    own_prefix: bool,
+) -> Result<(), Error> {
+    validate_user(user, flavor)?;
+    if let Some(why) = reserved_user_reason(user) {
+        return Err(bad(
+            "user name",
+            user,
+            format!("{why}; choose another name"),
+        ));
+    }
+    if own_prefix {
+        let stored = SchemaPattern::Prefix(user.to_owned()).stored();
+        let n = stored.chars().count();
+        if n > MAX_PATTERN_LEN {
+            return Err(bad(
+                "user name",
+                user,
+                format!(
+                    "its own-schema grant pattern {stored} is {n} characters long; the server allows at most {MAX_PATTERN_LEN} (a database name); shorten the name by {} characters (each '_' counts twice)",
+                    n - MAX_PATTERN_LEN
+                ),
+            ));
+        }
     }
     Ok(())
 }

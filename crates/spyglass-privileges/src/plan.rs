@@ -12,7 +12,7 @@ use spyglass_db::{Flavor, Secret};
 use crate::capability::{self, Family};
 use crate::live::LiveState;
 use crate::model::{validate_prefix, Account, Grantee, PrivilegeSet, SchemaPattern};
-use crate::policy::{Policy, PolicyConfig, RoleDef, Target};
+use crate::policy::{Policy, PolicyConfig, ReadScope, RoleDef, Target};
 use crate::sql::Step;
 use crate::Error;
 
@@ -152,8 +152,61 @@ pub fn split_for_flavor(
     (schema, global)
 }
 
+/// User names of the accounts holding a role of the policy that gives an
+/// own prefix: whose schemas [`ReadScope::Lab`] roles read.
+pub fn lab_members(policy: &Policy, live: &LiveState) -> BTreeSet<String> {
+    let own: BTreeSet<&str> = policy
+        .roles
+        .iter()
+        .filter(|r| r.own_prefix)
+        .map(|r| r.name.as_str())
+        .collect();
+    live.members
+        .iter()
+        .filter(|(a, roles)| !a.user.is_empty() && roles.iter().any(|r| own.contains(r.as_str())))
+        .map(|(a, _)| a.user.clone())
+        .collect()
+}
+
 /// The steps that make one role match the policy.
 pub fn role_steps(policy: &Policy, live: &LiveState, role: &RoleDef, flavor: Flavor) -> Vec<Step> {
+    role_steps_with(policy, live, role, flavor, &lab_members(policy, live))
+}
+
+/// With [`ReadScope::Lab`], the grants that let the read roles read a new
+/// member's own prefix (`user\_%`), which [`user_steps`] adds when it gives
+/// `account` a role with an own prefix.
+fn member_read_steps(
+    policy: &Policy,
+    live: &LiveState,
+    flavor: Flavor,
+    user: &str,
+    already: &[Step],
+) -> Vec<Step> {
+    if policy.read_scope != ReadScope::Lab {
+        return Vec::new();
+    }
+    let mut members = lab_members(policy, live);
+    if !members.insert(user.to_owned()) {
+        return Vec::new();
+    }
+    let own = SchemaPattern::Prefix(user.to_owned());
+    policy
+        .roles
+        .iter()
+        .flat_map(|r| role_steps_with(policy, live, r, flavor, &members))
+        .filter(|s| matches!(s, Step::Grant { on, .. } if *on == own))
+        .filter(|s| !already.contains(s))
+        .collect()
+}
+
+fn role_steps_with(
+    policy: &Policy,
+    live: &LiveState,
+    role: &RoleDef,
+    flavor: Flavor,
+    members: &BTreeSet<String>,
+) -> Vec<Step> {
     let mut out = Vec::new();
     if !live.roles.contains(&role.name) {
         out.push(Step::CreateRole {
@@ -161,7 +214,8 @@ pub fn role_steps(policy: &Policy, live: &LiveState, role: &RoleDef, flavor: Fla
         });
     }
     let modules = modules_on_server(policy, live);
-    let (schema, want_global) = split_for_flavor(policy.role_grants(role, &modules), flavor);
+    let (schema, want_global) =
+        split_for_flavor(policy.role_grants_with(role, &modules, members), flavor);
     let want = expand(schema, &live.schema_all);
     let have = live
         .role_schema
@@ -195,6 +249,12 @@ pub fn role_steps(policy: &Policy, live: &LiveState, role: &RoleDef, flavor: Fla
     if !extra.is_empty() {
         out.push(Step::RevokeGlobal {
             privileges: extra,
+            from: Grantee::Role(role.name.clone()),
+        });
+    }
+    for g in live.role_objects.get(&role.name).into_iter().flatten() {
+        out.push(Step::RevokeObject {
+            grant: g.clone(),
             from: Grantee::Role(role.name.clone()),
         });
     }
@@ -279,6 +339,7 @@ pub fn user_steps(
                 account: account.clone(),
             });
         };
+        check_new_member(policy, live, flavor, account, role)?;
         let password = (new.make)(account);
         plan.new_passwords.push((account.clone(), password.clone()));
         out.push(Step::CreateUser {
@@ -298,6 +359,10 @@ pub fn user_steps(
             role: r.clone(),
             from: account.clone(),
         });
+    }
+    if role.own_prefix {
+        let reads = member_read_steps(policy, live, flavor, &account.user, out);
+        out.extend(reads);
     }
     let granting = !held.contains(&role.name);
     if granting {
@@ -336,11 +401,84 @@ pub fn user_steps(
             });
         }
     }
+    for g in live.account_objects.get(account).into_iter().flatten() {
+        out.push(Step::RevokeObject {
+            grant: g.clone(),
+            from: Grantee::Account(account.clone()),
+        });
+    }
     Ok(())
 }
 
-/// `users add NAME --role R`: create the account if missing and converge it.
-/// Adding an existing account with its role again changes nothing.
+/// Refuses a name for a new lab member before any statement: invalid or
+/// reserved names, names too long for the flavor or for the own-prefix
+/// grant pattern, the name of a role, and a name an account of another kind
+/// (an administrator or service account, no lab role) already has at
+/// another host.
+pub fn check_new_member(
+    policy: &Policy,
+    live: &LiveState,
+    flavor: Flavor,
+    account: &Account,
+    role: &RoleDef,
+) -> Result<(), Error> {
+    let invalid = |reason: String| Error::Invalid {
+        what: "user name",
+        value: account.user.clone(),
+        reason,
+    };
+    crate::model::validate_member_name(&account.user, Some(flavor), role.own_prefix)?;
+    crate::model::validate_host(&account.host)?;
+    if policy.role(&account.user).is_some() || live.roles.contains(&account.user) {
+        return Err(invalid(
+            "it is the name of a role; an account of that name would be mistaken for the role (MariaDB lets a user and a role share a name)".into(),
+        ));
+    }
+    let managed = policy.role_names();
+    for other in live
+        .accounts
+        .values()
+        .filter(|a| a.account.user == account.user && a.account.host != account.host)
+    {
+        let lab = live
+            .members
+            .get(&other.account)
+            .is_some_and(|m| m.iter().any(|r| managed.contains(r)));
+        if !lab {
+            return Err(invalid(format!(
+                "{} exists and is not a lab member (no role of the policy{}); a lab account of the same name would shadow it or be shadowed by it",
+                other.account,
+                if other.is_administrator() {
+                    ", a server administrator"
+                } else {
+                    ""
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Anonymous accounts (`''@host`) that win over `account` when someone
+/// logs in from their host: the server picks the account with the most
+/// specific host first, so `''@'localhost'` takes every login from
+/// localhost meant for `'name'@'%'`, and that login fails with "Access
+/// denied".
+pub fn shadowing_anonymous(live: &LiveState, account: &Account) -> Vec<Account> {
+    let wild = |h: &str| h.contains('%') || h.contains('_');
+    live.accounts
+        .keys()
+        .filter(|a| a.user.is_empty() && a.host != account.host)
+        .filter(|a| {
+            (account.host == "%" && a.host != "%") || (wild(&account.host) && !wild(&a.host))
+        })
+        .cloned()
+        .collect()
+}
+
+/// `users add NAME --role R`: create the account. An existing account is
+/// never changed: when it already holds exactly R with nothing missing the
+/// plan is empty, otherwise [`Error::AccountExists`] (use [`set_role`]).
 pub fn add_user(
     policy: &Policy,
     live: &LiveState,
@@ -351,7 +489,28 @@ pub fn add_user(
 ) -> Result<Plan, Error> {
     let role = policy.require_role(role)?;
     let mut plan = Plan::default();
+    let exists = live.accounts.contains_key(account);
     user_steps(policy, live, flavor, account, role, Some(new), &mut plan)?;
+    if exists && !plan.is_empty() {
+        let managed = policy.role_names();
+        let held: Vec<String> = live
+            .members
+            .get(account)
+            .map(|m| m.intersection(&managed).cloned().collect())
+            .unwrap_or_default();
+        return Err(Error::AccountExists {
+            account: account.clone(),
+            detail: if held.is_empty() {
+                format!("it holds none of the policy's roles, and users add never changes an existing account (it would become {})", role.name)
+            } else {
+                format!(
+                    "it holds {} and differs from what {} gives; users add never changes an existing account",
+                    held.join(", "),
+                    role.name
+                )
+            },
+        });
+    }
     Ok(plan)
 }
 
@@ -427,17 +586,56 @@ pub fn backup_privileges(flavor: Flavor) -> Vec<String> {
     v
 }
 
+/// Backup features a lab has switched on, each needing more of the backup account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupFeatures {
+    /// The binary-log archive (reads the binary log as a replica does).
+    pub binlog_archive: bool,
+    /// Killing long queries that would block the snapshot.
+    pub kill_long_queries: bool,
+}
+
+/// What the dedicated backup account needs for `features`:
+/// [`backup_privileges`], PROCESS (the long-query guard looks at other
+/// sessions' statements), the replication privileges for the binary-log
+/// archive, and the right to kill other sessions' queries when enabled.
+pub fn backup_account_privileges(flavor: Flavor, features: BackupFeatures) -> Vec<String> {
+    let mut v = backup_privileges(flavor);
+    let mut add = |p: &str| {
+        if !v.iter().any(|x| x == p) {
+            v.push(p.to_owned());
+        }
+    };
+    add("PROCESS");
+    if features.binlog_archive {
+        add("REPLICATION SLAVE");
+        add(match flavor {
+            Flavor::Mysql => "REPLICATION CLIENT",
+            Flavor::Mariadb => "BINLOG MONITOR",
+        });
+    }
+    if features.kill_long_queries {
+        add(match flavor {
+            Flavor::Mysql => "CONNECTION_ADMIN",
+            Flavor::Mariadb => "CONNECTION ADMIN",
+        });
+    }
+    v
+}
+
 /// `users add-backup-user NAME`: the account (created if missing) with
-/// exactly [`backup_privileges`] globally.
+/// exactly `want` ([`backup_account_privileges`]) globally. `held` is what
+/// it holds now, read with `SHOW GRANTS` (which, unlike the grant tables'
+/// columns, shows every MariaDB privilege); `None` when it does not exist.
 pub fn add_backup_user(
-    live: &LiveState,
-    flavor: Flavor,
+    held: Option<BTreeSet<String>>,
+    want: &[String],
     account: &Account,
     new: &mut NewPassword<'_>,
 ) -> Result<Plan, Error> {
     let mut plan = Plan::default();
-    let held = match live.accounts.get(account) {
-        Some(a) => a.global.clone(),
+    let held = match held {
+        Some(h) => h,
         None => {
             let password = (new.make)(account);
             plan.new_passwords.push((account.clone(), password.clone()));
@@ -449,10 +647,18 @@ pub fn add_backup_user(
             BTreeSet::new()
         }
     };
-    let want = backup_privileges(flavor);
+    // MariaDB 10.5 renamed REPLICATION CLIENT to BINLOG MONITOR: either counts.
+    let alias = |p: &str| {
+        match p {
+            "BINLOG MONITOR" => "REPLICATION CLIENT",
+            "REPLICATION CLIENT" => "BINLOG MONITOR",
+            p => p,
+        }
+        .to_owned()
+    };
     let missing: Vec<String> = want
         .iter()
-        .filter(|p| !held.contains(*p))
+        .filter(|p| !held.contains(*p) && !held.contains(&alias(p)))
         .cloned()
         .collect();
     if !missing.is_empty() {
@@ -463,7 +669,7 @@ pub fn add_backup_user(
     }
     let extra: Vec<String> = held
         .iter()
-        .filter(|p| !want.contains(p) && *p != "USAGE")
+        .filter(|p| !want.contains(p) && !want.contains(&alias(p)) && *p != "USAGE")
         .cloned()
         .collect();
     if !extra.is_empty() {
@@ -554,9 +760,9 @@ pub fn validate_users_file(
 ) -> Result<Vec<(Account, String)>, Error> {
     let mut out: Vec<(Account, String)> = Vec::new();
     for u in &file.users {
-        crate::model::validate_user(&u.name, flavor)?;
-        crate::model::validate_host(&u.host)?;
         let role = policy.require_role(&u.role)?;
+        crate::model::validate_member_name(&u.name, flavor, role.own_prefix)?;
+        crate::model::validate_host(&u.host)?;
         let a = Account::new(&u.name, &u.host);
         if out.iter().any(|(x, _)| *x == a) {
             return Err(Error::Invalid {

@@ -65,6 +65,20 @@ pub struct RoleDef {
     pub own_prefix: bool,
 }
 
+/// What the roles that "read every schema" (a SELECT-only grant on `%`)
+/// read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadScope {
+    /// Every schema, `mysql` included (Spyglass's behaviour).
+    #[default]
+    All,
+    /// The shared prefixes and each lab member's own prefix, as schema
+    /// grants: `mysql`, `sys` and schemas outside the lab's naming are not
+    /// readable.
+    Lab,
+}
+
 /// Roles, their grants and the shared prefixes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Policy {
@@ -76,6 +90,11 @@ pub struct Policy {
     pub temp_passwords: Vec<String>,
     /// Accounts (`user@host`) audit leaves alone, e.g. service accounts.
     pub audit_ignore: Vec<String>,
+    /// What "SELECT on every schema" covers.
+    pub read_scope: ReadScope,
+    /// `read_scope` was set in the settings: an explicit `"all"` is the
+    /// admin's informed choice, and audit does not report it.
+    pub read_scope_chosen: bool,
 }
 
 impl Policy {
@@ -117,6 +136,8 @@ impl Policy {
             ],
             temp_passwords: vec![SPYGLASS_TEMP_PASSWORD.into()],
             audit_ignore: Vec::new(),
+            read_scope: ReadScope::All,
+            read_scope_chosen: false,
         }
     }
 
@@ -186,6 +207,24 @@ impl Policy {
             self.temp_passwords = t.clone();
         }
         self.audit_ignore.extend(c.audit_ignore.iter().cloned());
+        match c.read_scope.as_deref() {
+            None => {}
+            Some("all") => {
+                self.read_scope = ReadScope::All;
+                self.read_scope_chosen = true;
+            }
+            Some("lab") => {
+                self.read_scope = ReadScope::Lab;
+                self.read_scope_chosen = true;
+            }
+            Some(o) => {
+                return Err(Error::Invalid {
+                    what: "read_scope",
+                    value: o.to_owned(),
+                    reason: "expected \"all\" (every schema, Spyglass's default) or \"lab\" (shared and own prefixes only)".into(),
+                })
+            }
+        }
         Ok(())
     }
 
@@ -224,6 +263,18 @@ impl Policy {
         role: &RoleDef,
         extra_modules: &BTreeSet<String>,
     ) -> Vec<(SchemaPattern, PrivilegeSet)> {
+        self.role_grants_with(role, extra_modules, &BTreeSet::new())
+    }
+
+    /// [`Policy::role_grants`], where with [`ReadScope::Lab`] a read-only
+    /// grant on every schema becomes the same grant on each shared prefix
+    /// and on the own prefix of each of `members` (user names).
+    pub fn role_grants_with(
+        &self,
+        role: &RoleDef,
+        extra_modules: &BTreeSet<String>,
+        members: &BTreeSet<String>,
+    ) -> Vec<(SchemaPattern, PrivilegeSet)> {
         let mut out: Vec<(SchemaPattern, PrivilegeSet)> = Vec::new();
         let mut push = |pattern: SchemaPattern, privileges: &PrivilegeSet| match out
             .iter_mut()
@@ -234,15 +285,21 @@ impl Policy {
             }
             None => out.push((pattern, privileges.clone())),
         };
+        let shared: BTreeSet<&String> = self.shared_prefixes.iter().chain(extra_modules).collect();
         for g in &role.grants {
             match &g.on {
+                Target::All
+                    if self.read_scope == ReadScope::Lab && g.privileges != PrivilegeSet::All =>
+                {
+                    for p in shared.iter().copied().chain(members) {
+                        push(SchemaPattern::Prefix(p.clone()), &g.privileges);
+                    }
+                }
                 Target::All => push(SchemaPattern::All, &g.privileges),
                 Target::Prefix(p) => push(SchemaPattern::Prefix(p.clone()), &g.privileges),
                 Target::Shared => {
-                    let all: BTreeSet<&String> =
-                        self.shared_prefixes.iter().chain(extra_modules).collect();
-                    for p in all {
-                        push(SchemaPattern::Prefix(p.clone()), &g.privileges);
+                    for p in &shared {
+                        push(SchemaPattern::Prefix((*p).clone()), &g.privileges);
                     }
                 }
             }
@@ -271,6 +328,7 @@ fn merge(a: &PrivilegeSet, b: &PrivilegeSet) -> PrivilegeSet {
 ///                           "DROP", "INDEX", "REFERENCES", "LOCK TABLES"]
 /// temp_passwords = ["temppass"]
 /// audit_ignore = ["backup@localhost"]
+/// read_scope = "lab"   # guests read shared and members' schemas, not mysql.*
 ///
 /// [[users.roles]]
 /// name = "dj_analyst"
@@ -296,6 +354,10 @@ pub struct PolicyConfig {
     /// Accounts (`user@host`) audit skips.
     #[serde(default)]
     pub audit_ignore: Vec<String>,
+    /// `"all"` (default: roles that read everything read every schema, the
+    /// `mysql` schema and its password hashes included, as in Spyglass) or
+    /// `"lab"` (they read the shared prefixes and each member's own prefix).
+    pub read_scope: Option<String>,
 }
 
 /// A custom role in [`PolicyConfig`].

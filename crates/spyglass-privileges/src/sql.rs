@@ -7,11 +7,13 @@
 //! `SET DEFAULT ROLE r FOR` on MariaDB, one role per account
 //! (<https://mariadb.com/kb/en/set-default-role/>).
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::Serialize;
 use spyglass_db::{quote, Flavor, Secret};
 
+use crate::live::{ObjectGrant, ObjectKind};
 use crate::model::{role_sql, Account, Grantee, PrivilegeSet, SchemaPattern};
 
 /// One change to the server.
@@ -93,6 +95,30 @@ pub enum Step {
         role: String,
         /// Member.
         account: Account,
+    },
+    /// Put an account's default roles back as they were (the undo of
+    /// [`Step::SetDefaultRole`]); empty = `NONE`.
+    RestoreDefaultRoles {
+        /// Roles active at login before.
+        roles: BTreeSet<String>,
+        /// Whose.
+        account: Account,
+    },
+    /// `GRANT privileges ON [PROCEDURE|FUNCTION] db.object TO grantee`
+    /// (the undo of [`Step::RevokeObject`]).
+    GrantObject {
+        /// What and where.
+        grant: ObjectGrant,
+        /// To whom.
+        to: Grantee,
+    },
+    /// `REVOKE privileges ON [PROCEDURE|FUNCTION] db.object FROM grantee`:
+    /// a table, column or routine grant, which the policy never gives.
+    RevokeObject {
+        /// What and where.
+        grant: ObjectGrant,
+        /// From whom.
+        from: Grantee,
     },
     /// `ALTER USER ... ACCOUNT LOCK`.
     Lock {
@@ -188,9 +214,97 @@ impl Step {
                     account.sql()
                 ),
             },
+            Step::RestoreDefaultRoles { roles, account } => {
+                let list = if roles.is_empty() {
+                    "NONE".to_owned()
+                } else {
+                    roles
+                        .iter()
+                        .map(|r| role_sql(r, flavor))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                match flavor {
+                    Flavor::Mysql => format!("SET DEFAULT ROLE {list} TO {}", account.sql()),
+                    // MariaDB keeps one default role.
+                    Flavor::Mariadb => format!("SET DEFAULT ROLE {list} FOR {}", account.sql()),
+                }
+            }
+            Step::GrantObject { grant, to } => {
+                let plain: BTreeSet<String> = grant
+                    .privileges
+                    .iter()
+                    .filter(|p| *p != "GRANT OPTION")
+                    .cloned()
+                    .collect();
+                format!(
+                    "GRANT {} ON {} TO {}{}",
+                    object_privileges(grant, &plain),
+                    object_target(grant),
+                    to.sql(flavor),
+                    if grant.privileges.contains("GRANT OPTION") {
+                        " WITH GRANT OPTION"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            Step::RevokeObject { grant, from } => format!(
+                "REVOKE {} ON {} FROM {}",
+                object_privileges(grant, &grant.privileges),
+                object_target(grant),
+                from.sql(flavor)
+            ),
             Step::Lock { account } => format!("ALTER USER {} ACCOUNT LOCK", account.sql()),
             Step::DropUser { account } => format!("DROP USER {}", account.sql()),
         }
+    }
+
+    /// The step that takes this one back, for undoing a failed command:
+    /// `None` for steps that cannot be undone (passwords, locks, drops).
+    /// `before` is the server as it was before the command ran.
+    pub fn inverse(&self, before: &crate::live::LiveState) -> Option<Step> {
+        Some(match self.clone() {
+            Step::CreateRole { .. } | Step::SetPassword { .. } => return None,
+            Step::Lock { .. } | Step::DropUser { .. } => return None,
+            Step::CreateUser { account, .. } => Step::DropUser { account },
+            Step::Grant { privileges, on, to } => Step::Revoke {
+                privileges,
+                on,
+                from: to,
+            },
+            Step::Revoke {
+                privileges,
+                on,
+                from,
+            } => Step::Grant {
+                privileges,
+                on,
+                to: from,
+            },
+            Step::GrantGlobal { privileges, to } => Step::RevokeGlobal {
+                privileges,
+                from: to,
+            },
+            Step::RevokeGlobal { privileges, from } => Step::GrantGlobal {
+                privileges,
+                to: from,
+            },
+            Step::GrantRole { role, to } => Step::RevokeRole { role, from: to },
+            Step::RevokeRole { role, from } => Step::GrantRole { role, to: from },
+            Step::SetDefaultRole { account, .. } | Step::RestoreDefaultRoles { account, .. } => {
+                Step::RestoreDefaultRoles {
+                    roles: before
+                        .default_roles
+                        .get(&account)
+                        .cloned()
+                        .unwrap_or_default(),
+                    account,
+                }
+            }
+            Step::GrantObject { grant, to } => Step::RevokeObject { grant, from: to },
+            Step::RevokeObject { grant, from } => Step::GrantObject { grant, to: from },
+        })
     }
 
     /// The account this step changes, if it changes one (not a role).
@@ -199,6 +313,7 @@ impl Step {
             Step::CreateUser { account, .. }
             | Step::SetPassword { account, .. }
             | Step::SetDefaultRole { account, .. }
+            | Step::RestoreDefaultRoles { account, .. }
             | Step::Lock { account }
             | Step::DropUser { account } => Some(account),
             Step::GrantRole { to, .. } => Some(to),
@@ -210,12 +325,20 @@ impl Step {
             | Step::GrantGlobal {
                 to: Grantee::Account(a),
                 ..
+            }
+            | Step::GrantObject {
+                to: Grantee::Account(a),
+                ..
             } => Some(a),
             Step::Revoke {
                 from: Grantee::Account(a),
                 ..
             }
             | Step::RevokeGlobal {
+                from: Grantee::Account(a),
+                ..
+            }
+            | Step::RevokeObject {
                 from: Grantee::Account(a),
                 ..
             } => Some(a),
@@ -229,10 +352,33 @@ impl Step {
             self,
             Step::Revoke { .. }
                 | Step::RevokeGlobal { .. }
+                | Step::RevokeObject { .. }
                 | Step::RevokeRole { .. }
                 | Step::Lock { .. }
                 | Step::DropUser { .. }
         )
+    }
+}
+
+/// `SELECT, INSERT` for a table or routine grant, `SELECT (`c`), INSERT (`c`)` for a column.
+fn object_privileges(grant: &ObjectGrant, privileges: &BTreeSet<String>) -> String {
+    let list: Vec<String> = match &grant.column {
+        Some(c) if grant.kind == ObjectKind::Column => privileges
+            .iter()
+            .map(|p| format!("{p} ({})", quote::ident(c)))
+            .collect(),
+        _ => privileges.iter().cloned().collect(),
+    };
+    list.join(", ")
+}
+
+/// `` `db`.`t` `` or `` PROCEDURE `db`.`p` ``.
+fn object_target(grant: &ObjectGrant) -> String {
+    let q = quote::qualified(&grant.schema, &grant.name);
+    match grant.kind {
+        ObjectKind::Procedure => format!("PROCEDURE {q}"),
+        ObjectKind::Function => format!("FUNCTION {q}"),
+        ObjectKind::Table | ObjectKind::Column => q,
     }
 }
 

@@ -20,8 +20,12 @@ pub enum UsersCommand {
     /// Create an account with a role (active at login) and its own prefix.
     ///
     /// A random temporary password is generated and shown once, unless
-    /// --password-stdin or --temp-password is given. Adding an existing
-    /// account again changes nothing (and keeps its password).
+    /// --password-stdin or --temp-password is given. An existing account is
+    /// never changed: if it already holds ROLE with nothing missing this does
+    /// nothing, otherwise it is refused (use set-role). Reserved names (root,
+    /// PUBLIC, mysql.*, mariadb.*, debian-sys-maint), role names, and names
+    /// whose own-schema pattern would exceed 64 characters are refused.
+    /// Prints the command the new user runs to choose a password.
     Add(AddArgs),
     /// Give an existing account exactly one role of the policy (active at
     /// login), its own prefix if the role has one, and no other direct grants.
@@ -89,7 +93,8 @@ pub struct NewPasswordArgs {
     /// Read the first password from the first line of stdin.
     #[arg(long)]
     pub password_stdin: bool,
-    /// The user must choose a new password at first login.
+    /// The user must choose a new password at first login. DataJoint cannot
+    /// log in until then: the user runs `spyglass-admin users set-password`.
     #[arg(long)]
     pub expire: bool,
 }

@@ -41,16 +41,49 @@ pub fn run(global: &GlobalOpts, args: UsersArgs) -> anyhow::Result<ExitStatus> {
             });
         lib_error(e).context(format!("in [users] of {file}"))
     })?;
+    let backup_account = match &settings.backup.account {
+        None => None,
+        Some(text) => Some(
+            Account::parse(text, "%", Some(Flavor::Mariadb)).map_err(|e| {
+                let file = settings
+                    .path
+                    .as_ref()
+                    .map_or("spyglass-admin.toml".to_owned(), |p| {
+                        p.display().to_string()
+                    });
+                lib_error(e).context(format!("in account of [backup] of {file}"))
+            })?,
+        ),
+    };
+    let ctx_settings = UserSettings { backup_account };
     match args.command {
         UsersCommand::Sql(sql) => {
             let flavor = sql.flavor.map(|f| match f {
                 SqlFlavor::Mysql => Flavor::Mysql,
                 SqlFlavor::Mariadb => Flavor::Mariadb,
             });
-            dispatch(global, policy, sql.command.into(), Mode::Print(flavor))
+            dispatch(
+                global,
+                policy,
+                &ctx_settings,
+                sql.command.into(),
+                Mode::Print(flavor),
+            )
         }
-        cmd => dispatch(global, policy, cmd, Mode::Run),
+        cmd => dispatch(global, policy, &ctx_settings, cmd, Mode::Run),
     }
+}
+
+/// What the users commands take from `spyglass-admin.toml` besides the policy.
+pub(crate) struct UserSettings {
+    /// `[backup] account`.
+    pub backup_account: Option<Account>,
+}
+
+/// The backup features switched on for this lab (the binary-log archive and
+/// killing long queries do not exist yet: both off).
+fn backup_features() -> plan::BackupFeatures {
+    plan::BackupFeatures::default()
 }
 
 /// Maps the library's input errors to user errors with a hint.
@@ -65,6 +98,16 @@ fn lib_error(e: spyglass_privileges::Error) -> anyhow::Error {
             .into(),
         E::SelfHarm { .. } => UserError::new(e.to_string())
             .hint("nothing was changed; run it as another admin account, or leave this account out")
+            .into(),
+        E::AccountExists { account, .. } => UserError::new(e.to_string())
+            .hint(format!(
+                "nothing was changed; to change its role run: spyglass-admin users set-role {} ROLE",
+                if account.host == "%" {
+                    account.user.clone()
+                } else {
+                    format!("{}@{}", account.user, account.host)
+                }
+            ))
             .into(),
         E::NoSuchAccount { .. } => UserError::new(e.to_string())
             .hint("spyglass-admin users list shows the accounts; create one with users add NAME --role ROLE")
@@ -231,20 +274,13 @@ enum FirstPassword {
     Given(Secret),
 }
 
-fn first_password(
-    args: &NewPasswordArgs,
-    mode: Mode,
-    quiet: bool,
-) -> anyhow::Result<FirstPassword> {
+fn first_password(args: &NewPasswordArgs, mode: Mode) -> anyhow::Result<FirstPassword> {
     if mode != Mode::Run {
         return Ok(FirstPassword::Random);
     }
     if let Some(p) = &args.temp_password {
         if p.is_empty() {
             return Err(UserError::new("--temp-password is empty").into());
-        }
-        if !args.expire && !quiet {
-            eprintln!("warning: --temp-password is visible to other users of this machine and is known to everyone in the lab; add --expire so it must be changed at first login");
         }
         return Ok(FirstPassword::Given(Secret::new(p.clone())));
     }
@@ -283,6 +319,7 @@ fn check_random(failed: &std::cell::Cell<bool>) -> anyhow::Result<()> {
 fn dispatch(
     global: &GlobalOpts,
     mut policy: Policy,
+    settings: &UserSettings,
     cmd: UsersCommand,
     mode: Mode,
 ) -> anyhow::Result<ExitStatus> {
@@ -291,8 +328,22 @@ fn dispatch(
     // limit is checked right after connecting, before anything is read or run.
     match &cmd {
         UsersCommand::Add(a) => {
-            account_arg(&a.name, &a.host, Some(Flavor::Mariadb))?;
-            policy.require_role(&a.role).map_err(lib_error)?;
+            let account = account_arg(&a.name, &a.host, Some(Flavor::Mariadb))?;
+            let role = policy.require_role(&a.role).map_err(lib_error)?;
+            // Reserved names and role names need no server to refuse.
+            spyglass_privileges::model::validate_member_name(
+                &account.user,
+                Some(Flavor::Mariadb),
+                role.own_prefix,
+            )
+            .map_err(lib_error)?;
+            if policy.role(&account.user).is_some() {
+                return Err(lib_error(spyglass_privileges::Error::Invalid {
+                    what: "user name",
+                    value: account.user.clone(),
+                    reason: "it is the name of a role of the policy".into(),
+                }));
+            }
         }
         UsersCommand::SetRole(a) => {
             account_arg(&a.name, &a.host, Some(Flavor::Mariadb))?;
@@ -337,13 +388,22 @@ fn dispatch(
         UsersCommand::Audit(a) => {
             let mut ctx = Ctx::open(global, mode, &policy)?;
             ctx.read_live()?;
-            report::audit(global, &policy, &mut ctx, &a)
+            let service = match (&settings.backup_account, ctx.session.as_mut()) {
+                (Some(acc), Some(session)) => Some(spyglass_privileges::audit::ServiceAccount {
+                    account: acc.clone(),
+                    held: spyglass_privileges::grants::account_global(session, acc)?,
+                    needs: plan::backup_account_privileges(ctx.flavor, backup_features()),
+                }),
+                _ => None,
+            };
+            report::audit(global, &policy, &mut ctx, &a, service.as_ref())
         }
         UsersCommand::SetPassword(a) if a.name.is_none() => set_own_password(global, mode),
         cmd => {
             let mut ctx = Ctx::open(global, mode, &policy)?;
             let flavor = Some(ctx.flavor);
             let quiet = global.quiet || global.json;
+            let mut next_step: Option<String> = None;
             let (plan, what) = match cmd {
                 UsersCommand::Roles(_) => {
                     ctx.read_live()?;
@@ -361,7 +421,7 @@ fn dispatch(
                 }
                 UsersCommand::Add(a) => {
                     let account = account_arg(&a.name, &a.host, flavor)?;
-                    let first = first_password(&a.password, mode, quiet)?;
+                    let first = first_password(&a.password, mode)?;
                     // Only a generated password is shown; the admin knows a given one.
                     let generated = matches!(first, FirstPassword::Random);
                     ctx.read_live()?;
@@ -377,6 +437,33 @@ fn dispatch(
                     check_random(&rng_failed)?;
                     if !generated {
                         p.new_passwords.clear();
+                    }
+                    if !quiet && mode == Mode::Run && !p.is_empty() {
+                        if a.password.temp_password.is_some() && !a.password.expire {
+                            eprintln!("warning: --temp-password is visible to other users of this machine and is known to everyone in the lab; add --expire so it must be changed at first login");
+                        }
+                        for anon in plan::shadowing_anonymous(&ctx.live, &account) {
+                            eprintln!(
+                                "warning: the anonymous account {anon} shadows {account} for logins from '{}': {}'s login from there will fail with \"Access denied\"; drop it (DROP USER {}) unless it is needed",
+                                anon.host,
+                                account.user,
+                                anon.sql()
+                            );
+                        }
+                        if a.password.expire {
+                            eprintln!(
+                                "warning: with --expire, DataJoint (and Spyglass) cannot log in as {} until the password is changed: PyMySQL gets error {} and dj.set_password() cannot connect",
+                                account.user,
+                                if ctx.flavor == Flavor::Mysql { "1862 (password expired)" } else { "1820 (must SET PASSWORD)" }
+                            );
+                        }
+                    }
+                    if mode == Mode::Run && !p.is_empty() {
+                        next_step = Some(first_login_hint(
+                            &account,
+                            ctx.flavor,
+                            ctx.resolved.as_ref(),
+                        ));
                     }
                     (p, format!("add {account}"))
                 }
@@ -417,14 +504,48 @@ fn dispatch(
                     };
                     let generated = matches!(first, FirstPassword::Random);
                     ctx.read_live()?;
+                    let held = match ctx.session.as_mut() {
+                        Some(session) => {
+                            spyglass_privileges::grants::account_global(session, &account)?
+                        }
+                        None => ctx.live.accounts.get(&account).map(|a| a.global.clone()),
+                    };
+                    if held.is_none() {
+                        if let Some(role) = policy.role(&account.user) {
+                            return Err(lib_error(spyglass_privileges::Error::Invalid {
+                                what: "user name",
+                                value: account.user.clone(),
+                                reason: format!("it is the name of the role {}", role.name),
+                            }));
+                        }
+                        if let Some(why) =
+                            spyglass_privileges::model::reserved_user_reason(&account.user)
+                        {
+                            return Err(lib_error(spyglass_privileges::Error::Invalid {
+                                what: "user name",
+                                value: account.user.clone(),
+                                reason: why.to_owned(),
+                            }));
+                        }
+                    }
+                    let want = plan::backup_account_privileges(ctx.flavor, backup_features());
                     let rng_failed = std::cell::Cell::new(false);
                     let mut make = password_maker(first, &rng_failed);
                     let mut new = NewPassword {
                         make: &mut make,
                         expire: false,
                     };
-                    let mut p = plan::add_backup_user(&ctx.live, ctx.flavor, &account, &mut new)
+                    let mut p = plan::add_backup_user(held, &want, &account, &mut new)
                         .map_err(lib_error)?;
+                    if mode == Mode::Run
+                        && !quiet
+                        && settings.backup_account.as_ref() != Some(&account)
+                    {
+                        eprintln!(
+                            "note: add account = \"{}@{}\" to [backup] of spyglass-admin.toml so users audit checks it as the backup account",
+                            account.user, account.host
+                        );
+                    }
                     check_random(&rng_failed)?;
                     if !generated {
                         p.new_passwords.clear();
@@ -492,10 +613,36 @@ fn dispatch(
                     print_plan(global, &ctx, &plan, &what)?;
                     Ok(ExitStatus::Success)
                 }
-                Mode::Run => execute(global, &mut ctx, &plan, &what),
+                Mode::Run => {
+                    let status = execute(global, &mut ctx, &plan, &what)?;
+                    if let Some(hint) = next_step.filter(|_| !global.quiet && !global.json) {
+                        output::print_out(&hint)?;
+                    }
+                    Ok(status)
+                }
             }
         }
     }
+}
+
+/// What the new user must run first, shown after `users add`: DataJoint's
+/// own `dj.set_password()` cannot change an expired password, and on
+/// MariaDB it fails on the server's version string, so it is our command.
+fn first_login_hint(account: &Account, flavor: Flavor, resolved: Option<&Resolved>) -> String {
+    let host = match resolved.map(|r| &r.options.endpoint) {
+        Some(spyglass_db::Endpoint::Tcp { host, port }) if *port == 3306 => host.clone(),
+        Some(spyglass_db::Endpoint::Tcp { host, port }) => format!("{host}:{port}"),
+        _ => "<server>".to_owned(),
+    };
+    format!(
+        "next: {user} sets a password of their own (works with an expired password; DataJoint's dj.set_password() does not{maria}):\n  DJ_HOST={host} DJ_USER={user} spyglass-admin users set-password\n  (asks for the first password, then the new one twice)\n",
+        user = account.user,
+        maria = if flavor == Flavor::Mariadb {
+            ", and on MariaDB it fails on the server's version string"
+        } else {
+            ""
+        },
+    )
 }
 
 fn load_users_file(path: &std::path::Path, policy: &mut Policy) -> anyhow::Result<UsersFile> {
@@ -544,6 +691,9 @@ struct ChangeReport {
     failed: Option<spyglass_privileges::apply::Failure>,
     /// Statements not run because of the failure.
     not_applied: Vec<String>,
+    /// After a failure: statements run to take back what this command had
+    /// done to the failing statement's account.
+    undone: Vec<String>,
     /// First passwords of accounts created by this run (shown once).
     new_passwords: Vec<NewPasswordJson>,
 }
@@ -569,6 +719,7 @@ fn print_plan(global: &GlobalOpts, ctx: &Ctx, plan: &Plan, what: &str) -> anyhow
             applied: vec![],
             failed: None,
             not_applied: vec![],
+            undone: vec![],
             new_passwords: vec![],
         });
     }
@@ -596,7 +747,7 @@ fn execute(
         .session
         .as_mut()
         .ok_or_else(|| anyhow::anyhow!("no connection"))?;
-    let report = spyglass_privileges::apply::apply(session, &plan.steps)?;
+    let report = spyglass_privileges::apply::apply_per_account(session, &plan.steps, &ctx.live)?;
     // Passwords of accounts whose CREATE USER ran, even if a later statement failed.
     let created: Vec<&(Account, Secret)> = plan
         .new_passwords
@@ -606,7 +757,11 @@ fn execute(
                 .steps
                 .iter()
                 .position(|s| matches!(s, Step::CreateUser { account, .. } if account == a));
-            create.is_some_and(|i| i < report.applied.len())
+            let dropped = report
+                .undone
+                .iter()
+                .any(|u| *u == format!("DROP USER {}", a.sql()));
+            create.is_some_and(|i| i < report.applied.len()) && !dropped
         })
         .collect();
     if global.json {
@@ -622,6 +777,7 @@ fn execute(
             applied: report.applied.clone(),
             failed: report.failed.clone(),
             not_applied: report.not_applied.clone(),
+            undone: report.undone.clone(),
             new_passwords: created
                 .iter()
                 .map(|(a, p)| NewPasswordJson {
@@ -658,14 +814,34 @@ fn execute(
             for n in &report.not_applied {
                 eprintln!("not applied: {n}");
             }
+            for u in &report.undone {
+                eprintln!("undone:  {u}");
+            }
         }
-        return Err(UserError::new(format!(
+        let account = plan
+            .steps
+            .get(report.applied.len())
+            .and_then(Step::account)
+            .map(|a| a.to_string());
+        let mut msg = format!(
             "{what}: statement {} of {} failed: {}",
             report.applied.len() + 1,
             plan.steps.len(),
             f.error
-        ))
-        .hint("the statements before it were applied; fix the cause and run the same command again (it only does what is still missing)")
+        );
+        if let Some(u) = &report.undo_failed {
+            msg.push_str(&format!(
+                "; undoing it failed too at {}: {} (the account is left as the undone: lines show)",
+                u.sql, u.error
+            ));
+        } else if let (Some(a), false) = (&account, report.undone.is_empty()) {
+            msg.push_str(&format!(
+                "; what this command had done to {a} was undone ({} statement(s))",
+                report.undone.len()
+            ));
+        }
+        return Err(UserError::new(msg)
+        .hint("fix the cause (e.g. the privileges of the account running this) and run the same command again (it only does what is still missing)")
         .into());
     }
     Ok(ExitStatus::Success)

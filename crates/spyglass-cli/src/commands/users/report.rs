@@ -30,11 +30,14 @@ struct ListEntry {
     /// The password has expired (must be changed at next login).
     password_expired: bool,
     locked: bool,
-    /// Holds CREATE USER, GRANT OPTION or SUPER globally.
+    /// A server administrator outside the lab's roles: CREATE USER, GRANT
+    /// OPTION or SUPER globally and no role of the policy (a lab member
+    /// holding those is an audit finding, not an administrator).
     administrator: bool,
 }
 
-fn entries(live: &LiveState) -> Vec<ListEntry> {
+fn entries(policy: &Policy, live: &LiveState) -> Vec<ListEntry> {
+    let admins = audit::administrators(policy, live);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -61,7 +64,7 @@ fn entries(live: &LiveState) -> Vec<ListEntry> {
                 password_age_days: a.password_last_changed.map(|t| (now - t).max(0) / 86_400),
                 password_expired: a.password_expired,
                 locked: a.locked,
-                administrator: a.is_administrator(),
+                administrator: admins.contains(&a.account),
             }
         })
         .collect()
@@ -69,10 +72,10 @@ fn entries(live: &LiveState) -> Vec<ListEntry> {
 
 pub(super) fn list(
     global: &GlobalOpts,
-    _policy: &Policy,
+    policy: &Policy,
     live: &LiveState,
 ) -> anyhow::Result<ExitStatus> {
-    let rows = entries(live);
+    let rows = entries(policy, live);
     if global.json {
         output::print_json(&rows)?;
         return Ok(ExitStatus::Success);
@@ -154,7 +157,9 @@ pub(super) fn list(
 struct AuditReport {
     /// No findings (exit 0).
     clean: bool,
-    /// Ordered by severity (`high`, `medium`, `low`), then subject.
+    /// In fix order: roles first (their fix, `roles init`, comes before any
+    /// account's), then accounts; each part by severity (`high`, `medium`,
+    /// `low`), then subject.
     findings: Vec<FindingJson>,
     /// Checks that were not made, and why (e.g. a login that could lock an account).
     notes: Vec<String>,
@@ -178,6 +183,7 @@ pub(super) fn audit(
     policy: &Policy,
     ctx: &mut Ctx,
     args: &AuditArgs,
+    service: Option<&audit::ServiceAccount>,
 ) -> anyhow::Result<ExitStatus> {
     let scope = Scope {
         users: args.names.clone(),
@@ -218,7 +224,18 @@ pub(super) fn audit(
             }
         }
     }
-    let findings = audit::audit(policy, &ctx.live, ctx.flavor, &scope, &accepted);
+    let findings = audit::audit(policy, &ctx.live, ctx.flavor, &scope, &accepted, service);
+    let admins = audit::administrators(policy, &ctx.live);
+    if !admins.is_empty() {
+        notes.push(format!(
+            "server administrators (no lab role; outside the role checks): {}",
+            admins
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let status = if findings.is_empty() {
         ExitStatus::Success
     } else {
