@@ -1842,3 +1842,132 @@ fn delete_puts_back_what_a_row_names_and_leaves_no_staged_file() {
     assert!(lab.damaged().is_empty(), "{:#?}", lab.damaged());
     lab.drop_schemas();
 }
+
+/// The race with DataJoint itself as the writer: four Python processes
+/// (datajoint==0.14.10, the virtual environment `cargo xtask itest` makes)
+/// insert `AnalysisNwbfile` rows through a `filepath@analysis` attribute for
+/// files already in the store, in three schemas, while `cleanup apply` runs.
+#[test]
+fn datajoint_inserting_while_apply_runs_never_names_a_moved_file() {
+    use std::io::BufRead;
+    let ns = "cl_djrace_";
+    let lab = RaceLab::new(ns, 4000, 300, 0);
+    let sb = lab.sandbox(ns);
+    let list = lab.root.path().join("paths.txt");
+    let mut rels: Vec<&str> = lab.untracked.iter().map(String::as_str).collect();
+    rels.extend(lab.unused.iter().map(|(_, r)| r.as_str()));
+    std::fs::write(&list, rels.join("\n")).unwrap();
+    let stop = lab.root.path().join("stop");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("dj/race_writer.py");
+    let home = tempfile::tempdir().unwrap();
+    let s = server();
+    let writers: Vec<std::process::Child> = (0..4)
+        .map(|w| {
+            std::process::Command::new(crate::support::python())
+                .arg(&script)
+                // Nothing of the developer's: no ~/.datajoint_config.json, no DJ_* of theirs.
+                .current_dir(home.path())
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("HOME", home.path())
+                .env("PYTHONDONTWRITEBYTECODE", "1")
+                .env(
+                    "SPYGLASS_RACE_TLS",
+                    if s.flavor == "mysql" {
+                        "default"
+                    } else {
+                        "off"
+                    },
+                )
+                .env("DJ_HOST", &s.host)
+                .env("DJ_PORT", s.port.to_string())
+                .env("DJ_USER", &s.user)
+                .env("DJ_PASS", "")
+                .env("SPYGLASS_RACE_STORE", lab.store())
+                .env("SPYGLASS_RACE_SCHEMAS", lab.schemas.join(","))
+                .env("SPYGLASS_RACE_PATHS", &list)
+                .env("SPYGLASS_RACE_STOP", &stop)
+                .env("SPYGLASS_RACE_SEED", (w + 1).to_string())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start the DataJoint writer: {e}"))
+        })
+        .collect();
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    // DataJoint takes a moment to import and connect; some rows land before the run.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let t0 = unix();
+    let out = sb.run(&[
+        "cleanup",
+        "apply",
+        "--yes",
+        "--min-age",
+        "0s",
+        "--max-fraction",
+        "1",
+        "--json",
+    ]);
+    let t1 = unix();
+    std::fs::write(&stop, b"").unwrap();
+    let mut during = 0;
+    let mut total = 0;
+    for w in writers {
+        let o = w.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "the DataJoint writer failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for line in o.stdout.lines() {
+            let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+            if v.get("ok").is_some() {
+                eprintln!("DataJoint writer: {v}");
+            }
+            if let Some(t) = v["t"].as_f64() {
+                total += 1;
+                if t >= t0 && t <= t1 {
+                    during += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        out.code == 0 || out.code == 1,
+        "apply ran: {}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let a = out.json();
+    let returned = a["returned"].as_array().unwrap().len();
+    let run = a["run"].as_str().map(PathBuf::from);
+    let damaged = lab.damaged();
+    let moved = lab.accounted(run.as_deref());
+    let recorded = run
+        .as_deref()
+        .map(|r| {
+            spyglass_cleanup::quarantine::read_run(r)
+                .unwrap()
+                .returned
+                .len()
+        })
+        .unwrap_or(0);
+    eprintln!(
+        "race, DataJoint writers [{}]: apply {:.2} s, DataJoint rows {total}, committed during apply {during}, \
+         items moved {moved}, returned {returned}, batch window {:.1} ms, rows damaged {}",
+        s.flavor,
+        t1 - t0,
+        a["window_ms"].as_f64().unwrap_or(-1.0),
+        damaged.len()
+    );
+    assert!(damaged.is_empty(), "rows name missing files: {damaged:#?}");
+    assert!(during > 0, "DataJoint inserted while apply ran");
+    assert!(moved > 500, "apply moved files: {moved}");
+    assert_eq!(recorded, returned, "every returned item is in the manifest");
+    lab.drop_schemas();
+}
