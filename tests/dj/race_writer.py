@@ -51,6 +51,7 @@ for db in os.environ["SPYGLASS_RACE_SCHEMAS"].split(","):
 
     tables.append((db, AnalysisNwbfile))
 
+print(json.dumps({"ready": True}), flush=True)
 ok = failed = 0
 first_error = None
 seq = 0

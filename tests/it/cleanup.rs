@@ -1871,6 +1871,8 @@ fn datajoint_inserting_while_apply_runs_never_names_a_moved_file() {
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
                 .env("HOME", home.path())
                 .env("PYTHONDONTWRITEBYTECODE", "1")
+                // As Spyglass sets it: DataJoint 0.14 gates filepath attributes behind it.
+                .env("DJ_SUPPORT_FILEPATH_MANAGEMENT", "TRUE")
                 .env(
                     "SPYGLASS_RACE_TLS",
                     if s.flavor == "mysql" {
@@ -1900,8 +1902,35 @@ fn datajoint_inserting_while_apply_runs_never_names_a_moved_file() {
             .unwrap()
             .as_secs_f64()
     };
-    // DataJoint takes a moment to import and connect; some rows land before the run.
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // DataJoint takes a while to import and connect: apply starts once every
+    // writer is inserting (some rows land before the run).
+    let mut writers: Vec<(
+        std::process::Child,
+        std::io::BufReader<std::process::ChildStdout>,
+    )> = writers
+        .into_iter()
+        .map(|mut w| {
+            let mut r = std::io::BufReader::new(w.stdout.take().unwrap());
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert!(
+                line.contains("ready"),
+                "the DataJoint writer did not start: {line}"
+            );
+            (w, r)
+        })
+        .collect();
+    // Their lines are read as they come (a full pipe would stall them).
+    let writers: Vec<(std::process::Child, std::thread::JoinHandle<Vec<String>>)> = writers
+        .drain(..)
+        .map(|(w, r)| {
+            (
+                w,
+                std::thread::spawn(move || r.lines().map(|l| l.unwrap()).collect()),
+            )
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let t0 = unix();
     let out = sb.run(&[
         "cleanup",
@@ -1917,15 +1946,16 @@ fn datajoint_inserting_while_apply_runs_never_names_a_moved_file() {
     std::fs::write(&stop, b"").unwrap();
     let mut during = 0;
     let mut total = 0;
-    for w in writers {
+    for (w, r) in writers {
+        let lines: Vec<String> = r.join().unwrap();
         let o = w.wait_with_output().unwrap();
         assert!(
             o.status.success(),
             "the DataJoint writer failed: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        for line in o.stdout.lines() {
-            let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        for line in lines {
+            let v: Value = serde_json::from_str(&line).unwrap();
             if v.get("ok").is_some() {
                 eprintln!("DataJoint writer: {v}");
             }
