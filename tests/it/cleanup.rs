@@ -12,6 +12,8 @@ use serde_json::Value;
 use spyglass_db::mysql::prelude::Queryable;
 use spyglass_fixture::{FixtureOptions, Planted, Summary};
 
+use spyglass_db::Session;
+
 use crate::support::{admin, fixture_root, server, sql, Sandbox};
 
 /// A private fixture copy, dropped at the end.
@@ -352,7 +354,25 @@ fn apply_quarantines_exactly_the_candidates_and_restore_puts_them_back() {
     r.assert_code(0);
     assert_eq!(r.json()["not_restored"], 0, "{}", r.stdout);
     assert_eq!(snapshot(&p.base()), before, "restore is byte-identical");
-    assert!(!run.exists(), "a fully restored run is removed");
+    // The run stays as the audit trail: its manifest, marked restored, until purge.
+    let info = spyglass_cleanup::quarantine::read_run(&run).unwrap();
+    assert!(info.restored.is_some(), "marked restored");
+    assert!(info.entries.is_empty(), "nothing left in it");
+    assert_eq!(
+        info.restored_entries.len() as u64,
+        pl.untracked + pl.empty + pl.unused_external + pl.untracked_dir + pl.stale_temp
+    );
+    assert!(
+        !run.join("files").exists(),
+        "its emptied files folder is gone"
+    );
+    let again = sb.run(&["cleanup", "restore", run.to_str().unwrap()]);
+    again.assert_code(2).assert_clean_error();
+    assert!(
+        again.stderr.contains("restored already"),
+        "{}",
+        again.stderr
+    );
     let v2 = sb.run(&["cleanup", "scan", "--json"]).json();
     assert_counts_match(&v2, pl);
 
@@ -364,7 +384,11 @@ fn apply_quarantines_exactly_the_candidates_and_restore_puts_them_back() {
     assert_eq!(purge.json()["purged"].as_array().unwrap().len(), 0);
     let purge = sb.run(&["cleanup", "purge", "--older-than", "0s", "--yes", "--json"]);
     purge.assert_code(0);
-    assert_eq!(purge.json()["purged"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        purge.json()["purged"].as_array().unwrap().len(),
+        2,
+        "the restored run and the new one"
+    );
     assert_eq!(std::fs::read_dir(p.quarantine()).unwrap().count(), 0);
 }
 
@@ -925,4 +949,1055 @@ fn a_file_whose_name_is_not_utf8_is_reported_and_left_alone() {
     let out = sb.run(&["cleanup", "apply", "--yes", "--json"]);
     out.assert_code(0);
     assert_eq!(std::fs::read(&odd).unwrap(), b"odd", "left where it was");
+}
+
+/// A DataJoint-shaped lab for the race: `~external_analysis` and an
+/// `analysis_nwbfile` referencing it in three `*_nwbfile` schemas, a
+/// `sorting_path` table, and files already on disk, old enough to clean.
+struct RaceLab {
+    root: tempfile::TempDir,
+    schemas: Vec<String>,
+    /// Every file planted: path relative to the analysis store -> bytes.
+    files: BTreeMap<String, Vec<u8>>,
+    /// Untracked files (candidates).
+    untracked: Vec<String>,
+    /// Files whose only row is an unused `~external` row (candidates with it).
+    unused: Vec<(usize, String)>,
+    /// Untracked sorting folders (candidates).
+    folders: Vec<String>,
+    sorting_db: String,
+}
+
+/// DataJoint's `~external_<store>` declaration (datajoint-python 0.14 `external.py`).
+const RACE_DJ_EXTERNAL: &str = "(`hash` binary(16) NOT NULL COMMENT ':uuid:hash of contents (blob), of filename + contents (attach), or relative filepath (filepath)', \
+    `size` bigint unsigned NOT NULL COMMENT 'size of object in bytes', \
+    `attachment_name` varchar(255) DEFAULT NULL COMMENT 'the filename of an attachment', \
+    `filepath` varchar(1000) DEFAULT NULL COMMENT 'relative filepath or attachment filename', \
+    `contents_hash` binary(16) DEFAULT NULL COMMENT ':uuid:used for the filepath datatype', \
+    `timestamp` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP COMMENT 'automatic timestamp', \
+    PRIMARY KEY (`hash`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='external storage tracking'";
+
+fn race_bytes(rel: &str) -> Vec<u8> {
+    format!("{rel} written by an analysis\n")
+        .repeat(3)
+        .into_bytes()
+}
+
+fn hex16(h: [u8; 16]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn set_old(path: &Path) {
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86400);
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(old).unwrap();
+}
+
+impl RaceLab {
+    fn new(ns: &str, untracked: usize, unused: usize, folders: usize) -> RaceLab {
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path().join("spyglass");
+        let store = base.join("analysis");
+        // Rows of every schema protect files and folders by path and name:
+        // each lab's names are its own, as tests share the server.
+        let tag = ns.trim_end_matches('_');
+        let schemas: Vec<String> = ["a", "b", "c"]
+            .iter()
+            .map(|s| format!("{ns}{s}_nwbfile"))
+            .collect();
+        let sorting_db = format!("{ns}spikesorting");
+        let mut s = admin();
+        for db in schemas.iter().chain([&sorting_db]) {
+            sql(&mut s, &format!("DROP DATABASE IF EXISTS `{db}`"));
+            sql(&mut s, &format!("CREATE DATABASE `{db}`"));
+        }
+        for db in &schemas {
+            sql(
+                &mut s,
+                &format!("CREATE TABLE `{db}`.`~external_analysis` {RACE_DJ_EXTERNAL}"),
+            );
+            sql(
+                &mut s,
+                &format!(
+                    "CREATE TABLE `{db}`.`analysis_nwbfile` (`analysis_file_name` varchar(64) NOT NULL, \
+                     `analysis_file_abs_path` binary(16) NOT NULL COMMENT ':filepath@analysis:', \
+                     PRIMARY KEY (`analysis_file_name`), FOREIGN KEY (`analysis_file_abs_path`) \
+                     REFERENCES `{db}`.`~external_analysis` (`hash`) ON UPDATE RESTRICT ON DELETE RESTRICT) \
+                     ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+                ),
+            );
+        }
+        sql(
+            &mut s,
+            &format!(
+                "CREATE TABLE `{sorting_db}`.`__spike_sorting` (`id` int NOT NULL AUTO_INCREMENT, \
+                 `sorting_path` varchar(1000) NOT NULL, PRIMARY KEY (`id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+            ),
+        );
+        let mut files = BTreeMap::new();
+        let mut write = |rel: &str| {
+            let p = store.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            let b = race_bytes(rel);
+            std::fs::write(&p, &b).unwrap();
+            set_old(&p);
+            files.insert(rel.to_owned(), b);
+        };
+        // Tracked before the run: 100 files per schema, referenced.
+        let mut tracked_rows: Vec<Vec<String>> = vec![Vec::new(); schemas.len()];
+        for i in 0..300 {
+            let rel = format!("{tag}/kept{:02}/k{i:05}.nwb", i % 10);
+            write(&rel);
+            tracked_rows[i % schemas.len()].push(rel);
+        }
+        let untracked: Vec<String> = (0..untracked)
+            .map(|i| format!("{tag}/run{:02}/u{i:05}.nwb", i % 40))
+            .collect();
+        for rel in &untracked {
+            write(rel);
+        }
+        let unused: Vec<(usize, String)> = (0..unused)
+            .map(|i| {
+                (
+                    i % schemas.len(),
+                    format!("{tag}/old{:02}/x{i:05}.nwb", i % 10),
+                )
+            })
+            .collect();
+        for (_, rel) in &unused {
+            write(rel);
+        }
+        let ext_insert = |s: &mut Session, db: &str, rels: &[&String]| {
+            for chunk in rels.chunks(500) {
+                let v: Vec<String> = chunk
+                    .iter()
+                    .map(|rel| {
+                        let h = hex16(spyglass_cleanup::inventory::filepath_hash(rel));
+                        // DataJoint's contents_hash: the MD5 of the bytes.
+                        let c = hex16(spyglass_cleanup::inventory::filepath_hash(
+                            &String::from_utf8(race_bytes(rel)).unwrap(),
+                        ));
+                        format!("(X'{h}', {}, '{rel}', X'{c}')", race_bytes(rel).len())
+                    })
+                    .collect();
+                sql(
+                    s,
+                    &format!(
+                        "INSERT INTO `{db}`.`~external_analysis` (hash, size, filepath, contents_hash) VALUES {}",
+                        v.join(",")
+                    ),
+                );
+            }
+        };
+        for (k, db) in schemas.iter().enumerate() {
+            let rels: Vec<&String> = tracked_rows[k].iter().collect();
+            ext_insert(&mut s, db, &rels);
+            for chunk in rels.chunks(500) {
+                let v: Vec<String> = chunk
+                    .iter()
+                    .map(|rel| {
+                        let h = hex16(spyglass_cleanup::inventory::filepath_hash(rel));
+                        format!("('{}', X'{h}')", rel.replace('/', "_"))
+                    })
+                    .collect();
+                sql(
+                    &mut s,
+                    &format!(
+                        "INSERT INTO `{db}`.`analysis_nwbfile` VALUES {}",
+                        v.join(",")
+                    ),
+                );
+            }
+            let rels: Vec<&String> = unused
+                .iter()
+                .filter(|(u, _)| *u == k)
+                .map(|(_, r)| r)
+                .collect();
+            ext_insert(&mut s, db, &rels);
+        }
+        // Sorting folders: 10 named by rows, `folders` not.
+        let sorting = base.join("spikesorting");
+        let mut names = Vec::new();
+        for i in 0..10 + folders {
+            let name = format!("{tag}_sort{i:04}");
+            let d = sorting.join(&name);
+            std::fs::create_dir_all(&d).unwrap();
+            let f = d.join("units.npy");
+            std::fs::write(&f, name.as_bytes()).unwrap();
+            set_old(&f);
+            if i < 10 {
+                sql(
+                    &mut s,
+                    &format!(
+                        "INSERT INTO `{sorting_db}`.`__spike_sorting` (sorting_path) VALUES ('{}')",
+                        d.display()
+                    ),
+                );
+            } else {
+                names.push(name);
+            }
+        }
+        RaceLab {
+            root,
+            schemas,
+            files,
+            untracked,
+            unused,
+            folders: names,
+            sorting_db,
+        }
+    }
+
+    fn base(&self) -> PathBuf {
+        self.root.path().join("spyglass")
+    }
+
+    /// Stores, directories and scan options, for the library calls.
+    fn setup(
+        &self,
+        ns: &str,
+    ) -> (
+        spyglass_cleanup::scan::Setup,
+        spyglass_cleanup::scan::ScanOptions,
+    ) {
+        let mut cfg_map = serde_json::Map::new();
+        for d in ["analysis", "raw"] {
+            let loc = self.base().join(d).display().to_string();
+            cfg_map.insert(
+                d.into(),
+                serde_json::json!({"protocol": "file", "location": loc, "stage": loc}),
+            );
+        }
+        let custom =
+            serde_json::json!({"spyglass_dirs": {"base": self.base().display().to_string()}});
+        let dirs = spyglass_cleanup::dirs::resolve(custom.as_object().unwrap(), |_| None).unwrap();
+        let stores = spyglass_cleanup::store::stores(&cfg_map, dirs.as_ref()).unwrap();
+        let opts = spyglass_cleanup::scan::ScanOptions {
+            scope: spyglass_cleanup::inventory::Scope::patterns(vec![format!("{ns}*")]),
+            min_age: std::time::Duration::ZERO,
+            ..spyglass_cleanup::scan::ScanOptions::default()
+        };
+        (spyglass_cleanup::scan::Setup { stores, dirs }, opts)
+    }
+
+    fn store(&self) -> PathBuf {
+        self.base().join("analysis")
+    }
+
+    fn quarantine(&self) -> PathBuf {
+        self.root.path().join("quarantine")
+    }
+
+    fn sandbox(&self, ns: &str) -> Sandbox {
+        let s = server();
+        let loc = |d: &str| self.base().join(d).display().to_string();
+        let cfg = serde_json::json!({
+            "database.host": s.host,
+            "database.port": s.port,
+            "database.user": s.user,
+            "stores": {
+                "analysis": {"protocol": "file", "location": loc("analysis"), "stage": loc("analysis")},
+                "raw": {"protocol": "file", "location": loc("raw"), "stage": loc("raw")},
+            },
+            "custom": {"spyglass_dirs": {"base": self.base().display().to_string()}},
+        });
+        let mut sb = Sandbox::new();
+        sb.write(
+            "dj_local_conf.json",
+            &serde_json::to_string_pretty(&cfg).unwrap(),
+            0o600,
+        );
+        sb.write(
+            "spyglass-admin.toml",
+            &format!(
+                "[cleanup]\nschemas = [\"{ns}*\"]\nquarantine = \"{}\"\n",
+                self.quarantine().display()
+            ),
+            0o644,
+        );
+        sb.env("DJ_PASS", "");
+        sb
+    }
+
+    /// Rows that name a file or folder that is not in place with its bytes.
+    fn damaged(&self) -> Vec<String> {
+        let mut a = admin();
+        let mut bad = Vec::new();
+        for db in &self.schemas {
+            let rows: Vec<String> = a
+                .conn()
+                .query(format!("SELECT filepath FROM `{db}`.`~external_analysis`"))
+                .unwrap();
+            for rel in rows {
+                let want = self
+                    .files
+                    .get(&rel)
+                    .unwrap_or_else(|| panic!("unplanted {rel}"));
+                match std::fs::read(self.store().join(&rel)) {
+                    Ok(b) if &b == want => {}
+                    Ok(_) => bad.push(format!("{db}: {rel} has other bytes")),
+                    Err(e) => bad.push(format!("{db}: {rel}: {e}")),
+                }
+            }
+        }
+        let paths: Vec<String> = a
+            .conn()
+            .query(format!(
+                "SELECT sorting_path FROM `{}`.`__spike_sorting`",
+                self.sorting_db
+            ))
+            .unwrap();
+        for p in paths {
+            let name = Path::new(&p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            match std::fs::read(Path::new(&p).join("units.npy")) {
+                Ok(b) if b == name.as_bytes() => {}
+                _ => bad.push(format!("sorting folder {p} is not in place")),
+            }
+        }
+        bad
+    }
+
+    /// Every planted file is at its path or in the run's manifest (with its
+    /// bytes in the quarantine); returns the number in the quarantine.
+    fn accounted(&self, run: Option<&Path>) -> usize {
+        let info = run.map(|r| spyglass_cleanup::quarantine::read_run(r).unwrap());
+        let mut in_q: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
+        if let Some(info) = &info {
+            for e in &info.entries {
+                if let (Some(o), Some(st)) = (&e.original, &e.stored) {
+                    in_q.insert(o.clone(), info.dir.join(st));
+                }
+            }
+            for (e, r) in &info.returned {
+                let o = e.original.as_ref().expect("a returned entry has a path");
+                assert!(
+                    std::fs::symlink_metadata(o).is_ok(),
+                    "returned {} is back ({r:?})",
+                    o.display()
+                );
+            }
+        }
+        let mut quarantined = 0;
+        for (rel, want) in &self.files {
+            let p = self.store().join(rel);
+            match std::fs::read(&p) {
+                Ok(b) => assert_eq!(&b, want, "{rel}"),
+                Err(_) => {
+                    let q = in_q
+                        .get(&p)
+                        .unwrap_or_else(|| panic!("{rel} is gone and not in the manifest"));
+                    assert_eq!(&std::fs::read(q).unwrap(), want, "{rel} in the quarantine");
+                    quarantined += 1;
+                }
+            }
+        }
+        quarantined
+    }
+
+    fn drop_schemas(&self) {
+        let mut a = admin();
+        for db in self.schemas.iter().chain([&self.sorting_db]) {
+            sql(&mut a, &format!("DROP DATABASE IF EXISTS `{db}`"));
+        }
+    }
+}
+
+/// DataJoint's insert of a `filepath@analysis` attribute, step by step as
+/// datajoint-python 0.14.10 does it: read the file (its checksum), look for
+/// the `~external` row by the MD5 of the path, insert it if missing (after
+/// checking the file is there), then insert the referencing row. `Ok(false)`
+/// when DataJoint would have raised (file missing, row gone).
+fn dj_insert(
+    conn: &mut spyglass_db::mysql::Conn,
+    store: &Path,
+    db: &str,
+    rel: &str,
+    name: &str,
+) -> bool {
+    let path = store.join(rel);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return false;
+    };
+    let h = hex16(spyglass_cleanup::inventory::filepath_hash(rel));
+    let have: Option<u64> = conn
+        .query_first(format!(
+            "SELECT size FROM `{db}`.`~external_analysis` WHERE hash = X'{h}'"
+        ))
+        .unwrap();
+    if have.is_none() {
+        if !path.is_file() {
+            return false;
+        }
+        let r = conn.query_drop(format!(
+            "INSERT INTO `{db}`.`~external_analysis` (hash, size, filepath, contents_hash) VALUES (X'{h}', {}, '{rel}', X'{h}')",
+            bytes.len()
+        ));
+        if r.is_err() {
+            return false;
+        }
+    }
+    conn.query_drop(format!(
+        "INSERT INTO `{db}`.`analysis_nwbfile` VALUES ('{name}', X'{h}')"
+    ))
+    .is_ok()
+}
+
+/// The race of issue 11: writers insert DataJoint rows for files already on
+/// disk (older than --min-age) in three schemas, and rows naming untracked
+/// sorting folders, while `cleanup apply` runs. Afterwards no row names a
+/// file or folder that is not in place with its bytes, every file is at its
+/// path or in the manifest, and items put back are recorded as returned.
+#[test]
+fn rows_committed_while_apply_runs_never_name_a_moved_file() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let ns = "cl_race2_";
+    let lab = Arc::new(RaceLab::new(ns, 6000, 600, 150));
+    let sb = lab.sandbox(ns);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = std::time::Instant::now();
+    let writers: Vec<_> = (0..6u64)
+        .map(|w| {
+            let lab = Arc::clone(&lab);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut rng = spyglass_fixture::Rng::new(1000 + w);
+                let mut s = admin();
+                let store = lab.store();
+                let sorting = lab.base().join("spikesorting");
+                // (when, what) of each commit.
+                let mut commits: Vec<(std::time::Duration, String)> = Vec::new();
+                let mut seq = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    seq += 1;
+                    let pick = rng.below(100);
+                    let ok = if pick < 80 {
+                        let rel = &lab.untracked[rng.below(lab.untracked.len() as u64) as usize];
+                        let db = &lab.schemas[rng.below(3) as usize];
+                        dj_insert(s.conn(), &store, db, rel, &format!("w{w}_{seq}"))
+                            .then(|| format!("{db} {rel}"))
+                    } else if pick < 95 {
+                        let (k, rel) = &lab.unused[rng.below(lab.unused.len() as u64) as usize];
+                        let db = &lab.schemas[*k];
+                        dj_insert(s.conn(), &store, db, rel, &format!("w{w}_{seq}"))
+                            .then(|| format!("{db} {rel} (was unused)"))
+                    } else {
+                        let name = &lab.folders[rng.below(lab.folders.len() as u64) as usize];
+                        let d = sorting.join(name);
+                        (d.is_dir()
+                            && s.conn()
+                                .query_drop(format!(
+                                    "INSERT INTO `{}`.`__spike_sorting` (sorting_path) VALUES ('{}')",
+                                    lab.sorting_db,
+                                    d.display()
+                                ))
+                                .is_ok())
+                        .then(|| format!("folder {name}"))
+                    };
+                    if let Some(what) = ok {
+                        commits.push((started.elapsed(), what));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(4));
+                }
+                commits
+            })
+        })
+        .collect();
+    let t0 = started.elapsed();
+    let out = sb.run(&[
+        "cleanup",
+        "apply",
+        "--yes",
+        "--min-age",
+        "0s",
+        "--max-fraction",
+        "1",
+        "--json",
+    ]);
+    let t1 = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let commits: Vec<(std::time::Duration, String)> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(
+        out.code == 0 || out.code == 1,
+        "apply ran: {}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let a = out.json();
+    let during = commits.iter().filter(|(t, _)| *t >= t0 && *t <= t1).count();
+    let returned = a["returned"].as_array().unwrap().len();
+    let run = a["run"].as_str().map(PathBuf::from);
+    let damaged = lab.damaged();
+    let quarantined = lab.accounted(run.as_deref());
+    let info = run
+        .as_deref()
+        .map(|r| spyglass_cleanup::quarantine::read_run(r).unwrap());
+    let recorded = info.as_ref().map(|i| i.returned.len()).unwrap_or(0);
+    let max_absent = a["returned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["absent_ms"].as_f64())
+        .fold(0.0, f64::max);
+    eprintln!(
+        "race [{}]: apply {:.2} s, rows committed during apply {during}, items moved {quarantined}, \
+         returned {returned} (longest away {max_absent:.1} ms), batch window {:.1} ms, rows damaged {}",
+        server().flavor,
+        (t1 - t0).as_secs_f64(),
+        a["window_ms"].as_f64().unwrap_or(-1.0),
+        damaged.len()
+    );
+    assert!(damaged.is_empty(), "rows name missing files: {damaged:#?}");
+    assert!(during > 0, "the writers overlapped the run");
+    assert!(quarantined > 1000, "apply moved files: {quarantined}");
+    assert_eq!(recorded, returned, "every returned item is in the manifest");
+    for o in a["returned"].as_array().unwrap() {
+        let what = o["what"].as_str().unwrap();
+        assert!(
+            std::fs::symlink_metadata(what).is_ok() || what.contains("~external_analysis row"),
+            "{what} was put back"
+        );
+    }
+    lab.drop_schemas();
+}
+
+/// Rows inserted right after an item's move (from the progress callback,
+/// between two moves of one batch) make apply put the item back before the
+/// run ends: an untracked file, an unused row's file that DataJoint
+/// registered again (its row too), and a sorting folder.
+#[test]
+fn an_item_a_row_names_after_its_move_is_put_back_and_recorded() {
+    use spyglass_cleanup::apply::{self, ApplyOptions, Disposal};
+    use spyglass_cleanup::scan;
+    let ns = "cl_ret_";
+    let lab = RaceLab::new(ns, 40, 6, 4);
+    let (setup, opts) = lab.setup(ns);
+    let mut session = admin();
+    let s = scan::scan(&mut session, &setup, &opts).unwrap();
+    let aopts = ApplyOptions {
+        min_age: std::time::Duration::ZERO,
+        disposal: Disposal::Quarantine(lab.quarantine()),
+        max_fraction: 1.0,
+        ..ApplyOptions::default()
+    };
+    let selected = apply::select(&s, &aopts);
+    let pick = |class: spyglass_cleanup::Class| {
+        selected
+            .iter()
+            .position(|&n| s.items[n].class == class && s.items[n].path.is_some())
+            .unwrap_or_else(|| panic!("a selected {class:?} item"))
+    };
+    let untracked = pick(spyglass_cleanup::Class::Untracked);
+    let folder = pick(spyglass_cleanup::Class::UntrackedDir);
+    let unused = pick(spyglass_cleanup::Class::UnusedExternal);
+    let mut writer = admin();
+    let mut wrote = Vec::new();
+    // Items are handled in this order: files and folders, then unused rows.
+    let mut handled = 0;
+    let order: Vec<usize> = {
+        let (mut u, o): (Vec<usize>, Vec<usize>) = (0..selected.len())
+            .partition(|&p| s.items[selected[p]].class == spyglass_cleanup::Class::UnusedExternal);
+        // Unused rows go per table.
+        u.sort_by_key(|&p| match &s.items[selected[p]].subject {
+            scan::Subject::ExternalRow { schema, store, .. } => (schema.clone(), store.clone()),
+            _ => Default::default(),
+        });
+        o.into_iter().chain(u).collect()
+    };
+    let mut progress = |done: usize, _total: usize| {
+        while handled < done {
+            let p = order[handled];
+            handled += 1;
+            if p != untracked && p != folder && p != unused {
+                continue;
+            }
+            let item = &s.items[selected[p]];
+            let path = item.path.clone().unwrap();
+            assert!(
+                std::fs::symlink_metadata(&path).is_err(),
+                "{} was moved before the callback",
+                path.display()
+            );
+            if p == folder {
+                sql(
+                    &mut writer,
+                    &format!(
+                        "INSERT INTO `{}`.`__spike_sorting` (sorting_path) VALUES ('{}')",
+                        lab.sorting_db,
+                        path.display()
+                    ),
+                );
+            } else {
+                // DataJoint registering the file it checked before the move.
+                let db = &lab.schemas[0];
+                let h = hex16(spyglass_cleanup::inventory::filepath_hash(&item.rel));
+                sql(
+                    &mut writer,
+                    &format!(
+                        "INSERT INTO `{db}`.`~external_analysis` (hash, size, filepath, contents_hash) VALUES (X'{h}', 1, '{}', NULL)",
+                        item.rel
+                    ),
+                );
+                sql(
+                    &mut writer,
+                    &format!("INSERT INTO `{db}`.`analysis_nwbfile` VALUES ('late_{p}', X'{h}')"),
+                );
+            }
+            wrote.push(path);
+        }
+    };
+    let rep = apply::apply(&mut session, &s, &setup, &aopts, &selected, &mut progress).unwrap();
+    assert_eq!(wrote.len(), 3, "the callback saw the three items moved");
+    let returned: Vec<&apply::Outcome> = rep.returned().collect();
+    assert_eq!(returned.len(), 3, "{returned:#?}");
+    for p in &wrote {
+        assert!(
+            std::fs::symlink_metadata(p).is_ok(),
+            "{} is back at its path",
+            p.display()
+        );
+    }
+    for o in &returned {
+        assert_eq!(o.reason.as_deref(), Some("a row names it now"));
+        let ms = o.absent_ms.unwrap();
+        assert!(ms < 1000.0, "put back within its batch: {ms} ms");
+    }
+    let info = spyglass_cleanup::quarantine::read_run(rep.run.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        info.returned.len(),
+        3,
+        "recorded as returned in the manifest"
+    );
+    assert!(info
+        .returned
+        .iter()
+        .all(|(e, r)| r.absent_ms >= 0.0 && e.original.is_some()));
+    assert!(lab.damaged().is_empty(), "{:#?}", lab.damaged());
+    lab.accounted(rep.run.as_deref());
+    assert_eq!(
+        rep.done().count() + 3 + rep.skipped().count(),
+        selected.len()
+    );
+    lab.drop_schemas();
+}
+
+/// Without Spyglass's base directory the sorting, recording and temp folders
+/// cannot be located: scan names them, says why, and exits 1.
+#[test]
+fn scan_names_the_spyglass_directories_it_could_not_locate() {
+    let p = Private::new("nobase", 106);
+    let sb = p.sandbox("");
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&p.summary.dj_config).unwrap()).unwrap();
+    cfg.as_object_mut().unwrap().remove("custom");
+    sb.write(
+        "dj_local_conf.json",
+        &serde_json::to_string_pretty(&cfg).unwrap(),
+        0o600,
+    );
+    // No untracked_dir can be found without the folders: exit 1 comes from them alone.
+    let out = sb.run(&["cleanup", "scan", "--json", "--only", "untracked_dir"]);
+    let v = out.json();
+    let missing: Vec<(String, bool)> = v["dirs_not_scanned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["dir"].as_str().unwrap().to_owned(),
+                d["located"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    for dir in ["sorting", "recording", "temp"] {
+        assert!(
+            missing.contains(&(dir.to_owned(), false)),
+            "{dir} named: {missing:?}"
+        );
+    }
+    assert!(
+        v["dirs_not_scanned"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("SPYGLASS_BASE_DIR"),
+        "{v:#}"
+    );
+    assert_eq!(count(&v, "untracked_dir"), 0, "not scanned, so none found");
+    out.assert_code(1);
+    let human = sb.run(&["cleanup", "scan", "--only", "untracked_dir"]);
+    human.assert_code(1);
+    assert!(
+        human
+            .stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("sorting directory")
+                && l.contains("not scanned: Spyglass's base directory is not configured")),
+        "{}",
+        human.stdout
+    );
+    // With the base configured they are scanned, and a missing one is a note only.
+    let sb = p.sandbox("");
+    std::fs::remove_dir_all(p.base().join("recording")).unwrap();
+    let v = sb.run(&["cleanup", "scan", "--json"]).json();
+    let notes = v["dirs_not_scanned"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["dir"], "recording");
+    assert_eq!(notes[0]["located"], true);
+}
+
+/// A tracked symlink (a raw file linked in from a data drive) is no warning;
+/// an untracked symlink pointing at a tracked file is reported; apply acts on
+/// neither.
+#[test]
+fn tracked_symlinks_are_quiet_and_an_untracked_one_to_a_tracked_file_is_reported() {
+    let p = Private::new("links", 107);
+    let sb = p.sandbox("");
+    let raw = p.base().join("raw");
+    // The lab layout: the NWB file on a data drive, linked into raw, with its rows.
+    let drive = p.root.path().join("outside/drive.nwb");
+    std::fs::write(&drive, b"raw data on another drive").unwrap();
+    let link = raw.join("drive20240101_.nwb");
+    std::os::unix::fs::symlink(&drive, &link).unwrap();
+    let h = hex16(spyglass_cleanup::inventory::filepath_hash(
+        "drive20240101_.nwb",
+    ));
+    let mut a = admin();
+    sql(
+        &mut a,
+        &format!(
+            "INSERT INTO `{}`.`~external_raw` (hash, size, filepath, contents_hash) VALUES (X'{h}', 25, 'drive20240101_.nwb', NULL)",
+            p.db("common_nwbfile")
+        ),
+    );
+    sql(
+        &mut a,
+        &format!(
+            "INSERT INTO `{}`.`nwbfile` VALUES ('drive20240101_.nwb', X'{h}')",
+            p.db("common_nwbfile")
+        ),
+    );
+    // An untracked alias of a tracked raw file, inside the store.
+    let alias = raw.join("alias_of_j16.nwb");
+    std::os::unix::fs::symlink("j1620210710_.nwb", &alias).unwrap();
+    let scan = sb.run(&["cleanup", "scan", "--json"]);
+    scan.assert_code(1);
+    let v = scan.json();
+    let outside: Vec<&str> = v["symlinks_outside"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        !outside.iter().any(|l| l.ends_with("drive20240101_.nwb")),
+        "a tracked symlink is no warning: {outside:?}"
+    );
+    assert!(
+        outside.iter().any(|l| l.ends_with("links/escape.nwb")),
+        "the untracked one pointing outside still is: {outside:?}"
+    );
+    let to_tracked = v["symlinks_to_tracked"].as_array().unwrap();
+    assert_eq!(to_tracked.len(), 1, "{v:#}");
+    assert_eq!(to_tracked[0]["link"], alias.display().to_string());
+    assert!(to_tracked[0]["target"]
+        .as_str()
+        .unwrap()
+        .ends_with("raw/j1620210710_.nwb"));
+    assert_eq!(
+        count(&v, "dangling"),
+        p.summary.planted.dangling,
+        "the link counts as present"
+    );
+    let human = sb.run(&["cleanup", "scan"]);
+    assert!(
+        human
+            .stdout
+            .contains("untracked symlink points at a tracked file (left alone)"),
+        "{}",
+        human.stdout
+    );
+    assert!(!human.stdout.contains("drive20240101_"), "{}", human.stdout);
+    sb.run(&["cleanup", "apply", "--yes", "--json"])
+        .assert_code(0);
+    assert_eq!(
+        std::fs::read_link(&alias).unwrap(),
+        Path::new("j1620210710_.nwb")
+    );
+    assert_eq!(std::fs::read_link(&link).unwrap(), drive);
+    assert_eq!(std::fs::read(&drive).unwrap(), b"raw data on another drive");
+}
+
+/// `unused_external` rows go in bulk (per table and batch: one query asks
+/// which are still unused, one saves them, one transaction deletes them),
+/// not a round of catalog reads per row. Prints the rate.
+#[test]
+fn unused_external_rows_are_applied_in_bulk() {
+    use spyglass_cleanup::apply::{self, ApplyOptions, Disposal};
+    let ns = "cl_bulkdel_";
+    let lab = RaceLab::new(ns, 0, 3000, 0);
+    let (setup, opts) = lab.setup(ns);
+    let mut session = admin();
+    let s = spyglass_cleanup::scan::scan(&mut session, &setup, &opts).unwrap();
+    let aopts = ApplyOptions {
+        only: vec![spyglass_cleanup::Class::UnusedExternal],
+        min_age: std::time::Duration::ZERO,
+        disposal: Disposal::Quarantine(lab.quarantine()),
+        max_fraction: 1.0,
+        ..ApplyOptions::default()
+    };
+    let selected = apply::select(&s, &aopts);
+    assert_eq!(selected.len(), 3000);
+    let t = std::time::Instant::now();
+    let rep = apply::apply(&mut session, &s, &setup, &aopts, &selected, &mut |_, _| {}).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    // The one second of the final check is not per item.
+    let rate = 3000.0 / (secs - apply::SETTLE.as_secs_f64()).max(0.001);
+    eprintln!(
+        "unused_external [{}]: 3000 rows with their files in {secs:.2} s ({rate:.0} items/s besides the final check), window {:.1} ms",
+        server().flavor,
+        rep.window_ms
+    );
+    assert_eq!(rep.done().count(), 3000, "{:?}", rep.skipped().next());
+    let mut a = admin();
+    for db in &lab.schemas {
+        let n: u64 = a
+            .conn()
+            .query_first(format!("SELECT COUNT(*) FROM `{db}`.`~external_analysis`"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 100, "{db}: only the referenced rows are left");
+    }
+    assert_eq!(lab.accounted(rep.run.as_deref()), 3000);
+    lab.drop_schemas();
+}
+
+/// `--delete` keeps the same promise: files wait under a hidden name beside
+/// themselves until the run's last check, one a row names by then goes back,
+/// the rest are deleted and no hidden name is left behind.
+#[test]
+fn delete_puts_back_what_a_row_names_and_leaves_no_staged_file() {
+    use spyglass_cleanup::apply::{self, ApplyOptions, Disposal};
+    let ns = "cl_del_";
+    let lab = RaceLab::new(ns, 20, 3, 0);
+    let (setup, opts) = lab.setup(ns);
+    let mut session = admin();
+    let s = spyglass_cleanup::scan::scan(&mut session, &setup, &opts).unwrap();
+    let aopts = ApplyOptions {
+        min_age: std::time::Duration::ZERO,
+        disposal: Disposal::Delete,
+        max_fraction: 1.0,
+        ..ApplyOptions::default()
+    };
+    let selected = apply::select(&s, &aopts);
+    let first = selected
+        .iter()
+        .position(|&n| s.items[n].class == spyglass_cleanup::Class::Untracked)
+        .unwrap();
+    let item = s.items[selected[first]].clone();
+    let mut writer = admin();
+    let mut inserted = false;
+    let mut progress = |done: usize, _: usize| {
+        if done > first && !inserted {
+            inserted = true;
+            assert!(!item.path.as_ref().unwrap().exists(), "staged away");
+            let h = hex16(spyglass_cleanup::inventory::filepath_hash(&item.rel));
+            sql(
+                &mut writer,
+                &format!(
+                    "INSERT INTO `{}`.`~external_analysis` (hash, size, filepath) VALUES (X'{h}', 1, '{}')",
+                    lab.schemas[1], item.rel
+                ),
+            );
+        }
+    };
+    let rep = apply::apply(&mut session, &s, &setup, &aopts, &selected, &mut progress).unwrap();
+    assert!(rep.run.is_none(), "no quarantine run with --delete");
+    assert_eq!(rep.returned().count(), 1);
+    assert_eq!(
+        std::fs::read(item.path.as_ref().unwrap()).unwrap(),
+        race_bytes(&item.rel),
+        "put back with its bytes"
+    );
+    for rel in lab.untracked.iter().filter(|r| **r != item.rel) {
+        assert!(!lab.store().join(rel).exists(), "{rel} deleted");
+    }
+    for (_, rel) in &lab.unused {
+        assert!(
+            !lab.store().join(rel).exists(),
+            "{rel} deleted with its row"
+        );
+    }
+    let left: Vec<String> = snapshot(&lab.store())
+        .into_keys()
+        .filter(|k| k.contains(".spyglass-admin-"))
+        .collect();
+    assert!(left.is_empty(), "staged files left: {left:?}");
+    assert!(lab.damaged().is_empty(), "{:#?}", lab.damaged());
+    lab.drop_schemas();
+}
+
+/// The race with DataJoint itself as the writer: four Python processes
+/// (datajoint==0.14.10, the virtual environment `cargo xtask itest` makes)
+/// insert `AnalysisNwbfile` rows through a `filepath@analysis` attribute for
+/// files already in the store, in three schemas, while `cleanup apply` runs.
+#[test]
+fn datajoint_inserting_while_apply_runs_never_names_a_moved_file() {
+    use std::io::BufRead;
+    let ns = "cl_djrace_";
+    let lab = RaceLab::new(ns, 4000, 300, 0);
+    let sb = lab.sandbox(ns);
+    let list = lab.root.path().join("paths.txt");
+    let mut rels: Vec<&str> = lab.untracked.iter().map(String::as_str).collect();
+    rels.extend(lab.unused.iter().map(|(_, r)| r.as_str()));
+    std::fs::write(&list, rels.join("\n")).unwrap();
+    let stop = lab.root.path().join("stop");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("dj/race_writer.py");
+    let home = tempfile::tempdir().unwrap();
+    let s = server();
+    let writers: Vec<std::process::Child> = (0..4)
+        .map(|w| {
+            std::process::Command::new(crate::support::python())
+                .arg(&script)
+                // Nothing of the developer's: no ~/.datajoint_config.json, no DJ_* of theirs.
+                .current_dir(home.path())
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("HOME", home.path())
+                .env("PYTHONDONTWRITEBYTECODE", "1")
+                // As Spyglass sets it: DataJoint 0.14 gates filepath attributes behind it.
+                .env("DJ_SUPPORT_FILEPATH_MANAGEMENT", "TRUE")
+                .env(
+                    "SPYGLASS_RACE_TLS",
+                    if s.flavor == "mysql" {
+                        "default"
+                    } else {
+                        "off"
+                    },
+                )
+                .env("DJ_HOST", &s.host)
+                .env("DJ_PORT", s.port.to_string())
+                .env("DJ_USER", &s.user)
+                .env("DJ_PASS", "")
+                .env("SPYGLASS_RACE_STORE", lab.store())
+                .env("SPYGLASS_RACE_SCHEMAS", lab.schemas.join(","))
+                .env("SPYGLASS_RACE_PATHS", &list)
+                .env("SPYGLASS_RACE_STOP", &stop)
+                .env("SPYGLASS_RACE_SEED", (w + 1).to_string())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start the DataJoint writer: {e}"))
+        })
+        .collect();
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    // DataJoint takes a while to import and connect: apply starts once every
+    // writer is inserting (some rows land before the run).
+    let mut writers: Vec<(
+        std::process::Child,
+        std::io::BufReader<std::process::ChildStdout>,
+    )> = writers
+        .into_iter()
+        .map(|mut w| {
+            let mut r = std::io::BufReader::new(w.stdout.take().unwrap());
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert!(
+                line.contains("ready"),
+                "the DataJoint writer did not start: {line}"
+            );
+            (w, r)
+        })
+        .collect();
+    // Their lines are read as they come (a full pipe would stall them).
+    let writers: Vec<(std::process::Child, std::thread::JoinHandle<Vec<String>>)> = writers
+        .drain(..)
+        .map(|(w, r)| {
+            (
+                w,
+                std::thread::spawn(move || r.lines().map(|l| l.unwrap()).collect()),
+            )
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let t0 = unix();
+    let out = sb.run(&[
+        "cleanup",
+        "apply",
+        "--yes",
+        "--min-age",
+        "0s",
+        "--max-fraction",
+        "1",
+        "--json",
+    ]);
+    let t1 = unix();
+    std::fs::write(&stop, b"").unwrap();
+    let mut during = 0;
+    let mut total = 0;
+    for (w, r) in writers {
+        let lines: Vec<String> = r.join().unwrap();
+        let o = w.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "the DataJoint writer failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for line in lines {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v.get("ok").is_some() {
+                eprintln!("DataJoint writer: {v}");
+            }
+            if let Some(t) = v["t"].as_f64() {
+                total += 1;
+                if t >= t0 && t <= t1 {
+                    during += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        out.code == 0 || out.code == 1,
+        "apply ran: {}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let a = out.json();
+    let returned = a["returned"].as_array().unwrap().len();
+    let run = a["run"].as_str().map(PathBuf::from);
+    let damaged = lab.damaged();
+    let moved = lab.accounted(run.as_deref());
+    let recorded = run
+        .as_deref()
+        .map(|r| {
+            spyglass_cleanup::quarantine::read_run(r)
+                .unwrap()
+                .returned
+                .len()
+        })
+        .unwrap_or(0);
+    eprintln!(
+        "race, DataJoint writers [{}]: apply {:.2} s, DataJoint rows {total}, committed during apply {during}, \
+         items moved {moved}, returned {returned}, batch window {:.1} ms, rows damaged {}",
+        s.flavor,
+        t1 - t0,
+        a["window_ms"].as_f64().unwrap_or(-1.0),
+        damaged.len()
+    );
+    assert!(damaged.is_empty(), "rows name missing files: {damaged:#?}");
+    assert!(during > 0, "DataJoint inserted while apply ran");
+    assert!(moved > 500, "apply moved files: {moved}");
+    assert_eq!(recorded, returned, "every returned item is in the manifest");
+    lab.drop_schemas();
 }

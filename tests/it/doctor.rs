@@ -308,6 +308,9 @@ fn limited_account_gets_one_problem_per_missing_privilege() {
     );
 }
 
+/// Spyglass makes its own directories (every one but the base, under an
+/// existing parent) when it loads its settings: a missing one is reported,
+/// not a problem. A missing base, or a directory whose parent is missing, is.
 #[test]
 fn missing_spyglass_directory_is_named() {
     let base = tempfile::tempdir().unwrap();
@@ -323,30 +326,75 @@ fn missing_spyglass_directory_is_named() {
         0o600,
     );
     let out = sb.run(&["doctor", "--json"]);
-    out.assert_code(1);
     let v = out.json();
     let p = problems(&v);
+    assert!(
+        !p.iter().any(|m| m.contains("Spyglass")),
+        "directories Spyglass creates are no problem: {p:?}"
+    );
+    out.assert_code(0);
     let analysis = base.path().join("analysis");
+    let dir = |v: &Value, key: &str| {
+        v["directories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["key"] == key)
+            .unwrap_or_else(|| panic!("{key} listed: {v:#}"))
+            .clone()
+    };
+    let a = dir(&v, "analysis");
+    assert_eq!(a["path"], analysis.display().to_string());
+    assert_eq!(
+        (a["exists"].clone(), a["spyglass_creates"].clone()),
+        (json!(false), json!(true))
+    );
+    assert_eq!(dir(&v, "raw")["spyglass_creates"], false, "raw exists");
+    let human = sb.run(&["doctor"]);
+    human.assert_code(0);
+    assert!(
+        human.stdout.contains(&format!(
+            "analysis   {} (missing; Spyglass creates it when it loads its settings)",
+            analysis.display()
+        )),
+        "{}",
+        human.stdout
+    );
+    // A directory elsewhere whose parent is missing: Spyglass cannot make it.
+    let mut sb = sb;
+    let far = base.path().join("no/such/parent/analysis");
+    sb.env("SPYGLASS_ANALYSIS_DIR", far.to_str().unwrap());
+    let out = sb.run(&["doctor", "--json"]);
+    out.assert_code(1);
+    let p = problems(&out.json());
     assert!(
         p.iter().any(|m| m
             == &format!(
                 "Spyglass analysis directory {} does not exist",
-                analysis.display()
+                far.display()
             )),
         "{p:?}"
     );
+    // A missing base is a problem (Spyglass makes no parents).
+    let gone = base.path().join("gone");
+    let sb = Sandbox::new();
+    sb.write(
+        "dj_local_conf.json",
+        &dj_config(
+            "root",
+            Some(""),
+            json!({"custom": {"spyglass_dirs": {"base": gone}}}),
+        ),
+        0o600,
+    );
+    let out = sb.run(&["doctor", "--json"]);
+    out.assert_code(1);
+    let p = problems(&out.json());
     assert!(
-        !p.iter().any(|m| m.contains("Spyglass raw directory")),
-        "raw exists: {p:?}"
+        p.iter()
+            .any(|m| m == &format!("Spyglass base directory {} does not exist", gone.display())),
+        "{p:?}"
     );
-    // Environment override: SPYGLASS_ANALYSIS_DIR pointing at an existing dir fixes that one.
-    let mut sb = sb;
-    sb.env(
-        "SPYGLASS_ANALYSIS_DIR",
-        base.path().join("raw").to_str().unwrap(),
-    );
-    let p = problems(&sb.run(&["doctor", "--json"]).json());
-    assert!(!p.iter().any(|m| m.contains("analysis directory")), "{p:?}");
 }
 
 #[test]

@@ -1,17 +1,30 @@
 //! Acting on a scan: guards first, then every item re-checked right before
-//! it is moved or deleted.
+//! its batch of moves, and asked about again after it: an item a row names
+//! by then is put back (`returned`) before the run ends.
+//!
+//! The window: a writer that checked a file and then inserts its row while
+//! the file is away finds it absent for at most the time from the move to
+//! the check after its batch ([`ApplyReport::window_ms`], a few ms; batches
+//! are at most [`BATCH`] items and [`BATCH_TIME`] long). The session reads
+//! uncommitted rows, so a row inside a writer's open transaction protects its
+//! file too. [`SETTLE`] after the last move every moved item is asked about
+//! once more, so a writer that checked the file before its move but inserted
+//! only after its batch's check is caught as well. With `--delete`, files
+//! wait under a hidden name beside themselves until that last check.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use spyglass_db::mysql::prelude::Queryable;
+use spyglass_db::mysql::Conn;
 use spyglass_db::quote::qualified;
-use spyglass_db::Session;
+use spyglass_db::{DbError, Session};
 
 use crate::classify::Class;
-use crate::inventory;
+use crate::inventory::{self, Probe, RowValues};
 use crate::quarantine::{self, Entry, Run};
 use crate::scan::{Item, RootKind, Scan, Setup, Subject};
 use crate::walk;
@@ -201,10 +214,14 @@ pub struct Outcome {
     pub what: String,
     /// Bytes.
     pub size: u64,
-    /// `quarantined`, `deleted`, or `skipped`.
+    /// `quarantined`, `deleted`, `skipped`, or `returned` (moved, then put
+    /// back, with its row, because a row named it after the move).
     pub action: &'static str,
-    /// For skipped items, why (the re-check that failed).
+    /// For skipped and returned items, why (the re-check that failed).
     pub reason: Option<String>,
+    /// For returned items, how long it was away from its path, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub absent_ms: Option<f64>,
 }
 
 /// What [`apply`] did.
@@ -214,20 +231,39 @@ pub struct ApplyReport {
     pub run: Option<PathBuf>,
     /// One entry per selected item.
     pub outcomes: Vec<Outcome>,
+    /// The longest time from a move to the database check after its batch,
+    /// milliseconds: how long a row committed right after a move could name
+    /// a missing file before the item is put back.
+    pub window_ms: f64,
+    /// Batches of moves (each checked after).
+    pub batches: u64,
 }
 
 impl ApplyReport {
-    /// Items acted on.
+    /// Items acted on (and not put back).
     pub fn done(&self) -> impl Iterator<Item = &Outcome> {
-        self.outcomes.iter().filter(|o| o.action != "skipped")
+        self.outcomes
+            .iter()
+            .filter(|o| o.action == "quarantined" || o.action == "deleted")
     }
     /// Items skipped by a re-check.
     pub fn skipped(&self) -> impl Iterator<Item = &Outcome> {
         self.outcomes.iter().filter(|o| o.action == "skipped")
     }
+    /// Items moved and put back because a row named them after the move.
+    pub fn returned(&self) -> impl Iterator<Item = &Outcome> {
+        self.outcomes.iter().filter(|o| o.action == "returned")
+    }
 }
 
-const BATCH: usize = 500;
+/// Most items moved between two checks of the database.
+pub const BATCH: usize = 256;
+/// Longest a batch of moves runs before its items are asked about again.
+pub const BATCH_TIME: Duration = Duration::from_millis(50);
+/// How long after the last move every moved item is asked about once more.
+pub const SETTLE: Duration = Duration::from_secs(1);
+/// Items per query of that last check.
+const SWEEP: usize = 4096;
 
 fn age(now: SystemTime, t: SystemTime) -> Duration {
     now.duration_since(t).unwrap_or(Duration::ZERO)
@@ -251,11 +287,72 @@ fn root_dir_name(label: &str) -> String {
         .collect()
 }
 
+/// The session settings apply needs, and the ones it found, to put back.
+struct SessionMode {
+    isolation: Option<String>,
+    lock_wait: Option<u64>,
+}
+
+impl SessionMode {
+    /// Reads uncommitted rows (a row inside a writer's open transaction
+    /// protects its file) and waits at most a few seconds for a row lock.
+    fn enter(conn: &mut Conn) -> Result<SessionMode, CleanupError> {
+        let isolation: Option<String> = conn
+            .query_first("SELECT @@SESSION.transaction_isolation")
+            .or_else(|_| conn.query_first("SELECT @@SESSION.tx_isolation"))
+            .ok()
+            .flatten();
+        let lock_wait: Option<u64> = conn
+            .query_first("SELECT @@SESSION.innodb_lock_wait_timeout")
+            .ok()
+            .flatten();
+        for sql in [
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED",
+            "SET SESSION innodb_lock_wait_timeout = 5",
+        ] {
+            conn.query_drop(sql)
+                .map_err(|e| CleanupError::Db(DbError::query("setting up the apply session", e)))?;
+        }
+        Ok(SessionMode {
+            isolation,
+            lock_wait,
+        })
+    }
+
+    fn leave(self, conn: &mut Conn) -> Result<(), CleanupError> {
+        let level = self
+            .isolation
+            .map(|i| i.replace('-', " ").to_ascii_uppercase())
+            .filter(|i| {
+                [
+                    "READ UNCOMMITTED",
+                    "READ COMMITTED",
+                    "REPEATABLE READ",
+                    "SERIALIZABLE",
+                ]
+                .contains(&i.as_str())
+            })
+            .unwrap_or_else(|| "REPEATABLE READ".into());
+        let mut sqls = vec![format!("SET SESSION TRANSACTION ISOLATION LEVEL {level}")];
+        if let Some(w) = self.lock_wait {
+            sqls.push(format!("SET SESSION innodb_lock_wait_timeout = {w}"));
+        }
+        for sql in sqls {
+            conn.query_drop(sql)
+                .map_err(|e| CleanupError::Db(DbError::query("resetting the apply session", e)))?;
+        }
+        Ok(())
+    }
+}
+
 /// Acts on the selected items of `scan`. Guards must have passed
-/// ([`check_guards`]). Each item is re-checked right before it is acted on:
-/// still untracked or unused (the database is asked again, in batches), same
-/// size and mtime as scanned, older than `min_age`. `progress(done, total)`
-/// is called as items are handled.
+/// ([`check_guards`]). Items go in batches: each batch is asked about right
+/// before its moves (still untracked or unused, in bulk), each item re-checked
+/// on disk right before its own move (same size and mtime as scanned, older
+/// than `min_age`), and every moved item asked about again right after the
+/// batch; one a row names by then is put back (with its row) and recorded as
+/// `returned`. [`SETTLE`] after the last move all moved items are asked about
+/// once more. `progress(done, total)` is called as items are handled.
 pub fn apply(
     session: &mut Session,
     scan: &Scan,
@@ -264,72 +361,615 @@ pub fn apply(
     selected: &[usize],
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ApplyReport, CleanupError> {
-    let mut run = match &opts.disposal {
+    let run = match &opts.disposal {
         Disposal::Quarantine(q) if !selected.is_empty() => Some(Run::create(q, SystemTime::now())?),
         _ => None,
     };
-    let mut outcomes = Vec::with_capacity(selected.len());
-    let total = selected.len();
-    let result = (|| -> Result<(), CleanupError> {
-        for chunk in selected.chunks(BATCH) {
-            // Batch re-check of files against the database, per store.
-            let mut now_tracked: std::collections::HashSet<(usize, String)> =
-                std::collections::HashSet::new();
-            let mut by_root: HashMap<usize, Vec<&str>> = HashMap::new();
-            for &n in chunk {
-                let i = &scan.items[n];
-                if matches!(i.class, Class::Untracked | Class::Empty) {
-                    by_root.entry(i.root).or_default().push(&i.rel);
+    let conn = session.conn();
+    let mode = SessionMode::enter(conn)?;
+    let mut a = Applier {
+        scan,
+        setup,
+        opts,
+        run,
+        outcomes: Vec::with_capacity(selected.len()),
+        moved: Vec::new(),
+        window: Duration::ZERO,
+        batches: 0,
+        seq: 0,
+        schemas: HashMap::new(),
+    };
+    let result = a.all(conn, selected, progress);
+    if result.is_err() {
+        // `--delete` files still waiting under their hidden names go back
+        // rather than stay hidden (best effort: the error is what is reported).
+        for m in a.moved.iter().filter(|m| m.staged && !m.returned) {
+            if let Some(orig) = &scan.items[m.item].path {
+                if std::fs::symlink_metadata(orig).is_err() {
+                    let _ = std::fs::rename(&m.now_at, orig);
                 }
-            }
-            for (root, rels) in by_root {
-                let RootKind::Store(name) = &scan.roots[root].kind else {
-                    continue;
-                };
-                let Some(store) = setup.stores.iter().find(|s| &s.name == name) else {
-                    continue;
-                };
-                for hit in inventory::tracked_now(session.conn(), store, &rels)? {
-                    now_tracked.insert((root, hit));
-                }
-            }
-            for &n in chunk {
-                let item = &scan.items[n];
-                let skip = |reason: String| Outcome {
-                    class: item.class,
-                    what: describe(item),
-                    size: item.size,
-                    action: "skipped",
-                    reason: Some(reason),
-                };
-                if now_tracked.contains(&(item.root, item.rel.clone())) {
-                    outcomes.push(skip("a row names it now".into()));
-                    continue;
-                }
-                match act(session, scan, setup, opts, item, run.as_mut())? {
-                    Ok(action) => outcomes.push(Outcome {
-                        class: item.class,
-                        what: describe(item),
-                        size: item.size,
-                        action,
-                        reason: None,
-                    }),
-                    Err(reason) => outcomes.push(skip(reason)),
-                }
-                progress(outcomes.len(), total);
             }
         }
-        Ok(())
-    })();
-    let run_dir = match run {
+    }
+    let reset = mode.leave(conn);
+    let run_dir = match a.run.take() {
         Some(r) => Some(r.finish()?),
         None => None,
     };
     result?;
+    reset?;
     Ok(ApplyReport {
         run: run_dir,
-        outcomes,
+        outcomes: a.outcomes,
+        window_ms: a.window.as_secs_f64() * 1000.0,
+        batches: a.batches,
     })
+}
+
+/// An item moved away and watched until the run ends.
+struct Moved {
+    /// Index into the outcomes.
+    out: usize,
+    /// Index into the scan's items.
+    item: usize,
+    /// Manifest id (quarantine).
+    id: Option<u64>,
+    /// Where it is now.
+    now_at: PathBuf,
+    /// When it was moved.
+    at: Instant,
+    /// The row deleted with it (table, values), inserted again when it goes back.
+    row: Option<(String, RowValues)>,
+    /// `--delete`: waiting under a hidden name, deleted when the run ends.
+    staged: bool,
+    /// Put back already.
+    returned: bool,
+}
+
+struct Applier<'a> {
+    scan: &'a Scan,
+    setup: &'a Setup,
+    opts: &'a ApplyOptions,
+    run: Option<Run>,
+    outcomes: Vec<Outcome>,
+    moved: Vec<Moved>,
+    window: Duration,
+    batches: u64,
+    seq: u64,
+    /// Per store, the schemas with `~external_<store>`: listed afresh before
+    /// each batch and for the final check, reused by the check right after a
+    /// batch (a schema created meanwhile is seen by the next ones).
+    schemas: HashMap<String, Vec<String>>,
+}
+
+impl<'a> Applier<'a> {
+    /// The schemas with `~external_<store>`, listed again when `fresh`.
+    fn schemas_of(
+        &mut self,
+        conn: &mut Conn,
+        store: &str,
+        fresh: bool,
+    ) -> Result<Vec<String>, CleanupError> {
+        if fresh || !self.schemas.contains_key(store) {
+            let list = inventory::external_schemas(conn, store)?;
+            self.schemas.insert(store.to_owned(), list);
+        }
+        Ok(self.schemas.get(store).cloned().unwrap_or_default())
+    }
+
+    fn all(
+        &mut self,
+        conn: &mut Conn,
+        selected: &[usize],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<(), CleanupError> {
+        let scan = self.scan;
+        let total = selected.len();
+        let (unused, others): (Vec<usize>, Vec<usize>) = selected
+            .iter()
+            .partition(|&&n| scan.items[n].class == Class::UnusedExternal);
+        let mut i = 0;
+        while i < others.len() {
+            let batch = &others[i..(i + BATCH).min(others.len())];
+            let named = self.named_files(conn, batch, true, true)?;
+            let started = Instant::now();
+            let first = self.moved.len();
+            let mut k = 0;
+            while k < batch.len() && (k == 0 || started.elapsed() < BATCH_TIME) {
+                if named[k] {
+                    self.skip(batch[k], "a row names it now".into());
+                } else {
+                    self.act(conn, batch[k])?;
+                }
+                k += 1;
+                progress(self.outcomes.len(), total);
+            }
+            self.check_moved(conn, first, false)?;
+            i += k;
+        }
+        let mut groups: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+        for n in unused {
+            if let Subject::ExternalRow { schema, store, .. } = &scan.items[n].subject {
+                groups.entry((schema, store)).or_default().push(n);
+            }
+        }
+        for ((schema, store), items) in groups {
+            for chunk in items.chunks(BATCH) {
+                let first = self.moved.len();
+                self.unused_rows(conn, schema, store, chunk)?;
+                progress(self.outcomes.len(), total);
+                self.check_moved(conn, first, false)?;
+            }
+        }
+        if let Some(last) = self.moved.iter().map(|m| m.at).max() {
+            std::thread::sleep(SETTLE.saturating_sub(last.elapsed()));
+            self.check_moved(conn, 0, true)?;
+        }
+        for m in &self.moved {
+            if m.staged && !m.returned {
+                delete_path(&m.now_at)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn disposed(&self) -> &'static str {
+        match self.opts.disposal {
+            Disposal::Delete => "deleted",
+            Disposal::Quarantine(_) => "quarantined",
+        }
+    }
+
+    fn push(&mut self, n: usize, action: &'static str, reason: Option<String>) -> usize {
+        let item = &self.scan.items[n];
+        self.outcomes.push(Outcome {
+            class: item.class,
+            what: describe(item),
+            size: item.size,
+            action,
+            reason,
+            absent_ms: None,
+        });
+        self.outcomes.len() - 1
+    }
+
+    fn skip(&mut self, n: usize, why: String) {
+        self.push(n, "skipped", Some(why));
+    }
+
+    fn store_of(&self, root: usize) -> Option<&'a crate::store::Store> {
+        let setup = self.setup;
+        match &self.scan.roots[root].kind {
+            RootKind::Store(name) => setup.stores.iter().find(|s| &s.name == name),
+            _ => None,
+        }
+    }
+
+    /// For each of `items`, whether a row names its file in a store now
+    /// (false for items that are not store files).
+    fn named_files(
+        &mut self,
+        conn: &mut Conn,
+        items: &[usize],
+        by_filepath: bool,
+        fresh: bool,
+    ) -> Result<Vec<bool>, CleanupError> {
+        let scan = self.scan;
+        let mut out = vec![false; items.len()];
+        let mut by_root: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (p, &n) in items.iter().enumerate() {
+            let i = &scan.items[n];
+            if i.path.is_some()
+                && matches!(
+                    i.class,
+                    Class::Untracked | Class::Empty | Class::UnusedExternal
+                )
+            {
+                by_root.entry(i.root).or_default().push(p);
+            }
+        }
+        for (root, ps) in by_root {
+            let Some(store) = self.store_of(root) else {
+                continue;
+            };
+            let schemas = self.schemas_of(conn, &store.name, fresh)?;
+            let per = if by_filepath { SWEEP } else { BATCH };
+            for chunk in ps.chunks(per) {
+                let probes: Vec<Probe> = chunk
+                    .iter()
+                    .map(|&p| Probe {
+                        rel: &scan.items[items[p]].rel,
+                        own: None,
+                    })
+                    .collect();
+                let named = inventory::named_now(conn, store, &schemas, &probes, by_filepath)?;
+                for (&p, hit) in chunk.iter().zip(named) {
+                    out[p] = hit;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Asks about every item moved since `first` (not put back yet) and puts
+    /// back those a row names now. `last` is the run's final check (it
+    /// compares `filepath` columns too).
+    fn check_moved(
+        &mut self,
+        conn: &mut Conn,
+        first: usize,
+        last: bool,
+    ) -> Result<(), CleanupError> {
+        let scan = self.scan;
+        let js: Vec<usize> = (first..self.moved.len())
+            .filter(|&j| !self.moved[j].returned)
+            .collect();
+        if js.is_empty() {
+            return Ok(());
+        }
+        let items: Vec<usize> = js.iter().map(|&j| self.moved[j].item).collect();
+        let mut named = self.named_files(conn, &items, last, last)?;
+        for (p, &n) in items.iter().enumerate() {
+            let item = &scan.items[n];
+            if item.class != Class::UntrackedDir {
+                continue;
+            }
+            let RootKind::Folders(key) = scan.roots[item.root].kind else {
+                continue;
+            };
+            let cols = scan.dir_columns.get(&key).cloned().unwrap_or_default();
+            let path = item.path.as_deref().unwrap_or(Path::new(""));
+            named[p] = inventory::dir_tracked_now(conn, &cols, &path.to_string_lossy(), &item.rel)?;
+        }
+        if !last {
+            let earliest = js.iter().map(|&j| self.moved[j].at).min();
+            if let Some(t) = earliest {
+                self.window = self.window.max(t.elapsed());
+            }
+            self.batches += 1;
+        }
+        for (p, &j) in js.iter().enumerate() {
+            if named[p] {
+                self.put_back(conn, j)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a moved item back (and its row), records it as returned.
+    fn put_back(&mut self, conn: &mut Conn, j: usize) -> Result<(), CleanupError> {
+        let scan = self.scan;
+        let m = &mut self.moved[j];
+        let item = &scan.items[m.item];
+        let Some(orig) = &item.path else {
+            return Ok(());
+        };
+        let reason = "a row names it now";
+        if std::fs::symlink_metadata(orig).is_ok() {
+            // Something else is at its path now: never overwritten; a staged
+            // file is kept (not deleted) and reported.
+            m.staged = false;
+            self.outcomes[m.out].reason = Some(format!(
+                "{reason}, but something else is at its path now: left at {}",
+                m.now_at.display()
+            ));
+            return Ok(());
+        }
+        std::fs::rename(&m.now_at, orig)
+            .map_err(CleanupError::io("cannot move back", &m.now_at))?;
+        let absent = m.at.elapsed();
+        m.returned = true;
+        if let Some((table, values)) = &m.row {
+            inventory::insert_row_ignore(conn, table, values)?;
+        }
+        if let (Some(run), Some(id)) = (self.run.as_mut(), m.id) {
+            run.returned(id, reason, absent)?;
+        }
+        let o = &mut self.outcomes[m.out];
+        o.action = "returned";
+        o.reason = Some(reason.into());
+        o.absent_ms = Some(absent.as_secs_f64() * 1000.0);
+        Ok(())
+    }
+
+    /// The manifest entry, written before the item is acted on.
+    fn record(
+        &mut self,
+        n: usize,
+        with_file: bool,
+        row: Option<quarantine::SavedRow>,
+    ) -> Result<Option<u64>, CleanupError> {
+        let item = &self.scan.items[n];
+        let stored = with_file.then(|| stored_path(&self.scan.roots[item.root].label, item));
+        match (&self.opts.disposal, self.run.as_mut()) {
+            (Disposal::Quarantine(_), Some(run)) => Ok(Some(run.record(entry(item, stored, row))?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Moves a recorded item's file or folder away: into the run, or with
+    /// `--delete` under a hidden name beside itself (deleted at the end), or
+    /// (`watch` false) deleted at once. Watched items are asked about again.
+    fn move_away(
+        &mut self,
+        conn: &mut Conn,
+        n: usize,
+        id: Option<u64>,
+        row: Option<(String, RowValues)>,
+        watch: bool,
+    ) -> Result<(), CleanupError> {
+        let item = &self.scan.items[n];
+        let action = self.disposed();
+        let Some(path) = item.path.clone() else {
+            self.push(n, action, None);
+            return Ok(());
+        };
+        let (dest, staged) = match (&self.opts.disposal, self.run.as_ref()) {
+            (Disposal::Quarantine(_), Some(run)) => (
+                Some(
+                    run.dir
+                        .join(stored_path(&self.scan.roots[item.root].label, item)),
+                ),
+                false,
+            ),
+            _ if watch => {
+                self.seq += 1;
+                let name = format!(
+                    ".spyglass-admin-{}-{}.deleting",
+                    std::process::id(),
+                    self.seq
+                );
+                (Some(path.with_file_name(name)), true)
+            }
+            _ => (None, false),
+        };
+        let moved = match &dest {
+            Some(d) => {
+                let made = match d.parent() {
+                    Some(p) => std::fs::create_dir_all(p),
+                    None => Ok(()),
+                };
+                made.and_then(|()| std::fs::rename(&path, d))
+            }
+            None => {
+                delete_path(&path)?;
+                Ok(())
+            }
+        };
+        if let Err(e) = moved {
+            if let Some((table, values)) = &row {
+                inventory::insert_row_ignore(conn, table, values)?;
+            }
+            if let (Some(run), Some(id)) = (self.run.as_mut(), id) {
+                run.undo(id)?;
+            }
+            return Err(CleanupError::Io {
+                what: "cannot move into quarantine",
+                path,
+                source: e,
+            });
+        }
+        let at = Instant::now();
+        let out = self.push(n, action, None);
+        if let (true, Some(now_at)) = (watch, dest) {
+            self.moved.push(Moved {
+                out,
+                item: n,
+                id,
+                now_at,
+                at,
+                row,
+                staged,
+                returned: false,
+            });
+        }
+        Ok(())
+    }
+
+    /// One item that is not an `~external` row, right before it is acted on.
+    fn act(&mut self, conn: &mut Conn, n: usize) -> Result<(), CleanupError> {
+        let scan = self.scan;
+        let item = &scan.items[n];
+        if let Err(why) = recheck_disk(item, self.opts.min_age, SystemTime::now())? {
+            self.skip(n, why);
+            return Ok(());
+        }
+        let root = &scan.roots[item.root];
+        match (&item.class, &item.subject) {
+            (Class::UntrackedDir, _) => {
+                let RootKind::Folders(key) = root.kind else {
+                    self.skip(n, "not in a folder directory".into());
+                    return Ok(());
+                };
+                let cols = scan.dir_columns.get(&key).cloned().unwrap_or_default();
+                let path = item.path.as_deref().unwrap_or(Path::new(""));
+                if inventory::dir_tracked_now(conn, &cols, &path.to_string_lossy(), &item.rel)? {
+                    self.skip(n, "a row names it now".into());
+                    return Ok(());
+                }
+                let id = self.record(n, true, None)?;
+                self.move_away(conn, n, id, None, true)
+            }
+            (Class::Untracked | Class::Empty, _) => {
+                let id = self.record(n, true, None)?;
+                self.move_away(conn, n, id, None, true)
+            }
+            // No row names a temp entry: nothing to ask about afterwards.
+            (Class::StaleTemp, _) => {
+                let id = self.record(n, true, None)?;
+                self.move_away(conn, n, id, None, false)
+            }
+            (Class::OrphanRow, Subject::AnalysisRow { schema, key }) => {
+                let Some(table) = scan.catalog.analysis.iter().find(|t| &t.schema == schema) else {
+                    self.skip(n, "table gone".into());
+                    return Ok(());
+                };
+                if !inventory::still_orphan(conn, table, key)? {
+                    self.skip(n, "referenced downstream now (or gone)".into());
+                    return Ok(());
+                }
+                let t = qualified(schema, "analysis_nwbfile");
+                let saved = inventory::read_row(
+                    conn,
+                    &t,
+                    &format!("analysis_file_name = {}", spyglass_db::quote::string(key)),
+                )?
+                .map(|r| quarantine::save_row(&t, r));
+                let id = self.record(n, false, saved)?;
+                match inventory::delete_analysis_row(conn, schema, key) {
+                    Ok(1) => {
+                        self.push(n, self.disposed(), None);
+                    }
+                    other => {
+                        if let (Some(r), Some(id)) = (self.run.as_mut(), id) {
+                            r.undo(id)?;
+                        }
+                        self.skip(
+                            n,
+                            match other {
+                                Err(e) => format!("deleting the row failed: {e}"),
+                                _ => "the row was gone".into(),
+                            },
+                        );
+                    }
+                }
+                Ok(())
+            }
+            _ => {
+                self.skip(n, "nothing to do".into());
+                Ok(())
+            }
+        }
+    }
+
+    /// Unused `~external` rows of one table, in one batch: asked about in
+    /// bulk (still unused, no other row naming their files), saved, deleted
+    /// in one transaction (one by one when that fails: a row became
+    /// referenced), then their files moved.
+    fn unused_rows(
+        &mut self,
+        conn: &mut Conn,
+        schema: &str,
+        store: &str,
+        chunk: &[usize],
+    ) -> Result<(), CleanupError> {
+        let scan = self.scan;
+        let Some(table) = scan
+            .catalog
+            .externals
+            .iter()
+            .find(|t| t.schema == schema && t.store == store)
+        else {
+            for &n in chunk {
+                self.skip(n, "table gone".into());
+            }
+            return Ok(());
+        };
+        let key = |n: usize| -> ([u8; 16], bool) {
+            match &scan.items[n].subject {
+                Subject::ExternalRow {
+                    hash, with_file, ..
+                } => (crate::paths::unhex(hash).unwrap_or([0; 16]), *with_file),
+                _ => ([0; 16], false),
+            }
+        };
+        let hashes: Vec<[u8; 16]> = chunk.iter().map(|&n| key(n).0).collect();
+        let unused = inventory::unused_now(conn, table, &hashes)?;
+        let now = SystemTime::now();
+        let mut keep = Vec::new();
+        for &n in chunk {
+            if !unused.contains(&key(n).0) {
+                self.skip(n, "the row is referenced now (or gone)".into());
+            } else if let Err(why) = recheck_disk(&scan.items[n], self.opts.min_age, now)? {
+                self.skip(n, why);
+            } else {
+                keep.push(n);
+            }
+        }
+        let with_file: Vec<usize> = keep.iter().copied().filter(|&n| key(n).1).collect();
+        if !with_file.is_empty() {
+            let Some(st) = self.setup.stores.iter().find(|s| s.name == store) else {
+                for n in with_file {
+                    self.skip(n, "store gone".into());
+                }
+                return Ok(());
+            };
+            let probes: Vec<Probe> = with_file
+                .iter()
+                .map(|&n| Probe {
+                    rel: &scan.items[n].rel,
+                    own: Some((schema, key(n).0)),
+                })
+                .collect();
+            let schemas = self.schemas_of(conn, store, true)?;
+            let named = inventory::named_now(conn, st, &schemas, &probes, true)?;
+            for (&n, hit) in with_file.iter().zip(named) {
+                if hit {
+                    keep.retain(|&k| k != n);
+                    self.skip(n, "another row names its file now".into());
+                }
+            }
+        }
+        let keep_hashes: Vec<[u8; 16]> = keep.iter().map(|&n| key(n).0).collect();
+        let mut rows = inventory::read_rows(conn, table, &keep_hashes)?;
+        let t = table.qualified();
+        let mut ready: Vec<(usize, Option<u64>, RowValues)> = Vec::new();
+        for n in keep {
+            let Some(values) = rows.remove(&key(n).0) else {
+                self.skip(n, "the row was gone".into());
+                continue;
+            };
+            let id = self.record(n, key(n).1, Some(quarantine::save_row(&t, values.clone())))?;
+            ready.push((n, id, values));
+        }
+        let hashes: Vec<[u8; 16]> = ready.iter().map(|(n, _, _)| key(*n).0).collect();
+        let mut deleted = Vec::new();
+        if inventory::delete_external_rows(conn, table, &hashes)? {
+            deleted = ready;
+        } else {
+            for (n, id, values) in ready {
+                match inventory::delete_external_row(conn, table, &key(n).0) {
+                    Ok(1) => deleted.push((n, id, values)),
+                    other => {
+                        if let (Some(r), Some(id)) = (self.run.as_mut(), id) {
+                            r.undo(id)?;
+                        }
+                        self.skip(
+                            n,
+                            match other {
+                                Err(e) => format!("deleting the row failed, file kept: {e}"),
+                                _ => "the row was gone".into(),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        for (n, id, values) in deleted {
+            if key(n).1 {
+                self.move_away(conn, n, id, Some((t.clone(), values)), true)?;
+            } else {
+                self.push(n, self.disposed(), None);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where an item goes in a run, relative to the run directory.
+fn stored_path(label: &str, item: &Item) -> PathBuf {
+    PathBuf::from("files")
+        .join(root_dir_name(label))
+        .join(&item.rel)
+}
+
+fn delete_path(path: &Path) -> Result<(), CleanupError> {
+    let meta = std::fs::symlink_metadata(path).map_err(CleanupError::io("cannot stat", path))?;
+    if meta.is_dir() {
+        std::fs::remove_dir_all(path).map_err(CleanupError::io("cannot delete", path))
+    } else {
+        std::fs::remove_file(path).map_err(CleanupError::io("cannot delete", path))
+    }
 }
 
 fn describe(i: &Item) -> String {
@@ -386,177 +1026,6 @@ fn recheck_disk(
     Ok(Ok(()))
 }
 
-type Acted = Result<&'static str, String>;
-
-fn act(
-    session: &mut Session,
-    scan: &Scan,
-    setup: &Setup,
-    opts: &ApplyOptions,
-    item: &Item,
-    run: Option<&mut Run>,
-) -> Result<Acted, CleanupError> {
-    let now = SystemTime::now();
-    if let Err(why) = recheck_disk(item, opts.min_age, now)? {
-        return Ok(Err(why));
-    }
-    let root = &scan.roots[item.root];
-    match (&item.class, &item.subject) {
-        (Class::UntrackedDir, _) => {
-            let RootKind::Folders(key) = root.kind else {
-                return Ok(Err("not in a folder directory".into()));
-            };
-            let cols = scan.dir_columns.get(&key).cloned().unwrap_or_default();
-            let path = item.path.as_deref().unwrap_or(Path::new(""));
-            if inventory::dir_tracked_now(
-                session.conn(),
-                &cols,
-                &path.to_string_lossy(),
-                &item.rel,
-            )? {
-                return Ok(Err("a row names it now".into()));
-            }
-            remove(item, root.label.as_str(), opts, run, None).map(Ok)
-        }
-        (Class::Untracked | Class::Empty | Class::StaleTemp, _) => {
-            remove(item, &root.label, opts, run, None).map(Ok)
-        }
-        (
-            Class::UnusedExternal,
-            Subject::ExternalRow {
-                schema,
-                store,
-                hash,
-                with_file,
-            },
-        ) => {
-            let Some(table) = scan
-                .catalog
-                .externals
-                .iter()
-                .find(|t| &t.schema == schema && &t.store == store)
-            else {
-                return Ok(Err("table gone".into()));
-            };
-            let h = crate::paths::unhex(hash).unwrap_or([0; 16]);
-            if !inventory::still_unused(session.conn(), table, &h)? {
-                return Ok(Err("the row is referenced now (or gone)".into()));
-            }
-            if *with_file {
-                let Some(st) = setup.stores.iter().find(|s| &s.name == store) else {
-                    return Ok(Err("store gone".into()));
-                };
-                let others = inventory::rows_naming(session.conn(), st, &item.rel)?;
-                if others
-                    .iter()
-                    .any(|(s, hh)| !(s == schema && hh.as_slice() == h.as_slice()))
-                {
-                    return Ok(Err("another row names its file now".into()));
-                }
-            }
-            let saved = inventory::read_row(
-                session.conn(),
-                &table.qualified(),
-                &format!("hash = X'{hash}'"),
-            )?
-            .map(|r| quarantine::save_row(&table.qualified(), r));
-            if opts.disposal == Disposal::Delete {
-                // Nothing to put back with --delete: the row goes first (its foreign
-                // keys refuse if it became referenced), then the file.
-                return match inventory::delete_external_row(session.conn(), table, &h) {
-                    Ok(1) => {
-                        if *with_file {
-                            remove_keep(item, &root.label, opts, None, None)?;
-                        }
-                        Ok(Ok("deleted"))
-                    }
-                    Ok(_) => Ok(Err("the row was gone".into())),
-                    Err(e) => Ok(Err(format!("deleting the row failed, file kept: {e}"))),
-                };
-            }
-            let mut run = run;
-            let moved = if *with_file {
-                Some(remove_keep(
-                    item,
-                    &root.label,
-                    opts,
-                    run.as_deref_mut(),
-                    saved.clone(),
-                )?)
-            } else {
-                None
-            };
-            if moved.is_none() {
-                if let Some(r) = run.as_deref_mut() {
-                    r.record(entry(item, None, saved.clone()))?;
-                }
-            }
-            let deleted = inventory::delete_external_row(session.conn(), table, &h);
-            match deleted {
-                Ok(1) => Ok(Ok(if matches!(opts.disposal, Disposal::Delete) {
-                    "deleted"
-                } else {
-                    "quarantined"
-                })),
-                other => {
-                    // Put the file back; the row stays.
-                    if let Some(Some((id, from))) = moved {
-                        if let Some(p) = &item.path {
-                            std::fs::rename(&from, p)
-                                .map_err(CleanupError::io("cannot move back", &from))?;
-                        }
-                        if let Some(r) = run {
-                            r.undo(id)?;
-                        }
-                    }
-                    let why = match other {
-                        Err(e) => format!("deleting the row failed, file put back: {e}"),
-                        _ => "the row was gone".into(),
-                    };
-                    Ok(Err(why))
-                }
-            }
-        }
-        (Class::OrphanRow, Subject::AnalysisRow { schema, key }) => {
-            let Some(table) = scan.catalog.analysis.iter().find(|t| &t.schema == schema) else {
-                return Ok(Err("table gone".into()));
-            };
-            if !inventory::still_orphan(session.conn(), table, key)? {
-                return Ok(Err("referenced downstream now (or gone)".into()));
-            }
-            let t = qualified(schema, "analysis_nwbfile");
-            let saved = inventory::read_row(
-                session.conn(),
-                &t,
-                &format!("analysis_file_name = {}", spyglass_db::quote::string(key)),
-            )?
-            .map(|r| quarantine::save_row(&t, r));
-            let mut run = run;
-            let id = match run.as_deref_mut() {
-                Some(r) => Some(r.record(entry(item, None, saved))?),
-                None => None,
-            };
-            match inventory::delete_analysis_row(session.conn(), schema, key) {
-                Ok(1) => Ok(Ok(if matches!(opts.disposal, Disposal::Delete) {
-                    "deleted"
-                } else {
-                    "quarantined"
-                })),
-                other => {
-                    if let (Some(r), Some(id)) = (run, id) {
-                        r.undo(id)?;
-                    }
-                    Ok(Err(match other {
-                        Err(e) => format!("deleting the row failed: {e}"),
-                        _ => "the row was gone".into(),
-                    }))
-                }
-            }
-        }
-        _ => Ok(Err("nothing to do".into())),
-    }
-}
-
 fn entry(item: &Item, stored: Option<PathBuf>, row: Option<quarantine::SavedRow>) -> Entry {
     Entry {
         id: 0,
@@ -571,66 +1040,5 @@ fn entry(item: &Item, stored: Option<PathBuf>, row: Option<quarantine::SavedRow>
         mtime_unix: secs(item.mtime),
         reason: item.reason.clone(),
         row,
-    }
-}
-
-fn remove(
-    item: &Item,
-    label: &str,
-    opts: &ApplyOptions,
-    run: Option<&mut Run>,
-    row: Option<quarantine::SavedRow>,
-) -> Result<&'static str, CleanupError> {
-    remove_keep(item, label, opts, run, row)?;
-    Ok(if matches!(opts.disposal, Disposal::Delete) {
-        "deleted"
-    } else {
-        "quarantined"
-    })
-}
-
-/// Moves (or deletes) the item's file or folder; returns the manifest id and
-/// where it went when quarantined.
-fn remove_keep(
-    item: &Item,
-    label: &str,
-    opts: &ApplyOptions,
-    run: Option<&mut Run>,
-    row: Option<quarantine::SavedRow>,
-) -> Result<Option<(u64, PathBuf)>, CleanupError> {
-    let Some(path) = &item.path else {
-        return Ok(None);
-    };
-    match (&opts.disposal, run) {
-        (Disposal::Quarantine(_), Some(run)) => {
-            let stored = PathBuf::from("files")
-                .join(root_dir_name(label))
-                .join(&item.rel);
-            let dest = run.dir.join(&stored);
-            let id = run.record(entry(item, Some(stored), row))?;
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(CleanupError::io("cannot create directory", parent))?;
-            }
-            if let Err(e) = std::fs::rename(path, &dest) {
-                run.undo(id)?;
-                return Err(CleanupError::Io {
-                    what: "cannot move into quarantine",
-                    path: path.clone(),
-                    source: e,
-                });
-            }
-            Ok(Some((id, dest)))
-        }
-        _ => {
-            let meta =
-                std::fs::symlink_metadata(path).map_err(CleanupError::io("cannot stat", path))?;
-            if meta.is_dir() {
-                std::fs::remove_dir_all(path).map_err(CleanupError::io("cannot delete", path))?;
-            } else {
-                std::fs::remove_file(path).map_err(CleanupError::io("cannot delete", path))?;
-            }
-            Ok(None)
-        }
     }
 }

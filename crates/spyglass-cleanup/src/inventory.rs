@@ -1460,99 +1460,262 @@ pub fn dir_rows(conn: &mut Conn, rules: &[DirRule]) -> Result<DirRows, CleanupEr
 
 // ---- re-checks and writes used by apply and restore ----
 
-/// Of `rels` (paths relative to `store`), those some `~external` row names now.
-/// Tables are listed afresh, so a schema created since the scan counts too.
-pub fn tracked_now(
+/// DataJoint's key for a `filepath` row: the MD5 of its path relative to the
+/// store (datajoint-python's `uuid_from_buffer(init_string=relative_filepath)`).
+pub fn filepath_hash(rel: &str) -> [u8; 16] {
+    use md5::{Digest, Md5};
+    Md5::digest(rel.as_bytes()).into()
+}
+
+/// The schemas that have `~external_<store>` now (listed afresh, so a schema
+/// created since the scan counts too).
+pub fn external_schemas(conn: &mut Conn, store: &str) -> Result<Vec<String>, CleanupError> {
+    conn.query(format!(
+        "SELECT table_schema FROM information_schema.TABLES WHERE table_name = {} \
+         AND table_schema NOT IN {SYSTEM_SCHEMAS} ORDER BY 1",
+        string(&format!("~external_{store}"))
+    ))
+    .map_err(q("listing ~external tables"))
+}
+
+/// A file of a store to ask about: its path relative to the store, and the
+/// one row (schema, hash) that does not count (the row being deleted with it).
+#[derive(Debug, Clone, Copy)]
+pub struct Probe<'a> {
+    /// Path relative to the store.
+    pub rel: &'a str,
+    /// A row that does not count.
+    pub own: Option<(&'a str, [u8; 16])>,
+}
+
+/// For each probe, whether some `~external_<store>` row of any schema names
+/// its file now. Rows are found by primary key: DataJoint keys a filepath row
+/// by the MD5 of the path ([`filepath_hash`]) and a blob or attachment by the
+/// hash in its file name. With `by_filepath` the `filepath` column is compared
+/// too (rows written by other tools with another key; a full scan of each
+/// table). Uncommitted rows count when the session reads uncommitted.
+/// `schemas` are those with `~external_<store>` ([`external_schemas`]).
+pub fn named_now(
     conn: &mut Conn,
     store: &Store,
-    rels: &[&str],
-) -> Result<HashSet<String>, CleanupError> {
-    let mut found = HashSet::new();
-    if rels.is_empty() {
-        return Ok(found);
+    schemas: &[String],
+    probes: &[Probe<'_>],
+    by_filepath: bool,
+) -> Result<Vec<bool>, CleanupError> {
+    let mut named = vec![false; probes.len()];
+    if probes.is_empty() {
+        return Ok(named);
     }
-    let cat = catalog(conn, &Scope::all())?;
-    let tables: Vec<&ExternalTable> = cat
-        .externals
-        .iter()
-        .filter(|t| t.store == store.name)
+    let mut by_md5: HashMap<[u8; 16], Vec<usize>> = HashMap::new();
+    let mut by_uuid: HashMap<(String, [u8; 16]), Vec<usize>> = HashMap::new();
+    let mut by_rel: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, p) in probes.iter().enumerate() {
+        by_md5.entry(filepath_hash(p.rel)).or_default().push(i);
+        if let Some(k) = paths::parse_uuid_path(p.rel, &store.subfolding) {
+            by_uuid.entry(k).or_default().push(i);
+        }
+        by_rel.entry(p.rel).or_default().push(i);
+    }
+    let md5_list: Vec<String> = by_md5
+        .keys()
+        .map(|h| format!("X'{}'", paths::hex(h)))
         .collect();
-    let mut by_hash: HashMap<(String, [u8; 16]), &str> = HashMap::new();
-    for r in rels {
-        if let Some(k) = paths::parse_uuid_path(r, &store.subfolding) {
-            by_hash.insert(k, r);
-        }
-    }
-    let list: Vec<String> = rels.iter().map(|r| string(r)).collect();
-    for t in &tables {
-        let sql = format!(
-            "SELECT filepath FROM {} WHERE filepath IN ({})",
-            t.qualified(),
-            list.join(", ")
-        );
-        let Some(hits) =
-            query_opt::<Option<String>>(conn, sql, || format!("re-checking {}", t.qualified()))?
-        else {
-            continue;
+    let rel_list: Vec<String> = by_rel.keys().map(|r| string(r)).collect();
+    let hit = |schema: &str, hash: &[u8], rel: Option<&str>, named: &mut Vec<bool>| {
+        let Ok(h) = <[u8; 16]>::try_from(hash) else {
+            return;
         };
-        for h in hits.into_iter().flatten() {
-            found.insert(paths::normalize(&h));
-        }
-        let hashes: Vec<(&[u8; 16], &str)> = by_hash
-            .iter()
-            .filter(|((db, _), _)| *db == t.schema)
-            .map(|((_, h), r)| (h, *r))
-            .collect();
-        if !hashes.is_empty() {
-            let hex: Vec<String> = hashes
-                .iter()
-                .map(|(h, _)| format!("X'{}'", paths::hex(*h)))
-                .collect();
-            let sql = format!(
-                "SELECT hash FROM {} WHERE hash IN ({})",
-                t.qualified(),
-                hex.join(", ")
-            );
-            let hits: Vec<Vec<u8>> =
-                query_opt(conn, sql, || format!("re-checking {}", t.qualified()))?
-                    .unwrap_or_default();
-            for h in hits {
-                if let Some((_, r)) = hashes.iter().find(|(x, _)| x.as_slice() == h.as_slice()) {
-                    found.insert((*r).to_owned());
+        let mut mark = |idx: &Vec<usize>| {
+            for &i in idx {
+                if probes[i].own != Some((schema, h)) {
+                    named[i] = true;
+                }
+            }
+        };
+        match rel {
+            Some(r) => {
+                if let Some(idx) = by_rel.get(paths::normalize(r).as_str()) {
+                    mark(idx);
+                }
+            }
+            None => {
+                if let Some(idx) = by_md5.get(&h) {
+                    mark(idx);
+                }
+                if let Some(idx) = by_uuid.get(&(schema.to_owned(), h)) {
+                    mark(idx);
                 }
             }
         }
-    }
-    // A filepath row may be written un-normalized; compare normalized.
-    Ok(rels
+    };
+    // One round trip for every schema: `SELECT k, hash, filepath ... UNION ALL ...`;
+    // a table dropped meanwhile makes it fail, then each is asked alone.
+    let parts: Vec<(usize, String)> = schemas
         .iter()
-        .filter(|r| found.contains(**r))
-        .map(|r| (*r).to_owned())
+        .enumerate()
+        .flat_map(|(k, schema)| {
+            let t = qualified(schema, &format!("~external_{}", store.name));
+            let mut keys = md5_list.clone();
+            keys.extend(
+                by_uuid
+                    .keys()
+                    .filter(|(db, _)| db == schema)
+                    .map(|(_, h)| format!("X'{}'", paths::hex(h))),
+            );
+            let mut v = vec![(
+                k,
+                format!(
+                    "SELECT {k}, hash, NULL FROM {t} WHERE hash IN ({})",
+                    keys.join(", ")
+                ),
+            )];
+            if by_filepath {
+                v.push((
+                    k,
+                    format!(
+                        "SELECT {k}, hash, filepath FROM {t} WHERE filepath IN ({})",
+                        rel_list.join(", ")
+                    ),
+                ));
+            }
+            v
+        })
+        .collect();
+    if parts.is_empty() {
+        return Ok(named);
+    }
+    type Hit = (usize, Vec<u8>, Option<String>);
+    let all = parts
+        .iter()
+        .map(|(_, q)| q.as_str())
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let hits: Vec<Hit> = match conn.query(all) {
+        Ok(h) => h,
+        Err(e) if is_gone(&e) => {
+            let mut h = Vec::new();
+            for (k, sql) in &parts {
+                let rows: Vec<Hit> = query_opt(conn, sql.clone(), || {
+                    format!("re-checking {}.~external_{}", schemas[*k], store.name)
+                })?
+                .unwrap_or_default();
+                h.extend(rows);
+            }
+            h
+        }
+        Err(e) => {
+            return Err(CleanupError::Db(DbError::query(
+                format!("re-checking the ~external_{} tables", store.name),
+                e,
+            )))
+        }
+    };
+    for (k, h, fp) in hits {
+        if let Some(schema) = schemas.get(k) {
+            hit(schema, &h, fp.as_deref(), &mut named);
+        }
+    }
+    Ok(named)
+}
+
+/// Of `hashes`, the rows of `table` that exist and that nothing references now.
+pub fn unused_now(
+    conn: &mut Conn,
+    table: &ExternalTable,
+    hashes: &[[u8; 16]],
+) -> Result<HashSet<[u8; 16]>, CleanupError> {
+    if hashes.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let list: Vec<String> = hashes
+        .iter()
+        .map(|h| format!("X'{}'", paths::hex(h)))
+        .collect();
+    let sql = format!(
+        "SELECT e.hash FROM {} e WHERE e.hash IN ({}) AND NOT {}",
+        table.qualified(),
+        list.join(", "),
+        table.used_expr()
+    );
+    // A table of the used test (or the rows' own) was dropped since the
+    // scan: not provably unused now, so the items are left alone.
+    let rows: Vec<Vec<u8>> = query_opt(conn, sql, || {
+        format!("re-checking rows of {}", table.qualified())
+    })?
+    .unwrap_or_default();
+    Ok(rows
+        .into_iter()
+        .filter_map(|h| <[u8; 16]>::try_from(h.as_slice()).ok())
         .collect())
 }
 
-/// Every row (schema, hash) that names `rel` in `store` now.
-pub fn rows_naming(
+/// Full rows of `table` by hash, so restore can put them back.
+pub fn read_rows(
     conn: &mut Conn,
-    store: &Store,
-    rel: &str,
-) -> Result<Vec<(String, Vec<u8>)>, CleanupError> {
-    let cat = catalog(conn, &Scope::all())?;
-    let uuid = paths::parse_uuid_path(rel, &store.subfolding);
-    let mut out = Vec::new();
-    for t in cat.externals.iter().filter(|t| t.store == store.name) {
-        let mut cond = format!("filepath = {}", string(rel));
-        if let Some((db, h)) = &uuid {
-            if *db == t.schema {
-                cond.push_str(&format!(" OR hash = X'{}'", paths::hex(h)));
-            }
+    table: &ExternalTable,
+    hashes: &[[u8; 16]],
+) -> Result<HashMap<[u8; 16], RowValues>, CleanupError> {
+    let mut out = HashMap::new();
+    if hashes.is_empty() {
+        return Ok(out);
+    }
+    let list: Vec<String> = hashes
+        .iter()
+        .map(|h| format!("X'{}'", paths::hex(h)))
+        .collect();
+    let sql = format!(
+        "SELECT * FROM {} WHERE hash IN ({})",
+        table.qualified(),
+        list.join(", ")
+    );
+    let rows: Vec<Row> = conn.query(&sql).map_err(|e| {
+        CleanupError::Db(DbError::query(
+            format!("saving rows of {}", table.qualified()),
+            e,
+        ))
+    })?;
+    for row in rows {
+        let values = row_values(row);
+        let key = values
+            .iter()
+            .find(|(c, _)| c.eq_ignore_ascii_case("hash"))
+            .and_then(|(_, v)| v.as_deref())
+            .and_then(|b| <[u8; 16]>::try_from(b).ok());
+        if let Some(k) = key {
+            out.insert(k, values);
         }
-        let sql = format!("SELECT hash FROM {} WHERE {cond}", t.qualified());
-        let hits: Vec<Vec<u8>> =
-            query_opt(conn, sql, || format!("re-checking {}", t.qualified()))?.unwrap_or_default();
-        out.extend(hits.into_iter().map(|h| (t.schema.clone(), h)));
     }
     Ok(out)
+}
+
+/// Deletes the rows of `table` with these hashes in one transaction, all or
+/// none: `Ok(false)` (nothing deleted) when one is gone or referenced now (the
+/// foreign keys DataJoint declares are `ON DELETE RESTRICT`).
+pub fn delete_external_rows(
+    conn: &mut Conn,
+    table: &ExternalTable,
+    hashes: &[[u8; 16]],
+) -> Result<bool, CleanupError> {
+    if hashes.is_empty() {
+        return Ok(true);
+    }
+    let list: Vec<String> = hashes
+        .iter()
+        .map(|h| format!("X'{}'", paths::hex(h)))
+        .collect();
+    let what = || format!("deleting rows of {}", table.qualified());
+    conn.query_drop("START TRANSACTION")
+        .map_err(|e| CleanupError::Db(DbError::query(what(), e)))?;
+    let deleted = conn.query_drop(format!(
+        "DELETE FROM {} WHERE hash IN ({})",
+        table.qualified(),
+        list.join(", ")
+    ));
+    let all = matches!(deleted, Ok(()) if conn.affected_rows() == hashes.len() as u64);
+    let end = if all { "COMMIT" } else { "ROLLBACK" };
+    conn.query_drop(end)
+        .map_err(|e| CleanupError::Db(DbError::query(what(), e)))?;
+    Ok(all)
 }
 
 /// True when the row still exists and nothing references it.
@@ -1595,7 +1758,10 @@ pub fn read_row(
     let row: Option<Row> = conn
         .query_first(&sql)
         .map_err(|e| CleanupError::Db(DbError::query(format!("saving a row of {table_sql}"), e)))?;
-    let Some(row) = row else { return Ok(None) };
+    Ok(row.map(row_values))
+}
+
+fn row_values(row: Row) -> RowValues {
     let names: Vec<String> = row
         .columns_ref()
         .iter()
@@ -1606,12 +1772,31 @@ pub fn read_row(
         Value::Bytes(b) => Some(b),
         other => Some(other.as_sql(true).into_bytes()),
     });
-    Ok(Some(names.into_iter().zip(vals).collect()))
+    names.into_iter().zip(vals).collect()
 }
 
 /// Inserts a saved row again (restore).
 pub fn insert_row(
     conn: &mut Conn,
+    table_sql: &str,
+    row: &[(String, Option<Vec<u8>>)],
+) -> Result<(), CleanupError> {
+    insert_row_as(conn, "INSERT", table_sql, row)
+}
+
+/// Inserts a saved row again unless a row with its key exists (apply putting
+/// an item back).
+pub fn insert_row_ignore(
+    conn: &mut Conn,
+    table_sql: &str,
+    row: &[(String, Option<Vec<u8>>)],
+) -> Result<(), CleanupError> {
+    insert_row_as(conn, "INSERT IGNORE", table_sql, row)
+}
+
+fn insert_row_as(
+    conn: &mut Conn,
+    verb: &str,
     table_sql: &str,
     row: &[(String, Option<Vec<u8>>)],
 ) -> Result<(), CleanupError> {
@@ -1623,7 +1808,7 @@ pub fn insert_row(
         .collect();
     conn.exec_drop(
         format!(
-            "INSERT INTO {table_sql} ({}) VALUES ({marks})",
+            "{verb} INTO {table_sql} ({}) VALUES ({marks})",
             cols.join(", ")
         ),
         params,

@@ -2,8 +2,10 @@
 //! `<quarantine>/<run>/files/<root>/<relative path>` and writes
 //! `<run>/manifest.jsonl`: a header line, then one line per item written
 //! *before* the item is moved (an `undone` line follows when the move was
-//! rolled back), so a crash never leaves a moved file without a record.
-//! [`restore`] puts a run back; [`purge`] deletes old runs.
+//! rolled back, a `returned` line when apply put it back because a row named
+//! it after the move), so a crash never leaves a moved file without a record.
+//! [`restore`] puts a run back and marks it restored (the manifest stays as
+//! the audit trail); [`purge`] deletes old runs, restored or not.
 
 use std::fs;
 use std::io::{BufRead, Write};
@@ -62,6 +64,31 @@ pub struct Entry {
 #[derive(Debug, Serialize, Deserialize)]
 struct Undone {
     undone: u64,
+}
+
+/// A manifest line: apply put item `returned` back before the run ended,
+/// because a row named it after it was moved.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Returned {
+    /// The entry's id.
+    pub returned: u64,
+    /// Why.
+    pub reason: String,
+    /// How long the item was away from its path, milliseconds.
+    pub absent_ms: f64,
+}
+
+/// A manifest line: restore put entry `restored_entry` back.
+#[derive(Debug, Serialize, Deserialize)]
+struct RestoredEntry {
+    restored_entry: u64,
+}
+
+/// A manifest line: every entry of the run was restored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RestoredMark {
+    /// RFC 3339, UTC.
+    restored: String,
 }
 
 /// An open run being written.
@@ -138,6 +165,22 @@ impl Run {
         write_line(&mut self.file, &Undone { undone: id }, &p)
     }
 
+    /// Records that item `id` was put back (a row named it after its move).
+    pub fn returned(
+        &mut self,
+        id: u64,
+        reason: &str,
+        absent: Duration,
+    ) -> Result<(), CleanupError> {
+        let p = self.dir.join("manifest.jsonl");
+        let r = Returned {
+            returned: id,
+            reason: reason.to_owned(),
+            absent_ms: absent.as_secs_f64() * 1000.0,
+        };
+        write_line(&mut self.file, &r, &p)
+    }
+
     /// Flushes the manifest to disk.
     pub fn finish(self) -> Result<PathBuf, CleanupError> {
         let p = self.dir.join("manifest.jsonl");
@@ -186,8 +229,14 @@ pub struct RunInfo {
     pub dir: PathBuf,
     /// Its header.
     pub header: Header,
-    /// Items not rolled back.
+    /// Items not rolled back, returned or restored: what is in the quarantine.
     pub entries: Vec<Entry>,
+    /// Items apply put back before the run ended, with their entries.
+    pub returned: Vec<(Entry, Returned)>,
+    /// Items restore put back.
+    pub restored_entries: Vec<Entry>,
+    /// When the whole run was restored (RFC 3339), if it was.
+    pub restored: Option<String>,
 }
 
 impl RunInfo {
@@ -216,13 +265,36 @@ pub fn read_run(dir: &Path) -> Result<RunInfo, CleanupError> {
     let header: Header =
         serde_json::from_str(&first).map_err(|e| bad(format!("bad header: {e}")))?;
     let mut entries: Vec<Entry> = Vec::new();
+    let mut returned = Vec::new();
+    let mut restored_entries = Vec::new();
+    let mut restored = None;
+    let take = |entries: &mut Vec<Entry>, id: u64| -> Option<Entry> {
+        let i = entries.iter().position(|e| e.id == id)?;
+        Some(entries.remove(i))
+    };
     for (n, line) in lines.enumerate() {
         let line = line.map_err(|e| bad(e.to_string()))?;
         if line.trim().is_empty() {
             continue;
         }
         if let Ok(u) = serde_json::from_str::<Undone>(&line) {
-            entries.retain(|e| e.id != u.undone);
+            take(&mut entries, u.undone);
+            continue;
+        }
+        if let Ok(r) = serde_json::from_str::<Returned>(&line) {
+            if let Some(e) = take(&mut entries, r.returned) {
+                returned.push((e, r));
+            }
+            continue;
+        }
+        if let Ok(r) = serde_json::from_str::<RestoredEntry>(&line) {
+            if let Some(e) = take(&mut entries, r.restored_entry) {
+                restored_entries.push(e);
+            }
+            continue;
+        }
+        if let Ok(r) = serde_json::from_str::<RestoredMark>(&line) {
+            restored = Some(r.restored);
             continue;
         }
         let e: Entry =
@@ -233,6 +305,9 @@ pub fn read_run(dir: &Path) -> Result<RunInfo, CleanupError> {
         dir: dir.to_owned(),
         header,
         entries,
+        returned,
+        restored_entries,
+        restored,
     })
 }
 
@@ -276,9 +351,23 @@ pub struct Restored {
 
 /// Puts every item of a run back: files and folders to their original paths
 /// (never over something that exists there now), deleted rows inserted again.
-/// The run directory is removed when everything went back.
+/// Each item put back gets a `restored_entry` line (a second restore only
+/// tries the rest); when everything is back the run is marked restored and its
+/// emptied `files` folder removed, while the manifest stays, as the audit
+/// trail, until [`purge`]. A run already restored is an error.
 pub fn restore(dir: &Path, mut conn: Option<&mut Conn>) -> Result<Vec<Restored>, CleanupError> {
     let run = read_run(dir)?;
+    if let Some(when) = &run.restored {
+        return Err(CleanupError::Run {
+            path: dir.to_owned(),
+            detail: format!("was restored already ({when}); nothing is left in it"),
+        });
+    }
+    let mpath = dir.join("manifest.jsonl");
+    let mut manifest = fs::OpenOptions::new()
+        .append(true)
+        .open(&mpath)
+        .map_err(CleanupError::io("cannot open manifest", &mpath))?;
     let mut out = Vec::new();
     let mut all_ok = true;
     // Rows first (a row must exist before... nothing references it, order is free),
@@ -317,7 +406,15 @@ pub fn restore(dir: &Path, mut conn: Option<&mut Conn>) -> Result<Vec<Restored>,
                 fs::rename(&from, orig).map_err(CleanupError::io("cannot move back", &from))?;
             }
         }
-        if outcome != "restored" {
+        if outcome == "restored" {
+            write_line(
+                &mut manifest,
+                &RestoredEntry {
+                    restored_entry: e.id,
+                },
+                &mpath,
+            )?;
+        } else {
             all_ok = false;
         }
         out.push(Restored {
@@ -328,9 +425,28 @@ pub fn restore(dir: &Path, mut conn: Option<&mut Conn>) -> Result<Vec<Restored>,
         });
     }
     if all_ok {
-        fs::remove_dir_all(dir).map_err(CleanupError::io("cannot remove restored run", dir))?;
+        let mark = RestoredMark {
+            restored: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        };
+        write_line(&mut manifest, &mark, &mpath)?;
+        manifest
+            .sync_all()
+            .map_err(CleanupError::io("cannot sync manifest", &mpath))?;
+        remove_empty_dirs(&dir.join("files"));
     }
     Ok(out)
+}
+
+/// Removes `dir` and the folders under it that are empty (bottom up); leaves
+/// anything holding a file.
+fn remove_empty_dirs(dir: &Path) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_empty_dirs(&e.path());
+        }
+    }
+    let _ = fs::remove_dir(dir);
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -416,10 +532,32 @@ mod tests {
             })
             .unwrap();
         run.undo(id2).unwrap();
+        let id3 = run
+            .record(Entry {
+                id: 0,
+                class: Class::Untracked,
+                original: Some(data.join("a/g.nwb")),
+                stored: Some(PathBuf::from("files/store-analysis/a/g.nwb")),
+                size: 1,
+                mtime_unix: Some(1),
+                reason: "r".into(),
+                row: None,
+            })
+            .unwrap();
+        run.returned(id3, "a row names it now", Duration::from_millis(3))
+            .unwrap();
         let dir = run.finish().unwrap();
         let info = read_run(&dir).unwrap();
         assert_eq!(info.entries.len(), 1);
         assert_eq!(info.entries[0].id, id);
+        assert_eq!(
+            info.returned.len(),
+            1,
+            "a returned item is not in the quarantine"
+        );
+        assert_eq!(info.returned[0].0.id, id3);
+        assert_eq!(info.returned[0].1.reason, "a row names it now");
+        assert!((info.returned[0].1.absent_ms - 3.0).abs() < 1e-9);
         assert_eq!(runs(&q).unwrap().len(), 1);
         assert!(purgeable(&q, Duration::from_secs(3600), now)
             .unwrap()
@@ -427,7 +565,17 @@ mod tests {
         let r = restore(&dir, None).unwrap();
         assert_eq!(r[0].outcome, "restored");
         assert_eq!(fs::read(data.join("a/f.nwb")).unwrap(), b"bytes");
-        assert!(!dir.exists());
+        let info = read_run(&dir).unwrap();
+        assert!(info.restored.is_some(), "marked restored");
+        assert!(info.entries.is_empty());
+        assert_eq!(info.restored_entries.len(), 1);
+        assert!(!dir.join("files").exists(), "emptied files folder removed");
+        assert!(
+            restore(&dir, None).is_err(),
+            "a restored run is not restored twice"
+        );
+        assert_eq!(runs(&q).unwrap().len(), 1, "kept until purge");
+        fs::remove_dir_all(&dir).unwrap();
         let run = Run::create(&q, now - Duration::from_secs(40 * 86400)).unwrap();
         run.finish().unwrap();
         assert_eq!(

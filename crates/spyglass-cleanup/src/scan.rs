@@ -199,8 +199,27 @@ pub struct Scan {
     pub problems: Vec<Problem>,
     /// Stores that were configured but not scanned, and why.
     pub not_scanned: Vec<(String, String)>,
+    /// Spyglass directories cleanup looks into (sorting, recording, temp,
+    /// and those with folder rules) that were not scanned, and why.
+    pub dirs_not_scanned: Vec<DirNotScanned>,
+    /// Untracked symlinks inside a store that point at a tracked file: reported, never acted on.
+    pub symlinks_to_tracked: Vec<(PathBuf, PathBuf)>,
     /// When each phase ended, counted from the start of the scan.
     pub timings: Vec<(String, Duration)>,
+}
+
+/// A Spyglass directory that was not scanned.
+#[derive(Debug, Clone, Serialize)]
+pub struct DirNotScanned {
+    /// Which (`sorting`, `recording`, `temp`, ...).
+    pub dir: DirKey,
+    /// Where it would be, when known.
+    pub path: Option<PathBuf>,
+    /// Why.
+    pub reason: String,
+    /// False when the directory cannot be located at all (no Spyglass base
+    /// configured): a problem, since its untracked folders go unseen.
+    pub located: bool,
 }
 
 /// Count and bytes of a class.
@@ -457,6 +476,8 @@ pub fn scan(
         symlinks_outside: Vec::new(),
         problems,
         not_scanned,
+        dirs_not_scanned: Vec::new(),
+        symlinks_to_tracked: Vec::new(),
         timings: Vec::new(),
     };
 
@@ -521,13 +542,34 @@ pub fn scan(
                 ),
             });
         }
+        // A tracked symlink (raw files linked in from a data drive) is fine
+        // wherever it points. An untracked one is reported when it points
+        // outside the store or at a tracked file; none is ever acted on.
         for (rel, outside) in &listing.symlinks {
+            let link = store.location.join(String::from_utf8_lossy(rel).as_ref());
             if let Some(t) = rows.get(rel) {
                 t.mark_seen();
+                continue;
             }
             if *outside {
-                out.symlinks_outside
-                    .push(store.location.join(String::from_utf8_lossy(rel).as_ref()));
+                out.symlinks_outside.push(link);
+                continue;
+            }
+            let Ok(target) = std::fs::read_link(&link) else {
+                continue;
+            };
+            let abs = if target.is_absolute() {
+                target.clone()
+            } else {
+                link.parent().unwrap_or(&store.location).join(&target)
+            };
+            let root = std::fs::canonicalize(&store.location).unwrap_or(store.location.clone());
+            let abs = std::fs::canonicalize(&abs).unwrap_or(abs);
+            if let Ok(trel) = abs.strip_prefix(&root) {
+                let trel = crate::paths::normalize(&trel.to_string_lossy());
+                if rows.get(trel.as_bytes()).is_some() {
+                    out.symlinks_to_tracked.push((link, abs.clone()));
+                }
             }
         }
         // Each walker run and the tracked paths are both sorted by
@@ -640,6 +682,43 @@ pub fn scan(
     }
 
     // Folder directories and temp.
+    let mut looked: Vec<DirKey> = vec![DirKey::Sorting, DirKey::Recording, DirKey::Temp];
+    for (k, _) in &dir_rows {
+        if !looked.contains(k) {
+            looked.push(*k);
+        }
+    }
+    match &setup.dirs {
+        None => {
+            for key in &looked {
+                out.dirs_not_scanned.push(DirNotScanned {
+                    dir: *key,
+                    path: None,
+                    reason: "Spyglass's base directory is not configured (custom.spyglass_dirs.base in the DataJoint config, or SPYGLASS_BASE_DIR)".into(),
+                    located: false,
+                });
+            }
+        }
+        Some(dirs) => {
+            for key in &looked {
+                match dirs.get(*key) {
+                    None => out.dirs_not_scanned.push(DirNotScanned {
+                        dir: *key,
+                        path: None,
+                        reason: "not configured".into(),
+                        located: false,
+                    }),
+                    Some(d) if !d.path.is_dir() => out.dirs_not_scanned.push(DirNotScanned {
+                        dir: *key,
+                        path: Some(d.path.clone()),
+                        reason: "does not exist (nothing to clean there)".into(),
+                        located: true,
+                    }),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
     if let Some(dirs) = &setup.dirs {
         for (key, rows) in dir_rows {
             let Some(dir) = dirs.get(key) else { continue };
@@ -713,6 +792,12 @@ pub fn scan(
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             if !classify::is_temp_name(&name) {
+                out.dirs_not_scanned.push(DirNotScanned {
+                    dir: DirKey::Temp,
+                    path: Some(tmp.path.clone()),
+                    reason: "not named tmp or temp".into(),
+                    located: true,
+                });
                 out.problems.push(Problem {
                     guard: None,
                     message: format!(
@@ -758,6 +843,7 @@ pub fn scan(
         .sort_by(|a, b| (a.class, &a.rel).cmp(&(b.class, &b.rel)));
     out.young.sort_by(|a, b| a.rel.cmp(&b.rel));
     out.symlinks_outside.sort();
+    out.symlinks_to_tracked.sort();
     timer.mark("folders and temp");
     out.timings = timer.into_marks();
     Ok(out)
@@ -853,15 +939,17 @@ fn classify_store(
         let t = &out.catalog.externals[u.table as usize];
         let track = rows.get(u.rel.as_bytes());
         let exists = track.is_some_and(|t| t.seen());
-        let with_file = exists && track.is_some_and(|t| !t.used()) && moving.insert(u.rel.clone());
         let path = location.join(&u.rel);
-        let (size, mtime) = if with_file {
-            match walk::stat(&path)? {
-                Some(m) => (m.size, Some(m.mtime)),
-                None => (0, None),
-            }
+        // A symlink (or folder) the row names is never moved: the row alone goes.
+        let meta = if exists && track.is_some_and(|t| !t.used()) && !moving.contains(&u.rel) {
+            walk::stat(&path)?.filter(|m| m.is_file)
         } else {
-            (0, None)
+            None
+        };
+        let with_file = meta.is_some() && moving.insert(u.rel.clone());
+        let (size, mtime) = match meta {
+            Some(m) => (m.size, Some(m.mtime)),
+            None => (0, None),
         };
         let item = Item {
             class: Class::UnusedExternal,

@@ -36,6 +36,11 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Help heading of the options every command accepts besides the connection.
+pub const GLOBAL_HEADING: &str = "Global options (every command)";
+/// Help heading of the connection options every command accepts.
+pub const CONNECTION_HEADING: &str = "Connection (every command)";
+
 /// Options every command accepts.
 #[derive(Debug, Args)]
 pub struct GlobalOpts {
@@ -46,14 +51,15 @@ pub struct GlobalOpts {
         long,
         global = true,
         env = "SPYGLASS_ADMIN_CONFIG",
-        value_name = "FILE"
+        value_name = "FILE",
+        help_heading = GLOBAL_HEADING
     )]
     pub config: Option<PathBuf>,
     /// Machine-readable output on stdout.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING)]
     pub json: bool,
     /// Less output on stderr (no progress, no notes).
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = GLOBAL_HEADING)]
     pub quiet: bool,
 }
 
@@ -61,22 +67,22 @@ pub struct GlobalOpts {
 #[derive(Debug, Args)]
 pub struct ConnectOpts {
     /// Server host name or address (host:port accepted).
-    #[arg(long, short = 'H', global = true, value_name = "HOST")]
+    #[arg(long, short = 'H', global = true, help_heading = CONNECTION_HEADING, value_name = "HOST")]
     pub host: Option<String>,
     /// Server TCP port.
-    #[arg(long, short = 'P', global = true, value_name = "PORT")]
+    #[arg(long, short = 'P', global = true, help_heading = CONNECTION_HEADING, value_name = "PORT")]
     pub port: Option<u16>,
     /// Account name.
-    #[arg(long, short, global = true, value_name = "USER")]
+    #[arg(long, short, global = true, help_heading = CONNECTION_HEADING, value_name = "USER")]
     pub user: Option<String>,
     /// Unix socket of a server on this machine.
-    #[arg(long, short = 'S', global = true, value_name = "PATH")]
+    #[arg(long, short = 'S', global = true, help_heading = CONNECTION_HEADING, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Read the password from the first line of FILE (keep it mode 0600).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = CONNECTION_HEADING, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
     /// Prompt for the password (no echo) on the terminal.
-    #[arg(long, short = 'p', global = true)]
+    #[arg(long, short = 'p', global = true, help_heading = CONNECTION_HEADING)]
     pub ask_password: bool,
 }
 
@@ -102,4 +108,75 @@ pub enum Command {
     Nightly(NightlyArgs),
     /// Print a crontab line or systemd units that run `nightly`.
     Schedule(ScheduleArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command's help lists the global connection flags under their
+    /// own heading, apart from the command's own options.
+    #[test]
+    fn every_command_groups_global_flags_under_their_headings() {
+        fn walk(cmd: &mut clap::Command, path: String, seen: &mut usize) {
+            let help = cmd.render_help().to_string();
+            if cmd.get_subcommands().next().is_none() {
+                *seen += 1;
+                let conn = help
+                    .find(&format!("{CONNECTION_HEADING}:"))
+                    .unwrap_or_else(|| panic!("{path}: no connection heading:\n{help}"));
+                let glob = help
+                    .find(&format!("{GLOBAL_HEADING}:"))
+                    .unwrap_or_else(|| panic!("{path}: no global heading:\n{help}"));
+                let host = help.find("-H, --host").expect("--host listed");
+                let json = help.find("\n      --json").expect("--json listed");
+                assert!(
+                    host > conn && (host < glob || conn > glob),
+                    "{path}:\n{help}"
+                );
+                assert!(
+                    json > glob && (json < conn || glob > conn),
+                    "{path}:\n{help}"
+                );
+                if let Some(own) = help.find("\nOptions:") {
+                    let end = [conn, glob].into_iter().filter(|&h| h > own).min();
+                    let section = &help[own..end.unwrap_or(help.len())];
+                    assert!(
+                        !section.contains("-H, --host"),
+                        "{path}: --host among own options:\n{help}"
+                    );
+                    assert!(
+                        !section.contains("\n      --json"),
+                        "{path}: --json among own options:\n{help}"
+                    );
+                }
+            }
+            let names: Vec<String> = cmd
+                .get_subcommands()
+                .map(|c| c.get_name().to_owned())
+                .collect();
+            for n in names {
+                if n == "help" {
+                    continue;
+                }
+                if let Some(sub) = cmd.find_subcommand_mut(&n) {
+                    walk(sub, format!("{path} {n}"), seen);
+                }
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut seen = 0;
+        walk(&mut cmd, "spyglass-admin".into(), &mut seen);
+        assert!(seen > 20, "every leaf command checked ({seen})");
+        let apply = cmd
+            .find_subcommand_mut("cleanup")
+            .and_then(|c| c.find_subcommand_mut("apply"))
+            .expect("cleanup apply")
+            .render_help()
+            .to_string();
+        let own = apply.find("\nOptions:").expect("apply has its own options");
+        assert!(apply[own..].contains("--quarantine"), "{apply}");
+    }
 }

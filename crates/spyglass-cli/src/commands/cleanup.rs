@@ -178,8 +178,12 @@ struct ScanReport {
     roots: Vec<RootReport>,
     /// Per first folder inside a root.
     top_folders: Vec<FolderReport>,
-    /// Symlinks inside a store pointing outside it (never followed).
+    /// Untracked symlinks inside a store pointing outside it (never followed).
     symlinks_outside: Vec<PathBuf>,
+    /// Untracked symlinks inside a store pointing at a tracked file (never acted on).
+    symlinks_to_tracked: Vec<SymlinkReport>,
+    /// Spyglass directories not scanned, and why; `located: false` is a problem.
+    dirs_not_scanned: Vec<scan::DirNotScanned>,
     /// Guards that will refuse apply, and other notes.
     problems: Vec<scan::Problem>,
     /// Configured stores that were not scanned, and why.
@@ -203,6 +207,12 @@ struct FolderReport {
     folder: String,
     count: u64,
     bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct SymlinkReport {
+    link: PathBuf,
+    target: PathBuf,
 }
 
 #[derive(Debug, Serialize)]
@@ -294,6 +304,15 @@ fn report(s: &Scan, only: &[Class], list: bool, min_age: Duration) -> ScanReport
             })
             .collect(),
         symlinks_outside: s.symlinks_outside.clone(),
+        symlinks_to_tracked: s
+            .symlinks_to_tracked
+            .iter()
+            .map(|(link, target)| SymlinkReport {
+                link: link.clone(),
+                target: target.clone(),
+            })
+            .collect(),
+        dirs_not_scanned: s.dirs_not_scanned.clone(),
         problems: s.problems.clone(),
         not_scanned: s
             .not_scanned
@@ -348,10 +367,30 @@ fn render(r: &ScanReport) -> String {
     for n in &r.not_scanned {
         let _ = writeln!(s, "  store {:<18} not scanned: {}", n.store, n.reason);
     }
+    for d in &r.dirs_not_scanned {
+        let _ = writeln!(
+            s,
+            "  {:<24} not scanned: {}{}",
+            format!("{} directory", d.dir.key()),
+            d.reason,
+            d.path
+                .as_ref()
+                .map(|p| format!(" ({})", p.display()))
+                .unwrap_or_default()
+        );
+    }
+    for l in &r.symlinks_to_tracked {
+        let _ = writeln!(
+            s,
+            "note: untracked symlink points at a tracked file (left alone): {} -> {}",
+            l.link.display(),
+            l.target.display()
+        );
+    }
     for l in &r.symlinks_outside {
         let _ = writeln!(
             s,
-            "note: symlink points outside its store (not followed): {}",
+            "note: untracked symlink points outside its store (not followed): {}",
             l.display()
         );
     }
@@ -428,7 +467,8 @@ fn scan_cmd(
         .items
         .iter()
         .any(|i| only.is_empty() || only.contains(&i.class))
-        || s.problems.iter().any(|p| p.guard.is_some());
+        || s.problems.iter().any(|p| p.guard.is_some())
+        || s.dirs_not_scanned.iter().any(|d| !d.located);
     Ok(if findings {
         ExitStatus::Findings
     } else {
@@ -492,6 +532,11 @@ struct ApplyJson {
     done: BTreeMap<&'static str, Tally>,
     /// Items a re-check kept, with the reason.
     skipped: Vec<apply::Outcome>,
+    /// Items moved, then put back (with their rows) before the run ended,
+    /// because a row named them after the move; with absent_ms.
+    returned: Vec<apply::Outcome>,
+    /// The longest time from a move to the database check after its batch, ms.
+    window_ms: f64,
     /// Every item (only with --list).
     #[serde(skip_serializing_if = "Option::is_none")]
     items: Option<Vec<apply::Outcome>>,
@@ -544,6 +589,8 @@ fn apply_cmd(
                 run: None,
                 done: empty_classes(),
                 skipped: vec![],
+                returned: vec![],
+                window_ms: 0.0,
                 items: a.scan.list.then(Vec::new),
             })?;
         } else {
@@ -603,11 +650,14 @@ fn apply_cmd(
         t.bytes += o.size;
     }
     let skipped: Vec<apply::Outcome> = rep.skipped().cloned().collect();
+    let returned: Vec<apply::Outcome> = rep.returned().cloned().collect();
     if global.json {
         output::print_json(&ApplyJson {
             run: rep.run.clone(),
             done,
             skipped: skipped.clone(),
+            returned: returned.clone(),
+            window_ms: rep.window_ms,
             items: a.scan.list.then(|| rep.outcomes.clone()),
         })?;
     } else {
@@ -646,9 +696,19 @@ fn apply_cmd(
                 o.reason.as_deref().unwrap_or("")
             );
         }
+        for o in &returned {
+            let _ = writeln!(
+                out,
+                "put back {} {} after {:.1} ms: {}",
+                o.class.name(),
+                o.what,
+                o.absent_ms.unwrap_or(0.0),
+                o.reason.as_deref().unwrap_or("")
+            );
+        }
         output::print_out(&out)?;
     }
-    Ok(if skipped.is_empty() {
+    Ok(if skipped.is_empty() && returned.is_empty() {
         ExitStatus::Success
     } else {
         ExitStatus::Findings
@@ -694,6 +754,14 @@ fn restore_cmd(
 ) -> anyhow::Result<ExitStatus> {
     let dir = resolve_run(&a.run, a.quarantine.as_deref(), settings, global)?;
     let info = quarantine::read_run(&dir)?;
+    if let Some(when) = &info.restored {
+        return Err(UserError::new(format!(
+            "quarantine run {} was restored already ({when}); nothing is left in it",
+            dir.display()
+        ))
+        .hint("its manifest stays as the record; cleanup purge removes it with the other old runs")
+        .into());
+    }
     let mut session = if info.entries.iter().any(|e| e.row.is_some()) {
         let env = Environment::from_process();
         let mut resolved = connection::resolve(&global.connect, &env)?;
@@ -723,6 +791,12 @@ fn restore_cmd(
             );
         }
         let _ = writeln!(out, "restored {ok} item(s) from {}", dir.display());
+        if bad == 0 {
+            let _ = writeln!(
+                out,
+                "the run's manifest stays, marked restored, until cleanup purge removes it"
+            );
+        }
         output::print_out(&out)?;
     }
     Ok(if bad == 0 {

@@ -68,6 +68,9 @@ struct DirReport {
     exists: bool,
     readable: bool,
     writable: bool,
+    /// Missing, but Spyglass creates it itself when it loads its settings
+    /// (its parent exists): reported, not a problem.
+    spyglass_creates: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -156,7 +159,19 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
             let exists = d.path.is_dir();
             let readable = exists && std::fs::read_dir(&d.path).is_ok();
             let writable = exists && can_write(&d.path);
-            if !exists {
+            // Spyglass's settings make every directory but the base
+            // (`Path(dir).mkdir(exist_ok=True)`, no parents) when loaded.
+            let spyglass_creates = !exists
+                && d.key != spyglass_cleanup::dirs::DirKey::Base
+                && d.path.parent().is_some_and(|p| {
+                    p.is_dir()
+                        || dirs
+                            .get(spyglass_cleanup::dirs::DirKey::Base)
+                            .is_some_and(|b| b.path == p)
+                });
+            if spyglass_creates {
+                // Reported in the directory list; Spyglass makes it on first use.
+            } else if !exists {
                 problems.push(Problem {
                     check: "directories",
                     message: format!(
@@ -190,6 +205,7 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
                 exists,
                 readable,
                 writable,
+                spyglass_creates,
             });
         }
     }
@@ -350,6 +366,15 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
     }
     for d in &r.directories {
         let ok = d.exists && d.readable && d.writable;
+        if d.spyglass_creates {
+            let _ = writeln!(
+                s,
+                "  --   {:<10} {} (missing; Spyglass creates it when it loads its settings)",
+                d.key.key(),
+                d.path.display()
+            );
+            continue;
+        }
         let state = if !d.exists {
             "missing"
         } else if !d.readable {
