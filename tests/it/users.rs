@@ -856,6 +856,31 @@ fn backup_user_holds_exactly_what_backup_needs() {
     root.run(&["users", "add-backup-user", "itusr_bk"])
         .assert_code(0);
     assert_eq!(audit_bk(&root), Vec::<(String, String, String)>::new());
+    {
+        let mut a = admin();
+        sql(
+            &mut a,
+            "GRANT ALL PRIVILEGES ON `lfp\\_%`.* TO 'itusr_bk'@'%'",
+        );
+        sql(
+            &mut a,
+            &format!("GRANT {} TO 'itusr_bk'@'%'", role_to("dj_guest")),
+        );
+    }
+    let f = audit_bk(&root);
+    assert!(
+        f.iter()
+            .any(|(_, m, _)| m.contains("holds the roles dj_guest")),
+        "{f:?}"
+    );
+    assert!(f.iter().any(|(_, m, _)| m.contains("lfp\\_%")), "{f:?}");
+    root.run(&["users", "add-backup-user", "itusr_bk"])
+        .assert_code(0);
+    assert_eq!(audit_bk(&root), Vec::<(String, String, String)>::new());
+    // Never the server's own accounts.
+    let out = root.run(&["users", "add-backup-user", "root@localhost"]);
+    out.assert_code(2).assert_clean_error();
+    assert!(out.stderr.contains("'root'"), "{}", out.stderr);
     drop_user("itusr_bk");
 }
 
@@ -959,6 +984,26 @@ fn dangerous_but_valid_names_are_refused_before_any_statement() {
     }
     drop_user(&at_limit);
 
+    // set-role never makes the server's own accounts lab members.
+    let out = sb.run(&["users", "set-role", "root@localhost", "guest"]);
+    out.assert_code(2).assert_clean_error();
+    assert!(out.stderr.contains("'root'"), "{}", out.stderr);
+    let mut a = admin();
+    allowed(&mut a, "SELECT COUNT(*) FROM mysql.user");
+    drop(a);
+    // A role's key is not a role's name: a user may be called "user".
+    drop_user("user");
+    sb.run(&[
+        "users",
+        "add",
+        "user",
+        "--role",
+        "guest",
+        "--temp-password",
+        "Key-pw-1x",
+    ])
+    .assert_code(0);
+    drop_user("user");
     // A name an account of another kind already has (a service account at localhost).
     {
         let mut a = admin();
@@ -1142,6 +1187,16 @@ fn audit_plan_and_apply_agree_on_every_drift() {
             &mut a,
             "REVOKE ALL PRIVILEGES ON `itdrift\\_b\\_%`.* FROM 'itdrift_b'@'%'",
         );
+        // Role drift: a table grant to a role, and a role not active at login.
+        sql(
+            &mut a,
+            &format!("GRANT SELECT ON itdrift_a_s.t TO {}", role_to("dj_guest")),
+        );
+        if mysql {
+            sql(&mut a, "SET DEFAULT ROLE NONE TO 'itdrift_b'@'%'");
+        } else {
+            sql(&mut a, "SET DEFAULT ROLE NONE FOR 'itdrift_b'@'%'");
+        }
     }
     let out = sb.run(&[
         "users",
@@ -1157,7 +1212,10 @@ fn audit_plan_and_apply_agree_on_every_drift() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["subject"].as_str().unwrap().starts_with("'itdrift"))
+        .filter(|f| {
+            let s = f["subject"].as_str().unwrap();
+            s.starts_with("'itdrift") || s == "role dj_guest"
+        })
         .cloned()
         .collect();
     let has = |subject: &str, kind: &str, text: &str| {
@@ -1179,6 +1237,8 @@ fn audit_plan_and_apply_agree_on_every_drift() {
         (b, "direct-grants", "UPDATE (`c`)"),
         (b, "direct-grants", "PROCEDURE `itdrift_a_s`.`p`"),
         (b, "own-prefix-missing", "set-role itdrift_b collab"),
+        (b, "role-not-active", "set-role itdrift_b collab"),
+        ("role dj_guest", "role-grants-differ", "`itdrift_a_s`.`t`"),
     ] {
         assert!(
             has(subject, kind, text),
@@ -1203,6 +1263,14 @@ fn audit_plan_and_apply_agree_on_every_drift() {
         &format!("REVOKE SELECT ON `common_lab`.`{table}` FROM 'itdrift_a'@'%'"),
         "REVOKE UPDATE (`c`) ON `itdrift_a_s`.`t` FROM 'itdrift_b'@'%'",
         "REVOKE EXECUTE ON PROCEDURE `itdrift_a_s`.`p` FROM 'itdrift_b'@'%'",
+        &format!(
+            "REVOKE SELECT ON `itdrift_a_s`.`t` FROM {}",
+            if mysql {
+                "'dj_guest'@'%'"
+            } else {
+                "`dj_guest`"
+            }
+        ),
     ] {
         assert!(
             planned.iter().any(|p| p == want),
@@ -1242,11 +1310,10 @@ fn audit_plan_and_apply_agree_on_every_drift() {
     ]);
     let v = out.json();
     assert!(
-        v["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|f| !f["subject"].as_str().unwrap().starts_with("'itdrift")),
+        v["findings"].as_array().unwrap().iter().all(|f| {
+            let s = f["subject"].as_str().unwrap();
+            !s.starts_with("'itdrift") && s != "role dj_guest"
+        }),
         "{v:#}"
     );
     // From the outside: b may no longer execute the procedure or create users.

@@ -104,7 +104,27 @@ pub fn apply_per_account(
         return Ok(report);
     }
     let failed_at = report.applied.len();
-    let Some(account) = steps.get(failed_at).and_then(Step::account).cloned() else {
+    // The failing step's account; a read grant to a role on a member's own
+    // prefix (`read_scope = "lab"`) belongs to that member.
+    let owner = |s: &Step| -> Option<Account> {
+        if let Some(a) = s.account() {
+            return Some(a.clone());
+        }
+        let Step::Grant {
+            on: SchemaPattern::Prefix(p),
+            to: Grantee::Role(_),
+            ..
+        } = s
+        else {
+            return None;
+        };
+        steps
+            .iter()
+            .filter_map(Step::account)
+            .find(|a| a.user == *p)
+            .cloned()
+    };
+    let Some(account) = steps.get(failed_at).and_then(owner) else {
         return Ok(report);
     };
     let done: Vec<&Step> = steps[..failed_at]

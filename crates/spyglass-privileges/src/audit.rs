@@ -304,8 +304,20 @@ fn finding(kind: Kind, subject: impl Into<String>, message: String, fix: String)
 /// members' own-prefix and shared-prefix grants (high: a dj_user cannot
 /// create its own schema); other extra grants give more than the policy
 /// (medium).
-fn role_grant_severity(step: &Step, flavor: Flavor) -> (Severity, &'static str) {
+fn role_grant_severity(
+    step: &Step,
+    flavor: Flavor,
+    held_on_all: Option<&BTreeSet<String>>,
+) -> (Severity, &'static str) {
     match step {
+        Step::GrantGlobal { privileges, .. }
+            if held_on_all.is_some_and(|h| privileges.iter().all(|p| h.contains(p))) =>
+        {
+            (
+                Severity::Medium,
+                "members hold it on `%`.* instead (see the finding on `%`.*)",
+            )
+        }
         Step::Grant { .. } | Step::GrantGlobal { .. } => (
             Severity::High,
             "members cannot do what the policy gives them",
@@ -350,7 +362,8 @@ pub fn audit(
     for role in &policy.roles {
         let subject = format!("role {}", role.name);
         for step in role_steps(policy, live, role, flavor) {
-            let (sev, breaks) = role_grant_severity(&step, flavor);
+            let on_all = live.role_schema.get(&role.name).and_then(|m| m.get("%"));
+            let (sev, breaks) = role_grant_severity(&step, flavor, on_all);
             let (kind, message) = match &step {
                 Step::CreateRole { .. } => (
                     Kind::RoleMissing,
@@ -632,6 +645,37 @@ pub fn audit(
     }
     if let Some(s) = service {
         out.extend(service_findings(s));
+        let subject = s.account.to_string();
+        let fix = format!(
+            "spyglass-admin users add-backup-user {}@{}",
+            s.account.user, s.account.host
+        );
+        if let Some(roles) = live.members.get(&s.account).filter(|r| !r.is_empty()) {
+            out.push(finding(
+                Kind::BackupAccountPrivileges,
+                &subject,
+                format!(
+                    "the backup account {} holds the roles {} (it needs none)",
+                    s.account,
+                    join(roles)
+                ),
+                fix.clone(),
+            ));
+        }
+        for step in crate::plan::backup_account_extras(live, &s.account) {
+            out.push(finding(
+                Kind::BackupAccountPrivileges,
+                &subject,
+                format!(
+                    "the backup account {} holds a grant it does not need: {}",
+                    s.account,
+                    step.sql(flavor, Reveal::Redacted)
+                        .replacen("REVOKE", "", 1)
+                        .trim()
+                ),
+                fix.clone(),
+            ));
+        }
     }
     let key = |f: &Finding| (f.severity, f.subject.clone(), f.kind);
     roles_out.sort_by_key(key);

@@ -332,6 +332,9 @@ pub fn user_steps(
             role: role.name.clone(),
         });
     }
+    if exists || new.is_some() {
+        check_member(policy, live, flavor, account, role, !exists)?;
+    }
     let out = &mut plan.steps;
     if !exists {
         let Some(new) = new else {
@@ -339,7 +342,6 @@ pub fn user_steps(
                 account: account.clone(),
             });
         };
-        check_new_member(policy, live, flavor, account, role)?;
         let password = (new.make)(account);
         plan.new_passwords.push((account.clone(), password.clone()));
         out.push(Step::CreateUser {
@@ -410,29 +412,40 @@ pub fn user_steps(
     Ok(())
 }
 
-/// Refuses a name for a new lab member before any statement: invalid or
-/// reserved names, names too long for the flavor or for the own-prefix
-/// grant pattern, the name of a role, and a name an account of another kind
-/// (an administrator or service account, no lab role) already has at
-/// another host.
-pub fn check_new_member(
+/// Refuses a lab member's name before any statement: invalid or reserved
+/// names, names too long for the flavor or for the own-prefix grant
+/// pattern, and the name of a role; for a new account (`new`) also a name
+/// an account of another kind (an administrator or service account, no lab
+/// role) already has at another host.
+pub fn check_member(
     policy: &Policy,
     live: &LiveState,
     flavor: Flavor,
     account: &Account,
     role: &RoleDef,
+    new: bool,
 ) -> Result<(), Error> {
     let invalid = |reason: String| Error::Invalid {
         what: "user name",
         value: account.user.clone(),
         reason,
     };
-    crate::model::validate_member_name(&account.user, Some(flavor), role.own_prefix)?;
-    crate::model::validate_host(&account.host)?;
-    if policy.role(&account.user).is_some() || live.roles.contains(&account.user) {
+    if new {
+        crate::model::validate_member_name(&account.user, Some(flavor), role.own_prefix)?;
+        crate::model::validate_host(&account.host)?;
+    } else {
+        if let Some(why) = crate::model::reserved_user_reason(&account.user) {
+            return Err(invalid(format!("{why}; it is not a lab member")));
+        }
+        crate::model::validate_member_name(&account.user, Some(flavor), role.own_prefix)?;
+    }
+    if is_role_name(policy, live, &account.user) {
         return Err(invalid(
             "it is the name of a role; an account of that name would be mistaken for the role (MariaDB lets a user and a role share a name)".into(),
         ));
+    }
+    if !new {
+        return Ok(());
     }
     let managed = policy.role_names();
     for other in live
@@ -457,6 +470,11 @@ pub fn check_new_member(
         }
     }
     Ok(())
+}
+
+/// A role's server name (not a policy key such as `user`), of the policy or on the server.
+pub fn is_role_name(policy: &Policy, live: &LiveState, name: &str) -> bool {
+    policy.roles.iter().any(|r| r.name == name) || live.roles.contains(name)
 }
 
 /// Anonymous accounts (`''@host`) that win over `account` when someone
@@ -628,11 +646,24 @@ pub fn backup_account_privileges(flavor: Flavor, features: BackupFeatures) -> Ve
 /// it holds now, read with `SHOW GRANTS` (which, unlike the grant tables'
 /// columns, shows every MariaDB privilege); `None` when it does not exist.
 pub fn add_backup_user(
+    policy: &Policy,
+    live: &LiveState,
     held: Option<BTreeSet<String>>,
     want: &[String],
     account: &Account,
     new: &mut NewPassword<'_>,
 ) -> Result<Plan, Error> {
+    let invalid = |reason: String| Error::Invalid {
+        what: "user name",
+        value: account.user.clone(),
+        reason,
+    };
+    if let Some(why) = crate::model::reserved_user_reason(&account.user) {
+        return Err(invalid(format!("{why}; it cannot be the backup account")));
+    }
+    if is_role_name(policy, live, &account.user) {
+        return Err(invalid("it is the name of a role".into()));
+    }
     let mut plan = Plan::default();
     let held = match held {
         Some(h) => h,
@@ -678,7 +709,36 @@ pub fn add_backup_user(
             from: Grantee::Account(account.clone()),
         });
     }
+    // Nothing else: no roles, no schema, table, column or routine grants.
+    for r in live.members.get(account).into_iter().flatten() {
+        plan.steps.push(Step::RevokeRole {
+            role: r.clone(),
+            from: account.clone(),
+        });
+    }
+    let schema: Vec<Step> = backup_account_extras(live, account);
+    plan.steps.extend(schema);
     Ok(plan)
+}
+
+/// The backup account's grants below global level (it needs none): schema
+/// grants and table, column and routine grants, as REVOKE steps.
+pub fn backup_account_extras(live: &LiveState, account: &Account) -> Vec<Step> {
+    let mut out = Vec::new();
+    for (stored, privs) in live.direct_schema(account) {
+        out.push(Step::Revoke {
+            privileges: PrivilegeSet::Some(privs),
+            on: SchemaPattern::from_stored(&stored),
+            from: Grantee::Account(account.clone()),
+        });
+    }
+    for g in live.account_objects.get(account).into_iter().flatten() {
+        out.push(Step::RevokeObject {
+            grant: g.clone(),
+            from: Grantee::Account(account.clone()),
+        });
+    }
+    out
 }
 
 /// `users lock NAME`.

@@ -338,7 +338,7 @@ fn dispatch(
                 role.own_prefix,
             )
             .map_err(lib_error)?;
-            if policy.role(&account.user).is_some() {
+            if policy.roles.iter().any(|r| r.name == account.user) {
                 return Err(lib_error(spyglass_privileges::Error::Invalid {
                     what: "user name",
                     value: account.user.clone(),
@@ -511,24 +511,6 @@ fn dispatch(
                         }
                         None => ctx.live.accounts.get(&account).map(|a| a.global.clone()),
                     };
-                    if held.is_none() {
-                        if let Some(role) = policy.role(&account.user) {
-                            return Err(lib_error(spyglass_privileges::Error::Invalid {
-                                what: "user name",
-                                value: account.user.clone(),
-                                reason: format!("it is the name of the role {}", role.name),
-                            }));
-                        }
-                        if let Some(why) =
-                            spyglass_privileges::model::reserved_user_reason(&account.user)
-                        {
-                            return Err(lib_error(spyglass_privileges::Error::Invalid {
-                                what: "user name",
-                                value: account.user.clone(),
-                                reason: why.to_owned(),
-                            }));
-                        }
-                    }
                     let want = plan::backup_account_privileges(ctx.flavor, backup_features());
                     let rng_failed = std::cell::Cell::new(false);
                     let mut make = password_maker(first, &rng_failed);
@@ -536,8 +518,9 @@ fn dispatch(
                         make: &mut make,
                         expire: false,
                     };
-                    let mut p = plan::add_backup_user(held, &want, &account, &mut new)
-                        .map_err(lib_error)?;
+                    let mut p =
+                        plan::add_backup_user(&policy, &ctx.live, held, &want, &account, &mut new)
+                            .map_err(lib_error)?;
                     if mode == Mode::Run
                         && !quiet
                         && settings.backup_account.as_ref() != Some(&account)
