@@ -452,70 +452,46 @@ pub fn read(session: &mut Session) -> Result<LiveState, Error> {
             }
         }
     }
-    // Below schema level: tables, columns, routines.
+    // Below schema level: tables, columns, routines. Each query gives
+    // user, host, schema, object, column (or ''), kind, privilege set.
     let mut objects: Vec<(Account, ObjectGrant)> = Vec::new();
-    let rows: Vec<Row> = session
-        .conn()
-        .query("SELECT User, Host, Db, Table_name, CAST(Table_priv AS CHAR) FROM mysql.tables_priv")
-        .map_err(q("mysql.tables_priv"))?;
-    for r in rows {
-        let privileges = set_privileges(&text(&r, 4));
-        if !privileges.is_empty() {
-            objects.push((
-                Account::new(text(&r, 0), text(&r, 1)),
-                ObjectGrant {
-                    kind: ObjectKind::Table,
-                    schema: text(&r, 2),
-                    name: text(&r, 3),
-                    column: None,
-                    privileges,
-                },
-            ));
-        }
-    }
-    let rows: Vec<Row> = session
-        .conn()
-        .query(
-            "SELECT User, Host, Db, Table_name, Column_name, CAST(Column_priv AS CHAR) \
+    for (table, sql) in [
+        (
+            "mysql.tables_priv",
+            "SELECT User, Host, Db, Table_name, '', 'TABLE', CAST(Table_priv AS CHAR) \
+             FROM mysql.tables_priv",
+        ),
+        (
+            "mysql.columns_priv",
+            "SELECT User, Host, Db, Table_name, Column_name, 'COLUMN', CAST(Column_priv AS CHAR) \
              FROM mysql.columns_priv",
-        )
-        .map_err(q("mysql.columns_priv"))?;
-    for r in rows {
-        let privileges = set_privileges(&text(&r, 5));
-        if !privileges.is_empty() {
-            objects.push((
-                Account::new(text(&r, 0), text(&r, 1)),
-                ObjectGrant {
-                    kind: ObjectKind::Column,
-                    schema: text(&r, 2),
-                    name: text(&r, 3),
-                    column: Some(text(&r, 4)),
-                    privileges,
-                },
-            ));
-        }
-    }
-    let rows: Vec<Row> = session
-        .conn()
-        .query(
-            "SELECT User, Host, Db, Routine_name, CAST(Routine_type AS CHAR), CAST(Proc_priv AS CHAR) \
+        ),
+        (
+            "mysql.procs_priv",
+            "SELECT User, Host, Db, Routine_name, '', CAST(Routine_type AS CHAR), CAST(Proc_priv AS CHAR) \
              FROM mysql.procs_priv",
-        )
-        .map_err(q("mysql.procs_priv"))?;
-    for r in rows {
-        let privileges = set_privileges(&text(&r, 5));
-        if !privileges.is_empty() {
+        ),
+    ] {
+        let rows: Vec<Row> = session.conn().query(sql).map_err(q(table))?;
+        for r in rows {
+            let privileges = set_privileges(&text(&r, 6));
+            if privileges.is_empty() {
+                // A tables_priv row holding only column privileges: columns_priv has them.
+                continue;
+            }
+            let (kind, column) = match text(&r, 5).as_str() {
+                "COLUMN" => (ObjectKind::Column, Some(text(&r, 4))),
+                "FUNCTION" => (ObjectKind::Function, None),
+                "PROCEDURE" => (ObjectKind::Procedure, None),
+                _ => (ObjectKind::Table, None),
+            };
             objects.push((
                 Account::new(text(&r, 0), text(&r, 1)),
                 ObjectGrant {
-                    kind: if text(&r, 4) == "FUNCTION" {
-                        ObjectKind::Function
-                    } else {
-                        ObjectKind::Procedure
-                    },
+                    kind,
                     schema: text(&r, 2),
                     name: text(&r, 3),
-                    column: None,
+                    column,
                     privileges,
                 },
             ));
