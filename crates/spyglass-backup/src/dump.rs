@@ -1104,7 +1104,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .map_err(Error::io("writing", path))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), Error> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(Error::io("syncing", dir))

@@ -43,6 +43,7 @@ mod mysqldump;
 pub mod names;
 pub mod pack;
 pub mod progress;
+pub mod prune;
 pub mod restore;
 pub mod retention;
 mod script;

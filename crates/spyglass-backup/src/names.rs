@@ -1,6 +1,6 @@
 //! File names for schemas and tables, schema globs, and UTC timestamps.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 
 /// A file-system-safe name for a schema or table: ASCII letters, digits,
 /// `_` and `-` are kept; every other byte becomes `@xx` (lowercase hex), so
@@ -70,85 +70,48 @@ pub fn schema_selected(name: &str, include: &[String], exclude: &[String]) -> bo
     inc && !exclude.iter().any(|g| glob_match(g, name))
 }
 
-/// Civil date and time (UTC) of a Unix timestamp: (y, m, d, H, M, S).
-pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's days_from_civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = if m <= 2 { y + 1 } else { y };
-    (
-        y,
-        m,
-        d,
-        (rem / 3600) as u32,
-        (rem % 3600 / 60) as u32,
-        (rem % 60) as u32,
-    )
-}
-
-/// Unix seconds of a civil UTC date and time.
-pub fn unix_from_civil(y: i64, m: u32, d: u32, hh: u32, mm: u32, ss: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 } as i64;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days * 86_400 + (hh * 3600 + mm * 60 + ss) as i64
+/// The UTC date and time of Unix seconds `secs` (the epoch for a time
+/// chrono cannot represent, hundreds of thousands of years away).
+pub fn utc(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap_or_default()
 }
 
 /// Seconds since the epoch, now.
 pub fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    Utc::now().timestamp()
 }
 
 /// `YYYYMMDD-HHMMSS` (UTC), the stamp in set names.
 pub fn stamp(secs: i64) -> String {
-    let (y, m, d, hh, mm, ss) = civil(secs);
-    format!("{y:04}{m:02}{d:02}-{hh:02}{mm:02}{ss:02}")
+    utc(secs).format(STAMP).to_string()
 }
 
-/// RFC 3339 UTC, for manifests.
+/// RFC 3339 UTC with whole seconds and `Z`, for manifests.
 pub fn rfc3339(secs: i64) -> String {
-    let (y, m, d, hh, mm, ss) = civil(secs);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    utc(secs).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Parses the trailing `YYYYMMDD-HHMMSS` of a set name.
+/// The stamp's format (chrono's strftime syntax).
+const STAMP: &str = "%Y%m%d-%H%M%S";
+
+/// Parses the trailing `YYYYMMDD-HHMMSS` of a set name (a `.partial`
+/// suffix is ignored). A date that does not exist (`20260231`) is no stamp.
 pub fn parse_stamp(name: &str) -> Option<i64> {
     let name = name.strip_suffix(".partial").unwrap_or(name);
     let tail = name.get(name.len().checked_sub(15)?..)?;
-    let (date, time) = tail.split_once('-')?;
-    if date.len() != 8
-        || time.len() != 6
-        || !date.bytes().chain(time.bytes()).all(|b| b.is_ascii_digit())
-    {
+    // chrono alone would also take a sign or fewer digits in a field.
+    if !tail.bytes().enumerate().all(|(i, b)| {
+        if i == 8 {
+            b == b'-'
+        } else {
+            b.is_ascii_digit()
+        }
+    }) {
         return None;
     }
-    let n = |s: &str| s.parse::<u32>().ok();
-    let (y, m, d) = (
-        date[..4].parse::<i64>().ok()?,
-        n(&date[4..6])?,
-        n(&date[6..8])?,
-    );
-    let (hh, mm, ss) = (n(&time[..2])?, n(&time[2..4])?, n(&time[4..6])?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    Some(unix_from_civil(y, m, d, hh, mm, ss))
+    NaiveDateTime::parse_from_str(tail, STAMP)
+        .ok()
+        .map(|t| t.and_utc().timestamp())
 }
 
 #[cfg(test)]
@@ -184,22 +147,39 @@ mod tests {
         ));
     }
 
+    /// Unix seconds of a UTC date and time, for tests.
+    pub(crate) fn at(y: i32, m: u32, d: u32, hh: u32, mm: u32, ss: u32) -> i64 {
+        chrono::NaiveDate::from_ymd_opt(y, m, d)
+            .and_then(|d| d.and_hms_opt(hh, mm, ss))
+            .expect("a valid date in a test")
+            .and_utc()
+            .timestamp()
+    }
+
+    /// Kept from the hand-written civil-date code chrono replaced: the same
+    /// instants must give the same names and RFC 3339 text.
     #[test]
     fn time_round_trips() {
         assert_eq!(stamp(0), "19700101-000000");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(2000, 2, 29, 0, 0, 0), 951_782_400);
+        assert_eq!(at(2099, 12, 31, 23, 59, 59), 4_102_444_799);
         for t in [0i64, 951_782_400, 1_700_000_000, 4_102_444_799] {
-            let (y, m, d, hh, mm, ss) = civil(t);
-            assert_eq!(unix_from_civil(y, m, d, hh, mm, ss), t);
+            assert_eq!(parse_stamp(&format!("x-{}", stamp(t))), Some(t));
         }
+        assert_eq!(stamp(1_700_000_000), "20231114-221320");
+        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
         assert_eq!(
             parse_stamp("nightly-20261126-083000"),
-            Some(unix_from_civil(2026, 11, 26, 8, 30, 0))
+            Some(at(2026, 11, 26, 8, 30, 0))
         );
         assert_eq!(
             parse_stamp("nightly-20261126-083000.partial"),
             parse_stamp("x-20261126-083000")
         );
         assert_eq!(parse_stamp("nightly-2026112-083000"), None);
+        assert_eq!(parse_stamp("nightly-20261326-083000"), None);
+        assert_eq!(parse_stamp("nightly-2026112+-083000"), None);
+        assert_eq!(parse_stamp("nightly-20260231-083000"), None);
     }
 }

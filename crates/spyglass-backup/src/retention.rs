@@ -18,6 +18,9 @@
 //! its directory and has not yet written `writer.pid` is safe); a set that
 //! looks corrupt is kept and reported, since it needs a person's look.
 
+use std::fmt;
+
+use chrono::Datelike;
 use serde::Serialize;
 
 use crate::list::{SetInfo, Status};
@@ -147,8 +150,128 @@ pub struct Decision {
     /// Keep it?
     pub keep: bool,
     /// Why: every rule that keeps it (`daily 2026-11-26`, `last 1`, ...),
-    /// or why it goes.
-    pub reasons: Vec<String>,
+    /// or why it goes. Serialized as their [`Display`](fmt::Display) text.
+    pub reasons: Vec<Reason>,
+}
+
+/// A calendar rule of the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// `keep_daily`: one set per UTC day.
+    Daily,
+    /// `keep_weekly`: one set per ISO 8601 week.
+    Weekly,
+    /// `keep_monthly`: one set per month.
+    Monthly,
+    /// `keep_yearly`: one set per year.
+    Yearly,
+}
+
+impl Rule {
+    /// The bucket of UTC time `t`: `2026-11-26`, `2026-W48`, `2026-11`, `2026`.
+    fn bucket(self, t: i64) -> String {
+        let t = names::utc(t);
+        match self {
+            Rule::Daily => t.format("%Y-%m-%d").to_string(),
+            Rule::Weekly => {
+                let w = t.iso_week();
+                format!("{:04}-W{:02}", w.year(), w.week())
+            }
+            Rule::Monthly => t.format("%Y-%m").to_string(),
+            Rule::Yearly => t.format("%Y").to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Rule::Daily => "daily",
+            Rule::Weekly => "weekly",
+            Rule::Monthly => "monthly",
+            Rule::Yearly => "yearly",
+        })
+    }
+}
+
+/// Why a `.partial` set is kept or removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PartialState {
+    /// Its writer is running (kept).
+    BeingWritten,
+    /// Its writer is gone and it is older than [`PARTIAL_GRACE`] (removed).
+    Leftover,
+    /// Its writer is gone but it started less than [`PARTIAL_GRACE`] ago (kept).
+    Young,
+    /// A staged copy on a target of a set complete there (removed).
+    CopyOfComplete,
+    /// A transfer interrupted more than [`REMOTE_PARTIAL_GRACE`] ago (removed).
+    StaleTransfer,
+    /// A transfer interrupted or running; the next ship resumes it (kept).
+    Transfer,
+}
+
+/// One reason in a [`Decision`]. `Display` gives the words `backup prune`
+/// prints and its `--json` carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The newest complete set, kept whatever the policy says.
+    Newest,
+    /// `keep_last`: the n-th newest complete set.
+    Last(usize),
+    /// A calendar rule keeps it as the newest of its bucket.
+    Bucket {
+        /// The rule.
+        rule: Rule,
+        /// The day, week, month or year: `2026-11-26`, `2026-W48`...
+        key: String,
+    },
+    /// `keep_within`: younger than this many days.
+    Within(u64),
+    /// No rule keeps it (it goes).
+    NotKept(Policy),
+    /// No date in its name: not counted by the policy, kept.
+    NoDate,
+    /// It looks corrupt: not counted, kept for a person to look at.
+    Corrupt,
+    /// It is a `.partial` set.
+    Partial(PartialState),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Newest => f.write_str("newest complete set"),
+            Reason::Last(n) => write!(f, "last {n}"),
+            Reason::Bucket { rule, key } => write!(f, "{rule} {key}"),
+            Reason::Within(days) => write!(f, "within {days}d"),
+            Reason::NotKept(p) => write!(f, "not kept by the policy ({})", p.describe()),
+            Reason::NoDate => f.write_str("no date in its name; not counted by the policy"),
+            Reason::Corrupt => f.write_str(
+                "looks corrupt (backup list says why); not counted, left for a person to look at",
+            ),
+            Reason::Partial(s) => f.write_str(match s {
+                PartialState::BeingWritten => "being written (its writer is running)",
+                PartialState::Leftover => "unfinished leftover; its writer is gone",
+                PartialState::Young => {
+                    "unfinished and its writer is gone, but it started less than 15 minutes ago"
+                }
+                PartialState::CopyOfComplete => "unfinished copy of a set that is complete here",
+                PartialState::StaleTransfer => "interrupted transfer older than 7 days",
+                PartialState::Transfer => {
+                    "interrupted or running transfer; the next ship resumes it"
+                }
+            }),
+        }
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Decides, for every set, keep or remove, with reasons. Sets come back in
@@ -173,23 +296,11 @@ pub fn plan(items: &[Item], policy: &Policy, now: i64) -> Vec<Decision> {
             .then(items[b].name.cmp(&items[a].name))
     });
 
-    type Bucket = fn(i64) -> String;
-    let rules: [(u32, &str, Bucket); 4] = [
-        (policy.keep_daily, "daily", |t| {
-            let (y, m, d, ..) = names::civil(t);
-            format!("{y:04}-{m:02}-{d:02}")
-        }),
-        (policy.keep_weekly, "weekly", |t| {
-            let (y, w) = iso_week(t);
-            format!("{y:04}-W{w:02}")
-        }),
-        (policy.keep_monthly, "monthly", |t| {
-            let (y, m, ..) = names::civil(t);
-            format!("{y:04}-{m:02}")
-        }),
-        (policy.keep_yearly, "yearly", |t| {
-            format!("{:04}", names::civil(t).0)
-        }),
+    let rules = [
+        (policy.keep_daily, Rule::Daily),
+        (policy.keep_weekly, Rule::Weekly),
+        (policy.keep_monthly, Rule::Monthly),
+        (policy.keep_yearly, Rule::Yearly),
     ];
     let mut left: Vec<u32> = rules.iter().map(|r| r.0).collect();
     let mut last: Vec<Option<String>> = vec![None; rules.len()];
@@ -197,27 +308,27 @@ pub fn plan(items: &[Item], policy: &Policy, now: i64) -> Vec<Decision> {
         let t = items[i].created.unwrap_or_default();
         let reasons = &mut out[i].reasons;
         if rank == 0 {
-            reasons.push("newest complete set".into());
+            reasons.push(Reason::Newest);
         }
         if (rank as u64) < u64::from(policy.keep_last) {
-            reasons.push(format!("last {}", rank + 1));
+            reasons.push(Reason::Last(rank + 1));
         }
         if policy.keep_within > 0 && now.saturating_sub(t) < policy.keep_within as i64 {
-            reasons.push(format!("within {}d", policy.keep_within.div_ceil(86_400)));
+            reasons.push(Reason::Within(policy.keep_within.div_ceil(86_400)));
         }
-        for (r, (_, what, bucket)) in rules.iter().enumerate() {
+        for (r, &(_, rule)) in rules.iter().enumerate() {
             if left[r] == 0 {
                 continue;
             }
-            let b = bucket(t);
-            if last[r].as_deref() != Some(b.as_str()) {
-                reasons.push(format!("{what} {b}"));
+            let key = rule.bucket(t);
+            if last[r].as_deref() != Some(key.as_str()) {
                 left[r] -= 1;
-                last[r] = Some(b);
+                last[r] = Some(key.clone());
+                reasons.push(Reason::Bucket { rule, key });
             }
         }
         if reasons.is_empty() {
-            reasons.push(format!("not kept by the policy ({})", policy.describe()));
+            reasons.push(Reason::NotKept(*policy));
             out[i].keep = false;
         }
     }
@@ -229,27 +340,25 @@ pub fn plan(items: &[Item], policy: &Policy, now: i64) -> Vec<Decision> {
     for (i, item) in items.iter().enumerate() {
         let d = &mut out[i];
         match item.status {
-            Status::Complete if item.created.is_none() => d
-                .reasons
-                .push("no date in its name; not counted by the policy".into()),
+            Status::Complete if item.created.is_none() => d.reasons.push(Reason::NoDate),
             Status::Complete => {}
-            Status::Corrupt => d.reasons.push(
-                "looks corrupt (backup list says why); not counted, left for a person to look at"
-                    .into(),
-            ),
+            Status::Corrupt => d.reasons.push(Reason::Corrupt),
             Status::Partial => {
                 let age = item.created.map(|c| now.saturating_sub(c));
                 let base = item.name.strip_suffix(".partial").unwrap_or(&item.name);
+                use PartialState as P;
                 let (remove, why) = match item.writer {
-                    Writer::Alive => (false, "being written (its writer is running)".to_owned()),
-                    Writer::Dead if age.is_some_and(|a| a >= PARTIAL_GRACE) => (true, "unfinished leftover; its writer is gone".to_owned()),
-                    Writer::Dead => (false, "unfinished and its writer is gone, but it started less than 15 minutes ago".to_owned()),
-                    Writer::Unknown if complete_names.contains(base) => (true, "unfinished copy of a set that is complete here".to_owned()),
-                    Writer::Unknown if age.is_some_and(|a| a >= REMOTE_PARTIAL_GRACE) => (true, "interrupted transfer older than 7 days".to_owned()),
-                    Writer::Unknown => (false, "interrupted or running transfer; the next ship resumes it".to_owned()),
+                    Writer::Alive => (false, P::BeingWritten),
+                    Writer::Dead if age.is_some_and(|a| a >= PARTIAL_GRACE) => (true, P::Leftover),
+                    Writer::Dead => (false, P::Young),
+                    Writer::Unknown if complete_names.contains(base) => (true, P::CopyOfComplete),
+                    Writer::Unknown if age.is_some_and(|a| a >= REMOTE_PARTIAL_GRACE) => {
+                        (true, P::StaleTransfer)
+                    }
+                    Writer::Unknown => (false, P::Transfer),
                 };
                 d.keep = !remove;
-                d.reasons.push(why);
+                d.reasons.push(Reason::Partial(why));
             }
         }
     }
@@ -258,22 +367,24 @@ pub fn plan(items: &[Item], policy: &Policy, now: i64) -> Vec<Decision> {
 
 /// ISO 8601 week-numbering year and week of a Unix time (UTC).
 pub fn iso_week(t: i64) -> (i64, u32) {
-    let days = t.div_euclid(86_400);
-    // 1970-01-01 was a Thursday; weekday 0 = Monday.
-    let weekday = (days + 3).rem_euclid(7);
-    // The Thursday of this week decides the year.
-    let thursday = days - weekday + 3;
-    let (y, ..) = names::civil(thursday * 86_400);
-    let jan1 = names::unix_from_civil(y, 1, 1, 0, 0, 0).div_euclid(86_400);
-    (y, ((thursday - jan1) / 7 + 1) as u32)
+    let w = names::utc(t).iso_week();
+    (i64::from(w.year()), w.week())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn at(y: i64, m: u32, d: u32, hh: u32) -> i64 {
-        names::unix_from_civil(y, m, d, hh, 0, 0)
+    fn at(y: i32, m: u32, d: u32, hh: u32) -> i64 {
+        at_min(y, m, d, hh, 0)
+    }
+
+    fn at_min(y: i32, m: u32, d: u32, hh: u32, mm: u32) -> i64 {
+        chrono::NaiveDate::from_ymd_opt(y, m, d)
+            .and_then(|d| d.and_hms_opt(hh, mm, 0))
+            .expect("a valid date in a test")
+            .and_utc()
+            .timestamp()
     }
 
     fn set(t: i64) -> Item {
@@ -372,7 +483,11 @@ mod tests {
             .find(|d| d.name.ends_with("20261126-140000"))
             .unwrap();
         assert_eq!(
-            newest.reasons,
+            newest
+                .reasons
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
             [
                 "newest complete set",
                 "last 1",
@@ -380,13 +495,32 @@ mod tests {
                 "monthly 2026-11"
             ]
         );
+        assert_eq!(
+            newest.reasons[2],
+            Reason::Bucket {
+                rule: Rule::Daily,
+                key: "2026-11-26".into()
+            }
+        );
+        // The JSON of `backup prune --json` carries the words.
+        assert_eq!(
+            serde_json::to_value(&newest.reasons).unwrap(),
+            serde_json::json!([
+                "newest complete set",
+                "last 1",
+                "daily 2026-11-26",
+                "monthly 2026-11"
+            ])
+        );
         let gone = d
             .iter()
             .find(|d| d.name.ends_with("20261001-020000"))
             .unwrap();
         assert!(!gone.keep);
         assert!(
-            gone.reasons[0].starts_with("not kept by the policy (last 1, daily 1, monthly 1)"),
+            gone.reasons[0]
+                .to_string()
+                .starts_with("not kept by the policy (last 1, daily 1, monthly 1)"),
             "{:?}",
             gone.reasons
         );
@@ -418,9 +552,9 @@ mod tests {
         let partial = |hh: u32, mm: u32, writer| Item {
             name: format!(
                 "nightly-{}.partial",
-                names::stamp(names::unix_from_civil(2026, 11, 26, hh, mm, 0))
+                names::stamp(at_min(2026, 11, 26, hh, mm))
             ),
-            created: Some(names::unix_from_civil(2026, 11, 26, hh, mm, 0)),
+            created: Some(at_min(2026, 11, 26, hh, mm)),
             status: Status::Partial,
             writer,
         };
@@ -447,7 +581,8 @@ mod tests {
             [false, true, false, true, true, false, true],
             "{d:#?}"
         );
-        assert!(d[4].reasons[0].contains("being written"));
+        assert!(d[4].reasons[0].to_string().contains("being written"));
+        assert_eq!(d[4].reasons[0], Reason::Partial(PartialState::BeingWritten));
         // A week later the interrupted transfer goes too.
         let d = plan(
             &items,

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 use spyglass_backup::pack;
-use spyglass_backup::retention::Policy;
+use spyglass_backup::prune::{self, PruneReport};
+use spyglass_backup::retention::{Policy, Reason};
 use spyglass_backup::ship::{
-    self, PruneReport, ShipError, ShipOptions, ShipReport, SshOptions, Target, Transport,
+    self, ShipError, ShipOptions, ShipReport, SshOptions, Target, Transport,
 };
 
 use crate::args::{GlobalOpts, KeepOpts, PackArgs, PruneArgs, ShipArgs, TransportArg, UnpackArgs};
@@ -104,7 +105,8 @@ pub(crate) fn render_prune(r: &PruneReport) -> String {
             (false, false) if r.removed.contains(&d.name) => "remove",
             (false, false) => "FAILED",
         };
-        let _ = writeln!(s, "  {verb:<12} {:<40} {}", d.name, d.reasons.join("; "));
+        let reasons: Vec<String> = d.reasons.iter().map(Reason::to_string).collect();
+        let _ = writeln!(s, "  {verb:<12} {:<40} {}", d.name, reasons.join("; "));
     }
     for (name, why) in &r.failed {
         let _ = writeln!(s, "  could not remove {name}: {why}");
@@ -125,11 +127,7 @@ pub(crate) fn render_prune(r: &PruneReport) -> String {
 
 /// Exit status of a prune: 1 when something could not be removed or a set looks corrupt.
 pub(crate) fn prune_status(r: &PruneReport) -> ExitStatus {
-    if !r.failed.is_empty()
-        || r.sets
-            .iter()
-            .any(|d| d.reasons.iter().any(|x| x.starts_with("looks corrupt")))
-    {
+    if !r.failed.is_empty() || r.sets.iter().any(|d| d.reasons.contains(&Reason::Corrupt)) {
         ExitStatus::Findings
     } else {
         ExitStatus::Success
@@ -157,7 +155,7 @@ pub fn prune(global: &GlobalOpts, a: &PruneArgs) -> anyhow::Result<ExitStatus> {
     let now = spyglass_backup::names::now_unix();
     let report = if dest.starts_with("ssh://") {
         let t = target(&dest)?;
-        ship::prune_target(
+        prune::prune_target(
             &t,
             &ssh_options(a.identity.as_ref(), a.ssh_config.as_ref(), &s),
             &policy,
@@ -170,7 +168,7 @@ pub fn prune(global: &GlobalOpts, a: &PruneArgs) -> anyhow::Result<ExitStatus> {
         if !p.is_dir() {
             return Err(UserError::new(format!("{dest} is not a directory")).into());
         }
-        ship::prune_local(p, &policy, now, a.dry_run)?
+        prune::prune_local(p, &policy, now, a.dry_run)?
     };
     if global.json {
         output::print_json(&report)?;
@@ -265,7 +263,7 @@ pub fn ship(global: &GlobalOpts, a: &ShipArgs) -> anyhow::Result<ExitStatus> {
     }
     let pruned = if a.prune {
         Some(
-            ship::prune_target(
+            prune::prune_target(
                 &t,
                 &opts.ssh,
                 &policy,
