@@ -74,7 +74,72 @@ pub struct Finding {
     /// What is wrong.
     pub message: String,
     /// What to run to fix it.
-    pub fix: String,
+    pub fix: Fix,
+}
+
+/// What to run to fix a finding: which command with which arguments, or
+/// which SQL statement. The library says what; the caller renders it (the
+/// CLI as its own command line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Fix {
+    /// Apply the policy's roles again (`users roles init`).
+    RolesInit,
+    /// Give `account` exactly `role` (`users set-role`).
+    SetRole {
+        /// Who.
+        account: Account,
+        /// Which role.
+        role: RoleChoice,
+        /// The statement it runs, when only that is missing (redacted SQL).
+        runs: Option<String>,
+    },
+    /// Give `account` a new password, or lock it (`users set-password`,
+    /// `users lock`); `expire`: the new one must be changed at first login.
+    SetPassword {
+        /// Who.
+        account: Account,
+        /// Expire the new password.
+        expire: bool,
+    },
+    /// The account's owner replaces their first password themselves
+    /// (`users set-password`, run as them).
+    OwnerSetsPassword {
+        /// The user name, to ask.
+        user: String,
+    },
+    /// Give the backup account exactly what it needs (`users add-backup-user`).
+    AddBackupUser {
+        /// The backup account.
+        account: Account,
+    },
+    /// Run this statement as an administrator (passwords redacted).
+    Sql {
+        /// The statement.
+        statement: String,
+    },
+    /// Choose `read_scope` under `[users]` in the settings, then apply the roles.
+    ChooseReadScope,
+}
+
+/// The role a [`Fix::SetRole`] gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum RoleChoice {
+    /// This policy role key.
+    Key(String),
+    /// Not known: the admin picks one of the policy's roles.
+    Any,
+    /// One of these keys, the admin chooses.
+    OneOf(Vec<String>),
+}
+
+impl Fix {
+    fn sql(statement: String) -> Fix {
+        Fix::Sql { statement }
+    }
 }
 
 /// Which accounts to audit.
@@ -227,10 +292,9 @@ pub struct ServiceAccount {
 /// Findings for the backup account: what it lacks or holds beyond its needs.
 pub fn service_findings(s: &ServiceAccount) -> Vec<Finding> {
     let subject = s.account.to_string();
-    let fix = format!(
-        "spyglass-admin users add-backup-user {}@{}",
-        s.account.user, s.account.host
-    );
+    let fix = Fix::AddBackupUser {
+        account: s.account.clone(),
+    };
     let Some(held) = &s.held else {
         return vec![finding(
             Kind::BackupAccountPrivileges,
@@ -288,7 +352,7 @@ pub fn service_findings(s: &ServiceAccount) -> Vec<Finding> {
     out
 }
 
-fn finding(kind: Kind, subject: impl Into<String>, message: String, fix: String) -> Finding {
+fn finding(kind: Kind, subject: impl Into<String>, message: String, fix: Fix) -> Finding {
     Finding {
         kind,
         severity: sev(kind),
@@ -331,14 +395,6 @@ fn role_grant_severity(
             "on MySQL a role's grant on `%`.* hides its members' own-prefix and shared-prefix grants: they cannot create or write their schemas",
         ),
         _ => (Severity::Medium, "members can do more than the policy gives them"),
-    }
-}
-
-fn name_arg(a: &Account) -> String {
-    if a.host == "%" {
-        a.user.clone()
-    } else {
-        format!("{}@{}", a.user, a.host)
     }
 }
 
@@ -414,12 +470,7 @@ pub fn audit(
                 ),
                 _ => continue,
             };
-            let mut f = finding(
-                kind,
-                subject.clone(),
-                message,
-                "spyglass-admin users roles init".into(),
-            );
+            let mut f = finding(kind, subject.clone(), message, Fix::RolesInit);
             if kind == Kind::RoleGrantsDiffer {
                 f.severity = sev;
             }
@@ -443,7 +494,7 @@ pub fn audit(
                 Kind::AnonymousAccount,
                 &subject,
                 format!("anonymous account {acc} lets anyone connect, and it blocks named accounts: every login from host '{}' meant for a '%' account (e.g. 'alice'@'%') is taken by it and fails with \"Access denied\"", acc.host),
-                format!("DROP USER {}", acc.sql()),
+                Fix::sql(format!("DROP USER {}", acc.sql())),
             ));
             continue;
         }
@@ -452,11 +503,10 @@ pub fn audit(
                 Kind::NoPassword,
                 &subject,
                 format!("{acc} needs no password to log in"),
-                format!(
-                    "spyglass-admin users set-password {} (or users lock {})",
-                    name_arg(acc),
-                    name_arg(acc)
-                ),
+                Fix::SetPassword {
+                    account: acc.clone(),
+                    expire: false,
+                },
             ));
         }
         if temp_accepted.contains(acc) {
@@ -464,11 +514,10 @@ pub fn audit(
                 Kind::TemporaryPassword,
                 &subject,
                 format!("{acc} still accepts a well-known temporary password"),
-                format!(
-                    "spyglass-admin users set-password {} --expire (or users lock {})",
-                    name_arg(acc),
-                    name_arg(acc)
-                ),
+                Fix::SetPassword {
+                    account: acc.clone(),
+                    expire: true,
+                },
             ));
         }
         if a.password_expired && !a.locked {
@@ -476,7 +525,9 @@ pub fn audit(
                 Kind::PasswordNeverChanged,
                 &subject,
                 format!("{acc} has never replaced its first password (it is still expired)"),
-                format!("ask {} to run: spyglass-admin users set-password", acc.user),
+                Fix::OwnerSetsPassword {
+                    user: acc.user.clone(),
+                },
             ));
         }
         let held: BTreeSet<String> = live
@@ -494,7 +545,11 @@ pub fn audit(
                     Kind::NoRole,
                     &subject,
                     format!("{acc} holds none of the roles {}", join(&managed)),
-                    format!("spyglass-admin users set-role {} <role>", name_arg(acc)),
+                    Fix::SetRole {
+                        account: acc.clone(),
+                        role: RoleChoice::Any,
+                        runs: None,
+                    },
                 ));
                 None
             }
@@ -505,15 +560,19 @@ pub fn audit(
                 let (why, fix) = match intended_role(policy, &held) {
                     Intended::Least(k) => (
                         format!("the least privileged of them is {k}; the fix keeps only that one (grant another with set-role only if {} should have it)", acc.user),
-                        format!("spyglass-admin users set-role {} {k}", name_arg(acc)),
+                        Fix::SetRole {
+                            account: acc.clone(),
+                            role: RoleChoice::Key(k),
+                            runs: None,
+                        },
                     ),
                     Intended::Choices(keys) => (
                         "custom roles are involved, so none is picked for you".to_owned(),
-                        format!(
-                            "spyglass-admin users set-role {} <{}> (choose one)",
-                            name_arg(acc),
-                            keys.join("|")
-                        ),
+                        Fix::SetRole {
+                            account: acc.clone(),
+                            role: RoleChoice::OneOf(keys),
+                            runs: None,
+                        },
                     ),
                 };
                 out.push(finding(
@@ -547,7 +606,11 @@ pub fn audit(
                         Kind::RoleNotActive,
                         &subject,
                         format!("{acc} holds {r} but it is not active at login (not a default role): its privileges do not apply until SET ROLE"),
-                        format!("spyglass-admin users set-role {} {key} (runs {fix_sql})", name_arg(acc)),
+                        Fix::SetRole {
+                            account: acc.clone(),
+                            role: RoleChoice::Key(key.to_owned()),
+                            runs: Some(fix_sql),
+                        },
                     ));
                 }
             }
@@ -578,7 +641,7 @@ pub fn audit(
                     join(&privs),
                     SchemaPattern::from_stored(&pat).sql()
                 ),
-                revoke,
+                Fix::sql(revoke),
             ));
         }
         let global: Vec<&String> = a.global.iter().filter(|p| *p != "USAGE").collect();
@@ -588,7 +651,7 @@ pub fn audit(
                 .map(|s| s.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            let revoke = format!("REVOKE {list} ON *.* FROM {}", acc.sql());
+            let revoke = Fix::sql(format!("REVOKE {list} ON *.* FROM {}", acc.sql()));
             if a.is_administrator() {
                 out.push(finding(
                     Kind::AdministratorPrivileges,
@@ -617,11 +680,13 @@ pub fn audit(
                     join(&g.privileges),
                     g.describe()
                 ),
-                Step::RevokeObject {
-                    grant: g.clone(),
-                    from: Grantee::Account(acc.clone()),
-                }
-                .sql(flavor, Reveal::Redacted),
+                Fix::sql(
+                    Step::RevokeObject {
+                        grant: g.clone(),
+                        from: Grantee::Account(acc.clone()),
+                    }
+                    .sql(flavor, Reveal::Redacted),
+                ),
             ));
         }
         if own_expected {
@@ -634,11 +699,11 @@ pub fn audit(
                         "{acc} lacks ALL PRIVILEGES on its own prefix {}",
                         SchemaPattern::Prefix(acc.user.clone()).sql()
                     ),
-                    format!(
-                        "spyglass-admin users set-role {} {}",
-                        name_arg(acc),
-                        role.map_or("<role>", |r| r.key.as_str())
-                    ),
+                    Fix::SetRole {
+                        account: acc.clone(),
+                        role: role.map_or(RoleChoice::Any, |r| RoleChoice::Key(r.key.clone())),
+                        runs: None,
+                    },
                 ));
             }
         }
@@ -646,10 +711,9 @@ pub fn audit(
     if let Some(s) = service {
         out.extend(service_findings(s));
         let subject = s.account.to_string();
-        let fix = format!(
-            "spyglass-admin users add-backup-user {}@{}",
-            s.account.user, s.account.host
-        );
+        let fix = Fix::AddBackupUser {
+            account: s.account.clone(),
+        };
         if let Some(roles) = live.members.get(&s.account).filter(|r| !r.is_empty()) {
             out.push(finding(
                 Kind::BackupAccountPrivileges,
@@ -722,7 +786,7 @@ fn system_schema_finding(policy: &Policy, live: &LiveState, flavor: Flavor) -> O
             "{} read every schema, the mysql system schema included: every member (every dj_guest too) can read the password hashes in {hashes} and guess passwords offline (Spyglass's default policy)",
             readers.join(", ")
         ),
-        "set read_scope = \"lab\" in [users] of spyglass-admin.toml, then spyglass-admin users roles init (members then read only the shared prefixes and the members' own prefixes); or read_scope = \"all\" to keep it knowingly".into(),
+        Fix::ChooseReadScope,
     ))
 }
 
@@ -909,7 +973,14 @@ mod tests {
                 None,
             );
             assert!(kinds(&f).contains(&kind), "{kind:?}: {f:#?}");
-            assert!(f.iter().all(|x| !x.fix.is_empty()));
+            // Every finding says what to run, naming the account or the SQL.
+            assert!(f.iter().all(|x| match &x.fix {
+                Fix::Sql { statement } => !statement.is_empty(),
+                Fix::SetRole { account, .. } | Fix::SetPassword { account, .. } => {
+                    !account.user.is_empty()
+                }
+                _ => true,
+            }));
         }
         let (policy, live) = clean();
         let f = audit(
@@ -987,11 +1058,17 @@ mod tests {
             let several: Vec<&Finding> =
                 f.iter().filter(|x| x.kind == Kind::SeveralRoles).collect();
             assert_eq!(several.len(), 1, "{f:#?}");
-            assert_eq!(several[0].fix, "spyglass-admin users set-role alice collab");
+            assert_eq!(
+                several[0].fix,
+                Fix::SetRole {
+                    account: Account::new("alice", "%"),
+                    role: RoleChoice::Key("collab".into()),
+                    runs: None
+                }
+            );
             assert!(several[0].message.contains("ambiguous"), "{f:#?}");
             assert!(
-                f.iter().all(|x| !x.fix.contains("set-role alice admin")
-                    && !x.fix.contains("dj_admin")),
+                f.iter().all(|x| !matches!(&x.fix, Fix::SetRole { role: RoleChoice::Key(k), .. } if k == "admin" || k == "dj_admin")),
                 "a fix promotes: {f:#?}"
             );
         }
@@ -1016,7 +1093,11 @@ mod tests {
         let fix = &f.iter().find(|x| x.kind == Kind::SeveralRoles).unwrap().fix;
         assert_eq!(
             fix,
-            "spyglass-admin users set-role alice <admin|dj_analyst> (choose one)"
+            &Fix::SetRole {
+                account: alice,
+                role: RoleChoice::OneOf(vec!["admin".into(), "dj_analyst".into()]),
+                runs: None
+            }
         );
     }
 
@@ -1051,7 +1132,7 @@ mod tests {
         assert!(
             f[..first_account]
                 .iter()
-                .all(|x| x.fix.contains("roles init") || x.kind == Kind::SystemSchemaReadable),
+                .all(|x| x.fix == Fix::RolesInit || x.kind == Kind::SystemSchemaReadable),
             "{f:#?}"
         );
         assert!(
@@ -1082,7 +1163,10 @@ mod tests {
             .find(|x| x.kind == Kind::AdministratorPrivileges)
             .unwrap();
         assert_eq!(k.severity, Severity::High);
-        assert!(k.fix.contains("REVOKE CREATE USER ON *.*"), "{k:?}");
+        assert!(
+            matches!(&k.fix, Fix::Sql { statement } if statement.contains("REVOKE CREATE USER ON *.*")),
+            "{k:?}"
+        );
         assert!(administrators(&policy, &live).is_empty());
         let mut root = account("root");
         root.account = Account::new("root", "localhost");
@@ -1147,7 +1231,10 @@ mod tests {
         let fixes: Vec<&str> = f
             .iter()
             .filter(|x| x.kind == Kind::DirectGrants)
-            .map(|x| x.fix.as_str())
+            .filter_map(|x| match &x.fix {
+                Fix::Sql { statement } => Some(statement.as_str()),
+                _ => None,
+            })
             .collect();
         assert_eq!(
             fixes,

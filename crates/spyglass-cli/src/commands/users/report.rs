@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use spyglass_db::mysql::prelude::Queryable;
 use spyglass_db::{DbError, Secret};
-use spyglass_privileges::audit::{self, Scope};
+use spyglass_privileges::audit::{self, Fix, RoleChoice, Scope};
 use spyglass_privileges::live::LiveState;
 use spyglass_privileges::{Account, Policy, SchemaPattern};
 
@@ -251,7 +251,7 @@ pub(super) fn audit(
                     severity: serde_json::to_value(f.severity).unwrap_or_default(),
                     subject: f.subject.clone(),
                     message: f.message.clone(),
-                    fix: f.fix.clone(),
+                    fix: render_fix(&f.fix),
                 })
                 .collect(),
             notes,
@@ -269,7 +269,7 @@ pub(super) fn audit(
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
         let _ = writeln!(s, "[{sev}] {kind}: {}", f.message);
-        let _ = writeln!(s, "    fix: {}", f.fix);
+        let _ = writeln!(s, "    fix: {}", render_fix(&f.fix));
     }
     if findings.is_empty() {
         let _ = writeln!(s, "audit: clean, no findings");
@@ -283,4 +283,119 @@ pub(super) fn audit(
         }
     }
     Ok(status)
+}
+
+/// An account as a command argument: `alice` for `'alice'@'%'`, else `alice@host`.
+fn name_arg(a: &Account) -> String {
+    if a.host == "%" {
+        a.user.clone()
+    } else {
+        format!("{}@{}", a.user, a.host)
+    }
+}
+
+/// A finding's fix as the line to run: our own command, or the SQL.
+pub(crate) fn render_fix(f: &Fix) -> String {
+    match f {
+        Fix::RolesInit => "spyglass-admin users roles init".into(),
+        Fix::SetRole {
+            account,
+            role,
+            runs,
+        } => {
+            let role = match role {
+                RoleChoice::Key(k) => k.clone(),
+                RoleChoice::Any => "<role>".into(),
+                RoleChoice::OneOf(keys) => format!("<{}> (choose one)", keys.join("|")),
+                _ => "<role>".into(),
+            };
+            let mut line = format!("spyglass-admin users set-role {} {role}", name_arg(account));
+            if let Some(sql) = runs {
+                let _ = write!(line, " (runs {sql})");
+            }
+            line
+        }
+        Fix::SetPassword { account, expire } => format!(
+            "spyglass-admin users set-password {}{} (or users lock {})",
+            name_arg(account),
+            if *expire { " --expire" } else { "" },
+            name_arg(account)
+        ),
+        Fix::OwnerSetsPassword { user } => {
+            format!("ask {user} to run: spyglass-admin users set-password")
+        }
+        Fix::AddBackupUser { account } => format!(
+            "spyglass-admin users add-backup-user {}@{}",
+            account.user, account.host
+        ),
+        Fix::Sql { statement } => statement.clone(),
+        Fix::ChooseReadScope => "set read_scope = \"lab\" in [users] of spyglass-admin.toml, then spyglass-admin users roles init (members then read only the shared prefixes and the members' own prefixes); or read_scope = \"all\" to keep it knowingly".into(),
+        _ => "see the message above".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines are what `users audit` printed when the library built them,
+    /// and what the server tests run (`run_fix`).
+    #[test]
+    fn fixes_render_as_the_command_lines_they_were() {
+        let alice = Account::new("alice", "%");
+        let bob = Account::new("bob", "10.0.0.%");
+        let cases = [
+            (Fix::RolesInit, "spyglass-admin users roles init"),
+            (
+                Fix::SetRole { account: alice.clone(), role: RoleChoice::Key("collab".into()), runs: None },
+                "spyglass-admin users set-role alice collab",
+            ),
+            (
+                Fix::SetRole { account: bob.clone(), role: RoleChoice::Any, runs: None },
+                "spyglass-admin users set-role bob@10.0.0.% <role>",
+            ),
+            (
+                Fix::SetRole {
+                    account: alice.clone(),
+                    role: RoleChoice::OneOf(vec!["admin".into(), "dj_analyst".into()]),
+                    runs: None,
+                },
+                "spyglass-admin users set-role alice <admin|dj_analyst> (choose one)",
+            ),
+            (
+                Fix::SetRole {
+                    account: alice.clone(),
+                    role: RoleChoice::Key("guest".into()),
+                    runs: Some("SET DEFAULT ROLE `dj_guest` FOR 'alice'@'%'".into()),
+                },
+                "spyglass-admin users set-role alice guest (runs SET DEFAULT ROLE `dj_guest` FOR 'alice'@'%')",
+            ),
+            (
+                Fix::SetPassword { account: alice.clone(), expire: false },
+                "spyglass-admin users set-password alice (or users lock alice)",
+            ),
+            (
+                Fix::SetPassword { account: bob.clone(), expire: true },
+                "spyglass-admin users set-password bob@10.0.0.% --expire (or users lock bob@10.0.0.%)",
+            ),
+            (
+                Fix::OwnerSetsPassword { user: "alice".into() },
+                "ask alice to run: spyglass-admin users set-password",
+            ),
+            (
+                Fix::AddBackupUser { account: Account::new("bk", "%") },
+                "spyglass-admin users add-backup-user bk@%",
+            ),
+            (
+                Fix::Sql { statement: "DROP USER ''@'localhost'".into() },
+                "DROP USER ''@'localhost'",
+            ),
+        ];
+        for (fix, want) in cases {
+            assert_eq!(render_fix(&fix), want);
+        }
+        assert!(
+            render_fix(&Fix::ChooseReadScope).starts_with("set read_scope = \"lab\" in [users]")
+        );
+    }
 }
