@@ -148,11 +148,12 @@ pub fn list(dest: &Path) -> Result<Vec<SetInfo>, Error> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
         .filter(|p| {
-            let n = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            names::parse_stamp(&n).is_some() || p.join(MANIFEST).is_file()
+            // Set names are UTF-8 (this tool makes them); another name is
+            // a set only when it holds a manifest.
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| names::parse_stamp(n).is_some())
+                || p.join(MANIFEST).is_file()
         })
         .map(|p| inspect(&p))
         .collect();
