@@ -137,6 +137,8 @@ pub fn ci_cmd(_args: &[String]) -> Result<(), String> {
     util::run(cargo().args(["test", "--quiet", "--workspace"]))?;
     step("server tests, MariaDB and MySQL");
     itest_cmd(&["--flavor".into(), "all".into()])?;
+    step("the Debian package, installed into a throwaway root (dist --check)");
+    crate::dist::cmd(&["--check".into()])?;
     eprintln!("xtask: ci passed in {:.0}s", t.elapsed().as_secs_f64());
     Ok(())
 }
@@ -322,6 +324,8 @@ fn nightly_demo(root: &std::path::Path) -> Result<(), String> {
     )?;
     say("Nightly: spyglass-admin schedule --print (paste into crontab -e)");
     run(&["schedule", "--print"], &[0])?;
+    say("Install: spyglass-admin schedule --print --systemd (the units the Debian package installs, with this machine's paths; cargo xtask dist builds the package)");
+    run(&["schedule", "--print", "--systemd"], &[0])?;
     drop(sshd);
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 mod bench;
 mod ci;
+mod dist;
 mod sandbox;
 mod sshd;
 mod util;
@@ -32,6 +33,9 @@ tasks:
                       sandbox + fixture + the tool's main jobs, narrated
   bench [backup|cleanup|users]
                       ours next to the reference tools on the same data, with ratios
+  dist [--check]      the Debian package (target/dist/); --check installs it into a
+                      throwaway root and tries it: lintian, doctor, man, completions,
+                      systemd-analyze, upgrade, remove, purge
   ci                  fmt --check, clippy -D warnings, unit tests, itest --flavor all
 ";
 
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         Some("demo") => ci::demo_cmd(&args[1..]),
         Some("ci") => ci::ci_cmd(&args[1..]),
         Some("bench") => bench::cmd(&args[1..]),
+        Some("dist") => dist::cmd(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");
             Ok(())

@@ -99,6 +99,20 @@ pub fn apt_install(packages: &[&str], why: &str) -> Result<(), String> {
         .arg(format!("{cmd} >/dev/null")))
 }
 
+/// Installs the Debian packages of the `(program, package)` pairs whose program
+/// is not on PATH.
+pub fn apt_install_missing(tools: &[(&str, &str)], why: &str) -> Result<(), String> {
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(program, _)| which(program).is_none())
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    apt_install(&missing, why)
+}
+
 /// True if the process exists and is not a zombie.
 pub fn pid_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

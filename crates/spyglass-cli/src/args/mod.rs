@@ -14,7 +14,7 @@ pub use cleanup::*;
 pub use doctor::DoctorArgs;
 pub use lifecycle::*;
 pub use nightly::NightlyArgs;
-pub use schedule::ScheduleArgs;
+pub use schedule::{CompletionsArgs, DistFilesArgs, ScheduleArgs};
 pub use users::*;
 
 use std::path::PathBuf;
@@ -108,6 +108,14 @@ pub enum Command {
     Nightly(NightlyArgs),
     /// Print a crontab line or systemd units that run `nightly`.
     Schedule(ScheduleArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// For example: `spyglass-admin completions bash > ~/.local/share/bash-completion/completions/spyglass-admin`.
+    /// The Debian package installs the bash, zsh and fish scripts already.
+    Completions(CompletionsArgs),
+    /// Write the man pages, completion scripts and systemd units the package installs.
+    #[command(hide = true)]
+    DistFiles(DistFilesArgs),
 }
 
 #[cfg(test)]

@@ -16,3 +16,19 @@ pub struct ScheduleArgs {
     #[arg(long, default_value = "02:30", value_name = "HH:MM")]
     pub at: String,
 }
+
+/// `completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to print a completion script for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `dist-files --out DIR` (hidden): what the Debian package installs.
+#[derive(Debug, Args)]
+pub struct DistFilesArgs {
+    /// Directory to write man/, completions/ and systemd/ into (created).
+    #[arg(long, value_name = "DIR")]
+    pub out: std::path::PathBuf,
+}

@@ -2,6 +2,7 @@
 
 mod backup;
 mod cleanup;
+mod dist;
 mod doctor;
 pub(crate) mod lifecycle;
 mod nightly;
@@ -19,5 +20,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Backup(args) => backup::run(&cli.global, args),
         Command::Nightly(args) => nightly::run(&cli.global, &args),
         Command::Schedule(args) => schedule::run(&cli.global, &args),
+        Command::Completions(args) => dist::completions(&args),
+        Command::DistFiles(args) => dist::files(&args),
     }
 }

@@ -38,6 +38,84 @@ fn parse_at(at: &str) -> anyhow::Result<(u32, u32)> {
         .ok_or_else(|| UserError::new(format!("--at '{at}' is not a time of day HH:MM")).into())
 }
 
+/// Where the packaged units run: the admin puts `dj_local_conf.json` here, or
+/// points `WorkingDirectory=` elsewhere with `systemctl edit`.
+pub const PACKAGED_WORKDIR: &str = "/var/lib/spyglass-admin";
+/// Per-site environment of the units (DJ_HOST, DJ_USER, SPYGLASS_ADMIN_CONFIG, ...).
+pub const ENVIRONMENT_FILE: &str = "/etc/default/spyglass-admin";
+/// Where the packaged binary lives.
+pub const PACKAGED_EXE: &str = "/usr/bin/spyglass-admin";
+
+/// What differs per site in the nightly units; everything else is one template
+/// for both `schedule --print --systemd` and the Debian package.
+pub struct UnitSite<'a> {
+    /// The program.
+    pub exe: &'a Path,
+    /// `WorkingDirectory=` value (already quoted for a unit file), if any.
+    pub working_dir: Option<String>,
+    /// `--config FILE` for ExecStart; `None` leaves it to SPYGLASS_ADMIN_CONFIG
+    /// in the environment file, else /etc/spyglass-admin.toml.
+    pub config: Option<&'a Path>,
+    /// Time of day the timer fires.
+    pub at: (u32, u32),
+}
+
+/// The nightly service and timer, as (file name, contents).
+pub fn systemd_units(site: &UnitSite<'_>) -> [(&'static str, String); 2] {
+    let wd = site
+        .working_dir
+        .as_deref()
+        .map(|d| format!("WorkingDirectory={d}\n"))
+        .unwrap_or_default();
+    let config = site
+        .config
+        .map(|c| format!(" --config {}", unit(c)))
+        .unwrap_or_default();
+    let (hh, mm) = site.at;
+    let service = format!(
+        "[Unit]\n\
+         Description=spyglass-admin nightly: backup, verify, ship, prune, cleanup scan\n\
+         Documentation=man:spyglass-admin-nightly(1)\n\
+         Wants=network-online.target\n\
+         After=network-online.target\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         # Per-site settings (DJ_HOST, DJ_USER, SPYGLASS_ADMIN_CONFIG, ...); keep it mode 0600.\n\
+         EnvironmentFile=-{ENVIRONMENT_FILE}\n\
+         {wd}ExecStart={} nightly{config}\n\
+         # Exit 1 means warnings: the run finished; do not mark the unit failed for it.\n\
+         SuccessExitStatus=1\n",
+        unit(site.exe)
+    );
+    let timer = format!(
+        "[Unit]\n\
+         Description=Run spyglass-admin nightly every day at {hh:02}:{mm:02}\n\
+         Documentation=man:spyglass-admin-nightly(1)\n\
+         \n\
+         [Timer]\n\
+         OnCalendar=*-*-* {hh:02}:{mm:02}:00\n\
+         Persistent=true\n\
+         \n\
+         [Install]\n\
+         WantedBy=timers.target\n"
+    );
+    [
+        ("spyglass-nightly.service", service),
+        ("spyglass-nightly.timer", timer),
+    ]
+}
+
+/// The units as the Debian package installs them.
+pub fn packaged_units() -> [(&'static str, String); 2] {
+    systemd_units(&UnitSite {
+        exe: Path::new(PACKAGED_EXE),
+        working_dir: Some(format!("-{PACKAGED_WORKDIR}")),
+        config: None,
+        at: (2, 30),
+    })
+}
+
 pub fn run(global: &GlobalOpts, a: &ScheduleArgs) -> anyhow::Result<ExitStatus> {
     let (hh, mm) = parse_at(&a.at)?;
     let exe = std::env::current_exe()
@@ -62,38 +140,20 @@ pub fn run(global: &GlobalOpts, a: &ScheduleArgs) -> anyhow::Result<ExitStatus> 
         .ok()
         .filter(|d| d.join("dj_local_conf.json").is_file());
     let text = if a.systemd {
-        let wd = cwd
-            .as_deref()
-            .map(|d| format!("WorkingDirectory={}\n", unit(d)))
-            .unwrap_or_default();
-        format!(
-            "# /etc/systemd/system/spyglass-nightly.service\n\
-             [Unit]\n\
-             Description=spyglass-admin nightly: backup, verify, ship, prune, cleanup scan\n\
-             Wants=network-online.target\n\
-             After=network-online.target\n\
-             \n\
-             [Service]\n\
-             Type=oneshot\n\
-             {wd}ExecStart={} nightly --config {}\n\
-             # Exit 1 means warnings: the run finished; do not mark the unit failed for it.\n\
-             SuccessExitStatus=1\n\
-             \n\
-             # /etc/systemd/system/spyglass-nightly.timer\n\
-             [Unit]\n\
-             Description=Run spyglass-admin nightly every day at {hh:02}:{mm:02}\n\
-             \n\
-             [Timer]\n\
-             OnCalendar=*-*-* {hh:02}:{mm:02}:00\n\
-             Persistent=true\n\
-             \n\
-             [Install]\n\
-             WantedBy=timers.target\n\
-             \n\
-             # then: systemctl daemon-reload && systemctl enable --now spyglass-nightly.timer\n",
-            unit(&exe),
-            unit(&config)
-        )
+        let units = systemd_units(&UnitSite {
+            exe: &exe,
+            working_dir: cwd.as_deref().map(unit),
+            config: Some(&config),
+            at: (hh, mm),
+        });
+        let mut text = String::new();
+        for (name, body) in &units {
+            text.push_str(&format!("# /etc/systemd/system/{name}\n{body}\n"));
+        }
+        text.push_str(
+            "# then: systemctl daemon-reload && systemctl enable --now spyglass-nightly.timer\n",
+        );
+        text
     } else {
         let cd = cwd
             .as_deref()
@@ -135,5 +195,38 @@ mod tests {
         assert_eq!(parse_at("02:30").unwrap(), (2, 30));
         assert!(parse_at("24:00").is_err());
         assert!(parse_at("2").is_err());
+    }
+
+    /// The packaged units and the printed ones come from one template: only
+    /// the site's lines (binary, working directory, settings file) differ.
+    #[test]
+    fn packaged_and_printed_units_share_one_template() {
+        let packaged = packaged_units();
+        let printed = systemd_units(&UnitSite {
+            exe: Path::new("/opt/sa/bin/spyglass-admin"),
+            working_dir: Some("/home/lab/spyglass".into()),
+            config: Some(Path::new("/home/lab/my settings.toml")),
+            at: (2, 30),
+        });
+        assert_eq!(packaged[1], printed[1], "timers are identical");
+        let site = |l: &&str| l.starts_with("ExecStart=") || l.starts_with("WorkingDirectory=");
+        let a: Vec<&str> = packaged[0].1.lines().filter(|l| !site(l)).collect();
+        let b: Vec<&str> = printed[0].1.lines().filter(|l| !site(l)).collect();
+        assert_eq!(a, b);
+        assert!(packaged[0]
+            .1
+            .contains("ExecStart=/usr/bin/spyglass-admin nightly\n"));
+        assert!(packaged[0]
+            .1
+            .contains("WorkingDirectory=-/var/lib/spyglass-admin\n"));
+        assert!(packaged[0]
+            .1
+            .contains("EnvironmentFile=-/etc/default/spyglass-admin\n"));
+        assert!(printed[0].1.contains(
+            "ExecStart=/opt/sa/bin/spyglass-admin nightly --config \"/home/lab/my settings.toml\"\n"
+        ));
+        assert!(printed[0]
+            .1
+            .contains("WorkingDirectory=/home/lab/spyglass\n"));
     }
 }
