@@ -1845,6 +1845,7 @@ fn make_post_objects() -> bool {
         "CREATE TRIGGER itbk_pb.t_ai AFTER INSERT ON itbk_pb.t FOR EACH ROW INSERT INTO itbk_pa.log (what) VALUES (CONCAT('t ', NEW.id))",
         "CREATE PROCEDURE itbk_pa.add_t(i int) INSERT INTO itbk_pb.t VALUES (i, 'proc', 0)",
         "CREATE DEFINER = 'nobody_itbk'@'%' SQL SECURITY DEFINER VIEW itbk_pa.orphan AS SELECT id FROM itbk_pb.t",
+        "CREATE EVENT itbk_pb.prune_log ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM itbk_pa.log WHERE id < 0",
     ] {
         support::sql(&mut a, sql);
     }
@@ -1880,6 +1881,7 @@ fn assert_post_objects(src: &mut Session, how: &str, versioning: bool) {
         format!("SELECT CONCAT(table_schema, '.', table_name, '.', column_name), column_type, CAST(ordinal_position AS CHAR) FROM information_schema.columns WHERE table_schema IN {both} AND table_name IN (SELECT table_name FROM information_schema.views WHERE table_schema IN {both}) ORDER BY 1"),
         format!("SELECT CONCAT(trigger_schema, '.', trigger_name), definer, action_statement FROM information_schema.triggers WHERE trigger_schema IN {both} ORDER BY 1"),
         format!("SELECT CONCAT(routine_schema, '.', routine_name), definer, routine_definition FROM information_schema.routines WHERE routine_schema IN {both} ORDER BY 1"),
+        format!("SELECT CONCAT(event_schema, '.', event_name), CONCAT(definer, ' ', status, ' ', interval_value, ' ', interval_field), event_definition FROM information_schema.events WHERE event_schema IN {both} ORDER BY 1"),
     ] {
         let x: Vec<(String, String, String)> = src.conn().query(&sql).unwrap();
         let y: Vec<(String, String, String)> = dst.conn().query(&sql).unwrap();
