@@ -1051,6 +1051,46 @@ fn a_failed_restore_leaves_its_schemas_marked_unfinished() {
         .unwrap();
     assert_eq!(marker.len(), 1, "{marker:?}");
     assert_eq!(marker[0].0, set.display().to_string());
+    // doctor names it, with what to do next: a problem (exit 1), in --json too.
+    let doc = cli(true).run(&["doctor", "--json"]);
+    doc.assert_code(1);
+    let v = doc.json();
+    let mine: Vec<&serde_json::Value> = v["unfinished_restores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["schema"].as_str().unwrap().starts_with("itbk_half_"))
+        .collect();
+    assert_eq!(mine.len(), 1, "{v:#}");
+    assert_eq!(mine[0]["schema"], "itbk_half_a");
+    assert_eq!(mine[0]["set"], set.display().to_string().as_str());
+    assert_eq!(mine[0]["running"], false, "its restore has ended");
+    let problem = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["message"].as_str().unwrap().contains("`itbk_half_a`"))
+        .unwrap_or_else(|| panic!("no problem names itbk_half_a: {v:#}"));
+    assert_eq!(problem["check"], "restore");
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("unfinished restore")
+            && problem["hint"].as_str().unwrap().contains("--force")
+            && problem["hint"]
+                .as_str()
+                .unwrap()
+                .contains("DROP DATABASE `itbk_half_a`"),
+        "{problem}"
+    );
+    let human = cli(true).run(&["doctor"]);
+    human.assert_code(1);
+    assert!(
+        human.stdout.contains("FAIL itbk_half_a unfinished"),
+        "{}",
+        human.stdout
+    );
     // The next restore says so.
     let again = cli(true).run(&["backup", "restore", set.to_str().unwrap()]);
     again.assert_code(2).assert_clean_error();
@@ -1071,6 +1111,15 @@ fn a_failed_restore_leaves_its_schemas_marked_unfinished() {
         .query("SELECT table_schema FROM information_schema.tables WHERE table_name = '~restore_incomplete' AND table_schema LIKE 'itbk\\_half\\_%'")
         .unwrap();
     assert!(left.is_empty(), "{left:?}");
+    let doc = cli(true).run(&["doctor", "--json"]).json();
+    assert!(
+        !doc["unfinished_restores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["schema"] == "itbk_half_a"),
+        "{doc:#}"
+    );
     let v: u64 = dst
         .conn()
         .query_first("SELECT COUNT(*) FROM itbk_half_a.v")
@@ -1771,4 +1820,225 @@ fn mariadb_sequences_round_trip_with_their_state() {
     restore_with_stock_client(&set);
     check("RESTORE.txt");
     drop_schemas(&mut admin(), &["itbk_seq"]);
+}
+
+/// Post objects across schemas (issue 12 items 6 and 8). `itbk_pa` sorts
+/// before `itbk_pb`, and its view selects from a view of `itbk_pb` and calls
+/// `itbk_pb`'s function; `itbk_pb`'s trigger writes into `itbk_pa`, and a
+/// procedure of `itbk_pa` inserts into `itbk_pb`; `itbk_pa.orphan`'s DEFINER
+/// is no account anywhere. On MariaDB, two system-versioned tables (implicit
+/// and explicit row start/end) hold history rows. MySQL has no system
+/// versioning: there the history part is left out (the statement is refused).
+fn make_post_objects() -> bool {
+    let mut a = admin();
+    drop_schemas(&mut a, &["itbk_pa", "itbk_pb"]);
+    for sql in [
+        "CREATE DATABASE itbk_pa",
+        "CREATE DATABASE itbk_pb",
+        "CREATE TABLE itbk_pb.t (id int PRIMARY KEY, v varchar(20), amount double)",
+        "INSERT INTO itbk_pb.t VALUES (1, 'one', 1.5), (2, 'two', 2.25), (3, 'three', 3.5)",
+        "CREATE FUNCTION itbk_pb.twice(x double) RETURNS double DETERMINISTIC RETURN x * 2",
+        "CREATE VIEW itbk_pb.vb AS SELECT id, v, amount FROM itbk_pb.t WHERE id < 3",
+        "CREATE VIEW itbk_pa.va AS SELECT vb.id, vb.v, itbk_pb.twice(vb.amount) AS doubled FROM itbk_pb.vb vb",
+        "CREATE VIEW itbk_pa.vaa AS SELECT id, doubled FROM itbk_pa.va WHERE doubled > 4",
+        "CREATE TABLE itbk_pa.log (id int AUTO_INCREMENT PRIMARY KEY, what varchar(40))",
+        "CREATE TRIGGER itbk_pb.t_ai AFTER INSERT ON itbk_pb.t FOR EACH ROW INSERT INTO itbk_pa.log (what) VALUES (CONCAT('t ', NEW.id))",
+        "CREATE PROCEDURE itbk_pa.add_t(i int) INSERT INTO itbk_pb.t VALUES (i, 'proc', 0)",
+        "CREATE DEFINER = 'nobody_itbk'@'%' SQL SECURITY DEFINER VIEW itbk_pa.orphan AS SELECT id FROM itbk_pb.t",
+        "CREATE EVENT itbk_pb.prune_log ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM itbk_pa.log WHERE id < 0",
+    ] {
+        support::sql(&mut a, sql);
+    }
+    let versioning = server().flavor == "mariadb";
+    if !versioning {
+        assert!(a
+            .conn()
+            .query_drop("CREATE TABLE itbk_pa.hist (id int PRIMARY KEY) WITH SYSTEM VERSIONING")
+            .is_err());
+        return false;
+    }
+    for sql in [
+        "CREATE TABLE itbk_pa.hist (id int PRIMARY KEY, a int) WITH SYSTEM VERSIONING",
+        "INSERT INTO itbk_pa.hist VALUES (1, 1), (2, 10)",
+        "UPDATE itbk_pa.hist SET a = 2 WHERE id = 1",
+        "UPDATE itbk_pa.hist SET a = 3 WHERE id = 1",
+        "CREATE TABLE itbk_pa.hist2 (id int PRIMARY KEY, a varchar(5), s timestamp(6) GENERATED ALWAYS AS ROW START, e timestamp(6) GENERATED ALWAYS AS ROW END, PERIOD FOR SYSTEM_TIME (s, e)) WITH SYSTEM VERSIONING",
+        "INSERT INTO itbk_pa.hist2 (id, a) VALUES (1, 'x')",
+        "UPDATE itbk_pa.hist2 SET a = 'y'",
+        "DELETE FROM itbk_pa.hist2",
+    ] {
+        support::sql(&mut a, sql);
+    }
+    true
+}
+
+/// Everything of [`make_post_objects`] is on the target as on the source, and works.
+fn assert_post_objects(src: &mut Session, how: &str, versioning: bool) {
+    let mut dst = target_admin();
+    let both = "('itbk_pa', 'itbk_pb')";
+    for sql in [
+        format!("SELECT CONCAT(table_schema, '.', table_name), CONCAT(definer, ' ', security_type), view_definition FROM information_schema.views WHERE table_schema IN {both} ORDER BY 1"),
+        format!("SELECT CONCAT(table_schema, '.', table_name, '.', column_name), column_type, CAST(ordinal_position AS CHAR) FROM information_schema.columns WHERE table_schema IN {both} AND table_name IN (SELECT table_name FROM information_schema.views WHERE table_schema IN {both}) ORDER BY 1"),
+        format!("SELECT CONCAT(trigger_schema, '.', trigger_name), definer, action_statement FROM information_schema.triggers WHERE trigger_schema IN {both} ORDER BY 1"),
+        format!("SELECT CONCAT(routine_schema, '.', routine_name), definer, routine_definition FROM information_schema.routines WHERE routine_schema IN {both} ORDER BY 1"),
+        format!("SELECT CONCAT(event_schema, '.', event_name), CONCAT(definer, ' ', status, ' ', interval_value, ' ', interval_field), event_definition FROM information_schema.events WHERE event_schema IN {both} ORDER BY 1"),
+    ] {
+        let x: Vec<(String, String, String)> = src.conn().query(&sql).unwrap();
+        let y: Vec<(String, String, String)> = dst.conn().query(&sql).unwrap();
+        assert!(!x.is_empty(), "{sql}");
+        assert_eq!(x, y, "{how}: {sql}");
+    }
+    let views = "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.views WHERE table_schema IN ('itbk_pa', 'itbk_pb') ORDER BY 1";
+    let names: Vec<String> = dst.conn().query(views).unwrap();
+    assert_eq!(
+        names,
+        ["itbk_pa.orphan", "itbk_pa.va", "itbk_pa.vaa", "itbk_pb.vb"],
+        "{how}: every view"
+    );
+    let rows = "SELECT id, v, CAST(doubled AS CHAR) FROM itbk_pa.va ORDER BY id";
+    let want: Vec<(i32, String, String)> = src.conn().query(rows).unwrap();
+    assert_eq!(want.len(), 2);
+    assert_eq!(
+        dst.conn().query::<(i32, String, String), _>(rows).unwrap(),
+        want,
+        "{how}: the view on the other schema's view and function"
+    );
+    let n: u64 = dst
+        .conn()
+        .query_first("SELECT COUNT(*) FROM itbk_pa.vaa")
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 1, "{how}: the view on the view on the view");
+    // The orphan view is there with its definer kept, and using it says why it fails.
+    let err = dst
+        .conn()
+        .query_drop("SELECT * FROM itbk_pa.orphan")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("1449") && err.contains("nobody_itbk"),
+        "{how}: {err}"
+    );
+    // The procedure (into the other schema) and the trigger (back into this one) work.
+    dst.conn().query_drop("CALL itbk_pa.add_t(7)").unwrap();
+    let log: Vec<String> = dst
+        .conn()
+        .query("SELECT what FROM itbk_pa.log ORDER BY id")
+        .unwrap();
+    assert_eq!(
+        log,
+        ["t 7"],
+        "{how}: procedure and cross-schema trigger fire"
+    );
+    if versioning {
+        for (table, cols) in [
+            ("hist", "id, a, row_start, row_end"),
+            ("hist2", "id, a, s, e"),
+        ] {
+            let sql = format!(
+                "SELECT CONCAT_WS(',', {cols}) FROM itbk_pa.{table} FOR SYSTEM_TIME ALL ORDER BY 1"
+            );
+            let x: Vec<String> = src.conn().query(&sql).unwrap();
+            let y: Vec<String> = dst.conn().query(&sql).unwrap();
+            assert_eq!(x, y, "{how}: {sql}");
+            let want = if table == "hist" { 4 } else { 2 };
+            assert_eq!(y.len(), want, "{how}: history rows of {table}: {y:?}");
+        }
+        let id1: u64 = dst
+            .conn()
+            .query_first("SELECT COUNT(*) FROM itbk_pa.hist FOR SYSTEM_TIME ALL WHERE id = 1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(id1, 3, "{how}: id 1 with its 2 history rows");
+        let current: Vec<(i32, i32)> = dst
+            .conn()
+            .query("SELECT id, a FROM itbk_pa.hist ORDER BY id")
+            .unwrap();
+        assert_eq!(current, [(1, 3), (2, 10)], "{how}: current rows");
+    }
+    drop_schemas(&mut dst, &["itbk_pa", "itbk_pb"]);
+}
+
+#[test]
+fn cross_schema_post_objects_orphan_definers_and_history_round_trip() {
+    let versioning = make_post_objects();
+    let mut src = admin();
+    let mut dst = target_admin();
+    for s in [&mut src, &mut dst] {
+        let n: u64 = s
+            .conn()
+            .query_first("SELECT COUNT(*) FROM mysql.user WHERE user = 'nobody_itbk'")
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 0, "the orphan view's definer must not exist");
+    }
+    drop_schemas(&mut dst, &["itbk_pa", "itbk_pb"]);
+    let program = std::env::var("SPYGLASS_IT_MYSQLDUMP").ok();
+    for engine in ["native", "mysqldump"] {
+        let dest = tempfile::tempdir().unwrap();
+        let mut sb = cli(false);
+        let mut args = vec![
+            "backup",
+            "run",
+            "--dest",
+            dest.path().to_str().unwrap(),
+            "--schemas",
+            "itbk_pa,itbk_pb",
+            "--no-accounts",
+            "--engine",
+            engine,
+        ];
+        if let (Some(p), "mysqldump") = (&program, engine) {
+            args.extend(["--dump-program", p.as_str()]);
+            sb.env(
+                "TMPDIR",
+                &std::env::var("SPYGLASS_IT_MYSQLDUMP_TMPDIR").unwrap(),
+            );
+        }
+        sb.run(&args).assert_code(0);
+        let set = only_set(dest.path());
+        if versioning {
+            let m: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(set.join("manifest.json")).unwrap())
+                    .unwrap();
+            let hist = m["tables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["table"] == "hist")
+                .unwrap();
+            assert_eq!(
+                (hist["rows"].as_u64(), hist["history_rows"].as_u64()),
+                (Some(2), Some(2)),
+                "{engine}: {hist}"
+            );
+        }
+        // Ours: everything loads, and the orphan's definer is a finding (exit 1).
+        let r = cli(true).run(&["backup", "restore", set.to_str().unwrap(), "--json"]);
+        r.assert_code(1);
+        let missing = &r.json()["missing_definers"];
+        assert_eq!(
+            missing.as_array().map(Vec::len),
+            Some(1),
+            "{engine}: {missing}"
+        );
+        assert_eq!(missing[0]["object"], "`itbk_pa`.`orphan`", "{missing}");
+        assert_eq!(missing[0]["kind"], "view");
+        assert_eq!(missing[0]["definer"], "'nobody_itbk'@'%'");
+        assert_post_objects(&mut src, &format!("{engine}, backup restore"), versioning);
+        let r = cli(true).run(&["backup", "restore", set.to_str().unwrap()]);
+        r.assert_code(1);
+        assert!(
+            r.stderr.contains(
+                "warning: view `itbk_pa`.`orphan`: its definer 'nobody_itbk'@'%' has no account"
+            ),
+            "{}",
+            r.stderr
+        );
+        drop_schemas(&mut target_admin(), &["itbk_pa", "itbk_pb"]);
+        // The stock client, following RESTORE.txt.
+        restore_with_stock_client(&set);
+        assert_post_objects(&mut src, &format!("{engine}, RESTORE.txt"), versioning);
+    }
+    drop_schemas(&mut admin(), &["itbk_pa", "itbk_pb"]);
 }

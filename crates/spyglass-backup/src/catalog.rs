@@ -14,10 +14,14 @@ pub(crate) struct TableInfo {
     pub schema: String,
     pub name: String,
     pub is_view: bool,
+    /// A MariaDB system-versioned table: its rows are read `FOR SYSTEM_TIME
+    /// ALL` (history included) and `columns` ends with its row start and end.
+    pub versioned: bool,
     pub engine: String,
     pub data_length: u64,
     pub rows_estimate: u64,
-    /// Columns to select and insert, in order; generated columns are left out.
+    /// Columns to select and insert, in order; generated columns are left out
+    /// (but not a versioned table's row start and end: they are history).
     pub columns: Vec<String>,
     /// `information_schema.columns.data_type` of each of `columns`.
     pub column_types: Vec<String>,
@@ -91,6 +95,7 @@ pub(crate) fn tables(conn: &mut Conn, schemas: &[String]) -> Result<Vec<TableInf
     let mut out: BTreeMap<(String, String), TableInfo> = BTreeMap::new();
     for (schema, name, ty, engine, data_length, rows) in rows {
         let is_view = ty.eq_ignore_ascii_case("VIEW");
+        let versioned = ty.eq_ignore_ascii_case("SYSTEM VERSIONED");
         if ty.eq_ignore_ascii_case("SEQUENCE") || ty.eq_ignore_ascii_case("SYSTEM VIEW") {
             continue;
         }
@@ -100,6 +105,7 @@ pub(crate) fn tables(conn: &mut Conn, schemas: &[String]) -> Result<Vec<TableInf
                 schema,
                 name,
                 is_view,
+                versioned,
                 engine: engine.unwrap_or_default(),
                 data_length: data_length.unwrap_or(0),
                 rows_estimate: rows.unwrap_or(0),
@@ -118,13 +124,33 @@ pub(crate) fn tables(conn: &mut Conn, schemas: &[String]) -> Result<Vec<TableInf
              FROM information_schema.columns WHERE table_schema IN ({list}) ORDER BY table_schema, table_name, ordinal_position"
         ),
     )?;
+    let mut explicit_period: BTreeSet<(String, String)> = BTreeSet::new();
     for (schema, table, column, generated, data_type) in cols {
-        if generated.is_some_and(|g| !g.is_empty()) {
+        let key = (schema, table);
+        let Some(t) = out.get_mut(&key) else {
+            continue;
+        };
+        // MariaDB lists a versioned table's explicit row start and end as
+        // generated `ROW START` / `ROW END`: they are kept (history).
+        let period = generated.as_deref().is_some_and(|g| {
+            g.eq_ignore_ascii_case("ROW START") || g.eq_ignore_ascii_case("ROW END")
+        });
+        if period && t.versioned {
+            explicit_period.insert(key);
+        } else if generated.is_some_and(|g| !g.is_empty()) {
             continue;
         }
-        if let Some(t) = out.get_mut(&(schema, table)) {
-            t.columns.push(column);
-            t.column_types.push(data_type.to_ascii_lowercase());
+        t.columns.push(column);
+        t.column_types.push(data_type.to_ascii_lowercase());
+    }
+    // Implicit row start and end (`WITH SYSTEM VERSIONING` alone) are
+    // invisible, and not in information_schema.columns; their names are fixed.
+    for (key, t) in out.iter_mut().filter(|(_, t)| t.versioned) {
+        if !explicit_period.contains(key) {
+            for c in ["row_start", "row_end"] {
+                t.columns.push(c.to_owned());
+                t.column_types.push("timestamp".to_owned());
+            }
         }
     }
     let pks: Vec<(String, String, String)> = q(
@@ -287,6 +313,59 @@ pub(crate) fn create_view(conn: &mut Conn, schema: &str, view: &str) -> Result<S
     )
 }
 
+/// A stand-in for a view, written with the tables: a view of constants with
+/// the view's column names (`SELECT 1 AS a, 1 AS b`), as mysqldump does.
+/// Every view of every schema exists as a stand-in before any real
+/// definition loads, so a view on a view (of any schema, in any order)
+/// finds its columns; the post file then replaces each stand-in
+/// ([`replacing`]). `None` for a view without columns (it is broken on the
+/// source: its real definition fails to load and the restore says where).
+pub(crate) fn view_stub(schema: &str, view: &str, columns: &[String]) -> Option<String> {
+    if columns.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "CREATE VIEW {} AS SELECT {}",
+        quote::qualified(schema, view),
+        columns
+            .iter()
+            .map(|c| format!("1 AS {}", quote::ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// `SHOW CREATE VIEW`'s statement as `CREATE OR REPLACE ...`: it replaces
+/// the view's stand-in ([`view_stub`]), or creates the view in an older set.
+pub(crate) fn replacing(create_view: &str) -> String {
+    match create_view.strip_prefix("CREATE ") {
+        Some(rest) if !rest.starts_with("OR REPLACE ") => format!("CREATE OR REPLACE {rest}"),
+        _ => create_view.to_owned(),
+    }
+}
+
+/// Appends stored programs to a script: a `DELIMITER ;;` block, each
+/// program under the sql_mode it was created with.
+pub(crate) fn push_programs<'a>(sql: &mut String, programs: impl IntoIterator<Item = &'a Program>) {
+    let mut any = false;
+    for p in programs {
+        if !any {
+            sql.push_str("DELIMITER ;;\n");
+            any = true;
+        }
+        sql.push_str(&format!("-- {}\n", p.name.replace('\n', " ")));
+        sql.push_str(&format!(
+            "SET SESSION sql_mode = {};;\n",
+            quote::string(&p.sql_mode)
+        ));
+        sql.push_str(&p.create);
+        sql.push_str(" ;;\n");
+    }
+    if any {
+        sql.push_str("DELIMITER ;\n");
+    }
+}
+
 /// A trigger, routine or event definition with the sql_mode it was created under.
 #[derive(Debug, Clone)]
 pub(crate) struct Program {
@@ -403,6 +482,7 @@ mod tests {
             schema: "s".into(),
             name: name.into(),
             is_view: false,
+            versioned: false,
             engine: "InnoDB".into(),
             data_length: 0,
             rows_estimate: 0,
@@ -443,5 +523,20 @@ mod tests {
             ),
         ];
         assert_eq!(view_order("s", &views), vec![1, 0]);
+    }
+
+    #[test]
+    fn view_stand_ins_and_their_replacement() {
+        assert_eq!(
+            view_stub("a b", "v`1", &["x".into(), "y z".into()]).as_deref(),
+            Some("CREATE VIEW `a b`.`v``1` AS SELECT 1 AS `x`, 1 AS `y z`")
+        );
+        assert_eq!(view_stub("s", "broken", &[]), None);
+        let real = "CREATE ALGORITHM=UNDEFINED DEFINER=`nobody`@`%` SQL SECURITY DEFINER VIEW `v` AS select 1 AS `x`";
+        assert_eq!(
+            replacing(real),
+            "CREATE OR REPLACE ALGORITHM=UNDEFINED DEFINER=`nobody`@`%` SQL SECURITY DEFINER VIEW `v` AS select 1 AS `x`"
+        );
+        assert_eq!(replacing(&replacing(real)), replacing(real));
     }
 }

@@ -150,6 +150,8 @@ enum JobResult {
         table: usize,
         file: FileRecord,
         max_statement: usize,
+        /// A versioned table's history rows in the file (besides current ones).
+        history: Option<u64>,
     },
     Checksum {
         table: usize,
@@ -551,6 +553,7 @@ pub fn run(
     let mut records: Vec<TableRecord> = Vec::new();
     let mut rows_of: BTreeMap<usize, u64> = BTreeMap::new();
     let mut checksum_of: BTreeMap<usize, Option<u64>> = BTreeMap::new();
+    let mut history_of: BTreeMap<usize, u64> = BTreeMap::new();
     let mut data_files = Vec::new();
     let mut max_statement = 0usize;
     let results = std::mem::take(
@@ -565,8 +568,12 @@ pub fn run(
                 table,
                 file,
                 max_statement: m,
+                history,
             } => {
-                *rows_of.entry(table).or_default() += file.rows;
+                *rows_of.entry(table).or_default() += file.rows - history.unwrap_or(0);
+                if let Some(h) = history {
+                    *history_of.entry(table).or_default() += h;
+                }
                 max_statement = max_statement.max(m);
                 data_files.push(file);
             }
@@ -585,6 +592,9 @@ pub fn run(
             engine: t.engine.clone(),
             consistent: t.transactional(),
             rows: rows_of.get(&i).copied().unwrap_or(0),
+            history_rows: t
+                .versioned
+                .then(|| history_of.get(&i).copied().unwrap_or(0)),
             checksum: checksum_of.get(&i).copied().flatten(),
             chunks: chunks_of.get(&i).copied().unwrap_or(0),
         });
@@ -703,7 +713,7 @@ fn chunk_ranges(
         .map(|c| quote::ident(c))
         .collect::<Vec<_>>()
         .join(",");
-    let table = quote::qualified(&t.schema, &t.name);
+    let table = rows_source(t);
     let mut bounds: Vec<Vec<String>> = Vec::new();
     loop {
         let cond = bounds
@@ -770,6 +780,21 @@ fn tuple_cmp(cols: &[String], vals: &[String], op: &str) -> String {
     }
     terms.join(" OR ")
 }
+
+/// Where a table's rows are read from: a versioned table `FOR SYSTEM_TIME
+/// ALL`, so its history is written too.
+fn rows_source(t: &TableInfo) -> String {
+    let q = quote::qualified(&t.schema, &t.name);
+    if t.versioned {
+        format!("{q} FOR SYSTEM_TIME ALL")
+    } else {
+        q
+    }
+}
+
+/// Added to the header of a versioned table's data files: MariaDB 10.11+
+/// then takes the row start and end as written, so history comes back.
+pub(crate) const HISTORY_HEADER: &str = "SET SESSION system_versioning_insert_history = 1;\n";
 
 pub(crate) const DATA_HEADER: &str = "SET NAMES utf8mb4;\nSET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO', foreign_key_checks = 0, unique_checks = 0;\n";
 
@@ -868,8 +893,9 @@ fn dump_chunk(
     .map_err(Error::io("creating", &path))?;
     let io = |e| Error::io("writing", &path)(e);
     let header = format!(
-        "-- spyglass-admin data: {} chunk {chunk}\n{DATA_HEADER}USE {};\n",
+        "-- spyglass-admin data: {} chunk {chunk}\n{DATA_HEADER}{}USE {};\n",
         quote::qualified(&t.schema, &t.name),
+        if t.versioned { HISTORY_HEADER } else { "" },
         quote::ident(&t.schema)
     );
     w.write_all(header.as_bytes()).map_err(io)?;
@@ -890,7 +916,7 @@ fn dump_chunk(
         .join(",");
     let sql = format!(
         "SELECT {cols} FROM {}{}",
-        quote::qualified(&t.schema, &t.name),
+        rows_source(t),
         range.map(|r| format!(" WHERE {r}")).unwrap_or_default()
     );
     let table_err = |source| Error::Table {
@@ -948,6 +974,19 @@ fn dump_chunk(
     }
     progress.advance(pending_bytes, pending_rows);
     let written = w.finish().map_err(io)?;
+    // A versioned table: how many of the rows are current, in the same snapshot.
+    let history = if t.versioned {
+        let current: Option<u64> = conn
+            .query_first(format!(
+                "SELECT COUNT(*) FROM {}{}",
+                quote::qualified(&t.schema, &t.name),
+                range.map(|r| format!(" WHERE {r}")).unwrap_or_default()
+            ))
+            .map_err(table_err)?;
+        Some(rows.saturating_sub(current.unwrap_or(0)))
+    } else {
+        None
+    };
     Ok(JobResult::Data {
         table: index,
         file: FileRecord {
@@ -962,6 +1001,7 @@ fn dump_chunk(
             sha256: written.sha256,
         },
         max_statement: builder.max_statement(),
+        history,
     })
 }
 
@@ -1006,6 +1046,11 @@ fn write_schema_file(
         sql.push_str(&catalog::create_table(conn, schema, &name)?);
         sql.push_str(";\n");
     }
+    push_stand_ins(&mut sql, schema, tables);
+    // Routines with the tables: a view may call a function of any schema, and
+    // CREATE VIEW checks that it exists. A routine's body is not checked
+    // when it is created, and nothing calls one while the rows load.
+    catalog::push_programs(&mut sql, &catalog::routines(conn, schema)?);
     let rel = format!("1-schema/{}{}", file_name(schema), c.suffix());
     let w = write_whole(&set.join(&rel), c, sql.as_bytes())?;
     Ok(FileRecord::written(
@@ -1018,6 +1063,16 @@ fn write_schema_file(
     ))
 }
 
+/// The stand-ins of `schema`'s views ([`catalog::view_stub`]), for its schema file.
+pub(crate) fn push_stand_ins(sql: &mut String, schema: &str, tables: &[TableInfo]) {
+    for t in tables.iter().filter(|t| t.schema == schema && t.is_view) {
+        if let Some(stub) = catalog::view_stub(schema, &t.name, &t.columns) {
+            sql.push_str(&stub);
+            sql.push_str(";\n");
+        }
+    }
+}
+
 fn write_post_file(
     conn: &mut Conn,
     set: &Path,
@@ -1026,7 +1081,7 @@ fn write_post_file(
     c: Compression,
 ) -> Result<FileRecord, Error> {
     let mut sql = format!(
-        "-- spyglass-admin views, triggers, routines, events: {}\n{DDL_HEADER}USE {};\n",
+        "-- spyglass-admin views, triggers, events: {}\n{DDL_HEADER}USE {};\n",
         quote::ident(schema),
         quote::ident(schema)
     );
@@ -1035,28 +1090,16 @@ fn write_post_file(
         .filter(|t| t.schema == schema && t.is_view)
         .map(|t| Ok((t.name.clone(), catalog::create_view(conn, schema, &t.name)?)))
         .collect::<Result<_, Error>>()?;
+    // Each replaces its stand-in from the schema file (so any order works).
     for i in catalog::view_order(schema, &views) {
-        sql.push_str(&views[i].1);
+        sql.push_str(&catalog::replacing(&views[i].1));
         sql.push_str(";\n");
     }
     let programs = [
         catalog::triggers(conn, schema)?,
-        catalog::routines(conn, schema)?,
         catalog::events(conn, schema)?,
     ];
-    if programs.iter().any(|p| !p.is_empty()) {
-        sql.push_str("DELIMITER ;;\n");
-        for p in programs.iter().flatten() {
-            sql.push_str(&format!("-- {}\n", p.name.replace('\n', " ")));
-            sql.push_str(&format!(
-                "SET SESSION sql_mode = {};;\n",
-                quote::string(&p.sql_mode)
-            ));
-            sql.push_str(&p.create);
-            sql.push_str(" ;;\n");
-        }
-        sql.push_str("DELIMITER ;\n");
-    }
+    catalog::push_programs(&mut sql, programs.iter().flatten());
     let rel = format!("3-post/{}{}", file_name(schema), c.suffix());
     let w = write_whole(&set.join(&rel), c, sql.as_bytes())?;
     Ok(FileRecord::written(

@@ -112,8 +112,12 @@ pub struct TableRecord {
     pub engine: String,
     /// False for non-transactional engines (MyISAM, ...): not snapshot-consistent.
     pub consistent: bool,
-    /// Rows written.
+    /// Rows, as `SELECT COUNT(*)` counts them (a versioned table's current rows).
     pub rows: u64,
+    /// A MariaDB system-versioned table's history rows, written besides
+    /// `rows` (its files hold both; absent for other tables and older sets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_rows: Option<u64>,
     /// `CHECKSUM TABLE` at snapshot time, when `--checksum` was given.
     pub checksum: Option<u64>,
     /// Data files of this table.

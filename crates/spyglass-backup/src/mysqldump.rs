@@ -18,7 +18,7 @@ use spyglass_db::{quote, ConnectOptions, Endpoint, Flavor, Session};
 
 use crate::catalog;
 use crate::compress::SetFileWriter;
-use crate::dump::{write_whole, DumpOptions, DATA_HEADER};
+use crate::dump::{write_whole, DumpOptions, DATA_HEADER, HISTORY_HEADER};
 use crate::manifest::{FileKind, FileRecord, Snapshot, TableRecord};
 use crate::names::file_name;
 use crate::progress::Progress;
@@ -217,10 +217,11 @@ pub(crate) fn dump(
         // Views go to the post file (ours, in dependency order, after every
         // schema's tables exist): mysqldump would create them here, where a
         // view on another schema's table fails.
+        // Routines with the tables, as in a native set: a view may call one.
         let mut args: Vec<String> = [
             "--no-data",
             "--skip-triggers",
-            "--skip-routines",
+            "--routines",
             "--skip-events",
         ]
         .map(String::from)
@@ -231,8 +232,15 @@ pub(crate) fn dump(
         args.push("--databases".into());
         args.push(s.clone());
         let sql = dumper.run(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+        // Our stand-ins for the views, after mysqldump's tables and routines.
+        let mut stand_ins = String::from("\n");
+        crate::dump::push_stand_ins(&mut stand_ins, s, &tables);
         let rel = format!("1-schema/{}{}", file_name(s), c.suffix());
-        let w = write_whole(&set.join(&rel), c, &[DATA_HEADER.as_bytes(), &sql].concat())?;
+        let w = write_whole(
+            &set.join(&rel),
+            c,
+            &[DATA_HEADER.as_bytes(), &sql, stand_ins.as_bytes()].concat(),
+        )?;
         files.push(FileRecord::written(
             rel,
             FileKind::Schema,
@@ -256,6 +264,18 @@ pub(crate) fn dump(
         "--skip-disable-keys",
         "--databases",
     ];
+    // History of system-versioned tables (MariaDB): mariadb-dump's
+    // --dump-history reads them FOR SYSTEM_TIME ALL with row start and end;
+    // each such data file sets system_versioning_insert_history (below).
+    let versioned = tables.iter().any(|t| t.versioned);
+    if versioned && !dumper.oracle {
+        args.push("--dump-history");
+    } else if versioned {
+        notes.push(format!(
+            "{} cannot dump the history of system-versioned tables (mariadb-dump --dump-history can): only their current rows are in this set",
+            dumper.program.display()
+        ));
+    }
     args.extend(schemas.iter().map(String::as_str));
     let mut child = dumper
         .command(&args)
@@ -352,9 +372,14 @@ pub(crate) fn dump(
             );
             let path = set.join(&rel);
             let mut w = SetFileWriter::create(&path, c).map_err(Error::io("creating", &path))?;
+            let history = !dumper.oracle
+                && tables
+                    .iter()
+                    .any(|t| t.versioned && t.schema == schema && t.name == table);
             let header = format!(
-                "-- spyglass-admin data (mysqldump): {}\n{DATA_HEADER}USE {};\n",
+                "-- spyglass-admin data (mysqldump): {}\n{DATA_HEADER}{}USE {};\n",
                 quote::qualified(&schema, &table),
+                if history { HISTORY_HEADER } else { "" },
                 quote::ident(&schema)
             );
             w.write_all(header.as_bytes())
@@ -387,7 +412,7 @@ pub(crate) fn dump(
             "--no-create-info",
             "--no-create-db",
             "--triggers",
-            "--routines",
+            "--skip-routines",
             "--events",
             "--skip-opt",
             "--databases",
@@ -404,8 +429,9 @@ pub(crate) fn dump(
             })
             .collect::<Result<_, Error>>()?;
         let mut head = format!("{DATA_HEADER}USE {};\n", quote::ident(s));
+        // Each replaces its stand-in from the schema file.
         for i in catalog::view_order(s, &views) {
-            head.push_str(&views[i].1);
+            head.push_str(&catalog::replacing(&views[i].1));
             head.push_str(";\n");
         }
         let rel = format!("3-post/{}{}", file_name(s), c.suffix());
@@ -445,12 +471,22 @@ pub(crate) fn dump(
         } else {
             None
         };
+        // A versioned table's files hold its history too: the current rows
+        // are counted after the dump (not inside its snapshot).
+        let (rows, history_rows) = match t.versioned && !dumper.oracle {
+            true => {
+                let current = count_current(coord.conn(), &t.schema, &t.name).unwrap_or(rows);
+                (current.min(rows), Some(rows.saturating_sub(current)))
+            }
+            false => (rows, None),
+        };
         records.push(TableRecord {
             schema: t.schema.clone(),
             table: t.name.clone(),
             engine: t.engine.clone(),
             consistent: t.transactional(),
             rows,
+            history_rows,
             checksum,
             chunks,
         });
@@ -479,6 +515,16 @@ pub(crate) fn dump(
         },
         max_statement,
     })
+}
+
+fn count_current(conn: &mut Conn, schema: &str, table: &str) -> Option<u64> {
+    use spyglass_db::mysql::prelude::Queryable;
+    conn.query_first(format!(
+        "SELECT COUNT(*) FROM {}",
+        quote::qualified(schema, table)
+    ))
+    .ok()
+    .flatten()
 }
 
 fn checksum_table(conn: &mut Conn, schema: &str, table: &str) -> Option<u64> {

@@ -1,5 +1,6 @@
-//! Loading a set into a server: schema files first, data files in parallel,
-//! then views, triggers, routines and events. Each file's sha256 is checked
+//! Loading a set into a server: schema files first (databases, tables,
+//! routines and a stand-in for every view), data files in parallel, then
+//! views (each replacing its stand-in), triggers and events. Each file's sha256 is checked
 //! against the manifest before any of it is loaded.
 
 use std::borrow::Cow;
@@ -58,6 +59,10 @@ pub struct RestoreSummary {
     pub sql_mode: String,
     /// Files the server gave warnings for (values it changed): each is a finding.
     pub warnings: Vec<FileWarnings>,
+    /// Views, triggers, routines and events whose DEFINER is no account on
+    /// the target: each loaded with its definer kept (as mysqldump does),
+    /// and each is a finding: using it fails until the account exists.
+    pub missing_definers: Vec<MissingDefiner>,
     /// What the reader should know (an older set without a recorded sql_mode).
     pub notes: Vec<String>,
 }
@@ -71,6 +76,88 @@ pub struct FileWarnings {
     pub count: u64,
     /// The first one: level, code and message.
     pub first: String,
+}
+
+/// An object loaded with a DEFINER the target has no account for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MissingDefiner {
+    /// `view`, `trigger`, `procedure`, `function` or `event`.
+    pub kind: String,
+    /// `` `schema`.`name` `` on the target.
+    pub object: String,
+    /// The definer as the server names it: `'user'@'host'`.
+    pub definer: String,
+    /// The file it came from.
+    pub path: PathBuf,
+}
+
+/// The kind and `` `schema`.`name` `` of a `CREATE ... DEFINER=... VIEW|TRIGGER|...`
+/// statement (ours or mysqldump's, whose clauses sit in `/*!50003 */` comments);
+/// `db` qualifies an unqualified name.
+pub(crate) fn created_object(stmt: &str, db: Option<&str>) -> Option<(String, String)> {
+    let upper = stmt.to_ascii_uppercase();
+    let after = upper.find("DEFINER=")?;
+    let (at, kind) = ["VIEW", "TRIGGER", "PROCEDURE", "FUNCTION", "EVENT"]
+        .iter()
+        .filter_map(|k| {
+            upper[after..]
+                .match_indices(k)
+                .find(|(i, _)| {
+                    let i = after + i;
+                    let before = upper.as_bytes().get(i.wrapping_sub(1)).copied();
+                    let next = upper.as_bytes().get(i + k.len()).copied();
+                    matches!(before, Some(b' ' | b'/' | b'\n'))
+                        && matches!(next, Some(b' ' | b'\n'))
+                })
+                .map(|(i, _)| (after + i + k.len(), *k))
+        })
+        .min()?;
+    // The name: one or two identifiers, backquoted or bare.
+    let b = stmt.as_bytes();
+    let mut i = at;
+    while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+        i += 1;
+    }
+    let mut parts: Vec<String> = Vec::new();
+    loop {
+        let start = i;
+        if b.get(i) == Some(&b'`') {
+            i += 1;
+            while i < b.len() {
+                if b[i] == b'`' {
+                    if b.get(i + 1) == Some(&b'`') {
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                i += 1;
+            }
+            i = (i + 1).min(b.len());
+            parts.push(stmt.get(start..i)?.to_owned());
+        } else {
+            while b
+                .get(i)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'$')
+            {
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+            parts.push(quote::ident(stmt.get(start..i)?));
+        }
+        if b.get(i) == Some(&b'.') && parts.len() == 1 {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let object = match (parts.len(), db) {
+        (1, Some(db)) => format!("{}.{}", quote::ident(db), parts[0]),
+        _ => parts.join("."),
+    };
+    Some((kind.to_ascii_lowercase(), object))
 }
 
 /// Counts the warnings of each statement of one file.
@@ -96,6 +183,32 @@ impl Tally {
         }
     }
 
+    /// After a statement run with `sql_notes = 1`: counts its warnings (not
+    /// its notes) and returns the definers the server says do not exist
+    /// (note 1449).
+    fn after_with_notes(&mut self, conn: &mut Conn) -> Vec<String> {
+        if conn.warnings() == 0 {
+            return Vec::new();
+        }
+        let all: Vec<(String, u32, String)> = conn.query("SHOW WARNINGS").unwrap_or_default();
+        let mut definers = Vec::new();
+        for (level, code, msg) in all {
+            if code == ER_NO_SUCH_USER {
+                let who = msg
+                    .split_once('(')
+                    .and_then(|(_, r)| r.rsplit_once(')'))
+                    .map_or(msg.as_str(), |(w, _)| w);
+                definers.push(who.to_owned());
+            } else if !level.eq_ignore_ascii_case("Note") {
+                self.count += 1;
+                if self.first.is_none() {
+                    self.first = Some(format!("{level} {code}: {msg}"));
+                }
+            }
+        }
+        definers
+    }
+
     fn into_warnings(self, path: PathBuf) -> Option<FileWarnings> {
         (self.count > 0).then(|| FileWarnings {
             path,
@@ -104,6 +217,10 @@ impl Tally {
         })
     }
 }
+
+/// "The user specified as a definer (...) does not exist" (a note when an
+/// object is created, an error when it is used).
+const ER_NO_SUCH_USER: u32 = 1449;
 
 /// Modes that turn a value the set holds into an error: the source stored it,
 /// so the restore accepts it (and counts a warning if the server changes it).
@@ -190,6 +307,10 @@ pub struct UnfinishedRestore {
     pub set: String,
     /// When that restore started, RFC 3339 UTC.
     pub started: String,
+    /// The restore's session is still connected: it is loading now (not a
+    /// problem yet). False when it was killed or stopped, or when this
+    /// account cannot see that session (without PROCESS).
+    pub running: bool,
 }
 
 /// Every schema on the server that holds [`MARKER_TABLE`].
@@ -209,10 +330,30 @@ pub fn unfinished_restores(conn: &mut Conn) -> Result<Vec<UnfinishedRestore>, Er
             ))
             .unwrap_or(None);
         let (set, started) = row.unwrap_or_else(|| ("?".into(), "?".into()));
+        // Older markers have no connection_id column: not running, then.
+        let session: Option<u64> = conn
+            .query_first(format!(
+                "SELECT connection_id FROM {} LIMIT 1",
+                quote::qualified(&schema, MARKER_TABLE)
+            ))
+            .unwrap_or(None)
+            .flatten();
+        let running = match session {
+            Some(id) => conn
+                .exec_first::<u64, _, _>(
+                    "SELECT COUNT(*) FROM information_schema.processlist WHERE id = ?",
+                    (id,),
+                )
+                .ok()
+                .flatten()
+                .is_some_and(|n| n > 0),
+            None => false,
+        };
         out.push(UnfinishedRestore {
             schema,
             set,
             started,
+            running,
         });
     }
     Ok(out)
@@ -221,11 +362,11 @@ pub fn unfinished_restores(conn: &mut Conn) -> Result<Vec<UnfinishedRestore>, Er
 fn create_marker(conn: &mut Conn, schema: &str, set: &Path, started: &str) -> Result<(), Error> {
     let t = quote::qualified(schema, MARKER_TABLE);
     conn.query_drop(format!(
-        "CREATE TABLE IF NOT EXISTS {t} (set_path varchar(4096) NOT NULL, started varchar(32) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT 'spyglass-admin: this schema is an unfinished restore'"
+        "CREATE TABLE IF NOT EXISTS {t} (set_path varchar(4096) NOT NULL, started varchar(32) NOT NULL, connection_id bigint unsigned NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT 'spyglass-admin: this schema is an unfinished restore'"
     ))
     .and_then(|_| {
         conn.exec_drop(
-            format!("INSERT INTO {t} VALUES (?, ?)"),
+            format!("INSERT INTO {t} VALUES (?, ?, CONNECTION_ID())"),
             (set.display().to_string(), started),
         )
     })
@@ -480,6 +621,7 @@ pub fn restore(
         checked_bytes,
         sql_mode: mode.clone(),
         warnings: Vec::new(),
+        missing_definers: Vec::new(),
         notes: Vec::new(),
     };
     if manifest.sql_mode.is_none() {
@@ -498,6 +640,7 @@ pub fn restore(
             &renames,
             target.map(|t| (t.as_str(), started.as_str())),
             &warnings,
+            &mut summary.missing_definers,
         )?;
         if let (Some(t), false) = (target, marked) {
             create_marker(conn, t, set, &started)?;
@@ -550,7 +693,15 @@ pub fn restore(
     summary.raw_bytes += total;
     let conn = admin.conn();
     for f in files_of(FileKind::Post) {
-        load_script(conn, set, f, &renames, None, &warnings)?;
+        load_script(
+            conn,
+            set,
+            f,
+            &renames,
+            None,
+            &warnings,
+            &mut summary.missing_definers,
+        )?;
         summary.files += 1;
         summary.raw_bytes += f.raw_bytes;
     }
@@ -560,7 +711,15 @@ pub fn restore(
             .iter()
             .filter(|f| f.kind == FileKind::Accounts)
         {
-            load_script(conn, set, f, &renames, None, &warnings)?;
+            load_script(
+                conn,
+                set,
+                f,
+                &renames,
+                None,
+                &warnings,
+                &mut summary.missing_definers,
+            )?;
             summary.files += 1;
         }
     }
@@ -702,6 +861,7 @@ fn load_script(
     renames: &BTreeMap<String, String>,
     marker: Option<(&str, &str)>,
     warnings: &Mutex<Vec<FileWarnings>>,
+    definers: &mut Vec<MissingDefiner>,
 ) -> Result<bool, Error> {
     let mut marked = false;
     let mut tally = Tally::default();
@@ -710,14 +870,44 @@ fn load_script(
     checked(set, f)?
         .read_to_string(&mut text)
         .map_err(Error::io("decompressing", &path))?;
+    let mut db: Option<String> = None;
     for (n, stmt) in script::split(&text).into_iter().enumerate() {
         let stmt = rename_statement(&stmt, renames).unwrap_or(stmt);
         let stmt = requalify(&stmt, renames);
-        conn.query_drop(&stmt).map_err(|source| Error::Load {
+        if let Some(d) = stmt.strip_prefix("USE `") {
+            db = d.strip_suffix('`').map(|d| d.replace("``", "`"));
+        }
+        let load_err = |source| Error::Load {
             path: path.clone(),
             statement: n + 1,
             source: Box::new(source),
-        })?;
+        };
+        // An object with a DEFINER: the server says in a note when that
+        // account does not exist; it still loads, and the note is a finding.
+        // (mysqldump writes `/*!50003 CREATE*/ /*!50017 DEFINER=...*/ ...`.)
+        let create = stmt.get(..20).unwrap_or(&stmt).contains("CREATE");
+        if create && stmt.contains("DEFINER=") {
+            conn.query_drop("SET @spyglass_sql_notes = @@session.sql_notes, SESSION sql_notes = 1")
+                .and_then(|_| conn.query_drop(&stmt))
+                .map_err(load_err)?;
+            let missing = tally.after_with_notes(conn);
+            conn.query_drop("SET SESSION sql_notes = @spyglass_sql_notes")
+                .map_err(load_err)?;
+            if !missing.is_empty() {
+                let (kind, object) = created_object(&stmt, db.as_deref())
+                    .unwrap_or_else(|| ("object".into(), format!("(statement {})", n + 1)));
+                for who in missing {
+                    definers.push(MissingDefiner {
+                        kind: kind.clone(),
+                        object: object.clone(),
+                        definer: who,
+                        path: path.clone(),
+                    });
+                }
+            }
+            continue;
+        }
+        conn.query_drop(&stmt).map_err(load_err)?;
         tally.after(conn);
         if let Some((schema, started)) = marker.filter(|_| stmt.starts_with("CREATE DATABASE")) {
             create_marker(conn, schema, set, started)?;
@@ -1074,15 +1264,23 @@ set MYSQL to your client command):
 # --- restore script ---
 set -e
 MYSQL=\"${{MYSQL:-mysql --defaults-extra-file=$RESTORE_CNF}}\"
-# 1. databases and tables
+# 1. databases, tables, routines, and a stand-in for every view (so a view
+#    on a view or function of any schema loads in step 3, in any order)
 for f in 1-schema/*{ext}; do {cat} \"$f\" | $MYSQL; done
 # 2. rows (any order; several at once is fine)
 for f in 2-data/*/*{ext}; do [ -e \"$f\" ] || continue; {cat} \"$f\" | $MYSQL; done
-# 3. views, triggers, routines, events (after the rows, so triggers do not fire on them)
+# 3. views (each replaces its stand-in), triggers, events (after the rows,
+#    so triggers do not fire on them)
 for f in 3-post/*{ext}; do {cat} \"$f\" | $MYSQL; done
 # --- end ---
 
 Optionally, accounts, roles and grants: {cat} accounts{ext} | $MYSQL
+
+Views, triggers, routines and events keep their DEFINER. One whose definer
+has no account on the target still loads (the server only notes it), but
+using it fails with error 1449 until the account exists: load accounts{ext}
+as above, or create the account. A system-versioned table's data files set
+system_versioning_insert_history (MariaDB 10.11 or later) to load its history.
 
 To check files before restoring: sha256sum every file and compare with
 manifest.json (`files[].sha256`), or run `spyglass-admin backup verify .`.
@@ -1140,6 +1338,26 @@ mod tests {
             requalify("CREATE VIEW `a b`.`v` AS select `a b`.`t`.`x` AS `a b` from `a b`.`t` where y = '`a b`.'", &m),
             "CREATE VIEW `c``d`.`v` AS select `c``d`.`t`.`x` AS `a b` from `c``d`.`t` where y = '`a b`.'"
         );
+    }
+
+    #[test]
+    fn names_the_object_a_definer_statement_creates() {
+        let v = "CREATE OR REPLACE ALGORITHM=UNDEFINED DEFINER=`nobody`@`%` SQL SECURITY DEFINER VIEW `v``1` AS select 1 AS `VIEW `";
+        assert_eq!(
+            created_object(v, Some("a b")),
+            Some(("view".into(), "`a b`.`v``1`".into()))
+        );
+        let t = "/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER `s`.`tr` BEFORE INSERT ON `t` FOR EACH ROW SET NEW.x = 1 */";
+        assert_eq!(
+            created_object(t, Some("other")),
+            Some(("trigger".into(), "`s`.`tr`".into()))
+        );
+        let f = "CREATE DEFINER=`x`@`%` FUNCTION f(a int) RETURNS int RETURN a";
+        assert_eq!(
+            created_object(f, Some("s")),
+            Some(("function".into(), "`s`.`f`".into()))
+        );
+        assert_eq!(created_object("CREATE TABLE t (x int)", Some("s")), None);
     }
 
     #[test]

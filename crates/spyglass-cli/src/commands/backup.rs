@@ -247,7 +247,16 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
             );
         }
     }
-    Ok(if s.warnings.is_empty() {
+    // An object whose definer has no account here loaded, but fails when used.
+    if !global.json {
+        for d in &s.missing_definers {
+            eprintln!(
+                "warning: {} {}: its definer {} has no account on {}; it was restored with that definer (as mysqldump does) and fails when used until the account exists (restore with --with-accounts, or create it)",
+                d.kind, d.object, d.definer, opts.endpoint
+            );
+        }
+    }
+    Ok(if s.warnings.is_empty() && s.missing_definers.is_empty() {
         ExitStatus::Success
     } else {
         ExitStatus::Findings

@@ -31,6 +31,10 @@ struct Report {
     backup_destination: Option<DestReport>,
     /// Bytes of data and indexes in user schemas (information_schema estimate).
     database_bytes: u64,
+    /// Schemas holding the `~restore_incomplete` table: a restore left them
+    /// unfinished (killed or stopped by an error: each is a problem), or one
+    /// is loading them now (`running`: reported only).
+    unfinished_restores: Vec<spyglass_backup::restore::UnfinishedRestore>,
     problems: Vec<Problem>,
 }
 
@@ -83,7 +87,7 @@ struct DestReport {
 
 #[derive(Debug, Serialize)]
 struct Problem {
-    /// `config`, `privileges`, `directories` or `backup_destination`.
+    /// `config`, `privileges`, `directories`, `backup_destination` or `restore`.
     check: &'static str,
     message: String,
     hint: String,
@@ -260,6 +264,23 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         }
     });
 
+    // Restores that did not finish: their schemas are half loaded.
+    let unfinished_restores = spyglass_backup::restore::unfinished_restores(session.conn())?;
+    for u in unfinished_restores.iter().filter(|u| !u.running) {
+        problems.push(Problem {
+            check: "restore",
+            message: format!(
+                "schema `{}` is an unfinished restore (of {}, started {}): it may lack rows, views, triggers or routines",
+                u.schema, u.set, u.started
+            ),
+            hint: format!(
+                "run the restore again with --force (`spyglass-admin backup restore {} --force`, with the same --schemas and --rename), which replaces it, or drop it (DROP DATABASE {}) if it is not needed",
+                u.set,
+                spyglass_db::quote::ident(&u.schema)
+            ),
+        });
+    }
+
     let mut config_files = resolved.files.clone();
     if let Some(p) = &settings.path {
         config_files.push(FileNote {
@@ -291,6 +312,7 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         directories,
         backup_destination,
         database_bytes,
+        unfinished_restores,
         problems,
     };
     if global.json {
@@ -411,6 +433,25 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
                 output::human_bytes(r.database_bytes)
             );
         }
+    }
+    let _ = writeln!(s, "restores");
+    if r.unfinished_restores.is_empty() {
+        let _ = writeln!(s, "  ok   no unfinished restore on the server");
+    }
+    for u in &r.unfinished_restores {
+        let _ = writeln!(
+            s,
+            "  {} {} {} (restore of {} started {})",
+            if u.running { "--  " } else { "FAIL" },
+            u.schema,
+            if u.running {
+                "being restored now"
+            } else {
+                "unfinished"
+            },
+            u.set,
+            u.started
+        );
     }
     if r.problems.is_empty() {
         let _ = writeln!(s, "\nhealthy: no problems found");
