@@ -922,6 +922,144 @@ fn bulk_reads_handle_latin1_lone_empty_rows_and_dropped_references() {
     }
 }
 
+/// The orphan-row phase reads names and downstream keys in bulk: a row no
+/// downstream table references is reported, one any of them references
+/// (also through a nullable column, twice, or only under the collation) is
+/// not, and a downstream value matching no name leaves the answer exact.
+#[test]
+fn orphan_rows_read_in_bulk_agree_with_the_server() {
+    use spyglass_cleanup::inventory::{self, Scope};
+
+    let (a, d) = ("cl_orph_nwbfile", "cl_orph_v1");
+    let mut s = admin();
+    for db in [d, a] {
+        sql(&mut s, &format!("DROP DATABASE IF EXISTS `{db}`"));
+    }
+    for db in [a, d] {
+        sql(&mut s, &format!("CREATE DATABASE `{db}`"));
+    }
+    sql(
+        &mut s,
+        &format!(
+            "CREATE TABLE `{a}`.`analysis_nwbfile` (analysis_file_name varchar(64) NOT NULL, \
+             PRIMARY KEY (analysis_file_name)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+        ),
+    );
+    let fk = |table: &str, null: &str| {
+        format!(
+            "CREATE TABLE `{d}`.`{table}` (id int NOT NULL, analysis_file_name varchar(64) {null}, \
+             PRIMARY KEY (id), FOREIGN KEY (analysis_file_name) REFERENCES `{a}`.`analysis_nwbfile` \
+             (analysis_file_name)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+        )
+    };
+    sql(&mut s, &fk("evens", "NOT NULL"));
+    sql(&mut s, &fk("thirds", "NOT NULL"));
+    sql(&mut s, &fk("maybe", "DEFAULT NULL"));
+    let n = 3000;
+    let name = |i: usize| format!("sess_{:02}_{i:05}.nwb", i % 7);
+    let values = |ids: &mut dyn Iterator<Item = usize>| -> String {
+        ids.map(|i| format!("({i}, '{}')", name(i)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let names: Vec<String> = (0..n).map(|i| format!("('{}')", name(i))).collect();
+    sql(
+        &mut s,
+        &format!(
+            "INSERT INTO `{a}`.`analysis_nwbfile` VALUES {}, ('Case.nwb')",
+            names.join(",")
+        ),
+    );
+    sql(
+        &mut s,
+        &format!(
+            "INSERT INTO `{d}`.`evens` VALUES {}",
+            values(&mut (0..n).step_by(2))
+        ),
+    );
+    // Twice each, under two ids.
+    sql(
+        &mut s,
+        &format!(
+            "INSERT INTO `{d}`.`thirds` VALUES {}, {}",
+            values(&mut (0..n).step_by(3)),
+            (0..n)
+                .step_by(3)
+                .map(|i| format!("({}, '{}')", n + i, name(i)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    );
+    sql(
+        &mut s,
+        &format!(
+            "INSERT INTO `{d}`.`maybe` VALUES {}, (100000, NULL), (100001, NULL)",
+            values(&mut (0..n).filter(|i| i % 10 == 1))
+        ),
+    );
+    let referenced = |i: usize| i % 2 == 0 || i % 3 == 0 || i % 10 == 1;
+    let mut want: Vec<String> = (0..n).filter(|&i| !referenced(i)).map(name).collect();
+    want.push("Case.nwb".into());
+    want.sort();
+    let scope = Scope::patterns(vec![a.into()]);
+    let orphans = |s: &mut Session| -> Vec<String> {
+        let conn = s.conn();
+        let cat = inventory::catalog(conn, &scope).unwrap();
+        assert_eq!(cat.analysis.len(), 1, "{:?}", cat.analysis);
+        assert_eq!(cat.analysis[0].downstream.len(), 3);
+        let mut got: Vec<String> = inventory::orphan_rows(conn, &cat)
+            .unwrap()
+            .into_iter()
+            .map(|o| {
+                assert_eq!(o.schema, a);
+                o.key
+            })
+            .collect();
+        got.sort();
+        got
+    };
+    let server = |s: &mut Session| -> Vec<String> {
+        let mut v: Vec<String> = s
+            .conn()
+            .query(format!(
+                "SELECT x.analysis_file_name FROM `{a}`.`analysis_nwbfile` x WHERE \
+                 NOT EXISTS (SELECT 1 FROM `{d}`.`evens` r WHERE r.analysis_file_name = x.analysis_file_name) AND \
+                 NOT EXISTS (SELECT 1 FROM `{d}`.`thirds` r WHERE r.analysis_file_name = x.analysis_file_name) AND \
+                 NOT EXISTS (SELECT 1 FROM `{d}`.`maybe` r WHERE r.analysis_file_name = x.analysis_file_name)"
+            ))
+            .unwrap();
+        v.sort();
+        v
+    };
+    assert_eq!(server(&mut s), want);
+    let got = orphans(&mut s);
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got, want, "bulk read");
+
+    // A row referenced only under the column's collation (case differs):
+    // referenced, as the server sees it.
+    sql(
+        &mut s,
+        &format!("INSERT INTO `{d}`.`maybe` VALUES (100002, 'CASE.nwb')"),
+    );
+    want.retain(|k| k != "Case.nwb");
+    assert_eq!(server(&mut s), want);
+    assert_eq!(orphans(&mut s), want, "collation-equal reference");
+
+    // A downstream value that names no row (foreign key checks were off).
+    sql(&mut s, "SET SESSION foreign_key_checks = 0");
+    sql(
+        &mut s,
+        &format!("INSERT INTO `{d}`.`evens` VALUES (100003, 'gone.nwb')"),
+    );
+    sql(&mut s, "SET SESSION foreign_key_checks = 1");
+    assert_eq!(orphans(&mut s), want, "dangling downstream value");
+
+    for db in [d, a] {
+        sql(&mut s, &format!("DROP DATABASE `{db}`"));
+    }
+}
+
 /// A file whose name is not UTF-8 (no DataJoint row can name one) is
 /// reported as a problem and never moved, by scan or apply.
 #[test]

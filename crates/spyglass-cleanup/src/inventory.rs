@@ -132,6 +132,8 @@ pub struct AnalysisTable {
     pub schema: String,
     /// Tables downstream of it.
     pub downstream: Vec<ForeignKey>,
+    /// The server's row estimate, for ordering the scan's reads.
+    pub rows_estimate: u64,
 }
 
 impl AnalysisTable {
@@ -311,7 +313,11 @@ pub fn catalog(conn: &mut Conn, scope: &Scope) -> Result<Catalog, CleanupError> 
                 .into_iter()
                 .filter(|fk| !(fk.schema == schema && fk.table == table))
                 .collect();
-            cat.analysis.push(AnalysisTable { schema, downstream });
+            cat.analysis.push(AnalysisTable {
+                schema,
+                downstream,
+                rows_estimate,
+            });
         }
     }
     cat.externals
@@ -1364,27 +1370,150 @@ pub struct OrphanRow {
     pub key: String,
 }
 
-/// Orphan `analysis_nwbfile` rows of every in-scope analysis table.
+/// Orphan `analysis_nwbfile` rows of every in-scope analysis table
+/// ([`orphans_of`] each).
 pub fn orphan_rows(conn: &mut Conn, cat: &Catalog) -> Result<Vec<OrphanRow>, CleanupError> {
     let mut out = Vec::new();
     for t in &cat.analysis {
-        let sql = format!(
-            "SELECT a.analysis_file_name FROM {} a WHERE {} ORDER BY a.analysis_file_name",
-            qualified(&t.schema, "analysis_nwbfile"),
-            t.orphan_condition()
-        );
-        let Some(keys) = query_opt::<String>(conn, sql, || {
-            format!("reading orphan rows of {}.analysis_nwbfile", t.schema)
-        })?
-        else {
-            continue;
-        };
-        out.extend(keys.into_iter().map(|key| OrphanRow {
-            schema: t.schema.clone(),
-            key,
-        }));
+        out.extend(orphans_of(conn, t)?);
     }
     Ok(out)
+}
+
+/// The orphan rows of one `analysis_nwbfile` table, sorted by name.
+///
+/// Read in bulk, not with an `EXISTS` per row: one streamed query per
+/// downstream table for its key column, kept as sorted 64-bit
+/// [`fingerprint`]s (8 bytes a value, nothing else), then one streamed
+/// query for the names, each looked up there; only the names found nowhere
+/// are kept. Both reads see one snapshot.
+///
+/// The answer is exact when every downstream value matched some name: the
+/// primary key is unique under the column's collation, so a value equal in
+/// bytes to a name references that name and no other. A value that matches
+/// no name by bytes (one equal only under the collation, `'A.nwb'` for
+/// `'a.nwb'` or a trailing space, or one the foreign key checks let in) makes
+/// the table be read again the exact way, with the server's comparison. Two
+/// names sharing a fingerprint (about 1 in 10^7 at a million) can only hide
+/// an orphan, never report a referenced row; apply re-checks every row
+/// anyway. A table dropped meanwhile reports nothing.
+pub fn orphans_of(conn: &mut Conn, t: &AnalysisTable) -> Result<Vec<OrphanRow>, CleanupError> {
+    let plain = t
+        .downstream
+        .iter()
+        .all(|fk| fk.columns.len() == 1 && fk.columns[0].1 == "analysis_file_name");
+    if !plain {
+        return orphans_exact(conn, t);
+    }
+    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        .map_err(q("starting a read-only snapshot for the orphan rows"))?;
+    let result = orphans_bulk(conn, t);
+    let end = conn
+        .query_drop("COMMIT")
+        .map_err(q("ending the orphan rows' snapshot"));
+    let found = result?;
+    end?;
+    match found {
+        Some(Some(keys)) => Ok(keys
+            .into_iter()
+            .map(|key| OrphanRow {
+                schema: t.schema.clone(),
+                key,
+            })
+            .collect()),
+        Some(None) => orphans_exact(conn, t),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// [`orphans_of`]'s bulk read: `None` when a table is gone, `Some(None)`
+/// when some downstream value matched no name (read the exact way).
+fn orphans_bulk(
+    conn: &mut Conn,
+    t: &AnalysisTable,
+) -> Result<Option<Option<Vec<String>>>, CleanupError> {
+    let mut refs: Vec<u64> = Vec::new();
+    for fk in &t.downstream {
+        let col = ident(&fk.columns[0].0);
+        let sql = format!(
+            "SELECT {col} FROM {} WHERE {col} IS NOT NULL",
+            qualified(&fk.schema, &fk.table)
+        );
+        let what = format!(
+            "reading {}.{}.{} (downstream of {}.analysis_nwbfile)",
+            fk.schema, fk.table, fk.columns[0].0, t.schema
+        );
+        if !stream_values(conn, &sql, &what, |v| refs.push(fingerprint(v)))? {
+            return Ok(None);
+        }
+    }
+    refs.sort_unstable();
+    refs.dedup();
+    let mut matched = vec![false; refs.len()];
+    let mut orphans = Vec::new();
+    let sql = format!(
+        "SELECT analysis_file_name FROM {} ORDER BY analysis_file_name",
+        qualified(&t.schema, "analysis_nwbfile")
+    );
+    let what = format!("reading {}.analysis_nwbfile", t.schema);
+    let read = stream_values(conn, &sql, &what, |name| {
+        match refs.binary_search(&fingerprint(name)) {
+            Ok(i) => matched[i] = true,
+            Err(_) => orphans.push(String::from_utf8_lossy(name).into_owned()),
+        }
+    })?;
+    if !read {
+        return Ok(None);
+    }
+    if matched.iter().all(|&m| m) {
+        Ok(Some(Some(orphans)))
+    } else {
+        Ok(Some(None))
+    }
+}
+
+/// Runs `sql` (one column) streamed, calling `each` with every non-NULL
+/// value's bytes; false when its table is gone.
+fn stream_values(
+    conn: &mut Conn,
+    sql: &str,
+    what: &str,
+    mut each: impl FnMut(&[u8]),
+) -> Result<bool, CleanupError> {
+    let result = match conn.query_iter(sql) {
+        Ok(r) => r,
+        Err(e) if is_gone(&e) => return Ok(false),
+        Err(e) => return Err(CleanupError::Db(DbError::query(what, e))),
+    };
+    for row in result {
+        let row = row.map_err(|e| CleanupError::Db(DbError::query(what, e)))?;
+        if let Some(Value::Bytes(b)) = row.unwrap().first() {
+            each(b);
+        }
+    }
+    Ok(true)
+}
+
+/// [`orphans_of`] with the server comparing: a `NOT EXISTS` per row.
+fn orphans_exact(conn: &mut Conn, t: &AnalysisTable) -> Result<Vec<OrphanRow>, CleanupError> {
+    let sql = format!(
+        "SELECT a.analysis_file_name FROM {} a WHERE {} ORDER BY a.analysis_file_name",
+        qualified(&t.schema, "analysis_nwbfile"),
+        t.orphan_condition()
+    );
+    let Some(keys) = query_opt::<String>(conn, sql, || {
+        format!("reading orphan rows of {}.analysis_nwbfile", t.schema)
+    })?
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(keys
+        .into_iter()
+        .map(|key| OrphanRow {
+            schema: t.schema.clone(),
+            key,
+        })
+        .collect())
 }
 
 /// A rule naming columns that hold folder paths in one directory.

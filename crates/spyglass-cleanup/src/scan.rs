@@ -11,7 +11,7 @@ use spyglass_db::Session;
 
 use crate::classify::{self, Class, FileVerdict, FolderVerdict};
 use crate::dirs::{DirKey, SpyglassDirs};
-use crate::inventory::{self, Catalog, DirColumn, DirRule, Scope, StoreRows};
+use crate::inventory::{self, Catalog, DirColumn, DirRule, OrphanRow, Scope, StoreRows};
 use crate::store::{same_dir, Store};
 use crate::walk::{self, Listing};
 use crate::{CleanupError, Guard};
@@ -339,7 +339,7 @@ pub fn scan(
     // Each table is read in slices of its hash space, so a big table spreads
     // over every connection; the largest tables go first.
     let max_packet = inventory::prepare_bulk(conn)?;
-    let mut tasks: Vec<(u64, usize, usize, inventory::HashRange)> = walk_stores
+    let mut tasks: Vec<(u64, Read)> = walk_stores
         .iter()
         .enumerate()
         .flat_map(|(si, s)| {
@@ -350,32 +350,50 @@ pub fn scan(
                 .flat_map(move |(ti, t)| {
                     let slices = inventory::chunks(t, max_packet);
                     let size = t.rows_estimate / slices.len() as u64;
-                    slices.into_iter().map(move |r| (size, si, ti, r))
+                    slices
+                        .into_iter()
+                        .map(move |r| (size, Read::Rows(si, ti, r)))
                 })
         })
         .collect();
+    // Each analysis table's orphan rows are one read (its names and its
+    // downstream key columns, streamed), in the same queue: on another
+    // connection it overlaps the `~external` reads and the walk.
+    tasks.extend(cat.analysis.iter().enumerate().map(|(ai, t)| {
+        let size = t.rows_estimate * (1 + t.downstream.len() as u64);
+        (size, Read::Orphans(ai))
+    }));
     // Popped from the end: smallest last.
     tasks.sort_by_key(|t| t.0);
     let queue = std::sync::Mutex::new(tasks);
     // Each reader keeps one part per store and seals it (sorts it) on its own
     // thread when the queue runs dry; the parts are merged once all are in.
     let parts: std::sync::Mutex<Vec<Vec<StoreRows>>> = std::sync::Mutex::new(Vec::new());
+    let orphan_parts: std::sync::Mutex<Vec<(usize, Vec<OrphanRow>)>> =
+        std::sync::Mutex::new(Vec::new());
     let work = |conn: &mut spyglass_db::mysql::Conn| -> Result<(), CleanupError> {
         let mut local: Vec<StoreRows> = walk_stores.iter().map(|_| StoreRows::default()).collect();
         loop {
             // A poisoned lock means another reader panicked; its join reports it.
             let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let Some((_, si, ti, range)) = next else {
-                break;
-            };
-            inventory::table_rows(
-                conn,
-                ti,
-                &cat.externals[ti],
-                walk_stores[si],
-                range,
-                &mut local[si],
-            )?;
+            match next {
+                None => break,
+                Some((_, Read::Rows(si, ti, range))) => inventory::table_rows(
+                    conn,
+                    ti,
+                    &cat.externals[ti],
+                    walk_stores[si],
+                    range,
+                    &mut local[si],
+                )?,
+                Some((_, Read::Orphans(ai))) => {
+                    let found = inventory::orphans_of(conn, &cat.analysis[ai])?;
+                    orphan_parts
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((ai, found));
+                }
+            }
         }
         for part in &mut local {
             part.seal();
@@ -434,7 +452,10 @@ pub fn scan(
                 })
                 .collect();
             timer.mark("rows read (all connections)");
-            let orphans = inventory::orphan_rows(conn, &cat)?;
+            let mut orphan_parts =
+                std::mem::take(&mut *orphan_parts.lock().unwrap_or_else(|e| e.into_inner()));
+            orphan_parts.sort_by_key(|(ai, _)| *ai);
+            let orphans: Vec<OrphanRow> = orphan_parts.into_iter().flat_map(|(_, o)| o).collect();
             let mut dir_rows = Vec::new();
             for key in [
                 DirKey::Sorting,
@@ -464,7 +485,7 @@ pub fn scan(
     });
     let listings = listings?;
     let (store_rows, orphans, dir_rows) = db?;
-    timer.mark("orphan rows and folder columns");
+    timer.mark("folder columns");
 
     let mut out = Scan {
         started: now,
@@ -847,6 +868,14 @@ pub fn scan(
     timer.mark("folders and temp");
     out.timings = timer.into_marks();
     Ok(out)
+}
+
+/// One read of the scan's database queue.
+enum Read {
+    /// A hash-range slice of `~external` table `.1` for walked store `.0`.
+    Rows(usize, usize, inventory::HashRange),
+    /// The orphan rows of analysis table `.0`.
+    Orphans(usize),
 }
 
 /// When each phase of a scan ended, for profiling ([`Scan::timings`]).
