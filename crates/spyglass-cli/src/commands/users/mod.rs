@@ -127,40 +127,6 @@ struct Ctx {
     me: Option<Account>,
 }
 
-fn schema_all(flavor: Flavor) -> BTreeSet<String> {
-    spyglass_privileges::model::SCHEMA_PRIVILEGES
-        .iter()
-        .filter(|p| flavor == Flavor::Mariadb || **p != "DELETE HISTORY")
-        .map(|s| s.to_string())
-        .collect()
-}
-
-/// The server `users sql --flavor F` plans against: no accounts, and the
-/// roles as `roles init` leaves them (so `sql roles init` prints everything,
-/// and `sql add` prints what adding a user to a set-up server runs).
-fn offline_state(policy: &Policy, flavor: Flavor) -> LiveState {
-    let mut live = LiveState {
-        schema_all: schema_all(flavor),
-        ..LiveState::default()
-    };
-    for role in &policy.roles {
-        live.roles.insert(role.name.clone());
-        let (schema, global) =
-            plan::split_for_flavor(policy.role_grants(role, &BTreeSet::new()), flavor);
-        live.role_schema.insert(
-            role.name.clone(),
-            schema
-                .into_iter()
-                .map(|(p, s)| (p.stored(), s.expand(&live.schema_all)))
-                .collect(),
-        );
-        if !global.is_empty() {
-            live.role_global.insert(role.name.clone(), global);
-        }
-    }
-    live
-}
-
 fn connect(global: &GlobalOpts) -> anyhow::Result<(Resolved, Session)> {
     let env = Environment::from_process();
     let mut resolved = connection::resolve(&global.connect, &env)?;
@@ -185,7 +151,7 @@ impl Ctx {
                 resolved: None,
                 session: None,
                 flavor,
-                live: offline_state(policy, flavor),
+                live: plan::offline_state(policy, flavor),
                 me: None,
             });
         }
@@ -204,19 +170,9 @@ impl Ctx {
     /// Offline (`users sql --flavor F lock NAME`), NAME is taken to exist.
     fn assume_offline(&mut self, account: &Account, mode: Mode) {
         if let Mode::Print(Some(_)) = mode {
-            self.live.accounts.insert(
-                account.clone(),
-                live::LiveAccount {
-                    account: account.clone(),
-                    locked: false,
-                    password_expired: false,
-                    password_last_changed: None,
-                    has_password: true,
-                    plugin: String::new(),
-                    failed_login_attempts: 0,
-                    global: BTreeSet::new(),
-                },
-            );
+            self.live
+                .accounts
+                .insert(account.clone(), live::LiveAccount::assumed(account));
         }
     }
 
@@ -411,7 +367,7 @@ fn dispatch(
                     if let Mode::Print(Some(f)) = mode {
                         // Offline: everything roles init does on a fresh server.
                         ctx.live = LiveState {
-                            schema_all: schema_all(f),
+                            schema_all: plan::schema_all(f),
                             ..LiveState::default()
                         };
                     }
