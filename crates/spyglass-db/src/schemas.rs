@@ -30,7 +30,10 @@ pub fn is_system_schema(name: &str) -> bool {
 /// `('mysql', 'information_schema', 'performance_schema', 'sys')`, for
 /// `table_schema NOT IN ...` in catalog queries.
 pub fn system_schemas_sql() -> String {
-    let quoted: Vec<String> = SYSTEM_SCHEMAS.iter().map(|s| crate::quote::string(s)).collect();
+    let quoted: Vec<String> = SYSTEM_SCHEMAS
+        .iter()
+        .map(|s| crate::quote::string(s))
+        .collect();
     format!("({})", quoted.join(", "))
 }
 

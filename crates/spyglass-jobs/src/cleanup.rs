@@ -67,7 +67,10 @@ pub struct Connection {
 
 /// The Spyglass directories from a DataJoint config's `custom` and the
 /// environment.
-pub fn spyglass_dirs(dj: Option<&DjConfig>, env: &DirEnv) -> Result<Option<SpyglassDirs>, JobError> {
+pub fn spyglass_dirs(
+    dj: Option<&DjConfig>,
+    env: &DirEnv,
+) -> Result<Option<SpyglassDirs>, JobError> {
     let empty = Map::<String, Value>::new();
     let custom = dj.map_or(&empty, |d| &d.custom);
     Ok(dirs::resolve(custom, |k| env.get(k))?)

@@ -361,10 +361,16 @@ mod tests {
     #[test]
     fn bad_values_name_the_line_and_the_choices() {
         let e = err("[nightly]\ncleanup = \"sometimes\"\n", "s.toml");
-        assert!(e.starts_with("s.toml:2:11: unknown variant `sometimes`"), "{e}");
+        assert!(
+            e.starts_with("s.toml:2:11: unknown variant `sometimes`"),
+            "{e}"
+        );
         assert!(e.contains("`off`, `scan`, `apply`"), "{e}");
         let e = err("[nightly]\nnotify_on = \"warning\"\n", "s.toml");
-        assert!(e.starts_with("s.toml:2:") && e.contains("`warnings`"), "{e}");
+        assert!(
+            e.starts_with("s.toml:2:") && e.contains("`warnings`"),
+            "{e}"
+        );
         let e = err("[nightly]\ncompress = \"xz\"\n", "s.toml");
         assert!(e.contains("`gzip`") && e.contains("`zstd`"), "{e}");
         let e = err("\n[backup]\nkeep_within = \"ten days\"\n", "s.toml");
@@ -393,8 +399,14 @@ mod tests {
     #[test]
     fn compression_levels() {
         use spyglass_backup::compress::Compression;
-        assert_eq!(CompressMethod::Gzip.with_level(None), Ok(Compression::Gzip(2)));
-        assert_eq!(CompressMethod::Zstd.with_level(Some(5)), Ok(Compression::Zstd(5)));
+        assert_eq!(
+            CompressMethod::Gzip.with_level(None),
+            Ok(Compression::Gzip(2))
+        );
+        assert_eq!(
+            CompressMethod::Zstd.with_level(Some(5)),
+            Ok(Compression::Zstd(5))
+        );
         assert!(CompressMethod::Gzip.with_level(Some(12)).is_err());
     }
 }

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 use spyglass_backup::compress::Compression;
 use spyglass_backup::dump::{self, DumpOptions, DumpSummary};
 use spyglass_backup::lock::{Lock, LockError};
+use spyglass_backup::names;
 use spyglass_backup::progress::Progress;
 use spyglass_backup::retention::Policy;
 use spyglass_backup::ship::{self, PruneReport, ShipOptions, ShipReport, Target, Transport};
 use spyglass_backup::verify::{self, VerifyReport};
-use spyglass_backup::names;
 
 pub use schedule::{Decision, Shape, SkipReason, Step, StepStatus};
 
@@ -97,11 +97,15 @@ impl NightlyPlan {
     /// Reads and checks every setting. The connection is not resolved yet
     /// (set [`NightlyPlan::connection`] before [`run`]).
     pub fn from_settings(settings: Settings) -> Result<NightlyPlan, JobError> {
-        let dest = settings.backup.destination.clone().ok_or(JobError::Missing {
-            job: "nightly",
-            section: "backup",
-            key: "destination",
-        })?;
+        let dest = settings
+            .backup
+            .destination
+            .clone()
+            .ok_or(JobError::Missing {
+                job: "nightly",
+                section: "backup",
+                key: "destination",
+            })?;
         let n = &settings.nightly;
         let compression = n
             .compress
@@ -383,11 +387,13 @@ pub struct NightlySummary {
 impl NightlySummary {
     /// The worst step decides.
     pub fn overall(&self) -> Overall {
-        self.steps.iter().fold(Overall::Ok, |acc, s| match (acc, s.status) {
-            (Overall::Failed, _) | (_, StepStatus::Failed) => Overall::Failed,
-            (Overall::Warnings, _) | (_, StepStatus::Warning) => Overall::Warnings,
-            _ => Overall::Ok,
-        })
+        self.steps
+            .iter()
+            .fold(Overall::Ok, |acc, s| match (acc, s.status) {
+                (Overall::Failed, _) | (_, StepStatus::Failed) => Overall::Failed,
+                (Overall::Warnings, _) | (_, StepStatus::Warning) => Overall::Warnings,
+                _ => Overall::Ok,
+            })
     }
 }
 
@@ -402,7 +408,13 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn report(step: Step, t: Instant, status: StepStatus, message: String, detail: StepDetail) -> StepReport {
+fn report(
+    step: Step,
+    t: Instant,
+    status: StepStatus,
+    message: String,
+    detail: StepDetail,
+) -> StepReport {
     StepReport {
         step,
         status,
@@ -462,7 +474,11 @@ pub fn run(plan: &NightlyPlan, lock: &NightlyLock, progress: &dyn Progress) -> N
     }
 }
 
-fn backup_step(plan: &NightlyPlan, progress: &dyn Progress, set: &mut Option<PathBuf>) -> StepReport {
+fn backup_step(
+    plan: &NightlyPlan,
+    progress: &dyn Progress,
+    set: &mut Option<PathBuf>,
+) -> StepReport {
     let t = Instant::now();
     let conn = match &plan.connection {
         Ok(c) => c,
@@ -604,18 +620,32 @@ fn prune_remote_step(plan: &NightlyPlan) -> StepReport {
     let Some(target) = &plan.target else {
         return failed(Step::PruneRemote, t, SkipReason::NoShipTarget.to_string());
     };
-    match ship::prune_target(target, &plan.ship.ssh, &plan.policy, names::now_unix(), false) {
+    match ship::prune_target(
+        target,
+        &plan.ship.ssh,
+        &plan.policy,
+        names::now_unix(),
+        false,
+    ) {
         Ok(r) => {
             let kept = r.sets.iter().filter(|d| d.keep).count();
             let msg = format!("{target}: kept {kept}, removed {}", r.removed.len());
-            report(Step::PruneRemote, t, prune_status(&r), msg, StepDetail::Prune(r))
+            report(
+                Step::PruneRemote,
+                t,
+                prune_status(&r),
+                msg,
+                StepDetail::Prune(r),
+            )
         }
         Err(e) => failed(Step::PruneRemote, t, e.to_string()),
     }
 }
 
 /// `orphan 3, untracked 2` for the classes with something in them.
-fn class_counts(classes: &std::collections::BTreeMap<spyglass_cleanup::Class, spyglass_cleanup::scan::Tally>) -> String {
+fn class_counts(
+    classes: &std::collections::BTreeMap<spyglass_cleanup::Class, spyglass_cleanup::scan::Tally>,
+) -> String {
     let mut named: Vec<(&str, u64)> = classes
         .iter()
         .filter(|(_, t)| t.count > 0)
@@ -632,7 +662,11 @@ fn class_counts(classes: &std::collections::BTreeMap<spyglass_cleanup::Class, sp
 fn cleanup_step(plan: &NightlyPlan) -> StepReport {
     let t = Instant::now();
     let apply = plan.cleanup == CleanupMode::Apply;
-    let what = if apply { "cleanup apply" } else { "cleanup scan" };
+    let what = if apply {
+        "cleanup apply"
+    } else {
+        "cleanup scan"
+    };
     let conn = match &plan.connection {
         Ok(c) => c,
         Err(why) => return failed(Step::Cleanup, t, format!("{what} failed: {why}")),
@@ -646,15 +680,24 @@ fn cleanup_step(plan: &NightlyPlan) -> StepReport {
                 spyglass_cleanup::apply::Disposal::Quarantine(q) => Some(q.clone()),
                 _ => None,
             };
-            let mut ctx = cleanup::Context::open(s, conn, &ScanOverrides::default(), qdir.as_deref())?;
+            let mut ctx =
+                cleanup::Context::open(s, conn, &ScanOverrides::default(), qdir.as_deref())?;
             let prepared = cleanup::prepare(&mut ctx, opts)?;
             let sum = cleanup::execute(&mut ctx, &prepared, &mut |_, _| {})?;
-            Ok((sum.findings(), class_counts(&sum.done), CleanupDetail::Apply(Box::new(sum))))
+            Ok((
+                sum.findings(),
+                class_counts(&sum.done),
+                CleanupDetail::Apply(Box::new(sum)),
+            ))
         } else {
             let mut ctx = cleanup::open_for_scan(s, conn, &ScanOverrides::default())?;
             let scan = ctx.scan()?;
             let sum = cleanup::summarize(&scan, &[], ctx.opts.min_age);
-            Ok((sum.findings, class_counts(&sum.classes), CleanupDetail::Scan(Box::new(sum))))
+            Ok((
+                sum.findings,
+                class_counts(&sum.classes),
+                CleanupDetail::Scan(Box::new(sum)),
+            ))
         }
     })();
     match result {
@@ -664,8 +707,18 @@ fn cleanup_step(plan: &NightlyPlan) -> StepReport {
             } else {
                 (StepStatus::Ok, "nothing to clean")
             };
-            let counts = if counts.is_empty() { empty.to_owned() } else { counts };
-            report(Step::Cleanup, t, status, format!("{what}: {counts}"), StepDetail::Cleanup(detail))
+            let counts = if counts.is_empty() {
+                empty.to_owned()
+            } else {
+                counts
+            };
+            report(
+                Step::Cleanup,
+                t,
+                status,
+                format!("{what}: {counts}"),
+                StepDetail::Cleanup(detail),
+            )
         }
         Err(e) => failed(Step::Cleanup, t, format!("{what} failed: {}", chain(&e))),
     }
@@ -781,7 +834,8 @@ mod tests {
     /// nightly. They are a warning, in the line and in the detail.
     #[test]
     fn r12_backup_findings_are_a_warning_in_the_summary() {
-        let guard = "2 statement(s) still ran after the long-query guard's 60 s; no consistent snapshot";
+        let guard =
+            "2 statement(s) still ran after the long-query guard's 60 s; no consistent snapshot";
         let (st, msg) = detail(&[guard], &[guard, "table a.b is MyISAM"]).outcome();
         assert_eq!(st, StepStatus::Warning);
         assert!(msg.contains(&format!("; warning: {guard}")), "{msg}");
@@ -817,7 +871,10 @@ mod tests {
     fn worst_step_decides() {
         use StepStatus::*;
         assert_eq!(summary(&[Ok, Ok, Skipped]).overall(), Overall::Ok);
-        assert_eq!(summary(&[Ok, Warning, Skipped]).overall(), Overall::Warnings);
+        assert_eq!(
+            summary(&[Ok, Warning, Skipped]).overall(),
+            Overall::Warnings
+        );
         assert_eq!(summary(&[Failed, Warning, Ok]).overall(), Overall::Failed);
         assert_eq!(Overall::Warnings.exit_code(), 1);
     }
@@ -860,9 +917,11 @@ mod tests {
             parse("[backup]\ndestination = \"/b\"\nlabel = \".x\"\n").unwrap_err(),
             "[backup] label: '.x' is not usable in a directory name"
         );
-        assert!(parse("[backup]\ndestination = \"/b\"\n[nightly]\nlevel = 12\n")
-            .unwrap_err()
-            .starts_with("[nightly] level: gzip level 12"));
+        assert!(
+            parse("[backup]\ndestination = \"/b\"\n[nightly]\nlevel = 12\n")
+                .unwrap_err()
+                .starts_with("[nightly] level: gzip level 12")
+        );
         let p = parse("[backup]\ndestination = \"/b\"\nkeep_last = 2\n[nightly]\ncleanup = \"apply\"\nnotify_command = \"  \"\n").unwrap();
         assert_eq!(p.label, "nightly");
         assert_eq!(p.cleanup, CleanupMode::Apply);

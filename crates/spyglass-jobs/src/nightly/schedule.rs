@@ -242,9 +242,15 @@ mod tests {
         o
     }
 
+    /// A step, the plan's shape, the outcomes before it, the decision.
+    type Case = (Step, Shape, &'static [(Step, StepStatus)], Decision);
+
     /// Runs the whole schedule with each step that runs ending as `ends`
     /// says (Ok when not listed); returns what each step became.
-    fn simulate(shape: Shape, ends: &[(Step, StepStatus)]) -> Vec<(Step, Result<StepStatus, SkipReason>)> {
+    fn simulate(
+        shape: Shape,
+        ends: &[(Step, StepStatus)],
+    ) -> Vec<(Step, Result<StepStatus, SkipReason>)> {
         let mut done = Outcomes::default();
         Step::ALL
             .into_iter()
@@ -277,30 +283,115 @@ mod tests {
             f(&mut s);
             s
         };
-        let cases: &[(Step, Shape, &[(Step, StepStatus)], Decision)] = &[
+        let cases: &[Case] = &[
             (Step::Backup, FULL, &[], Run),
             (Step::Verify, FULL, &[(Step::Backup, Ok)], Run),
             (Step::Verify, FULL, &[(Step::Backup, Warning)], Run),
-            (Step::Verify, FULL, &[(Step::Backup, Failed)], Skip(R::NoSet)),
-            (Step::Ship, no(|s| s.ship_to = false), &[(Step::Backup, Ok), (Step::Verify, Ok)], Skip(R::NoShipTarget)),
-            (Step::Ship, no(|s| s.no_ship = true), &[(Step::Backup, Ok), (Step::Verify, Ok)], Skip(R::NoShipRequested)),
-            (Step::Ship, FULL, &[(Step::Backup, Failed), (Step::Verify, Skipped)], Skip(R::NoSet)),
-            (Step::Ship, FULL, &[(Step::Backup, Ok), (Step::Verify, Failed)], Skip(R::NotVerifiedNoShip)),
-            (Step::Ship, FULL, &[(Step::Backup, Warning), (Step::Verify, Ok)], Run),
-            (Step::Prune, no(|s| s.policy = false), &[(Step::Backup, Ok), (Step::Verify, Ok)], Skip(R::NoPolicy)),
-            (Step::Prune, FULL, &[(Step::Backup, Ok), (Step::Verify, Failed)], Skip(R::NotVerifiedNoPrune)),
-            (Step::Prune, FULL, &[(Step::Backup, Failed), (Step::Verify, Skipped)], Run),
-            (Step::Prune, FULL, &[(Step::Backup, Ok), (Step::Verify, Ok), (Step::Ship, Failed)], Run),
-            (Step::PruneRemote, no(|s| s.ship_to = false), &[(Step::Ship, Skipped)], Skip(R::NoShipTarget)),
-            (Step::PruneRemote, no(|s| s.prune_remote = false), &[(Step::Ship, Ok)], Skip(R::PruneRemoteOff)),
-            (Step::PruneRemote, no(|s| s.policy = false), &[(Step::Ship, Ok)], Skip(R::NoPolicyRemote)),
-            (Step::PruneRemote, FULL, &[(Step::Ship, Failed)], Skip(R::NotShipped)),
-            (Step::PruneRemote, FULL, &[(Step::Ship, Skipped)], Skip(R::NotShipped)),
+            (
+                Step::Verify,
+                FULL,
+                &[(Step::Backup, Failed)],
+                Skip(R::NoSet),
+            ),
+            (
+                Step::Ship,
+                no(|s| s.ship_to = false),
+                &[(Step::Backup, Ok), (Step::Verify, Ok)],
+                Skip(R::NoShipTarget),
+            ),
+            (
+                Step::Ship,
+                no(|s| s.no_ship = true),
+                &[(Step::Backup, Ok), (Step::Verify, Ok)],
+                Skip(R::NoShipRequested),
+            ),
+            (
+                Step::Ship,
+                FULL,
+                &[(Step::Backup, Failed), (Step::Verify, Skipped)],
+                Skip(R::NoSet),
+            ),
+            (
+                Step::Ship,
+                FULL,
+                &[(Step::Backup, Ok), (Step::Verify, Failed)],
+                Skip(R::NotVerifiedNoShip),
+            ),
+            (
+                Step::Ship,
+                FULL,
+                &[(Step::Backup, Warning), (Step::Verify, Ok)],
+                Run,
+            ),
+            (
+                Step::Prune,
+                no(|s| s.policy = false),
+                &[(Step::Backup, Ok), (Step::Verify, Ok)],
+                Skip(R::NoPolicy),
+            ),
+            (
+                Step::Prune,
+                FULL,
+                &[(Step::Backup, Ok), (Step::Verify, Failed)],
+                Skip(R::NotVerifiedNoPrune),
+            ),
+            (
+                Step::Prune,
+                FULL,
+                &[(Step::Backup, Failed), (Step::Verify, Skipped)],
+                Run,
+            ),
+            (
+                Step::Prune,
+                FULL,
+                &[(Step::Backup, Ok), (Step::Verify, Ok), (Step::Ship, Failed)],
+                Run,
+            ),
+            (
+                Step::PruneRemote,
+                no(|s| s.ship_to = false),
+                &[(Step::Ship, Skipped)],
+                Skip(R::NoShipTarget),
+            ),
+            (
+                Step::PruneRemote,
+                no(|s| s.prune_remote = false),
+                &[(Step::Ship, Ok)],
+                Skip(R::PruneRemoteOff),
+            ),
+            (
+                Step::PruneRemote,
+                no(|s| s.policy = false),
+                &[(Step::Ship, Ok)],
+                Skip(R::NoPolicyRemote),
+            ),
+            (
+                Step::PruneRemote,
+                FULL,
+                &[(Step::Ship, Failed)],
+                Skip(R::NotShipped),
+            ),
+            (
+                Step::PruneRemote,
+                FULL,
+                &[(Step::Ship, Skipped)],
+                Skip(R::NotShipped),
+            ),
             // Removing the local copy after shipping failed: the copy is there.
             (Step::PruneRemote, FULL, &[(Step::Ship, Warning)], Run),
-            (Step::Cleanup, no(|s| s.cleanup = CleanupMode::Off), &[], Skip(R::CleanupOff)),
+            (
+                Step::Cleanup,
+                no(|s| s.cleanup = CleanupMode::Off),
+                &[],
+                Skip(R::CleanupOff),
+            ),
             (Step::Cleanup, FULL, &[(Step::Backup, Failed)], Run),
-            (Step::Cleanup, no(|s| s.cleanup = CleanupMode::Apply), &[], Run),
+            (
+                Step::Cleanup,
+                no(|s| s.cleanup = CleanupMode::Apply),
+                &[],
+                Run,
+            ),
         ];
         for (step, shape, before, want) in cases {
             assert_eq!(

@@ -3,7 +3,6 @@
 
 mod report;
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal};
 
