@@ -106,6 +106,26 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
             };
             return Some(hint.into());
         }
+        if let Some(e) = cause.downcast_ref::<spyglass_privileges::Error>() {
+            use spyglass_privileges::Error as E;
+            return Some(match e {
+                E::Invalid { .. } => "nothing was changed; correct the value and run again".into(),
+                E::RoleMissing { role } => format!(
+                    "create the roles first: spyglass-admin users roles init (creates {role})"
+                ),
+                E::SelfHarm { .. } => "nothing was changed; run it as another admin account, or leave this account out".into(),
+                E::AccountExists { account, .. } => format!(
+                    "nothing was changed; to change its role run: spyglass-admin users set-role {} ROLE",
+                    if account.host == "%" {
+                        account.user.clone()
+                    } else {
+                        format!("{}@{}", account.user, account.host)
+                    }
+                ),
+                E::NoSuchAccount { .. } => "spyglass-admin users list shows the accounts; create one with users add NAME --role ROLE".into(),
+                _ => continue,
+            });
+        }
         if let Some(CleanupError::Refused { guard, .. }) = cause.downcast_ref::<CleanupError>() {
             return Some(guard_hint(*guard).into());
         }

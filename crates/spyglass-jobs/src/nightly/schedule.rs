@@ -172,7 +172,7 @@ impl fmt::Display for SkipReason {
         f.write_str(match self {
             SkipReason::NoSet => "no set: backup failed",
             SkipReason::NoShipTarget => "no [backup] ship_to",
-            SkipReason::NoShipRequested => "--no-ship",
+            SkipReason::NoShipRequested => "shipping switched off for this run",
             SkipReason::NotVerifiedNoShip => "the set did not verify; it is not shipped",
             SkipReason::NotVerifiedNoPrune => "the new set did not verify; older sets are all kept",
             SkipReason::NoPolicy => "no retention policy ([backup] keep_*): sets accumulate",

@@ -86,34 +86,9 @@ fn backup_features() -> plan::BackupFeatures {
     plan::BackupFeatures::default()
 }
 
-/// Maps the library's input errors to user errors with a hint.
+/// A library input error; its hint is chosen in `output::hint_for`.
 fn lib_error(e: spyglass_privileges::Error) -> anyhow::Error {
-    use spyglass_privileges::Error as E;
-    match &e {
-        E::Invalid { .. } => UserError::new(e.to_string())
-            .hint("nothing was changed; correct the value and run again")
-            .into(),
-        E::RoleMissing { role } => UserError::new(e.to_string())
-            .hint(format!("create the roles first: spyglass-admin users roles init (creates {role})"))
-            .into(),
-        E::SelfHarm { .. } => UserError::new(e.to_string())
-            .hint("nothing was changed; run it as another admin account, or leave this account out")
-            .into(),
-        E::AccountExists { account, .. } => UserError::new(e.to_string())
-            .hint(format!(
-                "nothing was changed; to change its role run: spyglass-admin users set-role {} ROLE",
-                if account.host == "%" {
-                    account.user.clone()
-                } else {
-                    format!("{}@{}", account.user, account.host)
-                }
-            ))
-            .into(),
-        E::NoSuchAccount { .. } => UserError::new(e.to_string())
-            .hint("spyglass-admin users list shows the accounts; create one with users add NAME --role ROLE")
-            .into(),
-        _ => e.into(),
-    }
+    e.into()
 }
 
 /// A connection and what the commands need from it.
