@@ -133,7 +133,7 @@ pub fn check_guards(
             return Err(CleanupError::Refused {
                 guard: Guard::MaxFraction,
                 detail: format!(
-                    "{} of the {} entries of {} ({}) would go ({:.0}%), more than --max-fraction {}",
+                    "{} of the {} entries of {} ({}) would go ({:.0}%), more than the allowed fraction {}",
                     going,
                     r.entries,
                     r.label,
@@ -1019,7 +1019,7 @@ fn recheck_disk(
     }
     if mtime.is_some_and(|t| age(now, t) < min_age) {
         return Ok(Err(format!(
-            "younger than --min-age {}",
+            "younger than the grace period ({})",
             humantime::format_duration(min_age)
         )));
     }

@@ -2,7 +2,10 @@
 
 use std::io::Write;
 
+use spyglass_backup::ship::ShipError;
+use spyglass_cleanup::{CleanupError, Guard};
 use spyglass_db::DbError;
+use spyglass_jobs::JobError;
 
 /// Documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +56,23 @@ impl std::fmt::Display for UserError {
 
 impl std::error::Error for UserError {}
 
-/// A hint for well-known library errors, so every command gives the same advice.
+/// The advice for a cleanup guard's refusal.
+pub fn guard_hint(g: Guard) -> &'static str {
+    match g {
+        Guard::EmptyTrackedSet => "check that the DataJoint config points at the lab's database and the right directories; nothing tracked next to files usually means a test or new database against a production directory",
+        Guard::StoreNotConfigured => "add the store to stores in the DataJoint config (or narrow [cleanup] schemas); without its location its files cannot be protected",
+        Guard::MaxFraction => "look at `spyglass-admin cleanup scan --list`; if that much really should go, raise --max-fraction (or [cleanup] max_fraction) or use --only",
+        Guard::StoreDirMismatch => "make stores.<name>.location in the DataJoint config equal the Spyglass directory (custom.spyglass_dirs / SPYGLASS_<KEY>_DIR)",
+        Guard::QuarantinePlacement => "choose a --quarantine directory outside the stores but on the same file system (e.g. under the Spyglass base)",
+        _ => "see the README section on cleanup guards",
+    }
+}
+
+/// A hint for well-known library errors, so every command gives the same
+/// advice. The one place hints for library errors are chosen: the libraries
+/// name concepts (`[cleanup] max_fraction`, "the thread count"), and the hint
+/// adds the command-line flag. Errors the CLI makes itself (a missing
+/// argument) carry their hint in their [`UserError`].
 pub fn hint_for(err: &anyhow::Error) -> Option<String> {
     for cause in err.chain() {
         if let Some(u) = cause.downcast_ref::<UserError>() {
@@ -73,15 +92,77 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
         {
             return Some("fix the DataJoint config file at the position shown (it must be a JSON object with flat dotted keys such as \"database.host\")".into());
         }
+        if let Some(j) = cause.downcast_ref::<JobError>() {
+            let hint = match j {
+                JobError::SettingsMissing { .. } => "check --config or SPYGLASS_ADMIN_CONFIG",
+                JobError::Settings { .. } => "remove or correct that key; the README lists every setting",
+                JobError::Missing { job: "nightly", .. } => "add [backup] destination = \"/data/mysql-backups\" (and keep_*, ship_to) to the settings file",
+                JobError::Invalid { key: "level", .. } => "gzip takes level 0-9, zstd 1-19",
+                JobError::Busy { .. } => "let it finish (cron can overlap when a run takes longer than the interval)",
+                JobError::NoStores => "run where dj_local_conf.json is (or set ~/.datajoint_config.json), with custom.spyglass_dirs.base or SPYGLASS_BASE_DIR set",
+                JobError::NoQuarantine => "pass --quarantine DIR or set [cleanup] quarantine in spyglass-admin.toml",
+                JobError::MaxFraction(_) => "give --max-fraction (or [cleanup] max_fraction) between 0 and 1",
+                _ => continue,
+            };
+            return Some(hint.into());
+        }
+        if let Some(e) = cause.downcast_ref::<spyglass_privileges::Error>() {
+            use spyglass_privileges::Error as E;
+            return Some(match e {
+                E::Invalid { .. } => "nothing was changed; correct the value and run again".into(),
+                E::RoleMissing { role } => format!(
+                    "create the roles first: spyglass-admin users roles init (creates {role})"
+                ),
+                E::SelfHarm { .. } => "nothing was changed; run it as another admin account, or leave this account out".into(),
+                E::AccountExists { account, .. } => format!(
+                    "nothing was changed; to change its role run: spyglass-admin users set-role {} ROLE",
+                    if account.host == "%" {
+                        account.user.clone()
+                    } else {
+                        format!("{}@{}", account.user, account.host)
+                    }
+                ),
+                E::NoSuchAccount { .. } => "spyglass-admin users list shows the accounts; create one with users add NAME --role ROLE".into(),
+                _ => continue,
+            });
+        }
+        if let Some(CleanupError::Refused { guard, .. }) = cause.downcast_ref::<CleanupError>() {
+            return Some(guard_hint(*guard).into());
+        }
+        if let Some(e) = cause.downcast_ref::<ShipError>() {
+            let hint = match e {
+                ShipError::Unreachable { .. } => "is the host up and sshd listening on that port? Try: ssh -p PORT user@host true",
+                ShipError::AuthFailed { .. } => "check --identity (or [backup] identity) and that its public key is in the remote account's ~/.ssh/authorized_keys",
+                ShipError::HostKey { .. } => "connect once by hand (ssh -p PORT user@host) to check and accept the host key; ship never accepts one by itself",
+                ShipError::DiskFull { .. } => "free space on the target (backup prune ssh://... with a policy) and ship again; the transfer resumes",
+                ShipError::Mismatch { .. } => "the target stores different bytes than were sent: check its disk; the partial copy was left there and the local set kept",
+                ShipError::TargetDamaged { .. } => "ship again with --repair to send the damaged files again, after checking the target's disk",
+                ShipError::BadTarget { .. } => "targets look like ssh://backup@nas.lab:22/srv/mysql-backups or /mnt/nas/mysql-backups",
+                _ => continue,
+            };
+            return Some(hint.into());
+        }
     }
     None
 }
 
 /// Prints `error: ...`, the causes, and a hint to stderr.
+/// One `Caused by:` line. The driver prints a server error as
+/// `MySqlError { ERROR 1146 (42S02): ... }`, a Rust struct form: print the
+/// server's own words instead.
+fn cause_text(cause: &(dyn std::error::Error + 'static)) -> String {
+    match cause.downcast_ref::<spyglass_db::mysql::Error>() {
+        Some(spyglass_db::mysql::Error::MySqlError(m)) => {
+            format!("the server said: ERROR {} ({}): {}", m.code, m.state, m.message)
+        }
+        _ => cause.to_string(),
+    }
+}
+
 pub fn print_error(err: &anyhow::Error) {
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "error: {err}");
-    let causes: Vec<String> = err.chain().skip(1).map(|c| c.to_string()).collect();
+    let causes: Vec<String> = err.chain().skip(1).map(cause_text).collect();
     if !causes.is_empty() {
         let _ = writeln!(stderr, "  Caused by:");
         for c in causes {
@@ -117,17 +198,4 @@ pub fn print_out(text: &str) -> anyhow::Result<()> {
 }
 
 /// Bytes in binary units for people: `512 B`, `1.5 MiB`.
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
-}
+pub use spyglass_jobs::human_bytes;

@@ -8,7 +8,9 @@
 //!   [`ServerInfo`] (flavor and version) and whether TLS is in use. Other crates
 //!   choose SQL by [`Flavor`].
 //! - [`quote`]: identifier and string quoting that is correct for both MySQL
-//!   and MariaDB whatever the session's `sql_mode`.
+//!   and MariaDB whatever the session's `sql_mode`, and single-quoting for a
+//!   POSIX shell line ([`quote::shell`]).
+//! - [`schemas`]: the one schema-glob matcher and the server's own schemas.
 //!
 //! It also parses DataJoint's configuration file ([`dj_config`]), because both
 //! the binary (connection settings) and the cleanup crate (stores) read it.
@@ -28,6 +30,7 @@ pub mod dj_config;
 mod error;
 mod flavor;
 pub mod quote;
+pub mod schemas;
 
 pub use connect::{connect, ConnectOptions, Endpoint, Secret, Session, TlsMode};
 pub use error::DbError;

@@ -50,6 +50,22 @@ pub fn account(user: &str, host: &str) -> String {
     format!("{}@{}", string(user), string(host))
 }
 
+/// A word for a POSIX shell line (`sh -c`, a remote ssh command, a crontab
+/// line): left as it is when it holds only characters no shell treats
+/// specially, else single-quoted with each `'` written as `'\''`. Inside
+/// single quotes nothing is special, so this is exact for any text.
+pub fn shell(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%".contains(c))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +84,15 @@ mod tests {
         assert_eq!(string(r"a\b"), r"'a\\b'");
         assert_eq!(string("nul\0z\x1a"), r"'nul\0z\Z'");
         assert_eq!(account("bob", "%"), "'bob'@'%'");
+    }
+
+    #[test]
+    fn shell_words() {
+        assert_eq!(shell("/usr/bin/spyglass-admin"), "/usr/bin/spyglass-admin");
+        assert_eq!(shell("a b"), "'a b'");
+        assert_eq!(shell(""), "''");
+        assert_eq!(shell("it's"), r"'it'\''s'");
+        assert_eq!(shell("$HOME;rm"), "'$HOME;rm'");
+        assert_eq!(shell("*"), "'*'");
     }
 }

@@ -47,6 +47,21 @@ pub struct LiveAccount {
 }
 
 impl LiveAccount {
+    /// An account taken to exist, unlocked and with a password, for offline
+    /// plans (`users sql --flavor F lock NAME`).
+    pub fn assumed(account: &Account) -> LiveAccount {
+        LiveAccount {
+            account: account.clone(),
+            locked: false,
+            password_expired: false,
+            password_last_changed: None,
+            has_password: true,
+            plugin: String::new(),
+            failed_login_attempts: 0,
+            global: BTreeSet::new(),
+        }
+    }
+
     /// A server administrator: may create accounts or grant anything.
     pub fn is_administrator(&self) -> bool {
         self.global.contains("CREATE USER")

@@ -16,6 +16,42 @@ use crate::policy::{Policy, PolicyConfig, ReadScope, RoleDef, Target};
 use crate::sql::Step;
 use crate::Error;
 
+/// What `ALL PRIVILEGES` on a schema means on a server of `flavor` (MariaDB
+/// adds `DELETE HISTORY`), for planning without a server.
+pub fn schema_all(flavor: Flavor) -> BTreeSet<String> {
+    crate::model::SCHEMA_PRIVILEGES
+        .iter()
+        .filter(|p| flavor == Flavor::Mariadb || **p != "DELETE HISTORY")
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// The server an offline plan (`users sql --flavor F ...`) is made against:
+/// no accounts, and the policy's roles as `roles init` leaves them, so
+/// planning `roles init` prints everything and planning `add` prints what
+/// adding a user to a set-up server runs.
+pub fn offline_state(policy: &Policy, flavor: Flavor) -> LiveState {
+    let mut live = LiveState {
+        schema_all: schema_all(flavor),
+        ..LiveState::default()
+    };
+    for role in &policy.roles {
+        live.roles.insert(role.name.clone());
+        let (schema, global) = split_for_flavor(policy.role_grants(role, &BTreeSet::new()), flavor);
+        live.role_schema.insert(
+            role.name.clone(),
+            schema
+                .into_iter()
+                .map(|(p, s)| (p.stored(), s.expand(&live.schema_all)))
+                .collect(),
+        );
+        if !global.is_empty() {
+            live.role_global.insert(role.name.clone(), global);
+        }
+    }
+    live
+}
+
 /// A plan: statements in order, and the passwords of accounts it creates
 /// (to show once).
 #[derive(Debug, Clone, Default)]

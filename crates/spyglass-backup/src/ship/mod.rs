@@ -36,10 +36,6 @@ pub mod ssh;
 
 pub use ssh::classify;
 
-// Moved to [`crate::prune`]; these paths stay for callers written before the move.
-#[doc(hidden)]
-pub use crate::prune::{prune_local, prune_target, PruneReport};
-
 /// Why shipping (or pruning a target) failed. Every variant names the host
 /// (or directory) and, where there is one, the file.
 #[derive(Debug, thiserror::Error)]

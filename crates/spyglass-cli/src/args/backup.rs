@@ -41,12 +41,8 @@ pub enum BackupCommand {
     Unpack(UnpackArgs),
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum CompressArg {
-    Gzip,
-    Zstd,
-    None,
-}
+/// `--compress`: the same values as `[nightly] compress`.
+pub use spyglass_jobs::settings::CompressMethod as CompressArg;
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum EngineArg {

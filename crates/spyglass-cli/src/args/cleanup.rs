@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use spyglass_jobs::settings::HumanDuration;
 
 /// `cleanup scan | apply | restore RUN | purge`.
 #[derive(Debug, Args)]
@@ -36,10 +37,10 @@ pub struct CleanupScanOpts {
     /// Grace period: untracked things modified more recently are left alone
     /// (default: [cleanup] min_age, else 24h).
     #[arg(long, value_name = "DURATION")]
-    pub min_age: Option<String>,
+    pub min_age: Option<HumanDuration>,
     /// Temp entries untouched this long are stale (default: [cleanup] temp_age, else 7d).
     #[arg(long, value_name = "DURATION")]
-    pub temp_age: Option<String>,
+    pub temp_age: Option<HumanDuration>,
     /// Print every item's path (one per line; with --json, an "items" list).
     #[arg(long)]
     pub list: bool,
@@ -88,7 +89,7 @@ pub struct CleanupRestoreArgs {
 pub struct CleanupPurgeArgs {
     /// Delete runs created longer ago than this.
     #[arg(long, value_name = "DURATION", default_value = "30d")]
-    pub older_than: String,
+    pub older_than: HumanDuration,
     /// The quarantine directory (default: [cleanup] quarantine, else <spyglass base>/spyglass-admin-quarantine).
     #[arg(long, value_name = "DIR")]
     pub quarantine: Option<PathBuf>,

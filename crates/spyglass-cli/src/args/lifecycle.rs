@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use spyglass_jobs::settings::HumanDuration;
 
 /// Retention rules; unset ones come from `[backup]` in spyglass-admin.toml.
 #[derive(Debug, Args, Clone, Default)]
@@ -24,7 +25,7 @@ pub struct KeepOpts {
     pub keep_yearly: Option<u32>,
     /// Keep every set younger than this (e.g. 10d, 36h).
     #[arg(long, value_name = "DURATION")]
-    pub keep_within: Option<String>,
+    pub keep_within: Option<HumanDuration>,
 }
 
 #[derive(Debug, Args)]

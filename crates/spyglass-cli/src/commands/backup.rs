@@ -4,15 +4,13 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use spyglass_backup::compress::Compression;
 use spyglass_backup::dump::{self, DumpOptions};
 use spyglass_backup::list::{self, Status};
 use spyglass_backup::restore::{self, RestoreOptions};
 use spyglass_backup::verify;
 
 use crate::args::{
-    BackupArgs, BackupCommand, CompressArg, EngineArg, GlobalOpts, ListArgs, RestoreArgs, RunArgs,
-    VerifyArgs,
+    BackupArgs, BackupCommand, EngineArg, GlobalOpts, ListArgs, RestoreArgs, RunArgs, VerifyArgs,
 };
 use crate::connection::{self, Environment};
 use crate::output::{self, ExitStatus, UserError};
@@ -77,15 +75,10 @@ struct RunReport<'a> {
 
 fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     let dest = dest_or_settings(global, a.dest.as_ref())?;
-    let compression = Compression::parse(
-        match a.compress {
-            CompressArg::Gzip => "gzip",
-            CompressArg::Zstd => "zstd",
-            CompressArg::None => "none",
-        },
-        a.level,
-    )
-    .map_err(|m| UserError::new(m).hint("gzip takes --level 0-9, zstd 1-19"))?;
+    let compression = a
+        .compress
+        .with_level(a.level)
+        .map_err(|m| UserError::new(m).hint("gzip takes --level 0-9, zstd 1-19"))?;
     if a.label.is_empty() || a.label.contains('/') || a.label.starts_with('.') {
         return Err(UserError::new(format!(
             "label '{}' is not usable in a directory name",

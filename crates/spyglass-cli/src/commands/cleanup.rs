@@ -8,11 +8,13 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use spyglass_cleanup::apply::{self, ApplyOptions, Disposal};
-use spyglass_cleanup::dirs::{self, DirKey};
-use spyglass_cleanup::inventory::{DirRule, Scope};
 use spyglass_cleanup::quarantine;
-use spyglass_cleanup::scan::{self, Scan, ScanOptions, Setup, Tally};
-use spyglass_cleanup::{store, Class, CleanupError, Guard};
+use spyglass_cleanup::scan::{self, Scan, Tally};
+use spyglass_cleanup::{Class, CleanupError};
+use spyglass_jobs::cleanup::{
+    self as job, ApplySummary, Connection, Context, DirEnv, ScanOverrides, ScanSummary,
+};
+use spyglass_jobs::JobError;
 
 use crate::args::{CleanupArgs, CleanupCommand, CleanupScanOpts, GlobalOpts};
 use crate::connection::{self, Environment};
@@ -27,14 +29,6 @@ pub fn run(global: &GlobalOpts, args: &CleanupArgs) -> anyhow::Result<ExitStatus
         CleanupCommand::Restore(a) => restore_cmd(global, &settings, a),
         CleanupCommand::Purge(a) => purge_cmd(global, &settings, a),
     }
-}
-
-fn duration(value: &str, what: &str) -> anyhow::Result<Duration> {
-    humantime::parse_duration(value).map_err(|e| {
-        UserError::new(format!("{what} '{value}' is not a duration: {e}"))
-            .hint("write it like 24h, 36h, 7d or 30d")
-            .into()
-    })
 }
 
 fn classes(only: &[String]) -> anyhow::Result<Vec<Class>> {
@@ -52,111 +46,36 @@ fn classes(only: &[String]) -> anyhow::Result<Vec<Class>> {
         .collect()
 }
 
-/// Connection, stores and directories, scan options.
-struct Context {
-    session: spyglass_db::Session,
-    setup: Setup,
-    opts: ScanOptions,
-    base: Option<PathBuf>,
+fn overrides(scan: &CleanupScanOpts) -> ScanOverrides {
+    ScanOverrides {
+        min_age: scan.min_age,
+        temp_age: scan.temp_age,
+    }
 }
 
-fn context(
-    global: &GlobalOpts,
-    settings: &Settings,
-    scan: &CleanupScanOpts,
-    skip: Option<&Path>,
-) -> anyhow::Result<Context> {
+/// Resolves the connection (flags, environment, DataJoint config) for the
+/// cleanup job code.
+fn connection(global: &GlobalOpts) -> anyhow::Result<Connection> {
     let env = Environment::from_process();
     let mut resolved = connection::resolve(&global.connect, &env)?;
-    let custom = resolved
-        .dj
-        .as_ref()
-        .map(|d| d.custom.clone())
-        .unwrap_or_default();
-    let dirs = dirs::resolve(&custom, |k| std::env::var(k).ok())?;
-    let cfg_stores = resolved
-        .dj
-        .as_ref()
-        .map(|d| d.stores.clone())
-        .unwrap_or_default();
-    let stores = store::stores(&cfg_stores, dirs.as_ref())?;
-    if stores.is_empty() {
-        return Err(UserError::new("no DataJoint stores and no Spyglass directories are configured")
-            .hint("run where dj_local_conf.json is (or set ~/.datajoint_config.json), with custom.spyglass_dirs.base or SPYGLASS_BASE_DIR set")
-            .into());
-    }
-    let c = &settings.cleanup;
-    let mut opts = ScanOptions::default();
-    if !c.schemas.is_empty() {
-        opts.scope = Scope::patterns(c.schemas.clone());
-    }
-    if let Some(v) = scan.min_age.as_deref().or(c.min_age.as_deref()) {
-        opts.min_age = duration(v, "--min-age")?;
-    }
-    if let Some(v) = scan.temp_age.as_deref().or(c.temp_age.as_deref()) {
-        opts.temp_age = duration(v, "--temp-age")?;
-    }
-    for t in &c.tracked_dirs {
-        let key = DirKey::SUBDIRS
-            .into_iter()
-            .find(|k| k.key() == t.dir)
-            .ok_or_else(|| {
-                UserError::new(format!(
-                    "[cleanup] tracked_dirs: unknown directory '{}'",
-                    t.dir
-                ))
-                .hint("use a Spyglass directory key: sorting, recording, waveforms, video, export")
-            })?;
-        opts.dir_rules.push((
-            key,
-            DirRule {
-                column: t.column.clone(),
-                table: t.table.clone(),
-            },
-        ));
-    }
-    if let Some(q) = skip {
-        opts.skip.push(q.to_owned());
-    }
-    let base = dirs
-        .as_ref()
-        .and_then(|d| d.get(DirKey::Base))
-        .map(|d| d.path.clone());
-    let session = connection::connect(&mut resolved)?;
-    // One more connection reads `~external` tables in parallel.
-    opts.connect = Some(resolved.options.clone());
-    Ok(Context {
-        session,
-        setup: Setup { stores, dirs },
-        opts,
-        base,
+    // Connects once now, so a password prompt (on a terminal) comes first.
+    drop(connection::connect(&mut resolved)?);
+    Ok(Connection {
+        options: resolved.options,
+        dj: resolved.dj,
+        env: DirEnv::capture(|k| std::env::var(k).ok()),
     })
 }
 
-fn quarantine_dir(
-    flag: Option<&Path>,
-    settings: &Settings,
-    base: Option<&Path>,
-) -> anyhow::Result<PathBuf> {
-    if let Some(q) = flag.or(settings.cleanup.quarantine.as_deref()) {
-        return Ok(std::path::absolute(q).unwrap_or_else(|_| q.to_owned()));
-    }
-    match base {
-        Some(b) => Ok(b.join("spyglass-admin-quarantine")),
-        None => Err(UserError::new("no quarantine directory")
-            .hint("pass --quarantine DIR or set [cleanup] quarantine in spyglass-admin.toml")
-            .into()),
-    }
-}
-
-fn base_from_env(global: &GlobalOpts) -> anyhow::Result<Option<PathBuf>> {
+/// The Spyglass base from the DataJoint config and the environment, without connecting.
+fn base_from_env() -> anyhow::Result<Option<PathBuf>> {
     let env = Environment::from_process();
     let mut files = Vec::new();
     let dj = connection::load_dj_config(&env, &mut files)?;
-    let custom = dj.map(|d| d.custom).unwrap_or_default();
-    let _ = global;
-    Ok(dirs::resolve(&custom, |k| std::env::var(k).ok())?
-        .and_then(|d| d.get(DirKey::Base).map(|b| b.path.clone())))
+    Ok(job::base_dir(
+        dj.as_ref(),
+        &DirEnv::capture(|k| std::env::var(k).ok()),
+    )?)
 }
 
 fn progress_on(global: &GlobalOpts) -> bool {
@@ -167,7 +86,7 @@ fn progress_on(global: &GlobalOpts) -> bool {
 
 /// `cleanup scan --json`. Fields are only ever added.
 #[derive(Debug, Serialize)]
-struct ScanReport {
+pub(crate) struct ScanReport {
     /// Every class, always present: {"count": N, "bytes": B}.
     classes: BTreeMap<&'static str, Tally>,
     /// Untracked things left alone because they are younger than min_age (or temp_age).
@@ -222,7 +141,7 @@ struct NotScanned {
 }
 
 #[derive(Debug, Serialize)]
-struct ItemReport {
+pub(crate) struct ItemReport {
     class: Class,
     root: String,
     path: Option<PathBuf>,
@@ -232,98 +151,73 @@ struct ItemReport {
     subject: scan::Subject,
 }
 
-fn empty_classes() -> BTreeMap<&'static str, Tally> {
-    Class::ALL
-        .into_iter()
-        .map(|c| (c.name(), Tally::default()))
-        .collect()
+fn by_name(m: &BTreeMap<Class, Tally>) -> BTreeMap<&'static str, Tally> {
+    m.iter().map(|(c, t)| (c.name(), *t)).collect()
 }
 
-fn report(s: &Scan, only: &[Class], list: bool, min_age: Duration) -> ScanReport {
-    let mut classes = empty_classes();
-    for (c, t) in s.tallies() {
-        classes.insert(c.name(), t);
-    }
-    let mut roots: Vec<RootReport> = s
-        .roots
-        .iter()
-        .map(|r| RootReport {
-            root: r.clone(),
-            classes: empty_classes(),
-        })
-        .collect();
-    let mut folders: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
-    for i in &s.items {
-        let t = roots[i.root].classes.entry(i.class.name()).or_default();
-        t.count += 1;
-        t.bytes += i.size;
-        let top = match i.rel.split_once('/') {
-            Some((f, _)) => f.to_owned(),
-            None => ".".to_owned(),
-        };
-        if i.path.is_some() {
-            let e = folders
-                .entry((s.roots[i.root].label.clone(), top))
-                .or_default();
-            e.0 += 1;
-            e.1 += i.size;
+impl ScanReport {
+    /// The wire form of a scan summary; `items` only with --list.
+    pub(crate) fn of(s: &ScanSummary, items: Option<Vec<ItemReport>>) -> ScanReport {
+        ScanReport {
+            classes: by_name(&s.classes),
+            young: s.young,
+            min_age_seconds: s.min_age.as_secs(),
+            roots: s
+                .roots
+                .iter()
+                .map(|(root, classes)| RootReport {
+                    root: root.clone(),
+                    classes: by_name(classes),
+                })
+                .collect(),
+            top_folders: s
+                .top_folders
+                .iter()
+                .map(|f| FolderReport {
+                    root: f.root.clone(),
+                    folder: f.folder.clone(),
+                    count: f.tally.count,
+                    bytes: f.tally.bytes,
+                })
+                .collect(),
+            symlinks_outside: s.symlinks_outside.clone(),
+            symlinks_to_tracked: s
+                .symlinks_to_tracked
+                .iter()
+                .map(|(link, target)| SymlinkReport {
+                    link: link.clone(),
+                    target: target.clone(),
+                })
+                .collect(),
+            dirs_not_scanned: s.dirs_not_scanned.clone(),
+            problems: s.problems.clone(),
+            not_scanned: s
+                .not_scanned
+                .iter()
+                .map(|(store, reason)| NotScanned {
+                    store: store.clone(),
+                    reason: reason.clone(),
+                })
+                .collect(),
+            items,
         }
     }
-    let young = s.young.iter().fold(Tally::default(), |mut t, i| {
-        t.count += 1;
-        t.bytes += i.size;
-        t
-    });
-    let items = list.then(|| {
-        s.items
-            .iter()
-            .filter(|i| only.is_empty() || only.contains(&i.class))
-            .map(|i| ItemReport {
-                class: i.class,
-                root: s.roots[i.root].label.clone(),
-                path: i.path.clone(),
-                rel: i.rel.clone(),
-                size: i.size,
-                reason: i.reason.clone(),
-                subject: i.subject.clone(),
-            })
-            .collect()
-    });
-    ScanReport {
-        classes,
-        young,
-        min_age_seconds: min_age.as_secs(),
-        roots,
-        top_folders: folders
-            .into_iter()
-            .map(|((root, folder), (count, bytes))| FolderReport {
-                root,
-                folder,
-                count,
-                bytes,
-            })
-            .collect(),
-        symlinks_outside: s.symlinks_outside.clone(),
-        symlinks_to_tracked: s
-            .symlinks_to_tracked
-            .iter()
-            .map(|(link, target)| SymlinkReport {
-                link: link.clone(),
-                target: target.clone(),
-            })
-            .collect(),
-        dirs_not_scanned: s.dirs_not_scanned.clone(),
-        problems: s.problems.clone(),
-        not_scanned: s
-            .not_scanned
-            .iter()
-            .map(|(store, reason)| NotScanned {
-                store: store.clone(),
-                reason: reason.clone(),
-            })
-            .collect(),
-        items,
-    }
+}
+
+fn items(s: &Scan, only: &[Class]) -> Vec<ItemReport> {
+    s.items
+        .iter()
+        .filter(|i| only.is_empty() || only.contains(&i.class))
+        .map(|i| ItemReport {
+            class: i.class,
+            root: s.roots[i.root].label.clone(),
+            path: i.path.clone(),
+            rel: i.rel.clone(),
+            size: i.size,
+            reason: i.reason.clone(),
+            subject: i.subject.clone(),
+        })
+        .collect()
 }
 
 fn render(r: &ScanReport) -> String {
@@ -431,14 +325,18 @@ fn do_scan(ctx: &mut Context, global: &GlobalOpts) -> anyhow::Result<Scan> {
     if progress_on(global) {
         eprintln!("scanning stores and directories ...");
     }
-    let s = scan::scan(&mut ctx.session, &ctx.setup, &ctx.opts)?;
-    // For profiling a scan of a real lab's stores.
+    let s = ctx.scan()?;
+    timings(&s);
+    Ok(s)
+}
+
+/// For profiling a scan of a real lab's stores.
+fn timings(s: &Scan) {
     if std::env::var_os("SPYGLASS_ADMIN_TIMINGS").is_some() {
         for (phase, at) in &s.timings {
             eprintln!("timing: {:>8.3} s  {phase}", at.as_secs_f64());
         }
     }
-    Ok(s)
 }
 
 fn scan_cmd(
@@ -447,15 +345,11 @@ fn scan_cmd(
     a: &CleanupScanOpts,
 ) -> anyhow::Result<ExitStatus> {
     let only = classes(&a.only)?;
-    let q = settings.cleanup.quarantine.clone();
-    let mut ctx = context(global, settings, a, q.as_deref())?;
-    if q.is_none() {
-        if let Some(b) = &ctx.base {
-            ctx.opts.skip.push(b.join("spyglass-admin-quarantine"));
-        }
-    }
+    let conn = connection(global)?;
+    let mut ctx = job::open_for_scan(settings, &conn, &overrides(a))?;
     let s = do_scan(&mut ctx, global)?;
-    let r = report(&s, &only, a.list, ctx.opts.min_age);
+    let sum = job::summarize(&s, &only, ctx.opts.min_age);
+    let r = ScanReport::of(&sum, a.list.then(|| items(&s, &only)));
     if global.json {
         output::print_json(&r)?;
     } else if a.list {
@@ -463,37 +357,20 @@ fn scan_cmd(
     } else {
         output::print_out(&render(&r))?;
     }
-    let findings = s
-        .items
-        .iter()
-        .any(|i| only.is_empty() || only.contains(&i.class))
-        || s.problems.iter().any(|p| p.guard.is_some())
-        || s.dirs_not_scanned.iter().any(|d| !d.located);
-    Ok(if findings {
+    Ok(if sum.findings {
         ExitStatus::Findings
     } else {
         ExitStatus::Success
     })
 }
 
-fn guard_hint(g: Guard) -> &'static str {
-    match g {
-        Guard::EmptyTrackedSet => "check that the DataJoint config points at the lab's database and the right directories; nothing tracked next to files usually means a test or new database against a production directory",
-        Guard::StoreNotConfigured => "add the store to stores in the DataJoint config (or narrow [cleanup] schemas); without its location its files cannot be protected",
-        Guard::MaxFraction => "look at `spyglass-admin cleanup scan --list`; if that much really should go, raise --max-fraction or use --only",
-        Guard::StoreDirMismatch => "make stores.<name>.location in the DataJoint config equal the Spyglass directory (custom.spyglass_dirs / SPYGLASS_<KEY>_DIR)",
-        Guard::QuarantinePlacement => "choose a --quarantine directory outside the stores but on the same file system (e.g. under the Spyglass base)",
-        _ => "see the README section on cleanup guards",
-    }
-}
-
-fn refused(e: CleanupError) -> anyhow::Error {
+fn refused(e: JobError) -> anyhow::Error {
     match e {
-        CleanupError::Refused { guard, detail } => UserError::new(format!(
+        JobError::Cleanup(CleanupError::Refused { guard, detail }) => UserError::new(format!(
             "cleanup refused by the {} guard, nothing was changed: {detail}",
             guard.name()
         ))
-        .hint(guard_hint(guard))
+        .hint(output::guard_hint(guard))
         .into(),
         other => other.into(),
     }
@@ -525,7 +402,7 @@ fn no_terminal(what: &str) -> anyhow::Error {
 
 /// `cleanup apply --json`. Fields are only ever added.
 #[derive(Debug, Serialize)]
-struct ApplyJson {
+pub(crate) struct ApplyJson {
     /// The quarantine run directory, or null for --delete / nothing done.
     run: Option<PathBuf>,
     /// What was acted on, per class (every class present).
@@ -542,17 +419,31 @@ struct ApplyJson {
     items: Option<Vec<apply::Outcome>>,
 }
 
+impl ApplyJson {
+    /// The wire form of an apply summary; every item only with --list.
+    pub(crate) fn of(a: &ApplySummary, list: bool) -> ApplyJson {
+        ApplyJson {
+            run: a.run.clone(),
+            done: by_name(&a.done),
+            skipped: a.skipped.clone(),
+            returned: a.returned.clone(),
+            window_ms: a.window_ms,
+            items: list.then(|| a.outcomes.clone()),
+        }
+    }
+}
+
 fn apply_cmd(
     global: &GlobalOpts,
     settings: &Settings,
     a: &crate::args::CleanupApplyArgs,
 ) -> anyhow::Result<ExitStatus> {
     let only = classes(&a.scan.only)?;
-    let base = base_from_env(global)?;
     let disposal = if a.delete {
         Disposal::Delete
     } else {
-        Disposal::Quarantine(quarantine_dir(
+        let base = base_from_env()?;
+        Disposal::Quarantine(job::quarantine_dir(
             a.quarantine.as_deref(),
             settings,
             base.as_deref(),
@@ -562,17 +453,9 @@ fn apply_cmd(
         Disposal::Quarantine(q) => Some(q.clone()),
         Disposal::Delete => None,
     };
-    let mut ctx = context(global, settings, &a.scan, qdir.as_deref())?;
-    let max_fraction = a
-        .max_fraction
-        .or(settings.cleanup.max_fraction)
-        .unwrap_or(0.5);
-    if !(0.0..=1.0).contains(&max_fraction) {
-        return Err(UserError::new(format!(
-            "--max-fraction {max_fraction} is not between 0 and 1"
-        ))
-        .into());
-    }
+    let max_fraction = job::max_fraction(a.max_fraction, settings)?;
+    let conn = connection(global)?;
+    let mut ctx = Context::open(settings, &conn, &overrides(&a.scan), qdir.as_deref())?;
     let opts = ApplyOptions {
         only: only.clone(),
         min_age: ctx.opts.min_age,
@@ -580,28 +463,24 @@ fn apply_cmd(
         max_fraction,
         include_rows: a.include_rows,
     };
-    let s = do_scan(&mut ctx, global)?;
-    let selected = apply::select(&s, &opts);
-    apply::check_guards(&s, &opts, &selected).map_err(refused)?;
-    if selected.is_empty() {
+    if progress_on(global) {
+        eprintln!("scanning stores and directories ...");
+    }
+    let prepared = job::prepare(&mut ctx, opts).map_err(refused)?;
+    timings(&prepared.scan);
+    if prepared.selected.is_empty() {
         if global.json {
-            output::print_json(&ApplyJson {
-                run: None,
-                done: empty_classes(),
-                skipped: vec![],
-                returned: vec![],
-                window_ms: 0.0,
-                items: a.scan.list.then(Vec::new),
-            })?;
+            output::print_json(&ApplyJson::of(&ApplySummary::nothing(), a.scan.list))?;
         } else {
             output::print_out("nothing to clean\n")?;
         }
         return Ok(ExitStatus::Success);
     }
-    let bytes: u64 = selected.iter().map(|&n| s.items[n].size).sum();
+    let s = &prepared.scan;
+    let bytes: u64 = prepared.selected.iter().map(|&n| s.items[n].size).sum();
     if !a.yes {
         let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-        for &n in &selected {
+        for &n in &prepared.selected {
             *counts.entry(s.items[n].class.name()).or_default() += 1;
         }
         let what = counts
@@ -635,31 +514,9 @@ fn apply_cmd(
             }
         }
     };
-    let rep = apply::apply(
-        &mut ctx.session,
-        &s,
-        &ctx.setup,
-        &opts,
-        &selected,
-        &mut progress,
-    )?;
-    let mut done = empty_classes();
-    for o in rep.done() {
-        let t = done.entry(o.class.name()).or_default();
-        t.count += 1;
-        t.bytes += o.size;
-    }
-    let skipped: Vec<apply::Outcome> = rep.skipped().cloned().collect();
-    let returned: Vec<apply::Outcome> = rep.returned().cloned().collect();
+    let rep = job::execute(&mut ctx, &prepared, &mut progress)?;
     if global.json {
-        output::print_json(&ApplyJson {
-            run: rep.run.clone(),
-            done,
-            skipped: skipped.clone(),
-            returned: returned.clone(),
-            window_ms: rep.window_ms,
-            items: a.scan.list.then(|| rep.outcomes.clone()),
-        })?;
+        output::print_json(&ApplyJson::of(&rep, a.scan.list))?;
     } else {
         let mut out = String::new();
         if a.scan.list {
@@ -667,8 +524,8 @@ fn apply_cmd(
                 let _ = writeln!(out, "{:<11} {:<15} {}", o.action, o.class.name(), o.what);
             }
         }
-        let n: u64 = done.values().map(|t| t.count).sum();
-        let b: u64 = done.values().map(|t| t.bytes).sum();
+        let n: u64 = rep.done.values().map(|t| t.count).sum();
+        let b: u64 = rep.done.values().map(|t| t.bytes).sum();
         match &rep.run {
             Some(r) => {
                 let _ = writeln!(
@@ -687,7 +544,7 @@ fn apply_cmd(
                 let _ = writeln!(out, "deleted {n} item(s), {}", output::human_bytes(b));
             }
         }
-        for o in &skipped {
+        for o in &rep.skipped {
             let _ = writeln!(
                 out,
                 "kept {} {}: {}",
@@ -696,7 +553,7 @@ fn apply_cmd(
                 o.reason.as_deref().unwrap_or("")
             );
         }
-        for o in &returned {
+        for o in &rep.returned {
             let _ = writeln!(
                 out,
                 "put back {} {} after {:.1} ms: {}",
@@ -708,24 +565,19 @@ fn apply_cmd(
         }
         output::print_out(&out)?;
     }
-    Ok(if skipped.is_empty() && returned.is_empty() {
-        ExitStatus::Success
-    } else {
+    Ok(if rep.findings() {
         ExitStatus::Findings
+    } else {
+        ExitStatus::Success
     })
 }
 
-fn resolve_run(
-    run: &Path,
-    flag: Option<&Path>,
-    settings: &Settings,
-    global: &GlobalOpts,
-) -> anyhow::Result<PathBuf> {
+fn resolve_run(run: &Path, flag: Option<&Path>, settings: &Settings) -> anyhow::Result<PathBuf> {
     if run.join("manifest.jsonl").is_file() {
         return Ok(run.to_owned());
     }
-    let base = base_from_env(global)?;
-    let q = quarantine_dir(flag, settings, base.as_deref())?;
+    let base = base_from_env()?;
+    let q = job::quarantine_dir(flag, settings, base.as_deref())?;
     let p = q.join(run);
     if p.join("manifest.jsonl").is_file() {
         return Ok(p);
@@ -752,7 +604,7 @@ fn restore_cmd(
     settings: &Settings,
     a: &crate::args::CleanupRestoreArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let dir = resolve_run(&a.run, a.quarantine.as_deref(), settings, global)?;
+    let dir = resolve_run(&a.run, a.quarantine.as_deref(), settings)?;
     let info = quarantine::read_run(&dir)?;
     if let Some(when) = &info.restored {
         return Err(UserError::new(format!(
@@ -825,9 +677,9 @@ fn purge_cmd(
     settings: &Settings,
     a: &crate::args::CleanupPurgeArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let older = duration(&a.older_than, "--older-than")?;
-    let base = base_from_env(global)?;
-    let q = quarantine_dir(a.quarantine.as_deref(), settings, base.as_deref())?;
+    let older = a.older_than.0;
+    let base = base_from_env()?;
+    let q = job::quarantine_dir(a.quarantine.as_deref(), settings, base.as_deref())?;
     let now = SystemTime::now();
     let runs = quarantine::purgeable(&q, older, now)?;
     if !runs.is_empty() && !a.yes {

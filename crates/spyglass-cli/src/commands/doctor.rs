@@ -216,10 +216,11 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
 
     let database_bytes: u64 = session
         .conn()
-        .query_first(
+        .query_first(format!(
             "SELECT CAST(COALESCE(SUM(data_length + index_length), 0) AS UNSIGNED) FROM information_schema.TABLES \
-             WHERE table_schema NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
-        )
+             WHERE table_schema NOT IN {}",
+            spyglass_db::schemas::system_schemas_sql()
+        ))
         .map_err(|e| spyglass_db::DbError::query("measuring the database size", e))?
         .unwrap_or(0);
 

@@ -8,10 +8,12 @@ use std::time::Duration;
 use serde::Serialize;
 use spyglass_backup::pack;
 use spyglass_backup::prune::{self, PruneReport};
-use spyglass_backup::retention::{Policy, Reason};
+use spyglass_backup::retention::Policy;
 use spyglass_backup::ship::{
-    self, ShipError, ShipOptions, ShipReport, SshOptions, Target, Transport,
+    self, ShipOptions, ShipReport, SshOptions, Target, Transport,
 };
+use spyglass_jobs::lifecycle::{self, KeepOverrides};
+use spyglass_jobs::nightly;
 
 use crate::args::{GlobalOpts, KeepOpts, PackArgs, PruneArgs, ShipArgs, TransportArg, UnpackArgs};
 use crate::output::human_bytes as human;
@@ -20,25 +22,18 @@ use crate::progress::Bar;
 use crate::settings::{self, Settings};
 
 /// The retention policy: flags first, then `[backup] keep_*`.
-pub(crate) fn policy(keep: &KeepOpts, s: &Settings) -> anyhow::Result<Policy> {
-    let b = &s.backup;
-    let within = match keep.keep_within.as_deref().or(b.keep_within.as_deref()) {
-        None => 0,
-        Some(v) => humantime::parse_duration(v)
-            .map_err(|e| {
-                UserError::new(format!("keep_within '{v}' is not a duration: {e}"))
-                    .hint("write it like 10d, 36h or 2weeks")
-            })?
-            .as_secs(),
-    };
-    Ok(Policy {
-        keep_last: keep.keep_last.or(b.keep_last).unwrap_or(0),
-        keep_daily: keep.keep_daily.or(b.keep_daily).unwrap_or(0),
-        keep_weekly: keep.keep_weekly.or(b.keep_weekly).unwrap_or(0),
-        keep_monthly: keep.keep_monthly.or(b.keep_monthly).unwrap_or(0),
-        keep_yearly: keep.keep_yearly.or(b.keep_yearly).unwrap_or(0),
-        keep_within: within,
-    })
+pub(crate) fn policy(keep: &KeepOpts, s: &Settings) -> Policy {
+    lifecycle::policy(
+        &KeepOverrides {
+            keep_last: keep.keep_last,
+            keep_daily: keep.keep_daily,
+            keep_weekly: keep.keep_weekly,
+            keep_monthly: keep.keep_monthly,
+            keep_yearly: keep.keep_yearly,
+            keep_within: keep.keep_within,
+        },
+        &s.backup,
+    )
 }
 
 fn no_policy() -> anyhow::Error {
@@ -47,41 +42,12 @@ fn no_policy() -> anyhow::Error {
         .into()
 }
 
-/// ssh settings: flags first, then `[backup]`.
-pub(crate) fn ssh_options(
-    identity: Option<&PathBuf>,
-    config: Option<&PathBuf>,
-    s: &Settings,
-) -> SshOptions {
-    SshOptions {
-        identity: identity.cloned().or_else(|| s.backup.identity.clone()),
-        config: config.cloned().or_else(|| s.backup.ssh_config.clone()),
-        connect_timeout: 15,
-    }
-}
-
-/// Parses a ship target into a user error with a hint.
-pub(crate) fn target(s: &str) -> anyhow::Result<Target> {
-    Target::parse(s).map_err(|e| UserError::new(e.to_string()).hint("targets look like ssh://backup@nas.lab:22/srv/mysql-backups or /mnt/nas/mysql-backups").into())
-}
-
-/// A ship error with the advice that fits it.
-pub(crate) fn ship_error(e: ShipError) -> anyhow::Error {
-    let hint = match &e {
-        ShipError::Unreachable { .. } => "is the host up and sshd listening on that port? Try: ssh -p PORT user@host true",
-        ShipError::AuthFailed { .. } => "check --identity (or [backup] identity) and that its public key is in the remote account's ~/.ssh/authorized_keys",
-        ShipError::HostKey { .. } => "connect once by hand (ssh -p PORT user@host) to check and accept the host key; ship never accepts one by itself",
-        ShipError::DiskFull { .. } => "free space on the target (backup prune ssh://... with a policy) and ship again; the transfer resumes",
-        ShipError::Mismatch { .. } => "the target stores different bytes than were sent: check its disk; the partial copy was left there and the local set kept",
-        ShipError::TargetDamaged { .. } => "ship again with --repair to send the damaged files again, after checking the target's disk",
-        ShipError::BadTarget { .. } => "targets look like ssh://backup@nas.lab:22/srv/mysql-backups or /mnt/nas/mysql-backups",
-        _ => "",
-    };
-    if hint.is_empty() {
-        anyhow::Error::new(e)
-    } else {
-        UserError::new(e.to_string()).hint(hint).into()
-    }
+fn ssh_options(identity: Option<&PathBuf>, config: Option<&PathBuf>, s: &Settings) -> SshOptions {
+    lifecycle::ssh_options(
+        identity.map(|p| p.as_path()),
+        config.map(|p| p.as_path()),
+        s,
+    )
 }
 
 /// Human lines for a prune report.
@@ -105,7 +71,7 @@ pub(crate) fn render_prune(r: &PruneReport) -> String {
             (false, false) if r.removed.contains(&d.name) => "remove",
             (false, false) => "FAILED",
         };
-        let reasons: Vec<String> = d.reasons.iter().map(Reason::to_string).collect();
+        let reasons: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
         let _ = writeln!(s, "  {verb:<12} {:<40} {}", d.name, reasons.join("; "));
     }
     for (name, why) in &r.failed {
@@ -127,7 +93,7 @@ pub(crate) fn render_prune(r: &PruneReport) -> String {
 
 /// Exit status of a prune: 1 when something could not be removed or a set looks corrupt.
 pub(crate) fn prune_status(r: &PruneReport) -> ExitStatus {
-    if !r.failed.is_empty() || r.sets.iter().any(|d| d.reasons.contains(&Reason::Corrupt)) {
+    if lifecycle::prune_has_findings(r) {
         ExitStatus::Findings
     } else {
         ExitStatus::Success
@@ -136,7 +102,7 @@ pub(crate) fn prune_status(r: &PruneReport) -> ExitStatus {
 
 pub fn prune(global: &GlobalOpts, a: &PruneArgs) -> anyhow::Result<ExitStatus> {
     let s = settings::load(global.config.as_deref())?;
-    let policy = policy(&a.keep, &s)?;
+    let policy = policy(&a.keep, &s);
     if policy.is_empty() {
         return Err(no_policy());
     }
@@ -154,15 +120,14 @@ pub fn prune(global: &GlobalOpts, a: &PruneArgs) -> anyhow::Result<ExitStatus> {
     };
     let now = spyglass_backup::names::now_unix();
     let report = if dest.starts_with("ssh://") {
-        let t = target(&dest)?;
+        let t = Target::parse(&dest)?;
         prune::prune_target(
             &t,
             &ssh_options(a.identity.as_ref(), a.ssh_config.as_ref(), &s),
             &policy,
             now,
             a.dry_run,
-        )
-        .map_err(ship_error)?
+        )?
     } else {
         let p = Path::new(&dest);
         if !p.is_dir() {
@@ -197,34 +162,6 @@ struct ShipJson<'a> {
     prune: Option<&'a PruneReport>,
 }
 
-pub(crate) fn human_ship(r: &ShipReport) -> String {
-    if r.already_there {
-        format!(
-            "{}: a verified copy is already at {} ({} files, {})",
-            r.set,
-            r.target,
-            r.files,
-            human(r.bytes)
-        )
-    } else {
-        format!(
-            "{} -> {}: {} files, {}, sent by {}, verified by {}{} in {:.1}s",
-            r.set,
-            r.target,
-            r.files,
-            human(r.bytes),
-            r.transport,
-            r.verified_by,
-            if r.resent.is_empty() {
-                String::new()
-            } else {
-                format!(" ({} file(s) sent again after a mismatch)", r.resent.len())
-            },
-            r.seconds
-        )
-    }
-}
-
 pub fn ship(global: &GlobalOpts, a: &ShipArgs) -> anyhow::Result<ExitStatus> {
     let s = settings::load(global.config.as_deref())?;
     let to = a
@@ -235,8 +172,8 @@ pub fn ship(global: &GlobalOpts, a: &ShipArgs) -> anyhow::Result<ExitStatus> {
             UserError::new("no ship target given")
                 .hint("pass --to ssh://user@host/path (or a directory), or set [backup] ship_to")
         })?;
-    let t = target(&to)?;
-    let policy = policy(&KeepOpts::default(), &s)?;
+    let t = Target::parse(&to)?;
+    let policy = policy(&KeepOpts::default(), &s);
     if a.prune && policy.is_empty() {
         return Err(no_policy());
     }
@@ -250,7 +187,7 @@ pub fn ship(global: &GlobalOpts, a: &ShipArgs) -> anyhow::Result<ExitStatus> {
             && !global.quiet
             && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
-    let report = ship::ship(&a.set, &t, &opts).map_err(ship_error)?;
+    let report = ship::ship(&a.set, &t, &opts)?;
     let mut removed = false;
     if a.remove_source {
         std::fs::remove_dir_all(&a.set).map_err(|e| {
@@ -262,16 +199,13 @@ pub fn ship(global: &GlobalOpts, a: &ShipArgs) -> anyhow::Result<ExitStatus> {
         removed = true;
     }
     let pruned = if a.prune {
-        Some(
-            prune::prune_target(
-                &t,
-                &opts.ssh,
-                &policy,
-                spyglass_backup::names::now_unix(),
-                false,
-            )
-            .map_err(ship_error)?,
-        )
+        Some(prune::prune_target(
+            &t,
+            &opts.ssh,
+            &policy,
+            spyglass_backup::names::now_unix(),
+            false,
+        )?)
     } else {
         None
     };
@@ -282,7 +216,7 @@ pub fn ship(global: &GlobalOpts, a: &ShipArgs) -> anyhow::Result<ExitStatus> {
             prune: pruned.as_ref(),
         })?;
     } else {
-        let mut out = human_ship(&report);
+        let mut out = nightly::ship_line(&report);
         out.push('\n');
         if removed {
             let _ = writeln!(out, "removed the local set {}", a.set.display());

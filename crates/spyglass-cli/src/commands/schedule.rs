@@ -7,16 +7,9 @@ use crate::args::{GlobalOpts, ScheduleArgs};
 use crate::output::{self, ExitStatus, UserError};
 use crate::settings;
 
-/// Single-quotes a path for a shell line when it needs it.
+/// Quotes a path for a shell line when it needs it.
 fn sh(p: &Path) -> String {
-    let s = p.display().to_string();
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%".contains(c))
-    {
-        s
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
+    spyglass_db::quote::shell(&p.display().to_string())
 }
 
 /// Quotes a path for a systemd unit line (systemd.syntax(7) double-quote rules).

@@ -3,7 +3,6 @@
 
 mod report;
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal};
 
@@ -87,34 +86,9 @@ fn backup_features() -> plan::BackupFeatures {
     plan::BackupFeatures::default()
 }
 
-/// Maps the library's input errors to user errors with a hint.
+/// A library input error; its hint is chosen in `output::hint_for`.
 fn lib_error(e: spyglass_privileges::Error) -> anyhow::Error {
-    use spyglass_privileges::Error as E;
-    match &e {
-        E::Invalid { .. } => UserError::new(e.to_string())
-            .hint("nothing was changed; correct the value and run again")
-            .into(),
-        E::RoleMissing { role } => UserError::new(e.to_string())
-            .hint(format!("create the roles first: spyglass-admin users roles init (creates {role})"))
-            .into(),
-        E::SelfHarm { .. } => UserError::new(e.to_string())
-            .hint("nothing was changed; run it as another admin account, or leave this account out")
-            .into(),
-        E::AccountExists { account, .. } => UserError::new(e.to_string())
-            .hint(format!(
-                "nothing was changed; to change its role run: spyglass-admin users set-role {} ROLE",
-                if account.host == "%" {
-                    account.user.clone()
-                } else {
-                    format!("{}@{}", account.user, account.host)
-                }
-            ))
-            .into(),
-        E::NoSuchAccount { .. } => UserError::new(e.to_string())
-            .hint("spyglass-admin users list shows the accounts; create one with users add NAME --role ROLE")
-            .into(),
-        _ => e.into(),
-    }
+    e.into()
 }
 
 /// A connection and what the commands need from it.
@@ -125,40 +99,6 @@ struct Ctx {
     live: LiveState,
     /// The executing account, `CURRENT_USER()`.
     me: Option<Account>,
-}
-
-fn schema_all(flavor: Flavor) -> BTreeSet<String> {
-    spyglass_privileges::model::SCHEMA_PRIVILEGES
-        .iter()
-        .filter(|p| flavor == Flavor::Mariadb || **p != "DELETE HISTORY")
-        .map(|s| s.to_string())
-        .collect()
-}
-
-/// The server `users sql --flavor F` plans against: no accounts, and the
-/// roles as `roles init` leaves them (so `sql roles init` prints everything,
-/// and `sql add` prints what adding a user to a set-up server runs).
-fn offline_state(policy: &Policy, flavor: Flavor) -> LiveState {
-    let mut live = LiveState {
-        schema_all: schema_all(flavor),
-        ..LiveState::default()
-    };
-    for role in &policy.roles {
-        live.roles.insert(role.name.clone());
-        let (schema, global) =
-            plan::split_for_flavor(policy.role_grants(role, &BTreeSet::new()), flavor);
-        live.role_schema.insert(
-            role.name.clone(),
-            schema
-                .into_iter()
-                .map(|(p, s)| (p.stored(), s.expand(&live.schema_all)))
-                .collect(),
-        );
-        if !global.is_empty() {
-            live.role_global.insert(role.name.clone(), global);
-        }
-    }
-    live
 }
 
 fn connect(global: &GlobalOpts) -> anyhow::Result<(Resolved, Session)> {
@@ -185,7 +125,7 @@ impl Ctx {
                 resolved: None,
                 session: None,
                 flavor,
-                live: offline_state(policy, flavor),
+                live: plan::offline_state(policy, flavor),
                 me: None,
             });
         }
@@ -204,19 +144,9 @@ impl Ctx {
     /// Offline (`users sql --flavor F lock NAME`), NAME is taken to exist.
     fn assume_offline(&mut self, account: &Account, mode: Mode) {
         if let Mode::Print(Some(_)) = mode {
-            self.live.accounts.insert(
-                account.clone(),
-                live::LiveAccount {
-                    account: account.clone(),
-                    locked: false,
-                    password_expired: false,
-                    password_last_changed: None,
-                    has_password: true,
-                    plugin: String::new(),
-                    failed_login_attempts: 0,
-                    global: BTreeSet::new(),
-                },
-            );
+            self.live
+                .accounts
+                .insert(account.clone(), live::LiveAccount::assumed(account));
         }
     }
 
@@ -411,7 +341,7 @@ fn dispatch(
                     if let Mode::Print(Some(f)) = mode {
                         // Offline: everything roles init does on a fresh server.
                         ctx.live = LiveState {
-                            schema_all: schema_all(f),
+                            schema_all: plan::schema_all(f),
                             ..LiveState::default()
                         };
                     }

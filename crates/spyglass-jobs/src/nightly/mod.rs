@@ -1,0 +1,941 @@
+//! The nightly job: back up, verify, ship, prune here and there, and scan
+//! (or clean up) the lab's files, in one run for cron.
+//!
+//! [`NightlyPlan::from_settings`] reads and checks every setting before
+//! anything runs, so a typo fails at once; [`lock`] makes sure only one run
+//! works on a destination; [`run`] runs every step the rules in
+//! [`schedule`] allow and returns a [`NightlySummary`], typed per step
+//! ([`StepDetail`]). The caller renders the summary, stores it with
+//! [`write_summary`] and passes it to [`notify`].
+
+pub mod schedule;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use spyglass_backup::compress::Compression;
+use spyglass_backup::dump::{self, DumpOptions, DumpSummary};
+use spyglass_backup::lock::{Lock, LockError};
+use spyglass_backup::names;
+use spyglass_backup::progress::Progress;
+use spyglass_backup::retention::Policy;
+use spyglass_backup::prune::{self, PruneReport};
+use spyglass_backup::ship::{self, ShipOptions, ShipReport, Target, Transport};
+use spyglass_backup::verify::{self, VerifyReport};
+
+pub use schedule::{Decision, Shape, SkipReason, Step, StepStatus};
+
+use crate::cleanup::{self, ApplySummary, Connection, ScanOverrides, ScanSummary};
+use crate::lifecycle::{self, KeepOverrides};
+use crate::settings::{CleanupMode, CompressMethod, NotifyOn, Settings};
+use crate::{human_bytes, JobError};
+
+/// The lock file inside the backup destination.
+pub const LOCK_FILE: &str = ".spyglass-nightly.lock";
+/// The last run's summary inside the backup destination.
+pub const SUMMARY_FILE: &str = "spyglass-nightly.json";
+/// One summary per line, every run, inside the backup destination.
+pub const LOG_FILE: &str = "spyglass-nightly.log";
+/// How long `notify_command` may run before it is stopped.
+pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(120);
+/// The set name prefix when `[backup] label` is not set.
+pub const DEFAULT_LABEL: &str = "nightly";
+
+/// `notify_command` and when it runs.
+#[derive(Debug, Clone)]
+pub struct Notify {
+    /// Run with `sh -c`; gets the summary on stdin.
+    pub command: String,
+    /// The least severe result that runs it.
+    pub on: NotifyOn,
+}
+
+/// Everything one nightly run does, checked.
+#[derive(Debug)]
+pub struct NightlyPlan {
+    /// Where sets are written (and the lock, summary and log).
+    pub dest: PathBuf,
+    /// Set name prefix.
+    pub label: String,
+    /// Backup worker connections.
+    pub threads: usize,
+    /// Compression of the set's files.
+    pub compression: Compression,
+    /// Schemas to back up (globs; empty = all).
+    pub schemas: Vec<String>,
+    /// Schemas left out (globs).
+    pub exclude: Vec<String>,
+    /// Retention, here and on the target.
+    pub policy: Policy,
+    /// Where the set is shipped.
+    pub target: Option<Target>,
+    /// How.
+    pub ship: ShipOptions,
+    /// Skip shipping in this run.
+    pub no_ship: bool,
+    /// Delete the local set once its shipped copy verified.
+    pub remove_after_ship: bool,
+    /// Apply the policy on the target too.
+    pub prune_remote: bool,
+    /// The cleanup step.
+    pub cleanup: CleanupMode,
+    /// Run after the summary is written.
+    pub notify: Option<Notify>,
+    /// The settings (the cleanup step reads `[cleanup]`; the summary names the file).
+    pub settings: Settings,
+    /// The database, or why it could not be resolved (the backup and cleanup
+    /// steps then fail with that message, the others still run).
+    pub connection: Result<Connection, String>,
+    /// Set it (from a signal handler) to stop the backup cleanly.
+    pub interrupt: Arc<AtomicBool>,
+}
+
+impl NightlyPlan {
+    /// Reads and checks every setting. The connection is not resolved yet
+    /// (set [`NightlyPlan::connection`] before [`run`]).
+    pub fn from_settings(settings: Settings) -> Result<NightlyPlan, JobError> {
+        let dest = settings
+            .backup
+            .destination
+            .clone()
+            .ok_or(JobError::Missing {
+                job: "nightly",
+                section: "backup",
+                key: "destination",
+            })?;
+        let n = &settings.nightly;
+        let compression = n
+            .compress
+            .unwrap_or(CompressMethod::Gzip)
+            .with_level(n.level)
+            .map_err(|message| JobError::Invalid {
+                section: "nightly",
+                key: "level",
+                message,
+            })?;
+        let label = settings
+            .backup
+            .label
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LABEL.into());
+        if label.is_empty() || label.contains('/') || label.starts_with('.') {
+            return Err(JobError::Invalid {
+                section: "backup",
+                key: "label",
+                message: format!("'{label}' is not usable in a directory name"),
+            });
+        }
+        let target = settings
+            .backup
+            .ship_to
+            .as_deref()
+            .map(Target::parse)
+            .transpose()?;
+        Ok(NightlyPlan {
+            label,
+            threads: n
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .max(1),
+            compression,
+            schemas: n.schemas.clone(),
+            exclude: n.exclude.clone(),
+            policy: lifecycle::policy(&KeepOverrides::default(), &settings.backup),
+            target,
+            ship: ShipOptions {
+                ssh: lifecycle::ssh_options(None, None, &settings),
+                transport: Transport::Auto,
+                bwlimit_kib: settings.backup.bwlimit_kib.unwrap_or(0),
+                ..ShipOptions::default()
+            },
+            no_ship: false,
+            remove_after_ship: n.remove_after_ship.unwrap_or(false),
+            prune_remote: n.prune_remote.unwrap_or(true),
+            cleanup: n.cleanup.unwrap_or_default(),
+            notify: n
+                .notify_command
+                .clone()
+                .filter(|c| !c.trim().is_empty())
+                .map(|command| Notify {
+                    command,
+                    on: n.notify_on.unwrap_or_default(),
+                }),
+            connection: Err("the connection was not resolved".into()),
+            interrupt: Arc::new(AtomicBool::new(false)),
+            dest,
+            settings,
+        })
+    }
+
+    /// What the step rules need to know.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            ship_to: self.target.is_some(),
+            no_ship: self.no_ship,
+            policy: !self.policy.is_empty(),
+            prune_remote: self.prune_remote,
+            cleanup: self.cleanup,
+        }
+    }
+}
+
+/// The held lock of a run; released on drop.
+#[derive(Debug)]
+pub struct NightlyLock {
+    lock: Lock,
+}
+
+impl NightlyLock {
+    /// The pid of a dead run whose lock was recovered.
+    pub fn recovered_from(&self) -> Option<u32> {
+        self.lock.recovered_from
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        self.lock.path()
+    }
+}
+
+/// Creates the destination and takes its lock without waiting.
+pub fn lock(plan: &NightlyPlan) -> Result<NightlyLock, JobError> {
+    std::fs::create_dir_all(&plan.dest).map_err(|source| JobError::Destination {
+        path: plan.dest.clone(),
+        source,
+    })?;
+    let path = plan.dest.join(LOCK_FILE);
+    match Lock::acquire(&path) {
+        Ok(lock) => Ok(NightlyLock { lock }),
+        Err(LockError::Held { pid, since, .. }) => Err(JobError::Busy {
+            lock: path,
+            pid,
+            since,
+        }),
+        Err(e) => Err(JobError::Lock(e)),
+    }
+}
+
+/// What the backup step wrote.
+#[derive(Debug, Clone)]
+pub struct BackupDetail {
+    /// The set.
+    pub path: PathBuf,
+    /// Schemas in it.
+    pub schemas: usize,
+    /// Tables.
+    pub tables: usize,
+    /// Files.
+    pub files: usize,
+    /// Rows.
+    pub rows: u64,
+    /// Uncompressed bytes.
+    pub raw_bytes: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// The engine's notes: standing facts of the server (a MyISAM table, no
+    /// privilege for the global lock), shown but not a warning.
+    pub notes: Vec<String>,
+    /// Why the set is not what was asked for (the dump's findings): a warning.
+    pub findings: Vec<String>,
+}
+
+impl BackupDetail {
+    /// The detail of a finished dump.
+    pub fn of(sum: &DumpSummary) -> BackupDetail {
+        let m = &sum.manifest;
+        BackupDetail {
+            path: sum.path.clone(),
+            schemas: m.schemas.len(),
+            tables: m.tables.len(),
+            files: m.files.len(),
+            rows: m.tables.iter().map(|t| t.rows).sum(),
+            raw_bytes: m.total_raw_bytes(),
+            bytes: m.total_bytes(),
+            notes: m.notes.clone(),
+            findings: sum.findings.clone(),
+        }
+    }
+
+    /// The step's status and line: a warning when the dump has findings.
+    pub fn outcome(&self) -> (StepStatus, String) {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut msg = format!(
+            "{name}: {} schemas, {} tables, {} on disk",
+            self.schemas,
+            self.tables,
+            human_bytes(self.bytes)
+        );
+        for f in &self.findings {
+            msg.push_str(&format!("; warning: {f}"));
+        }
+        // A finding is usually also a note; say it once.
+        for n in self.notes.iter().filter(|n| !self.findings.contains(n)) {
+            msg.push_str(&format!("; note: {n}"));
+        }
+        let status = if self.findings.is_empty() {
+            StepStatus::Ok
+        } else {
+            StepStatus::Warning
+        };
+        (status, msg)
+    }
+}
+
+/// The nightly cleanup step's detail.
+#[derive(Debug, Clone)]
+pub enum CleanupDetail {
+    /// `[nightly] cleanup = "scan"`.
+    Scan(Box<ScanSummary>),
+    /// `[nightly] cleanup = "apply"`.
+    Apply(Box<ApplySummary>),
+}
+
+/// What a step produced, by step.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum StepDetail {
+    /// Skipped, or failed before producing anything.
+    None,
+    /// The new set.
+    Backup(BackupDetail),
+    /// The set's verification.
+    Verify(VerifyReport),
+    /// The shipped copy.
+    Ship(ShipReport),
+    /// A prune, here or on the target.
+    Prune(PruneReport),
+    /// The cleanup scan or apply.
+    Cleanup(CleanupDetail),
+}
+
+/// One step of the summary.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// Which.
+    pub step: Step,
+    /// How it ended.
+    pub status: StepStatus,
+    /// How long it took.
+    pub seconds: f64,
+    /// One line for people.
+    pub message: String,
+    /// What it produced.
+    pub detail: StepDetail,
+}
+
+/// The result of a whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overall {
+    /// Every step did its job.
+    Ok,
+    /// Something to look at.
+    Warnings,
+    /// A step failed.
+    Failed,
+}
+
+impl Overall {
+    /// `ok`, `warnings`, `failed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Overall::Ok => "ok",
+            Overall::Warnings => "warnings",
+            Overall::Failed => "failed",
+        }
+    }
+
+    /// The process exit code it maps to: 0, 1, 2.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Overall::Ok => 0,
+            Overall::Warnings => 1,
+            Overall::Failed => 2,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct NightlySummary {
+    /// This machine's host name ("" when unknown).
+    pub host: String,
+    /// Unix seconds.
+    pub started: i64,
+    /// Unix seconds.
+    pub finished: i64,
+    /// Wall time.
+    pub seconds: f64,
+    /// The settings file.
+    pub config: Option<PathBuf>,
+    /// The backup destination.
+    pub destination: PathBuf,
+    /// The set this run wrote, if any.
+    pub set: Option<PathBuf>,
+    /// A dead run's pid found in the lock file.
+    pub lock_recovered_from: Option<u32>,
+    /// Every step, in order.
+    pub steps: Vec<StepReport>,
+}
+
+impl NightlySummary {
+    /// The worst step decides.
+    pub fn overall(&self) -> Overall {
+        self.steps
+            .iter()
+            .fold(Overall::Ok, |acc, s| match (acc, s.status) {
+                (Overall::Failed, _) | (_, StepStatus::Failed) => Overall::Failed,
+                (Overall::Warnings, _) | (_, StepStatus::Warning) => Overall::Warnings,
+                _ => Overall::Ok,
+            })
+    }
+}
+
+/// An error and its causes on one line, `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    s
+}
+
+fn report(
+    step: Step,
+    t: Instant,
+    status: StepStatus,
+    message: String,
+    detail: StepDetail,
+) -> StepReport {
+    StepReport {
+        step,
+        status,
+        seconds: t.elapsed().as_secs_f64(),
+        message,
+        detail,
+    }
+}
+
+fn failed(step: Step, t: Instant, message: String) -> StepReport {
+    report(step, t, StepStatus::Failed, message, StepDetail::None)
+}
+
+/// Runs every step the rules allow. A failing step is recorded in the
+/// summary, never returned as an error; the steps that depend on it are
+/// skipped and the others still run.
+pub fn run(plan: &NightlyPlan, lock: &NightlyLock, progress: &dyn Progress) -> NightlySummary {
+    let started_unix = names::now_unix();
+    let started = Instant::now();
+    let shape = plan.shape();
+    let mut done = schedule::Outcomes::default();
+    let mut steps = Vec::new();
+    let mut set: Option<PathBuf> = None;
+    for step in Step::ALL {
+        let r = match schedule::next(step, &shape, &done) {
+            Decision::Skip(why) => StepReport {
+                step,
+                status: why.status(),
+                seconds: 0.0,
+                message: why.to_string(),
+                detail: StepDetail::None,
+            },
+            Decision::Run => match step {
+                Step::Backup => backup_step(plan, progress, &mut set),
+                Step::Verify => verify_step(set.as_deref(), progress),
+                Step::Ship => ship_step(plan, set.as_deref()),
+                Step::Prune => prune_step(plan),
+                Step::PruneRemote => prune_remote_step(plan),
+                Step::Cleanup => cleanup_step(plan),
+            },
+        };
+        done.set(step, r.status);
+        steps.push(r);
+    }
+    NightlySummary {
+        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default(),
+        started: started_unix,
+        finished: names::now_unix(),
+        seconds: started.elapsed().as_secs_f64(),
+        config: plan.settings.path.clone(),
+        destination: plan.dest.clone(),
+        set,
+        lock_recovered_from: lock.recovered_from(),
+        steps,
+    }
+}
+
+fn backup_step(
+    plan: &NightlyPlan,
+    progress: &dyn Progress,
+    set: &mut Option<PathBuf>,
+) -> StepReport {
+    let t = Instant::now();
+    let conn = match &plan.connection {
+        Ok(c) => c,
+        Err(why) => return failed(Step::Backup, t, why.clone()),
+    };
+    let mut o = DumpOptions::new(plan.dest.clone());
+    o.label = plan.label.clone();
+    o.threads = plan.threads;
+    o.compression = plan.compression;
+    o.schemas = plan.schemas.clone();
+    o.exclude = plan.exclude.clone();
+    o.interrupt = Arc::clone(&plan.interrupt);
+    match dump::run(&conn.options, &o, progress) {
+        Ok(sum) => {
+            let d = BackupDetail::of(&sum);
+            let (status, msg) = d.outcome();
+            *set = Some(sum.path);
+            report(Step::Backup, t, status, msg, StepDetail::Backup(d))
+        }
+        Err(e) => failed(Step::Backup, t, chain(&e)),
+    }
+}
+
+fn verify_step(set: Option<&Path>, progress: &dyn Progress) -> StepReport {
+    let t = Instant::now();
+    let Some(path) = set else {
+        return failed(Step::Verify, t, SkipReason::NoSet.to_string());
+    };
+    match verify::verify(path, progress) {
+        Ok(r) => {
+            let (status, msg) = match r.problems.first() {
+                None => (
+                    StepStatus::Ok,
+                    format!(
+                        "{} files, {} read, every sha256 and stream good",
+                        r.files,
+                        human_bytes(r.bytes)
+                    ),
+                ),
+                Some(first) => (
+                    StepStatus::Failed,
+                    format!(
+                        "{} problem(s), first: {}: {}",
+                        r.problems.len(),
+                        first.path.display(),
+                        first.detail
+                    ),
+                ),
+            };
+            report(Step::Verify, t, status, msg, StepDetail::Verify(r))
+        }
+        Err(e) => failed(Step::Verify, t, e.to_string()),
+    }
+}
+
+/// One line for a ship report.
+pub fn ship_line(r: &ShipReport) -> String {
+    if r.already_there {
+        format!(
+            "{}: a verified copy is already at {} ({} files, {})",
+            r.set,
+            r.target,
+            r.files,
+            human_bytes(r.bytes)
+        )
+    } else {
+        format!(
+            "{} -> {}: {} files, {}, sent by {}, verified by {}{} in {:.1}s",
+            r.set,
+            r.target,
+            r.files,
+            human_bytes(r.bytes),
+            r.transport,
+            r.verified_by,
+            if r.resent.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} file(s) sent again after a mismatch)", r.resent.len())
+            },
+            r.seconds
+        )
+    }
+}
+
+fn ship_step(plan: &NightlyPlan, set: Option<&Path>) -> StepReport {
+    let t = Instant::now();
+    let (Some(target), Some(path)) = (&plan.target, set) else {
+        return failed(Step::Ship, t, SkipReason::NoSet.to_string());
+    };
+    match ship::ship(path, target, &plan.ship) {
+        Ok(r) => {
+            let mut msg = ship_line(&r);
+            let mut status = StepStatus::Ok;
+            if plan.remove_after_ship {
+                match std::fs::remove_dir_all(path) {
+                    Ok(()) => msg.push_str("; local set removed"),
+                    Err(e) => {
+                        status = StepStatus::Warning;
+                        msg.push_str(&format!("; removing the local set failed: {e}"));
+                    }
+                }
+            }
+            report(Step::Ship, t, status, msg, StepDetail::Ship(r))
+        }
+        Err(e) => failed(Step::Ship, t, format!("{e} (the local set is kept)")),
+    }
+}
+
+fn prune_status(r: &PruneReport) -> StepStatus {
+    if lifecycle::prune_has_findings(r) {
+        StepStatus::Warning
+    } else {
+        StepStatus::Ok
+    }
+}
+
+fn prune_step(plan: &NightlyPlan) -> StepReport {
+    let t = Instant::now();
+    match prune::prune_local(&plan.dest, &plan.policy, names::now_unix(), false) {
+        Ok(r) => {
+            let kept = r.sets.iter().filter(|d| d.keep).count();
+            let mut msg = format!(
+                "{}: kept {kept}, removed {} (policy: {})",
+                plan.dest.display(),
+                r.removed.len(),
+                plan.policy.describe()
+            );
+            for (n, why) in &r.failed {
+                msg.push_str(&format!("; could not remove {n}: {why}"));
+            }
+            report(Step::Prune, t, prune_status(&r), msg, StepDetail::Prune(r))
+        }
+        Err(e) => failed(Step::Prune, t, e.to_string()),
+    }
+}
+
+fn prune_remote_step(plan: &NightlyPlan) -> StepReport {
+    let t = Instant::now();
+    let Some(target) = &plan.target else {
+        return failed(Step::PruneRemote, t, SkipReason::NoShipTarget.to_string());
+    };
+    match prune::prune_target(
+        target,
+        &plan.ship.ssh,
+        &plan.policy,
+        names::now_unix(),
+        false,
+    ) {
+        Ok(r) => {
+            let kept = r.sets.iter().filter(|d| d.keep).count();
+            let msg = format!("{target}: kept {kept}, removed {}", r.removed.len());
+            report(
+                Step::PruneRemote,
+                t,
+                prune_status(&r),
+                msg,
+                StepDetail::Prune(r),
+            )
+        }
+        Err(e) => failed(Step::PruneRemote, t, e.to_string()),
+    }
+}
+
+/// `orphan 3, untracked 2` for the classes with something in them.
+fn class_counts(
+    classes: &std::collections::BTreeMap<spyglass_cleanup::Class, spyglass_cleanup::scan::Tally>,
+) -> String {
+    let mut named: Vec<(&str, u64)> = classes
+        .iter()
+        .filter(|(_, t)| t.count > 0)
+        .map(|(c, t)| (c.name(), t.count))
+        .collect();
+    named.sort();
+    named
+        .iter()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn cleanup_step(plan: &NightlyPlan) -> StepReport {
+    let t = Instant::now();
+    let apply = plan.cleanup == CleanupMode::Apply;
+    let what = if apply {
+        "cleanup apply"
+    } else {
+        "cleanup scan"
+    };
+    let conn = match &plan.connection {
+        Ok(c) => c,
+        Err(why) => return failed(Step::Cleanup, t, format!("{what} failed: {why}")),
+    };
+    let result = (|| -> Result<(bool, String, CleanupDetail), JobError> {
+        let s = &plan.settings;
+        if apply {
+            let min_age = cleanup::scan_options(s, &ScanOverrides::default()).min_age;
+            let opts = cleanup::apply_options(s, conn, min_age)?;
+            let qdir = match &opts.disposal {
+                spyglass_cleanup::apply::Disposal::Quarantine(q) => Some(q.clone()),
+                _ => None,
+            };
+            let mut ctx =
+                cleanup::Context::open(s, conn, &ScanOverrides::default(), qdir.as_deref())?;
+            let prepared = cleanup::prepare(&mut ctx, opts)?;
+            let sum = cleanup::execute(&mut ctx, &prepared, &mut |_, _| {})?;
+            Ok((
+                sum.findings(),
+                class_counts(&sum.done),
+                CleanupDetail::Apply(Box::new(sum)),
+            ))
+        } else {
+            let mut ctx = cleanup::open_for_scan(s, conn, &ScanOverrides::default())?;
+            let scan = ctx.scan()?;
+            let sum = cleanup::summarize(&scan, &[], ctx.opts.min_age);
+            Ok((
+                sum.findings,
+                class_counts(&sum.classes),
+                CleanupDetail::Scan(Box::new(sum)),
+            ))
+        }
+    })();
+    match result {
+        Ok((findings, counts, detail)) => {
+            let (status, empty) = if findings {
+                (StepStatus::Warning, "findings (see detail)")
+            } else {
+                (StepStatus::Ok, "nothing to clean")
+            };
+            let counts = if counts.is_empty() {
+                empty.to_owned()
+            } else {
+                counts
+            };
+            report(
+                Step::Cleanup,
+                t,
+                status,
+                format!("{what}: {counts}"),
+                StepDetail::Cleanup(detail),
+            )
+        }
+        Err(e) => failed(Step::Cleanup, t, format!("{what} failed: {}", chain(&e))),
+    }
+}
+
+/// Writes `text` (the summary, as the caller serialized it) to
+/// `<dest>/spyglass-nightly.json` (atomically) and appends `line` (the same
+/// summary on one line) to `<dest>/spyglass-nightly.log`.
+pub fn write_summary(dest: &Path, text: &str, line: &str) -> std::io::Result<()> {
+    let tmp = dest.join(format!(".{SUMMARY_FILE}.tmp"));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, dest.join(SUMMARY_FILE))?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dest.join(LOG_FILE))?;
+    writeln!(log, "{line}")
+}
+
+/// Why `notify_command` did not succeed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotifyError {
+    /// `sh` could not be started.
+    #[error("cannot run sh")]
+    Spawn(#[source] std::io::Error),
+    /// Waiting for it failed.
+    #[error("cannot wait for it")]
+    Wait(#[source] std::io::Error),
+    /// It exited unsuccessfully.
+    #[error("exited with {0}")]
+    Exit(std::process::ExitStatus),
+    /// It ran too long and was stopped.
+    #[error("still running after {}s; stopped", .0.as_secs())]
+    Timeout(Duration),
+}
+
+/// Pipes `text` into `sh -c COMMAND` and waits at most `timeout` for it to
+/// exit; a command still running then is killed. The wait blocks in
+/// `waitpid` on a helper thread (no polling); the timeout is a channel
+/// receive with a deadline.
+pub fn notify(command: &str, text: &str, timeout: Duration) -> Result<(), NotifyError> {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(NotifyError::Spawn)?;
+    let pid = child.id();
+    let stdin = child.stdin.take();
+    let text = text.to_owned();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Writing is in the thread too: a command that never reads its
+        // stdin must not block us past the timeout. A command that exits
+        // without reading makes this fail with EPIPE, which is its business.
+        if let Some(mut stdin) = stdin {
+            let _ = stdin.write_all(text.as_bytes());
+        }
+        let _ = tx.send(child.wait());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(st)) if st.success() => Ok(()),
+        Ok(Ok(st)) => Err(NotifyError::Exit(st)),
+        Ok(Err(e)) => Err(NotifyError::Wait(e)),
+        Err(_) => {
+            // The child is still ours (the thread's wait has not reaped it),
+            // so its pid names it and nothing else.
+            kill(pid);
+            let _ = rx.recv();
+            Err(NotifyError::Timeout(timeout))
+        }
+    }
+}
+
+fn kill(pid: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail(findings: &[&str], notes: &[&str]) -> BackupDetail {
+        BackupDetail {
+            path: PathBuf::from("/b/nightly-20261202-023000"),
+            schemas: 3,
+            tables: 12,
+            files: 20,
+            rows: 1000,
+            raw_bytes: 4096,
+            bytes: 2048,
+            notes: notes.iter().map(|s| s.to_string()).collect(),
+            findings: findings.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn backup_notes_are_shown_but_not_a_warning() {
+        let (st, msg) = detail(&[], &["table a.b is MyISAM"]).outcome();
+        assert_eq!(st, StepStatus::Ok);
+        assert_eq!(
+            msg,
+            "nightly-20261202-023000: 3 schemas, 12 tables, 2.0 KiB on disk; note: table a.b is MyISAM"
+        );
+    }
+
+    /// Issue 12 leftover: the dump's findings (the long-query guard giving
+    /// up the snapshot, a sql_mode the restore must change) were dropped by
+    /// nightly. They are a warning, in the line and in the detail.
+    #[test]
+    fn r12_backup_findings_are_a_warning_in_the_summary() {
+        let guard =
+            "2 statement(s) still ran after the long-query guard's 60 s; no consistent snapshot";
+        let (st, msg) = detail(&[guard], &[guard, "table a.b is MyISAM"]).outcome();
+        assert_eq!(st, StepStatus::Warning);
+        assert!(msg.contains(&format!("; warning: {guard}")), "{msg}");
+        assert_eq!(msg.matches(guard).count(), 1, "{msg}");
+        assert!(msg.ends_with("; note: table a.b is MyISAM"), "{msg}");
+    }
+
+    fn summary(statuses: &[StepStatus]) -> NightlySummary {
+        NightlySummary {
+            host: String::new(),
+            started: 0,
+            finished: 0,
+            seconds: 0.0,
+            config: None,
+            destination: PathBuf::new(),
+            set: None,
+            lock_recovered_from: None,
+            steps: statuses
+                .iter()
+                .zip(Step::ALL)
+                .map(|(&status, step)| StepReport {
+                    step,
+                    status,
+                    seconds: 0.0,
+                    message: String::new(),
+                    detail: StepDetail::None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn worst_step_decides() {
+        use StepStatus::*;
+        assert_eq!(summary(&[Ok, Ok, Skipped]).overall(), Overall::Ok);
+        assert_eq!(
+            summary(&[Ok, Warning, Skipped]).overall(),
+            Overall::Warnings
+        );
+        assert_eq!(summary(&[Failed, Warning, Ok]).overall(), Overall::Failed);
+        assert_eq!(Overall::Warnings.exit_code(), 1);
+    }
+
+    #[test]
+    fn notify_pipes_the_text_and_reports_exit() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("got");
+        notify(
+            &format!("cat > '{}'", out.display()),
+            "{\"a\":1}",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"a\":1}");
+        let e = notify("exit 3", "", Duration::from_secs(10)).unwrap_err();
+        assert_eq!(e.to_string(), "exited with exit status: 3");
+    }
+
+    #[test]
+    fn notify_stops_a_hung_command_at_the_timeout() {
+        let t = Instant::now();
+        let e = notify("sleep 30", "x", Duration::from_millis(300)).unwrap_err();
+        assert!(matches!(e, NotifyError::Timeout(_)), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn plan_checks_settings_before_anything_runs() {
+        let parse = |t: &str| {
+            crate::settings::parse(t, Path::new("s.toml"))
+                .map_err(|e| e.to_string())
+                .and_then(|s| NightlyPlan::from_settings(s).map_err(|e| e.to_string()))
+        };
+        assert_eq!(
+            parse("").unwrap_err(),
+            "nightly needs [backup] destination in spyglass-admin.toml"
+        );
+        assert_eq!(
+            parse("[backup]\ndestination = \"/b\"\nlabel = \".x\"\n").unwrap_err(),
+            "[backup] label: '.x' is not usable in a directory name"
+        );
+        assert!(
+            parse("[backup]\ndestination = \"/b\"\n[nightly]\nlevel = 12\n")
+                .unwrap_err()
+                .starts_with("[nightly] level: gzip level 12")
+        );
+        let p = parse("[backup]\ndestination = \"/b\"\nkeep_last = 2\n[nightly]\ncleanup = \"apply\"\nnotify_command = \"  \"\n").unwrap();
+        assert_eq!(p.label, "nightly");
+        assert_eq!(p.cleanup, CleanupMode::Apply);
+        assert!(p.notify.is_none());
+        assert_eq!(
+            p.shape(),
+            Shape {
+                ship_to: false,
+                no_ship: false,
+                policy: true,
+                prune_remote: true,
+                cleanup: CleanupMode::Apply
+            }
+        );
+    }
+}

@@ -1,0 +1,412 @@
+//! The tool's own settings file, `spyglass-admin.toml`, typed where it is
+//! read: enums for every choice, [`HumanDuration`] for every duration,
+//! [`DirKey`] for directory keys. A wrong value or an unknown key is a
+//! [`JobError::Settings`] naming the file, line and column (and, for an
+//! unknown key, the valid ones), so a typo never falls back to a default.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use spyglass_cleanup::dirs::DirKey;
+
+use crate::JobError;
+
+/// The default settings file names, looked for in this order.
+pub const DEFAULT_PATHS: [&str; 2] = ["spyglass-admin.toml", "/etc/spyglass-admin.toml"];
+
+/// Everything `spyglass-admin.toml` may contain.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `[backup]`
+    #[serde(default)]
+    pub backup: BackupSettings,
+    /// `[users]`: policy overrides and custom roles (see `spyglass_privileges::PolicyConfig`).
+    #[serde(default)]
+    pub users: spyglass_privileges::PolicyConfig,
+    /// `[cleanup]`
+    #[serde(default)]
+    pub cleanup: CleanupSettings,
+    /// `[nightly]`
+    #[serde(default)]
+    pub nightly: NightlySettings,
+    /// The file these came from, if any.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+/// `[backup]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSettings {
+    /// Where backup sets are written.
+    pub destination: Option<PathBuf>,
+    /// Set name prefix for `nightly` (default "nightly").
+    pub label: Option<String>,
+    /// Retention (`backup prune`, `nightly`, `ship --prune`): keep the N newest sets.
+    pub keep_last: Option<u32>,
+    /// Keep the newest set of each of the last N days that have one.
+    pub keep_daily: Option<u32>,
+    /// Keep the newest set of each of the last N ISO weeks that have one.
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest set of each of the last N months that have one.
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest set of each of the last N years that have one.
+    pub keep_yearly: Option<u32>,
+    /// Keep every set younger than this, e.g. "10d".
+    pub keep_within: Option<HumanDuration>,
+    /// Where `nightly` ships each set: `ssh://user@host[:port]/path` or a directory.
+    pub ship_to: Option<String>,
+    /// Private key for shipping (only its path is ever passed to ssh).
+    pub identity: Option<PathBuf>,
+    /// An ssh_config file used instead of ~/.ssh/config when shipping.
+    pub ssh_config: Option<PathBuf>,
+    /// Shipping bandwidth limit, KiB/s.
+    pub bwlimit_kib: Option<u32>,
+    /// The dedicated backup account (`NAME@HOST`, made by `users
+    /// add-backup-user`): `users audit` checks it against what the enabled
+    /// backup features need instead of treating it as a lab member.
+    pub account: Option<String>,
+}
+
+/// `[nightly]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NightlySettings {
+    /// Backup worker connections (default: number of cores).
+    pub threads: Option<usize>,
+    /// Only schemas matching these globs (default: all); see [`spyglass_db::schemas`].
+    #[serde(default)]
+    pub schemas: Vec<String>,
+    /// Leave out schemas matching these globs.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// gzip (default) or zstd.
+    pub compress: Option<CompressMethod>,
+    /// Compression level.
+    pub level: Option<i32>,
+    /// Delete the local set once its shipped copy verified (default false).
+    pub remove_after_ship: Option<bool>,
+    /// Apply the retention policy on the ship target too (default true).
+    pub prune_remote: Option<bool>,
+    /// What the cleanup step does (default scan).
+    pub cleanup: Option<CleanupMode>,
+    /// A shell command that receives the JSON summary on stdin (mail, Slack webhook, ...).
+    pub notify_command: Option<String>,
+    /// When to run notify_command (default always).
+    pub notify_on: Option<NotifyOn>,
+}
+
+/// `[cleanup]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupSettings {
+    /// Where quarantine runs go (default `<spyglass base>/spyglass-admin-quarantine`).
+    pub quarantine: Option<PathBuf>,
+    /// Grace period, e.g. "24h".
+    pub min_age: Option<HumanDuration>,
+    /// Age of stale temp entries, e.g. "7d".
+    pub temp_age: Option<HumanDuration>,
+    /// Refuse when more than this fraction of a store would go.
+    pub max_fraction: Option<f64>,
+    /// Schemas whose rows cleanup may act on (globs, see
+    /// [`spyglass_db::schemas`]); default all. Rows of every schema still
+    /// protect files.
+    #[serde(default)]
+    pub schemas: Vec<String>,
+    /// More columns holding folder paths, besides sorting_path and recording_path.
+    #[serde(default)]
+    pub tracked_dirs: Vec<TrackedDirSetting>,
+}
+
+/// `[[cleanup.tracked_dirs]]`: a column whose values are folders in a Spyglass directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackedDirSetting {
+    /// Column name, e.g. "waveform_path".
+    pub column: String,
+    /// The Spyglass directory: sorting, recording, waveforms, video, export.
+    #[serde(deserialize_with = "dir_key")]
+    pub dir: DirKey,
+    /// Optional "schema.table" glob; default any table with that column.
+    pub table: Option<String>,
+}
+
+/// A compression method, in settings (`[nightly] compress`) and on the
+/// command line (`backup run --compress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum CompressMethod {
+    /// gzip (`gunzip` reads it).
+    #[serde(alias = "gz")]
+    Gzip,
+    /// zstd (`zstd -d` reads it).
+    #[serde(alias = "zst")]
+    Zstd,
+    /// Plain SQL.
+    None,
+}
+
+impl CompressMethod {
+    /// The library's compression with `level` (default: gzip 2, zstd 3);
+    /// the error says which range the level must be in.
+    pub fn with_level(
+        self,
+        level: Option<i32>,
+    ) -> Result<spyglass_backup::compress::Compression, String> {
+        let name = match self {
+            CompressMethod::Gzip => "gzip",
+            CompressMethod::Zstd => "zstd",
+            CompressMethod::None => "none",
+        };
+        spyglass_backup::compress::Compression::parse(name, level)
+    }
+}
+
+/// `[nightly] cleanup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CleanupMode {
+    /// No cleanup step.
+    Off,
+    /// Report what cleanup would do (reads only).
+    #[default]
+    Scan,
+    /// Quarantine what the scan finds (undo with `cleanup restore`).
+    Apply,
+}
+
+/// `[nightly] notify_on`: the least severe result that runs `notify_command`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyOn {
+    /// Every run.
+    #[default]
+    Always,
+    /// Runs with warnings or failures.
+    Warnings,
+    /// Failed runs only.
+    Errors,
+}
+
+impl NotifyOn {
+    /// Whether a run that exits with `exit_code` (0, 1, 2) notifies.
+    pub fn notifies(self, exit_code: u8) -> bool {
+        let level = match self {
+            NotifyOn::Always => 0,
+            NotifyOn::Warnings => 1,
+            NotifyOn::Errors => 2,
+        };
+        exit_code >= level
+    }
+}
+
+/// A duration written for people: `24h`, `7d`, `2weeks`, `1h 30m`
+/// (humantime's syntax). Reads from settings and, through [`FromStr`], from
+/// the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        humantime::parse_duration(s)
+            .map(HumanDuration)
+            .map_err(|e| format!("'{s}' is not a duration ({e}); write it like 36h, 7d or 2weeks"))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+fn dir_key<'de, D: Deserializer<'de>>(d: D) -> Result<DirKey, D::Error> {
+    let s = String::deserialize(d)?;
+    DirKey::SUBDIRS
+        .into_iter()
+        .find(|k| k.key() == s)
+        .ok_or_else(|| {
+            let keys: Vec<&str> = DirKey::SUBDIRS.iter().map(|k| k.key()).collect();
+            serde::de::Error::custom(format!(
+                "unknown Spyglass directory '{s}', expected one of {}",
+                keys.join(", ")
+            ))
+        })
+}
+
+/// Finds and reads the settings file: `explicit` (which must exist), else
+/// the first of [`DEFAULT_PATHS`] that exists, else defaults.
+pub fn load(explicit: Option<&Path>) -> Result<Settings, JobError> {
+    let path = match explicit {
+        Some(p) => {
+            if !p.is_file() {
+                return Err(JobError::SettingsMissing { path: p.to_owned() });
+            }
+            Some(p.to_owned())
+        }
+        None => DEFAULT_PATHS
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .map(|p| std::path::absolute(&p).unwrap_or(p)),
+    };
+    let Some(path) = path else {
+        return Ok(Settings::default());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| JobError::SettingsRead {
+        path: path.clone(),
+        source,
+    })?;
+    let mut s = parse(&text, &path)?;
+    s.path = Some(path);
+    Ok(s)
+}
+
+/// Parses settings text; errors read `FILE:LINE:COL: message`.
+pub fn parse(text: &str, path: &Path) -> Result<Settings, JobError> {
+    toml::from_str(text).map_err(|e| {
+        let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        JobError::Settings {
+            path: path.to_owned(),
+            line,
+            col,
+            message: e.message().replace("unknown field", "unknown key"),
+        }
+    })
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str, path: &str) -> String {
+        parse(text, Path::new(path)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_key_names_key_file_and_line() {
+        let e = err("[backup]\ndestinaton = \"/x\"\n", "/etc/s.toml");
+        assert!(
+            e.starts_with("/etc/s.toml:2:1: unknown key `destinaton`"),
+            "{e}"
+        );
+        // The valid keys are listed.
+        assert!(e.contains("destination"), "{e}");
+        let e = err("[bakup]\n", "s.toml");
+        assert!(e.contains("s.toml:1:") && e.contains("bakup"), "{e}");
+    }
+
+    #[test]
+    fn reads_cleanup_section() {
+        let s = parse(
+            "[cleanup]\nquarantine = \"/q\"\nmin_age = \"2d\"\nschemas = [\"lab_*\"]\n[[cleanup.tracked_dirs]]\ncolumn = \"waveform_path\"\ndir = \"waveforms\"\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.cleanup.quarantine.as_deref(), Some(Path::new("/q")));
+        assert_eq!(s.cleanup.tracked_dirs[0].dir, DirKey::Waveforms);
+        assert_eq!(
+            s.cleanup.min_age,
+            Some(HumanDuration(Duration::from_secs(2 * 86_400)))
+        );
+        let e = err("[cleanup]\nmin_agee = \"1d\"\n", "s.toml");
+        assert!(e.contains("min_agee"), "{e}");
+    }
+
+    #[test]
+    fn reads_lifecycle_keys() {
+        let s = parse(
+            "[backup]\ndestination = \"/b\"\nkeep_last = 3\nkeep_daily = 7\nkeep_within = \"2d\"\nship_to = \"ssh://u@nas/b\"\nidentity = \"/k\"\n[nightly]\ncleanup = \"off\"\nnotify_command = \"mail x\"\nnotify_on = \"warnings\"\ncompress = \"zstd\"\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.backup.keep_last, s.backup.keep_daily),
+            (Some(3), Some(7))
+        );
+        assert_eq!(s.backup.ship_to.as_deref(), Some("ssh://u@nas/b"));
+        assert_eq!(s.nightly.notify_command.as_deref(), Some("mail x"));
+        assert_eq!(s.nightly.cleanup, Some(CleanupMode::Off));
+        assert_eq!(s.nightly.notify_on, Some(NotifyOn::Warnings));
+        assert_eq!(s.nightly.compress, Some(CompressMethod::Zstd));
+        let e = err("[nightly]\nnotify = \"x\"\n", "s.toml");
+        assert!(e.starts_with("s.toml:2:1: unknown key `notify`"), "{e}");
+    }
+
+    #[test]
+    fn reads_destination() {
+        let s = parse("[backup]\ndestination = \"/data/b\"\n", Path::new("s.toml")).unwrap();
+        assert_eq!(s.backup.destination.as_deref(), Some(Path::new("/data/b")));
+    }
+
+    #[test]
+    fn bad_values_name_the_line_and_the_choices() {
+        let e = err("[nightly]\ncleanup = \"sometimes\"\n", "s.toml");
+        assert!(
+            e.starts_with("s.toml:2:11: unknown variant `sometimes`"),
+            "{e}"
+        );
+        assert!(e.contains("`off`, `scan`, `apply`"), "{e}");
+        let e = err("[nightly]\nnotify_on = \"warning\"\n", "s.toml");
+        assert!(
+            e.starts_with("s.toml:2:") && e.contains("`warnings`"),
+            "{e}"
+        );
+        let e = err("[nightly]\ncompress = \"xz\"\n", "s.toml");
+        assert!(e.contains("`gzip`") && e.contains("`zstd`"), "{e}");
+        let e = err("\n[backup]\nkeep_within = \"ten days\"\n", "s.toml");
+        assert!(
+            e.starts_with("s.toml:3:15: 'ten days' is not a duration"),
+            "{e}"
+        );
+        let e = err(
+            "[[cleanup.tracked_dirs]]\ncolumn = \"c\"\ndir = \"waveform\"\n",
+            "s.toml",
+        );
+        assert!(
+            e.starts_with("s.toml:3:7: unknown Spyglass directory 'waveform'")
+                && e.contains("waveforms"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn notify_levels() {
+        assert!(NotifyOn::Always.notifies(0));
+        assert!(!NotifyOn::Warnings.notifies(0) && NotifyOn::Warnings.notifies(1));
+        assert!(!NotifyOn::Errors.notifies(1) && NotifyOn::Errors.notifies(2));
+    }
+
+    #[test]
+    fn compression_levels() {
+        use spyglass_backup::compress::Compression;
+        assert_eq!(
+            CompressMethod::Gzip.with_level(None),
+            Ok(Compression::Gzip(2))
+        );
+        assert_eq!(
+            CompressMethod::Zstd.with_level(Some(5)),
+            Ok(Compression::Zstd(5))
+        );
+        assert!(CompressMethod::Gzip.with_level(Some(12)).is_err());
+    }
+}
