@@ -170,7 +170,9 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<DumpSummary, Error> {
     if options.threads == 0 {
-        return Err(Error::Invalid("--threads must be at least 1".into()));
+        return Err(Error::Invalid(
+            "the number of worker connections must be at least 1".into(),
+        ));
     }
     let started = names::now_unix();
     let mut coord = spyglass_db::connect(connect)?;
@@ -190,8 +192,9 @@ pub fn run(
         .filter(|s| names::schema_selected(s, &options.schemas, &options.exclude))
         .collect();
     if schemas.is_empty() {
-        return Err(Error::Invalid(
-            "no schema matches --schemas/--exclude; nothing to back up".into(),
+        return Err(Error::NothingSelected(
+            "no schema matches the schema selection (include and exclude globs); nothing to back up"
+                .into(),
         ));
     }
 

@@ -50,6 +50,19 @@ pub enum Error {
     /// Invalid options.
     #[error("{0}")]
     Invalid(String),
+    /// The schema selection (include and exclude globs) matches nothing.
+    #[error("{0}")]
+    NothingSelected(String),
+    /// A rename rule is unusable (matches nothing, merges two schemas, or
+    /// names a system schema).
+    #[error("{0}")]
+    Rename(String),
+    /// A worker thread panicked (a bug): the run stopped.
+    #[error("a {what} worker stopped unexpectedly (a bug in spyglass-admin; please report it with the command line)")]
+    WorkerPanicked {
+        /// Which kind of worker (dump, restore, ...).
+        what: String,
+    },
     /// Restoring would overwrite schemas that exist.
     #[error("schema(s) already exist on the target server: {}", .schemas.join(", "))]
     SchemasExist {
@@ -118,7 +131,7 @@ pub(crate) fn first_failure(
         .filter_map(|r| match r {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e),
-            Err(_) => Some(Error::Invalid(format!("a {what} worker panicked"))),
+            Err(_) => Some(Error::WorkerPanicked { what: what.into() }),
         })
         .find(|e| !matches!(e, Error::Cancelled))
 }

@@ -21,44 +21,8 @@ pub fn file_name(name: &str) -> String {
     s
 }
 
-/// Shell-style glob match with `*` and `?` (no character classes).
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
-/// Schemas never dumped: the server's own.
-pub const SYSTEM_SCHEMAS: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
-
-/// Whether `name` is one of the server's own schemas (any letter case:
-/// `information_schema` is case-insensitive everywhere, and `MYSQL` is
-/// `mysql` where `lower_case_table_names` is set). MySQL and MariaDB have the
-/// same four. No command creates, replaces, renames onto or drops one.
-pub fn is_system_schema(name: &str) -> bool {
-    SYSTEM_SCHEMAS.iter().any(|s| s.eq_ignore_ascii_case(name))
-}
+// One glob syntax and one list of system schemas for every command.
+pub use spyglass_db::schemas::{glob_match, is_system_schema, SYSTEM_SCHEMAS};
 
 /// Which schemas to dump: include globs (empty = all) minus exclude globs,
 /// never the system schemas.

@@ -393,8 +393,8 @@ pub fn plan(
         .filter(|s| options.schemas.is_empty() || options.schemas.iter().any(|g| glob_match(g, s)))
         .collect();
     if selected.is_empty() {
-        return Err(Error::Invalid(format!(
-            "no schema in {} matches --schemas {} (the set holds: {})",
+        return Err(Error::NothingSelected(format!(
+            "no schema in {} matches the schema selection {} (the set holds: {})",
             set.display(),
             options.schemas.join(","),
             manifest.schemas.join(", ")
@@ -412,13 +412,13 @@ pub fn plan(
             used[i] = true;
         }
         if crate::names::is_system_schema(&target) {
-            return Err(Error::Invalid(format!(
-                "refusing to restore `{s}` as `{target}`: that is one of the server's own schemas (mysql, sys, information_schema, performance_schema), which a restore never creates, replaces or drops; choose another name with --rename"
+            return Err(Error::Rename(format!(
+                "refusing to restore `{s}` as `{target}`: that is one of the server's own schemas (mysql, sys, information_schema, performance_schema), which a restore never creates, replaces or drops; choose another name"
             )));
         }
         if let Some(other) = onto.insert(target.clone(), s) {
-            return Err(Error::Invalid(format!(
-                "--rename: `{other}` and `{s}` would both be restored as `{target}`; give each its own name"
+            return Err(Error::Rename(format!(
+                "rename rules: `{other}` and `{s}` would both be restored as `{target}`; give each its own name"
             )));
         }
         renames.insert(s.clone(), target);
@@ -431,8 +431,8 @@ pub fn plan(
         .map(|((o, n), _)| format!("{o}={n}"))
         .collect();
     if !unused.is_empty() {
-        return Err(Error::Invalid(format!(
-            "--rename {} matches no schema being restored (restoring: {})",
+        return Err(Error::Rename(format!(
+            "rename rule {} matches no schema being restored (restoring: {})",
             unused.join(", "),
             renames.keys().cloned().collect::<Vec<_>>().join(", ")
         )));

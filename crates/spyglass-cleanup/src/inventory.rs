@@ -44,27 +44,13 @@ impl Scope {
     }
 }
 
-/// `*`-only glob match.
-pub(crate) fn glob(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
-}
+/// The one schema glob syntax (`*` and `?`) every setting shares.
+pub(crate) use spyglass_db::schemas::glob_match as glob;
 
-const SYSTEM_SCHEMAS: &str = "('mysql', 'information_schema', 'performance_schema', 'sys')";
+/// `('mysql', 'information_schema', ...)` for `NOT IN` in catalog queries.
+fn system_schemas() -> String {
+    spyglass_db::schemas::system_schemas_sql()
+}
 
 /// A foreign key from `schema.table (columns)` to some table's `(referenced)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +204,7 @@ pub fn is_nwbfile_schema(schema: &str) -> bool {
 
 /// Reads the catalog.
 pub fn catalog(conn: &mut Conn, scope: &Scope) -> Result<Catalog, CleanupError> {
+    let system = system_schemas();
     // MySQL 8+ caches information_schema row counts for a day; the bulk
     // reads size their slices from them. Fresh ones, where the server has
     // the setting (MariaDB does not: the error is ignored).
@@ -225,7 +212,7 @@ pub fn catalog(conn: &mut Conn, scope: &Scope) -> Result<Catalog, CleanupError> 
     let tables: Vec<Row> = conn
         .query(format!(
             "SELECT table_schema, table_name, COALESCE(table_rows, 0) FROM information_schema.TABLES \
-             WHERE table_type = 'BASE TABLE' AND table_schema NOT IN {SYSTEM_SCHEMAS} \
+             WHERE table_type = 'BASE TABLE' AND table_schema NOT IN {system} \
              AND (table_name LIKE '~external\\_%' OR table_name = 'analysis_nwbfile')"
         ))
         .map_err(q("listing ~external and analysis_nwbfile tables"))?;
@@ -270,7 +257,7 @@ pub fn catalog(conn: &mut Conn, scope: &Scope) -> Result<Catalog, CleanupError> 
     let charset_rows: Vec<Row> = conn
         .query(format!(
             "SELECT table_schema, table_name, character_set_name FROM information_schema.COLUMNS \
-             WHERE table_schema NOT IN {SYSTEM_SCHEMAS} AND table_name LIKE '~external\\_%' \
+             WHERE table_schema NOT IN {system} AND table_name LIKE '~external\\_%' \
              AND column_name IN ('filepath', 'attachment_name')"
         ))
         .map_err(q("reading the character sets of ~external columns"))?;
@@ -1539,6 +1526,7 @@ pub struct DirRows {
 
 /// Reads every column the rules name (all schemas: rows anywhere protect folders).
 pub fn dir_rows(conn: &mut Conn, rules: &[DirRule]) -> Result<DirRows, CleanupError> {
+    let system = system_schemas();
     let mut out = DirRows::default();
     if rules.is_empty() {
         return Ok(out);
@@ -1547,7 +1535,7 @@ pub fn dir_rows(conn: &mut Conn, rules: &[DirRule]) -> Result<DirRows, CleanupEr
     let cols: Vec<Row> = conn
         .query(format!(
             "SELECT table_schema, table_name, column_name FROM information_schema.COLUMNS \
-             WHERE table_schema NOT IN {SYSTEM_SCHEMAS} AND column_name IN ({}) ORDER BY 1, 2, 3",
+             WHERE table_schema NOT IN {system} AND column_name IN ({}) ORDER BY 1, 2, 3",
             names.join(", ")
         ))
         .map_err(q("listing folder-path columns"))?;
@@ -1599,9 +1587,10 @@ pub fn filepath_hash(rel: &str) -> [u8; 16] {
 /// The schemas that have `~external_<store>` now (listed afresh, so a schema
 /// created since the scan counts too).
 pub fn external_schemas(conn: &mut Conn, store: &str) -> Result<Vec<String>, CleanupError> {
+    let system = system_schemas();
     conn.query(format!(
         "SELECT table_schema FROM information_schema.TABLES WHERE table_name = {} \
-         AND table_schema NOT IN {SYSTEM_SCHEMAS} ORDER BY 1",
+         AND table_schema NOT IN {system} ORDER BY 1",
         string(&format!("~external_{store}"))
     ))
     .map_err(q("listing ~external tables"))

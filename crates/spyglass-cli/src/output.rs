@@ -126,6 +126,15 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
                 _ => continue,
             });
         }
+        if let Some(e) = cause.downcast_ref::<spyglass_backup::Error>() {
+            use spyglass_backup::Error as E;
+            let hint = match e {
+                E::NothingSelected(_) => "check --schemas and --exclude (or [nightly] schemas and exclude); backup list SET shows what a set holds",
+                E::Rename(_) => "each --rename FROM=TO must match a schema being restored and give it a name of its own (not mysql, sys, information_schema or performance_schema)",
+                _ => continue,
+            };
+            return Some(hint.into());
+        }
         if let Some(CleanupError::Refused { guard, .. }) = cause.downcast_ref::<CleanupError>() {
             return Some(guard_hint(*guard).into());
         }
@@ -146,19 +155,22 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
     None
 }
 
-/// Prints `error: ...`, the causes, and a hint to stderr.
 /// One `Caused by:` line. The driver prints a server error as
 /// `MySqlError { ERROR 1146 (42S02): ... }`, a Rust struct form: print the
 /// server's own words instead.
 fn cause_text(cause: &(dyn std::error::Error + 'static)) -> String {
     match cause.downcast_ref::<spyglass_db::mysql::Error>() {
         Some(spyglass_db::mysql::Error::MySqlError(m)) => {
-            format!("the server said: ERROR {} ({}): {}", m.code, m.state, m.message)
+            format!(
+                "the server said: ERROR {} ({}): {}",
+                m.code, m.state, m.message
+            )
         }
         _ => cause.to_string(),
     }
 }
 
+/// Prints `error: ...`, the causes, and a hint to stderr.
 pub fn print_error(err: &anyhow::Error) {
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "error: {err}");

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use spyglass_backup::retention::Policy;
 use spyglass_backup::prune::PruneReport;
+use spyglass_backup::retention::Policy;
 use spyglass_backup::ship::SshOptions;
 
 use crate::settings::{BackupSettings, HumanDuration, Settings};
@@ -63,9 +63,10 @@ pub fn ssh_options(identity: Option<&Path>, config: Option<&Path>, s: &Settings)
 /// or one that looks corrupt.
 pub fn prune_has_findings(r: &PruneReport) -> bool {
     !r.failed.is_empty()
-        || r.sets
-            .iter()
-            .any(|d| d.reasons.contains(&spyglass_backup::retention::Reason::Corrupt))
+        || r.sets.iter().any(|d| {
+            d.reasons
+                .contains(&spyglass_backup::retention::Reason::Corrupt)
+        })
 }
 
 #[cfg(test)]

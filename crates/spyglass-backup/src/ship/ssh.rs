@@ -584,7 +584,7 @@ impl Remote for Ssh<'_> {
 }
 
 fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+    spyglass_db::quote::shell(s)
 }
 
 fn transfer_stdout(show: bool) -> Stdio {

@@ -9,9 +9,7 @@ use serde::Serialize;
 use spyglass_backup::pack;
 use spyglass_backup::prune::{self, PruneReport};
 use spyglass_backup::retention::Policy;
-use spyglass_backup::ship::{
-    self, ShipOptions, ShipReport, SshOptions, Target, Transport,
-};
+use spyglass_backup::ship::{self, ShipOptions, ShipReport, SshOptions, Target, Transport};
 use spyglass_jobs::lifecycle::{self, KeepOverrides};
 use spyglass_jobs::nightly;
 

@@ -22,8 +22,8 @@ use spyglass_backup::dump::{self, DumpOptions, DumpSummary};
 use spyglass_backup::lock::{Lock, LockError};
 use spyglass_backup::names;
 use spyglass_backup::progress::Progress;
-use spyglass_backup::retention::Policy;
 use spyglass_backup::prune::{self, PruneReport};
+use spyglass_backup::retention::Policy;
 use spyglass_backup::ship::{self, ShipOptions, ShipReport, Target, Transport};
 use spyglass_backup::verify::{self, VerifyReport};
 
