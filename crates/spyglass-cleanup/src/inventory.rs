@@ -34,7 +34,7 @@ impl Scope {
     pub fn all() -> Self {
         Scope::default()
     }
-    /// Schemas matching any of `patterns` (`*` matches any run of characters).
+    /// Schemas matching any of `patterns` (`spyglass_db::schemas` globs: `*` and `?`).
     pub fn patterns(patterns: Vec<String>) -> Self {
         Scope { patterns }
     }
@@ -2222,6 +2222,9 @@ mod tests {
         assert!(Scope::all().contains("anything"));
         let s = Scope::patterns(vec!["t1_*".into(), "common_nwbfile".into()]);
         assert!(s.contains("t1_lfp") && s.contains("common_nwbfile") && !s.contains("t2_lfp"));
+        // `?` is one character here too, as in [nightly] schemas (it was literal before).
+        let s = Scope::patterns(vec!["lfp_v?".into()]);
+        assert!(s.contains("lfp_v1") && !s.contains("lfp_v10") && !s.contains("lfp_v?x"));
     }
 
     #[test]
