@@ -28,8 +28,12 @@ pub mod dj_config;
 mod error;
 mod flavor;
 pub mod quote;
+pub mod resolve;
+pub mod mycnf;
+pub mod tls;
 
-pub use connect::{connect, ConnectOptions, Endpoint, Secret, Session, TlsMode};
+pub use connect::{connect, ConnectOptions, Endpoint, Secret, Session};
+pub use tls::{TlsMode, TlsOptions};
 pub use error::DbError;
 pub use flavor::{Flavor, ServerInfo, Version};
 

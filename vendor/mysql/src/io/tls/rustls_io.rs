@@ -37,7 +37,11 @@ impl Stream {
         };
 
         let mut root_store = RootCertStore::empty();
-        root_store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().map(|x| x.to_owned()));
+        // spyglass-admin patch: a given root certificate replaces the public web
+        // roots instead of being added to them (see ARCHITECTURE.md, "TLS").
+        if ssl_opts.root_cert_path().is_none() {
+            root_store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().map(|x| x.to_owned()));
+        }
 
         if let Some(root_cert_path) = ssl_opts.root_cert_path() {
             let mut root_cert_data = vec![];
