@@ -7,6 +7,7 @@ mod bench;
 mod ci;
 mod sandbox;
 mod sshd;
+mod tls;
 mod util;
 mod venv;
 
