@@ -198,6 +198,11 @@ pub(crate) fn rustls_error(e: &mysql::Error) -> Option<&rustls::Error> {
             None
         }
         mysql::Error::IoError(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        // The handshake runs inside the first packet write: the codec's I/O error.
+        mysql::Error::CodecError(c) => std::error::Error::source(c)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>()),
         _ => None,
     }
 }
@@ -254,7 +259,23 @@ fn names_list(names: &[String]) -> String {
     } else {
         names
             .iter()
-            .map(|n| format!("'{n}'"))
+            .map(|n| {
+                // rustls renders them as `DnsName("x")` / `IpAddress(V4(Ipv4Addr([127, 0, 0, 1])))`.
+                let inner = n
+                    .strip_prefix("DnsName(\"")
+                    .and_then(|r| r.strip_suffix("\")"))
+                    .map(str::to_owned)
+                    .or_else(|| {
+                        let digits: Vec<&str> = n
+                            .split(|c: char| !c.is_ascii_digit())
+                            .filter(|d| !d.is_empty())
+                            .collect();
+                        (n.starts_with("IpAddress(V4") && digits.len() >= 4)
+                            .then(|| digits[digits.len() - 4..].join("."))
+                    })
+                    .unwrap_or_else(|| n.clone());
+                format!("'{inner}'")
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -701,6 +722,15 @@ mod tests {
         let d = std::env::temp_dir().join(format!("spyglass-db-tls-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn presented_names_read_plainly() {
+        let n = names_list(&[
+            "DnsName(\"db.lab\")".into(),
+            "IpAddress(V4(Ipv4Addr([127, 0, 0, 1])))".into(),
+        ]);
+        assert_eq!(n, "'db.lab', '127.0.0.1'");
     }
 
     #[test]
