@@ -173,36 +173,39 @@ fn tls_other_ca_is_refused_before_any_password_is_sent() {
     assert!(e.to_string().contains("unknown CA"), "{e}");
     // A server certificate from the unrelated CA is refused by the lab's CA too
     // (both directions of "wrong CA").
-    swap_server_cert("other-ca-server", || {
+    swap_server_cert("other-ca-server", "other-ca.pem", || {
         let out = as_user(&server().user, "").run(&["doctor", "--tls-ca", &cert("ca.pem")]);
         out.assert_code(2);
         assert!(out.stderr.contains("unknown CA"), "{}", out.stderr);
     });
 }
 
-/// Puts `name`.pem/.key in place of the server's certificate, reloads TLS on
-/// the server, runs `f`, and puts the original back.
-fn swap_server_cert(name: &str, f: impl FnOnce()) {
+/// Puts `name`.pem/.key in place of the server's certificate (and `ca` in
+/// place of its CA: MySQL refuses to load a certificate its own CA did not
+/// sign), reloads TLS on the server, runs `f`, and puts the originals back.
+fn swap_server_cert(name: &str, ca: &str, f: impl FnOnce()) {
     let dir = PathBuf::from(required("SPYGLASS_IT_TLS_SERVER_CERTS"));
-    let reload = |a: &mut Session| {
+    let reload = || {
         let q = if server().flavor == "mysql" {
             "ALTER INSTANCE RELOAD TLS"
         } else {
             "FLUSH SSL"
         };
-        sql(a, q);
+        sql(&mut tls_admin(), q);
     };
-    let orig = (
-        std::fs::read(dir.join("server.pem")).unwrap(),
-        std::fs::read(dir.join("server.key")).unwrap(),
-    );
-    std::fs::copy(certs().join(format!("{name}.pem")), dir.join("server.pem")).unwrap();
-    std::fs::copy(certs().join(format!("{name}.key")), dir.join("server.key")).unwrap();
-    reload(&mut tls_admin());
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    std::fs::write(dir.join("server.pem"), orig.0).unwrap();
-    std::fs::write(dir.join("server.key"), orig.1).unwrap();
-    reload(&mut tls_admin());
+    let files = ["server.pem", "server.key", "ca.pem"];
+    let orig: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(dir.join(f)).unwrap()).collect();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        std::fs::copy(certs().join(format!("{name}.pem")), dir.join("server.pem")).unwrap();
+        std::fs::copy(certs().join(format!("{name}.key")), dir.join("server.key")).unwrap();
+        std::fs::copy(certs().join(ca), dir.join("ca.pem")).unwrap();
+        reload();
+        f()
+    }));
+    for (f, text) in files.iter().zip(orig) {
+        std::fs::write(dir.join(f), text).unwrap();
+    }
+    reload();
     if let Err(p) = r {
         std::panic::resume_unwind(p);
     }
@@ -211,7 +214,7 @@ fn swap_server_cert(name: &str, f: impl FnOnce()) {
 #[test]
 fn tls_verify_identity_refuses_a_certificate_for_another_name() {
     let _g = cert_lock();
-    swap_server_cert("other-name", || {
+    swap_server_cert("other-name", "ca.pem", || {
         let sb = as_user(&server().user, "");
         let out = sb.run(&["doctor", "--tls-ca", &cert("ca.pem")]);
         out.assert_code(2).assert_clean_error();
