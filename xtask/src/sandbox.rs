@@ -269,15 +269,15 @@ pub fn start(inst: impl Into<Instance>) -> Result<Sandbox, String> {
     if inst.tls {
         // Certificates next to the data (inside the chroot for MySQL).
         let certs = crate::tls::make_certs(&tls_dir(inst))?;
+        // The server's own copies, apart from the ones clients use (tests swap them).
         let server_dir = match flavor {
-            Flavor::Mariadb => certs.clone(),
+            Flavor::Mariadb => dir.join("server-certs"),
             Flavor::Mysql => datadir.parent().unwrap_or(&datadir).join("tls"),
         };
-        if server_dir != certs {
-            fs::create_dir_all(&server_dir).map_err(|e| e.to_string())?;
-            for f in ["ca.pem", "server.pem", "server.key"] {
-                fs::copy(certs.join(f), server_dir.join(f)).map_err(|e| e.to_string())?;
-            }
+        let _ = fs::remove_dir_all(&server_dir);
+        fs::create_dir_all(&server_dir).map_err(|e| e.to_string())?;
+        for f in ["ca.pem", "server.pem", "server.key"] {
+            fs::copy(certs.join(f), server_dir.join(f)).map_err(|e| e.to_string())?;
         }
         let seen = match flavor {
             Flavor::Mariadb => server_dir.display().to_string(),
