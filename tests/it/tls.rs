@@ -48,7 +48,9 @@ fn tls_admin() -> Session {
 }
 
 fn sql(s: &mut Session, q: &str) {
-    s.conn().query_drop(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+    s.conn()
+        .query_drop(q)
+        .unwrap_or_else(|e| panic!("{q}: {e}"));
 }
 
 fn create_user(name: &str, password: &str, require: &str) {
@@ -109,13 +111,26 @@ fn tls_right_ca_connects_and_doctor_says_verified() {
     let (_, v) = doctor_json(&sb, &["--tls-ca", &cert("ca.pem")]);
     let c = &v["connection"];
     assert_eq!(c["tls"], true, "{c:#}");
-    assert_eq!(c["tls_mode"], "verify-identity", "a CA means chain and host name");
+    assert_eq!(
+        c["tls_mode"], "verify-identity",
+        "a CA means chain and host name"
+    );
     assert_eq!(c["tls_verified"], "chain+hostname", "{c:#}");
     let d = &c["tls_details"];
-    assert!(d["version"].as_str().unwrap().starts_with("TLSv1."), "{d:#}");
+    assert!(
+        d["version"].as_str().unwrap().starts_with("TLSv1."),
+        "{d:#}"
+    );
     assert!(!d["cipher"].as_str().unwrap().is_empty(), "{d:#}");
     assert_eq!(d["subject"], "CN=localhost", "{d:#}");
-    assert!(d["names"].as_array().unwrap().iter().any(|n| n == "127.0.0.1"), "{d:#}");
+    assert!(
+        d["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "127.0.0.1"),
+        "{d:#}"
+    );
     assert!(d["days_left"].as_i64().unwrap() > 800, "{d:#}");
     // The human report says how it was verified.
     let human = sb.run(&["doctor", "--tls-ca", &cert("ca.pem")]);
@@ -127,11 +142,22 @@ fn tls_right_ca_connects_and_doctor_says_verified() {
     assert!(human.stdout.contains("expires "), "{}", human.stdout);
     // Unverified only when asked for, and doctor says so.
     let (out, v) = doctor_json(&sb, &["--tls-mode", "require"]);
-    assert_eq!(v["connection"]["tls_verified"], "unverified", "{}", out.stdout);
+    assert_eq!(
+        v["connection"]["tls_verified"], "unverified",
+        "{}",
+        out.stdout
+    );
     let human = sb.run(&["doctor", "--tls-mode", "require"]);
-    assert!(human.stdout.contains("unverified (mode require)"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("unverified (mode require)"),
+        "{}",
+        human.stdout
+    );
     // verify-ca checks the chain only.
-    let (_, v) = doctor_json(&sb, &["--tls-mode", "verify-ca", "--tls-ca", &cert("ca.pem")]);
+    let (_, v) = doctor_json(
+        &sb,
+        &["--tls-mode", "verify-ca", "--tls-ca", &cert("ca.pem")],
+    );
     assert_eq!(v["connection"]["tls_verified"], "chain");
 }
 
@@ -144,16 +170,35 @@ fn tls_other_ca_is_refused_before_any_password_is_sent() {
     let out = sb.run(&["doctor", "--tls-ca", &cert("other-ca.pem")]);
     out.assert_code(2).assert_clean_error();
     assert!(out.stderr.contains("unknown CA"), "{}", out.stderr);
-    assert!(out.stderr.contains("other-ca.pem"), "names the CA: {}", out.stderr);
-    assert!(out.stderr.contains("no password was sent"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("other-ca.pem"),
+        "names the CA: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("no password was sent"),
+        "{}",
+        out.stderr
+    );
     // The server never saw a login attempt for this account ...
-    assert_eq!(connect_records(user), 0, "the refused connection reached authentication");
+    assert_eq!(
+        connect_records(user),
+        0,
+        "the refused connection reached authentication"
+    );
     // ... while a wrong password with the right CA does show up there
     // (the check can see login attempts).
     let control = as_user(user, "wrong-pw").run(&["doctor", "--tls-ca", &cert("ca.pem")]);
     control.assert_code(2);
-    assert!(control.stderr.contains("access denied"), "{}", control.stderr);
-    assert!(connect_records(user) > 0, "the general log records login attempts");
+    assert!(
+        control.stderr.contains("access denied"),
+        "{}",
+        control.stderr
+    );
+    assert!(
+        connect_records(user) > 0,
+        "the general log records login attempts"
+    );
 
     // The library says the same, also for the users login checks.
     let s = server();
@@ -194,7 +239,10 @@ fn swap_server_cert(name: &str, ca: &str, f: impl FnOnce()) {
         sql(&mut tls_admin(), q);
     };
     let files = ["server.pem", "server.key", "ca.pem"];
-    let orig: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(dir.join(f)).unwrap()).collect();
+    let orig: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         std::fs::copy(certs().join(format!("{name}.pem")), dir.join("server.pem")).unwrap();
         std::fs::copy(certs().join(format!("{name}.key")), dir.join("server.key")).unwrap();
@@ -226,9 +274,15 @@ fn tls_verify_identity_refuses_a_certificate_for_another_name() {
             out.stderr
         );
         // verify-ca accepts it: right chain, host name not checked.
-        let (_, v) = doctor_json(&sb, &["--tls-mode", "verify-ca", "--tls-ca", &cert("ca.pem")]);
+        let (_, v) = doctor_json(
+            &sb,
+            &["--tls-mode", "verify-ca", "--tls-ca", &cert("ca.pem")],
+        );
         assert_eq!(v["connection"]["tls_verified"], "chain");
-        assert_eq!(v["connection"]["tls_details"]["subject"], "CN=db.elsewhere.example");
+        assert_eq!(
+            v["connection"]["tls_details"]["subject"],
+            "CN=db.elsewhere.example"
+        );
     });
 }
 
@@ -238,14 +292,28 @@ fn tls_x509_account_needs_its_client_certificate() {
     let user = "tls_x509_user";
     create_user(user, "x509-pw", "REQUIRE X509");
     let sb = as_user(user, "x509-pw");
-    let key = sb.write("client.key", &std::fs::read_to_string(cert("client.key")).unwrap(), 0o600);
+    let key = sb.write(
+        "client.key",
+        &std::fs::read_to_string(cert("client.key")).unwrap(),
+        0o600,
+    );
     let key = key.display().to_string();
     let (_, v) = doctor_json(
         &sb,
-        &["--tls-ca", &cert("ca.pem"), "--tls-cert", &cert("client.pem"), "--tls-key", &key],
+        &[
+            "--tls-ca",
+            &cert("ca.pem"),
+            "--tls-cert",
+            &cert("client.pem"),
+            "--tls-key",
+            &key,
+        ],
     );
     assert!(
-        v["connection"]["account"].as_str().unwrap().starts_with(user),
+        v["connection"]["account"]
+            .as_str()
+            .unwrap()
+            .starts_with(user),
         "{v:#}"
     );
     assert_eq!(v["connection"]["tls_verified"], "chain+hostname");
@@ -254,7 +322,11 @@ fn tls_x509_account_needs_its_client_certificate() {
     out.assert_code(2).assert_clean_error();
     assert!(out.stderr.contains("access denied"), "{}", out.stderr);
     // A key others can read is refused before connecting.
-    let loose = sb.write("loose.key", &std::fs::read_to_string(cert("client.key")).unwrap(), 0o644);
+    let loose = sb.write(
+        "loose.key",
+        &std::fs::read_to_string(cert("client.key")).unwrap(),
+        0o644,
+    );
     let out = sb.run(&[
         "doctor",
         "--tls-ca",
@@ -265,7 +337,11 @@ fn tls_x509_account_needs_its_client_certificate() {
         loose.to_str().unwrap(),
     ]);
     out.assert_code(2).assert_clean_error();
-    assert!(out.stderr.contains("readable by other users"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("readable by other users"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -289,7 +365,12 @@ fn tls_datajoint_ssl_object_and_my_cnf_behave_like_the_flags() {
             let sb = Sandbox::new();
             sb.write_home(
                 ".my.cnf",
-                &format!("[client]\nhost={}\nport={}\nuser={}\npassword=\n{tls_lines}", s.host, tls_port(), s.user),
+                &format!(
+                    "[client]\nhost={}\nport={}\nuser={}\npassword=\n{tls_lines}",
+                    s.host,
+                    tls_port(),
+                    s.user
+                ),
                 0o600,
             );
             check_source(&sb, ok, "chain+hostname", &tls_lines);
@@ -354,22 +435,44 @@ fn tls_backup_run_restore_and_mysqldump_engine_over_verified_tls() {
     let mut a = tls_admin();
     sql(&mut a, "DROP DATABASE IF EXISTS tls_bk");
     sql(&mut a, "CREATE DATABASE tls_bk");
-    sql(&mut a, "CREATE TABLE tls_bk.t (id INT PRIMARY KEY, v VARCHAR(20))");
-    sql(&mut a, "INSERT INTO tls_bk.t VALUES (1,'a'),(2,'b'),(3,'c')");
+    sql(
+        &mut a,
+        "CREATE TABLE tls_bk.t (id INT PRIMARY KEY, v VARCHAR(20))",
+    );
+    sql(
+        &mut a,
+        "INSERT INTO tls_bk.t VALUES (1,'a'),(2,'b'),(3,'c')",
+    );
     let dest = tempfile::tempdir().unwrap();
     let d = dest.path().to_str().unwrap();
     // A wrong CA: nothing is dumped.
-    let out = root_on_tls("other-ca.pem").run(&["backup", "run", "--dest", d, "--schemas", "tls_bk"]);
+    let out =
+        root_on_tls("other-ca.pem").run(&["backup", "run", "--dest", d, "--schemas", "tls_bk"]);
     out.assert_code(2);
     assert!(out.stderr.contains("unknown CA"), "{}", out.stderr);
-    assert_eq!(std::fs::read_dir(d).unwrap().count(), 0, "no set was written");
+    assert_eq!(
+        std::fs::read_dir(d).unwrap().count(),
+        0,
+        "no set was written"
+    );
     // The right CA (from SPYGLASS_TLS_CA): native engine, then restore.
     let sb = root_on_tls("ca.pem");
-    let out = sb.run(&["backup", "run", "--json", "--dest", d, "--schemas", "tls_bk", "--threads", "2"]);
+    let out = sb.run(&[
+        "backup",
+        "run",
+        "--json",
+        "--dest",
+        d,
+        "--schemas",
+        "tls_bk",
+        "--threads",
+        "2",
+    ]);
     out.assert_code(0);
     let set = out.json()["path"].as_str().unwrap().to_owned();
     sql(&mut a, "DROP DATABASE tls_bk");
-    sb.run(&["backup", "restore", &set, "--threads", "2"]).assert_code(0);
+    sb.run(&["backup", "restore", &set, "--threads", "2"])
+        .assert_code(0);
     assert_eq!(rows(&mut tls_admin(), "SELECT COUNT(*) FROM tls_bk.t"), 3);
 
     // The mysqldump engine gets the TLS policy through its defaults file.
@@ -390,20 +493,35 @@ fn tls_backup_run_restore_and_mysqldump_engine_over_verified_tls() {
     }
     let dest2 = tempfile::tempdir().unwrap();
     let out = sb.run(&[
-        "backup", "run", "--json", "--engine", "mysqldump", "--no-accounts",
-        "--dest", dest2.path().to_str().unwrap(), "--schemas", "tls_bk",
-        "--dump-program", program.to_str().unwrap(),
+        "backup",
+        "run",
+        "--json",
+        "--engine",
+        "mysqldump",
+        "--no-accounts",
+        "--dest",
+        dest2.path().to_str().unwrap(),
+        "--schemas",
+        "tls_bk",
+        "--dump-program",
+        program.to_str().unwrap(),
     ]);
     out.assert_code(0);
     let argv = std::fs::read_to_string(tmp.path().join("argv")).unwrap();
     let ssl = std::fs::read_to_string(tmp.path().join("ssl-lines")).unwrap();
     assert!(argv.contains("--defaults-file="), "{argv}");
-    assert!(!argv.contains("ssl") && !argv.contains("password"), "argv carries no TLS or password options: {argv}");
+    assert!(
+        !argv.contains("ssl") && !argv.contains("password"),
+        "argv carries no TLS or password options: {argv}"
+    );
     assert!(ssl.contains(&format!("ssl-ca=\"{ca_for_dump}\"")), "{ssl}");
     if server().flavor == "mysql" {
         assert!(ssl.contains("ssl-mode=VERIFY_IDENTITY"), "{ssl}");
     } else {
-        assert!(ssl.contains("ssl-verify-server-cert=1") && !ssl.contains("ssl-mode"), "{ssl}");
+        assert!(
+            ssl.contains("ssl-verify-server-cert=1") && !ssl.contains("ssl-mode"),
+            "{ssl}"
+        );
     }
     let set2 = out.json()["path"].as_str().unwrap().to_owned();
     sql(&mut tls_admin(), "DROP DATABASE tls_bk");
@@ -441,7 +559,10 @@ fn tls_cleanup_scan_over_verified_tls() {
         conf["database.use_tls"] = serde_json::json!({"ca": cert(ca)});
         let mut sb = Sandbox::new();
         sb.write("dj_local_conf.json", &conf.to_string(), 0o600);
-        let schemas: Vec<String> = spyglass_fixture::SCHEMAS.iter().map(|s| format!("\"{s}\"")).collect();
+        let schemas: Vec<String> = spyglass_fixture::SCHEMAS
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect();
         sb.write(
             "spyglass-admin.toml",
             &format!("[cleanup]\nschemas = [{}]\n", schemas.join(", ")),
@@ -450,8 +571,14 @@ fn tls_cleanup_scan_over_verified_tls() {
         sb.env("DJ_PASS", "");
         let out = sb.run(&["cleanup", "scan", "--json"]);
         if ok {
-            assert_eq!(out.code, 1, "the fixture plants files to clean\n{}", out.stderr);
-            assert!(out.json()["roots"].as_array().is_some_and(|r| !r.is_empty()));
+            assert_eq!(
+                out.code, 1,
+                "the fixture plants files to clean\n{}",
+                out.stderr
+            );
+            assert!(out.json()["roots"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty()));
         } else {
             out.assert_code(2);
             assert!(out.stderr.contains("unknown CA"), "{}", out.stderr);

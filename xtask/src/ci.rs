@@ -40,7 +40,8 @@ fn itest_one(flavor: Flavor, filter: &[String], python: &Path) -> Result<(), Str
     let _ = sandbox::stop(target);
     // The TLS server (private CA, require_secure_transport=ON) only when TLS tests run.
     let tls = sandbox::Instance::tls(flavor);
-    let want_tls = filter.iter().all(|f| f.starts_with('-')) || filter.iter().any(|f| f.contains("tls"));
+    let want_tls =
+        filter.iter().all(|f| f.starts_with('-')) || filter.iter().any(|f| f.contains("tls"));
     let _ = sandbox::stop(tls);
     let result = (|| {
         let t = sandbox::start(target)?;

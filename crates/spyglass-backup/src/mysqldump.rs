@@ -585,17 +585,30 @@ mod tests {
         });
         let mysql = client_options(&c, true, true);
         assert!(mysql.contains("ssl-mode=VERIFY_IDENTITY\n"), "{mysql}");
-        assert!(mysql.contains("ssl-ca=\"/lab/ca.pem\"\n") && mysql.contains("ssl-key=\"/lab/k.pem\"\n"), "{mysql}");
+        assert!(
+            mysql.contains("ssl-ca=\"/lab/ca.pem\"\n")
+                && mysql.contains("ssl-key=\"/lab/k.pem\"\n"),
+            "{mysql}"
+        );
         let maria = client_options(&c, false, true);
-        assert!(!maria.contains("ssl-mode"), "MariaDB's dump rejects ssl-mode: {maria}");
-        assert!(maria.contains("ssl-verify-server-cert=1\n") && maria.contains("ssl-ca="), "{maria}");
+        assert!(
+            !maria.contains("ssl-mode"),
+            "MariaDB's dump rejects ssl-mode: {maria}"
+        );
+        assert!(
+            maria.contains("ssl-verify-server-cert=1\n") && maria.contains("ssl-ca="),
+            "{maria}"
+        );
         c.tls.mode = TlsMode::VerifyCa;
         assert!(client_options(&c, true, true).contains("ssl-mode=VERIFY_CA\n"));
         assert!(client_options(&c, false, true).contains("ssl-verify-server-cert=1\n"));
         c.tls.mode = TlsMode::Prefer;
         assert!(client_options(&c, true, false).contains("ssl-mode=DISABLED\n"));
         assert!(client_options(&c, true, true).contains("ssl-mode=REQUIRED\n"));
-        assert!(!client_options(&c, true, true).contains("ssl-ca"), "an unverified mode passes no CA");
+        assert!(
+            !client_options(&c, true, true).contains("ssl-ca"),
+            "an unverified mode passes no CA"
+        );
     }
 
     #[test]

@@ -143,7 +143,10 @@ impl ConnectOptions {
             Endpoint::Tcp { host, .. } => host.as_str(),
             Endpoint::Socket(_) => "localhost",
         };
-        if matches!(e, mysql::Error::DriverError(mysql::DriverError::TlsNotSupported)) {
+        if matches!(
+            e,
+            mysql::Error::DriverError(mysql::DriverError::TlsNotSupported)
+        ) {
             return Ok(DbError::TlsRequired {
                 server,
                 mode: self.tls.mode,

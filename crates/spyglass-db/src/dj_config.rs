@@ -131,7 +131,9 @@ pub fn parse(text: &str, path: &Path) -> Result<DjConfig, DjConfigError> {
         // true: PyMySQL with `ssl={}`, encrypted and not verified.
         Some(Value::Bool(true)) => Some(TlsSource::implied(TlsMode::Require)),
         Some(Value::Bool(false)) => Some(TlsSource::explicit(TlsMode::Disable)),
-        Some(Value::Object(ssl)) => Some(ssl_object(ssl).map_err(|d| invalid("database.use_tls", &d))?),
+        Some(Value::Object(ssl)) => {
+            Some(ssl_object(ssl).map_err(|d| invalid("database.use_tls", &d))?)
+        }
         Some(_) => {
             return Err(invalid(
                 "database.use_tls",
@@ -179,10 +181,17 @@ fn ssl_object(ssl: &Map<String, Value>) -> Result<TlsSource, String> {
         Some(Value::Number(n)) => Some(n.as_u64() != Some(0)),
         Some(Value::String(v)) => match v.to_ascii_lowercase().as_str() {
             "none" | "0" | "false" | "no" | "cert_none" => Some(false),
-            "required" | "1" | "2" | "true" | "yes" | "cert_required" | "optional" | "cert_optional" => Some(true),
-            _ => return Err(format!("has \"verify_mode\" '{v}' (expected none or required)")),
+            "required" | "1" | "2" | "true" | "yes" | "cert_required" | "optional"
+            | "cert_optional" => Some(true),
+            _ => {
+                return Err(format!(
+                    "has \"verify_mode\" '{v}' (expected none or required)"
+                ))
+            }
         },
-        Some(_) => return Err("has \"verify_mode\", which must be \"none\" or \"required\"".into()),
+        Some(_) => {
+            return Err("has \"verify_mode\", which must be \"none\" or \"required\"".into())
+        }
     };
     let mut src = match (&ca, verify) {
         (_, Some(false)) => TlsSource::explicit(TlsMode::Require),
@@ -267,8 +276,14 @@ mod tests {
     fn use_tls_values() {
         let mode = |t: &str| p(t).unwrap().use_tls.and_then(|s| s.mode);
         assert_eq!(mode(r#"{"database.use_tls": null}"#), Some(TlsMode::Prefer));
-        assert_eq!(mode(r#"{"database.use_tls": true}"#), Some(TlsMode::Require));
-        assert_eq!(mode(r#"{"database.use_tls": false}"#), Some(TlsMode::Disable));
+        assert_eq!(
+            mode(r#"{"database.use_tls": true}"#),
+            Some(TlsMode::Require)
+        );
+        assert_eq!(
+            mode(r#"{"database.use_tls": false}"#),
+            Some(TlsMode::Disable)
+        );
         assert_eq!(mode(r#"{"database.use_tls": {}}"#), Some(TlsMode::Require));
         assert!(p("{}").unwrap().use_tls.is_none());
         assert!(p(r#"{"database.use_tls": "yes"}"#).is_err());
@@ -277,18 +292,32 @@ mod tests {
     #[test]
     fn use_tls_object_is_read_like_pymysql() {
         let tls = |t: &str| p(t).unwrap().use_tls.unwrap();
-        let s = tls(r#"{"database.use_tls": {"ca": "/ca.pem", "cert": "/c.pem", "key": "/k.pem"}}"#);
-        assert_eq!(s.mode, Some(TlsMode::VerifyIdentity), "a CA verifies chain and host name");
+        let s =
+            tls(r#"{"database.use_tls": {"ca": "/ca.pem", "cert": "/c.pem", "key": "/k.pem"}}"#);
+        assert_eq!(
+            s.mode,
+            Some(TlsMode::VerifyIdentity),
+            "a CA verifies chain and host name"
+        );
         assert_eq!(s.ca.as_deref(), Some(Path::new("/ca.pem")));
         assert_eq!(s.cert.as_deref(), Some(Path::new("/c.pem")));
         assert_eq!(s.key.as_deref(), Some(Path::new("/k.pem")));
         let s = tls(r#"{"database.use_tls": {"ca": "/ca.pem", "check_hostname": false}}"#);
         assert_eq!(s.mode, Some(TlsMode::VerifyCa));
-        let s = tls(r#"{"database.use_tls": {"ca": "/ca.pem", "verify_mode": "none", "check_hostname": false}}"#);
+        let s = tls(
+            r#"{"database.use_tls": {"ca": "/ca.pem", "verify_mode": "none", "check_hostname": false}}"#,
+        );
         assert_eq!(s.mode, Some(TlsMode::Require));
-        let e = p(r#"{"database.use_tls": {"capath": "/etc/cas"}}"#).unwrap_err().to_string();
-        assert!(e.contains("capath") && e.contains("database.use_tls"), "{e}");
-        let e = p(r#"{"database.use_tls": {"verify_mode": "required"}}"#).unwrap_err().to_string();
+        let e = p(r#"{"database.use_tls": {"capath": "/etc/cas"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("capath") && e.contains("database.use_tls"),
+            "{e}"
+        );
+        let e = p(r#"{"database.use_tls": {"verify_mode": "required"}}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no \"ca\""), "{e}");
     }
 

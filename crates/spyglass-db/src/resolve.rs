@@ -181,21 +181,24 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Resolution, DbError> {
     let cnf_name = |k: &str| {
         format!(
             "{} [client] {k}",
-            inp.mycnf.map(|m| m.path.display().to_string()).unwrap_or_default()
+            inp.mycnf
+                .map(|m| m.path.display().to_string())
+                .unwrap_or_default()
         )
     };
 
     // Host (and a port it may carry).
     let mut host_port: Option<u16> = None;
-    let mut pick_host = |value: String, origin: String, origins: &mut Vec<(&'static str, String)>| {
-        let (h, p) = dj_config::split_host_port(&value)
-            .map_err(|d| setting(format!("host '{value}' from {origin} {d}")))?;
-        if p.is_some() {
-            host_port = p;
-        }
-        origins.push(("host", origin));
-        Ok::<_, DbError>(h)
-    };
+    let mut pick_host =
+        |value: String, origin: String, origins: &mut Vec<(&'static str, String)>| {
+            let (h, p) = dj_config::split_host_port(&value)
+                .map_err(|d| setting(format!("host '{value}' from {origin} {d}")))?;
+            if p.is_some() {
+                host_port = p;
+            }
+            origins.push(("host", origin));
+            Ok::<_, DbError>(h)
+        };
     let host = if let Some(h) = &flags.host {
         pick_host(h.clone(), "--host".into(), &mut origins)?
     } else if let Some(h) = env("DJ_HOST") {
@@ -216,7 +219,11 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Resolution, DbError> {
             .parse::<u16>()
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| setting(format!("port '{v}' from {origin} is not a number from 1 to 65535")))
+            .ok_or_else(|| {
+                setting(format!(
+                    "port '{v}' from {origin} is not a number from 1 to 65535"
+                ))
+            })
     };
     let port = if let Some(p) = flags.port {
         origins.push(("port", "--port".into()));
@@ -350,27 +357,55 @@ fn resolve_tls(
     let dj_name = |k: &str| {
         format!(
             "{} (database.use_tls{k})",
-            inp.dj.map(|d| d.path.display().to_string()).unwrap_or_default()
+            inp.dj
+                .map(|d| d.path.display().to_string())
+                .unwrap_or_default()
         )
     };
     let cnf_name = |k: &str| {
         format!(
             "{} [client] {k}",
-            inp.mycnf.map(|m| m.path.display().to_string()).unwrap_or_default()
+            inp.mycnf
+                .map(|m| m.path.display().to_string())
+                .unwrap_or_default()
         )
     };
     // (source, names for mode/ca/cert/key) in precedence order.
     let sources: Vec<(TlsSource, [String; 4])> = [
-        Some((flag_src, ["--tls-mode", "--tls-ca", "--tls-cert", "--tls-key"].map(String::from))),
+        Some((
+            flag_src,
+            ["--tls-mode", "--tls-ca", "--tls-cert", "--tls-key"].map(String::from),
+        )),
         Some((
             env_src,
-            ["SPYGLASS_TLS_MODE", "SPYGLASS_TLS_CA", "SPYGLASS_TLS_CERT", "SPYGLASS_TLS_KEY"].map(String::from),
+            [
+                "SPYGLASS_TLS_MODE",
+                "SPYGLASS_TLS_CA",
+                "SPYGLASS_TLS_CERT",
+                "SPYGLASS_TLS_KEY",
+            ]
+            .map(String::from),
         )),
-        dj_src.map(|s| (s, [dj_name(""), dj_name(".ca"), dj_name(".cert"), dj_name(".key")])),
+        dj_src.map(|s| {
+            (
+                s,
+                [
+                    dj_name(""),
+                    dj_name(".ca"),
+                    dj_name(".cert"),
+                    dj_name(".key"),
+                ],
+            )
+        }),
         cnf_src.map(|s| {
             (
                 s,
-                [cnf_name("ssl-mode"), cnf_name("ssl-ca"), cnf_name("ssl-cert"), cnf_name("ssl-key")],
+                [
+                    cnf_name("ssl-mode"),
+                    cnf_name("ssl-ca"),
+                    cnf_name("ssl-cert"),
+                    cnf_name("ssl-key"),
+                ],
             )
         }),
     ]
@@ -380,12 +415,9 @@ fn resolve_tls(
 
     let mut out = TlsOptions::default();
     let mut pick = |get: &dyn Fn(&TlsSource) -> Option<PathBuf>, i: usize, what: &'static str| {
-        sources.iter().find_map(|(s, names)| {
-            get(s).map(|v| {
-                origins.push((what, names[i].clone()));
-                v
-            })
-        })
+        sources
+            .iter()
+            .find_map(|(s, names)| get(s).inspect(|_| origins.push((what, names[i].clone()))))
     };
     out.ca = pick(&|s| s.ca.clone(), 1, "tls ca");
     out.cert = pick(&|s| s.cert.clone(), 2, "tls cert");
@@ -433,7 +465,12 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     fn dj(text: &str) -> DjConfig {
@@ -447,36 +484,86 @@ mod tests {
         }
     }
 
-    fn run(flags: &Flags, env: &dyn Fn(&str) -> Option<String>, d: Option<&DjConfig>, m: Option<&MyCnf>) -> Resolution {
-        resolve(&Inputs { flags, env, dj: d, mycnf: m }).unwrap()
+    fn run(
+        flags: &Flags,
+        env: &dyn Fn(&str) -> Option<String>,
+        d: Option<&DjConfig>,
+        m: Option<&MyCnf>,
+    ) -> Resolution {
+        resolve(&Inputs {
+            flags,
+            env,
+            dj: d,
+            mycnf: m,
+        })
+        .unwrap()
     }
 
     fn origin<'a>(r: &'a Resolution, k: &str) -> &'a str {
-        r.origins.iter().find(|(n, _)| *n == k).map(|(_, o)| o.as_str()).unwrap_or("")
+        r.origins
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, o)| o.as_str())
+            .unwrap_or("")
     }
 
     #[test]
     fn flags_beat_env_beat_datajoint_beat_mycnf() {
-        let d = dj(r#"{"database.host": "dj.lab", "database.port": 3307, "database.user": "djuser", "database.password": "djpw"}"#);
+        let d = dj(
+            r#"{"database.host": "dj.lab", "database.port": 3307, "database.user": "djuser", "database.password": "djpw"}"#,
+        );
         let m = cnf("[client]\nhost=cnf.lab\nport=3308\nuser=cnfuser\npassword=cnfpw\n");
         let none = env_of(&[]);
         // my.cnf alone
         let r = run(&Flags::default(), &none, None, Some(&m));
-        assert_eq!(r.options.endpoint, Endpoint::Tcp { host: "cnf.lab".into(), port: 3308 });
+        assert_eq!(
+            r.options.endpoint,
+            Endpoint::Tcp {
+                host: "cnf.lab".into(),
+                port: 3308
+            }
+        );
         assert_eq!(r.options.user, "cnfuser");
-        assert_eq!(r.options.password.as_ref().map(Secret::expose), Some("cnfpw"));
+        assert_eq!(
+            r.options.password.as_ref().map(Secret::expose),
+            Some("cnfpw")
+        );
         // DataJoint over my.cnf
         let r = run(&Flags::default(), &none, Some(&d), Some(&m));
-        assert_eq!(r.options.endpoint, Endpoint::Tcp { host: "dj.lab".into(), port: 3307 });
+        assert_eq!(
+            r.options.endpoint,
+            Endpoint::Tcp {
+                host: "dj.lab".into(),
+                port: 3307
+            }
+        );
         assert_eq!(r.options.user, "djuser");
-        assert_eq!(r.options.password.as_ref().map(Secret::expose), Some("djpw"));
+        assert_eq!(
+            r.options.password.as_ref().map(Secret::expose),
+            Some("djpw")
+        );
         assert!(origin(&r, "host").contains("database.host"));
         // environment over DataJoint
-        let e = env_of(&[("DJ_HOST", "env.lab"), ("DJ_PORT", "3309"), ("DJ_USER", "envuser"), ("DJ_PASS", "")]);
+        let e = env_of(&[
+            ("DJ_HOST", "env.lab"),
+            ("DJ_PORT", "3309"),
+            ("DJ_USER", "envuser"),
+            ("DJ_PASS", ""),
+        ]);
         let r = run(&Flags::default(), &e, Some(&d), Some(&m));
-        assert_eq!(r.options.endpoint, Endpoint::Tcp { host: "env.lab".into(), port: 3309 });
+        assert_eq!(
+            r.options.endpoint,
+            Endpoint::Tcp {
+                host: "env.lab".into(),
+                port: 3309
+            }
+        );
         assert_eq!(r.options.user, "envuser");
-        assert_eq!(r.options.password.as_ref().map(Secret::expose), Some(""), "an empty DJ_PASS is a password");
+        assert_eq!(
+            r.options.password.as_ref().map(Secret::expose),
+            Some(""),
+            "an empty DJ_PASS is a password"
+        );
         // flags over everything
         let f = Flags {
             host: Some("flag.lab:3310".into()),
@@ -485,13 +572,28 @@ mod tests {
             ..Flags::default()
         };
         let r = run(&f, &e, Some(&d), Some(&m));
-        assert_eq!(r.options.endpoint, Endpoint::Tcp { host: "flag.lab".into(), port: 3310 });
+        assert_eq!(
+            r.options.endpoint,
+            Endpoint::Tcp {
+                host: "flag.lab".into(),
+                port: 3310
+            }
+        );
         assert_eq!(origin(&r, "port"), "host:port");
         assert_eq!(r.options.user, "flaguser");
-        assert_eq!(r.options.password.as_ref().map(Secret::expose), Some("filepw"));
+        assert_eq!(
+            r.options.password.as_ref().map(Secret::expose),
+            Some("filepw")
+        );
         // defaults
         let r = run(&Flags::default(), &env_of(&[("USER", "login")]), None, None);
-        assert_eq!(r.options.endpoint, Endpoint::Tcp { host: "localhost".into(), port: 3306 });
+        assert_eq!(
+            r.options.endpoint,
+            Endpoint::Tcp {
+                host: "localhost".into(),
+                port: 3306
+            }
+        );
         assert_eq!(r.options.user, "login");
         assert!(!r.password_given);
         assert_eq!(r.options.tls.mode, TlsMode::Prefer);
@@ -509,9 +611,14 @@ mod tests {
         .to_string();
         assert!(e.contains("DJ_PORT"), "{e}");
         let m = cnf("[client]\nssl-mode=SOMETIMES\n");
-        let e = resolve(&Inputs { flags: &Flags::default(), env: &env_of(&[("USER", "u")]), dj: None, mycnf: Some(&m) })
-            .unwrap_err()
-            .to_string();
+        let e = resolve(&Inputs {
+            flags: &Flags::default(),
+            env: &env_of(&[("USER", "u")]),
+            dj: None,
+            mycnf: Some(&m),
+        })
+        .unwrap_err()
+        .to_string();
         assert!(e.contains(".my.cnf") && e.contains("ssl-mode"), "{e}");
     }
 
@@ -519,29 +626,45 @@ mod tests {
     fn tls_from_each_source() {
         let u = env_of(&[("USER", "u")]);
         // DataJoint ssl object: CA means verify-identity.
-        let d = dj(r#"{"database.use_tls": {"ca": "/lab/ca.pem", "cert": "/lab/c.pem", "key": "/lab/k.pem"}}"#);
+        let d = dj(
+            r#"{"database.use_tls": {"ca": "/lab/ca.pem", "cert": "/lab/c.pem", "key": "/lab/k.pem"}}"#,
+        );
         let r = run(&Flags::default(), &u, Some(&d), None);
         assert_eq!(r.options.tls.mode, TlsMode::VerifyIdentity);
         assert_eq!(r.options.tls.ca.as_deref(), Some(Path::new("/lab/ca.pem")));
         assert_eq!(r.options.tls.key.as_deref(), Some(Path::new("/lab/k.pem")));
         // my.cnf: MySQL spelling, and MariaDB's verify flag.
         let m = cnf("[client]\nssl-ca=/etc/ca.pem\nssl-mode=VERIFY_CA\n");
-        assert_eq!(run(&Flags::default(), &u, None, Some(&m)).options.tls.mode, TlsMode::VerifyCa);
+        assert_eq!(
+            run(&Flags::default(), &u, None, Some(&m)).options.tls.mode,
+            TlsMode::VerifyCa
+        );
         let m = cnf("[client]\nssl-ca=/etc/ca.pem\nssl-verify-server-cert\n");
-        assert_eq!(run(&Flags::default(), &u, None, Some(&m)).options.tls.mode, TlsMode::VerifyIdentity);
+        assert_eq!(
+            run(&Flags::default(), &u, None, Some(&m)).options.tls.mode,
+            TlsMode::VerifyIdentity
+        );
         // ssl-ca alone: verify-ca, as the MySQL client does.
         let m = cnf("[client]\nssl-ca=/etc/ca.pem\n");
         let r = run(&Flags::default(), &u, None, Some(&m));
         assert_eq!(r.options.tls.mode, TlsMode::VerifyCa);
         assert!(origin(&r, "tls mode").contains("ssl-ca"), "{:?}", r.origins);
         // env over files
-        let e = env_of(&[("USER", "u"), ("SPYGLASS_TLS_MODE", "verify-identity"), ("SPYGLASS_TLS_CA", "/env/ca.pem")]);
+        let e = env_of(&[
+            ("USER", "u"),
+            ("SPYGLASS_TLS_MODE", "verify-identity"),
+            ("SPYGLASS_TLS_CA", "/env/ca.pem"),
+        ]);
         let r = run(&Flags::default(), &e, Some(&d), Some(&m));
         assert_eq!(r.options.tls.mode, TlsMode::VerifyIdentity);
         assert_eq!(r.options.tls.ca.as_deref(), Some(Path::new("/env/ca.pem")));
         assert_eq!(origin(&r, "tls ca"), "SPYGLASS_TLS_CA");
         // flags over env
-        let f = Flags { tls_mode: Some(TlsMode::VerifyCa), tls_ca: Some("/flag/ca.pem".into()), ..Flags::default() };
+        let f = Flags {
+            tls_mode: Some(TlsMode::VerifyCa),
+            tls_ca: Some("/flag/ca.pem".into()),
+            ..Flags::default()
+        };
         let r = run(&f, &e, Some(&d), Some(&m));
         assert_eq!(r.options.tls.mode, TlsMode::VerifyCa);
         assert_eq!(r.options.tls.ca.as_deref(), Some(Path::new("/flag/ca.pem")));
@@ -553,18 +676,35 @@ mod tests {
         let u = env_of(&[("USER", "u")]);
         // use_tls: true is PyMySQL's unverified default; a CA flag makes it verify.
         let d = dj(r#"{"database.use_tls": true}"#);
-        let f = Flags { tls_ca: Some("/ca.pem".into()), ..Flags::default() };
+        let f = Flags {
+            tls_ca: Some("/ca.pem".into()),
+            ..Flags::default()
+        };
         let r = run(&f, &u, Some(&d), None);
         assert_eq!(r.options.tls.mode, TlsMode::VerifyIdentity);
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
         // An explicit require keeps the CA unchecked, and says so.
-        let f = Flags { tls_mode: Some(TlsMode::Require), tls_ca: Some("/ca.pem".into()), ..Flags::default() };
+        let f = Flags {
+            tls_mode: Some(TlsMode::Require),
+            tls_ca: Some("/ca.pem".into()),
+            ..Flags::default()
+        };
         let r = run(&f, &u, None, None);
         assert_eq!(r.options.tls.mode, TlsMode::Require);
-        assert!(r.warnings.iter().any(|w| w.contains("does not check")), "{:?}", r.warnings);
+        assert!(
+            r.warnings.iter().any(|w| w.contains("does not check")),
+            "{:?}",
+            r.warnings
+        );
         // use_tls: false wins over a lower my.cnf CA.
         let d = dj(r#"{"database.use_tls": false}"#);
         let m = cnf("[client]\nssl-ca=/etc/ca.pem\n");
-        assert_eq!(run(&Flags::default(), &u, Some(&d), Some(&m)).options.tls.mode, TlsMode::Disable);
+        assert_eq!(
+            run(&Flags::default(), &u, Some(&d), Some(&m))
+                .options
+                .tls
+                .mode,
+            TlsMode::Disable
+        );
     }
 }

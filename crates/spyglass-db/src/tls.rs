@@ -136,11 +136,13 @@ impl TlsOptions {
                 "TLS mode verify-ca ({origin}) needs a CA certificate (--tls-ca, ssl-ca in ~/.my.cnf, or \"ca\" in database.use_tls)"
             )));
         }
-        for (what, p) in [("CA certificate", &self.ca), ("client certificate", &self.cert)] {
+        for (what, p) in [
+            ("CA certificate", &self.ca),
+            ("client certificate", &self.cert),
+        ] {
             if let Some(p) = p {
-                std::fs::File::open(p).map_err(|e| {
-                    bad(format!("cannot read the TLS {what} {}: {e}", p.display()))
-                })?;
+                std::fs::File::open(p)
+                    .map_err(|e| bad(format!("cannot read the TLS {what} {}: {e}", p.display())))?;
             }
         }
         match (&self.cert, &self.key) {
@@ -150,12 +152,10 @@ impl TlsOptions {
                         .into(),
                 ))
             }
-            (None, Some(_)) => {
-                return Err(bad(
-                    "a TLS client key is set but no certificate (--tls-cert, ssl-cert, or \"cert\")"
-                        .into(),
-                ))
-            }
+            (None, Some(_)) => return Err(bad(
+                "a TLS client key is set but no certificate (--tls-cert, ssl-cert, or \"cert\")"
+                    .into(),
+            )),
             _ => {}
         }
         if let Some(key) = &self.key {
@@ -234,9 +234,7 @@ pub(crate) fn describe(e: &rustls::Error, tls: &TlsOptions, host: &str) -> Strin
                 "the server's certificate is not valid yet (check the clocks)".into()
             }
             CertificateError::Revoked => "the server's certificate is revoked".into(),
-            CertificateError::BadSignature => {
-                "the server's certificate has a bad signature".into()
-            }
+            CertificateError::BadSignature => "the server's certificate has a bad signature".into(),
             other => format!("the server's certificate was refused: {other:?}"),
         },
         rustls::Error::AlertReceived(A::CertificateRequired)
@@ -246,7 +244,9 @@ pub(crate) fn describe(e: &rustls::Error, tls: &TlsOptions, host: &str) -> Strin
             "the server requires a client certificate and none is configured (--tls-cert/--tls-key)"
                 .into()
         }
-        rustls::Error::AlertReceived(a @ (A::UnknownCA | A::BadCertificate | A::CertificateUnknown)) => {
+        rustls::Error::AlertReceived(
+            a @ (A::UnknownCA | A::BadCertificate | A::CertificateUnknown),
+        ) => {
             format!("the server refused our client certificate ({a:?})")
         }
         other => other.to_string(),
@@ -307,7 +307,12 @@ pub struct TlsReport {
 /// Opens a TCP connection, asks for TLS the way a MySQL client does
 /// (SSLRequest), completes the handshake, records the certificate and
 /// closes. No credentials are sent. `Ok(None)` when the server offers no TLS.
-pub fn probe(host: &str, port: u16, tls: &TlsOptions, timeout: Duration) -> Result<Option<TlsReport>, String> {
+pub fn probe(
+    host: &str,
+    port: u16,
+    tls: &TlsOptions,
+    timeout: Duration,
+) -> Result<Option<TlsReport>, String> {
     use std::net::ToSocketAddrs;
     let addr = (host, port)
         .to_socket_addrs()
@@ -315,8 +320,10 @@ pub fn probe(host: &str, port: u16, tls: &TlsOptions, timeout: Duration) -> Resu
         .next()
         .ok_or_else(|| format!("cannot resolve {host}"))?;
     let mut tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    tcp.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    tcp.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    tcp.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     let mut head = [0u8; 4];
     tcp.read_exact(&mut head).map_err(|e| e.to_string())?;
     let len = usize::from(head[0]) | usize::from(head[1]) << 8 | usize::from(head[2]) << 16;
@@ -330,7 +337,12 @@ pub fn probe(host: &str, port: u16, tls: &TlsOptions, timeout: Duration) -> Resu
     }
     // protocol version, NUL-terminated server version, thread id (4),
     // auth data part 1 (8), filler (1), capability flags (lower 2 bytes).
-    let nul = hello.iter().skip(1).position(|b| *b == 0).ok_or("malformed server greeting")? + 1;
+    let nul = hello
+        .iter()
+        .skip(1)
+        .position(|b| *b == 0)
+        .ok_or("malformed server greeting")?
+        + 1;
     let caps_at = nul + 1 + 4 + 8 + 1;
     let caps = hello
         .get(caps_at..caps_at + 2)
@@ -359,10 +371,11 @@ pub fn probe(host: &str, port: u16, tls: &TlsOptions, timeout: Duration) -> Resu
     .with_custom_certificate_verifier(seen.clone())
     .with_no_client_auth();
     let name = ServerName::try_from(host.to_owned()).map_err(|e| e.to_string())?;
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name.clone())
-        .map_err(|e| e.to_string())?;
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), name.clone()).map_err(|e| e.to_string())?;
     while conn.is_handshaking() {
-        conn.complete_io(&mut tcp).map_err(|e| format!("TLS handshake failed: {e}"))?;
+        conn.complete_io(&mut tcp)
+            .map_err(|e| format!("TLS handshake failed: {e}"))?;
     }
     let version = conn
         .protocol_version()
@@ -430,10 +443,11 @@ fn verify_chain(
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = match WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build() {
-        Ok(v) => v,
-        Err(e) => return (Err(e.to_string()), Err(e.to_string())),
-    };
+    let verifier =
+        match WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build() {
+            Ok(v) => v,
+            Err(e) => return (Err(e.to_string()), Err(e.to_string())),
+        };
     match verifier.verify_server_cert(leaf, intermediates, name, &[], UnixTime::now()) {
         Ok(_) => (Ok(()), Ok(())),
         Err(
@@ -523,7 +537,9 @@ fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |a, b| a << 8 | usize::from(*b));
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |a, b| a << 8 | usize::from(*b));
         (len, &rest[n..])
     };
     if rest.len() < len {
@@ -599,8 +615,12 @@ fn name_string(mut name: &[u8]) -> String {
         let mut set = set;
         while let Some((_, atv, next)) = der(set) {
             set = next;
-            let Some((_, oid, rest)) = der(atv) else { continue };
-            let Some((_, value, _)) = der(rest) else { continue };
+            let Some((_, oid, rest)) = der(atv) else {
+                continue;
+            };
+            let Some((_, value, _)) = der(rest) else {
+                continue;
+            };
             let key = match oid {
                 [0x55, 0x04, 0x03] => "CN".to_owned(),
                 [0x55, 0x04, 0x06] => "C".to_owned(),
@@ -669,7 +689,10 @@ mod tests {
 
     #[test]
     fn modes_parse_both_spellings() {
-        assert_eq!(TlsMode::parse("VERIFY_IDENTITY"), Some(TlsMode::VerifyIdentity));
+        assert_eq!(
+            TlsMode::parse("VERIFY_IDENTITY"),
+            Some(TlsMode::VerifyIdentity)
+        );
         assert_eq!(TlsMode::parse("verify-ca"), Some(TlsMode::VerifyCa));
         assert_eq!(TlsMode::parse("Required"), Some(TlsMode::Require));
         assert_eq!(TlsMode::parse("disabled"), Some(TlsMode::Disable));
@@ -698,7 +721,9 @@ mod tests {
 
     #[test]
     fn verify_ca_needs_a_ca_and_keys_must_be_private() {
-        let e = TlsOptions::mode(TlsMode::VerifyCa).check("--tls-mode").unwrap_err();
+        let e = TlsOptions::mode(TlsMode::VerifyCa)
+            .check("--tls-mode")
+            .unwrap_err();
         assert!(e.to_string().contains("needs a CA"), "{e}");
         let dir = tempfile_dir();
         let key = dir.join("client-key.pem");
@@ -712,7 +737,10 @@ mod tests {
             ..TlsOptions::default()
         };
         let e = o.check("x").unwrap_err().to_string();
-        assert!(e.contains("readable by other users") && e.contains("chmod 600"), "{e}");
+        assert!(
+            e.contains("readable by other users") && e.contains("chmod 600"),
+            "{e}"
+        );
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         o.check("x").unwrap();
         let _ = std::fs::remove_dir_all(dir);
@@ -736,7 +764,12 @@ mod tests {
     #[test]
     fn times() {
         assert_eq!(parse_time(0x17, b"700101000000Z"), Some(0));
-        assert_eq!(parse_time(0x18, b"20261202013000Z").map(format_time).as_deref(), Some("2026-12-02 01:30:00 UTC"));
+        assert_eq!(
+            parse_time(0x18, b"20261202013000Z")
+                .map(format_time)
+                .as_deref(),
+            Some("2026-12-02 01:30:00 UTC")
+        );
         assert_eq!(format_time(951_782_400), "2000-02-29 00:00:00 UTC");
     }
 }

@@ -56,7 +56,9 @@ enum Failed {
 }
 
 fn raw_connect(base: &ConnectOptions, user: &str, password: &Secret) -> Result<Conn, Failed> {
-    base.tls.check("the connection settings").map_err(Failed::Tls)?;
+    base.tls
+        .check("the connection settings")
+        .map_err(Failed::Tls)?;
     let tls = base.tls_first();
     match Conn::new(opts(base, user, password, tls)) {
         Ok(c) => Ok(c),

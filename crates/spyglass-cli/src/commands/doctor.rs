@@ -123,7 +123,8 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
     };
     let (tls_details, tls_probe_error) = match session.endpoint() {
         spyglass_db::Endpoint::Tcp { host, port } if session.tls() => {
-            match spyglass_db::tls::probe(host, *port, &tls_opts, resolved.options.connect_timeout) {
+            match spyglass_db::tls::probe(host, *port, &tls_opts, resolved.options.connect_timeout)
+            {
                 Ok(d) => (d, None),
                 Err(e) => (None, Some(e)),
             }
@@ -395,10 +396,18 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
                 s,
                 "       cert     subject {}; names {}; issuer {}",
                 d.subject,
-                if d.names.is_empty() { "(none)".to_owned() } else { d.names.join(", ") },
+                if d.names.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    d.names.join(", ")
+                },
                 d.issuer
             );
-            let _ = writeln!(s, "       cert     expires {} ({} days)", d.not_after, d.days_left);
+            let _ = writeln!(
+                s,
+                "       cert     expires {} ({} days)",
+                d.not_after, d.days_left
+            );
         }
         if let Some(e) = &c.tls_probe_error {
             let _ = writeln!(s, "       tls      (could not read the certificate: {e})");
