@@ -762,6 +762,22 @@ mod tests {
     }
 
     #[test]
+    fn reads_subject_names_and_expiry_of_a_certificate() {
+        // Made with: openssl req -x509 -newkey ec ... -subj "/O=Lab/CN=db.lab"
+        //   -addext "subjectAltName=DNS:db.lab,IP:127.0.0.1" -days 1000
+        let pem = include_bytes!("../testdata/cert-with-san.pem");
+        let der = rustls_pemfile::certs(&mut &pem[..])
+            .next()
+            .unwrap()
+            .unwrap();
+        let c = parse_certificate(&der).unwrap();
+        assert_eq!(c.subject, "O=Lab, CN=db.lab");
+        assert_eq!(c.issuer, "O=Lab, CN=db.lab");
+        assert_eq!(c.names, vec!["db.lab".to_owned(), "127.0.0.1".to_owned()]);
+        assert_eq!(format_time(c.not_after), "2029-08-28 01:37:47 UTC");
+    }
+
+    #[test]
     fn times() {
         assert_eq!(parse_time(0x17, b"700101000000Z"), Some(0));
         assert_eq!(
