@@ -33,4 +33,7 @@ mod fixture;
 mod lifecycle;
 
 #[cfg(feature = "server-tests")]
+mod tls;
+
+#[cfg(feature = "server-tests")]
 mod users;

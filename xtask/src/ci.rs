@@ -38,8 +38,18 @@ fn itest_one(flavor: Flavor, filter: &[String], python: &Path) -> Result<(), Str
     // A second, empty server of the same flavor: restore tests load into it.
     let target = sandbox::Instance::target(flavor);
     let _ = sandbox::stop(target);
+    // The TLS server (private CA, require_secure_transport=ON) only when TLS tests run.
+    let tls = sandbox::Instance::tls(flavor);
+    let want_tls =
+        filter.iter().all(|f| f.starts_with('-')) || filter.iter().any(|f| f.contains("tls"));
+    let _ = sandbox::stop(tls);
     let result = (|| {
         let t = sandbox::start(target)?;
+        let tls_server = if want_tls {
+            Some(sandbox::start(tls)?)
+        } else {
+            None
+        };
         let fixture_root = sandbox::sandbox_dir(flavor).join("fixture");
         sandbox::fixture(&s, &fixture_root, 4, 1)?;
         let mut c = cargo();
@@ -55,6 +65,17 @@ fn itest_one(flavor: Flavor, filter: &[String], python: &Path) -> Result<(), Str
             c.arg("--").args(filter);
         }
         set_test_env(&mut c, &s, &fixture_root);
+        if let Some(ts) = &tls_server {
+            let tls_fixture = sandbox::sandbox_dir(tls).join("fixture");
+            sandbox::fixture(ts, &tls_fixture, 1, 1)?;
+            c.env("SPYGLASS_IT_TLS_PORT", ts.port.to_string())
+                .env("SPYGLASS_IT_TLS_FIXTURE", &tls_fixture)
+                .env("SPYGLASS_IT_TLS_CERTS", sandbox::tls_dir(tls))
+                .env(
+                    "SPYGLASS_IT_TLS_SERVER_CERTS",
+                    sandbox::tls_server_dir(tls).unwrap_or_default(),
+                );
+        }
         c.env("SPYGLASS_IT_TARGET_PORT", t.port.to_string())
             .env("SPYGLASS_IT_PYTHON", python);
         if flavor == Flavor::Mysql {
@@ -68,6 +89,7 @@ fn itest_one(flavor: Flavor, filter: &[String], python: &Path) -> Result<(), Str
     })();
     let stopped = sandbox::stop(flavor);
     let _ = sandbox::stop(target);
+    let _ = sandbox::stop(tls);
     result.and(stopped)
 }
 

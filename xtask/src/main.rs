@@ -8,6 +8,7 @@ mod ci;
 mod dist;
 mod sandbox;
 mod sshd;
+mod tls;
 mod util;
 mod venv;
 

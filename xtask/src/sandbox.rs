@@ -42,6 +42,9 @@ impl Flavor {
 pub struct Instance {
     pub flavor: Flavor,
     pub target: bool,
+    /// The TLS server: private CA certificates, `require_secure_transport=ON`,
+    /// general log in a table (the TLS tests read it).
+    pub tls: bool,
 }
 
 impl Instance {
@@ -49,16 +52,27 @@ impl Instance {
         Instance {
             flavor,
             target: false,
+            tls: false,
         }
     }
     pub fn target(flavor: Flavor) -> Self {
         Instance {
             flavor,
             target: true,
+            tls: false,
+        }
+    }
+    pub fn tls(flavor: Flavor) -> Self {
+        Instance {
+            flavor,
+            target: false,
+            tls: true,
         }
     }
     pub fn name(self) -> String {
-        if self.target {
+        if self.tls {
+            format!("{}-tls", self.flavor.name())
+        } else if self.target {
             format!("{}-target", self.flavor.name())
         } else {
             self.flavor.name().to_owned()
@@ -117,6 +131,18 @@ impl Sandbox {
 
 pub fn sandbox_dir(inst: impl Into<Instance>) -> PathBuf {
     target_dir().join("sandbox").join(inst.into().name())
+}
+
+/// The TLS sandbox's certificates (CA, other CA, server, other name, client).
+pub fn tls_dir(inst: Instance) -> PathBuf {
+    sandbox_dir(inst).join("certs")
+}
+
+/// Where the TLS sandbox server reads its own certificate files (host path).
+pub fn tls_server_dir(inst: Instance) -> Option<PathBuf> {
+    fs::read_to_string(sandbox_dir(inst).join("server-tls-dir"))
+        .ok()
+        .map(PathBuf::from)
 }
 
 fn state_file(inst: Instance) -> PathBuf {
@@ -240,6 +266,32 @@ pub fn start(inst: impl Into<Instance>) -> Result<Sandbox, String> {
         Flavor::Mariadb => mariadb_command(&dir, port)?,
         Flavor::Mysql => mysql_command(&dir, port, inst)?,
     };
+    if inst.tls {
+        // Certificates next to the data (inside the chroot for MySQL).
+        let certs = crate::tls::make_certs(&tls_dir(inst))?;
+        // The server's own copies, apart from the ones clients use (tests swap them).
+        let server_dir = match flavor {
+            Flavor::Mariadb => dir.join("server-certs"),
+            Flavor::Mysql => datadir.parent().unwrap_or(&datadir).join("tls"),
+        };
+        let _ = fs::remove_dir_all(&server_dir);
+        fs::create_dir_all(&server_dir).map_err(|e| e.to_string())?;
+        for f in ["ca.pem", "server.pem", "server.key"] {
+            fs::copy(certs.join(f), server_dir.join(f)).map_err(|e| e.to_string())?;
+        }
+        let seen = match flavor {
+            Flavor::Mariadb => server_dir.display().to_string(),
+            Flavor::Mysql => format!("{}/tls", chroot_rel(inst)),
+        };
+        cmd.arg(format!("--ssl-ca={seen}/ca.pem"))
+            .arg(format!("--ssl-cert={seen}/server.pem"))
+            .arg(format!("--ssl-key={seen}/server.key"))
+            .arg("--require-secure-transport=ON")
+            .arg("--general-log=ON")
+            .arg("--log-output=TABLE");
+        fs::write(dir.join("server-tls-dir"), server_dir.display().to_string())
+            .map_err(|e| e.to_string())?;
+    }
     let log = fs::File::create(dir.join("server.out")).map_err(|e| e.to_string())?;
     let child = cmd
         .stdin(Stdio::null())
@@ -537,7 +589,7 @@ pub fn mysqldump_wrapper() -> Result<(PathBuf, PathBuf), String> {
     let wrapper = sandbox_dir(Flavor::Mysql).join("mysqldump-chroot");
     fs::create_dir_all(sandbox_dir(Flavor::Mysql)).map_err(|e| e.to_string())?;
     let script = format!(
-        "#!/bin/sh\n# Runs MySQL's mysqldump from the sandbox chroot; paths under the chroot are translated.\nROOT='{root}'\nfor a in \"$@\"; do\n  shift\n  case \"$a\" in\n    --defaults-extra-file=\"$ROOT\"/*) a=\"--defaults-extra-file=${{a#--defaults-extra-file=$ROOT}}\" ;;\n  esac\n  set -- \"$@\" \"$a\"\ndone\nexec chroot \"$ROOT\" /usr/bin/mysqldump \"$@\"\n",
+        "#!/bin/sh\n# Runs MySQL's mysqldump from the sandbox chroot; paths under the chroot are translated.\nROOT='{root}'\nfor a in \"$@\"; do\n  shift\n  case \"$a\" in\n    --defaults-extra-file=\"$ROOT\"/*) a=\"--defaults-extra-file=${{a#--defaults-extra-file=$ROOT}}\" ;;\n    --defaults-file=\"$ROOT\"/*) f=\"${{a#--defaults-file=}}\"; (umask 077; sed \"s|$ROOT/|/|g\" \"$f\" > \"$f.chroot\"); a=\"--defaults-file=${{f#$ROOT}}.chroot\" ;;\n  esac\n  set -- \"$@\" \"$a\"\ndone\n# Paths inside the defaults file (TLS files under the chroot) are translated in a 0600 copy.\nexec chroot \"$ROOT\" /usr/bin/mysqldump \"$@\"\n",
         root = root.display()
     );
     fs::write(&wrapper, script).map_err(|e| e.to_string())?;

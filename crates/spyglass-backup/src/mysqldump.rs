@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use spyglass_db::mysql::Conn;
-use spyglass_db::{quote, ConnectOptions, Endpoint, Flavor, Session};
+use spyglass_db::{quote, ConnectOptions, Endpoint, Flavor, Session, TlsMode};
 
 use crate::catalog;
 use crate::compress::SetFileWriter;
@@ -50,8 +50,13 @@ fn opt_value(v: &str) -> String {
     format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-fn defaults_file(dir: &Path, connect: &ConnectOptions) -> Result<PathBuf, Error> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// The `[client]` options the dump tool gets: account, endpoint and the same
+/// TLS policy as our own connections. `oracle` selects the dialect: Oracle's
+/// mysqldump takes `ssl-mode`; MariaDB's dump rejects it and takes `ssl` and
+/// `ssl-verify-server-cert` (which checks chain and host name: our verify-ca
+/// becomes the stricter verify-identity there). `coordinator_tls` is whether
+/// our own connection got TLS, which settles `prefer`.
+fn client_options(connect: &ConnectOptions, oracle: bool, coordinator_tls: bool) -> String {
     let mut text = format!("[client]\nuser={}\n", opt_value(&connect.user));
     if let Some(p) = &connect.password {
         text.push_str(&format!("password={}\n", opt_value(p.expose())));
@@ -62,9 +67,58 @@ fn defaults_file(dir: &Path, connect: &ConnectOptions) -> Result<PathBuf, Error>
             opt_value(host)
         )),
         Endpoint::Socket(s) => {
-            text.push_str(&format!("socket={}\n", opt_value(&s.to_string_lossy())))
+            text.push_str(&format!("socket={}\n", opt_value(&s.to_string_lossy())));
+            return text;
         }
     }
+    let tls = &connect.tls;
+    let mode = match tls.mode {
+        TlsMode::Prefer if coordinator_tls => TlsMode::Require,
+        TlsMode::Prefer => TlsMode::Disable,
+        m => m,
+    };
+    let mut line = |k: &str, v: &str| text.push_str(&format!("{k}={v}\n"));
+    if oracle {
+        let m = match mode {
+            TlsMode::Disable => "DISABLED",
+            TlsMode::Prefer => "PREFERRED",
+            TlsMode::Require => "REQUIRED",
+            TlsMode::VerifyCa => "VERIFY_CA",
+            TlsMode::VerifyIdentity => "VERIFY_IDENTITY",
+        };
+        line("ssl-mode", m);
+    } else {
+        match mode {
+            TlsMode::Disable => line("skip-ssl", "1"),
+            TlsMode::Prefer | TlsMode::Require => line("ssl", "1"),
+            TlsMode::VerifyCa | TlsMode::VerifyIdentity => {
+                line("ssl", "1");
+                line("ssl-verify-server-cert", "1");
+            }
+        }
+    }
+    if mode.verifies() {
+        if let Some(ca) = &tls.ca {
+            line("ssl-ca", &opt_value(&ca.to_string_lossy()));
+        }
+    }
+    if mode != TlsMode::Disable {
+        if let (Some(c), Some(k)) = (&tls.cert, &tls.key) {
+            line("ssl-cert", &opt_value(&c.to_string_lossy()));
+            line("ssl-key", &opt_value(&k.to_string_lossy()));
+        }
+    }
+    text
+}
+
+fn defaults_file(
+    dir: &Path,
+    connect: &ConnectOptions,
+    oracle: bool,
+    coordinator_tls: bool,
+) -> Result<PathBuf, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let text = client_options(connect, oracle, coordinator_tls);
     let path = dir.join("client.cnf");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -87,8 +141,10 @@ struct Dumper {
 impl Dumper {
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.program);
-        // --defaults-extra-file must come first; it holds the password.
-        c.arg(format!("--defaults-extra-file={}", self.cnf.display()))
+        // --defaults-file must come first; it holds the password. Only this
+        // file is read (not ~/.my.cnf, whose ssl options may be in the other
+        // dialect): it carries everything we resolved.
+        c.arg(format!("--defaults-file={}", self.cnf.display()))
             .args(["--max-allowed-packet=1G", "--default-character-set=utf8mb4"])
             // A restore must never change the target's GTID state.
             .args(if self.oracle {
@@ -198,7 +254,7 @@ pub(crate) fn dump(
         .map_err(Error::io("running", &program))?;
     let oracle = !String::from_utf8_lossy(&version.stdout).contains("MariaDB");
     let dumper = Dumper {
-        cnf: defaults_file(private.path(), connect)?,
+        cnf: defaults_file(private.path(), connect, oracle, coord.tls())?,
         program,
         oracle,
     };
@@ -562,6 +618,42 @@ mod tests {
             )
             .as_deref(),
             Some("we`ird")
+        );
+    }
+
+    #[test]
+    fn tls_reaches_the_dump_tool_in_its_dialect() {
+        let mut c = ConnectOptions::tcp("db.lab", 3306, "u").tls_options(spyglass_db::TlsOptions {
+            mode: TlsMode::VerifyIdentity,
+            ca: Some("/lab/ca.pem".into()),
+            cert: Some("/lab/c.pem".into()),
+            key: Some("/lab/k.pem".into()),
+        });
+        let mysql = client_options(&c, true, true);
+        assert!(mysql.contains("ssl-mode=VERIFY_IDENTITY\n"), "{mysql}");
+        assert!(
+            mysql.contains("ssl-ca=\"/lab/ca.pem\"\n")
+                && mysql.contains("ssl-key=\"/lab/k.pem\"\n"),
+            "{mysql}"
+        );
+        let maria = client_options(&c, false, true);
+        assert!(
+            !maria.contains("ssl-mode"),
+            "MariaDB's dump rejects ssl-mode: {maria}"
+        );
+        assert!(
+            maria.contains("ssl-verify-server-cert=1\n") && maria.contains("ssl-ca="),
+            "{maria}"
+        );
+        c.tls.mode = TlsMode::VerifyCa;
+        assert!(client_options(&c, true, true).contains("ssl-mode=VERIFY_CA\n"));
+        assert!(client_options(&c, false, true).contains("ssl-verify-server-cert=1\n"));
+        c.tls.mode = TlsMode::Prefer;
+        assert!(client_options(&c, true, false).contains("ssl-mode=DISABLED\n"));
+        assert!(client_options(&c, true, true).contains("ssl-mode=REQUIRED\n"));
+        assert!(
+            !client_options(&c, true, true).contains("ssl-ca"),
+            "an unverified mode passes no CA"
         );
     }
 

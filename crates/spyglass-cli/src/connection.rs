@@ -1,6 +1,7 @@
-//! Resolving connection settings, first wins: flags, environment
-//! (`DJ_HOST`, `DJ_USER`, `DJ_PASS`, `DJ_PORT`), the DataJoint config file,
-//! `~/.my.cnf` `[client]`. A password is never a flag value.
+//! Resolving connection settings: this module reads the files (DataJoint
+//! config, `~/.my.cnf`, a password file) and prompts; the precedence (flags,
+//! environment, DataJoint file, `~/.my.cnf`) is [`spyglass_db::resolve`]'s.
+//! A password is never a flag value.
 
 use std::io::IsTerminal;
 use std::os::unix::fs::PermissionsExt;
@@ -8,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use spyglass_db::dj_config::{self, DjConfig};
-use spyglass_db::{ConnectOptions, DbError, Endpoint, Secret, Session, TlsMode};
+use spyglass_db::resolve::{Flags, Inputs, MyCnf};
+use spyglass_db::{ConnectOptions, DbError, Endpoint, Secret, Session};
 
-use crate::args::ConnectOpts;
+use crate::args::{ConnectOpts, TlsModeArg};
 use crate::output::UserError;
 
 /// A configuration file we looked for.
@@ -94,21 +96,11 @@ pub fn load_dj_config(
     Ok(None)
 }
 
-/// Resolves connection settings.
+/// Resolves connection settings: reads the files, then applies the
+/// precedence in [`spyglass_db::resolve`].
 pub fn resolve(flags: &ConnectOpts, env: &Environment) -> anyhow::Result<Resolved> {
     let mut files = Vec::new();
-    let mut warnings = Vec::new();
-    let mut origins: Vec<(&'static str, String)> = Vec::new();
     let dj = load_dj_config(env, &mut files)?;
-    let dj_name = |what: &str| {
-        format!(
-            "{} ({what})",
-            dj.as_ref()
-                .map(|d| d.path.display().to_string())
-                .unwrap_or_default()
-        )
-    };
-
     let mycnf_path = env.home.as_ref().map(|h| h.join(".my.cnf"));
     let mycnf = match &mycnf_path {
         Some(p) if p.is_file() => {
@@ -119,7 +111,10 @@ pub fn resolve(flags: &ConnectOpts, env: &Environment) -> anyhow::Result<Resolve
                 path: p.clone(),
                 status: "read",
             });
-            crate::mycnf::parse_client_section(&text)
+            Some(MyCnf {
+                path: p.clone(),
+                values: spyglass_db::mycnf::parse_client_section(&text),
+            })
         }
         Some(p) => {
             files.push(FileNote {
@@ -127,150 +122,61 @@ pub fn resolve(flags: &ConnectOpts, env: &Environment) -> anyhow::Result<Resolve
                 path: p.clone(),
                 status: "not found",
             });
-            Default::default()
+            None
         }
-        None => Default::default(),
+        None => None,
     };
-    let cnf_name = |k: &str| {
-        format!(
-            "{} [client] {k}",
-            mycnf_path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        )
-    };
-
-    // Host (and a port it may carry).
-    let mut host_port: Option<u16> = None;
-    let mut pick_host = |value: String,
-                         origin: String,
-                         origins: &mut Vec<(&'static str, String)>|
-     -> anyhow::Result<String> {
-        let (h, p) = dj_config::split_host_port(&value)
-            .map_err(|d| UserError::new(format!("host '{value}' from {origin} {d}")))?;
-        if p.is_some() {
-            host_port = p;
-        }
-        origins.push(("host", origin));
-        Ok(h)
-    };
-    let host = if let Some(h) = &flags.host {
-        pick_host(h.clone(), "--host".into(), &mut origins)?
-    } else if let Some(h) = (env.var)("DJ_HOST").filter(|v| !v.is_empty()) {
-        pick_host(h, "DJ_HOST".into(), &mut origins)?
-    } else if let Some(h) = dj.as_ref().and_then(|d| d.host.clone()) {
-        // The DataJoint parser already split host:port into host and port.
-        origins.push(("host", dj_name("database.host")));
-        h
-    } else if let Some(h) = mycnf.get("host") {
-        pick_host(h.clone(), cnf_name("host"), &mut origins)?
-    } else {
-        origins.push(("host", "default".into()));
-        "localhost".into()
-    };
-
-    let parse_port = |v: &str, origin: &str| -> anyhow::Result<u16> {
-        v.trim()
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| {
-                UserError::new(format!(
-                    "port '{v}' from {origin} is not a number from 1 to 65535"
-                ))
-                .into()
-            })
-    };
-    let port = if let Some(p) = flags.port {
-        origins.push(("port", "--port".into()));
-        p
-    } else if let Some(p) = host_port {
-        origins.push(("port", "host:port".into()));
-        p
-    } else if let Some(p) = (env.var)("DJ_PORT").filter(|v| !v.is_empty()) {
-        origins.push(("port", "DJ_PORT".into()));
-        parse_port(&p, "DJ_PORT")?
-    } else if let Some(p) = dj.as_ref().and_then(|d| d.port) {
-        origins.push(("port", dj_name("database.port")));
-        p
-    } else if let Some(p) = mycnf.get("port") {
-        origins.push(("port", cnf_name("port")));
-        parse_port(p, &cnf_name("port"))?
-    } else {
-        origins.push(("port", "default".into()));
-        3306
-    };
-
-    let user = if let Some(u) = &flags.user {
-        origins.push(("user", "--user".into()));
-        u.clone()
-    } else if let Some(u) = (env.var)("DJ_USER").filter(|v| !v.is_empty()) {
-        origins.push(("user", "DJ_USER".into()));
-        u
-    } else if let Some(u) = dj.as_ref().and_then(|d| d.user.clone()) {
-        origins.push(("user", dj_name("database.user")));
-        u
-    } else if let Some(u) = mycnf.get("user") {
-        origins.push(("user", cnf_name("user")));
-        u.clone()
-    } else if let Some(u) = (env.var)("USER").filter(|v| !v.is_empty()) {
-        origins.push(("user", "login name".into()));
-        u
-    } else {
-        return Err(UserError::new("no user name given")
-            .hint("pass --user, set DJ_USER, or set database.user in the DataJoint config")
-            .into());
-    };
-
-    let socket = match (&flags.socket, mycnf.get("socket")) {
-        (Some(s), _) => Some(s.clone()),
-        // A my.cnf socket only applies when nothing chose a TCP host explicitly.
-        (None, Some(s)) if origins.iter().any(|(k, o)| *k == "host" && o == "default") => {
-            Some(PathBuf::from(s))
-        }
-        _ => None,
-    };
-
+    let mut warnings = Vec::new();
     let mut password = None;
     if let Some(path) = &flags.password_file {
         let text = std::fs::read_to_string(path).map_err(|e| {
             UserError::new(format!("cannot read password file {}: {e}", path.display()))
         })?;
         warn_if_readable(path, &mut warnings);
-        password = Some(Secret::new(text.lines().next().unwrap_or("").to_owned()));
-        origins.push(("password", format!("--password-file {}", path.display())));
-    } else if flags.ask_password {
-        password = Some(prompt(&user, &host)?);
+        password = Some((
+            Secret::new(text.lines().next().unwrap_or("").to_owned()),
+            format!("--password-file {}", path.display()),
+        ));
+    }
+    let lib_flags = Flags {
+        host: flags.host.clone(),
+        port: flags.port,
+        user: flags.user.clone(),
+        socket: flags.socket.clone(),
+        password,
+        tls_mode: flags.tls_mode.map(TlsModeArg::mode),
+        tls_ca: flags.tls_ca.clone(),
+        tls_cert: flags.tls_cert.clone(),
+        tls_key: flags.tls_key.clone(),
+    };
+    let r = spyglass_db::resolve::resolve(&Inputs {
+        flags: &lib_flags,
+        env: &*env.var,
+        dj: dj.as_ref(),
+        mycnf: mycnf.as_ref(),
+    })?;
+    let mut origins = r.origins;
+    let mut options = r.options;
+    let mut password_given = r.password_given;
+    warnings.extend(r.warnings);
+    if flags.password_file.is_none() && flags.ask_password {
+        let host = match &options.endpoint {
+            Endpoint::Tcp { host, .. } => host.clone(),
+            Endpoint::Socket(p) => p.display().to_string(),
+        };
+        options.password = Some(prompt(&options.user, &host)?);
+        password_given = true;
+        origins.retain(|(k, _)| *k != "password");
         origins.push(("password", "prompt".into()));
-    } else if let Some(p) = (env.var)("DJ_PASS") {
-        password = Some(Secret::new(p));
-        origins.push(("password", "DJ_PASS".into()));
-    } else if let Some(p) = dj.as_ref().and_then(|d| d.password.clone()) {
-        if let Some(d) = &dj {
-            warn_if_readable(&d.path, &mut warnings);
-        }
-        password = Some(p);
-        origins.push(("password", dj_name("database.password")));
-    } else if let Some(p) = mycnf.get("password") {
-        if let Some(path) = &mycnf_path {
-            warn_if_readable(path, &mut warnings);
-        }
-        password = Some(Secret::new(p.clone()));
-        origins.push(("password", cnf_name("password")));
     }
-    let password_given = password.is_some();
-
-    let tls = dj
-        .as_ref()
-        .and_then(|d| d.use_tls)
-        .unwrap_or(TlsMode::Prefer);
-    let mut options = ConnectOptions::tcp(host, port, user).tls(tls);
-    options.password = password;
-    if let Some(s) = socket {
-        options.endpoint = Endpoint::Socket(s);
-        origins.push(("socket", "--socket or my.cnf".into()));
-    }
+    // Files named by the settings are checked before anything connects.
+    options.tls.check(
+        &origins
+            .iter()
+            .find(|(k, _)| *k == "tls mode")
+            .map(|(_, o)| o.clone())
+            .unwrap_or_default(),
+    )?;
     Ok(Resolved {
         options,
         origins,

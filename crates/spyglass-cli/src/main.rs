@@ -6,7 +6,6 @@
 mod args;
 mod commands;
 mod connection;
-mod mycnf;
 mod output;
 mod progress;
 mod settings;

@@ -82,7 +82,8 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
             return Some(match db {
                 DbError::AccessDenied { .. } => "check the user and password: --user/DJ_USER/database.user, and DJ_PASS, database.password, --password-file or --ask-password".into(),
                 DbError::Unreachable { .. } | DbError::Timeout { .. } => "is the server running and listening there? Check --host/--port, DJ_HOST/DJ_PORT or database.host in the DataJoint config".into(),
-                DbError::TlsRequired { .. } => "the server does not offer TLS; set database.use_tls to null or false, or enable TLS on the server".into(),
+                DbError::TlsRequired { .. } => "the server does not offer TLS; set database.use_tls to null or false (or --tls-mode prefer), or enable TLS on the server".into(),
+                DbError::Tls { .. } => "check the CA (--tls-ca, ssl-ca in ~/.my.cnf, \"ca\" in database.use_tls) and the host name you connect to; `spyglass-admin doctor` shows the certificate the server presents".into(),
                 _ => return None,
             });
         }

@@ -3,8 +3,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mysql::prelude::Queryable;
-use mysql::{Conn, OptsBuilder, SslOpts};
+use mysql::{Conn, OptsBuilder};
 
+use crate::tls::{self, TlsMode, TlsOptions};
 use crate::{DbError, ServerInfo};
 
 /// A password. Its `Debug` and `Display` never show the value.
@@ -36,20 +37,6 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
     }
-}
-
-/// How to use TLS, mirroring DataJoint's `database.use_tls`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TlsMode {
-    /// `use_tls: null` (DataJoint's default): try TLS, fall back to plain text
-    /// when the server does not offer it. Certificates are not verified, like
-    /// the mysql client's `--ssl-mode=PREFERRED`.
-    #[default]
-    Prefer,
-    /// `use_tls: true`: fail unless TLS is established.
-    Require,
-    /// `use_tls: false`: never use TLS.
-    Disable,
 }
 
 /// Where the server is.
@@ -86,8 +73,8 @@ pub struct ConnectOptions {
     pub user: String,
     /// Password, if any (`None` sends no password).
     pub password: Option<Secret>,
-    /// TLS policy.
-    pub tls: TlsMode,
+    /// TLS policy (mode, CA, client certificate).
+    pub tls: TlsOptions,
     /// Limit for establishing the TCP connection.
     pub connect_timeout: Duration,
 }
@@ -102,7 +89,7 @@ impl ConnectOptions {
             },
             user: user.into(),
             password: None,
-            tls: TlsMode::Prefer,
+            tls: TlsOptions::default(),
             connect_timeout: Duration::from_secs(10),
         }
     }
@@ -113,32 +100,31 @@ impl ConnectOptions {
         self
     }
 
-    /// Sets the TLS policy.
-    pub fn tls(mut self, tls: TlsMode) -> Self {
+    /// Sets the TLS mode (keeping any CA and client certificate).
+    pub fn tls(mut self, mode: TlsMode) -> Self {
+        self.tls.mode = mode;
+        self
+    }
+
+    /// Sets the whole TLS policy.
+    pub fn tls_options(mut self, tls: TlsOptions) -> Self {
         self.tls = tls;
         self
     }
 
-    fn builder(&self, with_tls: bool) -> OptsBuilder {
-        let mut b = OptsBuilder::new()
-            .user(Some(self.user.clone()))
-            .pass(self.password.as_ref().map(|p| p.expose().to_owned()))
-            .tcp_connect_timeout(Some(self.connect_timeout))
-            .read_timeout(None)
-            .prefer_socket(false)
-            // DataJoint and every dump we write are utf8mb4; collation is the server's default.
-            .init(vec!["SET NAMES utf8mb4".to_owned()]);
+    /// Whether the first attempt uses TLS (TCP only: a Unix socket is local).
+    pub fn tls_first(&self) -> bool {
+        matches!(self.endpoint, Endpoint::Tcp { .. }) && self.tls.mode != TlsMode::Disable
+    }
+
+    /// Applies the endpoint and the TLS policy (with TLS or plain) to a driver
+    /// builder: the one place every connection of the tool gets its TLS options.
+    pub fn apply_endpoint(&self, mut b: OptsBuilder, with_tls: bool) -> OptsBuilder {
         match &self.endpoint {
             Endpoint::Tcp { host, port } => {
                 b = b.ip_or_hostname(Some(host.clone())).tcp_port(*port);
                 if with_tls {
-                    // Like `--ssl-mode=PREFERRED/REQUIRED`: encrypt, do not verify
-                    // (lab servers use self-signed certificates).
-                    b = b.ssl_opts(Some(
-                        SslOpts::default()
-                            .with_danger_accept_invalid_certs(true)
-                            .with_danger_skip_domain_validation(true),
-                    ));
+                    b = b.ssl_opts(self.tls.ssl_opts());
                 }
             }
             Endpoint::Socket(path) => {
@@ -146,6 +132,49 @@ impl ConnectOptions {
             }
         }
         b
+    }
+
+    /// Turns a failed connection attempt into the error to show: a TLS failure
+    /// names its reason (unknown CA, name mismatch, expired, no TLS offered).
+    /// `None` when `e` is not a TLS failure.
+    pub fn tls_failure(&self, e: mysql::Error) -> Result<DbError, mysql::Error> {
+        let server = self.endpoint.to_string();
+        let host = match &self.endpoint {
+            Endpoint::Tcp { host, .. } => host.as_str(),
+            Endpoint::Socket(_) => "localhost",
+        };
+        if matches!(
+            e,
+            mysql::Error::DriverError(mysql::DriverError::TlsNotSupported)
+        ) {
+            return Ok(DbError::TlsRequired {
+                server,
+                mode: self.tls.mode,
+                source: e,
+            });
+        }
+        if let Some(r) = tls::rustls_error(&e) {
+            let reason = tls::describe(r, &self.tls, host);
+            return Ok(DbError::Tls {
+                server,
+                mode: self.tls.mode,
+                reason,
+                source: e,
+            });
+        }
+        Err(e)
+    }
+
+    fn builder(&self, with_tls: bool) -> OptsBuilder {
+        let b = OptsBuilder::new()
+            .user(Some(self.user.clone()))
+            .pass(self.password.as_ref().map(|p| p.expose().to_owned()))
+            .tcp_connect_timeout(Some(self.connect_timeout))
+            .read_timeout(None)
+            .prefer_socket(false)
+            // DataJoint and every dump we write are utf8mb4; collation is the server's default.
+            .init(vec!["SET NAMES utf8mb4".to_owned()]);
+        self.apply_endpoint(b, with_tls)
     }
 }
 
@@ -206,19 +235,21 @@ impl Session {
 
 /// Opens a connection, detects the server flavor and whether TLS is in use.
 pub fn connect(opts: &ConnectOptions) -> Result<Session, DbError> {
-    let use_tls_first = matches!(opts.endpoint, Endpoint::Tcp { .. })
-        && matches!(opts.tls, TlsMode::Prefer | TlsMode::Require);
+    opts.tls.check("the connection settings")?;
+    let use_tls_first = opts.tls_first();
     let conn = match Conn::new(opts.builder(use_tls_first)) {
         Ok(c) => c,
-        Err(e) if use_tls_first && opts.tls == TlsMode::Prefer && is_tls_failure(&e) => {
+        // Only `prefer` falls back, and only when the server offers no TLS:
+        // a failed verification never does (verifying modes do not get here).
+        Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
+            if use_tls_first && opts.tls.mode == TlsMode::Prefer =>
+        {
             Conn::new(opts.builder(false)).map_err(|e| classify(opts, e))?
         }
-        Err(e) if use_tls_first && opts.tls == TlsMode::Require && is_tls_failure(&e) => {
-            return Err(DbError::TlsRequired {
-                server: opts.endpoint.to_string(),
-                source: e,
-            })
-        }
+        Err(e) if use_tls_first => match opts.tls_failure(e) {
+            Ok(tls_error) => return Err(tls_error),
+            Err(e) => return Err(classify(opts, e)),
+        },
         Err(e) => return Err(classify(opts, e)),
     };
     let mut conn = conn;
@@ -234,18 +265,6 @@ pub fn connect(opts: &ConnectOptions) -> Result<Session, DbError> {
         endpoint: opts.endpoint.clone(),
         user: opts.user.clone(),
     })
-}
-
-fn is_tls_failure(e: &mysql::Error) -> bool {
-    match e {
-        mysql::Error::DriverError(mysql::DriverError::TlsNotSupported) => true,
-        mysql::Error::TlsError(_) => true,
-        mysql::Error::IoError(io) => {
-            let s = io.to_string().to_ascii_lowercase();
-            s.contains("tls") || s.contains("ssl") || s.contains("certificate")
-        }
-        _ => false,
-    }
 }
 
 fn classify(opts: &ConnectOptions, e: mysql::Error) -> DbError {

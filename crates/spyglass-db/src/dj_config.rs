@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::resolve::TlsSource;
 use crate::{Secret, TlsMode};
 
 /// The settings spyglass-admin uses from a DataJoint config file.
@@ -25,8 +26,9 @@ pub struct DjConfig {
     pub user: Option<String>,
     /// `database.password`.
     pub password: Option<Secret>,
-    /// `database.use_tls`; `None` when the key is absent.
-    pub use_tls: Option<TlsMode>,
+    /// `database.use_tls`, with the files of its `ssl` object; `None` when
+    /// the key is absent.
+    pub use_tls: Option<TlsSource>,
     /// The `stores` object (`{name: {protocol, location, ...}}`).
     pub stores: Map<String, Value>,
     /// The `custom` object (Spyglass keeps `spyglass_dirs` here).
@@ -124,9 +126,14 @@ pub fn parse(text: &str, path: &Path) -> Result<DjConfig, DjConfigError> {
     cfg.password = string("database.password")?.map(Secret::new);
     cfg.use_tls = match get("database.use_tls") {
         None => None,
-        Some(Value::Null) => Some(TlsMode::Prefer),
-        Some(Value::Bool(true)) | Some(Value::Object(_)) => Some(TlsMode::Require),
-        Some(Value::Bool(false)) => Some(TlsMode::Disable),
+        // DataJoint's null: try TLS, then plain (no verification).
+        Some(Value::Null) => Some(TlsSource::implied(TlsMode::Prefer)),
+        // true: PyMySQL with `ssl={}`, encrypted and not verified.
+        Some(Value::Bool(true)) => Some(TlsSource::implied(TlsMode::Require)),
+        Some(Value::Bool(false)) => Some(TlsSource::explicit(TlsMode::Disable)),
+        Some(Value::Object(ssl)) => {
+            Some(ssl_object(ssl).map_err(|d| invalid("database.use_tls", &d))?)
+        }
         Some(_) => {
             return Err(invalid(
                 "database.use_tls",
@@ -145,6 +152,64 @@ pub fn parse(text: &str, path: &Path) -> Result<DjConfig, DjConfigError> {
         Some(_) => return Err(invalid("custom", "must be an object")),
     };
     Ok(cfg)
+}
+
+/// PyMySQL's `ssl` parameters, read the way PyMySQL 1.x reads them: a `ca`
+/// means the chain and the host name are verified (`check_hostname` defaults
+/// to true when a CA is given; false means verify-ca); `verify_mode` "none"
+/// turns verification off; without a CA nothing is verified.
+fn ssl_object(ssl: &Map<String, Value>) -> Result<TlsSource, String> {
+    let path = |k: &str| -> Result<Option<PathBuf>, String> {
+        match ssl.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(PathBuf::from(s))),
+            Some(_) => Err(format!("has \"{k}\", which must be a file path")),
+        }
+    };
+    if path("capath")?.is_some() && path("ca")?.is_none() {
+        return Err("has \"capath\" (a directory of CAs), which spyglass-admin does not read: name the CA file in \"ca\"".into());
+    }
+    let ca = path("ca")?;
+    let check_hostname = match ssl.get("check_hostname") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("has \"check_hostname\", which must be true or false".into()),
+    };
+    let verify = match ssl.get("verify_mode") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::Number(n)) => Some(n.as_u64() != Some(0)),
+        Some(Value::String(v)) => match v.to_ascii_lowercase().as_str() {
+            "none" | "0" | "false" | "no" | "cert_none" => Some(false),
+            "required" | "1" | "2" | "true" | "yes" | "cert_required" | "optional"
+            | "cert_optional" => Some(true),
+            _ => {
+                return Err(format!(
+                    "has \"verify_mode\" '{v}' (expected none or required)"
+                ))
+            }
+        },
+        Some(_) => {
+            return Err("has \"verify_mode\", which must be \"none\" or \"required\"".into())
+        }
+    };
+    let mut src = match (&ca, verify) {
+        (_, Some(false)) => TlsSource::explicit(TlsMode::Require),
+        (Some(_), _) if check_hostname => TlsSource::explicit(TlsMode::VerifyIdentity),
+        (Some(_), _) => TlsSource::explicit(TlsMode::VerifyCa),
+        (None, Some(true)) => {
+            return Err("asks to verify (\"verify_mode\") but names no \"ca\"".into())
+        }
+        (None, None) => TlsSource::implied(TlsMode::Require),
+    };
+    src.ca = ca;
+    src.cert = path("cert")?;
+    src.key = path("key")?;
+    if src.key.is_none() && src.cert.is_some() {
+        // PyMySQL: the key may be in the certificate file.
+        src.key = src.cert.clone();
+    }
+    Ok(src)
 }
 
 /// Splits `host`, `host:port`, `[v6]:port`. A bare IPv6 address has no port.
@@ -202,27 +267,58 @@ mod tests {
         assert_eq!(c.port, Some(3307), "host:port overrides database.port");
         assert_eq!(c.user.as_deref(), Some("alice"));
         assert_eq!(c.password.as_ref().map(Secret::expose), Some("pw"));
-        assert_eq!(c.use_tls, Some(TlsMode::Disable));
+        assert_eq!(c.use_tls.and_then(|t| t.mode), Some(TlsMode::Disable));
         assert!(c.stores.contains_key("raw"));
         assert!(c.custom.contains_key("spyglass_dirs"));
     }
 
     #[test]
     fn use_tls_values() {
+        let mode = |t: &str| p(t).unwrap().use_tls.and_then(|s| s.mode);
+        assert_eq!(mode(r#"{"database.use_tls": null}"#), Some(TlsMode::Prefer));
         assert_eq!(
-            p(r#"{"database.use_tls": null}"#).unwrap().use_tls,
-            Some(TlsMode::Prefer)
-        );
-        assert_eq!(
-            p(r#"{"database.use_tls": true}"#).unwrap().use_tls,
+            mode(r#"{"database.use_tls": true}"#),
             Some(TlsMode::Require)
         );
         assert_eq!(
-            p(r#"{"database.use_tls": {"ca": "/x"}}"#).unwrap().use_tls,
-            Some(TlsMode::Require)
+            mode(r#"{"database.use_tls": false}"#),
+            Some(TlsMode::Disable)
         );
-        assert_eq!(p("{}").unwrap().use_tls, None);
+        assert_eq!(mode(r#"{"database.use_tls": {}}"#), Some(TlsMode::Require));
+        assert!(p("{}").unwrap().use_tls.is_none());
         assert!(p(r#"{"database.use_tls": "yes"}"#).is_err());
+    }
+
+    #[test]
+    fn use_tls_object_is_read_like_pymysql() {
+        let tls = |t: &str| p(t).unwrap().use_tls.unwrap();
+        let s =
+            tls(r#"{"database.use_tls": {"ca": "/ca.pem", "cert": "/c.pem", "key": "/k.pem"}}"#);
+        assert_eq!(
+            s.mode,
+            Some(TlsMode::VerifyIdentity),
+            "a CA verifies chain and host name"
+        );
+        assert_eq!(s.ca.as_deref(), Some(Path::new("/ca.pem")));
+        assert_eq!(s.cert.as_deref(), Some(Path::new("/c.pem")));
+        assert_eq!(s.key.as_deref(), Some(Path::new("/k.pem")));
+        let s = tls(r#"{"database.use_tls": {"ca": "/ca.pem", "check_hostname": false}}"#);
+        assert_eq!(s.mode, Some(TlsMode::VerifyCa));
+        let s = tls(
+            r#"{"database.use_tls": {"ca": "/ca.pem", "verify_mode": "none", "check_hostname": false}}"#,
+        );
+        assert_eq!(s.mode, Some(TlsMode::Require));
+        let e = p(r#"{"database.use_tls": {"capath": "/etc/cas"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("capath") && e.contains("database.use_tls"),
+            "{e}"
+        );
+        let e = p(r#"{"database.use_tls": {"verify_mode": "required"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no \"ca\""), "{e}");
     }
 
     #[test]

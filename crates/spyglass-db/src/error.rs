@@ -35,14 +35,36 @@ pub enum DbError {
         /// The limit that was hit.
         timeout: Duration,
     },
-    /// TLS was required but could not be established.
-    #[error("TLS was required (use_tls = true) but could not be established with {server}")]
+    /// TLS was required but the server does not offer it.
+    #[error("TLS mode {mode} needs TLS, but the server at {server} does not offer it (no ssl_cert configured on the server?)")]
     TlsRequired {
         /// `host:port`.
         server: String,
+        /// The mode in force.
+        mode: crate::TlsMode,
         /// Driver error.
         #[source]
         source: mysql::Error,
+    },
+    /// The TLS handshake failed; nothing (no password) was sent.
+    #[error("TLS with {server} failed (mode {mode}): {reason}; no password was sent")]
+    Tls {
+        /// `host:port`.
+        server: String,
+        /// The mode in force.
+        mode: crate::TlsMode,
+        /// Why, in words: unknown CA, name mismatch (expected and present names), expired, ...
+        reason: String,
+        /// Driver error.
+        #[source]
+        source: mysql::Error,
+    },
+    /// Connection settings that cannot work (a TLS file missing or readable
+    /// by others, a port that is not a number, ...). `detail` names the source.
+    #[error("{detail}")]
+    Setting {
+        /// What is wrong and where it came from.
+        detail: String,
     },
     /// Any other failure to connect.
     #[error("could not connect to {server} as '{user}'")]

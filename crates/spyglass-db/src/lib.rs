@@ -29,12 +29,16 @@ mod connect;
 pub mod dj_config;
 mod error;
 mod flavor;
+pub mod mycnf;
 pub mod quote;
+pub mod resolve;
 pub mod schemas;
+pub mod tls;
 
-pub use connect::{connect, ConnectOptions, Endpoint, Secret, Session, TlsMode};
+pub use connect::{connect, ConnectOptions, Endpoint, Secret, Session};
 pub use error::DbError;
 pub use flavor::{Flavor, ServerInfo, Version};
+pub use tls::{TlsMode, TlsOptions};
 
 /// Re-export of the protocol crate, so dependants use the same version.
 pub use mysql;

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use spyglass_db::mysql::consts::CapabilityFlags;
 use spyglass_db::mysql::prelude::Queryable;
-use spyglass_db::mysql::{Conn, OptsBuilder, SslOpts};
-use spyglass_db::{quote, ConnectOptions, DbError, Endpoint, Secret, TlsMode};
+use spyglass_db::mysql::{Conn, OptsBuilder};
+use spyglass_db::{quote, ConnectOptions, DbError, Secret, TlsMode};
 
 use crate::model::Account;
 use crate::Error;
@@ -36,7 +36,7 @@ pub enum LoginResult {
 }
 
 fn opts(base: &ConnectOptions, user: &str, password: &Secret, tls: bool) -> OptsBuilder {
-    let mut b = OptsBuilder::new()
+    let b = OptsBuilder::new()
         .user(Some(user.to_owned()))
         .pass(Some(password.expose().to_owned()))
         .tcp_connect_timeout(Some(base.connect_timeout))
@@ -45,42 +45,34 @@ fn opts(base: &ConnectOptions, user: &str, password: &Secret, tls: bool) -> Opts
         // Skips the driver's `SELECT @@max_allowed_packet`, which sandbox mode refuses.
         .max_allowed_packet(Some(16 * 1024 * 1024))
         .additional_capabilities(CapabilityFlags::CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS);
-    match &base.endpoint {
-        Endpoint::Tcp { host, port } => {
-            b = b.ip_or_hostname(Some(host.clone())).tcp_port(*port);
-            if tls {
-                b = b.ssl_opts(Some(
-                    SslOpts::default()
-                        .with_danger_accept_invalid_certs(true)
-                        .with_danger_skip_domain_validation(true),
-                ));
-            }
-        }
-        Endpoint::Socket(p) => b = b.socket(Some(p.to_string_lossy().into_owned())),
-    }
-    b
+    // The same endpoint and TLS policy as every other connection.
+    base.apply_endpoint(b, tls)
 }
 
-fn raw_connect(
-    base: &ConnectOptions,
-    user: &str,
-    password: &Secret,
-) -> Result<Conn, spyglass_db::mysql::Error> {
-    let tls = matches!(base.endpoint, Endpoint::Tcp { .. }) && base.tls != TlsMode::Disable;
+/// A failed login attempt: a TLS failure (named reason) or the driver's error.
+enum Failed {
+    Tls(DbError),
+    Driver(spyglass_db::mysql::Error),
+}
+
+fn raw_connect(base: &ConnectOptions, user: &str, password: &Secret) -> Result<Conn, Failed> {
+    base.tls
+        .check("the connection settings")
+        .map_err(Failed::Tls)?;
+    let tls = base.tls_first();
     match Conn::new(opts(base, user, password, tls)) {
-        Err(e) if tls && base.tls == TlsMode::Prefer && is_tls_failure(&e) => {
-            Conn::new(opts(base, user, password, false))
+        Ok(c) => Ok(c),
+        Err(spyglass_db::mysql::Error::DriverError(
+            spyglass_db::mysql::DriverError::TlsNotSupported,
+        )) if tls && base.tls.mode == TlsMode::Prefer => {
+            Conn::new(opts(base, user, password, false)).map_err(Failed::Driver)
         }
-        r => r,
+        Err(e) if tls => match base.tls_failure(e) {
+            Ok(t) => Err(Failed::Tls(t)),
+            Err(e) => Err(Failed::Driver(e)),
+        },
+        Err(e) => Err(Failed::Driver(e)),
     }
-}
-
-fn is_tls_failure(e: &spyglass_db::mysql::Error) -> bool {
-    use spyglass_db::mysql::{DriverError, Error as E};
-    matches!(
-        e,
-        E::DriverError(DriverError::TlsNotSupported) | E::TlsError(_)
-    )
 }
 
 fn code(e: &spyglass_db::mysql::Error) -> Option<u16> {
@@ -99,11 +91,12 @@ pub fn try_login(
 ) -> Result<LoginResult, Error> {
     match raw_connect(base, user, password) {
         Ok(_) => Ok(LoginResult::Accepted),
-        Err(e) if code(&e).is_some_and(|c| EXPIRED.contains(&c)) => {
+        Err(Failed::Driver(e)) if code(&e).is_some_and(|c| EXPIRED.contains(&c)) => {
             Ok(LoginResult::AcceptedExpired)
         }
-        Err(e) if code(&e) == Some(DENIED) => Ok(LoginResult::Refused),
-        Err(e) => Err(Error::Db(DbError::Connect {
+        Err(Failed::Driver(e)) if code(&e) == Some(DENIED) => Ok(LoginResult::Refused),
+        Err(Failed::Tls(e)) => Err(Error::Db(e)),
+        Err(Failed::Driver(e)) => Err(Error::Db(DbError::Connect {
             user: user.to_owned(),
             server: base.endpoint.to_string(),
             source: e,
@@ -165,12 +158,13 @@ pub fn change_own_password(
     current: &Secret,
     new: &Secret,
 ) -> Result<(), Error> {
-    let mut conn = raw_connect(base, &base.user, current).map_err(|e| {
-        Error::Db(DbError::Connect {
+    let mut conn = raw_connect(base, &base.user, current).map_err(|f| match f {
+        Failed::Tls(e) => Error::Db(e),
+        Failed::Driver(e) => Error::Db(DbError::Connect {
             user: base.user.clone(),
             server: base.endpoint.to_string(),
             source: e,
-        })
+        }),
     })?;
     // Escaped literals assume backslash escapes; best effort (sandbox mode may refuse SET).
     let _ = conn.query_drop(

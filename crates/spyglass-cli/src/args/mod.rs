@@ -84,6 +84,49 @@ pub struct ConnectOpts {
     /// Prompt for the password (no echo) on the terminal.
     #[arg(long, short = 'p', global = true, help_heading = CONNECTION_HEADING)]
     pub ask_password: bool,
+    /// TLS: disable, prefer (default, unverified), require (unverified),
+    /// verify-ca, verify-identity. Also SPYGLASS_TLS_MODE, database.use_tls, ssl-mode.
+    #[arg(long, global = true, help_heading = CONNECTION_HEADING, value_name = "MODE")]
+    pub tls_mode: Option<TlsModeArg>,
+    /// CA certificate (PEM) the server's certificate must chain to; with it
+    /// the default mode is verify-identity. Also SPYGLASS_TLS_CA, ssl-ca.
+    #[arg(long, global = true, help_heading = CONNECTION_HEADING, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM), for accounts created REQUIRE X509. Also SPYGLASS_TLS_CERT, ssl-cert.
+    #[arg(long, global = true, help_heading = CONNECTION_HEADING, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM, mode 0600). Also SPYGLASS_TLS_KEY, ssl-key.
+    #[arg(long, global = true, help_heading = CONNECTION_HEADING, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `--tls-mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsModeArg {
+    /// Never use TLS.
+    Disable,
+    /// TLS if the server offers it, else plain; not verified.
+    Prefer,
+    /// TLS or fail; the certificate is NOT verified.
+    Require,
+    /// TLS; the certificate must chain to --tls-ca (host name not checked).
+    VerifyCa,
+    /// TLS; chain and host name checked.
+    VerifyIdentity,
+}
+
+impl TlsModeArg {
+    /// The library's mode.
+    pub fn mode(self) -> spyglass_db::TlsMode {
+        use spyglass_db::TlsMode as M;
+        match self {
+            TlsModeArg::Disable => M::Disable,
+            TlsModeArg::Prefer => M::Prefer,
+            TlsModeArg::Require => M::Require,
+            TlsModeArg::VerifyCa => M::VerifyCa,
+            TlsModeArg::VerifyIdentity => M::VerifyIdentity,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -46,6 +46,17 @@ struct ConnectionReport {
     /// `CURRENT_USER()`: the account the server matched.
     account: String,
     tls: bool,
+    /// The TLS mode in force (`disable` ... `verify-identity`).
+    tls_mode: &'static str,
+    /// How the server's certificate was verified: `chain+hostname`,
+    /// `chain`, or `unverified`; `none` without TLS.
+    tls_verified: &'static str,
+    /// The CA the chain was checked against (verifying modes).
+    tls_ca: Option<std::path::PathBuf>,
+    /// What the server presented, from a separate probe that sends no credentials.
+    tls_details: Option<spyglass_db::tls::TlsReport>,
+    /// Why the probe could not report, if it failed.
+    tls_probe_error: Option<String>,
     /// Where each setting came from.
     sources: Vec<Source>,
 }
@@ -107,6 +118,35 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
     }
     let mut session = connection::connect(&mut resolved)?;
     let account = session.current_user()?;
+    let tls_opts = resolved.options.tls.clone();
+    let tls_verified = match (session.tls(), tls_opts.mode) {
+        (false, _) => "none",
+        (true, spyglass_db::TlsMode::VerifyIdentity) => "chain+hostname",
+        (true, spyglass_db::TlsMode::VerifyCa) => "chain",
+        (true, _) => "unverified",
+    };
+    let (tls_details, tls_probe_error) = match session.endpoint() {
+        spyglass_db::Endpoint::Tcp { host, port } if session.tls() => {
+            match spyglass_db::tls::probe(host, *port, &tls_opts, resolved.options.connect_timeout)
+            {
+                Ok(d) => (d, None),
+                Err(e) => (None, Some(e)),
+            }
+        }
+        _ => (None, None),
+    };
+    if let Some(d) = &tls_details {
+        if d.days_left < 30 {
+            problems.push(Problem {
+                check: "tls",
+                message: format!(
+                    "the server's TLS certificate ({}) expires {} ({} days)",
+                    d.subject, d.not_after, d.days_left
+                ),
+                hint: "renew the server certificate (ssl_cert) before it expires; clients that verify will refuse it then".into(),
+            });
+        }
+    }
     let server = session.server().clone();
     let flavor = server.flavor;
 
@@ -299,6 +339,11 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
             user: session.user().to_owned(),
             account,
             tls: session.tls(),
+            tls_mode: tls_opts.mode.as_str(),
+            tls_verified,
+            tls_ca: tls_opts.ca.clone().filter(|_| tls_opts.mode.verifies()),
+            tls_details,
+            tls_probe_error,
             sources: resolved
                 .origins
                 .iter()
@@ -351,6 +396,46 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
         r.connection.account,
         if r.connection.tls { "yes" } else { "no" }
     );
+    let c = &r.connection;
+    if c.tls {
+        let how = match c.tls_verified {
+            "chain+hostname" => format!(
+                "verified: chain (CA {}) and host name",
+                c.tls_ca.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "public web roots".into())
+            ),
+            "chain" => format!(
+                "verified: chain (CA {}); host name not checked (verify-ca)",
+                c.tls_ca.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+            ),
+            _ => format!(
+                "unverified (mode {}): the certificate is not checked; pass --tls-ca and --tls-mode verify-identity",
+                c.tls_mode
+            ),
+        };
+        let _ = writeln!(s, "       tls      {how}");
+        if let Some(d) = &c.tls_details {
+            let _ = writeln!(s, "       tls      {} {}", d.version, d.cipher);
+            let _ = writeln!(
+                s,
+                "       cert     subject {}; names {}; issuer {}",
+                d.subject,
+                if d.names.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    d.names.join(", ")
+                },
+                d.issuer
+            );
+            let _ = writeln!(
+                s,
+                "       cert     expires {} ({} days)",
+                d.not_after, d.days_left
+            );
+        }
+        if let Some(e) = &c.tls_probe_error {
+            let _ = writeln!(s, "       tls      (could not read the certificate: {e})");
+        }
+    }
     for src in &r.connection.sources {
         let _ = writeln!(s, "       {:<8} from {}", src.setting, src.from);
     }
