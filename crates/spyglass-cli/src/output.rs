@@ -158,7 +158,7 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
 
 /// One `Caused by:` line. The driver prints a server error as
 /// `MySqlError { ERROR 1146 (42S02): ... }`, a Rust struct form: print the
-/// server's own words instead.
+/// plain words instead.
 fn cause_text(cause: &(dyn std::error::Error + 'static)) -> String {
     match cause.downcast_ref::<spyglass_db::mysql::Error>() {
         Some(spyglass_db::mysql::Error::MySqlError(m)) => {

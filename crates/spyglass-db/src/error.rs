@@ -105,3 +105,22 @@ impl DbError {
         }
     }
 }
+
+/// A driver error in plain words. The driver's own `Display` wraps each kind
+/// in a Rust-looking frame (`MySqlError { ERROR 1146 (42S02): ... }`,
+/// `CodecError { IO error: ... }`); this prints what is inside.
+pub fn driver_error_text(e: &mysql::Error) -> String {
+    use mysql::Error as E;
+    match e {
+        E::MySqlError(m) => format!(
+            "the server said: ERROR {} ({}): {}",
+            m.code, m.state, m.message
+        ),
+        E::IoError(io) => io.to_string(),
+        E::CodecError(c) => c.to_string(),
+        E::DriverError(d) => d.to_string(),
+        E::UrlError(u) => u.to_string(),
+        E::TlsError(t) => format!("TLS: {t}"),
+        other => other.to_string(),
+    }
+}

@@ -299,9 +299,20 @@ pub struct TlsReport {
     /// Days until expiry (negative when expired).
     pub days_left: i64,
     /// Chain verified against the configured roots: `Ok` or why not.
+    /// In JSON: `{"ok": true, "error": null}` or `{"ok": false, "error": "..."}`.
+    #[serde(serialize_with = "check_json")]
     pub chain: Result<(), String>,
-    /// Host name verified: `Ok` or why not.
+    /// Host name verified: `Ok` or why not (JSON as for `chain`).
+    #[serde(serialize_with = "check_json")]
     pub hostname: Result<(), String>,
+}
+
+fn check_json<S: serde::Serializer>(r: &Result<(), String>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut st = s.serialize_struct("Check", 2)?;
+    st.serialize_field("ok", &r.is_ok())?;
+    st.serialize_field("error", &r.as_ref().err())?;
+    st.end()
 }
 
 /// Opens a TCP connection, asks for TLS the way a MySQL client does
