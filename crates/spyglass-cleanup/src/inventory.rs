@@ -1576,6 +1576,9 @@ pub fn dir_rows(conn: &mut Conn, rules: &[DirRule]) -> Result<DirRows, CleanupEr
 }
 
 // ---- re-checks and writes used by apply and restore ----
+//
+// Crate-private on purpose: only `apply` (after its guards) and `quarantine`
+// (restore) may delete or write rows.
 
 /// DataJoint's key for a `filepath` row: the MD5 of its path relative to the
 /// store (datajoint-python's `uuid_from_buffer(init_string=relative_filepath)`).
@@ -1586,7 +1589,7 @@ pub fn filepath_hash(rel: &str) -> [u8; 16] {
 
 /// The schemas that have `~external_<store>` now (listed afresh, so a schema
 /// created since the scan counts too).
-pub fn external_schemas(conn: &mut Conn, store: &str) -> Result<Vec<String>, CleanupError> {
+pub(crate) fn external_schemas(conn: &mut Conn, store: &str) -> Result<Vec<String>, CleanupError> {
     let system = system_schemas();
     conn.query(format!(
         "SELECT table_schema FROM information_schema.TABLES WHERE table_name = {} \
@@ -1599,7 +1602,7 @@ pub fn external_schemas(conn: &mut Conn, store: &str) -> Result<Vec<String>, Cle
 /// A file of a store to ask about: its path relative to the store, and the
 /// one row (schema, hash) that does not count (the row being deleted with it).
 #[derive(Debug, Clone, Copy)]
-pub struct Probe<'a> {
+pub(crate) struct Probe<'a> {
     /// Path relative to the store.
     pub rel: &'a str,
     /// A row that does not count.
@@ -1613,7 +1616,7 @@ pub struct Probe<'a> {
 /// too (rows written by other tools with another key; a full scan of each
 /// table). Uncommitted rows count when the session reads uncommitted.
 /// `schemas` are those with `~external_<store>` ([`external_schemas`]).
-pub fn named_now(
+pub(crate) fn named_now(
     conn: &mut Conn,
     store: &Store,
     schemas: &[String],
@@ -1737,7 +1740,7 @@ pub fn named_now(
 }
 
 /// Of `hashes`, the rows of `table` that exist and that nothing references now.
-pub fn unused_now(
+pub(crate) fn unused_now(
     conn: &mut Conn,
     table: &ExternalTable,
     hashes: &[[u8; 16]],
@@ -1768,7 +1771,7 @@ pub fn unused_now(
 }
 
 /// Full rows of `table` by hash, so restore can put them back.
-pub fn read_rows(
+pub(crate) fn read_rows(
     conn: &mut Conn,
     table: &ExternalTable,
     hashes: &[[u8; 16]],
@@ -1809,7 +1812,7 @@ pub fn read_rows(
 /// Deletes the rows of `table` with these hashes in one transaction, all or
 /// none: `Ok(false)` (nothing deleted) when one is gone or referenced now (the
 /// foreign keys DataJoint declares are `ON DELETE RESTRICT`).
-pub fn delete_external_rows(
+pub(crate) fn delete_external_rows(
     conn: &mut Conn,
     table: &ExternalTable,
     hashes: &[[u8; 16]],
@@ -1836,38 +1839,11 @@ pub fn delete_external_rows(
     Ok(all)
 }
 
-/// True when the row still exists and nothing references it.
-pub fn still_unused(
-    conn: &mut Conn,
-    table: &ExternalTable,
-    hash: &[u8; 16],
-) -> Result<bool, CleanupError> {
-    let sql = format!(
-        "SELECT {} FROM {} e WHERE e.hash = X'{}'",
-        table.used_expr(),
-        table.qualified(),
-        paths::hex(hash)
-    );
-    let v: Option<i64> = match conn.query_first(sql) {
-        Ok(v) => v,
-        // A table of the used test (or the row's own) was dropped since the
-        // scan: not provably unused now, so the item is left alone.
-        Err(e) if is_gone(&e) => return Ok(false),
-        Err(e) => {
-            return Err(CleanupError::Db(DbError::query(
-                format!("re-checking a row of {}", table.qualified()),
-                e,
-            )))
-        }
-    };
-    Ok(v == Some(0))
-}
-
 /// A row as (column, raw value or NULL) pairs.
 pub type RowValues = Vec<(String, Option<Vec<u8>>)>;
 
 /// The full row, column names and values, so restore can put it back.
-pub fn read_row(
+pub(crate) fn read_row(
     conn: &mut Conn,
     table_sql: &str,
     condition: &str,
@@ -1894,7 +1870,7 @@ fn row_values(row: Row) -> RowValues {
 }
 
 /// Inserts a saved row again (restore).
-pub fn insert_row(
+pub(crate) fn insert_row(
     conn: &mut Conn,
     table_sql: &str,
     row: &[(String, Option<Vec<u8>>)],
@@ -1904,7 +1880,7 @@ pub fn insert_row(
 
 /// Inserts a saved row again unless a row with its key exists (apply putting
 /// an item back).
-pub fn insert_row_ignore(
+pub(crate) fn insert_row_ignore(
     conn: &mut Conn,
     table_sql: &str,
     row: &[(String, Option<Vec<u8>>)],
@@ -1936,7 +1912,7 @@ fn insert_row_as(
 
 /// Deletes an `~external` row. The foreign keys DataJoint declares
 /// (`ON DELETE RESTRICT`) make this fail if the row became referenced.
-pub fn delete_external_row(
+pub(crate) fn delete_external_row(
     conn: &mut Conn,
     table: &ExternalTable,
     hash: &[u8; 16],
@@ -1956,7 +1932,7 @@ pub fn delete_external_row(
 }
 
 /// True when the `analysis_nwbfile` row still exists and nothing downstream references it.
-pub fn still_orphan(
+pub(crate) fn still_orphan(
     conn: &mut Conn,
     table: &AnalysisTable,
     key: &str,
@@ -1977,7 +1953,7 @@ pub fn still_orphan(
 }
 
 /// Deletes an `analysis_nwbfile` row (restricted by downstream foreign keys).
-pub fn delete_analysis_row(conn: &mut Conn, schema: &str, key: &str) -> Result<u64, CleanupError> {
+pub(crate) fn delete_analysis_row(conn: &mut Conn, schema: &str, key: &str) -> Result<u64, CleanupError> {
     conn.query_drop(format!(
         "DELETE FROM {} WHERE analysis_file_name = {}",
         qualified(schema, "analysis_nwbfile"),
@@ -1993,7 +1969,7 @@ pub fn delete_analysis_row(conn: &mut Conn, schema: &str, key: &str) -> Result<u
 }
 
 /// True when some row now names `path` (or a folder with its name).
-pub fn dir_tracked_now(
+pub(crate) fn dir_tracked_now(
     conn: &mut Conn,
     columns: &[DirColumn],
     path: &str,
