@@ -12,7 +12,6 @@
 //! <https://dev.mysql.com/doc/refman/8.0/en/flush.html#flush-tables-with-read-lock>
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,11 +23,10 @@ use spyglass_db::{quote, ConnectOptions, DbError, Flavor, Session};
 use crate::catalog::{self, TableInfo};
 use crate::compress::{Compression, SetFileWriter};
 use crate::encode::{kind_of, push_value, InsertBuilder, ValueKind};
-use crate::manifest::{
-    FileKind, FileRecord, Manifest, ServerRecord, Snapshot, TableRecord, MANIFEST,
-};
+use crate::manifest::{FileKind, FileRecord, Manifest, ServerRecord, Snapshot, TableRecord};
 use crate::names::{self, file_name};
 use crate::progress::Progress;
+use crate::set;
 use crate::Error;
 
 /// What to back up and how.
@@ -237,24 +235,30 @@ pub fn run(
     }
     let name = format!("{}-{}", options.label, names::stamp(started));
     let final_path = options.dest.join(&name);
-    let partial = options.dest.join(format!("{name}.partial"));
-    if final_path.exists() || partial.exists() {
+    if final_path.exists()
+        || options
+            .dest
+            .join(format!("{name}{}", set::PARTIAL))
+            .exists()
+    {
         return Err(Error::Invalid(format!(
             "{} already exists; wait a second and run again",
             final_path.display()
         )));
     }
-    std::fs::create_dir_all(&options.dest).map_err(Error::io("creating", &options.dest))?;
-    create_private_dir(&partial)?;
-    for sub in ["1-schema", "2-data", "3-post"] {
-        create_private_dir(&partial.join(sub))?;
-    }
-    // Who is writing, for `backup list` and prune (a dead writer's leftover is partial).
-    std::fs::write(
-        partial.join("writer.pid"),
-        format!("{}\n", std::process::id()),
-    )
-    .map_err(Error::io("writing", partial.join("writer.pid")))?;
+    let partial = set::create_partial(&options.dest, &name)?;
+    let head = set::Header {
+        label: options.label.clone(),
+        server: ServerRecord {
+            flavor: format!("{flavor:?}").to_ascii_lowercase(),
+            version,
+            address: connect.endpoint.to_string(),
+        },
+        started,
+        compression: options.compression,
+        sql_mode,
+        schemas: schemas.clone(),
+    };
 
     if let Engine::Mysqldump { program } = &options.engine {
         let out = crate::mysqldump::dump(
@@ -266,29 +270,24 @@ pub fn run(
             program.as_deref(),
             progress,
         )?;
-        let manifest = Manifest {
-            format: crate::manifest::FORMAT,
-            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-            engine: "mysqldump".into(),
-            label: options.label.clone(),
-            server: ServerRecord {
-                flavor: format!("{flavor:?}").to_ascii_lowercase(),
-                version,
-                address: connect.endpoint.to_string(),
+        let manifest = set::manifest(
+            head,
+            set::Written {
+                engine: "mysqldump",
+                encoding: "mysqldump --hex-blob",
+                snapshot: out.snapshot,
+                max_statement_bytes: out.max_statement,
+                tables: out.tables,
+                files: out.files,
+                notes: out.notes,
             },
-            snapshot: out.snapshot,
-            started: names::rfc3339(started),
-            finished: names::rfc3339(names::now_unix()),
-            compression: options.compression,
-            encoding: "mysqldump --hex-blob".into(),
-            max_statement_bytes: out.max_statement,
-            sql_mode: sql_mode.clone(),
-            schemas: schemas.clone(),
-            tables: out.tables,
-            files: out.files,
-            notes: out.notes,
-        };
-        finalize(&partial, &final_path, &manifest)?;
+        );
+        set::finalize(
+            &partial,
+            &final_path,
+            &manifest,
+            &crate::restore::restore_instructions(&manifest),
+        )?;
         return Ok(DumpSummary {
             path: final_path,
             manifest,
@@ -602,56 +601,42 @@ pub fn run(
             chunks: chunks_of.get(&i).copied().unwrap_or(0),
         });
     }
-    let address = connect.endpoint.to_string();
-    let manifest = Manifest {
-        format: crate::manifest::FORMAT,
-        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-        engine: "native".into(),
-        label: options.label.clone(),
-        server: ServerRecord {
-            flavor: format!("{flavor:?}").to_ascii_lowercase(),
-            version,
-            address,
-        },
-        snapshot: Snapshot {
-            method: if locked {
-                "flush_tables_with_read_lock".into()
-            } else {
-                "none".into()
+    let manifest = set::manifest(
+        head,
+        set::Written {
+            engine: "native",
+            encoding: "escaped",
+            snapshot: Snapshot {
+                method: if locked {
+                    "flush_tables_with_read_lock".into()
+                } else {
+                    "none".into()
+                },
+                ddl_lock,
+                binlog_file,
+                binlog_position,
+                gtid,
+                workers: options.threads,
+                lock_wait_ms,
+                writers_blocked_ms,
             },
-            ddl_lock,
-            binlog_file,
-            binlog_position,
-            gtid,
-            workers: options.threads,
-            lock_wait_ms,
-            writers_blocked_ms,
+            max_statement_bytes: max_statement as u64,
+            tables: records,
+            files,
+            notes,
         },
-        started: names::rfc3339(started),
-        finished: names::rfc3339(names::now_unix()),
-        compression: options.compression,
-        encoding: "escaped".into(),
-        max_statement_bytes: max_statement as u64,
-        sql_mode,
-        schemas: schemas.clone(),
-        tables: records,
-        files,
-        notes,
-    };
-    finalize(&partial, &final_path, &manifest)?;
+    );
+    set::finalize(
+        &partial,
+        &final_path,
+        &manifest,
+        &crate::restore::restore_instructions(&manifest),
+    )?;
     Ok(DumpSummary {
         path: final_path,
         manifest,
         findings,
     })
-}
-
-pub(crate) fn create_private_dir(p: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(p)
-        .map_err(Error::io("creating", p))
 }
 
 /// Session settings every dump connection uses.
@@ -1113,47 +1098,6 @@ fn write_post_file(
         0,
         w,
     ))
-}
-
-/// Writes manifest and RESTORE.txt, syncs, and renames the set into place.
-pub(crate) fn finalize(
-    partial: &Path,
-    final_path: &Path,
-    manifest: &Manifest,
-) -> Result<(), Error> {
-    let text = serde_json::to_string_pretty(manifest)
-        .map_err(|e| Error::Invalid(format!("serializing the manifest: {e}")))?;
-    write_synced(&partial.join(MANIFEST), text.as_bytes())?;
-    write_synced(
-        &partial.join("RESTORE.txt"),
-        crate::restore::restore_instructions(manifest).as_bytes(),
-    )?;
-    let _ = std::fs::remove_file(partial.join("writer.pid"));
-    sync_dir(partial)?;
-    std::fs::rename(partial, final_path).map_err(Error::io("renaming into place", final_path))?;
-    if let Some(parent) = final_path.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(Error::io("creating", path))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(Error::io("writing", path))
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io("syncing", dir))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 //!
 //! It is written as `<name>.partial/` and renamed only when every file is
 //! written and synced, so a set without `.partial` and with a manifest is
-//! complete. [`dump::run`] writes a set, [`restore::restore`] loads one,
+//! complete ([`set`] holds the layout and that protocol). [`dump::run`] writes a set, [`restore::restore`] loads one,
 //! [`verify::verify`] checks one, [`list::list`] describes a destination.
 //!
 //! ```no_run
@@ -47,6 +47,7 @@ pub mod prune;
 pub mod restore;
 pub mod retention;
 mod script;
+pub mod set;
 pub mod ship;
 pub mod verify;
 

@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::manifest::{Manifest, MANIFEST};
+use crate::manifest::Manifest;
 use crate::names;
+use crate::set::MANIFEST;
 use crate::Error;
 
 /// The state of a set.
@@ -41,7 +42,7 @@ pub struct SetInfo {
     pub schemas: Vec<String>,
     /// Label from the manifest.
     pub label: Option<String>,
-    /// The last `backup verify` result recorded in the set ([`crate::manifest::VERIFY_RECORD`]);
+    /// The last `backup verify` result recorded in the set ([`crate::set::VERIFY_RECORD`]);
     /// `None`: never verified. `list` itself reads file sizes only, never data.
     pub verified: Option<crate::verify::VerifyRecord>,
 }
@@ -60,23 +61,7 @@ fn dir_size(p: &Path) -> u64 {
     total
 }
 
-/// Whether the process named in a partial set's `writer.pid` is alive.
-pub fn writer_alive(set: &Path) -> bool {
-    std::fs::read_to_string(set.join("writer.pid"))
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .is_some_and(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit(')')
-                        .next()
-                        .and_then(|r| r.split_whitespace().next())
-                        .map(|st| st != "Z")
-                })
-                .unwrap_or(false)
-        })
-}
+use crate::set::writer_alive;
 
 /// Describes one set directory.
 pub fn inspect(path: &Path) -> SetInfo {
@@ -96,7 +81,7 @@ pub fn inspect(path: &Path) -> SetInfo {
         label: None,
         verified: None,
     };
-    if name.ends_with(".partial") {
+    if name.ends_with(crate::set::PARTIAL) {
         info.status = Status::Partial;
         info.writer_alive = Some(writer_alive(path));
         return info;

@@ -8,23 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::compress::Compression;
 use crate::Error;
 
-/// The manifest's file name inside a set.
-pub const MANIFEST: &str = "manifest.json";
 /// Current manifest format. A manifest with a higher (or zero) format is
 /// refused, naming it: its files may mean something this version does not know.
 pub const FORMAT: u32 = 1;
-/// How to restore with the stock client; written beside the manifest.
-pub const RESTORE_TXT: &str = "RESTORE.txt";
-/// The last `backup verify` result (see [`crate::verify::VerifyRecord`]),
-/// rewritten by every verify, so it is not in the manifest.
-pub const VERIFY_RECORD: &str = "verify.json";
-/// [`VERIFY_RECORD`]'s name while it is written (renamed over it when complete).
-pub const VERIFY_RECORD_TMP: &str = "verify.json.tmp";
-/// The files of a set directory that the manifest does not list, by design:
-/// the manifest itself, [`RESTORE_TXT`] and [`VERIFY_RECORD`] (plus its
-/// temporary name while it is written). Anything else not in the manifest is
-/// reported by verify.
-pub const OUTSIDE_MANIFEST: &[&str] = &[MANIFEST, RESTORE_TXT, VERIFY_RECORD, VERIFY_RECORD_TMP];
+use crate::set::MANIFEST;
 
 /// Everything about a set.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -16,46 +16,11 @@ use std::path::{Component, Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::compress::hex;
-use crate::manifest::{
-    Manifest, MANIFEST, OUTSIDE_MANIFEST, RESTORE_TXT, VERIFY_RECORD, VERIFY_RECORD_TMP,
-};
+use crate::manifest::Manifest;
 use crate::progress::Progress;
-use crate::restore;
+use crate::set::{MANIFEST, OUTSIDE_MANIFEST};
 use crate::verify::{Problem, VerifyReport};
 use crate::Error;
-
-/// Every file of a set, relative to it, in pack order: manifest, RESTORE.txt,
-/// the manifest's files, then anything else the set holds (sorted).
-pub fn set_files(set: &Path, manifest: &Manifest) -> Result<Vec<String>, Error> {
-    let mut files = vec![MANIFEST.to_owned()];
-    if set.join(RESTORE_TXT).is_file() {
-        files.push(RESTORE_TXT.into());
-    }
-    files.extend(manifest.files.iter().map(|f| f.path.clone()));
-    let mut rest = Vec::new();
-    walk(set, set, &mut rest)?;
-    rest.sort();
-    for r in rest {
-        // The verify record describes this copy, not the one it is packed or shipped to.
-        if !files.contains(&r) && ![VERIFY_RECORD, VERIFY_RECORD_TMP].contains(&r.as_str()) {
-            files.push(r);
-        }
-    }
-    Ok(files)
-}
-
-pub(crate) fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), Error> {
-    for e in std::fs::read_dir(dir).map_err(Error::io("reading", dir))? {
-        let e = e.map_err(Error::io("reading", dir))?;
-        let p = e.path();
-        if e.file_type().map_err(Error::io("reading", &p))?.is_dir() {
-            walk(root, &p, out)?;
-        } else if let Ok(rel) = p.strip_prefix(root) {
-            out.push(rel.to_string_lossy().into_owned());
-        }
-    }
-    Ok(())
-}
 
 /// Packs the complete set `set` into `out` (default `<set>.tar` beside it).
 /// Returns the tar's path and size.
@@ -64,7 +29,7 @@ pub fn pack(
     out: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<(PathBuf, u64), Error> {
-    let manifest = restore::open_set(set)?;
+    let manifest = crate::set::open(set)?;
     let name = set_name(set)?;
     let out = out
         .map(Path::to_owned)
@@ -73,7 +38,7 @@ pub fn pack(
         return Err(Error::Invalid(format!("{} already exists", out.display())));
     }
     let tmp = PathBuf::from(format!("{}.partial", out.display()));
-    let files = set_files(set, &manifest)?;
+    let files = crate::set::files(set, &manifest)?;
     progress.start("pack", manifest.total_bytes());
     let result = (|| -> Result<u64, Error> {
         let f = File::create(&tmp).map_err(Error::io("creating", &tmp))?;

@@ -91,7 +91,7 @@ pub fn prune_local(
             if d.keep {
                 continue;
             }
-            if info.status == Status::Partial && list::writer_alive(&info.path) {
+            if info.status == Status::Partial && crate::set::writer_alive(&info.path) {
                 report.failed.push((
                     d.name.clone(),
                     "its writer started again; left alone".into(),

@@ -274,23 +274,6 @@ fn rule_for(rename: &[(String, String)], schema: &str) -> Option<(usize, String)
     None
 }
 
-/// The set must be complete: not `.partial`, manifest present.
-pub fn open_set(set: &Path) -> Result<Manifest, Error> {
-    if set.extension().is_some_and(|e| e == "partial") {
-        return Err(Error::BadSet {
-            set: set.to_owned(),
-            detail: "this set is partial (its backup did not finish); it cannot be restored".into(),
-        });
-    }
-    if !set.is_dir() {
-        return Err(Error::BadSet {
-            set: set.to_owned(),
-            detail: "not a directory".into(),
-        });
-    }
-    Manifest::load(set)
-}
-
 /// The table a restore creates in each schema as soon as the schema exists,
 /// and drops only when every file of the set is loaded: a schema holding it
 /// is an unfinished restore (killed, or stopped by an error), and the next
@@ -528,7 +511,7 @@ pub fn restore(
     options: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreSummary, Error> {
-    let manifest = open_set(set)?;
+    let manifest = crate::set::open(set)?;
     let threads = options.threads.max(1);
     let renames = plan(&manifest, set, options)?;
     let mut admin = spyglass_db::connect(connect)?;

@@ -10,9 +10,10 @@ use spyglass_db::mysql::prelude::Queryable;
 use spyglass_db::{quote, ConnectOptions};
 
 use crate::compress::{file_sha256, open_sql};
-use crate::manifest::{FileRecord, Manifest, OUTSIDE_MANIFEST, VERIFY_RECORD, VERIFY_RECORD_TMP};
+use crate::manifest::{FileRecord, Manifest};
 use crate::progress::Progress;
 use crate::restore::{self, RestoreOptions};
+use crate::set::{MANIFEST, OUTSIDE_MANIFEST, VERIFY_RECORD, VERIFY_RECORD_TMP};
 use crate::Error;
 
 /// One problem found.
@@ -48,14 +49,14 @@ pub(crate) fn manifest_problems(m: &Manifest, set: &Path) -> Vec<Problem> {
     let mut out = Vec::new();
     if m.files.is_empty() {
         out.push(Problem {
-            path: set.join(crate::manifest::MANIFEST),
+            path: set.join(MANIFEST),
             detail: "lists no files: nothing in this set can be checked or restored".into(),
         });
     }
     for s in &m.schemas {
         if !m.files.iter().any(|f| f.schema.as_ref() == Some(s)) {
             out.push(Problem {
-                path: set.join(crate::manifest::MANIFEST),
+                path: set.join(MANIFEST),
                 detail: format!("lists schema `{s}` but no file of it"),
             });
         }
@@ -69,7 +70,7 @@ pub fn verify(set: &Path, progress: &dyn Progress) -> Result<VerifyReport, Error
     if set.is_file() {
         return crate::pack::verify_tar(set, progress);
     }
-    let manifest = restore::open_set(set)?;
+    let manifest = crate::set::open(set)?;
     let mut report = VerifyReport {
         set: set.to_owned(),
         files: 0,
@@ -96,7 +97,7 @@ pub fn verify(set: &Path, progress: &dyn Progress) -> Result<VerifyReport, Error
     progress.finish();
     // Files in the set that the manifest does not know are suspicious too.
     let mut present = Vec::new();
-    crate::pack::walk(set, set, &mut present)?;
+    crate::set::walk(set, set, &mut present)?;
     present.sort();
     for rel in present {
         if !OUTSIDE_MANIFEST.contains(&rel.as_str())
@@ -231,7 +232,7 @@ pub fn verify_by_restoring(
     report: &mut VerifyReport,
     progress: &dyn Progress,
 ) -> Result<(), Error> {
-    let manifest: Manifest = restore::open_set(set)?;
+    let manifest: Manifest = crate::set::open(set)?;
     let renames = restore::prefix_renames(&manifest, prefix);
     let opts = RestoreOptions {
         schemas: Vec::new(),

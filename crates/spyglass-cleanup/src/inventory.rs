@@ -1953,7 +1953,11 @@ pub(crate) fn still_orphan(
 }
 
 /// Deletes an `analysis_nwbfile` row (restricted by downstream foreign keys).
-pub(crate) fn delete_analysis_row(conn: &mut Conn, schema: &str, key: &str) -> Result<u64, CleanupError> {
+pub(crate) fn delete_analysis_row(
+    conn: &mut Conn,
+    schema: &str,
+    key: &str,
+) -> Result<u64, CleanupError> {
     conn.query_drop(format!(
         "DELETE FROM {} WHERE analysis_file_name = {}",
         qualified(schema, "analysis_nwbfile"),

@@ -64,7 +64,7 @@ impl Remote for Local<'_> {
     fn hashes(&self, dir: &str) -> Result<BTreeMap<String, String>, ShipError> {
         let root = self.base.join(dir);
         let mut files = Vec::new();
-        crate::pack::walk(root.as_std_path(), root.as_std_path(), &mut files)?;
+        crate::set::walk(root.as_std_path(), root.as_std_path(), &mut files)?;
         let mut map = BTreeMap::new();
         for rel in files {
             let p = root.join(&rel);
@@ -141,7 +141,7 @@ impl Local<'_> {
             });
         }
         std::fs::rename(&f, &t).map_err(io_err("renaming into place", t.as_std_path()))?;
-        crate::dump::sync_dir(self.base.as_std_path())?;
+        crate::set::sync_dir(self.base.as_std_path())?;
         Ok(())
     }
 }

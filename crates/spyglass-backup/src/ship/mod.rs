@@ -28,8 +28,6 @@ use crate::compress::file_sha256;
 use crate::list::{self, Status};
 use crate::manifest::Manifest;
 use crate::names;
-use crate::pack::set_files;
-use crate::restore;
 
 pub mod local;
 pub mod ssh;
@@ -404,7 +402,7 @@ pub(crate) fn is_set_name(name: &str) -> bool {
 /// resume.
 pub fn ship(set: &Path, target: &Target, opts: &ShipOptions) -> Result<ShipReport, ShipError> {
     let started = std::time::Instant::now();
-    let manifest: Manifest = restore::open_set(set)?;
+    let manifest: Manifest = crate::set::open(set)?;
     let info = list::inspect(set);
     if info.status != Status::Complete {
         return Err(crate::Error::BadSet {
@@ -429,7 +427,7 @@ pub fn ship(set: &Path, target: &Target, opts: &ShipOptions) -> Result<ShipRepor
         .iter()
         .map(|f| (f.path.clone(), f.sha256.clone()))
         .collect();
-    let files = set_files(set, &manifest)?;
+    let files = crate::set::files(set, &manifest)?;
     let mut total = 0u64;
     for rel in &files {
         if !expected.contains_key(rel) {

@@ -178,7 +178,7 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
         rename.push((old.to_owned(), new.to_owned()));
     }
     // Fail on a bad set before connecting.
-    restore::open_set(&a.set)?;
+    spyglass_backup::set::open(&a.set)?;
     let opts = connect_options(global)?;
     let ro = RestoreOptions {
         schemas: a.schemas.clone(),
