@@ -14,8 +14,9 @@
 //!
 //! It is written as `<name>.partial/` and renamed only when every file is
 //! written and synced, so a set without `.partial` and with a manifest is
-//! complete ([`set`] holds the layout and that protocol). [`dump::run`] writes a set, [`restore::restore`] loads one,
-//! [`verify::verify`] checks one, [`list::list`] describes a destination.
+//! complete ([`set`] holds the layout and that protocol). [`dump::run`]
+//! writes a set, [`restore::restore`] loads one, [`verify::verify`] checks
+//! one, [`list::list`] describes a destination.
 //!
 //! ```no_run
 //! # fn demo(opts: &spyglass_db::ConnectOptions) -> Result<(), spyglass_backup::Error> {
