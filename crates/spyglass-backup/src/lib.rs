@@ -40,7 +40,6 @@ pub mod guard;
 pub mod list;
 pub mod lock;
 pub mod manifest;
-mod mysqldump;
 pub mod names;
 pub mod pack;
 pub mod progress;

@@ -16,9 +16,9 @@ use std::process::{Command, Stdio};
 use spyglass_db::mysql::Conn;
 use spyglass_db::{quote, ConnectOptions, Endpoint, Flavor, Session, TlsMode};
 
+use super::{write_whole, DumpOptions, DATA_HEADER, HISTORY_HEADER};
 use crate::catalog;
 use crate::compress::SetFileWriter;
-use crate::dump::{write_whole, DumpOptions, DATA_HEADER, HISTORY_HEADER};
 use crate::manifest::{FileKind, FileRecord, Snapshot, TableRecord};
 use crate::names::file_name;
 use crate::progress::Progress;
@@ -290,7 +290,7 @@ pub(crate) fn dump(
         let sql = dumper.run(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
         // Our stand-ins for the views, after mysqldump's tables and routines.
         let mut stand_ins = String::from("\n");
-        crate::dump::push_stand_ins(&mut stand_ins, s, &tables);
+        super::push_stand_ins(&mut stand_ins, s, &tables);
         let rel = format!("1-schema/{}{}", file_name(s), c.suffix());
         let w = write_whole(
             &set.join(&rel),
