@@ -78,6 +78,14 @@ fn io(what: &str, p: &Path, e: std::io::Error) -> String {
     format!("cannot {what} {}: {e}", p.display())
 }
 
+/// Removes a directory left by an earlier run (none is fine).
+fn remove_dir(p: &Path) -> Result<(), String> {
+    match fs::remove_dir_all(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", p, e)),
+        _ => Ok(()),
+    }
+}
+
 fn mkdir(p: &Path) -> Result<(), String> {
     fs::create_dir_all(p).map_err(|e| io("create", p, e))
 }
@@ -146,14 +154,10 @@ fn glibc_needed(bin: &Path) -> Result<String, String> {
 /// Lays out the package tree under `out/stage` and builds the `.deb`.
 pub fn assemble(bin: &Path, version: &str, out: &Path) -> Result<PathBuf, String> {
     let stage = out.join("stage");
-    if stage.exists() {
-        fs::remove_dir_all(&stage).map_err(|e| io("remove", &stage, e))?;
-    }
+    remove_dir(&stage)?;
     mkdir(&stage)?;
     let gen = out.join("generated");
-    if gen.exists() {
-        fs::remove_dir_all(&gen).map_err(|e| io("remove", &gen, e))?;
-    }
+    remove_dir(&gen)?;
     util::run(Command::new(bin).args(["dist-files", "--out"]).arg(&gen))?;
 
     // The binary, stripped; its debug symbols beside the package.
@@ -360,9 +364,7 @@ fn expect(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
 /// An empty dpkg database under `root`: `dpkg --root` installs there and never
 /// into this machine's own /etc (the tool reads /etc/spyglass-admin.toml).
 fn fresh_root(root: &Path) -> Result<(), String> {
-    if root.exists() {
-        fs::remove_dir_all(root).map_err(|e| io("remove", root, e))?;
-    }
+    remove_dir(root)?;
     for d in [
         "var/lib/dpkg/info",
         "var/lib/dpkg/updates",
@@ -567,9 +569,7 @@ fn check_package(bin: &Path, deb: &Path, out: &Path) -> Result<(), String> {
     // A separate root with the host's own units (for sysinit.target and friends)
     // plus ours and our binary, so verify can follow every dependency.
     let vroot = out.join("verify-root");
-    if vroot.exists() {
-        fs::remove_dir_all(&vroot).map_err(|e| io("remove", &vroot, e))?;
-    }
+    remove_dir(&vroot)?;
     mkdir(&vroot.join("lib/systemd/system"))?;
     util::run(
         Command::new("cp")

@@ -2185,20 +2185,10 @@ mod tests {
         assert!(unpack(&m, false, None).is_none());
     }
 
+    /// The glob rules themselves are `spyglass_db::schemas`' (tested there);
+    /// here: the scope uses them.
     #[test]
     fn globs() {
-        for (p, t, want) in [
-            ("common_*", "common_nwbfile", true),
-            ("common_*", "xcommon_nwbfile", false),
-            ("*_nwbfile", "alice_nwbfile", true),
-            ("a*b*c", "aXbYc", true),
-            ("a*b*c", "acb", false),
-            ("exact", "exact", true),
-            ("exact", "exactly", false),
-            ("*", "", true),
-        ] {
-            assert_eq!(glob(p, t), want, "{p} {t}");
-        }
         assert!(Scope::all().contains("anything"));
         let s = Scope::patterns(vec!["t1_*".into(), "common_nwbfile".into()]);
         assert!(s.contains("t1_lfp") && s.contains("common_nwbfile") && !s.contains("t2_lfp"));

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use camino::Utf8Path;
 
-use super::{io_err, is_set_name, Method, Remote, ShipError};
+use super::{io_err, refuse_unless_set_name, Method, Remote, ShipError};
 use crate::compress::file_sha256;
 
 /// The directory `base` as a ship target.
@@ -116,13 +116,7 @@ impl Remote for Local<'_> {
     }
 
     fn remove_set(&self, name: &str) -> Result<(), ShipError> {
-        if !is_set_name(name) {
-            return Err(ShipError::Remote {
-                host: self.host(),
-                what: format!("removing {name}"),
-                detail: "not a backup set name".into(),
-            });
-        }
+        refuse_unless_set_name(&self.host(), name)?;
         let p = self.base.join(name).into_std_path_buf();
         std::fs::remove_dir_all(&p).map_err(io_err("removing", p))
     }

@@ -396,6 +396,20 @@ pub(crate) fn is_set_name(name: &str) -> bool {
         && names::parse_stamp(name).is_some()
 }
 
+/// The guard every [`Remote::remove_set`] runs first: only a set's (or its
+/// staged copy's) name may be removed, whatever the caller passes.
+pub(crate) fn refuse_unless_set_name(host: &str, name: &str) -> Result<(), ShipError> {
+    if is_set_name(name) {
+        Ok(())
+    } else {
+        Err(ShipError::Remote {
+            host: host.to_owned(),
+            what: format!("removing {name}"),
+            detail: "not a backup set name".into(),
+        })
+    }
+}
+
 /// Sends the complete set `set` to `target`, verifies every file there
 /// against the manifest, and commits it. On any error the local set is
 /// untouched and a staged copy stays on the target for the next run to

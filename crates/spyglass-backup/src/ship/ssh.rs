@@ -21,7 +21,9 @@ use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
-use super::{is_set_name, Method, Remote, ShipError, ShipOptions, SshOptions, Target, Transport};
+use super::{
+    refuse_unless_set_name, Method, Remote, ShipError, ShipOptions, SshOptions, Target, Transport,
+};
 use crate::compress::hex;
 
 /// Characters a remote path may not hold: they would need quoting in a
@@ -568,13 +570,7 @@ impl Remote for Ssh<'_> {
     }
 
     fn remove_set(&self, name: &str) -> Result<(), ShipError> {
-        if !is_set_name(name) {
-            return Err(ShipError::Remote {
-                host: self.host(),
-                what: format!("removing {name}"),
-                detail: "not a backup set name".into(),
-            });
-        }
+        refuse_unless_set_name(&self.host(), name)?;
         self.remote_ok(
             &format!("removing {}", self.path(name)),
             &format!("rm -rf -- {}", sh_quote(&self.path(name))),
