@@ -120,6 +120,18 @@ impl Remote for Local<'_> {
         let p = self.base.join(name).into_std_path_buf();
         std::fs::remove_dir_all(&p).map_err(io_err("removing", p))
     }
+
+    fn fetch(&self, name: &str, files: &[String], dest: &Path) -> Result<(), ShipError> {
+        let root = self.base.join(name);
+        for rel in files {
+            let (src, dst) = (root.join(rel).into_std_path_buf(), dest.join(rel));
+            if let Some(p) = dst.parent() {
+                std::fs::create_dir_all(p).map_err(io_err("creating", p))?;
+            }
+            std::fs::copy(&src, &dst).map_err(io_err("reading", &src))?;
+        }
+        Ok(())
+    }
 }
 
 impl Local<'_> {

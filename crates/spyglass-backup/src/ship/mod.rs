@@ -110,6 +110,14 @@ pub enum ShipError {
         /// Its error output.
         detail: String,
     },
+    /// The target cannot do this (yet).
+    #[error("{host}: {what} is not supported on this kind of target")]
+    NotSupported {
+        /// Host, or `local`.
+        host: String,
+        /// What was asked.
+        what: &'static str,
+    },
     /// A local file operation failed.
     #[error("{what} {}", path.display())]
     Io {
@@ -380,6 +388,18 @@ pub trait Remote {
     /// Removes the set or staged copy `name` with everything in it; refuses
     /// a name that is not a set's.
     fn remove_set(&self, name: &str) -> Result<(), ShipError>;
+    /// The read side: copies `files` (relative paths) of the committed set
+    /// `name` into the local directory `dest` (created when missing), each
+    /// as `dest/<file>`, so `backup list`, `verify` and `restore` can work
+    /// on the copy with the same checks as on a local set. Callers check
+    /// the copies against the manifest; an implementation need not.
+    fn fetch(&self, name: &str, files: &[String], dest: &Path) -> Result<(), ShipError> {
+        let _ = (name, files, dest);
+        Err(ShipError::NotSupported {
+            host: self.host(),
+            what: "reading a set back",
+        })
+    }
 }
 
 /// The name of the staged copy of the set `name`.
