@@ -54,7 +54,11 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
-        s.push_str(&format!(": {c}"));
+        // The driver's errors in plain words, not its struct form.
+        match c.downcast_ref::<spyglass_db::mysql::Error>() {
+            Some(m) => s.push_str(&format!(": {}", spyglass_db::driver_error_text(m))),
+            None => s.push_str(&format!(": {c}")),
+        }
         cause = c.source();
     }
     s
@@ -109,7 +113,7 @@ fn table_sizes(session: &mut Session) -> Result<Vec<TableSize>, DbError> {
     let sql = format!(
         "SELECT TABLE_SCHEMA, TABLE_NAME, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0), \
          COALESCE(INDEX_LENGTH, 0) FROM information_schema.TABLES \
-         WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ({})",
+         WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN {}",
         spyglass_db::schemas::system_schemas_sql()
     );
     let rows: Vec<(String, String, u64, u64, u64)> = session
@@ -531,9 +535,6 @@ fn backups_section(dest: &Path) -> Result<(Backups, Vec<HistoryRecord>), String>
         if let Some(d) = &s.detail {
             warnings.push(d.clone());
         }
-        if let Some(m) = &m {
-            warnings.extend(m.notes.iter().cloned());
-        }
         let run = by_set.get(&s.name);
         let (ship, ship_detail) = match run.and_then(|r| step(r, "ship")) {
             Some(st) => (
@@ -568,6 +569,7 @@ fn backups_section(dest: &Path) -> Result<(Backups, Vec<HistoryRecord>), String>
             ship,
             ship_detail,
             warnings,
+            notes: m.as_ref().map(|m| m.notes.clone()).unwrap_or_default(),
         });
     }
     let newest_verified = out
@@ -768,20 +770,17 @@ fn growth_section(
     let series = aggregate::series(&hist, manifests);
     let mut runway = Vec::new();
     let reports: Vec<&HistoryRecord> = series.iter().filter(|r| r.source == "report").collect();
-    let (db_source, db_points): (&str, Vec<(i64, u64)>) = if reports.len() >= 2 {
-        (
-            "report",
-            reports.iter().map(|r| (r.unix, r.db_bytes())).collect(),
-        )
+    // The report's own points (data + index) when there are as many as
+    // nights with a set; else the manifests' (uncompressed dump bytes), one per night.
+    let report_points: Vec<(i64, u64)> = reports.iter().map(|r| (r.unix, r.db_bytes())).collect();
+    let manifest_points: Vec<(i64, u64)> = aggregate::series(&[], manifests)
+        .iter()
+        .map(|r| (r.unix, r.db_bytes()))
+        .collect();
+    let (db_source, db_points) = if report_points.len() >= manifest_points.len() {
+        ("report", report_points)
     } else {
-        (
-            "manifest",
-            series
-                .iter()
-                .filter(|r| r.source == "manifest")
-                .map(|r| (r.unix, r.db_bytes()))
-                .collect(),
-        )
+        ("manifest", manifest_points)
     };
     let db_free = storage
         .and_then(|s| s.database_volume.as_ref())

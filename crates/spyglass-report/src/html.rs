@@ -712,7 +712,7 @@ fn backups(out: &mut String, r: &Report) {
     );
     out.push_str("<div class=\"grid\">");
     out.push_str(&timeline(&bk.sets));
-    out.push_str("</div><table><tr><th>set</th><th>status</th><th>started</th><th>duration s</th><th>size</th><th>uncompressed</th><th>compression</th><th>verify</th><th>ship</th><th>warnings</th></tr>");
+    out.push_str("</div><table><tr><th>set</th><th>status</th><th>started</th><th>duration s</th><th>size</th><th>uncompressed</th><th>compression</th><th>verify</th><th>ship</th><th>warnings</th><th>notes</th></tr>");
     for (i, s) in bk.sets.iter().enumerate().rev() {
         let k = format!("{p}/sets/{i}");
         let verify_class = match s.verify.as_str() {
@@ -739,7 +739,7 @@ fn backups(out: &mut String, r: &Report) {
         };
         let _ = write!(
             out,
-            "<tr>{}{status}{}{}{}{}{}<td class=\"{verify_class}\">{}{}</td>{ship}{}</tr>",
+            "<tr>{}{status}{}{}{}{}{}<td class=\"{verify_class}\">{}{}</td>{ship}{}{}</tr>",
             t(&s.name),
             t(s.started.as_deref().unwrap_or("?")),
             match s.seconds {
@@ -757,7 +757,12 @@ fn backups(out: &mut String, r: &Report) {
                 .as_ref()
                 .map(|d| format!(" ({})", esc(d)))
                 .unwrap_or_default(),
-            t(&s.warnings.join("; "))
+            if s.warnings.is_empty() {
+                t("")
+            } else {
+                format!("<td class=\"bad\">{}</td>", esc(&s.warnings.join("; ")))
+            },
+            format!("<td class=\"muted\">{}</td>", esc(&s.notes.join("; ")))
         );
     }
     out.push_str("</table>");

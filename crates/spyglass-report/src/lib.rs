@@ -187,21 +187,38 @@ pub fn problems(r: &Report) -> Vec<Problem> {
         }
     }
     if let Some(u) = r.users.data() {
-        let mut low = 0;
+        // One line per kind and severity: a fresh server lacks every role, and
+        // twenty lines of it would bury the other sections' problems.
+        let mut kinds: Vec<((&str, &str), Vec<&model::AuditFinding>)> = Vec::new();
         for f in &u.findings {
-            match f.severity.as_str() {
-                "high" => add(
-                    Severity::High,
-                    "users",
-                    format!("{}: {}", f.kind, f.message),
-                ),
-                "medium" => add(
-                    Severity::Medium,
-                    "users",
-                    format!("{}: {}", f.kind, f.message),
-                ),
-                _ => low += 1,
+            let key = (f.severity.as_str(), f.kind.as_str());
+            match kinds.iter_mut().find(|k| k.0 == key) {
+                Some(k) => k.1.push(f),
+                None => kinds.push((key, vec![f])),
             }
+        }
+        let mut low = 0;
+        for ((sev, kind), fs) in kinds {
+            let severity = match sev {
+                "high" => Severity::High,
+                "medium" => Severity::Medium,
+                _ => {
+                    low += fs.len();
+                    continue;
+                }
+            };
+            let message = if fs.len() == 1 {
+                format!("{kind}: {}", fs[0].message)
+            } else {
+                let mut subjects: Vec<&str> = fs.iter().map(|f| f.subject.as_str()).collect();
+                subjects.dedup();
+                format!(
+                    "{kind}: {} findings ({}), each with its fix under Users",
+                    fs.len(),
+                    subjects.join(", ")
+                )
+            };
+            add(severity, "users", message);
         }
         if low > 0 {
             add(

@@ -320,8 +320,11 @@ pub struct BackupRun {
     pub ship: Option<String>,
     /// The nightly's ship line.
     pub ship_detail: Option<String>,
-    /// Warnings: the nightly's failed or warning steps, the dump's notes, why corrupt.
+    /// Warnings: the nightly's failed or warning steps, why the set is corrupt.
     pub warnings: Vec<String>,
+    /// The dump's notes: standing facts of the server (a MyISAM table, the
+    /// time writers were blocked), shown but not warnings.
+    pub notes: Vec<String>,
 }
 
 /// One line of `spyglass-nightly.log`.

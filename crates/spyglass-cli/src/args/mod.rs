@@ -6,6 +6,7 @@ mod cleanup;
 mod doctor;
 mod lifecycle;
 mod nightly;
+mod report;
 mod schedule;
 mod users;
 
@@ -14,6 +15,7 @@ pub use cleanup::*;
 pub use doctor::DoctorArgs;
 pub use lifecycle::*;
 pub use nightly::NightlyArgs;
+pub use report::ReportArgs;
 pub use schedule::{CompletionsArgs, DistFilesArgs, ScheduleArgs};
 pub use users::*;
 
@@ -149,6 +151,12 @@ pub enum Command {
     /// JSON into the backup destination, and pipes it to [nightly] notify_command.
     /// Exit 0 all good, 1 warnings, 2 a step failed.
     Nightly(NightlyArgs),
+    /// One HTML page of the lab's database: storage, growth and runway, backups, cleanup, users.
+    ///
+    /// Self-contained (inline SVG charts, no script, no network request); --json
+    /// prints the same numbers. Reads only, except one history record per night
+    /// under the backup destination. Exit 0 no problems, 1 problems shown, 2 error.
+    Report(ReportArgs),
     /// Print a crontab line or systemd units that run `nightly`.
     Schedule(ScheduleArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).

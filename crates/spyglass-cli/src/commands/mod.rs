@@ -6,6 +6,7 @@ mod dist;
 mod doctor;
 pub(crate) mod lifecycle;
 mod nightly;
+mod report;
 mod schedule;
 mod users;
 
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Users(args) => users::run(&cli.global, args),
         Command::Backup(args) => backup::run(&cli.global, args),
         Command::Nightly(args) => nightly::run(&cli.global, &args),
+        Command::Report(args) => report::run(&cli.global, &args),
         Command::Schedule(args) => schedule::run(&cli.global, &args),
         Command::Completions(args) => dist::completions(&args),
         Command::DistFiles(args) => dist::files(&args),

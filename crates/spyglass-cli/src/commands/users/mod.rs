@@ -1,7 +1,7 @@
 //! `spyglass-admin users ...`: glue between the clap types, the connection,
 //! and `spyglass_privileges` (which plans, renders, applies and audits).
 
-mod report;
+pub(super) mod report;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal};
