@@ -116,6 +116,8 @@ pub fn itest_cmd(args: &[String]) -> Result<(), String> {
     build_bin()?;
     // The backup ship tests run their own sshd and rsync on 127.0.0.1.
     crate::sshd::ensure_installed()?;
+    // The report tests open the page in headless Chromium.
+    util::apt_install_missing(&[("chromium", "chromium")], "the report's browser tests")?;
     // The DataJoint tests log in through DataJoint itself.
     let python = crate::venv::ensure_datajoint()?;
     let mut failed = Vec::new();

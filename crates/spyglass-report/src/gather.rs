@@ -504,8 +504,23 @@ fn backups_section(dest: &Path) -> Result<(Backups, Vec<HistoryRecord>), String>
                 _ => String::new(),
             }
         });
+        let run = by_set.get(&s.name);
+        // `backup verify` records its result in the set; nightly's verify step
+        // is in the log only.
+        let logged = run.and_then(|r| {
+            let st = step(r, "verify")?;
+            let when = r["started"].as_str().unwrap_or("?");
+            let msg = st["message"].as_str().unwrap_or("");
+            match st["status"].as_str()? {
+                "ok" => Some(("good".to_owned(), Some(format!("by nightly {when}: {msg}")))),
+                "failed" | "warning" => {
+                    Some(("bad".to_owned(), Some(format!("by nightly {when}: {msg}"))))
+                }
+                _ => None,
+            }
+        });
         let (verify, verify_detail) = match &s.verified {
-            None => ("never".to_owned(), None),
+            None => logged.unwrap_or(("never".to_owned(), None)),
             Some(r) if r.good => (
                 "good".to_owned(),
                 Some(format!(
@@ -535,7 +550,6 @@ fn backups_section(dest: &Path) -> Result<(Backups, Vec<HistoryRecord>), String>
         if let Some(d) = &s.detail {
             warnings.push(d.clone());
         }
-        let run = by_set.get(&s.name);
         let (ship, ship_detail) = match run.and_then(|r| step(r, "ship")) {
             Some(st) => (
                 st["status"].as_str().map(str::to_owned),
@@ -544,8 +558,10 @@ fn backups_section(dest: &Path) -> Result<(Backups, Vec<HistoryRecord>), String>
             None => (None, None),
         };
         if let Some(r) = run {
+            // The steps about this set (cleanup's findings are the cleanup section's).
             for st in r["steps"].as_array().into_iter().flatten() {
-                if matches!(st["status"].as_str(), Some("warning" | "failed")) {
+                let about_set = matches!(st["name"].as_str(), Some("backup" | "verify" | "ship"));
+                if about_set && matches!(st["status"].as_str(), Some("warning" | "failed")) {
                     warnings.push(format!(
                         "nightly {} {}: {}",
                         st["name"].as_str().unwrap_or("?"),
