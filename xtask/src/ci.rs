@@ -117,7 +117,7 @@ pub fn itest_cmd(args: &[String]) -> Result<(), String> {
     // The backup ship tests run their own sshd and rsync on 127.0.0.1.
     crate::sshd::ensure_installed()?;
     // The report tests open the page in headless Chromium.
-    util::apt_install_missing(&[("chromium", "chromium")], "the report's browser tests")?;
+    crate::screenshot::ensure_chromium()?;
     // The DataJoint tests log in through DataJoint itself.
     let python = crate::venv::ensure_datajoint()?;
     let mut failed = Vec::new();
@@ -282,6 +282,7 @@ pub fn demo_cmd(args: &[String]) -> Result<(), String> {
             set_s
         );
         nightly_demo(&root)?;
+        report_demo(&root)?;
         Ok(())
     })();
     if keep {
@@ -351,6 +352,29 @@ fn nightly_demo(root: &std::path::Path) -> Result<(), String> {
     say("Install: spyglass-admin schedule --print --systemd (the units the Debian package installs, with this machine's paths; cargo xtask dist builds the package)");
     run(&["schedule", "--print", "--systemd"], &[0])?;
     drop(sshd);
+    Ok(())
+}
+
+/// `report` on what the demo made: one HTML page of everything above.
+fn report_demo(root: &std::path::Path) -> Result<(), String> {
+    say("Report: spyglass-admin report --out report.html (storage, growth, backups, cleanup, users; exit 1 = problems shown first)");
+    let page = root.join("report.html");
+    let status = Command::new(admin_bin())
+        .arg("--config")
+        .arg(root.join("spyglass-admin-nightly.toml"))
+        .args(["report", "--out"])
+        .arg(&page)
+        .current_dir(root)
+        .env("DJ_PASS", "")
+        .status()
+        .map_err(|e| format!("cannot run spyglass-admin: {e}"))?;
+    if !matches!(status.code(), Some(0 | 1)) {
+        return Err(format!("spyglass-admin report failed ({status})"));
+    }
+    println!(
+        "   open it in a browser (no network needed): {}",
+        page.display()
+    );
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod bench;
 mod ci;
 mod dist;
 mod sandbox;
+mod screenshot;
 mod sshd;
 mod tls;
 mod util;
@@ -32,6 +33,9 @@ tasks:
                       /var/cache/spyglass-admin)
   demo [--flavor F] [--keep]
                       sandbox + fixture + the tool's main jobs, narrated
+  screenshot [--flavor F]
+                      the demo, then docs/report.png of its report (headless
+                      Chromium, no network)
   bench [backup|cleanup|users]
                       ours next to the reference tools on the same data, with ratios
   dist [--check]      the Debian package (target/dist/); --check installs it into a
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         Some("demo") => ci::demo_cmd(&args[1..]),
         Some("ci") => ci::ci_cmd(&args[1..]),
         Some("bench") => bench::cmd(&args[1..]),
+        Some("screenshot") => screenshot::cmd(&args[1..]),
         Some("dist") => dist::cmd(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");
