@@ -99,7 +99,9 @@ pub fn storage(
         }
     }
     // Each distinct file: its size and the schemas naming it.
-    let mut distinct: BTreeMap<(&str, &str), (Option<u64>, BTreeSet<&str>)> = BTreeMap::new();
+    // (store, path) -> (size, schemas naming it)
+    type Distinct<'a> = BTreeMap<(&'a str, &'a str), (Option<u64>, BTreeSet<&'a str>)>;
+    let mut distinct: Distinct = BTreeMap::new();
     for f in files {
         let e = distinct
             .entry((f.store.as_str(), f.rel.as_str()))
@@ -305,7 +307,7 @@ pub fn series(history: &[HistoryRecord], manifests: &[HistoryRecord]) -> Vec<His
     let mut seen = BTreeSet::new();
     // The newest set of a night stands for it.
     let mut ms: Vec<&HistoryRecord> = manifests.iter().collect();
-    ms.sort_by(|a, b| b.unix.cmp(&a.unix));
+    ms.sort_by_key(|r| std::cmp::Reverse(r.unix));
     for m in ms {
         let d = day_of(m.unix);
         if !days.contains(&d) && seen.insert(d) {

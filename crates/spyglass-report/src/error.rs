@@ -8,12 +8,6 @@ pub enum ReportError {
     /// Connecting or a statement failed.
     #[error(transparent)]
     Db(#[from] spyglass_db::DbError),
-    /// Reading the grant tables failed.
-    #[error("reading accounts and roles")]
-    Privileges(#[source] spyglass_privileges::Error),
-    /// The settings could not be turned into what a section needs.
-    #[error(transparent)]
-    Job(#[from] spyglass_jobs::JobError),
     /// A file could not be read or written.
     #[error("{action} {}", path.display())]
     Io {

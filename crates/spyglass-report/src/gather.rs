@@ -454,7 +454,7 @@ fn nightly_log(dest: &Path) -> Vec<serde_json::Value> {
 
 fn set_name(v: &serde_json::Value) -> Option<String> {
     v.as_str()
-        .map(|p| Path::new(p))
+        .map(Path::new)
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
 }

@@ -156,7 +156,10 @@ fn hbars(title: &str, rows: &[(String, Vec<(u64, &str)>)], legend: &[(&str, &str
 
 /// A line chart of `(unix, bytes)` series with the first and last dates
 /// and the largest value as axis labels.
-fn lines(title: &str, series: &[(&str, &str, Vec<(i64, u64)>)]) -> String {
+/// A series of a line chart: name, colour, `(unix, bytes)` points.
+type Series<'a> = (&'a str, &'a str, Vec<(i64, u64)>);
+
+fn lines(title: &str, series: &[Series<'_>]) -> String {
     let (w, h, l, r, tp, bt) = (640.0, 240.0, 70.0, 20.0, 40.0, 30.0);
     let pts: Vec<&(i64, u64)> = series.iter().flat_map(|s| s.2.iter()).collect();
     let mut s = format!(
@@ -737,6 +740,7 @@ fn backups(out: &mut String, r: &Report) {
             ),
             None => "<td class=\"muted\">not in the nightly log</td>".into(),
         };
+        let notes = format!("<td class=\"muted\">{}</td>", esc(&s.notes.join("; ")));
         let _ = write!(
             out,
             "<tr>{}{status}{}{}{}{}{}<td class=\"{verify_class}\">{}{}</td>{ship}{}{}</tr>",
@@ -762,7 +766,7 @@ fn backups(out: &mut String, r: &Report) {
             } else {
                 format!("<td class=\"bad\">{}</td>", esc(&s.warnings.join("; ")))
             },
-            format!("<td class=\"muted\">{}</td>", esc(&s.notes.join("; ")))
+            notes
         );
     }
     out.push_str("</table>");
