@@ -136,7 +136,11 @@ impl Remote for Local<'_> {
 
     fn health(&mut self) -> Result<super::Health, ShipError> {
         let st = crate::destination::probe(self.base.as_std_path());
-        let sets = if st.exists { self.probe(false)? } else { Vec::new() };
+        let sets = if st.exists {
+            self.probe(false)?
+        } else {
+            Vec::new()
+        };
         // Missing: shipping creates it, when its nearest existing parent is writable.
         let writable = if st.exists {
             st.writable

@@ -346,7 +346,9 @@ pub fn local_only<'p>(path: &'p Path, command: &str) -> Result<&'p Path, ShipErr
     match path.to_str().and_then(scheme_of) {
         Some(scheme) => Err(ShipError::BadTarget {
             target: path.display().to_string(),
-            detail: format!("{command} works on local directories only, not on {scheme}:// targets"),
+            detail: format!(
+                "{command} works on local directories only, not on {scheme}:// targets"
+            ),
         }),
         None => Ok(path),
     }

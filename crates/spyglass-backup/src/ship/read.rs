@@ -82,8 +82,9 @@ pub fn list_target(target: &Target, ssh: &SshOptions) -> Result<Vec<SetInfo>, Sh
         if name.ends_with(PARTIAL) {
             info.status = Status::Partial;
             info.on_target = false;
-            info.detail =
-                Some("a copy being shipped, or an interrupted one (the next ship resumes it)".into());
+            info.detail = Some(
+                "a copy being shipped, or an interrupted one (the next ship resumes it)".into(),
+            );
             sets.push(info);
             continue;
         }
@@ -149,7 +150,10 @@ pub fn fetch_set(target: &Target, name: &str, ssh: &SshOptions) -> Result<Fetche
                 None => "no such set there (no sets at all)".to_owned(),
             }
         };
-        return Err(ShipError::Fetch { location: url, detail });
+        return Err(ShipError::Fetch {
+            location: url,
+            detail,
+        });
     }
     let tmp = private_tempdir("spyglass-admin-fetch-")?;
     let dest = tmp.path().join(name);
@@ -194,10 +198,7 @@ pub fn fetch_set(target: &Target, name: &str, ssh: &SshOptions) -> Result<Fetche
 /// The local copy of a set given as `s`: a set directory as it is, or
 /// `TARGET/NAME` (a scheme such as `ssh://`) fetched with `ssh`. The
 /// [`FetchedSet`], when there is one, must live as long as the copy is used.
-pub fn open_set(
-    s: &Path,
-    ssh: &SshOptions,
-) -> Result<(PathBuf, Option<FetchedSet>), ShipError> {
+pub fn open_set(s: &Path, ssh: &SshOptions) -> Result<(PathBuf, Option<FetchedSet>), ShipError> {
     match s.to_str().filter(|t| super::scheme_of(t).is_some()) {
         None => Ok((s.to_owned(), None)),
         Some(t) => {

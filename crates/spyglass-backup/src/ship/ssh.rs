@@ -254,7 +254,11 @@ impl<'a> Ssh<'a> {
     /// that records it; for a full disk, the free space there.
     fn explain(&self, e: ShipError) -> ShipError {
         match e {
-            ShipError::HostKey { host, detail, fix: None } => ShipError::HostKey {
+            ShipError::HostKey {
+                host,
+                detail,
+                fix: None,
+            } => ShipError::HostKey {
                 fix: host_key_fix(self.ssh, self.host, self.port),
                 host,
                 detail,
@@ -294,7 +298,13 @@ impl<'a> Ssh<'a> {
     /// (sftp says just "Failure", rsync sometimes nothing): when the host
     /// has less space left than the file being written (or none), it is a
     /// full disk, named as such.
-    fn disk_full_or(&self, e: ShipError, file: Option<String>, needed: u64, dir: &str) -> ShipError {
+    fn disk_full_or(
+        &self,
+        e: ShipError,
+        file: Option<String>,
+        needed: u64,
+        dir: &str,
+    ) -> ShipError {
         if !matches!(e, ShipError::Remote { .. }) {
             return e;
         }
@@ -562,8 +572,15 @@ impl<'a> Ssh<'a> {
     fn fetch_rsync(&self, name: &str, files: &[String], dest: &Path) -> Result<(), ShipError> {
         let what = format!("fetching {}", self.path(name));
         let mut c = Command::new("rsync");
-        c.args(["-rtps", "--partial", "--chmod=go-rwx", "--from0", "--files-from=-", "-e"])
-            .arg(self.rsync_shell());
+        c.args([
+            "-rtps",
+            "--partial",
+            "--chmod=go-rwx",
+            "--from0",
+            "--files-from=-",
+            "-e",
+        ])
+        .arg(self.rsync_shell());
         if self.bwlimit_kib > 0 {
             c.arg(format!("--bwlimit={}", self.bwlimit_kib));
         }
@@ -906,7 +923,10 @@ pub struct HostKeyStatus {
 /// configuration `opts` sees it.
 pub fn host_key_status(opts: &SshOptions, host: &str, port: Option<u16>) -> HostKeyStatus {
     let g = ssh_settings(opts, host, port);
-    let hostname = g.get("hostname").cloned().unwrap_or_else(|| host.to_owned());
+    let hostname = g
+        .get("hostname")
+        .cloned()
+        .unwrap_or_else(|| host.to_owned());
     let port = g
         .get("port")
         .and_then(|p| p.parse().ok())
@@ -952,7 +972,14 @@ pub fn host_key_status(opts: &SshOptions, host: &str, port: Option<u16>) -> Host
 /// (`256 SHA256:... [host]:port (ED25519)`), from `ssh-keyscan`.
 pub fn presented_fingerprints(hostname: &str, port: u16, timeout: u32) -> Vec<String> {
     let Ok(scan) = Command::new("ssh-keyscan")
-        .args(["-T", &timeout.max(1).to_string(), "-p", &port.to_string(), "--", hostname])
+        .args([
+            "-T",
+            &timeout.max(1).to_string(),
+            "-p",
+            &port.to_string(),
+            "--",
+            hostname,
+        ])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()

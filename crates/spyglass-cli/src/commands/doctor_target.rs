@@ -126,7 +126,14 @@ pub(crate) fn check(settings: &Settings) -> Option<(TargetReport, Vec<Finding>)>
             for m in &h.missing {
                 problems.push((
                     format!("ship target {t}: {m}"),
-                    format!("install it there (Debian: apt-get install rsync coreutils); {}", if m.contains("this machine") { "and here" } else { "shipping still works, more slowly" }),
+                    format!(
+                        "install it there (Debian: apt-get install rsync coreutils); {}",
+                        if m.contains("this machine") {
+                            "and here"
+                        } else {
+                            "shipping still works, more slowly"
+                        }
+                    ),
                 ));
             }
             if let (Some(free), Some(need)) = (r.free_bytes, r.newest_local_bytes) {
@@ -152,11 +159,12 @@ pub(crate) fn check(settings: &Settings) -> Option<(TargetReport, Vec<Finding>)>
                 }
                 ShipError::HostKey { .. } => {
                     r.reachable = Some(true);
-                    r.host_key = if ship::ssh::host_key_status(&ssh, &t_host(&t), t_port(&t)).recorded {
-                        "changed"
-                    } else {
-                        "unknown"
-                    };
+                    r.host_key =
+                        if ship::ssh::host_key_status(&ssh, &t_host(&t), t_port(&t)).recorded {
+                            "changed"
+                        } else {
+                            "unknown"
+                        };
                     "compare the fingerprint with the server's own before running that command; ship never accepts a host key by itself".to_owned()
                 }
                 ShipError::AuthFailed { .. } => {
@@ -165,7 +173,8 @@ pub(crate) fn check(settings: &Settings) -> Option<(TargetReport, Vec<Finding>)>
                     r.login = Some(false);
                     "check [backup] identity and that its public key is in the remote account's ~/.ssh/authorized_keys".to_owned()
                 }
-                _ => "see the message; spyglass-admin backup list TARGET tries the same connection".to_owned(),
+                _ => "see the message; spyglass-admin backup list TARGET tries the same connection"
+                    .to_owned(),
             };
             problems.push((format!("ship target {t}: {e}"), hint));
         }
@@ -242,7 +251,8 @@ pub(crate) fn render(s: &mut String, r: Option<&TargetReport>) {
                 .map(output::human_bytes)
                 .unwrap_or_else(|| "unknown".into()),
             match (&r.newest_local_set, r.newest_local_bytes) {
-                (Some(n), Some(b)) => format!(" (newest local set {n}: {})", output::human_bytes(b)),
+                (Some(n), Some(b)) =>
+                    format!(" (newest local set {n}: {})", output::human_bytes(b)),
                 _ => String::new(),
             },
             r.sets,

@@ -40,7 +40,11 @@ fn no_policy() -> anyhow::Error {
         .into()
 }
 
-pub(crate) fn ssh_options(identity: Option<&PathBuf>, config: Option<&PathBuf>, s: &Settings) -> SshOptions {
+pub(crate) fn ssh_options(
+    identity: Option<&PathBuf>,
+    config: Option<&PathBuf>,
+    s: &Settings,
+) -> SshOptions {
     lifecycle::ssh_options(
         identity.map(|p| p.as_path()),
         config.map(|p| p.as_path()),
