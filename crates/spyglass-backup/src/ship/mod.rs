@@ -752,6 +752,39 @@ mod tests {
     }
 
     #[test]
+    fn schemes_and_sets_on_targets() {
+        assert_eq!(scheme_of("ssh://nas/b"), Some("ssh"));
+        assert_eq!(scheme_of("webdav+https://x/y"), Some("webdav+https"));
+        assert_eq!(scheme_of("/data/backups"), None);
+        assert_eq!(scheme_of("./a://b"), None);
+        assert_eq!(scheme_of("1x://b"), None);
+        let e = Target::parse("ftp://nas/b").unwrap_err().to_string();
+        assert!(e.contains("ftp:// targets are not supported"), "{e}");
+        let (t, name) =
+            Target::parse_set("ssh://u@nas:2222/srv/b/nightly-20261201-020000/").unwrap();
+        assert_eq!(name, "nightly-20261201-020000");
+        assert_eq!(t.to_string(), "ssh://u@nas:2222/srv/b");
+        assert_eq!(
+            t.set_url(&name),
+            "ssh://u@nas:2222/srv/b/nightly-20261201-020000"
+        );
+        assert!(Target::parse_set("ssh://nas/srv/b").is_err());
+        assert!(Target::parse_set("ssh://nas/srv/b/nightly-20261201-020000.partial").is_err());
+        let e = local_only(Path::new("ssh://nas/x"), "backup pack").unwrap_err();
+        assert!(e.to_string().contains("not on ssh:// targets"), "{e}");
+        assert!(local_only(Path::new("/x/y"), "backup pack").is_ok());
+        let full = ShipError::DiskFull {
+            host: "nas:22".into(),
+            file: "/srv/b/x".into(),
+            free_bytes: Some(4096),
+        };
+        assert_eq!(
+            full.to_string(),
+            "no space left on nas:22:/srv/b/x (4.0 KiB free there)"
+        );
+    }
+
+    #[test]
     fn ships_to_a_local_directory_resumes_and_repairs() {
         let src = tempfile::tempdir().unwrap();
         let set = crate::pack::tests::fake_set(src.path(), "nightly-20261126-020000");

@@ -1141,6 +1141,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reads_df_and_quoted_paths() {
+        let df = "Filesystem     1024-blocks  Used Available Capacity Mounted on\ntmpfs                 1024  1020         4     100% /srv/b\n";
+        assert_eq!(parse_df(df), Some(4096));
+        assert_eq!(parse_df("sh: df: not found"), None);
+        assert_eq!(
+            quoted_path("write remote \"/srv/b/x.partial/t.gz\": Failure").as_deref(),
+            Some("/srv/b/x.partial/t.gz")
+        );
+        assert_eq!(quoted_path("Failure"), None);
+    }
+
+    #[test]
     fn classifies_errors_naming_host_and_file() {
         let e = classify("nas:22", "backup", "rsync", "rsync: [receiver] write failed on \"/srv/b/x.partial/2-data/lab/t.0.sql.gz\": No space left on device (28)\nrsync error: error in file IO (code 11)");
         assert_eq!(
