@@ -15,19 +15,19 @@ use crate::support::{self, admin, server, Sandbox};
 /// they must not meet.
 static LONG_STATEMENTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn long_statements() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn long_statements() -> std::sync::MutexGuard<'static, ()> {
     LONG_STATEMENTS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The second, empty server `cargo xtask itest` started for restores.
-fn target_port() -> u16 {
+pub(crate) fn target_port() -> u16 {
     std::env::var("SPYGLASS_IT_TARGET_PORT")
         .expect("SPYGLASS_IT_TARGET_PORT is set by cargo xtask itest")
         .parse()
         .expect("port")
 }
 
-fn target_admin() -> Session {
+pub(crate) fn target_admin() -> Session {
     let s = server();
     spyglass_db::connect(
         &ConnectOptions::tcp(&s.host, target_port(), &s.user).password(Secret::new("")),
@@ -68,7 +68,7 @@ fn checksum(s: &mut Session, schema: &str, table: &str) -> (u64, Option<u64>) {
 }
 
 /// Every base table, view, trigger and foreign key of `schemas` is the same on both servers.
-fn assert_same(src: &mut Session, dst: &mut Session, schemas: &[&str]) {
+pub(crate) fn assert_same(src: &mut Session, dst: &mut Session, schemas: &[&str]) {
     let tables = tables_of(src, schemas);
     assert!(tables.len() > 20, "{tables:?}");
     assert_eq!(tables, tables_of(dst, schemas), "same tables");
@@ -149,7 +149,7 @@ fn assert_same(src: &mut Session, dst: &mut Session, schemas: &[&str]) {
     );
 }
 
-fn drop_schemas(s: &mut Session, schemas: &[&str]) {
+pub(crate) fn drop_schemas(s: &mut Session, schemas: &[&str]) {
     s.conn()
         .query_drop("SET SESSION foreign_key_checks = 0")
         .unwrap();

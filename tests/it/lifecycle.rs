@@ -549,6 +549,7 @@ fn ship_failures_name_the_host_and_keep_the_set() {
         "{}",
         out.stderr
     );
+    assert_host_key_advice(&sshd, &out.stderr);
 
     let out = sb.run(&["backup", "ship", s, "--to", "backup@nas:/srv"]);
     out.assert_code(2).assert_clean_error();
@@ -561,6 +562,49 @@ fn ship_failures_name_the_host_and_keep_the_set() {
     assert!(set.is_dir(), "the local set is kept");
     sb.run(&["backup", "verify", s]).assert_code(0);
     assert!(!sshd.remote().join("b").exists() || files_under(&sshd.remote().join("b")).is_empty());
+}
+
+/// The unknown-host-key message gives the fingerprint the server presents
+/// (the one of its host key) and the exact command that records it in the
+/// known_hosts file `ssh_config_unknown_host` uses.
+#[track_caller]
+fn assert_host_key_advice(sshd: &Sshd, text: &str) {
+    let fp = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(sshd.path("host_key.pub"))
+        .output()
+        .expect("ssh-keygen -lf");
+    let fp = String::from_utf8_lossy(&fp.stdout);
+    let sha = fp.split_whitespace().nth(1).expect("fingerprint");
+    assert!(sha.starts_with("SHA256:"), "{fp}");
+    assert!(text.contains(sha), "the fingerprint {sha} is shown: {text}");
+    let cmd = format!(
+        "ssh-keyscan -p {} 127.0.0.1 >> {}",
+        sshd.port,
+        sshd.path("empty_known_hosts").display()
+    );
+    assert!(text.contains(&cmd), "the command `{cmd}` is shown: {text}");
+    // Run as shown, it makes the key known: the next connection works.
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .stderr(Stdio::null())
+        .status()
+        .expect("sh");
+    assert!(st.success());
+    let ok = Command::new("ssh")
+        .args(["-F"])
+        .arg(sshd.path("ssh_config_unknown_host"))
+        .arg("-i")
+        .arg(sshd.path("client_key"))
+        .args(["-o", "BatchMode=yes", "-p", &sshd.port.to_string()])
+        .arg(format!("{}@127.0.0.1", sshd.user))
+        .arg("true")
+        .stdin(Stdio::null())
+        .status()
+        .expect("ssh");
+    assert!(ok.success(), "the command added the right key");
+    std::fs::remove_file(sshd.path("empty_known_hosts")).expect("reset");
 }
 
 /// A set directory with a minimal valid manifest (no files), named for `stamp`.
@@ -1123,28 +1167,451 @@ fn full_remote_disk_names_the_host_and_the_file() {
     let sshd = Sshd::start();
     let sb = Sandbox::as_root();
     let set = fixture_set(&sb, &sb.cwd().join("backups"), &[]);
-    let _disk = SmallDisk::mount(&sshd.remote().join("full"));
-    let out = ship(&sb, &sshd, &set, &sshd.target("full"), &[]);
-    out.assert_code(2).assert_clean_error();
     let name = set
         .file_name()
         .expect("name")
         .to_string_lossy()
         .into_owned();
-    let want = format!(
-        "error: {}: no space left writing {}/",
-        sshd.host(),
-        sshd.remote()
-            .join("full")
-            .join(format!("{name}.partial"))
-            .display()
+    // rsync says "No space left on device"; sftp says only "Failure", and
+    // the free space there (df over ssh) tells what it was.
+    for transport in ["rsync", "sftp"] {
+        let sub = format!("full-{transport}");
+        let _disk = SmallDisk::mount(&sshd.remote().join(&sub));
+        let out = ship(
+            &sb,
+            &sshd,
+            &set,
+            &sshd.target(&sub),
+            &["--transport", transport],
+        );
+        out.assert_code(2).assert_clean_error();
+        let want = format!(
+            "error: no space left on {}:{}/",
+            sshd.host(),
+            sshd.remote()
+                .join(&sub)
+                .join(format!("{name}.partial"))
+                .display()
+        );
+        assert!(out.stderr.starts_with(&want), "{transport}: {}", out.stderr);
+        let first = out.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.ends_with(" free there)"),
+            "{transport}: the free space is given: {first}"
+        );
+        assert!(
+            !out.stderr.contains("Failure") && !out.stderr.contains("no error output"),
+            "{transport}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("hint: free space on the target"),
+            "{}",
+            out.stderr
+        );
+        assert!(set.is_dir(), "the local set is kept");
+        assert!(!sshd.remote().join(&sub).join(&name).exists());
+    }
+}
+
+/// The sandbox's `spyglass-admin.toml` for `sshd`: destination, ship_to
+/// (under `sub`), identity and ssh_config.
+fn target_settings(sb: &Sandbox, sshd: &Sshd, dest: &str, ship_to: &str, ssh_config: &str) {
+    sb.write(
+        "spyglass-admin.toml",
+        &format!(
+            "[backup]\ndestination = \"{dest}\"\nship_to = \"{ship_to}\"\nidentity = \"{key}\"\nssh_config = \"{cfg}\"\n",
+            key = sshd.path("client_key").display(),
+            cfg = sshd.path(ssh_config).display(),
+        ),
+        0o644,
     );
-    assert!(out.stderr.starts_with(&want), "{}", out.stderr);
+}
+
+/// Names in a directory (empty when it does not exist).
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn backup_run_to_an_ssh_target_ships_and_writes_no_local_folder() {
+    let sshd = Sshd::start();
+    let mut sb = Sandbox::as_root();
+    let tmp = tempfile::tempdir().expect("tmp");
+    sb.env("TMPDIR", tmp.path().to_str().expect("utf8"));
+    let schemas = spyglass_fixture::SCHEMAS.join(",");
+    let to = sshd.target("run");
+    let mut args = vec![
+        "backup",
+        "run",
+        "--dest",
+        &to,
+        "--label",
+        "lc",
+        "--schemas",
+        &schemas,
+        "-t",
+        "2",
+    ];
+    let ssh = sshd.ssh_args();
+    args.extend(ssh.iter().map(String::as_str));
+    let out = sb.run(&args);
+    out.assert_code(0);
+    let printed = out.stdout.trim();
     assert!(
-        out.stderr.contains("hint: free space on the target"),
+        printed.starts_with(&format!("{to}/lc-")),
+        "the real off-site location is printed: {printed}\n{}",
+        out.stderr
+    );
+    let name = printed.rsplit('/').next().expect("name");
+    let copy = sshd.remote().join("run").join(name);
+    assert!(copy.join("manifest.json").is_file(), "{}", copy.display());
+    sb.run(&["backup", "verify", copy.to_str().expect("utf8")])
+        .assert_code(0);
+    assert!(out.stderr.contains("verified by"), "{}", out.stderr);
+    assert_eq!(
+        entries(sb.cwd()),
+        Vec::<String>::new(),
+        "nothing written here"
+    );
+    assert_eq!(
+        entries(tmp.path()),
+        Vec::<String>::new(),
+        "the local temporary set is removed"
+    );
+
+    // The same from `[backup] destination`, with the ssh settings there too.
+    target_settings(
+        &sb,
+        &sshd,
+        &sshd.target("run2"),
+        &sshd.target("x"),
+        "ssh_config",
+    );
+    let out = sb.run(&[
+        "backup",
+        "run",
+        "--label",
+        "lc",
+        "--schemas",
+        &schemas,
+        "-t",
+        "2",
+        "--json",
+    ]);
+    out.assert_code(0);
+    let v = out.json();
+    let path = v["path"].as_str().expect("path");
+    assert!(path.starts_with(&sshd.target("run2")), "{v}");
+    assert_eq!(v["shipped"]["already_there"], false, "{v}");
+    assert_eq!(entries(&sshd.remote().join("run2")).len(), 1);
+    assert_eq!(entries(sb.cwd()), vec!["spyglass-admin.toml".to_owned()]);
+    assert_eq!(entries(tmp.path()), Vec::<String>::new());
+
+    // A scheme no command supports: refused naming it, nothing written, no connection made.
+    for (args, scheme) in [
+        (
+            vec!["backup", "run", "--dest", "ftp://nas/backups"],
+            "ftp://",
+        ),
+        (
+            vec!["backup", "run", "--dest", "webdav+https://nas/b"],
+            "webdav+https://",
+        ),
+        (vec!["backup", "list", "ftp://nas/backups"], "ftp://"),
+        (
+            vec!["backup", "verify", "ftp://nas/b/lc-20261201-020000"],
+            "ftp://",
+        ),
+        (
+            vec!["backup", "restore", "ftp://nas/b/lc-20261201-020000"],
+            "ftp://",
+        ),
+        (
+            vec!["backup", "prune", "ftp://nas/backups", "--keep-last", "2"],
+            "ftp://",
+        ),
+        (
+            vec!["backup", "pack", "ftp://nas/b/lc-20261201-020000"],
+            "ftp://",
+        ),
+        (
+            vec!["backup", "unpack", "x.tar", "--dest", "ftp://nas/b"],
+            "ftp://",
+        ),
+    ] {
+        let out = sb.run(&args);
+        out.assert_code(2).assert_clean_error();
+        assert!(out.stderr.contains(scheme), "{args:?}: {}", out.stderr);
+    }
+    // A command that does not work on targets refuses ssh:// by name.
+    let out = sb.run(&["backup", "pack", &format!("{to}/{name}")]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr
+            .contains("backup pack works on local directories only, not on ssh:// targets"),
         "{}",
         out.stderr
     );
-    assert!(set.is_dir(), "the local set is kept");
-    assert!(!sshd.remote().join("full").join(&name).exists());
+    assert_eq!(entries(sb.cwd()), vec!["spyglass-admin.toml".to_owned()]);
+    assert_eq!(entries(tmp.path()), Vec::<String>::new());
+}
+
+#[test]
+fn list_verify_and_restore_from_an_ssh_target_into_a_fresh_server() {
+    let _exclusive = crate::backup::long_statements();
+    let sshd = Sshd::start();
+    let sb = Sandbox::as_root();
+    let set = fixture_set(&sb, &sb.cwd().join("backups"), &["--checksum"]);
+    let name = set
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    ship(&sb, &sshd, &set, &sshd.target("off"), &[]).assert_code(0);
+    // A staged copy of another set beside it: listed as partial, not restorable.
+    made_up_set(&sshd.remote().join("off"), "20250101-020000");
+    std::fs::rename(
+        sshd.remote().join("off/nightly-20250101-020000"),
+        sshd.remote().join("off/nightly-20250101-020000.partial"),
+    )
+    .expect("rename");
+    let to = sshd.target("off");
+    let url = format!("{to}/{name}");
+    let ssh = sshd.ssh_args();
+    let run = |sb: &Sandbox, args: &[&str]| {
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend(ssh.iter().map(String::as_str));
+        sb.run(&v)
+    };
+
+    // list: every set there, described from its manifest and file sizes.
+    let out = run(&sb, &["backup", "list", &to, "--json"]);
+    out.assert_code(0);
+    let v = out.json();
+    let sets = v.as_array().expect("array");
+    assert_eq!(sets.len(), 2, "{v:#}");
+    assert_eq!(sets[0]["status"], "partial", "{v:#}");
+    assert_eq!(sets[1]["name"], name.as_str());
+    assert_eq!(sets[1]["status"], "complete", "{v:#}");
+    assert_eq!(sets[1]["on_target"], true);
+    assert_eq!(sets[1]["path"], url.as_str());
+    assert!(sets[1]["schemas"].as_array().expect("schemas").len() >= 3);
+    let local_bytes: u64 = files_under(&set)
+        .iter()
+        .map(|f| std::fs::metadata(set.join(f)).expect("size").len())
+        .sum();
+    assert_eq!(sets[1]["bytes"].as_u64(), Some(local_bytes));
+    let out = run(&sb, &["backup", "list", &to]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains(&name) && out.stdout.contains("sha256 checked on arrival"),
+        "{}",
+        out.stdout
+    );
+
+    // verify: fetched into a private temporary directory, checked, removed.
+    let mut sb = sb;
+    let tmp = tempfile::tempdir().expect("tmp");
+    sb.env("TMPDIR", tmp.path().to_str().expect("utf8"));
+    let out = run(&sb, &["backup", "verify", &url]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains(&format!("{url}: ")) && out.stdout.contains("good"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        entries(tmp.path()),
+        Vec::<String>::new(),
+        "fetched copy removed"
+    );
+    // A damaged byte there is found and named by its place on the target.
+    let victim = files_under(&set)
+        .into_iter()
+        .find(|f| f.starts_with("2-data/"))
+        .expect("a data file");
+    let there = sshd.remote().join("off").join(&name).join(&victim);
+    let original = std::fs::read(&there).expect("read");
+    let mut bad = original.clone();
+    bad[20] ^= 0x40;
+    std::fs::write(&there, &bad).expect("write");
+    let out = run(&sb, &["backup", "verify", &url]);
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains(&format!("BAD  {url}/{victim}")),
+        "{}",
+        out.stdout
+    );
+    std::fs::write(&there, &original).expect("write");
+    // Not there, or only staged: clear refusals.
+    let out = run(
+        &sb,
+        &["backup", "restore", &format!("{to}/lc-20200101-000000")],
+    );
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains("no such set there") && out.stderr.contains(&name),
+        "{}",
+        out.stderr
+    );
+    let out = run(
+        &sb,
+        &["backup", "verify", &format!("{to}/nightly-20250101-020000")],
+    );
+    out.assert_code(2).assert_clean_error();
+    assert!(out.stderr.contains("staged copy"), "{}", out.stderr);
+
+    // restore into the fresh server: every table the same as the source.
+    let schemas = spyglass_fixture::SCHEMAS;
+    let mut dst = crate::backup::target_admin();
+    crate::backup::drop_schemas(&mut dst, schemas);
+    sb.env("DJ_PORT", &crate::backup::target_port().to_string());
+    let out = run(&sb, &["backup", "restore", &url, "--threads", "2"]);
+    out.assert_code(0);
+    let fetched_into = out
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("fetched {url} (")))
+        .and_then(|l| l.split(" into ").nth(1))
+        .expect("says where it fetched to");
+    assert!(fetched_into.starts_with(tmp.path().to_str().expect("utf8")));
+    assert!(!Path::new(fetched_into).exists(), "removed afterwards");
+    assert_eq!(entries(tmp.path()), Vec::<String>::new());
+    let mut src = crate::support::admin();
+    crate::backup::assert_same(&mut src, &mut dst, schemas);
+    crate::backup::drop_schemas(&mut dst, schemas);
+}
+
+/// `doctor --json`'s ship_target problems.
+fn ship_target_problems(v: &Value) -> Vec<String> {
+    v["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .filter(|p| p["check"] == "ship_target")
+        .map(|p| {
+            format!(
+                "{} (hint: {})",
+                p["message"].as_str().unwrap_or_default(),
+                p["hint"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn doctor_checks_the_ship_target_before_the_first_nightly() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::as_root();
+    let dest = sb.cwd().join("backups");
+    let set = fixture_set(&sb, &dest, &[]);
+    let d = dest.display().to_string();
+
+    // Healthy: reachable, key known, login accepted, tools there, room.
+    target_settings(&sb, &sshd, &d, &sshd.target("ok"), "ssh_config");
+    let out = sb.run(&["doctor", "--json"]);
+    let v = out.json();
+    let t = &v["ship_target"];
+    assert_eq!(t["reachable"], true, "{t:#}");
+    assert_eq!(t["host_key"], "known", "{t:#}");
+    assert_eq!(t["login"], true, "{t:#}");
+    assert_eq!(t["missing"], serde_json::json!([]), "{t:#}");
+    assert_eq!(
+        t["known_hosts"].as_str(),
+        Some(sshd.path("known_hosts").to_str().expect("utf8")),
+        "the known_hosts file of the configured ssh_config"
+    );
+    assert_eq!(
+        t["newest_local_set"].as_str(),
+        set.file_name().and_then(|n| n.to_str())
+    );
+    assert!(t["free_bytes"].as_u64().expect("free") > 0);
+    assert_eq!(ship_target_problems(&v), Vec::<String>::new());
+    let human = sb.run(&["doctor"]);
+    assert!(
+        human.stdout.contains("ship target") && human.stdout.contains("host key known"),
+        "{}",
+        human.stdout
+    );
+
+    // Unreachable: a closed port.
+    let closed = format!(
+        "ssh://{}@127.0.0.1:{}{}/x",
+        sshd.user,
+        closed_port(),
+        sshd.remote().display()
+    );
+    target_settings(&sb, &sshd, &d, &closed, "ssh_config");
+    let out = sb.run(&["doctor", "--json"]);
+    out.assert_code(1);
+    let v = out.json();
+    assert_eq!(v["ship_target"]["reachable"], false, "{v:#}");
+    let p = ship_target_problems(&v);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains("cannot reach 127.0.0.1:"), "{p:?}");
+
+    // Unknown host key: the fingerprint and the exact command.
+    target_settings(
+        &sb,
+        &sshd,
+        &d,
+        &sshd.target("ok"),
+        "ssh_config_unknown_host",
+    );
+    let out = sb.run(&["doctor", "--json"]);
+    out.assert_code(1);
+    let v = out.json();
+    assert_eq!(v["ship_target"]["host_key"], "unknown", "{v:#}");
+    assert_eq!(v["ship_target"]["reachable"], true, "{v:#}");
+    let p = ship_target_problems(&v);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_host_key_advice(&sshd, &p[0]);
+    // With the key recorded as that command did, but a different one: "changed".
+    std::fs::write(
+        sshd.path("empty_known_hosts"),
+        format!(
+            "[127.0.0.1]:{} {}",
+            sshd.port,
+            std::fs::read_to_string(sshd.path("wrong_key.pub")).expect("key")
+        ),
+    )
+    .expect("write");
+    let v = sb.run(&["doctor", "--json"]).json();
+    assert_eq!(v["ship_target"]["host_key"], "changed", "{v:#}");
+    let p = ship_target_problems(&v);
+    assert!(p[0].contains("ssh-keygen -R"), "{p:?}");
+    std::fs::remove_file(sshd.path("empty_known_hosts")).expect("reset");
+
+    // Key refused.
+    std::fs::write(
+        sshd.path("authorized_keys"),
+        std::fs::read(sshd.path("wrong_key.pub")).expect("key"),
+    )
+    .expect("write");
+    target_settings(&sb, &sshd, &d, &sshd.target("ok"), "ssh_config");
+    let v = sb.run(&["doctor", "--json"]).json();
+    assert_eq!(v["ship_target"]["login"], false, "{v:#}");
+    std::fs::copy(sshd.path("client_key.pub"), sshd.path("authorized_keys")).expect("restore");
+
+    // Nearly full: less room there than the newest local set needs.
+    let _disk = SmallDisk::mount(&sshd.remote().join("small"));
+    target_settings(&sb, &sshd, &d, &sshd.target("small"), "ssh_config");
+    let out = sb.run(&["doctor", "--json"]);
+    out.assert_code(1);
+    let v = out.json();
+    let p = ship_target_problems(&v);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].contains("free, but the newest local set") && p[0].contains("no space left"),
+        "{p:?}"
+    );
+    assert!(v["ship_target"]["free_bytes"].as_u64().expect("free") <= 1 << 20);
 }

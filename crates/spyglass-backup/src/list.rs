@@ -45,6 +45,22 @@ pub struct SetInfo {
     /// The last `backup verify` result recorded in the set ([`crate::set::VERIFY_RECORD`]);
     /// `None`: never verified. `list` itself reads file sizes only, never data.
     pub verified: Option<crate::verify::VerifyRecord>,
+    /// A committed copy on a ship target (`backup list ssh://...`): every
+    /// file's sha256 matched the manifest there before it was committed.
+    pub on_target: bool,
+}
+
+/// The first file of `m` that is missing or not the size the manifest
+/// says, by `size_of` (a file's size, `None` when missing), in words.
+pub(crate) fn size_problem(m: &Manifest, size_of: impl Fn(&str) -> Option<u64>) -> Option<String> {
+    m.files.iter().find_map(|f| match size_of(&f.path) {
+        Some(n) if n == f.bytes => None,
+        Some(n) => Some(format!(
+            "{} is {n} bytes, the manifest says {}",
+            f.path, f.bytes
+        )),
+        None => Some(format!("{} is missing", f.path)),
+    })
 }
 
 fn dir_size(p: &Path) -> u64 {
@@ -80,6 +96,7 @@ pub fn inspect(path: &Path) -> SetInfo {
         schemas: Vec::new(),
         label: None,
         verified: None,
+        on_target: false,
     };
     if name.ends_with(crate::set::PARTIAL) {
         info.status = Status::Partial;
@@ -98,25 +115,11 @@ pub fn inspect(path: &Path) -> SetInfo {
             info.schemas = m.schemas.clone();
             info.label = Some(m.label.clone());
             info.verified = crate::verify::last_record(path);
-            for f in &m.files {
-                match std::fs::metadata(path.join(&f.path)) {
-                    Ok(md) if md.len() == f.bytes => {}
-                    Ok(md) => {
-                        info.status = Status::Corrupt;
-                        info.detail = Some(format!(
-                            "{} is {} bytes, the manifest says {}",
-                            f.path,
-                            md.len(),
-                            f.bytes
-                        ));
-                        break;
-                    }
-                    Err(_) => {
-                        info.status = Status::Corrupt;
-                        info.detail = Some(format!("{} is missing", f.path));
-                        break;
-                    }
-                }
+            if let Some(d) = size_problem(&m, |rel| {
+                std::fs::metadata(path.join(rel)).ok().map(|md| md.len())
+            }) {
+                info.status = Status::Corrupt;
+                info.detail = Some(d);
             }
         }
     }

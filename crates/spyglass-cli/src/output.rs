@@ -143,7 +143,9 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
             let hint = match e {
                 ShipError::Unreachable { .. } => "is the host up and sshd listening on that port? Try: ssh -p PORT user@host true",
                 ShipError::AuthFailed { .. } => "check --identity (or [backup] identity) and that its public key is in the remote account's ~/.ssh/authorized_keys",
+                ShipError::HostKey { fix: Some(_), .. } => "compare the fingerprint with the server's own before running that command; ship never accepts a host key by itself",
                 ShipError::HostKey { .. } => "connect once by hand (ssh -p PORT user@host) to check and accept the host key; ship never accepts one by itself",
+                ShipError::Fetch { .. } => "backup list TARGET shows the sets there and their state",
                 ShipError::DiskFull { .. } => "free space on the target (backup prune ssh://... with a policy) and ship again; the transfer resumes",
                 ShipError::Mismatch { .. } => "the target stores different bytes than were sent: check its disk; the partial copy was left there and the local set kept",
                 ShipError::TargetDamaged { .. } => "ship again with --repair to send the damaged files again, after checking the target's disk",

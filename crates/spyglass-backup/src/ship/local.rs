@@ -121,6 +121,45 @@ impl Remote for Local<'_> {
         std::fs::remove_dir_all(&p).map_err(io_err("removing", p))
     }
 
+    fn sizes(&self, name: &str) -> Result<BTreeMap<String, u64>, ShipError> {
+        let root = self.base.join(name);
+        let mut files = Vec::new();
+        crate::set::walk(root.as_std_path(), root.as_std_path(), &mut files)?;
+        let mut map = BTreeMap::new();
+        for rel in files {
+            let p = root.join(&rel).into_std_path_buf();
+            let md = std::fs::metadata(&p).map_err(io_err("reading", &p))?;
+            map.insert(rel, md.len());
+        }
+        Ok(map)
+    }
+
+    fn health(&mut self) -> Result<super::Health, ShipError> {
+        let st = crate::destination::probe(self.base.as_std_path());
+        let sets = if st.exists {
+            self.probe(false)?
+        } else {
+            Vec::new()
+        };
+        // Missing: shipping creates it, when its nearest existing parent is writable.
+        let writable = if st.exists {
+            st.writable
+        } else {
+            self.base
+                .as_std_path()
+                .ancestors()
+                .find(|p| p.is_dir())
+                .is_some_and(|p| crate::destination::probe(p).writable)
+        };
+        Ok(super::Health {
+            sets,
+            exists: st.exists,
+            writable: Some(writable),
+            free_bytes: st.free_bytes,
+            missing: Vec::new(),
+        })
+    }
+
     fn fetch(&self, name: &str, files: &[String], dest: &Path) -> Result<(), ShipError> {
         let root = self.base.join(name);
         for rel in files {

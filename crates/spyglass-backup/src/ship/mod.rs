@@ -30,7 +30,10 @@ use crate::manifest::Manifest;
 use crate::names;
 
 pub mod local;
+mod read;
 pub mod ssh;
+
+pub use read::{fetch_set, list_target, open_set, private_tempdir, FetchedSet};
 
 pub use ssh::classify;
 
@@ -40,7 +43,7 @@ pub use ssh::classify;
 #[non_exhaustive]
 pub enum ShipError {
     /// The target string is not usable.
-    #[error("ship target '{target}': {detail}")]
+    #[error("target '{target}': {detail}")]
     BadTarget {
         /// As given.
         target: String,
@@ -69,20 +72,25 @@ pub enum ShipError {
         detail: String,
     },
     /// The host key is unknown or changed.
-    #[error("the host key of {host} is not known here or has changed ({detail})")]
+    #[error("the host key of {host} is not known here or has changed ({detail}){}", fix.as_deref().map(|f| format!("; {f}")).unwrap_or_default())]
     HostKey {
         /// Host.
         host: String,
         /// ssh's words.
         detail: String,
+        /// What the host presents and the exact command that records it
+        /// (or removes a changed one), when they could be found out.
+        fix: Option<String>,
     },
     /// The target ran out of space.
-    #[error("{host}: no space left writing {file}")]
+    #[error("no space left on {}{}", if host == "local" { file.clone() } else { format!("{host}:{file}") }, free_bytes.map(|b| format!(" ({} free there)", human_bytes(b))).unwrap_or_default())]
     DiskFull {
         /// Host, or `local` for a directory target.
         host: String,
         /// The file being written.
         file: String,
+        /// Bytes free there afterwards, when the target could say.
+        free_bytes: Option<u64>,
     },
     /// Files that arrived do not match the manifest, even after sending them again.
     #[error("{host}: {} does not match the manifest after transfer{}", files[0], if files.len() > 1 { format!(" (and {} more file(s))", files.len() - 1) } else { String::new() })]
@@ -108,6 +116,14 @@ pub enum ShipError {
         /// What we were doing.
         what: String,
         /// Its error output.
+        detail: String,
+    },
+    /// A set cannot be read from a target.
+    #[error("cannot fetch {location}: {detail}")]
+    Fetch {
+        /// `TARGET/NAME`.
+        location: String,
+        /// Why.
         detail: String,
     },
     /// The target cannot do this (yet).
@@ -137,6 +153,22 @@ impl From<crate::Error> for ShipError {
     }
 }
 
+/// `1.5 GiB`, for messages.
+pub(crate) fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
 pub(crate) fn io_err(
     what: &'static str,
     path: impl Into<PathBuf>,
@@ -147,6 +179,7 @@ pub(crate) fn io_err(
             return ShipError::DiskFull {
                 host: "local".into(),
                 file: path.display().to_string(),
+                free_bytes: crate::destination::probe(&path).free_bytes,
             };
         }
         ShipError::Io { what, path, source }
@@ -181,10 +214,10 @@ impl Target {
         if let Some(rest) = s.strip_prefix("ssh://") {
             return ssh::parse(s, rest);
         }
-        if s.contains("://") {
-            return Err(bad(
-                "only ssh:// targets and local directories are supported",
-            ));
+        if let Some(scheme) = scheme_of(s) {
+            return Err(bad(&format!(
+                "{scheme}:// targets are not supported; give a directory or ssh://user@host[:port]/path"
+            )));
         }
         // scp-style user@host:path is easy to type by habit and would become a
         // local directory of that name.
@@ -210,6 +243,27 @@ impl Target {
             } => Box::new(ssh::Ssh::new(user.as_deref(), host, *port, path, opts)),
             Target::Local(p) => Box::new(local::Local::new(p)),
         }
+    }
+
+    /// Splits `TARGET/NAME` (a set on a target, as `backup run` and `ship`
+    /// print it) into the target and the set name; the name must be a
+    /// set's (`<label>-YYYYMMDD-HHMMSS`).
+    pub fn parse_set(s: &str) -> Result<(Target, String), ShipError> {
+        let trimmed = s.trim_end_matches('/');
+        let (base, name) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
+        if !is_set_name(name) || name.ends_with(crate::set::PARTIAL) {
+            return Err(ShipError::BadTarget {
+                target: s.to_owned(),
+                detail: "name a set on the target: TARGET/<label>-YYYYMMDD-HHMMSS (backup list TARGET shows them)".into(),
+            });
+        }
+        Ok((Target::parse(base)?, name.to_owned()))
+    }
+
+    /// The set `name` on this target, as a string [`Target::parse_set`] reads.
+    pub fn set_url(&self, name: &str) -> String {
+        let base = self.to_string();
+        format!("{}/{name}", base.trim_end_matches('/'))
     }
 
     /// The [`Remote`] for listing and removing sets only (pruning).
@@ -270,6 +324,33 @@ impl std::fmt::Display for Target {
             }
             Target::Local(p) => write!(f, "{p}"),
         }
+    }
+}
+
+/// The scheme of a target string (`ssh` of `ssh://...`), if it has one: a
+/// letter, then letters, digits, `+`, `-` or `.`, then `://`. A string with
+/// a scheme is never a local directory: every command that takes a target
+/// or a destination refuses a scheme it does not support rather than
+/// writing a local folder named `ssh:`.
+pub fn scheme_of(s: &str) -> Option<&str> {
+    let (scheme, _) = s.split_once("://")?;
+    let mut chars = scheme.chars();
+    (chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)))
+    .then_some(scheme)
+}
+
+/// `path` as a local directory for `command`, which works on local
+/// directories only: an error naming the scheme when `path` has one.
+pub fn local_only<'p>(path: &'p Path, command: &str) -> Result<&'p Path, ShipError> {
+    match path.to_str().and_then(scheme_of) {
+        Some(scheme) => Err(ShipError::BadTarget {
+            target: path.display().to_string(),
+            detail: format!(
+                "{command} works on local directories only, not on {scheme}:// targets"
+            ),
+        }),
+        None => Ok(path),
     }
 }
 
@@ -400,6 +481,43 @@ pub trait Remote {
             what: "reading a set back",
         })
     }
+    /// Size in bytes of every file stored under the set or staged copy
+    /// `name`, by relative path (a listing, no data read), so `backup list`
+    /// can tell a complete copy from a damaged one as it does locally.
+    fn sizes(&self, name: &str) -> Result<BTreeMap<String, u64>, ShipError> {
+        let _ = name;
+        Err(ShipError::NotSupported {
+            host: self.host(),
+            what: "listing a set's files",
+        })
+    }
+    /// For `doctor`: reaches the target without creating anything and says
+    /// what it found (the sets there, free space, missing programs). The
+    /// default lists the sets and knows nothing else.
+    fn health(&mut self) -> Result<Health, ShipError> {
+        Ok(Health {
+            sets: self.probe(false)?,
+            exists: true,
+            writable: None,
+            free_bytes: None,
+            missing: Vec::new(),
+        })
+    }
+}
+
+/// What [`Remote::health`] found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Health {
+    /// Names listed there (sets, staged copies, anything else).
+    pub sets: Vec<String>,
+    /// The base location exists (shipping creates it when it does not).
+    pub exists: bool,
+    /// A file can be created there (or in the nearest existing parent), when known.
+    pub writable: Option<bool>,
+    /// Bytes free where sets go, when the target can say.
+    pub free_bytes: Option<u64>,
+    /// Programs shipping uses that are missing, each with what that means.
+    pub missing: Vec<String>,
 }
 
 /// The name of the staged copy of the set `name`.
@@ -631,6 +749,39 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("ssh://user@host/path"));
+    }
+
+    #[test]
+    fn schemes_and_sets_on_targets() {
+        assert_eq!(scheme_of("ssh://nas/b"), Some("ssh"));
+        assert_eq!(scheme_of("webdav+https://x/y"), Some("webdav+https"));
+        assert_eq!(scheme_of("/data/backups"), None);
+        assert_eq!(scheme_of("./a://b"), None);
+        assert_eq!(scheme_of("1x://b"), None);
+        let e = Target::parse("ftp://nas/b").unwrap_err().to_string();
+        assert!(e.contains("ftp:// targets are not supported"), "{e}");
+        let (t, name) =
+            Target::parse_set("ssh://u@nas:2222/srv/b/nightly-20261201-020000/").unwrap();
+        assert_eq!(name, "nightly-20261201-020000");
+        assert_eq!(t.to_string(), "ssh://u@nas:2222/srv/b");
+        assert_eq!(
+            t.set_url(&name),
+            "ssh://u@nas:2222/srv/b/nightly-20261201-020000"
+        );
+        assert!(Target::parse_set("ssh://nas/srv/b").is_err());
+        assert!(Target::parse_set("ssh://nas/srv/b/nightly-20261201-020000.partial").is_err());
+        let e = local_only(Path::new("ssh://nas/x"), "backup pack").unwrap_err();
+        assert!(e.to_string().contains("not on ssh:// targets"), "{e}");
+        assert!(local_only(Path::new("/x/y"), "backup pack").is_ok());
+        let full = ShipError::DiskFull {
+            host: "nas:22".into(),
+            file: "/srv/b/x".into(),
+            free_bytes: Some(4096),
+        };
+        assert_eq!(
+            full.to_string(),
+            "no space left on nas:22:/srv/b/x (4.0 KiB free there)"
+        );
     }
 
     #[test]

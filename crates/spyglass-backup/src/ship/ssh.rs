@@ -172,6 +172,9 @@ impl<'a> Ssh<'a> {
         let mut v = vec![
             "-o".into(),
             "BatchMode=yes".into(),
+            // Never accept a key by itself, whatever ssh_config says.
+            "-o".into(),
+            "StrictHostKeyChecking=yes".into(),
             "-o".into(),
             format!("ConnectTimeout={}", opts.connect_timeout.max(1)),
         ];
@@ -236,14 +239,84 @@ impl<'a> Ssh<'a> {
                 detail: format!("cannot run ssh: {e}"),
             })?;
         if out.status.code() == Some(255) {
-            return Err(classify(
+            return Err(self.explain(classify(
                 &self.host(),
                 self.user_for_messages(),
                 what,
                 &String::from_utf8_lossy(&out.stderr),
-            ));
+            )));
         }
         Ok(out)
+    }
+
+    /// Adds what only a second look can tell to an error: for an unknown
+    /// or changed host key, the key the host presents and the exact command
+    /// that records it; for a full disk, the free space there.
+    fn explain(&self, e: ShipError) -> ShipError {
+        match e {
+            ShipError::HostKey {
+                host,
+                detail,
+                fix: None,
+            } => ShipError::HostKey {
+                fix: host_key_fix(self.ssh, self.host, self.port),
+                host,
+                detail,
+            },
+            ShipError::DiskFull {
+                host,
+                file,
+                free_bytes: None,
+            } => {
+                let free_bytes = self.free_bytes(&file);
+                ShipError::DiskFull {
+                    host,
+                    file,
+                    free_bytes,
+                }
+            }
+            e => e,
+        }
+    }
+
+    /// Bytes free on the file system holding `path` (or its nearest
+    /// existing parent) on the host, from `df -Pk`; `None` when it cannot say.
+    fn free_bytes(&self, path: &str) -> Option<u64> {
+        let out = self
+            .remote(
+                "measuring free space",
+                &format!(
+                    "d={}; while [ ! -d \"$d\" ] && [ \"$d\" != / ] && [ \"$d\" != . ]; do d=$(dirname -- \"$d\"); done; df -Pk -- \"$d\"",
+                    sh_quote(path)
+                ),
+            )
+            .ok()?;
+        parse_df(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// A transfer failed with nothing recognisable in the tool's words
+    /// (sftp says just "Failure", rsync sometimes nothing): when the host
+    /// has less space left than the file being written (or none), it is a
+    /// full disk, named as such.
+    fn disk_full_or(
+        &self,
+        e: ShipError,
+        file: Option<String>,
+        needed: u64,
+        dir: &str,
+    ) -> ShipError {
+        if !matches!(e, ShipError::Remote { .. }) {
+            return e;
+        }
+        let at = file.clone().unwrap_or_else(|| self.path(dir));
+        match self.free_bytes(&at) {
+            Some(free) if free < needed.max(1) || free == 0 => ShipError::DiskFull {
+                host: self.host(),
+                file: at,
+                free_bytes: Some(free),
+            },
+            _ => e,
+        }
     }
 
     fn remote_ok(&self, what: &str, script: &str) -> Result<Vec<u8>, ShipError> {
@@ -350,7 +423,8 @@ impl<'a> Ssh<'a> {
         Ok(())
     }
 
-    fn send_rsync(&self, set: &Path, dir: &str) -> Result<(), ShipError> {
+    /// rsync's `-e`: ssh with our options.
+    fn rsync_shell(&self) -> String {
         let mut e = vec!["ssh".to_owned()];
         e.extend(Self::ssh_options(self.ssh).into_iter().map(|a| {
             if a.contains(' ') {
@@ -362,11 +436,15 @@ impl<'a> Ssh<'a> {
         if let Some(p) = self.port {
             e.extend(["-p".into(), p.to_string()]);
         }
+        e.join(" ")
+    }
+
+    fn send_rsync(&self, set: &Path, dir: &str) -> Result<(), ShipError> {
         let mut c = Command::new("rsync");
         // -s: the remote path is not split by a shell; --partial keeps a
         // half-sent file so the next run resumes from it.
         c.args(["-rtps", "--partial", "--delete", "--chmod=go-rwx", "-e"])
-            .arg(e.join(" "));
+            .arg(self.rsync_shell());
         if self.bwlimit_kib > 0 {
             c.arg(format!("--bwlimit={}", self.bwlimit_kib));
         }
@@ -386,12 +464,18 @@ impl<'a> Ssh<'a> {
             detail: format!("cannot run rsync: {e}"),
         })?;
         if !out.status.success() {
-            return Err(classify(
+            let err = String::from_utf8_lossy(&out.stderr);
+            let e = self.explain(classify(
                 &self.host(),
                 self.user_for_messages(),
                 "rsync",
-                &String::from_utf8_lossy(&out.stderr),
+                &err,
             ));
+            // The file rsync names, else the largest one (the one most
+            // likely not to fit).
+            let file = quoted_path(&err);
+            let needed = largest_file(set);
+            return Err(self.disk_full_or(e, file, needed, dir));
         }
         Ok(())
     }
@@ -431,6 +515,29 @@ impl<'a> Ssh<'a> {
                 self.path(dir)
             ));
         }
+        let Some(err) = self.sftp_run("sftp", &batch)? else {
+            return Ok(());
+        };
+        let e = self.explain(classify(
+            &self.host(),
+            self.user_for_messages(),
+            "sftp",
+            &err,
+        ));
+        // sftp names the remote file it could not write; its size here
+        // is what did not fit.
+        let file = quoted_path(&err);
+        let needed = file
+            .as_deref()
+            .and_then(|f| f.strip_prefix(&format!("{}/", self.path(dir))))
+            .and_then(|rel| std::fs::metadata(set.join(rel)).ok())
+            .map_or_else(|| largest_file(set), |m| m.len());
+        Err(self.disk_full_or(e, file, needed, dir))
+    }
+
+    /// Runs sftp with `batch` on its stdin: `None` when it succeeded, else
+    /// its error output.
+    fn sftp_run(&self, what: &str, batch: &str) -> Result<Option<String>, ShipError> {
         let mut c = Command::new("sftp");
         c.args(["-b", "-"]).args(Self::ssh_options(self.ssh));
         if let Some(p) = self.port {
@@ -447,7 +554,7 @@ impl<'a> Ssh<'a> {
             .spawn()
             .map_err(|e| ShipError::Remote {
                 host: self.host(),
-                what: "sftp".into(),
+                what: what.into(),
                 detail: format!("cannot run sftp: {e}"),
             })?;
         if let Some(mut stdin) = child.stdin.take() {
@@ -456,18 +563,113 @@ impl<'a> Ssh<'a> {
         }
         let out = child.wait_with_output().map_err(|e| ShipError::Remote {
             host: self.host(),
-            what: "sftp".into(),
+            what: what.into(),
+            detail: e.to_string(),
+        })?;
+        Ok((!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned()))
+    }
+
+    fn fetch_rsync(&self, name: &str, files: &[String], dest: &Path) -> Result<(), ShipError> {
+        let what = format!("fetching {}", self.path(name));
+        let mut c = Command::new("rsync");
+        c.args([
+            "-rtps",
+            "--partial",
+            "--chmod=go-rwx",
+            "--from0",
+            "--files-from=-",
+            "-e",
+        ])
+        .arg(self.rsync_shell());
+        if self.bwlimit_kib > 0 {
+            c.arg(format!("--bwlimit={}", self.bwlimit_kib));
+        }
+        c.arg("--")
+            .arg(format!(
+                "{}:{}/",
+                self.bracketed_destination(),
+                self.path(name)
+            ))
+            .arg(format!("{}/", dest.display()));
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| ShipError::Remote {
+                host: self.host(),
+                what: what.clone(),
+                detail: format!("cannot run rsync: {e}"),
+            })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let mut list = Vec::new();
+            for f in files {
+                list.extend_from_slice(f.as_bytes());
+                list.push(0);
+            }
+            let _ = stdin.write_all(&list);
+        }
+        let out = child.wait_with_output().map_err(|e| ShipError::Remote {
+            host: self.host(),
+            what: what.clone(),
             detail: e.to_string(),
         })?;
         if !out.status.success() {
-            return Err(classify(
+            let err = String::from_utf8_lossy(&out.stderr);
+            if err.contains("No space left on device") {
+                // The full disk is this machine's.
+                return Err(ShipError::DiskFull {
+                    host: "local".into(),
+                    file: quoted_path(&err).unwrap_or_else(|| dest.display().to_string()),
+                    free_bytes: crate::destination::probe(dest).free_bytes,
+                });
+            }
+            return Err(self.explain(classify(
                 &self.host(),
                 self.user_for_messages(),
-                "sftp",
-                &String::from_utf8_lossy(&out.stderr),
-            ));
+                &what,
+                &err,
+            )));
         }
         Ok(())
+    }
+
+    fn fetch_sftp(&self, name: &str, files: &[String], dest: &Path) -> Result<(), ShipError> {
+        if dest.display().to_string().contains(UNSAFE) {
+            return Err(ShipError::BadTarget {
+                target: dest.display().to_string(),
+                detail: "sftp cannot write to a path with quotes, globs or $; set TMPDIR to a plainer directory or use rsync".into(),
+            });
+        }
+        let mut batch = String::new();
+        for rel in files {
+            if rel.contains(UNSAFE) {
+                return Err(ShipError::Remote {
+                    host: self.host(),
+                    what: format!("fetching {}", self.path(name)),
+                    detail: format!("{rel}: a file name sftp cannot quote"),
+                });
+            }
+            let local = dest.join(rel);
+            if let Some(p) = local.parent() {
+                std::fs::create_dir_all(p).map_err(super::io_err("creating", p))?;
+            }
+            batch.push_str(&format!(
+                "get -p \"{}/{rel}\" \"{}\"\n",
+                self.path(name),
+                local.display()
+            ));
+        }
+        let what = format!("fetching {}", self.path(name));
+        match self.sftp_run(&what, &batch)? {
+            None => Ok(()),
+            Some(err) => Err(self.explain(classify(
+                &self.host(),
+                self.user_for_messages(),
+                &what,
+                &err,
+            ))),
+        }
     }
 
     fn uses_rsync(&self) -> bool {
@@ -577,6 +779,272 @@ impl Remote for Ssh<'_> {
         )?;
         Ok(())
     }
+
+    fn fetch(&self, name: &str, files: &[String], dest: &Path) -> Result<(), ShipError> {
+        std::fs::create_dir_all(dest).map_err(super::io_err("creating", dest))?;
+        if files.is_empty() {
+            return Ok(());
+        }
+        if self.uses_rsync() {
+            self.fetch_rsync(name, files, dest)
+        } else {
+            self.fetch_sftp(name, files, dest)
+        }
+    }
+
+    fn sizes(&self, name: &str) -> Result<BTreeMap<String, u64>, ShipError> {
+        let d = sh_quote(&self.path(name));
+        let out = self.remote_ok(
+            &format!("listing {}", self.path(name)),
+            &format!("cd -- {d} && find . -type f -printf '%s %P\\n'"),
+        )?;
+        Ok(String::from_utf8_lossy(&out)
+            .lines()
+            .filter_map(|l| {
+                let (size, path) = l.split_once(' ')?;
+                Some((path.to_owned(), size.parse().ok()?))
+            })
+            .collect())
+    }
+
+    fn health(&mut self) -> Result<super::Health, ShipError> {
+        let b = sh_quote(self.base);
+        let script = format!(
+            "command -v rsync >/dev/null 2>&1 && echo 'HAVE rsync'; command -v sha256sum >/dev/null 2>&1 && echo 'HAVE sha256sum'; \
+             d={b}; while [ ! -d \"$d\" ] && [ \"$d\" != / ] && [ \"$d\" != . ]; do d=$(dirname -- \"$d\"); done; \
+             [ -d {b} ] && echo EXISTS; [ -w \"$d\" ] && echo WRITABLE; df -Pk -- \"$d\" 2>/dev/null; \
+             if [ -d {b} ]; then cd -- {b} && for s in *; do [ -d \"$s\" ] && printf 'DIR %s\\n' \"$s\"; done; fi; true"
+        );
+        let out = self.remote_ok(&format!("looking at {}", self.base), &script)?;
+        let text = String::from_utf8_lossy(&out);
+        let mut h = super::Health {
+            free_bytes: parse_df(&text),
+            writable: Some(false),
+            ..super::Health::default()
+        };
+        for line in text.lines() {
+            match line {
+                "HAVE rsync" => self.rsync = true,
+                "HAVE sha256sum" => self.sha256sum = true,
+                "EXISTS" => h.exists = true,
+                "WRITABLE" => h.writable = Some(true),
+                l => {
+                    if let Some(d) = l.strip_prefix("DIR ") {
+                        h.sets.push(d.to_owned());
+                    }
+                }
+            }
+        }
+        if !self.rsync {
+            h.missing.push("rsync is not installed there: files go by sftp, and an interrupted file is sent again from its start".into());
+        } else if !which("rsync") {
+            h.missing.push("rsync is not installed on this machine: files go by sftp, and an interrupted file is sent again from its start".into());
+        }
+        if !self.sha256sum {
+            h.missing.push("sha256sum is not installed there: every shipped file is read back over the network to verify it".into());
+        }
+        Ok(h)
+    }
+}
+
+/// The `Available` column (KiB) of `df -Pk`'s data line, in bytes.
+fn parse_df(text: &str) -> Option<u64> {
+    let mut lines = text.lines().skip_while(|l| !l.starts_with("Filesystem"));
+    lines.next()?;
+    let kib: u64 = lines.next()?.split_whitespace().nth(3)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+/// The first `"..."`-quoted absolute path in a tool's error output.
+fn quoted_path(stderr: &str) -> Option<String> {
+    stderr
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .find(|p| p.starts_with('/'))
+        .map(str::to_owned)
+}
+
+/// The size of the largest file under `dir`.
+fn largest_file(dir: &Path) -> u64 {
+    let mut files = Vec::new();
+    if crate::set::walk(dir, dir, &mut files).is_err() {
+        return 0;
+    }
+    files
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0)
+}
+
+/// What ssh itself makes of the options for `host`: `ssh -G`, one
+/// `key value` per line (keys in lowercase).
+fn ssh_settings(opts: &SshOptions, host: &str, port: Option<u16>) -> BTreeMap<String, String> {
+    let mut c = Command::new("ssh");
+    if let Some(cfg) = &opts.config {
+        c.arg("-F").arg(cfg);
+    }
+    if let Some(p) = port {
+        c.args(["-p", &p.to_string()]);
+    }
+    c.args(["-G", "--", host]).stdin(Stdio::null());
+    let Ok(out) = c.output() else {
+        return BTreeMap::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// How the host's key is known: the known_hosts file ssh uses for it (the
+/// first `UserKnownHostsFile` of the configuration), the name it is
+/// recorded under, and whether a key for that name is there already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKeyStatus {
+    /// The file new keys go into.
+    pub known_hosts: String,
+    /// `host` or `[host]:port`, as known_hosts records it.
+    pub name: String,
+    /// The real host name and port ssh connects to (after ssh_config).
+    pub hostname: String,
+    /// The port ssh connects to.
+    pub port: u16,
+    /// A key for `name` is in one of the known_hosts files.
+    pub recorded: bool,
+    /// Whether ssh_config asks for hashed names (`HashKnownHosts`).
+    pub hashed: bool,
+}
+
+/// Where the key of `host` is (or would be) recorded, as the ssh
+/// configuration `opts` sees it.
+pub fn host_key_status(opts: &SshOptions, host: &str, port: Option<u16>) -> HostKeyStatus {
+    let g = ssh_settings(opts, host, port);
+    let hostname = g
+        .get("hostname")
+        .cloned()
+        .unwrap_or_else(|| host.to_owned());
+    let port = g
+        .get("port")
+        .and_then(|p| p.parse().ok())
+        .or(port)
+        .unwrap_or(22);
+    let alias = g.get("hostkeyalias").cloned();
+    let name = match (&alias, port) {
+        (Some(a), _) => a.clone(),
+        (None, 22) => hostname.clone(),
+        (None, p) => format!("[{hostname}]:{p}"),
+    };
+    let files: Vec<String> = ["userknownhostsfile", "globalknownhostsfile"]
+        .iter()
+        .filter_map(|k| g.get(*k))
+        .flat_map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let known_hosts = g
+        .get("userknownhostsfile")
+        .and_then(|v| v.split_whitespace().next())
+        .map(str::to_owned)
+        .unwrap_or_else(|| "~/.ssh/known_hosts".into());
+    let recorded = files.iter().any(|f| {
+        Path::new(f).is_file()
+            && Command::new("ssh-keygen")
+                .args(["-F", &name, "-f", f])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+    });
+    HostKeyStatus {
+        known_hosts,
+        name,
+        hostname,
+        port,
+        recorded,
+        hashed: g.get("hashknownhosts").is_some_and(|v| v == "yes"),
+    }
+}
+
+/// The keys `host` presents now, as `ssh-keygen -lf` prints them
+/// (`256 SHA256:... [host]:port (ED25519)`), from `ssh-keyscan`.
+pub fn presented_fingerprints(hostname: &str, port: u16, timeout: u32) -> Vec<String> {
+    let Ok(scan) = Command::new("ssh-keyscan")
+        .args([
+            "-T",
+            &timeout.max(1).to_string(),
+            "-p",
+            &port.to_string(),
+            "--",
+            hostname,
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    let Ok(mut child) = Command::new("ssh-keygen")
+        .args(["-l", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return Vec::new();
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(&scan.stdout);
+    }
+    child
+        .wait_with_output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The exact commands that record the key of `host` for the ssh
+/// configuration `opts` (or, for a changed key, remove the old one first),
+/// with the fingerprints the host presents now, for the admin to compare
+/// with the server's own (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`
+/// there) before running them.
+pub fn host_key_advice(opts: &SshOptions, host: &str, port: Option<u16>) -> String {
+    let st = host_key_status(opts, host, port);
+    let prints = presented_fingerprints(&st.hostname, st.port, opts.connect_timeout);
+    let file = sh_quote(&st.known_hosts);
+    let add = format!(
+        "ssh-keyscan{} -p {} {} >> {file}",
+        if st.hashed { " -H" } else { "" },
+        st.port,
+        sh_quote(&st.hostname)
+    );
+    let presents = if prints.is_empty() {
+        "it presents no key to ssh-keyscan now".to_owned()
+    } else {
+        format!("it presents {}", prints.join(", "))
+    };
+    if st.recorded {
+        format!(
+            "{presents}, which differs from the key recorded for {} (a reinstalled server, or someone in between); only when the server's own key (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it) matches, replace it: ssh-keygen -R {} -f {file} && {add}",
+            st.name,
+            sh_quote(&st.name)
+        )
+    } else {
+        format!(
+            "{presents}; compare with the server's own key (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it), then add it to {} with: {add}",
+            st.known_hosts
+        )
+    }
+}
+
+fn host_key_fix(opts: &SshOptions, host: &str, port: Option<u16>) -> Option<String> {
+    Some(host_key_advice(opts, host, port))
 }
 
 fn sh_quote(s: &str) -> String {
@@ -618,6 +1086,7 @@ pub fn classify(host: &str, user: &str, what: &str, stderr: &str) -> ShipError {
         return ShipError::DiskFull {
             host: host.to_owned(),
             file,
+            free_bytes: None,
         };
     }
     if has("Host key verification failed")
@@ -628,6 +1097,7 @@ pub fn classify(host: &str, user: &str, what: &str, stderr: &str) -> ShipError {
         return ShipError::HostKey {
             host: host.to_owned(),
             detail: text,
+            fix: None,
         };
     }
     if has("Permission denied (") || has("Too many authentication failures") || has("Load key") {
@@ -671,11 +1141,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reads_df_and_quoted_paths() {
+        let df = "Filesystem     1024-blocks  Used Available Capacity Mounted on\ntmpfs                 1024  1020         4     100% /srv/b\n";
+        assert_eq!(parse_df(df), Some(4096));
+        assert_eq!(parse_df("sh: df: not found"), None);
+        assert_eq!(
+            quoted_path("write remote \"/srv/b/x.partial/t.gz\": Failure").as_deref(),
+            Some("/srv/b/x.partial/t.gz")
+        );
+        assert_eq!(quoted_path("Failure"), None);
+    }
+
+    #[test]
     fn classifies_errors_naming_host_and_file() {
         let e = classify("nas:22", "backup", "rsync", "rsync: [receiver] write failed on \"/srv/b/x.partial/2-data/lab/t.0.sql.gz\": No space left on device (28)\nrsync error: error in file IO (code 11)");
         assert_eq!(
             e.to_string(),
-            "nas:22: no space left writing /srv/b/x.partial/2-data/lab/t.0.sql.gz"
+            "no space left on nas:22:/srv/b/x.partial/2-data/lab/t.0.sql.gz"
         );
         let e = classify(
             "nas:22",

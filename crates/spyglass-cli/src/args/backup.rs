@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{PackArgs, PruneArgs, ShipArgs, UnpackArgs};
+use super::{PackArgs, PruneArgs, ShipArgs, SshArgs, UnpackArgs};
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
@@ -54,9 +54,13 @@ pub enum EngineArg {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Destination directory (default: [backup] destination in the settings).
-    #[arg(long, value_name = "DIR")]
+    /// Destination directory, or ssh://[user@]host[:port]/path: the set is
+    /// written under $TMPDIR, shipped there, verified, and the local copy
+    /// removed (default: [backup] destination in the settings).
+    #[arg(long, value_name = "DIR|TARGET")]
     pub dest: Option<PathBuf>,
+    #[command(flatten)]
+    pub ssh: SshArgs,
     /// Set name prefix.
     #[arg(long, default_value = "backup")]
     pub label: String,
@@ -112,8 +116,12 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// The set directory.
+    /// The set directory, or a set on a ship target: TARGET/NAME, e.g.
+    /// ssh://backup@nas:22/srv/mysql-backups/nightly-20261201-020000
+    /// (fetched into a private directory under $TMPDIR first, removed afterwards).
     pub set: PathBuf,
+    #[command(flatten)]
+    pub ssh: SshArgs,
     /// Only schemas matching these globs (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "GLOB,...")]
     pub schemas: Vec<String>,
@@ -137,8 +145,11 @@ pub struct RestoreArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The set directory.
+    /// The set directory, or TARGET/NAME of a set on a ship target (fetched
+    /// into a private directory under $TMPDIR, checked, removed).
     pub set: PathBuf,
+    #[command(flatten)]
+    pub ssh: SshArgs,
     /// Also restore into schemas named PREFIX<schema> on the connected server,
     /// compare row counts (and checksums) with the manifest, then drop them.
     #[arg(long)]
@@ -153,6 +164,9 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Destination directory (default: [backup] destination in the settings).
+    /// Destination directory or ship target such as ssh://user@host/path
+    /// (default: [backup] destination in the settings).
     pub dest: Option<PathBuf>,
+    #[command(flatten)]
+    pub ssh: SshArgs,
 }

@@ -28,6 +28,18 @@ pub struct KeepOpts {
     pub keep_within: Option<HumanDuration>,
 }
 
+/// ssh settings for a command that reads or writes an `ssh://` target;
+/// unset ones come from `[backup] identity` and `ssh_config`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SshArgs {
+    /// Private key for an ssh:// target (default: [backup] identity; else your ssh setup decides).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// An ssh_config file to use instead of ~/.ssh/config (default: [backup] ssh_config).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Destination directory (default: [backup] destination), or an ssh:// ship target.

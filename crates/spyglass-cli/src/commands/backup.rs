@@ -1,16 +1,18 @@
 //! `spyglass-admin backup run | restore | verify | list`.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use spyglass_backup::dump::{self, DumpOptions};
 use spyglass_backup::list::{self, Status};
 use spyglass_backup::restore::{self, RestoreOptions};
+use spyglass_backup::ship::{self, FetchedSet, ShipOptions, ShipReport, Target};
 use spyglass_backup::verify;
 
 use crate::args::{
-    BackupArgs, BackupCommand, EngineArg, GlobalOpts, ListArgs, RestoreArgs, RunArgs, VerifyArgs,
+    BackupArgs, BackupCommand, EngineArg, GlobalOpts, ListArgs, RestoreArgs, RunArgs, SshArgs,
+    VerifyArgs,
 };
 use crate::connection::{self, Environment};
 use crate::output::{self, ExitStatus, UserError};
@@ -46,6 +48,51 @@ fn dest_or_settings(global: &GlobalOpts, dest: Option<&PathBuf>) -> anyhow::Resu
     })
 }
 
+/// A destination or set argument with a scheme (`ssh://...`) as a
+/// [`Target`]; `None` for a local directory.
+fn target_of(p: &Path) -> anyhow::Result<Option<Target>> {
+    match p.to_str().filter(|s| ship::scheme_of(s).is_some()) {
+        Some(s) => Ok(Some(Target::parse(s)?)),
+        None => Ok(None),
+    }
+}
+
+/// ssh settings of a command: its flags, then `[backup]`.
+fn ssh_of(global: &GlobalOpts, a: &SshArgs) -> anyhow::Result<spyglass_backup::ship::SshOptions> {
+    let s = settings::load(global.config.as_deref())?;
+    Ok(super::lifecycle::ssh_options(
+        a.identity.as_ref(),
+        a.ssh_config.as_ref(),
+        &s,
+    ))
+}
+
+/// The set a verify or restore works on: a local set directory as given,
+/// or a set on a ship target (`ssh://.../NAME`) fetched into a private
+/// temporary directory (removed when the [`FetchedSet`] is dropped).
+fn local_set(
+    global: &GlobalOpts,
+    set: &Path,
+    ssh: &SshArgs,
+) -> anyhow::Result<(PathBuf, Option<FetchedSet>)> {
+    if target_of(set)?.is_none() {
+        return Ok((set.to_owned(), None));
+    }
+    let opts = ssh_of(global, ssh)?;
+    let (path, fetched) = ship::open_set(set, &opts)?;
+    if let Some(f) = &fetched {
+        if !global.quiet && !global.json {
+            eprintln!(
+                "fetched {} ({}) into {}",
+                f.url,
+                output::human_bytes(f.bytes),
+                path.display()
+            );
+        }
+    }
+    Ok((path, fetched))
+}
+
 fn connect_options(global: &GlobalOpts) -> anyhow::Result<spyglass_db::ConnectOptions> {
     let env = Environment::from_process();
     let mut resolved = connection::resolve(&global.connect, &env)?;
@@ -61,7 +108,10 @@ fn connect_options(global: &GlobalOpts) -> anyhow::Result<spyglass_db::ConnectOp
 /// `--json` output of `backup run`.
 #[derive(Serialize)]
 struct RunReport<'a> {
+    /// The set: a directory, or `TARGET/NAME` when it was shipped.
     path: &'a std::path::Path,
+    /// With an ssh:// (or other target) destination: the shipping.
+    shipped: Option<&'a ShipReport>,
     schemas: usize,
     tables: usize,
     files: usize,
@@ -75,6 +125,10 @@ struct RunReport<'a> {
 
 fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     let dest = dest_or_settings(global, a.dest.as_ref())?;
+    // A target destination: dump into a private temporary directory, ship
+    // from there, remove it once the copy there verified. A scheme that is
+    // not supported stops here, before anything is written.
+    let target = target_of(&dest)?;
     let compression = a
         .compress
         .with_level(a.level)
@@ -91,7 +145,18 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
         return Err(UserError::new("--threads must be at least 1").into());
     }
     let opts = connect_options(global)?;
-    let mut o = DumpOptions::new(dest);
+    let ship_opts = match &target {
+        Some(_) => Some(run_ship_options(global, &a.ssh)?),
+        None => None,
+    };
+    let staging = match &target {
+        Some(_) => Some(ship::private_tempdir("spyglass-admin-run-")?),
+        None => None,
+    };
+    let mut o = DumpOptions::new(match &staging {
+        Some(t) => t.path().to_owned(),
+        None => dest.clone(),
+    });
     o.label = a.label.clone();
     o.schemas = a.schemas.clone();
     o.exclude = a.exclude.clone();
@@ -120,10 +185,33 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     let t = std::time::Instant::now();
     let summary = dump::run(&opts, &o, &bar)?;
     let m = &summary.manifest;
+    let mut shipped = None;
+    let mut path = summary.path.clone();
+    if let (Some(t), Some(so), Some(staging)) = (&target, &ship_opts, staging) {
+        match ship::ship(&summary.path, t, so) {
+            Ok(r) => {
+                path = PathBuf::from(t.set_url(&r.set));
+                shipped = Some(r);
+                drop(staging);
+            }
+            Err(e) => {
+                // Keep the set: it is complete, only the shipping failed.
+                let kept = staging.keep();
+                let set = kept.join(summary.path.file_name().unwrap_or_default());
+                return Err(anyhow::Error::new(e).context(format!(
+                    "the set was written but not shipped to {t}; it is kept at {} (ship it with: spyglass-admin backup ship {} --to {t}, then remove {})",
+                    set.display(),
+                    set.display(),
+                    kept.display()
+                )));
+            }
+        }
+    }
     let secs = t.elapsed().as_secs_f64();
     if global.json {
         output::print_json(&RunReport {
-            path: &summary.path,
+            path: &path,
+            shipped: shipped.as_ref(),
             schemas: m.schemas.len(),
             tables: m.tables.len(),
             files: m.files.len(),
@@ -149,8 +237,11 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
             for n in &m.notes {
                 eprintln!("note: {n}");
             }
+            if let Some(r) = &shipped {
+                eprintln!("shipped {}", spyglass_jobs::nightly::ship_line(r));
+            }
         }
-        output::print_out(&format!("{}\n", summary.path.display()))?;
+        output::print_out(&format!("{}\n", path.display()))?;
     }
     for f in &summary.findings {
         eprintln!("warning: {f}");
@@ -159,6 +250,20 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
         ExitStatus::Success
     } else {
         ExitStatus::Findings
+    })
+}
+
+/// How `backup run --dest ssh://...` ships: `[backup]` settings, the
+/// command's ssh flags.
+fn run_ship_options(global: &GlobalOpts, a: &SshArgs) -> anyhow::Result<ShipOptions> {
+    let s = settings::load(global.config.as_deref())?;
+    Ok(ShipOptions {
+        ssh: super::lifecycle::ssh_options(a.identity.as_ref(), a.ssh_config.as_ref(), &s),
+        bwlimit_kib: s.backup.bwlimit_kib.unwrap_or(0),
+        show_transfer: !global.json
+            && !global.quiet
+            && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ..ShipOptions::default()
     })
 }
 
@@ -177,8 +282,9 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
         }
         rename.push((old.to_owned(), new.to_owned()));
     }
+    let (set, _fetched) = local_set(global, &a.set, &a.ssh)?;
     // Fail on a bad set before connecting.
-    spyglass_backup::set::open(&a.set)?;
+    spyglass_backup::set::open(&set)?;
     let opts = connect_options(global)?;
     let ro = RestoreOptions {
         schemas: a.schemas.clone(),
@@ -190,7 +296,7 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
     };
     let bar = Bar::new(!global.json && !global.quiet);
     let t = std::time::Instant::now();
-    let s = restore::restore(&opts, &a.set, &ro, &bar).map_err(|e| match e {
+    let s = restore::restore(&opts, &set, &ro, &bar).map_err(|e| match e {
         spyglass_backup::Error::SchemasExist { schemas, unfinished } => {
             let mut msg = format!(
                 "schema(s) already exist on {}: {}",
@@ -257,14 +363,15 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
 }
 
 fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus> {
+    let (set, fetched) = local_set(global, &a.set, &a.ssh)?;
     let bar = Bar::new(!global.json && !global.quiet);
-    let mut report = verify::verify(&a.set, &bar)?;
+    let mut report = verify::verify(&set, &bar)?;
     let restored = a.restore && report.problems.is_empty();
     if restored {
         let opts = connect_options(global)?;
         verify::verify_by_restoring(
             &opts,
-            &a.set,
+            &set,
             &a.prefix,
             a.threads.unwrap_or_else(cores),
             &mut report,
@@ -289,9 +396,19 @@ fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus>
             e => e.into(),
         })?;
     }
-    // The result goes beside the manifest, for `backup list` (not for a packed set).
-    if a.set.is_dir() {
-        if let Err(e) = verify::record(&a.set, &report, restored) {
+    // The result goes beside the manifest, for `backup list` (not for a
+    // packed set, nor for a fetched copy: a committed set on a target is
+    // never written to).
+    if let Some(f) = &fetched {
+        // Name what was checked by where it is, not by the temporary copy.
+        report.set = PathBuf::from(&f.url);
+        for p in &mut report.problems {
+            if let Ok(rel) = p.path.strip_prefix(&f.path) {
+                p.path = PathBuf::from(&f.url).join(rel);
+            }
+        }
+    } else if set.is_dir() {
+        if let Err(e) = verify::record(&set, &report, restored) {
             eprintln!("warning: the result was not recorded: {e}");
         }
     }
@@ -333,7 +450,10 @@ fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus>
 
 fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
     let dest = dest_or_settings(global, a.dest.as_ref())?;
-    let sets = list::list(&dest)?;
+    let sets = match target_of(&dest)? {
+        Some(t) => ship::list_target(&t, &ssh_of(global, &a.ssh)?)?,
+        None => list::list(&dest)?,
+    };
     if global.json {
         output::print_json(&sets)?;
     } else {
@@ -348,6 +468,7 @@ fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
             let status = match (i.status, i.writer_alive, &i.verified) {
                 (Status::Partial, Some(true), _) => "writing",
                 (Status::Partial, _, _) => "partial",
+                (Status::Complete, _, None) if i.on_target => "complete, verified",
                 (Status::Complete, _, None) => "complete, not verified",
                 (Status::Complete, _, Some(v)) if v.good => "complete, verified",
                 (Status::Complete, _, Some(_)) => "complete, verify failed",
@@ -355,6 +476,7 @@ fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
             };
             // list reads sizes only; what verify found, and when, comes from its record.
             let checked = match &i.verified {
+                None if i.on_target => "sha256 checked on arrival".to_owned(),
                 None => "never verified".to_owned(),
                 Some(v) if v.good => format!(
                     "verified {}{}",

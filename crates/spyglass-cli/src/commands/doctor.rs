@@ -29,6 +29,8 @@ struct Report {
     /// Spyglass directories; empty when none are configured.
     directories: Vec<DirReport>,
     backup_destination: Option<DestReport>,
+    /// `[backup] ship_to`: reachable, host key, login, programs, free space.
+    ship_target: Option<super::doctor_target::TargetReport>,
     /// Bytes of data and indexes in user schemas (information_schema estimate).
     database_bytes: u64,
     /// Schemas holding the `~restore_incomplete` table: a restore left them
@@ -98,7 +100,7 @@ struct DestReport {
 
 #[derive(Debug, Serialize)]
 struct Problem {
-    /// `config`, `privileges`, `directories`, `backup_destination` or `restore`.
+    /// `config`, `privileges`, `directories`, `backup_destination`, `ship_target` or `restore`.
     check: &'static str,
     message: String,
     hint: String,
@@ -305,6 +307,17 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         }
     });
 
+    let ship_target = super::doctor_target::check(&settings).map(|(r, found)| {
+        for (message, hint) in found {
+            problems.push(Problem {
+                check: "ship_target",
+                message,
+                hint,
+            });
+        }
+        r
+    });
+
     // Restores that did not finish: their schemas are half loaded.
     let unfinished_restores = spyglass_backup::restore::unfinished_restores(session.conn())?;
     for u in unfinished_restores.iter().filter(|u| !u.running) {
@@ -357,6 +370,7 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         privileges,
         directories,
         backup_destination,
+        ship_target,
         database_bytes,
         unfinished_restores,
         problems,
@@ -520,6 +534,7 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
             );
         }
     }
+    super::doctor_target::render(&mut s, r.ship_target.as_ref());
     let _ = writeln!(s, "restores");
     if r.unfinished_restores.is_empty() {
         let _ = writeln!(s, "  ok   no unfinished restore on the server");

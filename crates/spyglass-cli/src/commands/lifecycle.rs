@@ -40,7 +40,11 @@ fn no_policy() -> anyhow::Error {
         .into()
 }
 
-fn ssh_options(identity: Option<&PathBuf>, config: Option<&PathBuf>, s: &Settings) -> SshOptions {
+pub(crate) fn ssh_options(
+    identity: Option<&PathBuf>,
+    config: Option<&PathBuf>,
+    s: &Settings,
+) -> SshOptions {
     lifecycle::ssh_options(
         identity.map(|p| p.as_path()),
         config.map(|p| p.as_path()),
@@ -117,7 +121,7 @@ pub fn prune(global: &GlobalOpts, a: &PruneArgs) -> anyhow::Result<ExitStatus> {
             })?,
     };
     let now = spyglass_backup::names::now_unix();
-    let report = if dest.starts_with("ssh://") {
+    let report = if ship::scheme_of(&dest).is_some() {
         let t = Target::parse(&dest)?;
         prune::prune_target(
             &t,
@@ -171,6 +175,7 @@ pub fn ship(global: &GlobalOpts, a: &ShipArgs) -> anyhow::Result<ExitStatus> {
                 .hint("pass --to ssh://user@host/path (or a directory), or set [backup] ship_to")
         })?;
     let t = Target::parse(&to)?;
+    ship::local_only(&a.set, "backup ship SET")?;
     let policy = policy(&KeepOpts::default(), &s);
     if a.prune && policy.is_empty() {
         return Err(no_policy());
@@ -228,6 +233,10 @@ pub fn ship(global: &GlobalOpts, a: &ShipArgs) -> anyhow::Result<ExitStatus> {
 }
 
 pub fn pack(global: &GlobalOpts, a: &PackArgs) -> anyhow::Result<ExitStatus> {
+    ship::local_only(&a.set, "backup pack")?;
+    if let Some(o) = &a.output {
+        ship::local_only(o, "backup pack --output")?;
+    }
     let bar = Bar::new(!global.json && !global.quiet);
     let (path, size) = pack::pack(&a.set, a.output.as_deref(), &bar)?;
     if global.json {
@@ -247,6 +256,10 @@ pub fn pack(global: &GlobalOpts, a: &PackArgs) -> anyhow::Result<ExitStatus> {
 }
 
 pub fn unpack(global: &GlobalOpts, a: &UnpackArgs) -> anyhow::Result<ExitStatus> {
+    ship::local_only(&a.file, "backup unpack")?;
+    if let Some(d) = &a.dest {
+        ship::local_only(d, "backup unpack --dest")?;
+    }
     let bar = Bar::new(!global.json && !global.quiet);
     let path = pack::unpack(&a.file, a.dest.as_deref(), &bar)?;
     if global.json {

@@ -4,6 +4,7 @@ mod backup;
 mod cleanup;
 mod dist;
 mod doctor;
+mod doctor_target;
 pub(crate) mod lifecycle;
 mod nightly;
 mod report;
