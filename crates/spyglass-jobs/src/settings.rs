@@ -284,7 +284,23 @@ fn dir_key<'de, D: Deserializer<'de>>(d: D) -> Result<DirKey, D::Error> {
 /// Finds and reads the settings file: `explicit` (which must exist), else
 /// the first of [`DEFAULT_PATHS`] that exists, else defaults.
 pub fn load(explicit: Option<&Path>) -> Result<Settings, JobError> {
-    let path = match explicit {
+    let path = locate(explicit)?;
+    let Some(path) = path else {
+        return Ok(Settings::default());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| JobError::SettingsRead {
+        path: path.clone(),
+        source,
+    })?;
+    let mut s = parse(&text, &path)?;
+    s.path = Some(path);
+    Ok(s)
+}
+
+/// The settings file [`load`] reads: `explicit` (which must exist), else
+/// the first of [`DEFAULT_PATHS`] that exists, else none.
+pub fn locate(explicit: Option<&Path>) -> Result<Option<PathBuf>, JobError> {
+    Ok(match explicit {
         Some(p) => {
             if !p.is_file() {
                 return Err(JobError::SettingsMissing { path: p.to_owned() });
@@ -296,17 +312,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Settings, JobError> {
             .map(PathBuf::from)
             .find(|p| p.is_file())
             .map(|p| std::path::absolute(&p).unwrap_or(p)),
-    };
-    let Some(path) = path else {
-        return Ok(Settings::default());
-    };
-    let text = std::fs::read_to_string(&path).map_err(|source| JobError::SettingsRead {
-        path: path.clone(),
-        source,
-    })?;
-    let mut s = parse(&text, &path)?;
-    s.path = Some(path);
-    Ok(s)
+    })
 }
 
 /// What can still be read from a settings file that does not parse, so a

@@ -53,8 +53,12 @@ pub struct UnitSite<'a> {
     pub at: (u32, u32),
 }
 
-/// The nightly service and timer, as (file name, contents).
-pub fn systemd_units(site: &UnitSite<'_>) -> [(&'static str, String); 2] {
+/// The unit `OnFailure=` of the nightly service starts: it logs and
+/// notifies for a run that was killed, crashed or timed out.
+pub const FAILURE_UNIT: &str = "spyglass-nightly-failure.service";
+
+/// The nightly service, its timer and its failure unit, as (file name, contents).
+pub fn systemd_units(site: &UnitSite<'_>) -> [(&'static str, String); 3] {
     let wd = site
         .working_dir
         .as_deref()
@@ -71,15 +75,30 @@ pub fn systemd_units(site: &UnitSite<'_>) -> [(&'static str, String); 2] {
          Documentation=man:spyglass-admin-nightly(1)\n\
          Wants=network-online.target\n\
          After=network-online.target\n\
+         # A run that needs attention (exit 2), was killed or crashed marks the unit\n\
+         # failed; this logs and notifies for the runs that could not do it themselves.\n\
+         OnFailure={FAILURE_UNIT}\n\
          \n\
          [Service]\n\
          Type=oneshot\n\
          # Per-site settings (DJ_HOST, DJ_USER, SPYGLASS_ADMIN_CONFIG, ...); keep it mode 0600.\n\
          EnvironmentFile=-{ENVIRONMENT_FILE}\n\
-         {wd}ExecStart={} nightly{config}\n\
-         # Exit 1 means warnings: the run finished; do not mark the unit failed for it.\n\
+         {wd}ExecStart={exe} nightly{config}\n\
+         # Exit 1 is informational (cleanup found files to quarantine): the run\n\
+         # did its job; exit 2 needs attention and fails the unit.\n\
          SuccessExitStatus=1\n",
-        unit(site.exe)
+        exe = unit(site.exe)
+    );
+    let failure = format!(
+        "[Unit]\n\
+         Description=spyglass-admin nightly failed: log it and run notify_command\n\
+         Documentation=man:spyglass-admin-nightly(1)\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         EnvironmentFile=-{ENVIRONMENT_FILE}\n\
+         {wd}ExecStart={exe} nightly --notify-failure{config}\n",
+        exe = unit(site.exe)
     );
     let timer = format!(
         "[Unit]\n\
@@ -96,11 +115,12 @@ pub fn systemd_units(site: &UnitSite<'_>) -> [(&'static str, String); 2] {
     [
         ("spyglass-nightly.service", service),
         ("spyglass-nightly.timer", timer),
+        (FAILURE_UNIT, failure),
     ]
 }
 
 /// The units as the Debian package installs them.
-pub fn packaged_units() -> [(&'static str, String); 2] {
+pub fn packaged_units() -> [(&'static str, String); 3] {
     systemd_units(&UnitSite {
         exe: Path::new(PACKAGED_EXE),
         working_dir: Some(format!("-{PACKAGED_WORKDIR}")),
@@ -206,6 +226,17 @@ mod tests {
         let a: Vec<&str> = packaged[0].1.lines().filter(|l| !site(l)).collect();
         let b: Vec<&str> = printed[0].1.lines().filter(|l| !site(l)).collect();
         assert_eq!(a, b);
+        // Every failure of the nightly reaches the notifier.
+        assert!(printed[0]
+            .1
+            .contains("OnFailure=spyglass-nightly-failure.service\n"));
+        assert_eq!(printed[2].0, FAILURE_UNIT);
+        assert!(printed[2].1.contains(
+            "ExecStart=/opt/sa/bin/spyglass-admin nightly --notify-failure --config \"/home/lab/my settings.toml\"\n"
+        ));
+        assert!(packaged[2]
+            .1
+            .contains("ExecStart=/usr/bin/spyglass-admin nightly --notify-failure\n"));
         assert!(packaged[0]
             .1
             .contains("ExecStart=/usr/bin/spyglass-admin nightly\n"));
