@@ -69,6 +69,20 @@ pub struct BackupSettings {
     /// add-backup-user`): `users audit` checks it against what the enabled
     /// backup features need instead of treating it as a lab member.
     pub account: Option<String>,
+    /// The password of `account` (first line; keep it mode 0600). With it,
+    /// `nightly` connects as `account`'s name instead of the DataJoint
+    /// config's account.
+    pub password_file: Option<PathBuf>,
+}
+
+impl BackupSettings {
+    /// The name part of `account` (`NAME@HOST`, quotes allowed).
+    pub fn account_name(&self) -> Option<String> {
+        let a = self.account.as_deref()?.trim();
+        let name = a.rsplit_once('@').map_or(a, |(n, _)| n);
+        let name = name.trim_matches(|c| c == '\'' || c == '"' || c == '`');
+        (!name.is_empty()).then(|| name.to_owned())
+    }
 }
 
 /// `[nightly]`
@@ -440,6 +454,11 @@ mod tests {
             (Some(3), Some(7))
         );
         assert_eq!(s.backup.ship_to.as_deref(), Some("ssh://u@nas/b"));
+        let b = BackupSettings {
+            account: Some("'spyglass_backup'@'localhost'".into()),
+            ..BackupSettings::default()
+        };
+        assert_eq!(b.account_name().as_deref(), Some("spyglass_backup"));
         assert_eq!(s.nightly.notify_command.as_deref(), Some("mail x"));
         assert_eq!(s.nightly.cleanup, Some(CleanupMode::Off));
         assert_eq!(s.nightly.notify_on, Some(NotifyOn::Warnings));

@@ -35,6 +35,9 @@ struct Report {
     /// unfinished (killed or stopped by an error: each is a problem), or one
     /// is loading them now (`running`: reported only).
     unfinished_restores: Vec<spyglass_backup::restore::UnfinishedRestore>,
+    /// The nightly's dead man's switch, from `<destination>/spyglass-nightly.log`
+    /// (null without a destination).
+    nightly: Option<spyglass_jobs::nightly::history::Health>,
     problems: Vec<Problem>,
 }
 
@@ -322,6 +325,23 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         });
     }
 
+    // The dead man's switch: is the nightly still running, and shipping?
+    let nightly = dest_path.as_deref().map(|d| {
+        let h = spyglass_jobs::nightly::history::health(
+            d,
+            spyglass_backup::names::now_unix(),
+            &spyglass_jobs::nightly::history::Bounds::from_settings(&settings),
+        );
+        for p in &h.problems {
+            problems.push(Problem {
+                check: "nightly",
+                message: p.clone(),
+                hint: "look at the newest lines of spyglass-nightly.log in the backup destination and at the scheduler (systemctl status spyglass-nightly.timer, or cron's mail); run `spyglass-admin nightly` by hand to see it fail".into(),
+            });
+        }
+        h
+    });
+
     let mut config_files = resolved.files.clone();
     if let Some(p) = &settings.path {
         config_files.push(FileNote {
@@ -359,6 +379,7 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         backup_destination,
         database_bytes,
         unfinished_restores,
+        nightly,
         problems,
     };
     if global.json {
@@ -517,6 +538,25 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
                     .map(output::human_bytes)
                     .unwrap_or_else(|| "unknown".into()),
                 output::human_bytes(r.database_bytes)
+            );
+        }
+    }
+    if let Some(h) = &r.nightly {
+        let _ = writeln!(s, "nightly");
+        for n in &h.notes {
+            let _ = writeln!(s, "  --   {n}");
+        }
+        if h.runs > 0 {
+            let _ = writeln!(
+                s,
+                "  {} {} run(s) logged; newest successful {}{}",
+                mark(h.problems.is_empty()),
+                h.runs,
+                h.last_success.as_deref().unwrap_or("never"),
+                h.last_offsite
+                    .as_deref()
+                    .map(|t| format!("; newest verified off-site copy {t}"))
+                    .unwrap_or_default()
             );
         }
     }

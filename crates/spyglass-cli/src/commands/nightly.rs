@@ -16,7 +16,7 @@ use spyglass_jobs::nightly::{
 
 use super::cleanup::{ApplyJson, ScanReport};
 use super::lifecycle;
-use crate::args::{GlobalOpts, NightlyArgs};
+use crate::args::{ConnectOpts, GlobalOpts, NightlyArgs};
 use crate::connection::{self, Environment};
 use crate::output::{self, ExitStatus};
 use crate::progress::Bar;
@@ -125,11 +125,26 @@ fn summary_json(s: &NightlySummary) -> SummaryJson {
     }
 }
 
+/// The connection flags nightly uses: the command line's, else the backup
+/// account of the settings (`[backup] account` with `[backup]
+/// password_file`: both, or the DataJoint config's account as before).
+pub fn nightly_flags(cli: &ConnectOpts, b: &settings::BackupSettings) -> ConnectOpts {
+    let mut f = cli.clone();
+    if f.user.is_none() && f.password_file.is_none() && !f.ask_password {
+        if let (Some(name), Some(pw)) = (b.account_name(), &b.password_file) {
+            f.user = Some(name);
+            f.password_file = Some(pw.clone());
+        }
+    }
+    f
+}
+
 /// The database for the backup and cleanup steps, or why there is none
 /// (then those steps fail and the others run).
-fn connection(global: &GlobalOpts) -> Result<Connection, String> {
+fn connection(global: &GlobalOpts, s: &settings::Settings) -> Result<Connection, String> {
     let env = Environment::from_process();
-    let mut resolved = connection::resolve(&global.connect, &env).map_err(|e| format!("{e:#}"))?;
+    let flags = nightly_flags(&global.connect, &s.backup);
+    let mut resolved = connection::resolve(&flags, &env).map_err(|e| format!("{e:#}"))?;
     for w in &resolved.warnings {
         eprintln!("warning: {w}");
     }
@@ -315,7 +330,7 @@ fn run_plan(
             );
         }
     }
-    plan.connection = connection(global);
+    plan.connection = connection(global, &plan.settings);
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(sig, std::sync::Arc::clone(&plan.interrupt));
     }

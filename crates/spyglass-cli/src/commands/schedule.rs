@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::args::{GlobalOpts, ScheduleArgs};
+use clap::ValueEnum as _;
+
+use crate::args::{ConnectOpts, GlobalOpts, ScheduleArgs};
 use crate::output::{self, ExitStatus, UserError};
 use crate::settings;
 
@@ -51,6 +53,9 @@ pub struct UnitSite<'a> {
     pub config: Option<&'a Path>,
     /// Time of day the timer fires.
     pub at: (u32, u32),
+    /// Connection arguments for ExecStart (`--user U --password-file F`,
+    /// already quoted for a unit file; never a password).
+    pub connect: Vec<String>,
 }
 
 /// The unit `OnFailure=` of the nightly service starts: it logs and
@@ -64,10 +69,14 @@ pub fn systemd_units(site: &UnitSite<'_>) -> [(&'static str, String); 3] {
         .as_deref()
         .map(|d| format!("WorkingDirectory={d}\n"))
         .unwrap_or_default();
-    let config = site
+    let mut config = site
         .config
         .map(|c| format!(" --config {}", unit(c)))
         .unwrap_or_default();
+    for a in &site.connect {
+        config.push(' ');
+        config.push_str(a);
+    }
     let (hh, mm) = site.at;
     let service = format!(
         "[Unit]\n\
@@ -126,7 +135,60 @@ pub fn packaged_units() -> [(&'static str, String); 3] {
         working_dir: Some(format!("-{PACKAGED_WORKDIR}")),
         config: None,
         at: (2, 30),
+        connect: Vec::new(),
     })
+}
+
+/// The connection options given to `schedule` that `nightly` must get too
+/// (flag, value), with paths made absolute; a password is only ever a file.
+fn connect_args(c: &ConnectOpts) -> anyhow::Result<Vec<(&'static str, String)>> {
+    if c.ask_password {
+        return Err(UserError::new(
+            "--ask-password cannot be scheduled: nobody is there to type it at night",
+        )
+        .hint("put the password in a file (mode 0600) and pass --password-file FILE, or set [backup] account and password_file in the settings")
+        .into());
+    }
+    let abs = |p: &Path, what: &str| -> anyhow::Result<String> {
+        let a = p.canonicalize().map_err(|e| {
+            UserError::new(format!("{what} {}: {e}", p.display()))
+        })?;
+        Ok(a.display().to_string())
+    };
+    let mut v = Vec::new();
+    if let Some(h) = &c.host {
+        v.push(("--host", h.clone()));
+    }
+    if let Some(p) = c.port {
+        v.push(("--port", p.to_string()));
+    }
+    if let Some(u) = &c.user {
+        v.push(("--user", u.clone()));
+    }
+    if let Some(s) = &c.socket {
+        v.push(("--socket", abs(s, "the socket")?));
+    }
+    if let Some(f) = &c.password_file {
+        v.push(("--password-file", abs(f, "cannot find the password file")?));
+    }
+    if let Some(m) = c.tls_mode {
+        v.push((
+            "--tls-mode",
+            m.to_possible_value()
+                .map(|p| p.get_name().to_owned())
+                .unwrap_or_default(),
+        ));
+    }
+    for (flag, p) in [
+        ("--tls-ca", &c.tls_ca),
+        ("--tls-cert", &c.tls_cert),
+        ("--tls-key", &c.tls_key),
+    ] {
+        if let Some(p) = p {
+            v.push((flag, abs(p, "cannot find")?));
+        }
+    }
+    Ok(v)
 }
 
 pub fn run(global: &GlobalOpts, a: &ScheduleArgs) -> anyhow::Result<ExitStatus> {
@@ -152,12 +214,17 @@ pub fn run(global: &GlobalOpts, a: &ScheduleArgs) -> anyhow::Result<ExitStatus> 
     let cwd = std::env::current_dir()
         .ok()
         .filter(|d| d.join("dj_local_conf.json").is_file());
+    let conn = connect_args(&global.connect)?;
     let text = if a.systemd {
         let units = systemd_units(&UnitSite {
             exe: &exe,
             working_dir: cwd.as_deref().map(unit),
             config: Some(&config),
             at: (hh, mm),
+            connect: conn
+                .iter()
+                .map(|(f, v)| format!("{f} {}", unit(Path::new(v))))
+                .collect(),
         });
         let mut text = String::new();
         for (name, body) in &units {
@@ -172,9 +239,13 @@ pub fn run(global: &GlobalOpts, a: &ScheduleArgs) -> anyhow::Result<ExitStatus> 
             .as_deref()
             .map(|d| format!("cd {} && ", sh(d)))
             .unwrap_or_default();
+        let connect: String = conn
+            .iter()
+            .map(|(f, v)| format!(" {f} {}", sh(Path::new(v))))
+            .collect();
         format!(
             "# spyglass-admin nightly at {hh:02}:{mm:02} every day (crontab -e); the summary lands in [backup] destination\n\
-             {mm} {hh} * * * {cd}{} nightly --config {} --quiet\n",
+             {mm} {hh} * * * {cd}{} nightly --config {}{connect} --quiet\n",
             sh(&exe),
             sh(&config)
         )
@@ -220,6 +291,7 @@ mod tests {
             working_dir: Some("/home/lab/spyglass".into()),
             config: Some(Path::new("/home/lab/my settings.toml")),
             at: (2, 30),
+            connect: Vec::new(),
         });
         assert_eq!(packaged[1], printed[1], "timers are identical");
         let site = |l: &&str| l.starts_with("ExecStart=") || l.starts_with("WorkingDirectory=");

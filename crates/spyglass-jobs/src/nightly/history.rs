@@ -84,6 +84,24 @@ pub struct Bounds {
     pub offsite: Option<Duration>,
 }
 
+impl Bounds {
+    /// `[nightly] stale_after` and `offsite_stale_after` (default
+    /// [`DEFAULT_STALE_AFTER`]); the off-site bound only with `[backup] ship_to`.
+    pub fn from_settings(s: &crate::settings::Settings) -> Bounds {
+        let n = &s.nightly;
+        let stale =
+            |d: Option<crate::settings::HumanDuration>| d.map_or(DEFAULT_STALE_AFTER, |d| d.0);
+        Bounds {
+            nightly: stale(n.stale_after),
+            offsite: s
+                .backup
+                .ship_to
+                .as_ref()
+                .map(|_| stale(n.offsite_stale_after)),
+        }
+    }
+}
+
 /// What the history says.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Health {

@@ -191,13 +191,7 @@ impl NightlyPlan {
         if policy.keep_daily + policy.keep_weekly + policy.keep_monthly + policy.keep_yearly > 0 {
             policy.keep_last = policy.keep_last.max(MIN_KEEP_LAST);
         }
-        let stale = |d: Option<crate::settings::HumanDuration>| {
-            d.map_or(history::DEFAULT_STALE_AFTER, |d| d.0)
-        };
-        let bounds = history::Bounds {
-            nightly: stale(n.stale_after),
-            offsite: target.as_ref().map(|_| stale(n.offsite_stale_after)),
-        };
+        let bounds = history::Bounds::from_settings(&settings);
         Ok(NightlyPlan {
             label,
             threads: n
@@ -1066,6 +1060,55 @@ mod tests {
         );
         assert_eq!(summary(&[Failed, Warning, Ok]).overall(), Overall::Failed);
         assert_eq!(Overall::Warnings.exit_code(), 1);
+    }
+
+    /// Issue 19: informational findings (exit 1) and what needs attention
+    /// (exit 2) are apart; notify_on follows the exit code.
+    #[test]
+    fn attention_is_not_informational() {
+        use StepStatus::*;
+        assert_eq!(summary(&[Ok, Ok, Warning]).overall(), Overall::Warnings);
+        let s = summary(&[Ok, Ok, Skipped, Ok, Skipped, Attention]);
+        assert_eq!(s.overall(), Overall::Attention);
+        assert_eq!(s.overall().exit_code(), 2);
+        assert_eq!(s.attention(), ["cleanup: "]);
+        assert_eq!(summary(&[Ok, Failed, Attention]).overall(), Overall::Failed);
+        assert!(NotifyOn::Errors.notifies(Overall::Attention.exit_code()));
+        assert!(!NotifyOn::Errors.notifies(Overall::Warnings.exit_code()));
+        assert!(Attention.succeeded());
+    }
+
+    #[test]
+    fn drill_days_and_the_keep_last_floor() {
+        let plan = |t: &str| {
+            crate::settings::parse(&format!("[backup]\ndestination = \"/b\"\n{t}"), Path::new("s.toml"))
+                .map_err(|e| e.to_string())
+                .and_then(|s| NightlyPlan::from_settings(s).map_err(|e| e.to_string()))
+        };
+        // 2026-12-06 is a Sunday.
+        let sunday = 1_796_515_200 + 3 * 3600;
+        assert_eq!(names::rfc3339(sunday), "2026-12-06T03:00:00Z");
+        assert_eq!(weekday(sunday), 0);
+        assert_eq!(weekday(sunday + 86_400), 1);
+        let p = plan("[nightly]\nrestore_drill = \"sun,Thursday\"\n").unwrap();
+        assert!(p.drill_on(sunday) && !p.drill_on(sunday + 86_400));
+        assert!(p.drill_on(sunday + 4 * 86_400));
+        assert!(plan("[nightly]\nrestore_drill = \"daily\"\n").unwrap().drill_days.iter().all(|d| *d));
+        assert!(!plan("").unwrap().drill_on(sunday));
+        assert_eq!(
+            plan("[nightly]\nrestore_drill = \"sundays\"\n").unwrap_err(),
+            "[nightly] restore_drill: 'sundays' is not a weekday; write e.g. \"sun\", \"mon,thu\" or \"daily\""
+        );
+        // Calendar rules: at least the 3 newest are kept too.
+        assert_eq!(plan("keep_daily = 7\n").unwrap().policy.keep_last, MIN_KEEP_LAST);
+        assert_eq!(plan("keep_weekly = 2\nkeep_last = 5\n").unwrap().policy.keep_last, 5);
+        // keep_last alone is taken as written.
+        assert_eq!(plan("keep_last = 2\n").unwrap().policy.keep_last, 2);
+        assert_eq!(plan("").unwrap().bounds.offsite, None);
+        assert_eq!(
+            plan("ship_to = \"/off\"\n[nightly]\noffsite_stale_after = \"3d\"\n").unwrap().bounds.offsite,
+            Some(Duration::from_secs(3 * 86_400))
+        );
     }
 
     #[test]
