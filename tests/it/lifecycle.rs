@@ -980,7 +980,8 @@ fn two_concurrent_nightly_runs_one_proceeds() {
     let log = std::fs::read_to_string(dest.join("spyglass-nightly.log")).expect("log");
     assert_eq!(log.lines().count(), 2, "{log}");
     assert!(
-        log.lines().any(|l| l.contains("another nightly run is in progress")),
+        log.lines()
+            .any(|l| l.contains("another nightly run is in progress")),
         "{log}"
     );
 

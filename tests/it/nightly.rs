@@ -86,7 +86,10 @@ fn utc(secs: i64, format: &str) -> String {
         .args(["-u", "-d", &format!("@{secs}"), &format!("+{format}")])
         .output()
         .expect("date");
-    String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned()
 }
 
 /// A set with a minimal valid manifest (no files), named for `secs`.
@@ -117,7 +120,11 @@ fn a_run_that_cannot_start_still_logs_and_notifies() {
     settings(&sb, &dest, "keep_dayly = 7", "");
     let out = sb.run(&["nightly"]);
     out.assert_code(2).assert_clean_error();
-    assert!(out.stderr.contains("unknown key `keep_dayly`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown key `keep_dayly`"),
+        "{}",
+        out.stderr
+    );
     let n = read_json(&notified(&sb));
     assert_eq!(n["status"], "failed", "{n:#}");
     assert_eq!(n["exit_code"], 2);
@@ -132,7 +139,10 @@ fn a_run_that_cannot_start_still_logs_and_notifies() {
     let log = log_lines(&dest);
     assert_eq!(log.len(), 1);
     assert_eq!(log[0]["error"], n["error"]);
-    assert_eq!(read_json(&dest.join("spyglass-nightly.json"))["error"], n["error"]);
+    assert_eq!(
+        read_json(&dest.join("spyglass-nightly.json"))["error"],
+        n["error"]
+    );
 
     // Not TOML at all: read line by line.
     std::fs::remove_file(notified(&sb)).expect("rm");
@@ -272,7 +282,11 @@ fn same_day_runs_keep_last_nights_set_and_the_drill_restores() {
     // Last night's set and the night before survive, here and off-site;
     // the old one goes, and the summary says so.
     for d in [&dest, &offsite] {
-        assert!(d.join(&names[0]).is_dir(), "{} lost last night's set", d.display());
+        assert!(
+            d.join(&names[0]).is_dir(),
+            "{} lost last night's set",
+            d.display()
+        );
         assert!(d.join(&names[1]).is_dir(), "{}", d.display());
         assert!(!d.join(&names[2]).exists(), "{}: {v:#}", d.display());
     }
@@ -299,9 +313,15 @@ fn same_day_runs_keep_last_nights_set_and_the_drill_restores() {
             .contains("restore drill: restored into drill_* schemas"),
         "{verify:#}"
     );
-    let tables = step(&v, "backup")["detail"]["tables"].as_u64().expect("tables");
+    let tables = step(&v, "backup")["detail"]["tables"]
+        .as_u64()
+        .expect("tables");
     assert!(tables > 0);
-    assert_eq!(verify["detail"]["tables_compared"].as_u64(), Some(tables), "{verify:#}");
+    assert_eq!(
+        verify["detail"]["tables_compared"].as_u64(),
+        Some(tables),
+        "{verify:#}"
+    );
     let left: Vec<String> = spyglass_db::mysql::prelude::Queryable::query(
         admin().conn(),
         "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'drill\\_%'",
@@ -326,10 +346,13 @@ fn quiet_is_quiet_when_all_is_well() {
     assert_eq!(read_json(&notified(&sb))["status"], "ok");
     // Cleanup on: the fixture's dangling references need attention.
     settings(&sb, &dest, "keep_last = 3", "cleanup = \"scan\"");
+    // Set names have whole seconds.
+    std::thread::sleep(Duration::from_millis(1100));
     let out = sb.run(&["nightly", "--quiet"]);
     out.assert_code(2);
     assert!(
-        out.stdout.contains("cleanup       ATTENTION") && out.stdout.contains("result: attention (exit 2)"),
+        out.stdout.contains("cleanup       ATTENTION")
+            && out.stdout.contains("result: attention (exit 2)"),
         "{}",
         out.stdout
     );
@@ -381,4 +404,140 @@ fn doctor_flags_a_stale_nightly() {
             && p[0].contains("stale_after = 2h"),
         "{p:?}"
     );
+}
+
+/// Issue 19: `schedule --print -u backup --password-file F` dropped both,
+/// so nightly ran as the DataJoint config's account. They are carried into
+/// the cron line and the unit (the file's path, never the password), and
+/// the unit has a failure unit that notifies.
+#[test]
+fn schedule_carries_the_account_and_the_failure_unit() {
+    let sb = Sandbox::new();
+    sb.write(
+        "spyglass-admin.toml",
+        "[backup]\ndestination = \"/data/mysql-backups\"\n",
+        0o644,
+    );
+    let pw = sb.write("backup.pw", "s3cret-of-the-backup-account\n", 0o600);
+    let pw = pw.canonicalize().expect("pw");
+    let args = ["--user", "spyglass_backup", "--password-file", "backup.pw"];
+    let out = sb.run(&[&["schedule", "--print"][..], &args].concat());
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains(&format!(
+            " nightly --config {} --user spyglass_backup --password-file {} --quiet\n",
+            sb.cwd()
+                .join("spyglass-admin.toml")
+                .canonicalize()
+                .expect("c")
+                .display(),
+            pw.display()
+        )),
+        "{}",
+        out.stdout
+    );
+    let out = sb.run(&[&["schedule", "--print", "--systemd"][..], &args].concat());
+    out.assert_code(0);
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with("ExecStart=")
+            && l.ends_with(&format!(
+                " --user spyglass_backup --password-file {}",
+                pw.display()
+            ))),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("OnFailure=spyglass-nightly-failure.service\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("# /etc/systemd/system/spyglass-nightly-failure.service\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(" nightly --notify-failure --config "),
+        "{}",
+        out.stdout
+    );
+    for o in [&out.stdout, &out.stderr] {
+        assert!(!o.contains("s3cret"), "{o}");
+    }
+    // Nobody can type a password at night.
+    let out = sb.run(&["schedule", "--print", "--ask-password"]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains("--ask-password cannot be scheduled"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Issue 19: nothing wired `users add-backup-user`'s account to nightly.
+/// With `[backup] account` and `password_file` nightly logs in as that
+/// account (a backup it may not make fails naming it), and doctor says what
+/// it lacks for the enabled steps.
+#[test]
+fn nightly_runs_as_the_backup_account_and_doctor_checks_it() {
+    let name = "nightly_bk19";
+    crate::support::create_user(name, "pw-nightly-bk19", &["PROCESS ON *.*"]);
+    let sb = Sandbox::as_root();
+    let dest = sb.cwd().join("backups");
+    let pw = sb.write("backup.pw", "pw-nightly-bk19\n", 0o600);
+    settings(
+        &sb,
+        &dest,
+        &format!(
+            "keep_last = 3\naccount = \"{name}@%\"\npassword_file = \"{}\"",
+            pw.display()
+        ),
+        "cleanup = \"off\"\nrestore_drill = \"daily\"",
+    );
+    // Only PROCESS: the backup is refused as that account, not done as root.
+    let out = sb.run(&["nightly", "--json"]);
+    out.assert_code(2);
+    let v = out.json();
+    let backup = step(&v, "backup");
+    assert_eq!(backup["status"], "failed", "{v:#}");
+    // Root sees the fixture's schemas; this account sees none.
+    assert!(
+        backup["message"]
+            .as_str()
+            .expect("m")
+            .starts_with("no schema matches the schema selection"),
+        "{backup:#}"
+    );
+    let missing = |v: &Value| -> Vec<String> {
+        v["nightly_account"]["missing"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v:#}"))
+            .iter()
+            .map(|m| m.as_str().expect("s").to_owned())
+            .collect()
+    };
+    let v = sb.run(&["doctor", "--json"]).json();
+    assert_eq!(v["nightly_account"]["login"], true, "{v:#}");
+    let m = missing(&v);
+    assert!(m.iter().any(|m| m.starts_with("backup: SELECT")), "{m:?}");
+    assert!(
+        m.contains(&"restore drill: CREATE on `drill\\_%`.*".to_owned()),
+        "{m:?}"
+    );
+    let mut a = admin();
+    crate::support::sql(
+        &mut a,
+        &format!("GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON *.* TO '{name}'@'%'"),
+    );
+    crate::support::sql(
+        &mut a,
+        &format!("GRANT ALL PRIVILEGES ON `drill\\_%`.* TO '{name}'@'%'"),
+    );
+    let v = sb.run(&["doctor", "--json"]).json();
+    let m = missing(&v);
+    assert!(!m.iter().any(|m| m.starts_with("restore drill")), "{m:?}");
+    crate::support::sql(&mut a, &format!("DROP USER '{name}'@'%'"));
 }

@@ -518,7 +518,10 @@ mod tests {
         let s = salvage(t);
         assert_eq!(s.destination.as_deref(), Some(Path::new("/c")));
         assert_eq!(s.notify_command.as_deref(), Some("cat > /tmp/n"));
-        assert_eq!(salvage("[nightly]\nnotify_command = \" \"\n"), Salvaged::default());
+        assert_eq!(
+            salvage("[nightly]\nnotify_command = \" \"\n"),
+            Salvaged::default()
+        );
     }
 
     #[test]
@@ -533,7 +536,11 @@ mod tests {
             s.nightly.stale_after,
             Some(HumanDuration(Duration::from_secs(30 * 3600)))
         );
-        let s = parse("[nightly]\nrestore_drill = [\"sat\", \"sun\"]\nnotify_on = \"attention\"\n", Path::new("s.toml")).unwrap();
+        let s = parse(
+            "[nightly]\nrestore_drill = [\"sat\", \"sun\"]\nnotify_on = \"attention\"\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
         assert_eq!(s.nightly.restore_drill.unwrap().items(), ["sat", "sun"]);
         assert_eq!(s.nightly.notify_on, Some(NotifyOn::Errors));
     }

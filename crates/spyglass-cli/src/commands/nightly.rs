@@ -225,7 +225,13 @@ fn salvaged(global: &GlobalOpts) -> (Option<PathBuf>, settings::Salvaged) {
 /// as the last summary when `write_json`), and piped to `notify_command`,
 /// both read leniently from the settings file. Problems doing so go to
 /// stderr: the caller reports the run's own error.
-fn report_not_started(global: &GlobalOpts, started: i64, t: Instant, error: String, write_json: bool) {
+fn report_not_started(
+    global: &GlobalOpts,
+    started: i64,
+    t: Instant,
+    error: String,
+    write_json: bool,
+) {
     let (config, salvage) = salvaged(global);
     let wire = SummaryJson {
         tool_version: env!("CARGO_PKG_VERSION"),
@@ -291,7 +297,9 @@ fn notify_failure(global: &GlobalOpts, started: i64) -> anyhow::Result<ExitStatu
     let status = std::env::var("MONITOR_EXIT_STATUS").unwrap_or_default();
     if result == "exit-code" && status == "2" {
         if !global.quiet {
-            eprintln!("the nightly exited 2 and has logged and notified by itself; nothing more to send");
+            eprintln!(
+                "the nightly exited 2 and has logged and notified by itself; nothing more to send"
+            );
         }
         return Ok(ExitStatus::Success);
     }

@@ -150,9 +150,9 @@ fn connect_args(c: &ConnectOpts) -> anyhow::Result<Vec<(&'static str, String)>> 
         .into());
     }
     let abs = |p: &Path, what: &str| -> anyhow::Result<String> {
-        let a = p.canonicalize().map_err(|e| {
-            UserError::new(format!("{what} {}: {e}", p.display()))
-        })?;
+        let a = p
+            .canonicalize()
+            .map_err(|e| UserError::new(format!("{what} {}: {e}", p.display())))?;
         Ok(a.display().to_string())
     };
     let mut v = Vec::new();

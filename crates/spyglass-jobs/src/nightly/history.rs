@@ -142,13 +142,8 @@ pub fn health(dest: &Path, now: i64, bounds: &Bounds) -> Health {
         .filter_map(|l| serde_json::from_str::<Entry>(l).ok())
         .filter_map(|e| Some((parse_time(&e.finished)?, e)))
         .collect();
-    let newest = |f: &dyn Fn(&Entry) -> bool| {
-        entries
-            .iter()
-            .filter(|(_, e)| f(e))
-            .map(|(t, _)| *t)
-            .max()
-    };
+    let newest =
+        |f: &dyn Fn(&Entry) -> bool| entries.iter().filter(|(_, e)| f(e)).map(|(t, _)| *t).max();
     let last_run = newest(&|_| true);
     let last_success = newest(&|e| step_done(e, "backup") && step_done(e, "verify"));
     let last_offsite = newest(&|e| step_done(e, "ship"));
@@ -256,7 +251,10 @@ mod tests {
         append_log(d, "not json").unwrap();
         append_log(
             d,
-            &line("2026-12-03T02:40:00Z", &[("backup", "failed"), ("verify", "skipped")]),
+            &line(
+                "2026-12-03T02:40:00Z",
+                &[("backup", "failed"), ("verify", "skipped")],
+            ),
         )
         .unwrap();
         let later = parse_time("2026-12-03T05:00:00Z").unwrap();
@@ -264,7 +262,9 @@ mod tests {
         assert_eq!(h.runs, 2);
         assert_eq!(h.problems.len(), 2, "{h:?}");
         assert!(
-            h.problems[0].starts_with("the newest successful nightly (backup and verify) finished 2days 2h 20m ago"),
+            h.problems[0].starts_with(
+                "the newest successful nightly (backup and verify) finished 2days 2h 20m ago"
+            ),
             "{h:?}"
         );
         assert!(h.problems[1].contains("off-site"), "{h:?}");
@@ -280,8 +280,15 @@ mod tests {
         assert!(h.problems.is_empty(), "{h:?}");
         // A log with runs but never a success.
         let other = tempfile::tempdir().unwrap();
-        append_log(other.path(), &line("2026-12-02T02:40:00Z", &[("backup", "failed")])).unwrap();
+        append_log(
+            other.path(),
+            &line("2026-12-02T02:40:00Z", &[("backup", "failed")]),
+        )
+        .unwrap();
         let h = health(other.path(), now, &bounds);
-        assert!(h.problems[0].starts_with("none of the 1 nightly run(s)"), "{h:?}");
+        assert!(
+            h.problems[0].starts_with("none of the 1 nightly run(s)"),
+            "{h:?}"
+        );
     }
 }

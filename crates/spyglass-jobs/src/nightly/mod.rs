@@ -542,12 +542,9 @@ pub fn run(plan: &NightlyPlan, lock: &NightlyLock, progress: &dyn Progress) -> N
             },
             Decision::Run => match step {
                 Step::Backup => backup_step(plan, progress, &mut set),
-                Step::Verify => verify_step(
-                    plan,
-                    set.as_deref(),
-                    plan.drill_on(started_unix),
-                    progress,
-                ),
+                Step::Verify => {
+                    verify_step(plan, set.as_deref(), plan.drill_on(started_unix), progress)
+                }
                 Step::Ship => ship_step(plan, set.as_deref()),
                 Step::Prune => prune_step(plan),
                 Step::PruneRemote => prune_remote_step(plan),
@@ -638,10 +635,7 @@ fn verify_step(
         .map(|e| format!("; note: the result could not be recorded beside the manifest: {e}"))
         .unwrap_or_default();
     let (status, mut msg) = match (r.problems.first(), &drilled) {
-        (_, Some(Err(e))) => (
-            StepStatus::Failed,
-            format!("restore drill failed: {e}"),
-        ),
+        (_, Some(Err(e))) => (StepStatus::Failed, format!("restore drill failed: {e}")),
         (None, _) => (
             StepStatus::Ok,
             format!(
@@ -1081,9 +1075,12 @@ mod tests {
     #[test]
     fn drill_days_and_the_keep_last_floor() {
         let plan = |t: &str| {
-            crate::settings::parse(&format!("[backup]\ndestination = \"/b\"\n{t}"), Path::new("s.toml"))
-                .map_err(|e| e.to_string())
-                .and_then(|s| NightlyPlan::from_settings(s).map_err(|e| e.to_string()))
+            crate::settings::parse(
+                &format!("[backup]\ndestination = \"/b\"\n{t}"),
+                Path::new("s.toml"),
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|s| NightlyPlan::from_settings(s).map_err(|e| e.to_string()))
         };
         // 2026-12-06 is a Sunday.
         let sunday = 1_796_515_200 + 3 * 3600;
@@ -1093,20 +1090,36 @@ mod tests {
         let p = plan("[nightly]\nrestore_drill = \"sun,Thursday\"\n").unwrap();
         assert!(p.drill_on(sunday) && !p.drill_on(sunday + 86_400));
         assert!(p.drill_on(sunday + 4 * 86_400));
-        assert!(plan("[nightly]\nrestore_drill = \"daily\"\n").unwrap().drill_days.iter().all(|d| *d));
+        assert!(plan("[nightly]\nrestore_drill = \"daily\"\n")
+            .unwrap()
+            .drill_days
+            .iter()
+            .all(|d| *d));
         assert!(!plan("").unwrap().drill_on(sunday));
         assert_eq!(
             plan("[nightly]\nrestore_drill = \"sundays\"\n").unwrap_err(),
             "[nightly] restore_drill: 'sundays' is not a weekday; write e.g. \"sun\", \"mon,thu\" or \"daily\""
         );
         // Calendar rules: at least the 3 newest are kept too.
-        assert_eq!(plan("keep_daily = 7\n").unwrap().policy.keep_last, MIN_KEEP_LAST);
-        assert_eq!(plan("keep_weekly = 2\nkeep_last = 5\n").unwrap().policy.keep_last, 5);
+        assert_eq!(
+            plan("keep_daily = 7\n").unwrap().policy.keep_last,
+            MIN_KEEP_LAST
+        );
+        assert_eq!(
+            plan("keep_weekly = 2\nkeep_last = 5\n")
+                .unwrap()
+                .policy
+                .keep_last,
+            5
+        );
         // keep_last alone is taken as written.
         assert_eq!(plan("keep_last = 2\n").unwrap().policy.keep_last, 2);
         assert_eq!(plan("").unwrap().bounds.offsite, None);
         assert_eq!(
-            plan("ship_to = \"/off\"\n[nightly]\noffsite_stale_after = \"3d\"\n").unwrap().bounds.offsite,
+            plan("ship_to = \"/off\"\n[nightly]\noffsite_stale_after = \"3d\"\n")
+                .unwrap()
+                .bounds
+                .offsite,
             Some(Duration::from_secs(3 * 86_400))
         );
     }
