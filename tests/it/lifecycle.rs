@@ -970,8 +970,9 @@ fn two_concurrent_nightly_runs_one_proceeds() {
         second.stderr
     );
     let out: crate::support::Outcome = first.wait_with_output().expect("first").into();
-    // Cleanup finds the fixture's planted files: a warning, so exit 1.
-    out.assert_code(1);
+    // Cleanup finds the fixture's planted files, dangling references among
+    // them: possible data loss needs attention, so exit 2.
+    out.assert_code(2);
     for step in ["backup", "verify", "ship", "prune", "prune-remote"] {
         let line = out
             .stdout
@@ -981,7 +982,7 @@ fn two_concurrent_nightly_runs_one_proceeds() {
         assert!(line.contains(" ok "), "{step}: {}", out.stdout);
     }
     assert!(
-        out.stdout.contains("cleanup       WARNING  cleanup scan:"),
+        out.stdout.contains("cleanup       ATTENTION cleanup scan:"),
         "{}",
         out.stdout
     );
@@ -990,8 +991,8 @@ fn two_concurrent_nightly_runs_one_proceeds() {
         &std::fs::read_to_string(dest.join("spyglass-nightly.json")).expect("summary"),
     )
     .expect("json");
-    assert_eq!(summary["status"], "warnings");
-    assert_eq!(summary["exit_code"], 1);
+    assert_eq!(summary["status"], "attention");
+    assert_eq!(summary["exit_code"], 2);
     let set = PathBuf::from(summary["set"].as_str().expect("set"));
     let name = set.file_name().expect("n").to_string_lossy().into_owned();
     assert_same_tree(&set, &sshd.remote().join("offsite").join(&name));
@@ -1019,18 +1020,19 @@ fn two_concurrent_nightly_runs_one_proceeds() {
     )
     .expect("json");
     assert_eq!(notified["set"], summary["set"]);
-    assert_eq!(
-        std::fs::read_to_string(dest.join("spyglass-nightly.log"))
-            .expect("log")
-            .lines()
-            .count(),
-        1
+    // One line per run, the refused second one too.
+    let log = std::fs::read_to_string(dest.join("spyglass-nightly.log")).expect("log");
+    assert_eq!(log.lines().count(), 2, "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("another nightly run is in progress")),
+        "{log}"
     );
 
     // A lock left by a dead run is recovered; its pid is reported.
     std::fs::write(&lock, "pid 4000000\nsince 2026-11-25T02:00:00Z\n").expect("stale lock");
     let out = sb.run(&["nightly", "--json", "--no-ship"]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
     let v = out.json();
     assert_eq!(v["lock_recovered_from"], 4_000_000);
     let ship = v["steps"]
@@ -1073,7 +1075,7 @@ fn nightly_step_failure_skips_dependents_and_exits_2() {
     assert_eq!(status("ship"), "failed");
     assert_eq!(status("prune"), "ok");
     assert_eq!(status("prune-remote"), "skipped");
-    assert_eq!(status("cleanup"), "warning");
+    assert_eq!(status("cleanup"), "attention");
     let ship = v["steps"]
         .as_array()
         .expect("steps")

@@ -36,6 +36,9 @@ mod lifecycle;
 mod report;
 
 #[cfg(feature = "server-tests")]
+mod nightly;
+
+#[cfg(feature = "server-tests")]
 mod tls;
 
 #[cfg(feature = "server-tests")]

@@ -18,6 +18,12 @@ const PACKAGE: &str = "spyglass-admin";
 const MAINTAINER: &str = "spyglass-admin developers <spyglass-admin@users.noreply.github.com>";
 /// Debian revision of the package (the upstream version is the workspace's).
 const REVISION: &str = "1";
+/// The systemd units `dist-files` writes and the package installs.
+const UNITS: [&str; 3] = [
+    "spyglass-nightly.service",
+    "spyglass-nightly.timer",
+    "spyglass-nightly-failure.service",
+];
 
 pub fn cmd(args: &[String]) -> Result<(), String> {
     let check = util::has_flag(args, "--check");
@@ -210,7 +216,7 @@ pub fn assemble(bin: &Path, version: &str, out: &Path) -> Result<PathBuf, String
         0o644,
     )?;
     // Debian 12 keeps packaged units in /lib/systemd/system.
-    for unit in ["spyglass-nightly.service", "spyglass-nightly.timer"] {
+    for unit in UNITS {
         copy(
             &gen.join("systemd").join(unit),
             &stage.join("lib/systemd/system").join(unit),
@@ -576,7 +582,7 @@ fn check_package(bin: &Path, deb: &Path, out: &Path) -> Result<(), String> {
             .args(["-a", "/lib/systemd/system/."])
             .arg(vroot.join("lib/systemd/system")),
     )?;
-    for unit in ["spyglass-nightly.service", "spyglass-nightly.timer"] {
+    for unit in UNITS {
         copy(
             &root.join("lib/systemd/system").join(unit),
             &vroot.join("lib/systemd/system").join(unit),
@@ -591,6 +597,7 @@ fn check_package(bin: &Path, deb: &Path, out: &Path) -> Result<(), String> {
                 "verify",
                 "/lib/systemd/system/spyglass-nightly.service",
                 "/lib/systemd/system/spyglass-nightly.timer",
+                "/lib/systemd/system/spyglass-nightly-failure.service",
             ])
             .env("MANPATH", root.join("usr/share/man")),
     )?;

@@ -69,6 +69,20 @@ pub struct BackupSettings {
     /// add-backup-user`): `users audit` checks it against what the enabled
     /// backup features need instead of treating it as a lab member.
     pub account: Option<String>,
+    /// The password of `account` (first line; keep it mode 0600). With it,
+    /// `nightly` connects as `account`'s name instead of the DataJoint
+    /// config's account.
+    pub password_file: Option<PathBuf>,
+}
+
+impl BackupSettings {
+    /// The name part of `account` (`NAME@HOST`, quotes allowed).
+    pub fn account_name(&self) -> Option<String> {
+        let a = self.account.as_deref()?.trim();
+        let name = a.rsplit_once('@').map_or(a, |(n, _)| n);
+        let name = name.trim_matches(|c| c == '\'' || c == '"' || c == '`');
+        (!name.is_empty()).then(|| name.to_owned())
+    }
 }
 
 /// `[nightly]`
@@ -97,6 +111,40 @@ pub struct NightlySettings {
     pub notify_command: Option<String>,
     /// When to run notify_command (default always).
     pub notify_on: Option<NotifyOn>,
+    /// Weekday(s) whose verify also restores the new set into scratch
+    /// schemas, compares every table and drops them: `"sun"`, `"mon,thu"`,
+    /// `["sat", "sun"]`, `"daily"` (UTC days, as in set names).
+    pub restore_drill: Option<OneOrMany>,
+    /// `doctor` flags the nightly as stale when its newest successful run
+    /// (backup and verify done) is older than this (default 26h).
+    pub stale_after: Option<HumanDuration>,
+    /// `doctor` flags the off-site copy as stale when the newest verified
+    /// ship is older than this (default 26h; only with `[backup] ship_to`).
+    pub offsite_stale_after: Option<HumanDuration>,
+}
+
+/// A string or a list of strings in the settings file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// `"sun"` or `"mon,thu"`.
+    One(String),
+    /// `["sat", "sun"]`.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// Every item, a string split at commas.
+    pub fn items(&self) -> Vec<String> {
+        let all: Vec<&str> = match self {
+            OneOrMany::One(s) => s.split(',').collect(),
+            OneOrMany::Many(v) => v.iter().flat_map(|s| s.split(',')).collect(),
+        };
+        all.into_iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
 }
 
 /// `[cleanup]`
@@ -188,7 +236,8 @@ pub enum NotifyOn {
     Always,
     /// Runs with warnings or failures.
     Warnings,
-    /// Failed runs only.
+    /// Runs that need attention (a step failed, possible data loss) only.
+    #[serde(alias = "attention")]
     Errors,
 }
 
@@ -249,7 +298,23 @@ fn dir_key<'de, D: Deserializer<'de>>(d: D) -> Result<DirKey, D::Error> {
 /// Finds and reads the settings file: `explicit` (which must exist), else
 /// the first of [`DEFAULT_PATHS`] that exists, else defaults.
 pub fn load(explicit: Option<&Path>) -> Result<Settings, JobError> {
-    let path = match explicit {
+    let path = locate(explicit)?;
+    let Some(path) = path else {
+        return Ok(Settings::default());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| JobError::SettingsRead {
+        path: path.clone(),
+        source,
+    })?;
+    let mut s = parse(&text, &path)?;
+    s.path = Some(path);
+    Ok(s)
+}
+
+/// The settings file [`load`] reads: `explicit` (which must exist), else
+/// the first of [`DEFAULT_PATHS`] that exists, else none.
+pub fn locate(explicit: Option<&Path>) -> Result<Option<PathBuf>, JobError> {
+    Ok(match explicit {
         Some(p) => {
             if !p.is_file() {
                 return Err(JobError::SettingsMissing { path: p.to_owned() });
@@ -261,17 +326,62 @@ pub fn load(explicit: Option<&Path>) -> Result<Settings, JobError> {
             .map(PathBuf::from)
             .find(|p| p.is_file())
             .map(|p| std::path::absolute(&p).unwrap_or(p)),
+    })
+}
+
+/// What can still be read from a settings file that does not parse, so a
+/// nightly that cannot start still logs and notifies: see [`salvage`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Salvaged {
+    /// `[backup] destination`.
+    pub destination: Option<PathBuf>,
+    /// `[nightly] notify_command` (blank is none).
+    pub notify_command: Option<String>,
+}
+
+/// Reads `[backup] destination` and `[nightly] notify_command` from
+/// settings text however wrong the rest is: from the whole file when it is
+/// valid TOML (unknown keys and bad values elsewhere do not matter), else
+/// line by line (a `[section]` header, then `key = "value"` lines each read
+/// on its own), so a syntax error elsewhere does not hide them.
+pub fn salvage(text: &str) -> Salvaged {
+    let pick = |t: &toml::Table, section: &str, key: &str| {
+        t.get(section)
+            .and_then(|s| s.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
     };
-    let Some(path) = path else {
-        return Ok(Settings::default());
+    let (destination, notify) = match text.parse::<toml::Table>() {
+        Ok(t) => (
+            pick(&t, "backup", "destination"),
+            pick(&t, "nightly", "notify_command"),
+        ),
+        Err(_) => {
+            let (mut dest, mut notify) = (None, None);
+            let mut section = String::new();
+            for line in text.lines() {
+                let l = line.trim();
+                if let Some(h) = l.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+                    section = h.trim().to_owned();
+                    continue;
+                }
+                let Ok(t) = l.parse::<toml::Table>() else {
+                    continue;
+                };
+                let get = |k: &str| t.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+                match section.as_str() {
+                    "backup" => dest = get("destination").or(dest),
+                    "nightly" => notify = get("notify_command").or(notify),
+                    _ => {}
+                }
+            }
+            (dest, notify)
+        }
     };
-    let text = std::fs::read_to_string(&path).map_err(|source| JobError::SettingsRead {
-        path: path.clone(),
-        source,
-    })?;
-    let mut s = parse(&text, &path)?;
-    s.path = Some(path);
-    Ok(s)
+    Salvaged {
+        destination: destination.filter(|d| !d.is_empty()).map(PathBuf::from),
+        notify_command: notify.filter(|c| !c.trim().is_empty()),
+    }
 }
 
 /// Parses settings text; errors read `FILE:LINE:COL: message`.
@@ -344,6 +454,11 @@ mod tests {
             (Some(3), Some(7))
         );
         assert_eq!(s.backup.ship_to.as_deref(), Some("ssh://u@nas/b"));
+        let b = BackupSettings {
+            account: Some("'spyglass_backup'@'localhost'".into()),
+            ..BackupSettings::default()
+        };
+        assert_eq!(b.account_name().as_deref(), Some("spyglass_backup"));
         assert_eq!(s.nightly.notify_command.as_deref(), Some("mail x"));
         assert_eq!(s.nightly.cleanup, Some(CleanupMode::Off));
         assert_eq!(s.nightly.notify_on, Some(NotifyOn::Warnings));
@@ -387,6 +502,47 @@ mod tests {
                 && e.contains("waveforms"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn salvage_reads_notify_and_destination_from_a_broken_file() {
+        // Valid TOML, wrong keys and values elsewhere.
+        let t = "[backup]\ndestination = \"/b\"\nkeep_dayly = 3\n[nightly]\ncleanup = \"sometimes\"\nnotify_command = \"mail x\"\n";
+        assert!(parse(t, Path::new("s.toml")).is_err());
+        let s = salvage(t);
+        assert_eq!(s.destination.as_deref(), Some(Path::new("/b")));
+        assert_eq!(s.notify_command.as_deref(), Some("mail x"));
+        // Not TOML at all: line by line, in the right sections only.
+        let t = "[cleanup]\nnotify_command = \"no\"\n[backup]\ndestination = \"/c\"\nthis is = = broken\n[nightly]\n notify_command = 'cat > /tmp/n'\n";
+        assert!(t.parse::<toml::Table>().is_err());
+        let s = salvage(t);
+        assert_eq!(s.destination.as_deref(), Some(Path::new("/c")));
+        assert_eq!(s.notify_command.as_deref(), Some("cat > /tmp/n"));
+        assert_eq!(
+            salvage("[nightly]\nnotify_command = \" \"\n"),
+            Salvaged::default()
+        );
+    }
+
+    #[test]
+    fn reads_drill_and_staleness() {
+        let s = parse(
+            "[nightly]\nrestore_drill = \"sun, Wed\"\nstale_after = \"30h\"\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.nightly.restore_drill.unwrap().items(), ["sun", "wed"]);
+        assert_eq!(
+            s.nightly.stale_after,
+            Some(HumanDuration(Duration::from_secs(30 * 3600)))
+        );
+        let s = parse(
+            "[nightly]\nrestore_drill = [\"sat\", \"sun\"]\nnotify_on = \"attention\"\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.nightly.restore_drill.unwrap().items(), ["sat", "sun"]);
+        assert_eq!(s.nightly.notify_on, Some(NotifyOn::Errors));
     }
 
     #[test]

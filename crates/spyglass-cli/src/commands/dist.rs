@@ -88,11 +88,13 @@ pub fn files(a: &DistFilesArgs) -> anyhow::Result<ExitStatus> {
     write(&comp, "spyglass-admin", &completion(Shell::Bash))?;
     write(&comp, "_spyglass-admin", &completion(Shell::Zsh))?;
     write(&comp, "spyglass-admin.fish", &completion(Shell::Fish))?;
-    for (name, body) in super::schedule::packaged_units() {
+    let units = super::schedule::packaged_units();
+    for (name, body) in &units {
         write(&a.out.join("systemd"), name, body.as_bytes())?;
     }
     eprintln!(
-        "wrote {pages} man pages, 3 completion scripts and 2 systemd units under {}",
+        "wrote {pages} man pages, 3 completion scripts and {} systemd units under {}",
+        units.len(),
         a.out.display()
     );
     Ok(ExitStatus::Success)

@@ -37,7 +37,24 @@ struct Report {
     /// unfinished (killed or stopped by an error: each is a problem), or one
     /// is loading them now (`running`: reported only).
     unfinished_restores: Vec<spyglass_backup::restore::UnfinishedRestore>,
+    /// The nightly's dead man's switch, from `<destination>/spyglass-nightly.log`
+    /// (null without a destination).
+    nightly: Option<spyglass_jobs::nightly::history::Health>,
+    /// The account `nightly` connects as (`[backup] account` with
+    /// `password_file`) and what it lacks for the enabled steps; null when
+    /// nightly uses the same connection as this doctor run.
+    nightly_account: Option<NightlyAccount>,
     problems: Vec<Problem>,
+}
+
+#[derive(Debug, Serialize)]
+struct NightlyAccount {
+    /// `CURRENT_USER()` of the nightly's login, or the name it tried.
+    account: String,
+    /// Logged in.
+    login: bool,
+    /// What each enabled step needs that it does not hold, `step: PRIVILEGE on WHAT`.
+    missing: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -335,6 +352,25 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         });
     }
 
+    // The dead man's switch: is the nightly still running, and shipping?
+    let nightly = dest_path.as_deref().map(|d| {
+        let h = spyglass_jobs::nightly::history::health(
+            d,
+            spyglass_backup::names::now_unix(),
+            &spyglass_jobs::nightly::history::Bounds::from_settings(&settings),
+        );
+        for p in &h.problems {
+            problems.push(Problem {
+                check: "nightly",
+                message: p.clone(),
+                hint: "look at the newest lines of spyglass-nightly.log in the backup destination and at the scheduler (systemctl status spyglass-nightly.timer, or cron's mail); run `spyglass-admin nightly` by hand to see it fail".into(),
+            });
+        }
+        h
+    });
+
+    let nightly_account = nightly_account(global, &settings, &mut problems);
+
     let mut config_files = resolved.files.clone();
     if let Some(p) = &settings.path {
         config_files.push(FileNote {
@@ -373,6 +409,8 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         ship_target,
         database_bytes,
         unfinished_restores,
+        nightly,
+        nightly_account,
         problems,
     };
     if global.json {
@@ -384,6 +422,102 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         ExitStatus::Success
     } else {
         ExitStatus::Findings
+    })
+}
+
+/// Logs in as nightly's own account (`[backup] account` + `password_file`)
+/// and checks what the enabled steps need: the backup privileges, DELETE and
+/// INSERT on every schema for `cleanup = "apply"`, CREATE and DROP on the
+/// drill's `drill_*` schemas for a restore drill.
+fn nightly_account(
+    global: &GlobalOpts,
+    settings: &settings::Settings,
+    problems: &mut Vec<Problem>,
+) -> Option<NightlyAccount> {
+    let (name, _) = (
+        settings.backup.account_name()?,
+        settings.backup.password_file.as_ref()?,
+    );
+    if global.connect.user.is_some() || global.connect.password_file.is_some() {
+        return None;
+    }
+    let flags = super::nightly::nightly_flags(&global.connect, &settings.backup);
+    let env = Environment::from_process();
+    let login = connection::resolve(&flags, &env)
+        .and_then(|mut r| connection::connect(&mut r))
+        .and_then(|mut s| {
+            let held = spyglass_privileges::grants::current_privileges(&mut s)?;
+            let rows: Vec<String> = s
+                .conn()
+                .query("SHOW GRANTS")
+                .map_err(|e| spyglass_db::DbError::query("reading SHOW GRANTS", e))?;
+            Ok((s.server().flavor, held, rows))
+        });
+    let (flavor, held, rows) = match login {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(Problem {
+                check: "nightly",
+                message: format!("nightly cannot log in as {name} ([backup] account and password_file): {e:#}"),
+                hint: "check the password file (first line, mode 0600) and the account's host; `spyglass-admin users add-backup-user` makes the account".into(),
+            });
+            return Some(NightlyAccount {
+                account: name,
+                login: false,
+                missing: Vec::new(),
+            });
+        }
+    };
+    let mut missing = Vec::new();
+    for check in capability::check_all(&held, flavor)
+        .into_iter()
+        .filter(|c| c.family == capability::Family::Backup)
+    {
+        for r in check.missing_required() {
+            missing.push(format!("backup: {} on *.*", r.privilege));
+        }
+    }
+    if settings.nightly.cleanup == Some(settings::CleanupMode::Apply) {
+        for p in ["DELETE", "INSERT"] {
+            if !held.has_on_all_schemas(p) {
+                missing.push(format!(
+                    "cleanup apply: {p} on the schemas in [cleanup] schemas"
+                ));
+            }
+        }
+    }
+    let drill = settings
+        .nightly
+        .restore_drill
+        .as_ref()
+        .is_some_and(|d| d.items().iter().any(|i| i != "never" && i != "off"));
+    if drill {
+        // A grant on the drill's schemas by pattern, or on every schema.
+        let on_drill = |p: &str| {
+            held.has_on_all_schemas(p)
+                || rows.iter().any(|r| {
+                    let r = r.to_ascii_uppercase();
+                    (r.contains("ON `DRILL\\_%`.*") || r.contains("ON `DRILL_%`.*"))
+                        && (r.contains("ALL PRIVILEGES") || r.contains(p))
+                })
+        };
+        for p in ["CREATE", "DROP", "INSERT"] {
+            if !on_drill(p) {
+                missing.push(format!("restore drill: {p} on `drill\\_%`.*"));
+            }
+        }
+    }
+    for m in &missing {
+        problems.push(Problem {
+            check: "nightly",
+            message: format!("nightly's account {} lacks what an enabled step needs: {m}", held.account),
+            hint: "grant it (e.g. GRANT CREATE, DROP, INSERT, ALTER, INDEX, CREATE VIEW, TRIGGER ON `drill\\_%`.* TO the account for the drill), or switch the step off".into(),
+        });
+    }
+    Some(NightlyAccount {
+        account: held.account.clone(),
+        login: true,
+        missing,
     })
 }
 
@@ -535,6 +669,40 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
         }
     }
     super::doctor_target::render(&mut s, r.ship_target.as_ref());
+    if let Some(h) = &r.nightly {
+        let _ = writeln!(s, "nightly");
+        for n in &h.notes {
+            let _ = writeln!(s, "  --   {n}");
+        }
+        if h.runs > 0 {
+            let _ = writeln!(
+                s,
+                "  {} {} run(s) logged; newest successful {}{}",
+                mark(h.problems.is_empty()),
+                h.runs,
+                h.last_success.as_deref().unwrap_or("never"),
+                h.last_offsite
+                    .as_deref()
+                    .map(|t| format!("; newest verified off-site copy {t}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if let Some(a) = &r.nightly_account {
+        let _ = writeln!(
+            s,
+            "  {} nightly connects as {}{}",
+            mark(a.login && a.missing.is_empty()),
+            a.account,
+            if !a.login {
+                " (login failed)".to_owned()
+            } else if a.missing.is_empty() {
+                ": holds what the enabled steps need".to_owned()
+            } else {
+                format!(": lacks {}", a.missing.join("; "))
+            }
+        );
+    }
     let _ = writeln!(s, "restores");
     if r.unfinished_restores.is_empty() {
         let _ = writeln!(s, "  ok   no unfinished restore on the server");

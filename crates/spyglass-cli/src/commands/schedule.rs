@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::args::{GlobalOpts, ScheduleArgs};
+use clap::ValueEnum as _;
+
+use crate::args::{ConnectOpts, GlobalOpts, ScheduleArgs};
 use crate::output::{self, ExitStatus, UserError};
 use crate::settings;
 
@@ -51,19 +53,30 @@ pub struct UnitSite<'a> {
     pub config: Option<&'a Path>,
     /// Time of day the timer fires.
     pub at: (u32, u32),
+    /// Connection arguments for ExecStart (`--user U --password-file F`,
+    /// already quoted for a unit file; never a password).
+    pub connect: Vec<String>,
 }
 
-/// The nightly service and timer, as (file name, contents).
-pub fn systemd_units(site: &UnitSite<'_>) -> [(&'static str, String); 2] {
+/// The unit `OnFailure=` of the nightly service starts: it logs and
+/// notifies for a run that was killed, crashed or timed out.
+pub const FAILURE_UNIT: &str = "spyglass-nightly-failure.service";
+
+/// The nightly service, its timer and its failure unit, as (file name, contents).
+pub fn systemd_units(site: &UnitSite<'_>) -> [(&'static str, String); 3] {
     let wd = site
         .working_dir
         .as_deref()
         .map(|d| format!("WorkingDirectory={d}\n"))
         .unwrap_or_default();
-    let config = site
+    let mut config = site
         .config
         .map(|c| format!(" --config {}", unit(c)))
         .unwrap_or_default();
+    for a in &site.connect {
+        config.push(' ');
+        config.push_str(a);
+    }
     let (hh, mm) = site.at;
     let service = format!(
         "[Unit]\n\
@@ -71,15 +84,30 @@ pub fn systemd_units(site: &UnitSite<'_>) -> [(&'static str, String); 2] {
          Documentation=man:spyglass-admin-nightly(1)\n\
          Wants=network-online.target\n\
          After=network-online.target\n\
+         # A run that needs attention (exit 2), was killed or crashed marks the unit\n\
+         # failed; this logs and notifies for the runs that could not do it themselves.\n\
+         OnFailure={FAILURE_UNIT}\n\
          \n\
          [Service]\n\
          Type=oneshot\n\
          # Per-site settings (DJ_HOST, DJ_USER, SPYGLASS_ADMIN_CONFIG, ...); keep it mode 0600.\n\
          EnvironmentFile=-{ENVIRONMENT_FILE}\n\
-         {wd}ExecStart={} nightly{config}\n\
-         # Exit 1 means warnings: the run finished; do not mark the unit failed for it.\n\
+         {wd}ExecStart={exe} nightly{config}\n\
+         # Exit 1 is informational (cleanup found files to quarantine): the run\n\
+         # did its job; exit 2 needs attention and fails the unit.\n\
          SuccessExitStatus=1\n",
-        unit(site.exe)
+        exe = unit(site.exe)
+    );
+    let failure = format!(
+        "[Unit]\n\
+         Description=spyglass-admin nightly failed: log it and run notify_command\n\
+         Documentation=man:spyglass-admin-nightly(1)\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         EnvironmentFile=-{ENVIRONMENT_FILE}\n\
+         {wd}ExecStart={exe} nightly --notify-failure{config}\n",
+        exe = unit(site.exe)
     );
     let timer = format!(
         "[Unit]\n\
@@ -96,17 +124,71 @@ pub fn systemd_units(site: &UnitSite<'_>) -> [(&'static str, String); 2] {
     [
         ("spyglass-nightly.service", service),
         ("spyglass-nightly.timer", timer),
+        (FAILURE_UNIT, failure),
     ]
 }
 
 /// The units as the Debian package installs them.
-pub fn packaged_units() -> [(&'static str, String); 2] {
+pub fn packaged_units() -> [(&'static str, String); 3] {
     systemd_units(&UnitSite {
         exe: Path::new(PACKAGED_EXE),
         working_dir: Some(format!("-{PACKAGED_WORKDIR}")),
         config: None,
         at: (2, 30),
+        connect: Vec::new(),
     })
+}
+
+/// The connection options given to `schedule` that `nightly` must get too
+/// (flag, value), with paths made absolute; a password is only ever a file.
+fn connect_args(c: &ConnectOpts) -> anyhow::Result<Vec<(&'static str, String)>> {
+    if c.ask_password {
+        return Err(UserError::new(
+            "--ask-password cannot be scheduled: nobody is there to type it at night",
+        )
+        .hint("put the password in a file (mode 0600) and pass --password-file FILE, or set [backup] account and password_file in the settings")
+        .into());
+    }
+    let abs = |p: &Path, what: &str| -> anyhow::Result<String> {
+        let a = p
+            .canonicalize()
+            .map_err(|e| UserError::new(format!("{what} {}: {e}", p.display())))?;
+        Ok(a.display().to_string())
+    };
+    let mut v = Vec::new();
+    if let Some(h) = &c.host {
+        v.push(("--host", h.clone()));
+    }
+    if let Some(p) = c.port {
+        v.push(("--port", p.to_string()));
+    }
+    if let Some(u) = &c.user {
+        v.push(("--user", u.clone()));
+    }
+    if let Some(s) = &c.socket {
+        v.push(("--socket", abs(s, "the socket")?));
+    }
+    if let Some(f) = &c.password_file {
+        v.push(("--password-file", abs(f, "cannot find the password file")?));
+    }
+    if let Some(m) = c.tls_mode {
+        v.push((
+            "--tls-mode",
+            m.to_possible_value()
+                .map(|p| p.get_name().to_owned())
+                .unwrap_or_default(),
+        ));
+    }
+    for (flag, p) in [
+        ("--tls-ca", &c.tls_ca),
+        ("--tls-cert", &c.tls_cert),
+        ("--tls-key", &c.tls_key),
+    ] {
+        if let Some(p) = p {
+            v.push((flag, abs(p, "cannot find")?));
+        }
+    }
+    Ok(v)
 }
 
 pub fn run(global: &GlobalOpts, a: &ScheduleArgs) -> anyhow::Result<ExitStatus> {
@@ -132,12 +214,17 @@ pub fn run(global: &GlobalOpts, a: &ScheduleArgs) -> anyhow::Result<ExitStatus> 
     let cwd = std::env::current_dir()
         .ok()
         .filter(|d| d.join("dj_local_conf.json").is_file());
+    let conn = connect_args(&global.connect)?;
     let text = if a.systemd {
         let units = systemd_units(&UnitSite {
             exe: &exe,
             working_dir: cwd.as_deref().map(unit),
             config: Some(&config),
             at: (hh, mm),
+            connect: conn
+                .iter()
+                .map(|(f, v)| format!("{f} {}", unit(Path::new(v))))
+                .collect(),
         });
         let mut text = String::new();
         for (name, body) in &units {
@@ -152,9 +239,13 @@ pub fn run(global: &GlobalOpts, a: &ScheduleArgs) -> anyhow::Result<ExitStatus> 
             .as_deref()
             .map(|d| format!("cd {} && ", sh(d)))
             .unwrap_or_default();
+        let connect: String = conn
+            .iter()
+            .map(|(f, v)| format!(" {f} {}", sh(Path::new(v))))
+            .collect();
         format!(
             "# spyglass-admin nightly at {hh:02}:{mm:02} every day (crontab -e); the summary lands in [backup] destination\n\
-             {mm} {hh} * * * {cd}{} nightly --config {} --quiet\n",
+             {mm} {hh} * * * {cd}{} nightly --config {}{connect} --quiet\n",
             sh(&exe),
             sh(&config)
         )
@@ -200,12 +291,24 @@ mod tests {
             working_dir: Some("/home/lab/spyglass".into()),
             config: Some(Path::new("/home/lab/my settings.toml")),
             at: (2, 30),
+            connect: Vec::new(),
         });
         assert_eq!(packaged[1], printed[1], "timers are identical");
         let site = |l: &&str| l.starts_with("ExecStart=") || l.starts_with("WorkingDirectory=");
         let a: Vec<&str> = packaged[0].1.lines().filter(|l| !site(l)).collect();
         let b: Vec<&str> = printed[0].1.lines().filter(|l| !site(l)).collect();
         assert_eq!(a, b);
+        // Every failure of the nightly reaches the notifier.
+        assert!(printed[0]
+            .1
+            .contains("OnFailure=spyglass-nightly-failure.service\n"));
+        assert_eq!(printed[2].0, FAILURE_UNIT);
+        assert!(printed[2].1.contains(
+            "ExecStart=/opt/sa/bin/spyglass-admin nightly --notify-failure --config \"/home/lab/my settings.toml\"\n"
+        ));
+        assert!(packaged[2]
+            .1
+            .contains("ExecStart=/usr/bin/spyglass-admin nightly --notify-failure\n"));
         assert!(packaged[0]
             .1
             .contains("ExecStart=/usr/bin/spyglass-admin nightly\n"));

@@ -8,6 +8,7 @@
 //! ([`StepDetail`]). The caller renders the summary, stores it with
 //! [`write_summary`] and passes it to [`notify`].
 
+pub mod history;
 pub mod schedule;
 
 use std::io::Write as _;
@@ -44,6 +45,52 @@ pub const LOG_FILE: &str = "spyglass-nightly.log";
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(120);
 /// The set name prefix when `[backup] label` is not set.
 pub const DEFAULT_LABEL: &str = "nightly";
+/// With calendar rules (`keep_daily`, `keep_weekly`, ...) nightly keeps at
+/// least this many newest sets too, so a manual run in the day never pushes
+/// last night's set out (the daily rule keeps only the newest of a day).
+pub const MIN_KEEP_LAST: u32 = 3;
+/// The restore drill restores into `<prefix><schema>` and drops them.
+pub const DRILL_PREFIX: &str = "drill_";
+/// Weekday names of `[nightly] restore_drill`, Sunday first (UTC days).
+pub const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+
+/// The UTC weekday of Unix seconds `secs`, 0 = Sunday.
+pub fn weekday(secs: i64) -> usize {
+    // 1970-01-01 was a Thursday.
+    (secs.div_euclid(86_400) + 4).rem_euclid(7) as usize
+}
+
+fn drill_days(v: Option<&crate::settings::OneOrMany>) -> Result<[bool; 7], JobError> {
+    let mut days = [false; 7];
+    for item in v.map(|v| v.items()).unwrap_or_default() {
+        match item.as_str() {
+            "daily" | "always" => days = [true; 7],
+            "never" | "off" => {}
+            d => {
+                const FULL: [&str; 7] = [
+                    "sunday",
+                    "monday",
+                    "tuesday",
+                    "wednesday",
+                    "thursday",
+                    "friday",
+                    "saturday",
+                ];
+                let i = (0..7)
+                    .find(|&i| d == WEEKDAYS[i] || d == FULL[i])
+                    .ok_or_else(|| JobError::Invalid {
+                        section: "nightly",
+                        key: "restore_drill",
+                        message: format!(
+                            "'{d}' is not a weekday; write e.g. \"sun\", \"mon,thu\" or \"daily\""
+                        ),
+                    })?;
+                days[i] = true;
+            }
+        }
+    }
+    Ok(days)
+}
 
 /// `notify_command` and when it runs.
 #[derive(Debug, Clone)]
@@ -85,6 +132,10 @@ pub struct NightlyPlan {
     pub cleanup: CleanupMode,
     /// Run after the summary is written.
     pub notify: Option<Notify>,
+    /// UTC weekdays (0 = Sunday) whose verify is a restore drill.
+    pub drill_days: [bool; 7],
+    /// The dead man's switch's bounds (`doctor`).
+    pub bounds: history::Bounds,
     /// The settings (the cleanup step reads `[cleanup]`; the summary names the file).
     pub settings: Settings,
     /// The database, or why it could not be resolved (the backup and cleanup
@@ -135,6 +186,12 @@ impl NightlyPlan {
             .as_deref()
             .map(Target::parse)
             .transpose()?;
+        let drill_days = drill_days(n.restore_drill.as_ref())?;
+        let mut policy = lifecycle::policy(&KeepOverrides::default(), &settings.backup);
+        if policy.keep_daily + policy.keep_weekly + policy.keep_monthly + policy.keep_yearly > 0 {
+            policy.keep_last = policy.keep_last.max(MIN_KEEP_LAST);
+        }
+        let bounds = history::Bounds::from_settings(&settings);
         Ok(NightlyPlan {
             label,
             threads: n
@@ -144,8 +201,10 @@ impl NightlyPlan {
             compression,
             schemas: n.schemas.clone(),
             exclude: n.exclude.clone(),
-            policy: lifecycle::policy(&KeepOverrides::default(), &settings.backup),
+            policy,
             target,
+            drill_days,
+            bounds,
             ship: ShipOptions {
                 ssh: lifecycle::ssh_options(None, None, &settings),
                 transport: Transport::Auto,
@@ -169,6 +228,11 @@ impl NightlyPlan {
             dest,
             settings,
         })
+    }
+
+    /// Whether a run starting at Unix seconds `now` is a restore drill.
+    pub fn drill_on(&self, now: i64) -> bool {
+        self.drill_days[weekday(now)]
     }
 
     /// What the step rules need to know.
@@ -280,10 +344,12 @@ impl BackupDetail {
         for n in self.notes.iter().filter(|n| !self.findings.contains(n)) {
             msg.push_str(&format!("; note: {n}"));
         }
+        // The set is not what was asked for (no consistent snapshot, ...):
+        // that needs attention, not a glance.
         let status = if self.findings.is_empty() {
             StepStatus::Ok
         } else {
-            StepStatus::Warning
+            StepStatus::Attention
         };
         (status, msg)
     }
@@ -294,8 +360,9 @@ impl BackupDetail {
 pub enum CleanupDetail {
     /// `[nightly] cleanup = "scan"`.
     Scan(Box<ScanSummary>),
-    /// `[nightly] cleanup = "apply"`.
-    Apply(Box<ApplySummary>),
+    /// `[nightly] cleanup = "apply"`, with the scan's dangling references
+    /// (never acted on, always reported).
+    Apply(Box<ApplySummary>, Vec<spyglass_cleanup::scan::Item>),
 }
 
 /// What a step produced, by step.
@@ -332,32 +399,49 @@ pub struct StepReport {
 }
 
 /// The result of a whole run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Overall {
     /// Every step did its job.
     Ok,
-    /// Something to look at.
+    /// Informational only: cleanup found files to quarantine, a set could
+    /// not be pruned, no retention policy.
     Warnings,
-    /// A step failed.
+    /// Needs attention although every step ran: possible data loss
+    /// (dangling references), a set that is not what was asked for.
+    Attention,
+    /// A step failed (a set was not made, did not verify, was not shipped),
+    /// or the run could not start.
     Failed,
 }
 
 impl Overall {
-    /// `ok`, `warnings`, `failed`.
+    /// `ok`, `warnings`, `attention`, `failed`.
     pub fn name(self) -> &'static str {
         match self {
             Overall::Ok => "ok",
             Overall::Warnings => "warnings",
+            Overall::Attention => "attention",
             Overall::Failed => "failed",
         }
     }
 
-    /// The process exit code it maps to: 0, 1, 2.
+    /// The process exit code it maps to: 0 ok, 1 informational, 2 needs
+    /// attention (attention or failed).
     pub fn exit_code(self) -> u8 {
         match self {
             Overall::Ok => 0,
             Overall::Warnings => 1,
-            Overall::Failed => 2,
+            Overall::Attention | Overall::Failed => 2,
+        }
+    }
+
+    /// The result a step's status contributes.
+    pub fn of(status: StepStatus) -> Overall {
+        match status {
+            StepStatus::Ok | StepStatus::Skipped => Overall::Ok,
+            StepStatus::Warning => Overall::Warnings,
+            StepStatus::Attention => Overall::Attention,
+            StepStatus::Failed => Overall::Failed,
         }
     }
 }
@@ -390,11 +474,19 @@ impl NightlySummary {
     pub fn overall(&self) -> Overall {
         self.steps
             .iter()
-            .fold(Overall::Ok, |acc, s| match (acc, s.status) {
-                (Overall::Failed, _) | (_, StepStatus::Failed) => Overall::Failed,
-                (Overall::Warnings, _) | (_, StepStatus::Warning) => Overall::Warnings,
-                _ => Overall::Ok,
-            })
+            .map(|s| Overall::of(s.status))
+            .max()
+            .unwrap_or(Overall::Ok)
+    }
+
+    /// One line per step that needs attention (failed, or attention):
+    /// `step: message`.
+    pub fn attention(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter(|s| Overall::of(s.status) >= Overall::Attention)
+            .map(|s| format!("{}: {}", s.step, s.message))
+            .collect()
     }
 }
 
@@ -450,7 +542,9 @@ pub fn run(plan: &NightlyPlan, lock: &NightlyLock, progress: &dyn Progress) -> N
             },
             Decision::Run => match step {
                 Step::Backup => backup_step(plan, progress, &mut set),
-                Step::Verify => verify_step(set.as_deref(), progress),
+                Step::Verify => {
+                    verify_step(plan, set.as_deref(), plan.drill_on(started_unix), progress)
+                }
                 Step::Ship => ship_step(plan, set.as_deref()),
                 Step::Prune => prune_step(plan),
                 Step::PruneRemote => prune_remote_step(plan),
@@ -503,36 +597,78 @@ fn backup_step(
     }
 }
 
-fn verify_step(set: Option<&Path>, progress: &dyn Progress) -> StepReport {
+fn verify_step(
+    plan: &NightlyPlan,
+    set: Option<&Path>,
+    drill: bool,
+    progress: &dyn Progress,
+) -> StepReport {
     let t = Instant::now();
     let Some(path) = set else {
         return failed(Step::Verify, t, SkipReason::NoSet.to_string());
     };
-    match verify::verify(path, progress) {
-        Ok(r) => {
-            let (status, msg) = match r.problems.first() {
-                None => (
-                    StepStatus::Ok,
-                    format!(
-                        "{} files, {} read, every sha256 and stream good",
-                        r.files,
-                        human_bytes(r.bytes)
-                    ),
-                ),
-                Some(first) => (
-                    StepStatus::Failed,
-                    format!(
-                        "{} problem(s), first: {}: {}",
-                        r.problems.len(),
-                        first.path.display(),
-                        first.detail
-                    ),
-                ),
-            };
-            report(Step::Verify, t, status, msg, StepDetail::Verify(r))
-        }
-        Err(e) => failed(Step::Verify, t, e.to_string()),
+    let mut r = match verify::verify(path, progress) {
+        Ok(r) => r,
+        Err(e) => return failed(Step::Verify, t, e.to_string()),
+    };
+    let mut drilled = None;
+    if drill && r.problems.is_empty() {
+        // The restore drill: restore into scratch schemas, compare every
+        // table, drop them (the library drops them whatever happens).
+        drilled = Some(match &plan.connection {
+            Ok(c) => verify::verify_by_restoring(
+                &c.options,
+                path,
+                DRILL_PREFIX,
+                plan.threads,
+                &mut r,
+                progress,
+            )
+            .map_err(|e| chain(&e)),
+            Err(why) => Err(why.clone()),
+        });
     }
+    let restored = matches!(drilled, Some(Ok(())));
+    // Only `backup list` reads the record; the summary has the result.
+    let unrecorded = verify::record(path, &r, restored)
+        .err()
+        .map(|e| format!("; note: the result could not be recorded beside the manifest: {e}"))
+        .unwrap_or_default();
+    let (status, mut msg) = match (r.problems.first(), &drilled) {
+        (_, Some(Err(e))) => (StepStatus::Failed, format!("restore drill failed: {e}")),
+        (None, _) => (
+            StepStatus::Ok,
+            format!(
+                "{} files, {} read, every sha256 and stream good{}",
+                r.files,
+                human_bytes(r.bytes),
+                if restored {
+                    format!(
+                        "; restore drill: restored into {DRILL_PREFIX}* schemas, {} tables compared, dropped",
+                        r.tables_compared
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+        (Some(first), _) => (
+            StepStatus::Failed,
+            format!(
+                "{} problem(s){}, first: {}: {}",
+                r.problems.len(),
+                if drilled.is_some() {
+                    " (restore drill)"
+                } else {
+                    ""
+                },
+                first.path.display(),
+                first.detail
+            ),
+        ),
+    };
+    msg.push_str(&unrecorded);
+    report(Step::Verify, t, status, msg, StepDetail::Verify(r))
 }
 
 /// One line for a ship report.
@@ -596,15 +732,25 @@ fn prune_status(r: &PruneReport) -> StepStatus {
     }
 }
 
+/// ` (NAME, NAME)` for the sets a prune removed, or nothing.
+fn removed_names(r: &PruneReport) -> String {
+    if r.removed.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", r.removed.join(", "))
+    }
+}
+
 fn prune_step(plan: &NightlyPlan) -> StepReport {
     let t = Instant::now();
     match prune::prune_local(&plan.dest, &plan.policy, names::now_unix(), false) {
         Ok(r) => {
             let kept = r.sets.iter().filter(|d| d.keep).count();
             let mut msg = format!(
-                "{}: kept {kept}, removed {} (policy: {})",
+                "{}: kept {kept}, removed {}{} (policy: {})",
                 plan.dest.display(),
                 r.removed.len(),
+                removed_names(&r),
                 plan.policy.describe()
             );
             for (n, why) in &r.failed {
@@ -630,7 +776,14 @@ fn prune_remote_step(plan: &NightlyPlan) -> StepReport {
     ) {
         Ok(r) => {
             let kept = r.sets.iter().filter(|d| d.keep).count();
-            let msg = format!("{target}: kept {kept}, removed {}", r.removed.len());
+            let mut msg = format!(
+                "{target}: kept {kept}, removed {}{}",
+                r.removed.len(),
+                removed_names(&r)
+            );
+            for (n, why) in &r.failed {
+                msg.push_str(&format!("; could not remove {n}: {why}"));
+            }
             report(
                 Step::PruneRemote,
                 t,
@@ -672,7 +825,7 @@ fn cleanup_step(plan: &NightlyPlan) -> StepReport {
         Ok(c) => c,
         Err(why) => return failed(Step::Cleanup, t, format!("{what} failed: {why}")),
     };
-    let result = (|| -> Result<(bool, String, CleanupDetail), JobError> {
+    let result = (|| -> Result<(bool, u64, String, CleanupDetail), JobError> {
         let s = &plan.settings;
         if apply {
             let min_age = cleanup::scan_options(s, &ScanOverrides::default()).min_age;
@@ -685,34 +838,58 @@ fn cleanup_step(plan: &NightlyPlan) -> StepReport {
                 cleanup::Context::open(s, conn, &ScanOverrides::default(), qdir.as_deref())?;
             let prepared = cleanup::prepare(&mut ctx, opts)?;
             let sum = cleanup::execute(&mut ctx, &prepared, &mut |_, _| {})?;
+            let dangling: Vec<spyglass_cleanup::scan::Item> = prepared
+                .scan
+                .items
+                .iter()
+                .filter(|i| i.class == spyglass_cleanup::Class::Dangling)
+                .cloned()
+                .collect();
             Ok((
                 sum.findings(),
+                dangling.len() as u64,
                 class_counts(&sum.done),
-                CleanupDetail::Apply(Box::new(sum)),
+                CleanupDetail::Apply(Box::new(sum), dangling),
             ))
         } else {
             let mut ctx = cleanup::open_for_scan(s, conn, &ScanOverrides::default())?;
             let scan = ctx.scan()?;
             let sum = cleanup::summarize(&scan, &[], ctx.opts.min_age);
+            let dangling = sum
+                .classes
+                .get(&spyglass_cleanup::Class::Dangling)
+                .map_or(0, |t| t.count);
+            // Dangling is counted in its own sentence below.
+            let mut others = sum.classes.clone();
+            others.remove(&spyglass_cleanup::Class::Dangling);
             Ok((
                 sum.findings,
-                class_counts(&sum.classes),
+                dangling,
+                class_counts(&others),
                 CleanupDetail::Scan(Box::new(sum)),
             ))
         }
     })();
     match result {
-        Ok((findings, counts, detail)) => {
-            let (status, empty) = if findings {
+        Ok((findings, dangling, counts, detail)) => {
+            let (mut status, empty) = if findings {
                 (StepStatus::Warning, "findings (see detail)")
             } else {
                 (StepStatus::Ok, "nothing to clean")
             };
-            let counts = if counts.is_empty() {
+            let mut counts = if counts.is_empty() {
                 empty.to_owned()
             } else {
                 counts
             };
+            // Possible data loss is never informational, and never dropped
+            // (apply does not act on it, but reports it).
+            if dangling > 0 {
+                status = StepStatus::Attention;
+                counts.push_str(&format!(
+                    "; ATTENTION: {dangling} dangling reference(s): rows name files that are missing (possible data loss; `spyglass-admin cleanup scan --only dangling --list`)"
+                ));
+            }
             report(
                 Step::Cleanup,
                 t,
@@ -727,16 +904,15 @@ fn cleanup_step(plan: &NightlyPlan) -> StepReport {
 
 /// Writes `text` (the summary, as the caller serialized it) to
 /// `<dest>/spyglass-nightly.json` (atomically) and appends `line` (the same
-/// summary on one line) to `<dest>/spyglass-nightly.log`.
+/// summary on one line) to `<dest>/spyglass-nightly.log`, capped by
+/// [`history::append_log`]. The log is written first: it is the history
+/// the dead man's switch reads.
 pub fn write_summary(dest: &Path, text: &str, line: &str) -> std::io::Result<()> {
+    let logged = history::append_log(dest, line);
     let tmp = dest.join(format!(".{SUMMARY_FILE}.tmp"));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, dest.join(SUMMARY_FILE))?;
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dest.join(LOG_FILE))?;
-    writeln!(log, "{line}")
+    logged
 }
 
 /// Why `notify_command` did not succeed.
@@ -838,7 +1014,7 @@ mod tests {
         let guard =
             "2 statement(s) still ran after the long-query guard's 60 s; no consistent snapshot";
         let (st, msg) = detail(&[guard], &[guard, "table a.b is MyISAM"]).outcome();
-        assert_eq!(st, StepStatus::Warning);
+        assert_eq!(st, StepStatus::Attention);
         assert!(msg.contains(&format!("; warning: {guard}")), "{msg}");
         assert_eq!(msg.matches(guard).count(), 1, "{msg}");
         assert!(msg.ends_with("; note: table a.b is MyISAM"), "{msg}");
@@ -878,6 +1054,74 @@ mod tests {
         );
         assert_eq!(summary(&[Failed, Warning, Ok]).overall(), Overall::Failed);
         assert_eq!(Overall::Warnings.exit_code(), 1);
+    }
+
+    /// Issue 19: informational findings (exit 1) and what needs attention
+    /// (exit 2) are apart; notify_on follows the exit code.
+    #[test]
+    fn attention_is_not_informational() {
+        use StepStatus::*;
+        assert_eq!(summary(&[Ok, Ok, Warning]).overall(), Overall::Warnings);
+        let s = summary(&[Ok, Ok, Skipped, Ok, Skipped, Attention]);
+        assert_eq!(s.overall(), Overall::Attention);
+        assert_eq!(s.overall().exit_code(), 2);
+        assert_eq!(s.attention(), ["cleanup: "]);
+        assert_eq!(summary(&[Ok, Failed, Attention]).overall(), Overall::Failed);
+        assert!(NotifyOn::Errors.notifies(Overall::Attention.exit_code()));
+        assert!(!NotifyOn::Errors.notifies(Overall::Warnings.exit_code()));
+        assert!(Attention.succeeded());
+    }
+
+    #[test]
+    fn drill_days_and_the_keep_last_floor() {
+        let plan = |t: &str| {
+            crate::settings::parse(
+                &format!("[backup]\ndestination = \"/b\"\n{t}"),
+                Path::new("s.toml"),
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|s| NightlyPlan::from_settings(s).map_err(|e| e.to_string()))
+        };
+        // 2026-12-06 is a Sunday.
+        let sunday = 1_796_515_200 + 3 * 3600;
+        assert_eq!(names::rfc3339(sunday), "2026-12-06T03:00:00Z");
+        assert_eq!(weekday(sunday), 0);
+        assert_eq!(weekday(sunday + 86_400), 1);
+        let p = plan("[nightly]\nrestore_drill = \"sun,Thursday\"\n").unwrap();
+        assert!(p.drill_on(sunday) && !p.drill_on(sunday + 86_400));
+        assert!(p.drill_on(sunday + 4 * 86_400));
+        assert!(plan("[nightly]\nrestore_drill = \"daily\"\n")
+            .unwrap()
+            .drill_days
+            .iter()
+            .all(|d| *d));
+        assert!(!plan("").unwrap().drill_on(sunday));
+        assert_eq!(
+            plan("[nightly]\nrestore_drill = \"sundays\"\n").unwrap_err(),
+            "[nightly] restore_drill: 'sundays' is not a weekday; write e.g. \"sun\", \"mon,thu\" or \"daily\""
+        );
+        // Calendar rules: at least the 3 newest are kept too.
+        assert_eq!(
+            plan("keep_daily = 7\n").unwrap().policy.keep_last,
+            MIN_KEEP_LAST
+        );
+        assert_eq!(
+            plan("keep_weekly = 2\nkeep_last = 5\n")
+                .unwrap()
+                .policy
+                .keep_last,
+            5
+        );
+        // keep_last alone is taken as written.
+        assert_eq!(plan("keep_last = 2\n").unwrap().policy.keep_last, 2);
+        assert_eq!(plan("").unwrap().bounds.offsite, None);
+        assert_eq!(
+            plan("ship_to = \"/off\"\n[nightly]\noffsite_stale_after = \"3d\"\n")
+                .unwrap()
+                .bounds
+                .offsite,
+            Some(Duration::from_secs(3 * 86_400))
+        );
     }
 
     #[test]

@@ -70,8 +70,12 @@ impl fmt::Display for Step {
 pub enum StepStatus {
     /// Did its job.
     Ok,
-    /// Did its job, with something to look at.
+    /// Did its job, with something to look at (informational: cleanup
+    /// found files to quarantine, a set could not be pruned).
     Warning,
+    /// Did its job, but found what needs attention: possible data loss
+    /// (dangling references), a set that is not what was asked for.
+    Attention,
     /// Could not do its job.
     Failed,
     /// Did not run.
@@ -79,19 +83,23 @@ pub enum StepStatus {
 }
 
 impl StepStatus {
-    /// `ok`, `warning`, `failed`, `skipped`.
+    /// `ok`, `warning`, `attention`, `failed`, `skipped`.
     pub fn name(self) -> &'static str {
         match self {
             StepStatus::Ok => "ok",
             StepStatus::Warning => "warning",
+            StepStatus::Attention => "attention",
             StepStatus::Failed => "failed",
             StepStatus::Skipped => "skipped",
         }
     }
 
-    /// Ok or Warning: the step did its job.
+    /// Ok, Warning or Attention: the step did its job.
     pub fn succeeded(self) -> bool {
-        matches!(self, StepStatus::Ok | StepStatus::Warning)
+        matches!(
+            self,
+            StepStatus::Ok | StepStatus::Warning | StepStatus::Attention
+        )
     }
 }
 
