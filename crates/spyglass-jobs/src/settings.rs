@@ -115,6 +115,9 @@ pub struct NightlySettings {
     /// schemas, compares every table and drops them: `"sun"`, `"mon,thu"`,
     /// `["sat", "sun"]`, `"daily"` (UTC days, as in set names).
     pub restore_drill: Option<OneOrMany>,
+    /// Write `spyglass-admin report`'s HTML page here after each run (a
+    /// relative path is under `[backup] destination`).
+    pub report: Option<PathBuf>,
     /// `doctor` flags the nightly as stale when its newest successful run
     /// (backup and verify done) is older than this (default 26h).
     pub stale_after: Option<HumanDuration>,

@@ -352,6 +352,21 @@ fn run_plan(
             plan.dest.display()
         ));
     }
+    if let Some(page) = &plan.settings.nightly.report {
+        let page = plan.dest.join(page);
+        let written = super::report::make(global, &plan.settings, Some(&plan.dest), true, true)
+            .and_then(|(report, warnings)| {
+                super::report::write_page(&page, &spyglass_report::html::render(&report))?;
+                Ok(warnings)
+            });
+        match written {
+            Ok(warnings) => extra.extend(warnings.into_iter().map(|w| format!("warning: {w}"))),
+            Err(e) => extra.push(format!(
+                "warning: could not write the report {}: {e:#}",
+                page.display()
+            )),
+        }
+    }
     let overall = summary.overall();
     if global.json {
         output::print_json(&wire)?;

@@ -158,6 +158,18 @@ impl NightlyPlan {
                 section: "backup",
                 key: "destination",
             })?;
+        // The nightly dumps into a local directory and ships from there;
+        // an off-site target belongs in [nightly] ship_to.
+        if let Some(scheme) = dest.to_str().and_then(spyglass_backup::ship::scheme_of) {
+            return Err(JobError::Invalid {
+                section: "backup",
+                key: "destination",
+                message: format!(
+                    "nightly writes its sets to a local directory, not to a {scheme}:// target; \
+                     set destination to a local directory and put the target in [nightly] ship_to"
+                ),
+            });
+        }
         let n = &settings.nightly;
         let compression = n
             .compress
@@ -1157,6 +1169,11 @@ mod tests {
         assert_eq!(
             parse("").unwrap_err(),
             "nightly needs [backup] destination in spyglass-admin.toml"
+        );
+        let e = parse("[backup]\ndestination = \"ssh://nas/b\"\n").unwrap_err();
+        assert!(
+            e.starts_with("[backup] destination: nightly writes its sets to a local directory, not to a ssh:// target"),
+            "{e}"
         );
         assert_eq!(
             parse("[backup]\ndestination = \"/b\"\nlabel = \".x\"\n").unwrap_err(),
