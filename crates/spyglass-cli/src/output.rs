@@ -123,6 +123,7 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
                         format!("{}@{}", account.user, account.host)
                     }
                 ),
+                E::Insufficient { .. } => "run it as an account that holds these (a server administrator such as root, or one granted them WITH GRANT OPTION); dj_admin is a DataJoint administrator, not a server administrator: see the README, \"What dj_admin can and cannot do\"".into(),
                 E::NoSuchAccount { .. } => "spyglass-admin users list shows the accounts; create one with users add NAME --role ROLE".into(),
                 _ => continue,
             });

@@ -168,27 +168,47 @@ pub struct HeldPrivileges {
     pub mysql_schema: BTreeSet<String>,
     /// `WITH GRANT OPTION` on `*.*`.
     pub global_grant_option: bool,
+    /// `WITH GRANT OPTION` on `` `%`.* ``.
+    pub all_schemas_grant_option: bool,
+    /// Privileges on other schema patterns, as stored (`erin\_%`);
+    /// `GRANT OPTION` included when granted with it.
+    pub schemas: std::collections::BTreeMap<String, BTreeSet<String>>,
+    /// Roles held `WITH ADMIN OPTION` (which may be handed out).
+    pub admin_roles: BTreeSet<String>,
 }
 
 impl HeldPrivileges {
     /// Adds the rows of one `SHOW GRANTS` result.
     pub fn add_rows<'a>(&mut self, rows: impl IntoIterator<Item = &'a str>) {
         for row in rows {
-            if let GrantRow::Privileges {
-                privileges,
-                target,
-                grant_option,
-            } = parse_grant_row(row)
-            {
-                match target {
+            match parse_grant_row(row) {
+                GrantRow::Privileges {
+                    privileges,
+                    target,
+                    grant_option,
+                } => match target {
                     GrantTarget::Global => {
                         self.global.extend(privileges);
                         self.global_grant_option |= grant_option;
                     }
-                    GrantTarget::Schema(p) if p == "%" => self.all_schemas.extend(privileges),
+                    GrantTarget::Schema(p) if p == "%" => {
+                        self.all_schemas.extend(privileges);
+                        self.all_schemas_grant_option |= grant_option;
+                    }
                     GrantTarget::Schema(p) if p == "mysql" => self.mysql_schema.extend(privileges),
-                    _ => {}
+                    GrantTarget::Schema(p) => {
+                        let e = self.schemas.entry(p).or_default();
+                        e.extend(privileges);
+                        if grant_option {
+                            e.insert("GRANT OPTION".into());
+                        }
+                    }
+                    GrantTarget::Other(_) => {}
+                },
+                GrantRow::Roles(roles) if row.trim_end().ends_with("WITH ADMIN OPTION") => {
+                    self.admin_roles.extend(roles)
                 }
+                _ => {}
             }
         }
     }
@@ -206,6 +226,25 @@ impl HeldPrivileges {
         self.has_global(privilege)
             || self.all_schemas.contains(privilege)
             || self.all_schemas.contains("ALL")
+    }
+
+    /// Holds `privilege` on the schemas matching the stored pattern
+    /// `pattern` (`%`, `erin\_%`): on every schema, or granted on exactly
+    /// that pattern. `GRANT OPTION` is asked for by that name.
+    pub fn has_on_pattern(&self, pattern: &str, privilege: &str) -> bool {
+        if privilege == "GRANT OPTION" {
+            return self.has_global("GRANT OPTION")
+                || self.all_schemas_grant_option
+                || self
+                    .schemas
+                    .get(pattern)
+                    .is_some_and(|p| p.contains("GRANT OPTION"));
+        }
+        self.has_on_all_schemas(privilege)
+            || self
+                .schemas
+                .get(pattern)
+                .is_some_and(|p| p.contains(privilege) || p.contains("ALL"))
     }
 
     /// Holds `privilege` on the `mysql` schema.
