@@ -1699,3 +1699,32 @@ fn a_spyglass_made_state_is_fixed_by_running_the_fixes_in_listed_order() {
     }
     drop_user("itspy_u");
 }
+
+#[test]
+fn an_account_at_127_0_0_1_is_this_machine_for_the_audit() {
+    let _roles = roles_lock();
+    let root = Sandbox::as_root();
+    let mut a = admin();
+    sql(&mut a, "DROP USER IF EXISTS 'itloop_bob'@'127.0.0.1'");
+    sql(
+        &mut a,
+        "CREATE USER 'itloop_bob'@'127.0.0.1' IDENTIFIED BY 'temppass'",
+    );
+    // The test connects over TCP to 127.0.0.1: the server calls that client
+    // `localhost` (or 127.0.0.1), and the account's host is this machine either way.
+    let out = root.run(&["users", "audit", "itloop_bob", "--json"]);
+    assert!(out.code == 0 || out.code == 1, "{out:?}");
+    assert!(
+        !out.stdout.contains("does not match this machine"),
+        "{}",
+        out.stdout
+    );
+    let v = out.json();
+    assert!(
+        finding_kinds(&v, "'itloop_bob'@'127.0.0.1'")
+            .iter()
+            .any(|k| k == "temporary-password"),
+        "the temporary password of 'itloop_bob'@'127.0.0.1' is tried and found: {v:#}"
+    );
+    sql(&mut a, "DROP USER IF EXISTS 'itloop_bob'@'127.0.0.1'");
+}
