@@ -209,6 +209,43 @@ fn scan_finds_every_planted_class_on_the_shared_fixture() {
     assert!(lines
         .iter()
         .any(|l| l.ends_with("spikesorting/tonks20211103_sort_failed")));
+    assert!(lines.iter().all(|l| !l.contains('\t')), "{}", list.stdout);
+
+    // --list --with-class: the class, a tab, the path; the same paths in the same order.
+    let all = sb.run(&["cleanup", "scan", "--list"]);
+    let labelled = sb.run(&["cleanup", "scan", "--list", "--with-class"]);
+    labelled.assert_code(1);
+    let plain: Vec<&str> = all.stdout.lines().collect();
+    let pairs: Vec<(&str, &str)> = labelled
+        .stdout
+        .lines()
+        .map(|l| {
+            l.split_once('\t')
+                .unwrap_or_else(|| panic!("no tab in {l:?}"))
+        })
+        .collect();
+    assert_eq!(
+        pairs.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
+        plain,
+        "{}",
+        labelled.stdout
+    );
+    let mut per_class: BTreeMap<&str, u64> = BTreeMap::new();
+    for (c, _) in &pairs {
+        *per_class.entry(c).or_default() += 1;
+    }
+    for (class, n) in [
+        ("untracked", planted.untracked),
+        ("untracked_dir", planted.untracked_dir),
+        ("stale_temp", planted.stale_temp),
+    ] {
+        assert_eq!(per_class.get(class).copied().unwrap_or(0), n, "{class}: {per_class:?}");
+    }
+    assert!(pairs
+        .iter()
+        .any(|(c, p)| *c == "untracked_dir" && p.ends_with("spikesorting/tonks20211103_sort_failed")));
+    // --with-class alone is a usage error.
+    sb.run(&["cleanup", "scan", "--with-class"]).assert_code(2);
 
     // Human table names every class.
     let human = sb.run(&["cleanup", "scan"]);

@@ -306,9 +306,15 @@ fn render(r: &ScanReport) -> String {
     s
 }
 
-fn list_lines(r: &ScanReport) -> String {
+/// `--list`: one path per line (for scripts); `with_class`: the class, a
+/// tab, then the path.
+fn list_lines(r: &ScanReport, with_class: bool) -> String {
     let mut s = String::new();
     for i in r.items.iter().flatten() {
+        if with_class {
+            s.push_str(i.class.name());
+            s.push('\t');
+        }
         match &i.path {
             Some(p) => {
                 let _ = writeln!(s, "{}", p.display());
@@ -353,7 +359,7 @@ fn scan_cmd(
     if global.json {
         output::print_json(&r)?;
     } else if a.list {
-        output::print_out(&list_lines(&r))?;
+        output::print_out(&list_lines(&r, a.with_class))?;
     } else {
         output::print_out(&render(&r))?;
     }
