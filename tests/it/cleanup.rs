@@ -2176,3 +2176,127 @@ fn datajoint_inserting_while_apply_runs_never_names_a_moved_file() {
     assert_eq!(recorded, returned, "every returned item is in the manifest");
     lab.drop_schemas();
 }
+
+/// `[cleanup.stores.NAME]`: a store's own grace period keeps raw files
+/// waiting to be ingested out of quarantine; `exclude` leaves a store alone
+/// entirely; a rule naming no configured store makes apply refuse. Proven
+/// on disk: the raw files are still where they were.
+#[test]
+fn per_store_rules_keep_raw_files_waiting_to_be_ingested() {
+    let p = Private::new("stores", 108);
+    let raw = p.base().join("raw");
+    // A raw file copied in three days ago, not ingested yet: no row names it.
+    let waiting = raw.join("waiting_for_ingest_20261129.nwb");
+    std::fs::write(&waiting, b"raw nwb bytes").unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&waiting)
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86400))
+        .unwrap();
+    drop(f);
+    let stray = raw.join("stray_copy_of_j16.nwb");
+    assert!(stray.is_file(), "the fixture plants an untracked raw file");
+    let raw_before = snapshot(&raw);
+    let raw_listed = |out: &crate::support::Outcome| {
+        out.stdout
+            .lines()
+            .filter(|l| l.contains(&*raw.to_string_lossy()))
+            .count()
+    };
+
+    // Without a rule both raw files are untracked candidates (older than 24 h).
+    let plain = p.sandbox("");
+    let out = plain.run(&["cleanup", "scan", "--list"]);
+    out.assert_code(1);
+    assert_eq!(raw_listed(&out), 2, "{}", out.stdout);
+
+    // A typo in the store's name: scan reports it, apply refuses, nothing moves.
+    let typo = p.sandbox("[cleanup.stores.rwa]\nmin_age = \"30d\"\n");
+    let out = typo.run(&["cleanup", "scan", "--json"]);
+    out.assert_code(1);
+    let problems = out.json()["problems"].to_string();
+    assert!(
+        problems.contains("[cleanup.stores.rwa] names no configured store"),
+        "{problems}"
+    );
+    let out = typo.run(&["cleanup", "apply", "--yes"]);
+    out.assert_code(2).assert_clean_error();
+    assert!(out.stderr.contains("rwa"), "{}", out.stderr);
+    assert_eq!(snapshot(&raw), raw_before);
+
+    // min_age = "30d" for raw: both files are young there, shown in the report.
+    let slow = p.sandbox("[cleanup.stores.raw]\nmin_age = \"30d\"\n");
+    let out = slow.run(&["cleanup", "scan", "--json"]);
+    out.assert_code(1);
+    let v = out.json();
+    let raw_root = v["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["label"] == "store raw")
+        .unwrap_or_else(|| panic!("store raw scanned: {v:#}"))
+        .clone();
+    assert_eq!(raw_root["min_age_seconds"], 30 * 86400, "{raw_root:#}");
+    assert_eq!(raw_root["classes"]["untracked"]["count"], 0, "{raw_root:#}");
+    let analysis_root = v["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["label"] == "store analysis")
+        .unwrap();
+    assert!(analysis_root["min_age_seconds"].is_null(), "{analysis_root:#}");
+    assert_eq!(
+        analysis_root["classes"]["untracked"]["count"], p.summary.planted.untracked - 1,
+        "the analysis store keeps the default 24 h: {analysis_root:#}"
+    );
+    let human = slow.run(&["cleanup", "scan"]);
+    assert!(
+        human.stdout.contains("grace period 30days, [cleanup.stores] min_age"),
+        "{}",
+        human.stdout
+    );
+    // --min-age on the command line changes the default, not the store's own.
+    let out = slow.run(&["cleanup", "scan", "--list", "--min-age", "1s"]);
+    assert_eq!(raw_listed(&out), 0, "{}", out.stdout);
+
+    // apply: the analysis store is cleaned, the raw files stay.
+    let out = slow.run(&["cleanup", "apply", "--yes", "--json"]);
+    out.assert_code(0);
+    let a = out.json();
+    assert_eq!(
+        a["done"]["untracked"]["count"].as_u64().unwrap(),
+        p.summary.planted.untracked - 1,
+        "{a:#}"
+    );
+    assert!(waiting.is_file() && stray.is_file());
+    assert_eq!(snapshot(&raw), raw_before);
+
+    // exclude = true: raw is not scanned at all, and apply leaves it alone
+    // even though its files are older than the default grace period.
+    let hands_off = p.sandbox("[cleanup.stores.raw]\nexclude = true\n");
+    let out = hands_off.run(&["cleanup", "scan", "--json", "--list"]);
+    let v = out.json();
+    assert!(
+        v["roots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["label"] != "store raw"),
+        "{v:#}"
+    );
+    let not_scanned = v["not_scanned"].to_string();
+    assert!(
+        not_scanned.contains("raw") && not_scanned.contains("exclude = true"),
+        "{not_scanned}"
+    );
+    assert!(
+        !v["items"].to_string().contains(&*raw.to_string_lossy()),
+        "{:#}",
+        v["items"]
+    );
+    let out = hands_off.run(&["cleanup", "apply", "--yes", "--json"]);
+    assert!(out.code == 0 || out.code == 1, "{out:?}");
+    assert!(waiting.is_file() && stray.is_file());
+    assert_eq!(snapshot(&raw), raw_before);
+}

@@ -131,6 +131,15 @@ pub fn scan_options(settings: &Settings, over: &ScanOverrides) -> ScanOptions {
     if let Some(d) = over.temp_age.or(c.temp_age) {
         opts.temp_age = d.0;
     }
+    for (name, rule) in &c.stores {
+        opts.stores.insert(
+            name.clone(),
+            spyglass_cleanup::scan::StoreRule {
+                exclude: rule.exclude,
+                min_age: rule.min_age.map(|d| d.0),
+            },
+        );
+    }
     for t in &c.tracked_dirs {
         opts.dir_rules.push((
             t.dir,

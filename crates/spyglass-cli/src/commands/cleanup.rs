@@ -249,9 +249,19 @@ fn render(r: &ScanReport) -> String {
     }
     let _ = writeln!(s, "\nscanned");
     for root in &r.roots {
+        let own = root
+            .root
+            .min_age_seconds
+            .map(|m| {
+                format!(
+                    "  (grace period {}, [cleanup.stores] min_age)",
+                    humantime::format_duration(Duration::from_secs(m))
+                )
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "  {:<24} {:>9} entries {:>9} rows  {}",
+            "  {:<24} {:>9} entries {:>9} rows  {}{own}",
             root.root.label,
             root.root.entries,
             root.root.rows,
