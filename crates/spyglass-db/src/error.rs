@@ -8,12 +8,15 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum DbError {
     /// The server rejected the credentials.
-    #[error("access denied for user '{user}' connecting to {server}: wrong password, or the account does not exist for this host")]
+    #[error("access denied for user '{user}' connecting to {server} ({password_from}): wrong password, or the account does not exist for this host")]
     AccessDenied {
         /// The user name that was tried.
         user: String,
         /// `host:port` or the socket path.
         server: String,
+        /// Where the password came from, in words (`the password came from
+        /// DJ_PASS`, `no password was given`); never the password.
+        password_from: String,
         /// Driver error.
         #[source]
         source: mysql::Error,
