@@ -2300,3 +2300,35 @@ fn per_store_rules_keep_raw_files_waiting_to_be_ingested() {
     assert!(waiting.is_file() && stray.is_file());
     assert_eq!(snapshot(&raw), raw_before);
 }
+
+/// An account that may read but not delete: apply refuses before the first
+/// move when the run would delete rows (`unused_external`), naming the
+/// privilege and the schemas; files-only classes still run.
+#[test]
+fn apply_without_delete_is_refused_before_anything_moves() {
+    let p = Private::new("nodelete", 109);
+    crate::support::create_user("itcl_ro", "Ro-pw-5x", &["SELECT ON `%`.*"]);
+    let mut sb = p.sandbox("");
+    sb.env("DJ_USER", "itcl_ro").env("DJ_PASS", "Ro-pw-5x");
+    let before = snapshot(&p.base());
+    let out = sb.run(&["cleanup", "apply", "--yes"]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains("privileges guard")
+            && out.stderr.contains("lacks DELETE on")
+            && out.stderr.contains(&p.db("")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(snapshot(&p.base()), before, "nothing moved");
+    assert!(!p.quarantine().exists() || std::fs::read_dir(p.quarantine()).unwrap().next().is_none());
+    // Files only: no row is deleted, so the account may.
+    let out = sb.run(&["cleanup", "apply", "--yes", "--json", "--only", "untracked"]);
+    out.assert_code(0);
+    assert_eq!(
+        out.json()["done"]["untracked"]["count"].as_u64().unwrap(),
+        p.summary.planted.untracked
+    );
+    let mut a = admin();
+    sql(&mut a, "DROP USER IF EXISTS 'itcl_ro'@'%'");
+}

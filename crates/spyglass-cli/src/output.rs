@@ -64,6 +64,7 @@ pub fn guard_hint(g: Guard) -> &'static str {
         Guard::MaxFraction => "look at `spyglass-admin cleanup scan --list`; if that much really should go, raise --max-fraction (or [cleanup] max_fraction) or use --only",
         Guard::StoreDirMismatch => "make stores.<name>.location in the DataJoint config equal the Spyglass directory (custom.spyglass_dirs / SPYGLASS_<KEY>_DIR)",
         Guard::QuarantinePlacement => "choose a --quarantine directory outside the stores but on the same file system (e.g. under the Spyglass base)",
+        Guard::Privileges => "run as an account with DELETE (and INSERT, for restore) on those schemas, or leave the row classes out (--only untracked,empty,untracked_dir,stale_temp)",
         _ => "see the README section on cleanup guards",
     }
 }
