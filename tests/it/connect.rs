@@ -143,8 +143,10 @@ fn a_refused_login_names_where_the_password_came_from() {
         0o600,
     );
     let cfg = std::fs::canonicalize(&cfg).unwrap();
-    // The file alone logs in.
-    sb.run(&["doctor", "--json"]).assert_code(0);
+    // The file alone logs in (doctor then reports the account's missing privileges: exit 1).
+    let out = sb.run(&["doctor", "--json"]);
+    assert!(out.code == 0 || out.code == 1, "{out:?}");
+    assert_eq!(out.json()["connection"]["account"], "it_conn_src@%");
     // A stale DJ_PASS in the environment wins over the file's right password.
     sb.env("DJ_PASS", "Stale-pw-3");
     for args in [&["users", "list"][..], &["doctor"][..]] {
