@@ -239,11 +239,15 @@ fn scan_finds_every_planted_class_on_the_shared_fixture() {
         ("untracked_dir", planted.untracked_dir),
         ("stale_temp", planted.stale_temp),
     ] {
-        assert_eq!(per_class.get(class).copied().unwrap_or(0), n, "{class}: {per_class:?}");
+        assert_eq!(
+            per_class.get(class).copied().unwrap_or(0),
+            n,
+            "{class}: {per_class:?}"
+        );
     }
-    assert!(pairs
-        .iter()
-        .any(|(c, p)| *c == "untracked_dir" && p.ends_with("spikesorting/tonks20211103_sort_failed")));
+    assert!(pairs.iter().any(
+        |(c, p)| *c == "untracked_dir" && p.ends_with("spikesorting/tonks20211103_sort_failed")
+    ));
     // --with-class alone is a usage error.
     sb.run(&["cleanup", "scan", "--with-class"]).assert_code(2);
 
@@ -2245,14 +2249,20 @@ fn per_store_rules_keep_raw_files_waiting_to_be_ingested() {
         .iter()
         .find(|r| r["label"] == "store analysis")
         .unwrap();
-    assert!(analysis_root["min_age_seconds"].is_null(), "{analysis_root:#}");
+    assert!(
+        analysis_root["min_age_seconds"].is_null(),
+        "{analysis_root:#}"
+    );
     assert_eq!(
-        analysis_root["classes"]["untracked"]["count"], p.summary.planted.untracked - 1,
+        analysis_root["classes"]["untracked"]["count"],
+        p.summary.planted.untracked - 1,
         "the analysis store keeps the default 24 h: {analysis_root:#}"
     );
     let human = slow.run(&["cleanup", "scan"]);
     assert!(
-        human.stdout.contains("grace period 30days, [cleanup.stores] min_age"),
+        human
+            .stdout
+            .contains("grace period 30days, [cleanup.stores] min_age"),
         "{}",
         human.stdout
     );
@@ -2321,7 +2331,9 @@ fn apply_without_delete_is_refused_before_anything_moves() {
         out.stderr
     );
     assert_eq!(snapshot(&p.base()), before, "nothing moved");
-    assert!(!p.quarantine().exists() || std::fs::read_dir(p.quarantine()).unwrap().next().is_none());
+    assert!(
+        !p.quarantine().exists() || std::fs::read_dir(p.quarantine()).unwrap().next().is_none()
+    );
     // Files only: no row is deleted, so the account may.
     let out = sb.run(&["cleanup", "apply", "--yes", "--json", "--only", "untracked"]);
     out.assert_code(0);

@@ -153,8 +153,11 @@ fn a_refused_login_names_where_the_password_came_from() {
         let out = sb.run(args);
         out.assert_code(2).assert_clean_error();
         assert!(
-            out.stderr.contains("the password came from DJ_PASS, which overrides")
-                && out.stderr.contains("dj_local_conf.json (database.password)"),
+            out.stderr
+                .contains("the password came from DJ_PASS, which overrides")
+                && out
+                    .stderr
+                    .contains("dj_local_conf.json (database.password)"),
             "{args:?}: {}",
             out.stderr
         );
@@ -167,7 +170,10 @@ fn a_refused_login_names_where_the_password_came_from() {
     }
     let out = sb.run(&["doctor"]);
     assert!(
-        out.stdout.contains("FAIL") && out.stdout.contains("password from DJ_PASS, which overrides"),
+        out.stdout.contains("FAIL")
+            && out
+                .stdout
+                .contains("password from DJ_PASS, which overrides"),
         "{}",
         out.stdout
     );
@@ -198,5 +204,9 @@ fn a_refused_login_names_where_the_password_came_from() {
         .env("DJ_USER", "it_conn_src");
     let out = none.run(&["users", "list"]);
     out.assert_code(2);
-    assert!(out.stderr.contains("no password was given"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no password was given"),
+        "{}",
+        out.stderr
+    );
 }

@@ -1367,7 +1367,14 @@ fn a_dj_admin_is_refused_before_any_statement() {
     }
     run_stdin(
         &root,
-        &["users", "add", "itpre_adm", "--role", "admin", "--password-stdin"],
+        &[
+            "users",
+            "add",
+            "itpre_adm",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
         "Adm-pw-1x\n",
     )
     .assert_code(0);
@@ -1375,7 +1382,11 @@ fn a_dj_admin_is_refused_before_any_statement() {
     // USER would run) but holds no GRANT OPTION and no role's ADMIN OPTION.
     let adm = as_user("itpre_adm", "Adm-pw-1x");
     let out = adm.run(&["users", "add", "itpre_erin", "--role", "user"]);
-    refused_before_any_statement(&out, &["'itpre_adm'@'%' lacks", "GRANT OPTION", "dj_user"], "itpre_erin");
+    refused_before_any_statement(
+        &out,
+        &["'itpre_adm'@'%' lacks", "GRANT OPTION", "dj_user"],
+        "itpre_erin",
+    );
     assert!(
         out.stderr.contains("not a server administrator"),
         "{}",
@@ -1388,7 +1399,14 @@ fn a_dj_admin_is_refused_before_any_statement() {
     // A change the account can make entirely still runs: the check is not a blanket refusal.
     run_stdin(
         &root,
-        &["users", "add", "itpre_old", "--role", "guest", "--password-stdin"],
+        &[
+            "users",
+            "add",
+            "itpre_old",
+            "--role",
+            "guest",
+            "--password-stdin",
+        ],
         "Old-pw-1x\n",
     )
     .assert_code(0);

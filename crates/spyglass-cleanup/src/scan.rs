@@ -196,8 +196,7 @@ pub struct Root {
 impl Root {
     /// The grace period for this root's items: its own, else `default`.
     pub fn min_age(&self, default: Duration) -> Duration {
-        self.min_age_seconds
-            .map_or(default, Duration::from_secs)
+        self.min_age_seconds.map_or(default, Duration::from_secs)
     }
 }
 

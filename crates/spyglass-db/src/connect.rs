@@ -277,13 +277,15 @@ fn classify(opts: &ConnectOptions, e: mysql::Error) -> DbError {
     match &e {
         // ER_ACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR (the account may not use the default db).
         mysql::Error::MySqlError(m) if m.code == 1045 || m.code == 1044 => DbError::AccessDenied {
-            user: opts.user.clone(),
-            server,
-            password_from: match (&opts.password, &opts.password_source) {
-                (None, _) => "no password was given".into(),
-                (Some(_), Some(src)) => format!("the password came from {src}"),
-                (Some(_), None) => "a password was given".into(),
-            },
+            login: Box::new(crate::error::Login {
+                user: opts.user.clone(),
+                server,
+                password_from: match (&opts.password, &opts.password_source) {
+                    (None, _) => "no password was given".into(),
+                    (Some(_), Some(src)) => format!("the password came from {src}"),
+                    (Some(_), None) => "a password was given".into(),
+                },
+            }),
             source: e,
         },
         mysql::Error::IoError(io) if io.kind() == std::io::ErrorKind::TimedOut => {

@@ -652,7 +652,10 @@ mod tests {
             ..Flags::default()
         };
         let r = run(&f, &env_of(&[("USER", "x")]), None, None);
-        assert_eq!(r.options.password_source.as_deref(), Some("--password-file /p"));
+        assert_eq!(
+            r.options.password_source.as_deref(),
+            Some("--password-file /p")
+        );
         let r = run(&Flags::default(), &env_of(&[("USER", "x")]), None, None);
         assert_eq!(r.options.password_source, None);
     }

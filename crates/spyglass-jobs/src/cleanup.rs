@@ -407,9 +407,8 @@ fn row_schemas(scan: &Scan, selected: &[usize]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for &n in selected {
         let schema = match &scan.items[n].subject {
-            scan::Subject::ExternalRow { schema, .. } | scan::Subject::AnalysisRow { schema, .. } => {
-                schema
-            }
+            scan::Subject::ExternalRow { schema, .. }
+            | scan::Subject::AnalysisRow { schema, .. } => schema,
             _ => continue,
         };
         if !out.contains(schema) {

@@ -224,7 +224,8 @@ pub fn same_machine(account_host: &str, client_host: &str) -> bool {
             || h.parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback())
     }
-    account_host.eq_ignore_ascii_case(client_host) || (loopback(account_host) && loopback(client_host))
+    account_host.eq_ignore_ascii_case(client_host)
+        || (loopback(account_host) && loopback(client_host))
 }
 
 fn sev(kind: Kind) -> Severity {

@@ -451,7 +451,10 @@ mod tests {
         assert!(h.has_on_schema("alice_nwbfile", "DELETE"));
         assert!(!h.has_on_schema("alicex", "DELETE"), "\\_ is a literal _");
         assert!(h.has_on_schema("lab_a", "DELETE"));
-        assert!(h.has_on_schema("labxa", "DELETE"), "an unescaped _ is a wildcard");
+        assert!(
+            h.has_on_schema("labxa", "DELETE"),
+            "an unescaped _ is a wildcard"
+        );
         assert!(!h.has_on_schema("common_nwbfile", "DELETE"));
         assert!(h.has_on_schema("common_nwbfile", "SELECT"));
     }

@@ -79,7 +79,11 @@ pub fn missing(
         match step {
             Step::CreateUser { .. } => {
                 if !account_admin("INSERT") {
-                    push("CREATE USER or INSERT on mysql.*".into(), "*.*".into(), step);
+                    push(
+                        "CREATE USER or INSERT on mysql.*".into(),
+                        "*.*".into(),
+                        step,
+                    );
                 }
             }
             Step::CreateRole { role } => {
@@ -88,13 +92,21 @@ pub fn missing(
                 }
                 let role_priv = flavor == Flavor::Mysql && held.has_global("CREATE ROLE");
                 if !account_admin("INSERT") && !role_priv {
-                    push("CREATE USER or INSERT on mysql.*".into(), "*.*".into(), step);
+                    push(
+                        "CREATE USER or INSERT on mysql.*".into(),
+                        "*.*".into(),
+                        step,
+                    );
                 }
             }
             Step::DropUser { .. } => {
                 let role_priv = flavor == Flavor::Mysql && held.has_global("DROP ROLE");
                 if !account_admin("DELETE") && !role_priv {
-                    push("CREATE USER or DELETE on mysql.*".into(), "*.*".into(), step);
+                    push(
+                        "CREATE USER or DELETE on mysql.*".into(),
+                        "*.*".into(),
+                        step,
+                    );
                 }
             }
             Step::SetPassword { .. }
@@ -102,7 +114,11 @@ pub fn missing(
             | Step::SetDefaultRole { .. }
             | Step::RestoreDefaultRoles { .. } => {
                 if !account_admin("UPDATE") {
-                    push("CREATE USER or UPDATE on mysql.*".into(), "*.*".into(), step);
+                    push(
+                        "CREATE USER or UPDATE on mysql.*".into(),
+                        "*.*".into(),
+                        step,
+                    );
                 }
             }
             Step::Grant { privileges, on, .. } | Step::Revoke { privileges, on, .. } => {
@@ -145,11 +161,7 @@ pub fn missing(
                         Flavor::Mysql => " (or ROLE_ADMIN on *.*)",
                         Flavor::Mariadb => "",
                     };
-                    push(
-                        format!("ADMIN OPTION{alt}"),
-                        format!("role {role}"),
-                        step,
-                    );
+                    push(format!("ADMIN OPTION{alt}"), format!("role {role}"), step);
                 }
             }
         }
