@@ -209,6 +209,47 @@ fn scan_finds_every_planted_class_on_the_shared_fixture() {
     assert!(lines
         .iter()
         .any(|l| l.ends_with("spikesorting/tonks20211103_sort_failed")));
+    assert!(lines.iter().all(|l| !l.contains('\t')), "{}", list.stdout);
+
+    // --list --with-class: the class, a tab, the path; the same paths in the same order.
+    let all = sb.run(&["cleanup", "scan", "--list"]);
+    let labelled = sb.run(&["cleanup", "scan", "--list", "--with-class"]);
+    labelled.assert_code(1);
+    let plain: Vec<&str> = all.stdout.lines().collect();
+    let pairs: Vec<(&str, &str)> = labelled
+        .stdout
+        .lines()
+        .map(|l| {
+            l.split_once('\t')
+                .unwrap_or_else(|| panic!("no tab in {l:?}"))
+        })
+        .collect();
+    assert_eq!(
+        pairs.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
+        plain,
+        "{}",
+        labelled.stdout
+    );
+    let mut per_class: BTreeMap<&str, u64> = BTreeMap::new();
+    for (c, _) in &pairs {
+        *per_class.entry(c).or_default() += 1;
+    }
+    for (class, n) in [
+        ("untracked", planted.untracked),
+        ("untracked_dir", planted.untracked_dir),
+        ("stale_temp", planted.stale_temp),
+    ] {
+        assert_eq!(
+            per_class.get(class).copied().unwrap_or(0),
+            n,
+            "{class}: {per_class:?}"
+        );
+    }
+    assert!(pairs.iter().any(
+        |(c, p)| *c == "untracked_dir" && p.ends_with("spikesorting/tonks20211103_sort_failed")
+    ));
+    // --with-class alone is a usage error.
+    sb.run(&["cleanup", "scan", "--with-class"]).assert_code(2);
 
     // Human table names every class.
     let human = sb.run(&["cleanup", "scan"]);
@@ -2138,4 +2179,168 @@ fn datajoint_inserting_while_apply_runs_never_names_a_moved_file() {
     assert!(moved > 500, "apply moved files: {moved}");
     assert_eq!(recorded, returned, "every returned item is in the manifest");
     lab.drop_schemas();
+}
+
+/// `[cleanup.stores.NAME]`: a store's own grace period keeps raw files
+/// waiting to be ingested out of quarantine; `exclude` leaves a store alone
+/// entirely; a rule naming no configured store makes apply refuse. Proven
+/// on disk: the raw files are still where they were.
+#[test]
+fn per_store_rules_keep_raw_files_waiting_to_be_ingested() {
+    let p = Private::new("stores", 108);
+    let raw = p.base().join("raw");
+    // A raw file copied in three days ago, not ingested yet: no row names it.
+    let waiting = raw.join("waiting_for_ingest_20261129.nwb");
+    std::fs::write(&waiting, b"raw nwb bytes").unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&waiting)
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86400))
+        .unwrap();
+    drop(f);
+    let stray = raw.join("stray_copy_of_j16.nwb");
+    assert!(stray.is_file(), "the fixture plants an untracked raw file");
+    let raw_before = snapshot(&raw);
+    let raw_listed = |out: &crate::support::Outcome| {
+        out.stdout
+            .lines()
+            .filter(|l| l.contains(&*raw.to_string_lossy()))
+            .count()
+    };
+
+    // Without a rule both raw files are untracked candidates (older than 24 h).
+    let plain = p.sandbox("");
+    let out = plain.run(&["cleanup", "scan", "--list"]);
+    out.assert_code(1);
+    assert_eq!(raw_listed(&out), 2, "{}", out.stdout);
+
+    // A typo in the store's name: scan reports it, apply refuses, nothing moves.
+    let typo = p.sandbox("[cleanup.stores.rwa]\nmin_age = \"30d\"\n");
+    let out = typo.run(&["cleanup", "scan", "--json"]);
+    out.assert_code(1);
+    let problems = out.json()["problems"].to_string();
+    assert!(
+        problems.contains("[cleanup.stores.rwa] names no configured store"),
+        "{problems}"
+    );
+    let out = typo.run(&["cleanup", "apply", "--yes"]);
+    out.assert_code(2).assert_clean_error();
+    assert!(out.stderr.contains("rwa"), "{}", out.stderr);
+    assert_eq!(snapshot(&raw), raw_before);
+
+    // min_age = "30d" for raw: both files are young there, shown in the report.
+    let slow = p.sandbox("[cleanup.stores.raw]\nmin_age = \"30d\"\n");
+    let out = slow.run(&["cleanup", "scan", "--json"]);
+    out.assert_code(1);
+    let v = out.json();
+    let raw_root = v["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["label"] == "store raw")
+        .unwrap_or_else(|| panic!("store raw scanned: {v:#}"))
+        .clone();
+    assert_eq!(raw_root["min_age_seconds"], 30 * 86400, "{raw_root:#}");
+    assert_eq!(raw_root["classes"]["untracked"]["count"], 0, "{raw_root:#}");
+    let analysis_root = v["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["label"] == "store analysis")
+        .unwrap();
+    assert!(
+        analysis_root["min_age_seconds"].is_null(),
+        "{analysis_root:#}"
+    );
+    assert_eq!(
+        analysis_root["classes"]["untracked"]["count"],
+        p.summary.planted.untracked - 1,
+        "the analysis store keeps the default 24 h: {analysis_root:#}"
+    );
+    let human = slow.run(&["cleanup", "scan"]);
+    assert!(
+        human
+            .stdout
+            .contains("grace period 30days, [cleanup.stores] min_age"),
+        "{}",
+        human.stdout
+    );
+    // --min-age on the command line changes the default, not the store's own.
+    let out = slow.run(&["cleanup", "scan", "--list", "--min-age", "1s"]);
+    assert_eq!(raw_listed(&out), 0, "{}", out.stdout);
+
+    // apply: the analysis store is cleaned, the raw files stay.
+    let out = slow.run(&["cleanup", "apply", "--yes", "--json"]);
+    out.assert_code(0);
+    let a = out.json();
+    assert_eq!(
+        a["done"]["untracked"]["count"].as_u64().unwrap(),
+        p.summary.planted.untracked - 1,
+        "{a:#}"
+    );
+    assert!(waiting.is_file() && stray.is_file());
+    assert_eq!(snapshot(&raw), raw_before);
+
+    // exclude = true: raw is not scanned at all, and apply leaves it alone
+    // even though its files are older than the default grace period.
+    let hands_off = p.sandbox("[cleanup.stores.raw]\nexclude = true\n");
+    let out = hands_off.run(&["cleanup", "scan", "--json", "--list"]);
+    let v = out.json();
+    assert!(
+        v["roots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["label"] != "store raw"),
+        "{v:#}"
+    );
+    let not_scanned = v["not_scanned"].to_string();
+    assert!(
+        not_scanned.contains("raw") && not_scanned.contains("exclude = true"),
+        "{not_scanned}"
+    );
+    assert!(
+        !v["items"].to_string().contains(&*raw.to_string_lossy()),
+        "{:#}",
+        v["items"]
+    );
+    let out = hands_off.run(&["cleanup", "apply", "--yes", "--json"]);
+    assert!(out.code == 0 || out.code == 1, "{out:?}");
+    assert!(waiting.is_file() && stray.is_file());
+    assert_eq!(snapshot(&raw), raw_before);
+}
+
+/// An account that may read but not delete: apply refuses before the first
+/// move when the run would delete rows (`unused_external`), naming the
+/// privilege and the schemas; files-only classes still run.
+#[test]
+fn apply_without_delete_is_refused_before_anything_moves() {
+    let p = Private::new("nodelete", 109);
+    crate::support::create_user("itcl_ro", "Ro-pw-5x", &["SELECT ON `%`.*"]);
+    let mut sb = p.sandbox("");
+    sb.env("DJ_USER", "itcl_ro").env("DJ_PASS", "Ro-pw-5x");
+    let before = snapshot(&p.base());
+    let out = sb.run(&["cleanup", "apply", "--yes"]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains("privileges guard")
+            && out.stderr.contains("lacks DELETE on")
+            && out.stderr.contains(&p.db("")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(snapshot(&p.base()), before, "nothing moved");
+    assert!(
+        !p.quarantine().exists() || std::fs::read_dir(p.quarantine()).unwrap().next().is_none()
+    );
+    // Files only: no row is deleted, so the account may.
+    let out = sb.run(&["cleanup", "apply", "--yes", "--json", "--only", "untracked"]);
+    out.assert_code(0);
+    assert_eq!(
+        out.json()["done"]["untracked"]["count"].as_u64().unwrap(),
+        p.summary.planted.untracked
+    );
+    let mut a = admin();
+    sql(&mut a, "DROP USER IF EXISTS 'itcl_ro'@'%'");
 }

@@ -127,3 +127,86 @@ fn quoting_round_trips_through_the_server() {
     assert_eq!(names, vec![db.to_owned()]);
     support::sql(&mut a, &format!("DROP DATABASE {}", quote::ident(db)));
 }
+
+/// `DJ_PASS` silently overriding the DataJoint file was the trap: a refused
+/// login names where its password came from (and what that overrode),
+/// never the password, and `doctor` shows every setting's source although
+/// the login failed.
+#[test]
+fn a_refused_login_names_where_the_password_came_from() {
+    use crate::support::{create_user, dj_config, Sandbox};
+    create_user("it_conn_src", "Right-pw-7", &[]);
+    let mut sb = Sandbox::new();
+    let cfg = sb.write(
+        "dj_local_conf.json",
+        &dj_config("it_conn_src", Some("Right-pw-7"), serde_json::json!({})),
+        0o600,
+    );
+    let cfg = std::fs::canonicalize(&cfg).unwrap();
+    // The file alone logs in (doctor then reports the account's missing privileges: exit 1).
+    let out = sb.run(&["doctor", "--json"]);
+    assert!(out.code == 0 || out.code == 1, "{out:?}");
+    assert_eq!(out.json()["connection"]["account"], "it_conn_src@%");
+    // A stale DJ_PASS in the environment wins over the file's right password.
+    sb.env("DJ_PASS", "Stale-pw-3");
+    for args in [&["users", "list"][..], &["doctor"][..]] {
+        let out = sb.run(args);
+        out.assert_code(2).assert_clean_error();
+        assert!(
+            out.stderr
+                .contains("the password came from DJ_PASS, which overrides")
+                && out
+                    .stderr
+                    .contains("dj_local_conf.json (database.password)"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        for text in [&out.stdout, &out.stderr] {
+            assert!(
+                !text.contains("Stale-pw-3") && !text.contains("Right-pw-7"),
+                "{text}"
+            );
+        }
+    }
+    let out = sb.run(&["doctor"]);
+    assert!(
+        out.stdout.contains("FAIL")
+            && out
+                .stdout
+                .contains("password from DJ_PASS, which overrides"),
+        "{}",
+        out.stdout
+    );
+    let out = sb.run(&["doctor", "--json"]);
+    out.assert_code(2);
+    let v = out.json();
+    assert_eq!(v["healthy"], false, "{v:#}");
+    let from = |k: &str| -> String {
+        v["connection"]["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["setting"] == k)
+            .map(|s| s["from"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no source for {k}: {v:#}"))
+    };
+    assert!(from("password").starts_with("DJ_PASS"), "{v:#}");
+    assert!(
+        from("user").contains(&*cfg.to_string_lossy())
+            || from("user").contains("dj_local_conf.json"),
+        "{v:#}"
+    );
+    assert!(!out.stdout.contains("Stale-pw-3"));
+    // No password at all is said as such.
+    let mut none = Sandbox::new();
+    none.env("DJ_HOST", &server().host)
+        .env("DJ_PORT", &server().port.to_string())
+        .env("DJ_USER", "it_conn_src");
+    let out = none.run(&["users", "list"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("no password was given"),
+        "{}",
+        out.stderr
+    );
+}

@@ -770,7 +770,8 @@ impl<'a> Applier<'a> {
     fn act(&mut self, conn: &mut Conn, n: usize) -> Result<(), CleanupError> {
         let scan = self.scan;
         let item = &scan.items[n];
-        if let Err(why) = recheck_disk(item, self.opts.min_age, SystemTime::now())? {
+        let min_age = scan.roots[item.root].min_age(self.opts.min_age);
+        if let Err(why) = recheck_disk(item, min_age, SystemTime::now())? {
             self.skip(n, why);
             return Ok(());
         }
@@ -880,7 +881,11 @@ impl<'a> Applier<'a> {
         for &n in chunk {
             if !unused.contains(&key(n).0) {
                 self.skip(n, "the row is referenced now (or gone)".into());
-            } else if let Err(why) = recheck_disk(&scan.items[n], self.opts.min_age, now)? {
+            } else if let Err(why) = recheck_disk(
+                &scan.items[n],
+                scan.roots[scan.items[n].root].min_age(self.opts.min_age),
+                now,
+            )? {
                 self.skip(n, why);
             } else {
                 keep.push(n);

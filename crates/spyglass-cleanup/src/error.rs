@@ -19,6 +19,9 @@ pub enum Guard {
     StoreDirMismatch,
     /// The quarantine directory is inside a scanned directory or on another file system.
     QuarantinePlacement,
+    /// The connected account may not delete (or, for restore, insert) the
+    /// rows the run would act on: refused before the first move.
+    Privileges,
 }
 
 impl Guard {
@@ -30,6 +33,7 @@ impl Guard {
             Guard::MaxFraction => "max_fraction",
             Guard::StoreDirMismatch => "store_dir_mismatch",
             Guard::QuarantinePlacement => "quarantine_placement",
+            Guard::Privileges => "privileges",
         }
     }
 }

@@ -45,9 +45,29 @@ pub struct ScanOptions {
     pub connect: Option<spyglass_db::ConnectOptions>,
     /// Extra connections to open when `connect` is set.
     pub extra_connections: usize,
+    /// Rules for single stores, by store name (`[cleanup.stores.NAME]`).
+    pub stores: BTreeMap<String, StoreRule>,
+}
+
+/// How one store is treated, overriding the scan's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreRule {
+    /// Never walked, nothing in it (files or `~external` rows) is ever an
+    /// item; reported under [`Scan::not_scanned`].
+    pub exclude: bool,
+    /// Its own grace period (e.g. raw NWB files waiting days to be ingested).
+    pub min_age: Option<Duration>,
 }
 
 impl ScanOptions {
+    /// The grace period for files of `store`: its own, else [`Self::min_age`].
+    pub fn min_age_for(&self, store: &str) -> Duration {
+        self.stores
+            .get(store)
+            .and_then(|r| r.min_age)
+            .unwrap_or(self.min_age)
+    }
+
     /// Spyglass's folder-tracking columns: spike sorting v0 `sorting_path` for
     /// the sorting directory and `recording_path` for the recording directory.
     pub fn default_dir_rules() -> Vec<(DirKey, DirRule)> {
@@ -83,6 +103,7 @@ impl Default for ScanOptions {
             skip: Vec::new(),
             connect: None,
             extra_connections: 1,
+            stores: BTreeMap::new(),
         }
     }
 }
@@ -167,6 +188,16 @@ pub struct Root {
     pub rows: u64,
     /// Of those, in scope.
     pub rows_in_scope: u64,
+    /// A store's own grace period (`[cleanup.stores.NAME] min_age`), seconds;
+    /// `None` when the scan's applies.
+    pub min_age_seconds: Option<u64>,
+}
+
+impl Root {
+    /// The grace period for this root's items: its own, else `default`.
+    pub fn min_age(&self, default: Duration) -> Duration {
+        self.min_age_seconds.map_or(default, Duration::from_secs)
+    }
 }
 
 /// Something the scan noticed that is not an item; those with a guard make apply refuse.
@@ -276,6 +307,16 @@ pub fn scan(
     // Which stores to walk: every file store a table uses, plus Spyglass's own.
     let mut walk_stores: Vec<&Store> = Vec::new();
     for s in &setup.stores {
+        if opts.stores.get(&s.name).is_some_and(|r| r.exclude) {
+            not_scanned.push((
+                s.name.clone(),
+                format!(
+                    "excluded by [cleanup.stores.{}] exclude = true: nothing in it is touched",
+                    s.name
+                ),
+            ));
+            continue;
+        }
         let used = cat.externals.iter().any(|t| t.store == s.name);
         if !s.is_file() {
             if cat
@@ -307,6 +348,24 @@ pub fn scan(
         }
         walk_stores.push(s);
     }
+    // A rule for a store that is not configured is a typo that would leave
+    // the store it meant unprotected: apply refuses.
+    for name in opts.stores.keys() {
+        if !setup.stores.iter().any(|s| s.name == *name) {
+            problems.push(Problem {
+                guard: Some(Guard::StoreNotConfigured),
+                message: format!(
+                    "[cleanup.stores.{name}] names no configured store (stores: {})",
+                    setup
+                        .stores
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
     let mut missing: Vec<String> = cat
         .externals
         .iter()
@@ -324,6 +383,14 @@ pub fn scan(
     // Folders never entered from a store walk: other roots nested in it, the quarantine.
     let mut skip: Vec<PathBuf> = opts.skip.clone();
     skip.extend(walk_stores.iter().map(|s| s.location.clone()));
+    // An excluded store is not entered from another one that contains it either.
+    skip.extend(
+        setup
+            .stores
+            .iter()
+            .filter(|s| opts.stores.get(&s.name).is_some_and(|r| r.exclude))
+            .map(|s| s.location.clone()),
+    );
     if let Some(d) = &setup.dirs {
         for key in [DirKey::Recording, DirKey::Sorting, DirKey::Temp] {
             if let Some(x) = d.get(key) {
@@ -512,6 +579,7 @@ pub fn scan(
                 entries: 0,
                 rows: rows.rows,
                 rows_in_scope: rows.rows_in_scope,
+                min_age_seconds: own_min_age(opts, &store.name),
             });
             if rows.rows_in_scope > 0 {
                 out.problems.push(Problem {
@@ -549,6 +617,7 @@ pub fn scan(
             entries: files,
             rows: rows.rows,
             rows_in_scope: rows.rows_in_scope,
+            min_age_seconds: own_min_age(opts, &store.name),
         });
         // In scope: rows of other schemas protect files, but a scope that
         // tracks nothing next to files on disk is the misconfiguration seen in the field.
@@ -684,6 +753,7 @@ pub fn scan(
             entries: 0,
             rows: orphans.len() as u64,
             rows_in_scope: orphans.len() as u64,
+            min_age_seconds: None,
         });
         for o in orphans {
             out.items.push(Item {
@@ -754,6 +824,7 @@ pub fn scan(
                 entries: folders.len() as u64,
                 rows: rows.paths.len() as u64,
                 rows_in_scope: rows.paths.len() as u64,
+                min_age_seconds: None,
             });
             if !folders.is_empty() && rows.paths.is_empty() {
                 out.problems.push(Problem {
@@ -836,6 +907,7 @@ pub fn scan(
                     entries: entries.len() as u64,
                     rows: 0,
                     rows_in_scope: 0,
+                    min_age_seconds: None,
                 });
                 for (name, _) in entries {
                     let path = tmp.path.join(&name);
@@ -922,6 +994,7 @@ fn classify_store(
     now: SystemTime,
     opts: &ScanOptions,
 ) -> Result<(), CleanupError> {
+    let min_age = opts.min_age_for(&store.name);
     for Untracked { rel, path, meta } in untracked {
         let Some(m) = meta? else {
             continue;
@@ -929,7 +1002,7 @@ fn classify_store(
         if !m.is_file {
             continue;
         }
-        let verdict = classify::file(None, m.size, age(now, m.mtime), opts.min_age);
+        let verdict = classify::file(None, m.size, age(now, m.mtime), min_age);
         let (class, reason) = match verdict {
             FileVerdict::Candidate(c) => (c, format!("no ~external_{} row names it", store.name)),
             FileVerdict::Young => (
@@ -941,7 +1014,7 @@ fn classify_store(
                 format!(
                     "untracked but modified {} ago (grace period {})",
                     human_age(age(now, m.mtime)),
-                    human_age(opts.min_age)
+                    human_age(min_age)
                 ),
             ),
             _ => continue,
@@ -1003,7 +1076,7 @@ fn classify_store(
                 }
             ),
         };
-        if mtime.is_some_and(|m| age(now, m) < opts.min_age) {
+        if mtime.is_some_and(|m| age(now, m) < min_age) {
             out.young.push(item);
         } else {
             out.items.push(item);
@@ -1039,6 +1112,14 @@ fn classify_store(
         });
     }
     Ok(())
+}
+
+/// A store's own grace period in seconds, if it has one.
+fn own_min_age(opts: &ScanOptions, store: &str) -> Option<u64> {
+    opts.stores
+        .get(store)
+        .and_then(|r| r.min_age)
+        .map(|d| d.as_secs())
 }
 
 /// `3d 4h`, `25m`, `12s`.

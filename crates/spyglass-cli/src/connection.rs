@@ -165,6 +165,7 @@ pub fn resolve(flags: &ConnectOpts, env: &Environment) -> anyhow::Result<Resolve
             Endpoint::Socket(p) => p.display().to_string(),
         };
         options.password = Some(prompt(&options.user, &host)?);
+        options.password_source = Some("the prompt (--ask-password)".into());
         password_given = true;
         origins.retain(|(k, _)| *k != "password");
         origins.push(("password", "prompt".into()));
@@ -221,6 +222,7 @@ pub fn connect(resolved: &mut Resolved) -> anyhow::Result<Session> {
             let host = resolved.options.endpoint.to_string();
             let p = prompt(&resolved.options.user, &host)?;
             resolved.options.password = Some(p);
+            resolved.options.password_source = Some("the prompt".into());
             resolved.password_given = true;
             Ok(spyglass_db::connect(&resolved.options)?)
         }

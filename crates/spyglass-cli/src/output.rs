@@ -64,6 +64,7 @@ pub fn guard_hint(g: Guard) -> &'static str {
         Guard::MaxFraction => "look at `spyglass-admin cleanup scan --list`; if that much really should go, raise --max-fraction (or [cleanup] max_fraction) or use --only",
         Guard::StoreDirMismatch => "make stores.<name>.location in the DataJoint config equal the Spyglass directory (custom.spyglass_dirs / SPYGLASS_<KEY>_DIR)",
         Guard::QuarantinePlacement => "choose a --quarantine directory outside the stores but on the same file system (e.g. under the Spyglass base)",
+        Guard::Privileges => "run as an account with DELETE (and INSERT, for restore) on those schemas, or leave the row classes out (--only untracked,empty,untracked_dir,stale_temp)",
         _ => "see the README section on cleanup guards",
     }
 }
@@ -123,6 +124,7 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
                         format!("{}@{}", account.user, account.host)
                     }
                 ),
+                E::Insufficient { .. } => "run it as an account that holds these (a server administrator such as root, or one granted them WITH GRANT OPTION); dj_admin is a DataJoint administrator, not a server administrator: see the README, \"What dj_admin can and cannot do\"".into(),
                 E::NoSuchAccount { .. } => "spyglass-admin users list shows the accounts; create one with users add NAME --role ROLE".into(),
                 _ => continue,
             });

@@ -77,6 +77,9 @@ pub struct ConnectOptions {
     pub tls: TlsOptions,
     /// Limit for establishing the TCP connection.
     pub connect_timeout: Duration,
+    /// Where the password came from (`DJ_PASS`, a file's path and key, a
+    /// flag), for a refused login's message; never the password itself.
+    pub password_source: Option<String>,
 }
 
 impl ConnectOptions {
@@ -91,12 +94,14 @@ impl ConnectOptions {
             password: None,
             tls: TlsOptions::default(),
             connect_timeout: Duration::from_secs(10),
+            password_source: None,
         }
     }
 
     /// Sets the password.
     pub fn password(mut self, password: Secret) -> Self {
         self.password = Some(password);
+        self.password_source = None;
         self
     }
 
@@ -272,8 +277,15 @@ fn classify(opts: &ConnectOptions, e: mysql::Error) -> DbError {
     match &e {
         // ER_ACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR (the account may not use the default db).
         mysql::Error::MySqlError(m) if m.code == 1045 || m.code == 1044 => DbError::AccessDenied {
-            user: opts.user.clone(),
-            server,
+            login: Box::new(crate::error::Login {
+                user: opts.user.clone(),
+                server,
+                password_from: match (&opts.password, &opts.password_source) {
+                    (None, _) => "no password was given".into(),
+                    (Some(_), Some(src)) => format!("the password came from {src}"),
+                    (Some(_), None) => "a password was given".into(),
+                },
+            }),
             source: e,
         },
         mysql::Error::IoError(io) if io.kind() == std::io::ErrorKind::TimedOut => {

@@ -8,12 +8,11 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum DbError {
     /// The server rejected the credentials.
-    #[error("access denied for user '{user}' connecting to {server}: wrong password, or the account does not exist for this host")]
+    #[error("access denied for user '{}' connecting to {} ({}): wrong password, or the account does not exist for this host", .login.user, .login.server, .login.password_from)]
     AccessDenied {
-        /// The user name that was tried.
-        user: String,
-        /// `host:port` or the socket path.
-        server: String,
+        /// Who tried, where, and where the password came from (boxed: it
+        /// keeps every `Result<_, DbError>` small).
+        login: Box<Login>,
         /// Driver error.
         #[source]
         source: mysql::Error,
@@ -123,4 +122,16 @@ pub fn driver_error_text(e: &mysql::Error) -> String {
         E::TlsError(t) => format!("TLS: {t}"),
         other => other.to_string(),
     }
+}
+
+/// The login a server refused ([`DbError::AccessDenied`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// The user name that was tried.
+    pub user: String,
+    /// `host:port` or the socket path.
+    pub server: String,
+    /// Where the password came from, in words (`the password came from
+    /// DJ_PASS`, `no password was given`); never the password.
+    pub password_from: String,
 }

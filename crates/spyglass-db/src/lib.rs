@@ -36,7 +36,7 @@ pub mod schemas;
 pub mod tls;
 
 pub use connect::{connect, ConnectOptions, Endpoint, Secret, Session};
-pub use error::{driver_error_text, DbError};
+pub use error::{driver_error_text, DbError, Login};
 pub use flavor::{Flavor, ServerInfo, Version};
 pub use tls::{TlsMode, TlsOptions};
 

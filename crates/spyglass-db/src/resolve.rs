@@ -276,18 +276,38 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Resolution, DbError> {
     };
 
     let mut password = None;
+    // Lower sources a chosen password overrides, named so a refused login
+    // says that, e.g., DJ_PASS won over database.password in the DataJoint file.
+    // `level`: 0 flag, 1 DJ_PASS, 2 DataJoint file, 3 ~/.my.cnf.
+    let overridden = |above: &str, level: u8| -> String {
+        let mut lower = Vec::new();
+        if level < 1 && (inp.env)("DJ_PASS").is_some() {
+            lower.push("DJ_PASS".to_owned());
+        }
+        if level < 2 && dj.is_some_and(|d| d.password.is_some()) {
+            lower.push(dj_name("database.password"));
+        }
+        if level < 3 && cnf.contains_key("password") {
+            lower.push(cnf_name("password"));
+        }
+        if lower.is_empty() {
+            above.to_owned()
+        } else {
+            format!("{above}, which overrides {}", lower.join(" and "))
+        }
+    };
     if let Some((p, origin)) = &flags.password {
         password = Some(p.clone());
-        origins.push(("password", origin.clone()));
+        origins.push(("password", overridden(origin, 0)));
     } else if let Some(p) = (inp.env)("DJ_PASS") {
         password = Some(Secret::new(p));
-        origins.push(("password", "DJ_PASS".into()));
+        origins.push(("password", overridden("DJ_PASS", 1)));
     } else if let Some(p) = dj.and_then(|d| d.password.clone()) {
         if let Some(d) = dj {
             warn_if_readable(&d.path, &mut warnings);
         }
         password = Some(p);
-        origins.push(("password", dj_name("database.password")));
+        origins.push(("password", overridden(&dj_name("database.password"), 2)));
     } else if let Some(p) = cnf.get("password") {
         if let Some(m) = inp.mycnf {
             warn_if_readable(&m.path, &mut warnings);
@@ -296,10 +316,15 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Resolution, DbError> {
         origins.push(("password", cnf_name("password")));
     }
     let password_given = password.is_some();
+    let password_source = origins
+        .iter()
+        .find(|(k, _)| *k == "password")
+        .map(|(_, o)| o.clone());
 
     let tls = resolve_tls(inp, &mut origins, &mut warnings)?;
     let mut options = ConnectOptions::tcp(host, port, user).tls_options(tls);
     options.password = password;
+    options.password_source = password_source;
     if let Some(s) = socket {
         options.endpoint = Endpoint::Socket(s);
         origins.push(("socket", "--socket or my.cnf".into()));
@@ -597,6 +622,42 @@ mod tests {
         assert_eq!(r.options.user, "login");
         assert!(!r.password_given);
         assert_eq!(r.options.tls.mode, TlsMode::Prefer);
+    }
+
+    #[test]
+    fn the_password_source_names_what_it_overrides_never_the_password() {
+        let d = dj(r#"{"database.user": "u", "database.password": "djpw"}"#);
+        let m = cnf("[client]\npassword=cnfpw\n");
+        let e = env_of(&[("DJ_PASS", "envpw")]);
+        let r = run(&Flags::default(), &e, Some(&d), Some(&m));
+        let src = r.options.password_source.clone().unwrap();
+        assert_eq!(
+            src,
+            "DJ_PASS, which overrides /lab/dj_local_conf.json (database.password) and /home/u/.my.cnf [client] password"
+        );
+        assert_eq!(origin(&r, "password"), src);
+        assert!(!src.contains("envpw") && !src.contains("djpw") && !src.contains("cnfpw"));
+        let r = run(&Flags::default(), &env_of(&[]), Some(&d), None);
+        assert_eq!(
+            r.options.password_source.as_deref(),
+            Some("/lab/dj_local_conf.json (database.password)")
+        );
+        let r = run(&Flags::default(), &env_of(&[("USER", "x")]), None, Some(&m));
+        assert_eq!(
+            r.options.password_source.as_deref(),
+            Some("/home/u/.my.cnf [client] password")
+        );
+        let f = Flags {
+            password: Some((Secret::new("filepw"), "--password-file /p".into())),
+            ..Flags::default()
+        };
+        let r = run(&f, &env_of(&[("USER", "x")]), None, None);
+        assert_eq!(
+            r.options.password_source.as_deref(),
+            Some("--password-file /p")
+        );
+        let r = run(&Flags::default(), &env_of(&[("USER", "x")]), None, None);
+        assert_eq!(r.options.password_source, None);
     }
 
     #[test]

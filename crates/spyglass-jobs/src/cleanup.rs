@@ -131,6 +131,15 @@ pub fn scan_options(settings: &Settings, over: &ScanOverrides) -> ScanOptions {
     if let Some(d) = over.temp_age.or(c.temp_age) {
         opts.temp_age = d.0;
     }
+    for (name, rule) in &c.stores {
+        opts.stores.insert(
+            name.clone(),
+            spyglass_cleanup::scan::StoreRule {
+                exclude: rule.exclude,
+                min_age: rule.min_age.map(|d| d.0),
+            },
+        );
+    }
     for t in &c.tracked_dirs {
         opts.dir_rules.push((
             t.dir,
@@ -384,11 +393,63 @@ pub fn prepare(ctx: &mut Context, opts: ApplyOptions) -> Result<Prepared, JobErr
     let scan = ctx.scan()?;
     let selected = apply::select(&scan, &opts);
     apply::check_guards(&scan, &opts, &selected)?;
+    check_delete_privileges(&mut ctx.session, &scan, &selected)?;
     Ok(Prepared {
         scan,
         selected,
         opts,
     })
+}
+
+/// The schemas whose rows the selected items delete (`unused_external`,
+/// `orphan_row`), in order, each once.
+fn row_schemas(scan: &Scan, selected: &[usize]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for &n in selected {
+        let schema = match &scan.items[n].subject {
+            scan::Subject::ExternalRow { schema, .. }
+            | scan::Subject::AnalysisRow { schema, .. } => schema,
+            _ => continue,
+        };
+        if !out.contains(schema) {
+            out.push(schema.clone());
+        }
+    }
+    out
+}
+
+/// Refuses (the privileges guard) when the connected account may not
+/// delete rows the run would delete: checked before the first move, so a
+/// run never quarantines a row's file and then fails at its DELETE.
+fn check_delete_privileges(
+    session: &mut Session,
+    scan: &Scan,
+    selected: &[usize],
+) -> Result<(), JobError> {
+    let schemas = row_schemas(scan, selected);
+    if schemas.is_empty() {
+        return Ok(());
+    }
+    let held = spyglass_privileges::grants::current_privileges(session).map_err(|e| match e {
+        spyglass_privileges::Error::Db(d) => JobError::Db(d),
+        other => JobError::Cleanup(spyglass_cleanup::CleanupError::Config(other.to_string())),
+    })?;
+    let lacking: Vec<String> = schemas
+        .iter()
+        .filter(|s| !held.has_on_schema(s, "DELETE"))
+        .map(|s| spyglass_db::quote::ident(s))
+        .collect();
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    Err(JobError::Cleanup(spyglass_cleanup::CleanupError::Refused {
+        guard: spyglass_cleanup::Guard::Privileges,
+        detail: format!(
+            "{} lacks DELETE on {} (rows this run would delete)",
+            held.account,
+            lacking.join(", ")
+        ),
+    }))
 }
 
 /// Acts on the prepared items (`progress(done, total)` after each).

@@ -170,6 +170,22 @@ pub struct CleanupSettings {
     /// More columns holding folder paths, besides sorting_path and recording_path.
     #[serde(default)]
     pub tracked_dirs: Vec<TrackedDirSetting>,
+    /// `[cleanup.stores.NAME]`: rules for one DataJoint store.
+    #[serde(default)]
+    pub stores: std::collections::BTreeMap<String, CleanupStoreSettings>,
+}
+
+/// `[cleanup.stores.NAME]`, e.g. `[cleanup.stores.raw]`: how cleanup treats
+/// one store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupStoreSettings {
+    /// Leave the store alone entirely: not scanned, nothing in it touched.
+    #[serde(default)]
+    pub exclude: bool,
+    /// The store's own grace period (e.g. "30d" for raw files waiting to
+    /// be ingested); `--min-age` and `[cleanup] min_age` do not change it.
+    pub min_age: Option<HumanDuration>,
 }
 
 /// `[[cleanup.tracked_dirs]]`: a column whose values are folders in a Spyglass directory.
@@ -443,6 +459,25 @@ mod tests {
         );
         let e = err("[cleanup]\nmin_agee = \"1d\"\n", "s.toml");
         assert!(e.contains("min_agee"), "{e}");
+    }
+
+    #[test]
+    fn reads_per_store_cleanup_rules() {
+        let s = parse(
+            "[cleanup.stores.raw]\nmin_age = \"30d\"\n[cleanup.stores.kachery]\nexclude = true\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            s.cleanup.stores["raw"].min_age,
+            Some(HumanDuration(Duration::from_secs(30 * 86_400)))
+        );
+        assert!(!s.cleanup.stores["raw"].exclude);
+        assert!(s.cleanup.stores["kachery"].exclude);
+        let e = err("[cleanup.stores.raw]\nexclued = true\n", "s.toml");
+        assert!(e.contains("s.toml:2:") && e.contains("exclude"), "{e}");
+        let e = err("[cleanup.stores.raw]\nmin_age = \"soon\"\n", "s.toml");
+        assert!(e.contains("s.toml:2:"), "{e}");
     }
 
     #[test]

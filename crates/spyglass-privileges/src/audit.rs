@@ -201,7 +201,7 @@ pub fn login_candidates(
                 "{}: not tried with the temporary password, max_password_errors = {n} could block it",
                 a.account
             ));
-        } else if a.account.host != "%" && a.account.host != client_host {
+        } else if a.account.host != "%" && !same_machine(&a.account.host, client_host) {
             skipped.push(format!(
                 "{}: not tried with the temporary password, its host does not match this machine ({client_host})",
                 a.account
@@ -211,6 +211,21 @@ pub fn login_candidates(
         }
     }
     (ok, skipped)
+}
+
+/// Whether an account's host part names the machine we connect from:
+/// the same text, or both a name of the loopback interface (`localhost`,
+/// `127.0.0.1` and the rest of 127.0.0.0/8, `::1`): the server reports a
+/// local TCP client as `localhost`, while an account may be `'bob'@'127.0.0.1'`.
+pub fn same_machine(account_host: &str, client_host: &str) -> bool {
+    fn loopback(h: &str) -> bool {
+        let h = h.trim_start_matches('[').trim_end_matches(']');
+        h.eq_ignore_ascii_case("localhost")
+            || h.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+    account_host.eq_ignore_ascii_case(client_host)
+        || (loopback(account_host) && loopback(client_host))
 }
 
 fn sev(kind: Kind) -> Severity {
@@ -1030,6 +1045,27 @@ mod tests {
         let (ok, skipped) = login_candidates(&policy, &live, &Scope::default(), "127.0.0.1");
         assert_eq!(ok, [Account::new("alice", "%")]);
         assert!(skipped[0].contains("locks after 3"), "{skipped:?}");
+    }
+
+    #[test]
+    fn the_loopback_names_are_all_this_machine() {
+        for (account, client) in [
+            ("127.0.0.1", "localhost"),
+            ("::1", "localhost"),
+            ("localhost", "127.0.0.1"),
+            ("LOCALHOST", "localhost"),
+            ("127.0.0.2", "::1"),
+            ("10.0.0.5", "10.0.0.5"),
+        ] {
+            assert!(same_machine(account, client), "{account} vs {client}");
+        }
+        for (account, client) in [
+            ("10.0.0.5", "localhost"),
+            ("127.0.0.1", "10.0.0.5"),
+            ("lab-nas", "localhost"),
+        ] {
+            assert!(!same_machine(account, client), "{account} vs {client}");
+        }
     }
 
     fn run(policy: &Policy, live: &LiveState, flavor: Flavor) -> Vec<Finding> {

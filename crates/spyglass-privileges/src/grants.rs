@@ -168,27 +168,47 @@ pub struct HeldPrivileges {
     pub mysql_schema: BTreeSet<String>,
     /// `WITH GRANT OPTION` on `*.*`.
     pub global_grant_option: bool,
+    /// `WITH GRANT OPTION` on `` `%`.* ``.
+    pub all_schemas_grant_option: bool,
+    /// Privileges on other schema patterns, as stored (`erin\_%`);
+    /// `GRANT OPTION` included when granted with it.
+    pub schemas: std::collections::BTreeMap<String, BTreeSet<String>>,
+    /// Roles held `WITH ADMIN OPTION` (which may be handed out).
+    pub admin_roles: BTreeSet<String>,
 }
 
 impl HeldPrivileges {
     /// Adds the rows of one `SHOW GRANTS` result.
     pub fn add_rows<'a>(&mut self, rows: impl IntoIterator<Item = &'a str>) {
         for row in rows {
-            if let GrantRow::Privileges {
-                privileges,
-                target,
-                grant_option,
-            } = parse_grant_row(row)
-            {
-                match target {
+            match parse_grant_row(row) {
+                GrantRow::Privileges {
+                    privileges,
+                    target,
+                    grant_option,
+                } => match target {
                     GrantTarget::Global => {
                         self.global.extend(privileges);
                         self.global_grant_option |= grant_option;
                     }
-                    GrantTarget::Schema(p) if p == "%" => self.all_schemas.extend(privileges),
+                    GrantTarget::Schema(p) if p == "%" => {
+                        self.all_schemas.extend(privileges);
+                        self.all_schemas_grant_option |= grant_option;
+                    }
                     GrantTarget::Schema(p) if p == "mysql" => self.mysql_schema.extend(privileges),
-                    _ => {}
+                    GrantTarget::Schema(p) => {
+                        let e = self.schemas.entry(p).or_default();
+                        e.extend(privileges);
+                        if grant_option {
+                            e.insert("GRANT OPTION".into());
+                        }
+                    }
+                    GrantTarget::Other(_) => {}
+                },
+                GrantRow::Roles(roles) if row.trim_end().ends_with("WITH ADMIN OPTION") => {
+                    self.admin_roles.extend(roles)
                 }
+                _ => {}
             }
         }
     }
@@ -208,12 +228,63 @@ impl HeldPrivileges {
             || self.all_schemas.contains("ALL")
     }
 
+    /// Holds `privilege` on the schemas matching the stored pattern
+    /// `pattern` (`%`, `erin\_%`): on every schema, or granted on exactly
+    /// that pattern. `GRANT OPTION` is asked for by that name.
+    pub fn has_on_pattern(&self, pattern: &str, privilege: &str) -> bool {
+        if privilege == "GRANT OPTION" {
+            return self.has_global("GRANT OPTION")
+                || self.all_schemas_grant_option
+                || self
+                    .schemas
+                    .get(pattern)
+                    .is_some_and(|p| p.contains("GRANT OPTION"));
+        }
+        self.has_on_all_schemas(privilege)
+            || self
+                .schemas
+                .get(pattern)
+                .is_some_and(|p| p.contains(privilege) || p.contains("ALL"))
+    }
+
+    /// Holds `privilege` on the schema named `schema`: on every schema, or
+    /// through a schema grant whose pattern matches the name (`LIKE`
+    /// semantics: `%`, `_`, `\` escapes).
+    pub fn has_on_schema(&self, schema: &str, privilege: &str) -> bool {
+        if schema == "mysql" && self.has_on_mysql_schema(privilege) {
+            return true;
+        }
+        self.has_on_all_schemas(privilege)
+            || self.schemas.iter().any(|(pattern, privs)| {
+                (privs.contains(privilege) || privs.contains("ALL")) && like(pattern, schema)
+            })
+    }
+
     /// Holds `privilege` on the `mysql` schema.
     pub fn has_on_mysql_schema(&self, privilege: &str) -> bool {
         self.has_on_all_schemas(privilege)
             || self.mysql_schema.contains(privilege)
             || self.mysql_schema.contains("ALL")
     }
+}
+
+/// `name LIKE pattern` as the grant tables match schema names: `%` any
+/// run, `_` one character, `\` escapes the next character.
+fn like(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('%', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some(('_', rest)) => !n.is_empty() && go(rest, &n[1..]),
+            Some(('\\', rest)) if !rest.is_empty() => {
+                n.first() == Some(&rest[0]) && go(&rest[1..], &n[1..])
+            }
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
 }
 
 /// MySQL's dynamic privileges (`BACKUP_ADMIN`, ...) are named individually in
@@ -367,6 +438,25 @@ mod tests {
         for (row, want) in cases {
             assert_eq!(parse_grant_row(row), want, "{row}");
         }
+    }
+
+    #[test]
+    fn schema_grants_match_like_patterns() {
+        let mut h = HeldPrivileges::default();
+        h.add_rows([
+            r"GRANT SELECT ON `%`.* TO `c`@`%`",
+            r"GRANT ALL PRIVILEGES ON `alice\_%`.* TO `c`@`%`",
+            r"GRANT DELETE ON `lab_a`.* TO `c`@`%`",
+        ]);
+        assert!(h.has_on_schema("alice_nwbfile", "DELETE"));
+        assert!(!h.has_on_schema("alicex", "DELETE"), "\\_ is a literal _");
+        assert!(h.has_on_schema("lab_a", "DELETE"));
+        assert!(
+            h.has_on_schema("labxa", "DELETE"),
+            "an unescaped _ is a wildcard"
+        );
+        assert!(!h.has_on_schema("common_nwbfile", "DELETE"));
+        assert!(h.has_on_schema("common_nwbfile", "SELECT"));
     }
 
     #[test]

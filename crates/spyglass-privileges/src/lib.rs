@@ -15,7 +15,9 @@
 //! - [`audit`]: findings with a severity and a fix; [`login`] tries
 //!   temporary passwords (once each) and changes one's own password.
 //! - [`grants`] and [`capability`]: what the connected account holds, and
-//!   whether that is enough for each command family (used by `doctor`).
+//!   whether that is enough for each command family (used by `doctor`);
+//!   [`preflight`]: whether it is enough for every statement of a plan
+//!   (checked before the first one runs).
 //!
 //! ```no_run
 //! use spyglass_privileges::{live, plan, policy::Policy};
@@ -40,6 +42,7 @@ pub mod model;
 pub mod password;
 pub mod plan;
 pub mod policy;
+pub mod preflight;
 pub mod sql;
 
 pub use model::{Account, Grant, Grantee, PrivilegeSet, SchemaPattern};
@@ -98,6 +101,14 @@ pub enum Error {
         account: Account,
         /// The statement (passwords redacted).
         step: String,
+    },
+    /// The executing account lacks what the plan needs; nothing ran.
+    #[error("refusing to run: {account} lacks {}; nothing was changed", .missing.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Insufficient {
+        /// The executing account.
+        account: String,
+        /// What it lacks, first need first.
+        missing: Vec<preflight::Missing>,
     },
     /// The operating system's random generator failed.
     #[error("no randomness for a password: {0}")]

@@ -44,6 +44,10 @@ pub struct CleanupScanOpts {
     /// Print every item's path (one per line; with --json, an "items" list).
     #[arg(long)]
     pub list: bool,
+    /// With --list: each line is the class, a tab, and the path
+    /// (`untracked<TAB>/data/raw/x.nwb`).
+    #[arg(long, requires = "list")]
+    pub with_class: bool,
 }
 
 #[derive(Debug, Args)]

@@ -249,9 +249,19 @@ fn render(r: &ScanReport) -> String {
     }
     let _ = writeln!(s, "\nscanned");
     for root in &r.roots {
+        let own = root
+            .root
+            .min_age_seconds
+            .map(|m| {
+                format!(
+                    "  (grace period {}, [cleanup.stores] min_age)",
+                    humantime::format_duration(Duration::from_secs(m))
+                )
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "  {:<24} {:>9} entries {:>9} rows  {}",
+            "  {:<24} {:>9} entries {:>9} rows  {}{own}",
             root.root.label,
             root.root.entries,
             root.root.rows,
@@ -306,9 +316,15 @@ fn render(r: &ScanReport) -> String {
     s
 }
 
-fn list_lines(r: &ScanReport) -> String {
+/// `--list`: one path per line (for scripts); `with_class`: the class, a
+/// tab, then the path.
+fn list_lines(r: &ScanReport, with_class: bool) -> String {
     let mut s = String::new();
     for i in r.items.iter().flatten() {
+        if with_class {
+            s.push_str(i.class.name());
+            s.push('\t');
+        }
         match &i.path {
             Some(p) => {
                 let _ = writeln!(s, "{}", p.display());
@@ -353,7 +369,7 @@ fn scan_cmd(
     if global.json {
         output::print_json(&r)?;
     } else if a.list {
-        output::print_out(&list_lines(&r))?;
+        output::print_out(&list_lines(&r, a.with_class))?;
     } else {
         output::print_out(&render(&r))?;
     }

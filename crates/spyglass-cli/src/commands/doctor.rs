@@ -135,7 +135,13 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
             hint: "a password file must be readable by its owner only".into(),
         });
     }
-    let mut session = connection::connect(&mut resolved)?;
+    let mut session = match connection::connect(&mut resolved) {
+        Ok(s) => s,
+        Err(e) => {
+            login_failed(global, &resolved, &e)?;
+            return Err(e);
+        }
+    };
     let account = session.current_user()?;
     let tls_opts = resolved.options.tls.clone();
     let tls_verified = match (session.tls(), tls_opts.mode) {
@@ -519,6 +525,73 @@ fn nightly_account(
         login: true,
         missing,
     })
+}
+
+/// `doctor --json` when the login fails: where each setting came from, so
+/// the admin sees which password was used (e.g. `DJ_PASS` over the
+/// DataJoint file). Fields are only ever added.
+#[derive(Debug, Serialize)]
+struct FailedReport<'a> {
+    healthy: bool,
+    config_files: &'a [FileNote],
+    connection: FailedConnection,
+}
+
+#[derive(Debug, Serialize)]
+struct FailedConnection {
+    server: String,
+    user: String,
+    /// The error, as printed on stderr.
+    error: String,
+    sources: Vec<Source>,
+}
+
+/// Prints the files read and where each setting came from; the error
+/// itself goes to stderr as usual (exit 2).
+fn login_failed(
+    global: &GlobalOpts,
+    resolved: &connection::Resolved,
+    err: &anyhow::Error,
+) -> anyhow::Result<()> {
+    let sources: Vec<Source> = resolved
+        .origins
+        .iter()
+        .map(|(s, f)| Source {
+            setting: s,
+            from: f.clone(),
+        })
+        .collect();
+    let server = resolved.options.endpoint.to_string();
+    if global.json {
+        return output::print_json(&FailedReport {
+            healthy: false,
+            config_files: &resolved.files,
+            connection: FailedConnection {
+                server,
+                user: resolved.options.user.clone(),
+                error: err.to_string(),
+                sources,
+            },
+        });
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "config files");
+    for f in &resolved.files {
+        let _ = writeln!(s, "  {:<10} {:<9} {}", f.kind, f.status, f.path.display());
+    }
+    let _ = writeln!(s, "connection");
+    let _ = writeln!(
+        s,
+        "  FAIL {server} as {}: login failed",
+        resolved.options.user
+    );
+    for src in &sources {
+        let _ = writeln!(s, "       {:<8} from {}", src.setting, src.from);
+    }
+    if !resolved.origins.iter().any(|(k, _)| *k == "password") {
+        let _ = writeln!(s, "       password none given");
+    }
+    output::print_out(&s)
 }
 
 fn can_write(dir: &Path) -> bool {

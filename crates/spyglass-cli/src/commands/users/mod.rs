@@ -661,6 +661,7 @@ fn execute(
         .session
         .as_mut()
         .ok_or_else(|| anyhow::anyhow!("no connection"))?;
+    preflight(session, plan, &ctx.live, ctx.me.as_ref())?;
     let report = spyglass_privileges::apply::apply_per_account(session, &plan.steps, &ctx.live)?;
     // Passwords of accounts whose CREATE USER ran, even if a later statement failed.
     let created: Vec<&(Account, Secret)> = plan
@@ -759,6 +760,33 @@ fn execute(
         .into());
     }
     Ok(ExitStatus::Success)
+}
+
+/// Refuses a plan the connected account cannot run to the end, before its
+/// first statement (a dj_admin may create accounts but not grant roles).
+fn preflight(
+    session: &mut Session,
+    plan: &Plan,
+    live: &LiveState,
+    me: Option<&Account>,
+) -> anyhow::Result<()> {
+    if plan.is_empty() {
+        return Ok(());
+    }
+    let held = spyglass_privileges::grants::current_privileges(session)?;
+    let missing = spyglass_privileges::preflight::missing(
+        &plan.steps,
+        &held,
+        session.server().flavor,
+        &live.schema_all,
+    );
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(lib_error(spyglass_privileges::Error::Insufficient {
+        account: me.map_or(held.account, ToString::to_string),
+        missing,
+    }))
 }
 
 fn set_own_password(global: &GlobalOpts, mode: Mode) -> anyhow::Result<ExitStatus> {
