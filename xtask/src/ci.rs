@@ -77,7 +77,12 @@ fn itest_one(flavor: Flavor, filter: &[String], python: &Path) -> Result<(), Str
                 );
         }
         c.env("SPYGLASS_IT_TARGET_PORT", t.port.to_string())
-            .env("SPYGLASS_IT_PYTHON", python);
+            .env("SPYGLASS_IT_PYTHON", python)
+            // pitr tests: the server's binlog files, and the chroot's mysqlbinlog.
+            .env("SPYGLASS_IT_DATADIR", &s.datadir);
+        if flavor == Flavor::Mysql {
+            c.env("SPYGLASS_IT_MYSQL_CHROOT", sandbox::chroot_dir());
+        }
         if flavor == Flavor::Mysql {
             // Debian 12's mysqldump is MariaDB's, which cannot dump MySQL 9; use the
             // chroot's through a wrapper (its temp files must live inside the chroot).

@@ -108,6 +108,9 @@ pub enum Error {
     /// Stopped because another worker failed or the run was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// The point-in-time replay from the binary-log archive failed.
+    #[error(transparent)]
+    Binlog(#[from] spyglass_binlog::Error),
 }
 
 impl Error {

@@ -34,7 +34,10 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-fn dest_or_settings(global: &GlobalOpts, dest: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+pub(super) fn dest_or_settings(
+    global: &GlobalOpts,
+    dest: Option<&PathBuf>,
+) -> anyhow::Result<PathBuf> {
     if let Some(d) = dest {
         return Ok(d.clone());
     }
@@ -46,7 +49,7 @@ fn dest_or_settings(global: &GlobalOpts, dest: Option<&PathBuf>) -> anyhow::Resu
     })
 }
 
-fn connect_options(global: &GlobalOpts) -> anyhow::Result<spyglass_db::ConnectOptions> {
+pub(super) fn connect_options(global: &GlobalOpts) -> anyhow::Result<spyglass_db::ConnectOptions> {
     let env = Environment::from_process();
     let mut resolved = connection::resolve(&global.connect, &env)?;
     for w in &resolved.warnings {
@@ -179,6 +182,8 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
     }
     // Fail on a bad set before connecting.
     spyglass_backup::set::open(&a.set)?;
+    // Point in time: the archive must cover it before the target changes.
+    let pitr = super::binlog::point_in_time(&a.set, &a.pitr)?;
     let opts = connect_options(global)?;
     let ro = RestoreOptions {
         schemas: a.schemas.clone(),
@@ -248,6 +253,9 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
                 d.kind, d.object, d.definer, opts.endpoint
             );
         }
+    }
+    if let Some((archive, stop)) = pitr {
+        super::binlog::replay_after_restore(global, &opts, &a.set, &archive, &ro, stop)?;
     }
     Ok(if s.warnings.is_empty() && s.missing_definers.is_empty() {
         ExitStatus::Success
