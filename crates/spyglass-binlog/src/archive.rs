@@ -262,6 +262,8 @@ impl<'a> Writer<'a> {
                 .map_err(Error::io("writing", &tmp))?;
         }
         std::fs::rename(&tmp, &gz_path).map_err(Error::io("renaming", &tmp))?;
+        // `backup prune` may have removed old entries meanwhile: start from the file.
+        self.index = Index::load(self.dir)?;
         self.index.files.push(FileEntry {
             file: a.name.clone(),
             archive: gz_name,
@@ -365,6 +367,7 @@ impl<'a> Writer<'a> {
             to_file: first.0.clone(),
             found: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
+        self.index = Index::load(self.dir)?;
         self.index.gaps.push(gap.clone());
         self.index.save(self.dir)?;
         report.gaps.push(gap);

@@ -120,6 +120,34 @@ pub fn sha256_hex(b: &[u8]) -> String {
         .collect()
 }
 
+/// Removes the closed files older than `keep_from` (by sequence number) from
+/// the archive and its index: what no kept backup set needs to reach any
+/// point up to now. The open file and `keep_from` itself always stay.
+/// Returns the files removed (or that would be, with `dry_run`).
+pub fn remove_before(dir: &Path, keep_from: &str, dry_run: bool) -> Result<Vec<String>, Error> {
+    let Some(limit) = sequence(keep_from) else {
+        return Ok(Vec::new());
+    };
+    let mut idx = Index::load(dir)?;
+    let (gone, kept): (Vec<FileEntry>, Vec<FileEntry>) = idx
+        .files
+        .drain(..)
+        .partition(|e| sequence(&e.file).is_some_and(|n| n < limit));
+    idx.files = kept;
+    let names: Vec<String> = gone.iter().map(|e| e.file.clone()).collect();
+    if dry_run || gone.is_empty() {
+        return Ok(names);
+    }
+    idx.gaps
+        .retain(|g| sequence(&g.to_file).is_some_and(|n| n > limit));
+    idx.save(dir)?;
+    for e in &gone {
+        let p = dir.join(&e.archive);
+        std::fs::remove_file(&p).map_err(Error::io("removing", &p))?;
+    }
+    Ok(names)
+}
+
 /// What the archive directory holds, for readers (replay, `backup list`).
 #[derive(Debug, Clone)]
 pub struct Archive {

@@ -339,6 +339,13 @@ fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus>
     })
 }
 
+fn utc_text(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(
+        || t.to_string(),
+        |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
 fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
     let dest = dest_or_settings(global, a.dest.as_ref())?;
     let sets = list::list(&dest)?;
@@ -391,6 +398,22 @@ fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
             );
             if let Some(d) = &i.detail {
                 let _ = writeln!(s, "    {d}");
+            }
+            if let Some(w) = &i.restorable {
+                let _ = match (&w.problem, w.until) {
+                    (Some(p), _) => writeln!(s, "    point in time: none ({p})"),
+                    (None, Some(u)) => writeln!(
+                        s,
+                        "    point in time: restorable from {} to {} (binlog archive from {})",
+                        w.from.map_or_else(|| "?".into(), utc_text),
+                        utc_text(u),
+                        w.from_position
+                    ),
+                    (None, None) => writeln!(
+                        s,
+                        "    point in time: the archive holds no event after the set yet"
+                    ),
+                };
             }
             if let Some(p) = i.verified.as_ref().and_then(|v| v.first_problem.as_ref()) {
                 if i.status == Status::Complete {

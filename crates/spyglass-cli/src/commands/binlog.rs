@@ -200,3 +200,132 @@ fn time_text_us(us: i64) -> String {
         |d| d.format("%Y-%m-%d %H:%M:%S%.6f %:z").to_string(),
     )
 }
+
+/// One `doctor` finding about point-in-time restores: what is wrong, how to fix it.
+pub(super) struct BinlogProblem {
+    pub message: String,
+    pub hint: String,
+}
+
+/// `doctor`'s binary-log checks (run when the backup destination holds a
+/// binlog archive): binary log on, ROW format, FULL row images, a
+/// server_id, retention longer than the archive's lag, and the account's
+/// replication privileges.
+pub(super) fn doctor_checks(
+    session: &mut spyglass_db::Session,
+    dest: &std::path::Path,
+) -> Vec<BinlogProblem> {
+    use spyglass_db::mysql::prelude::Queryable;
+    let mut out = Vec::new();
+    let mut p = |message: String, hint: &str| {
+        out.push(BinlogProblem {
+            message,
+            hint: hint.to_owned(),
+        })
+    };
+    let flavor = session.server().flavor;
+    let conn = session.conn();
+    let vars: Option<(Option<u64>, Option<String>, Option<String>, Option<u64>)> = conn
+        .query_first("SELECT @@log_bin, @@binlog_format, @@binlog_row_image, @@server_id")
+        .ok()
+        .flatten();
+    let (log_bin, format, image, server_id) = vars.unwrap_or((None, None, None, None));
+    if log_bin != Some(1) {
+        p(
+            "the binary log is off: point-in-time restores need it".into(),
+            "in the server's configuration ([mysqld]): log_bin = mysql-bin, server_id = 1, binlog_format = ROW; then restart the server",
+        );
+    }
+    if format.as_deref() != Some("ROW") {
+        p(
+            format!(
+                "binlog_format is {} (MariaDB's default is MIXED): a point-in-time restore needs every change as a row event",
+                format.as_deref().unwrap_or("unknown")
+            ),
+            "set binlog_format = ROW in the server's configuration and SET GLOBAL binlog_format = 'ROW' (sessions opened before keep the old format)",
+        );
+    }
+    if image.as_deref() != Some("FULL") {
+        p(
+            format!(
+                "binlog_row_image is {}: row events then lack columns a restore (and `recover`) needs",
+                image.as_deref().unwrap_or("unknown")
+            ),
+            "set binlog_row_image = FULL in the server's configuration and SET GLOBAL binlog_row_image = 'FULL'",
+        );
+    }
+    if server_id.unwrap_or(0) == 0 {
+        p(
+            "server_id is 0: the server refuses replicas, so the archive cannot connect".into(),
+            "set server_id = 1 (any number unique among your servers) in the server's configuration",
+        );
+    }
+    // Privileges of this account as the archiver.
+    let grants: Vec<String> = conn.query("SHOW GRANTS").unwrap_or_default();
+    let g = grants.join("\n").to_ascii_uppercase();
+    let all = g.contains("GRANT ALL PRIVILEGES ON *.*");
+    let needs: &[(&[&str], &str)] = match flavor {
+        spyglass_db::Flavor::Mysql => &[
+            (
+                &["REPLICATION SLAVE", "REPLICATION REPLICA"],
+                "REPLICATION SLAVE",
+            ),
+            (&["REPLICATION CLIENT"], "REPLICATION CLIENT"),
+        ],
+        spyglass_db::Flavor::Mariadb => &[
+            (
+                &["REPLICATION SLAVE", "REPLICATION REPLICA"],
+                "REPLICATION SLAVE",
+            ),
+            (&["BINLOG MONITOR", "REPLICATION CLIENT"], "BINLOG MONITOR"),
+        ],
+    };
+    for (names, grant) in needs {
+        if !all && !names.iter().any(|n| g.contains(n)) {
+            p(
+                format!("this account lacks {grant}, which `binlog archive` needs"),
+                &format!(
+                    "as an admin: GRANT {grant} ON *.* TO <this account> (or `spyglass-admin users add-backup-user --binlog`)"
+                ),
+            );
+        }
+    }
+    // Retention against the archive's lag.
+    let dir = dest.join("binlog");
+    if let Ok(a) = spyglass_binlog::index::Archive::open(&dir) {
+        for gap in &a.index.gaps {
+            p(
+                format!(
+                    "the binlog archive has a gap: {}:{} to the start of {} was purged before it was archived",
+                    gap.from_file, gap.from_pos, gap.to_file
+                ),
+                "no point-in-time restore crosses it; take a backup now so restores after it are possible, and archive more often than the server purges",
+            );
+        }
+        let retention: Option<u64> = conn
+            .query_first("SELECT @@binlog_expire_logs_seconds")
+            .ok()
+            .flatten();
+        let server_end = spyglass_binlog::archive::server_binlogs(conn)
+            .ok()
+            .and_then(|l| l.last().cloned());
+        let archived_end = a.files().last().cloned();
+        let behind = server_end.as_ref().map(|(f, _)| f) != archived_end.as_ref();
+        if let (Some(ret), true, Ok(Some((_, last)))) = (retention, behind, a.window()) {
+            let now = chrono::Utc::now().timestamp().max(0) as u64;
+            let lag = now.saturating_sub(u64::from(last));
+            if ret > 0 && lag * 2 > ret {
+                p(
+                    format!(
+                        "the binlog archive is {} behind (last archived event {}), more than half the server's binlog retention ({}): the server may purge what it has not copied",
+                        humantime::format_duration(std::time::Duration::from_secs(lag)),
+                        time_text(last),
+                        humantime::format_duration(std::time::Duration::from_secs(ret))
+                    ),
+                    "run `spyglass-admin binlog archive` as a service (`spyglass-admin schedule --print --systemd` prints its unit), or raise binlog_expire_logs_seconds",
+                );
+            }
+        }
+    }
+    out
+}

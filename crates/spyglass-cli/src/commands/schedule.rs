@@ -99,6 +99,36 @@ pub fn systemd_units(site: &UnitSite<'_>) -> [(&'static str, String); 2] {
     ]
 }
 
+/// The long-running binary-log archiver (point-in-time restores), as
+/// (file name, contents): restarts on failure; it reconnects by itself too.
+pub fn archive_unit(site: &UnitSite<'_>) -> (&'static str, String) {
+    let config = site
+        .config
+        .map(|c| format!(" --config {}", unit(c)))
+        .unwrap_or_default();
+    (
+        "spyglass-binlog-archive.service",
+        format!(
+            "[Unit]\n\
+             Description=spyglass-admin binlog archive: copy the binary log for point-in-time restores\n\
+             Wants=network-online.target\n\
+             After=network-online.target\n\
+             \n\
+             [Service]\n\
+             Type=simple\n\
+             EnvironmentFile=-{ENVIRONMENT_FILE}\n\
+             ExecStart={} binlog archive{config}\n\
+             # SIGTERM: it writes what it has and exits 0.\n\
+             Restart=on-failure\n\
+             RestartSec=30\n\
+             \n\
+             [Install]\n\
+             WantedBy=multi-user.target\n",
+            unit(site.exe)
+        ),
+    )
+}
+
 /// The units as the Debian package installs them.
 pub fn packaged_units() -> [(&'static str, String); 2] {
     systemd_units(&UnitSite {
@@ -146,6 +176,15 @@ pub fn run(global: &GlobalOpts, a: &ScheduleArgs) -> anyhow::Result<ExitStatus> 
         text.push_str(
             "# then: systemctl daemon-reload && systemctl enable --now spyglass-nightly.timer\n",
         );
+        let (name, body) = archive_unit(&UnitSite {
+            exe: &exe,
+            working_dir: None,
+            config: Some(&config),
+            at: (hh, mm),
+        });
+        text.push_str(&format!(
+            "\n# Point-in-time restores: the binary-log archiver, running all the time.\n# /etc/systemd/system/{name}\n{body}\n# then: systemctl daemon-reload && systemctl enable --now {name}\n"
+        ));
         text
     } else {
         let cd = cwd
