@@ -145,6 +145,9 @@ impl<'a> Writer<'a> {
             active: None,
             last_flush: Instant::now(),
         };
+        if !dir.join(index::INDEX).exists() {
+            w.index.save(dir)?;
+        }
         if let Some(name) = archive.active {
             w.resume(&name)?;
         }

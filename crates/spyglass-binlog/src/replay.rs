@@ -280,7 +280,61 @@ pub fn statement_schema(sql: &str, default_db: &str) -> Option<String> {
             _ => i += 1,
         }
     }
+    if default_db.is_empty() {
+        if let Some((name, _)) = bare_qualifiers(sql).into_iter().next() {
+            return Some(name);
+        }
+    }
     (!default_db.is_empty()).then(|| default_db.to_owned())
+}
+
+/// Unquoted `name.` qualifiers outside literals and backquotes (not
+/// `@@session.x`, not numbers), with their byte offsets.
+fn bare_qualifiers(sql: &str) -> Vec<(String, usize)> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$';
+    while i < b.len() {
+        match b[i] {
+            q @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += if b[i] == b'\\' && q != b'`' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            c if word(c) => {
+                let start = i;
+                while i < b.len() && word(b[i]) {
+                    i += 1;
+                }
+                let prev = start.checked_sub(1).map(|p| b[p]);
+                let starts_ok = !b[start].is_ascii_digit() && !matches!(prev, Some(b'@' | b'.'));
+                let next_ok = b.get(i + 1).is_some_and(|&n| word(n) || n == b'`');
+                if starts_ok && b.get(i) == Some(&b'.') && next_ok {
+                    out.push((sql[start..i].to_owned(), start));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// Renames unquoted `schema.` qualifiers by `map` (backquoting the new name).
+fn requalify_bare(sql: &str, map: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut last = 0;
+    for (name, at) in bare_qualifiers(sql) {
+        if let Some(new) = map(&name).filter(|n| *n != name) {
+            out.push_str(&sql[last..at]);
+            out.push_str(&spyglass_db::quote::ident(&new));
+            last = at + name.len();
+        }
+    }
+    out.push_str(&sql[last..]);
+    out
 }
 
 fn session_prelude(q: &format::Query, ts: u32) -> Vec<String> {
@@ -578,7 +632,7 @@ fn apply(
             if let Some(d) = default_target {
                 stmts.push(format!("USE {}", spyglass_db::quote::ident(&d)));
             }
-            let mut sql = (options.rewrite)(&text);
+            let mut sql = requalify_bare(&(options.rewrite)(&text), options.map_schema);
             // `CREATE|DROP|ALTER DATABASE x`: the name itself follows the rename.
             if let (Some(s), Some(tg)) = (&schema, &target) {
                 let w: Vec<String> = sql
@@ -652,6 +706,10 @@ fn apply(
     if !*fde_sent && rows > 0 {
         conn.query_drop(format!("BINLOG '{}'", format::base64(fde)))
             .map_err(fail)?;
+        // MySQL: a format description through BINLOG sets GTID_NEXT to
+        // NOT_YET_DETERMINED; back to AUTOMATIC so the target gives each
+        // replayed transaction its own GTID (MariaDB has no GTID_NEXT).
+        let _ = conn.query_drop("SET @@SESSION.GTID_NEXT = 'AUTOMATIC'");
         *fde_sent = true;
     }
     let run = |conn: &mut Conn| -> Result<(), mysql::Error> {
@@ -703,6 +761,19 @@ mod tests {
             Some("def")
         );
         assert_eq!(statement_schema("ALTER TABLE t ADD c INT", ""), None);
+        assert_eq!(
+            statement_schema("CREATE TABLE lab.t (id INT)", "").as_deref(),
+            Some("lab")
+        );
+        assert_eq!(statement_schema("SET @@session.x = 1.5", ""), None);
+        let m = |s: &str| (s == "lab").then(|| "lab_back".to_owned());
+        assert_eq!(
+            requalify_bare(
+                "CREATE TABLE lab.t (a INT DEFAULT 1.5, b VARCHAR(9) DEFAULT 'lab.x')",
+                &m
+            ),
+            "CREATE TABLE `lab_back`.t (a INT DEFAULT 1.5, b VARCHAR(9) DEFAULT 'lab.x')"
+        );
         assert!(is_account_or_admin("GRANT SELECT ON `lab`.* TO 'u'@'%'"));
         assert!(!is_account_or_admin("CREATE TABLE `lab`.`t` (a int)"));
     }
