@@ -217,7 +217,7 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
         }
         e => e.into(),
     })?;
-    if global.json {
+    if global.json && pitr.is_none() {
         output::print_json(&s)?;
     } else if !global.quiet {
         eprintln!(
@@ -255,7 +255,10 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
         }
     }
     if let Some((archive, stop)) = pitr {
-        super::binlog::replay_after_restore(global, &opts, &a.set, &archive, &ro, stop)?;
+        let r = super::binlog::replay_after_restore(global, &opts, &a.set, &archive, &ro, stop)?;
+        if global.json {
+            output::print_json(&serde_json::json!({ "restore": s, "replay": r }))?;
+        }
     }
     Ok(if s.warnings.is_empty() && s.missing_definers.is_empty() {
         ExitStatus::Success

@@ -151,12 +151,9 @@ pub(super) fn replay_after_restore(
     archive: &std::path::Path,
     ro: &restore::RestoreOptions,
     stop: ReplayStop,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<restore::ReplayReport> {
     let t = std::time::Instant::now();
     let r = restore::replay_binlog(opts, set, archive, ro, stop)?;
-    if global.json {
-        output::print_json(&serde_json::json!({ "replay": r }))?;
-    }
     if !global.quiet && !global.json {
         let last = r.last.as_ref().map_or_else(String::new, |l| {
             format!(
@@ -190,7 +187,7 @@ pub(super) fn replay_after_restore(
             eprintln!("note: not replayed (accounts, server, or no selected schema): {s}");
         }
     }
-    Ok(())
+    Ok(r)
 }
 
 fn time_text_us(us: i64) -> String {
