@@ -110,7 +110,13 @@ pub enum Error {
     Cancelled,
     /// The point-in-time replay from the binary-log archive failed.
     #[error(transparent)]
-    Binlog(#[from] spyglass_binlog::Error),
+    Binlog(Box<spyglass_binlog::Error>),
+}
+
+impl From<spyglass_binlog::Error> for Error {
+    fn from(e: spyglass_binlog::Error) -> Self {
+        Error::Binlog(Box::new(e))
+    }
 }
 
 impl Error {

@@ -26,6 +26,9 @@ use crate::format::{self, types};
 use crate::index::{self, Archive, FileEntry, Gap, Index};
 use crate::Error;
 
+/// Called when a connection failed: the error text and the wait before the next try.
+pub type RetryHook<'a> = dyn Fn(&str, Duration) + 'a;
+
 /// How to archive.
 pub struct ArchiveOptions<'a> {
     /// The archive directory (`<destination>/binlog`).
@@ -44,7 +47,7 @@ pub struct ArchiveOptions<'a> {
     /// Write buffered events to the file at least this often.
     pub flush_every: Duration,
     /// Called after each reconnect attempt fails (error text, next wait).
-    pub on_retry: Option<&'a dyn Fn(&str, Duration)>,
+    pub on_retry: Option<&'a RetryHook<'a>>,
 }
 
 impl std::fmt::Debug for ArchiveOptions<'_> {

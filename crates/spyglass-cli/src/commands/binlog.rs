@@ -222,7 +222,8 @@ pub(super) fn doctor_checks(
     };
     let flavor = session.server().flavor;
     let conn = session.conn();
-    let vars: Option<(Option<u64>, Option<String>, Option<String>, Option<u64>)> = conn
+    type Vars = (Option<u64>, Option<String>, Option<String>, Option<u64>);
+    let vars: Option<Vars> = conn
         .query_first("SELECT @@log_bin, @@binlog_format, @@binlog_row_image, @@server_id")
         .ok()
         .flatten();
