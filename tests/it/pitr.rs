@@ -286,24 +286,22 @@ fn archive_resumes_after_a_kill_without_losing_or_repeating_an_event() {
         .spawn()
         .expect("start the archiver");
     let pad = "x".repeat(150);
-    let mut killed = false;
     let start = Instant::now();
-    for i in 0..600 {
-        sql(
-            &mut a,
-            &format!("INSERT INTO pitr_kill.t VALUES ({i}, '{pad}')"),
-        );
+    let insert = |a: &mut Session, i: i32| {
+        sql(a, &format!("INSERT INTO pitr_kill.t VALUES ({i}, '{pad}')"));
         if i == 300 {
-            sql(&mut a, "FLUSH BINARY LOGS");
+            sql(a, "FLUSH BINARY LOGS");
         }
-        if i == 450 {
-            // Mid-stream: the archiver is writing what the inserts log.
-            let _ = child.kill();
-            let _ = child.wait();
-            killed = true;
-        }
+    };
+    for i in 0..450 {
+        insert(&mut a, i);
     }
-    assert!(killed);
+    // Mid-stream: the archiver is writing what the inserts log.
+    let _ = child.kill();
+    let _ = child.wait();
+    for i in 450..600 {
+        insert(&mut a, i);
+    }
     assert!(start.elapsed() < Duration::from_secs(120));
     let out = archive(tmp.path(), &["--until-now"]);
     out.assert_code(0);
