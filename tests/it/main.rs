@@ -39,6 +39,9 @@ mod report;
 mod nightly;
 
 #[cfg(feature = "server-tests")]
+mod pitr;
+
+#[cfg(feature = "server-tests")]
 mod tls;
 
 #[cfg(feature = "server-tests")]

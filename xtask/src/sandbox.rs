@@ -164,7 +164,7 @@ pub fn cache_dir() -> PathBuf {
     }
 }
 
-fn chroot_dir() -> PathBuf {
+pub fn chroot_dir() -> PathBuf {
     cache_dir().join("mysql-sid")
 }
 
@@ -372,6 +372,10 @@ fn mariadb_command(dir: &Path, port: u16) -> Result<(Command, PathBuf, PathBuf),
         .arg("--max-allowed-packet=1G")
         .arg("--log-bin=mysql-bin")
         .arg("--server-id=1")
+        // Point-in-time recovery (spyglass-binlog): row events with full images.
+        .arg("--binlog-format=ROW")
+        .arg("--binlog-row-image=FULL")
+        .arg("--binlog-annotate-row-events=ON")
         .arg(format!("--log-error={}", errlog.display()));
     Ok((c, datadir, errlog))
 }
@@ -487,6 +491,13 @@ fn mysql_command(
         .arg(format!("--socket={rel}/mysqld.sock"))
         .arg(format!("--pid-file={rel}/mysqld.pid"))
         .arg("--max-allowed-packet=1G")
+        // Point-in-time recovery (spyglass-binlog): MySQL logs rows by
+        // default; the statement text too for `recover --list`.
+        .arg("--log-bin=mysql-bin")
+        .arg(format!("--server-id={}", if inst.target { 2 } else { 1 }))
+        .arg("--binlog-format=ROW")
+        .arg("--binlog-row-image=FULL")
+        .arg("--binlog-rows-query-log-events=ON")
         .arg(format!("--log-error={rel}/err.log"));
     Ok((c, host_dir.join("data"), errlog))
 }

@@ -108,6 +108,15 @@ pub enum Error {
     /// Stopped because another worker failed or the run was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// The point-in-time replay from the binary-log archive failed.
+    #[error(transparent)]
+    Binlog(Box<spyglass_binlog::Error>),
+}
+
+impl From<spyglass_binlog::Error> for Error {
+    fn from(e: spyglass_binlog::Error) -> Self {
+        Error::Binlog(Box::new(e))
+    }
 }
 
 impl Error {

@@ -48,6 +48,10 @@ pub struct SetInfo {
     /// A committed copy on a ship target (`backup list ssh://...`): every
     /// file's sha256 matched the manifest there before it was committed.
     pub on_target: bool,
+    /// Point-in-time restores: from the set's snapshot to the binlog
+    /// archive's last event (`DEST/binlog`); absent without an archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restorable: Option<RestorableWindow>,
 }
 
 /// The first file of `m` that is missing or not the size the manifest
@@ -61,6 +65,46 @@ pub(crate) fn size_problem(m: &Manifest, size_of: impl Fn(&str) -> Option<u64>) 
         )),
         None => Some(format!("{} is missing", f.path)),
     })
+}
+
+/// The times a set can be restored to with `backup restore --until`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestorableWindow {
+    /// The set's binlog coordinates (`FILE:POS`), where a replay starts.
+    pub from_position: String,
+    /// The snapshot's time (the set's start), Unix seconds.
+    pub from: Option<i64>,
+    /// The archive's last event, Unix seconds: restorable up to here.
+    pub until: Option<i64>,
+    /// Why no point in time after the set can be reached, if none can
+    /// (the archive lacks the set's binlog file, or a gap follows it).
+    pub problem: Option<String>,
+}
+
+/// The set's restorable window given the binlog archive at `archive`.
+fn restorable(m: &Manifest, created: Option<i64>, archive: &Path) -> Option<RestorableWindow> {
+    if !archive.is_dir() {
+        return None;
+    }
+    let file = m.snapshot.binlog_file.clone()?;
+    let pos = m.snapshot.binlog_position?;
+    let mut w = RestorableWindow {
+        from_position: format!("{file}:{pos}"),
+        from: created,
+        until: None,
+        problem: None,
+    };
+    let start = spyglass_binlog::replay::Point { file, pos };
+    match spyglass_binlog::replay::check(archive, &start, &spyglass_binlog::replay::Stop::Latest) {
+        Err(e) => w.problem = Some(e.to_string()),
+        Ok(()) => {
+            w.until = spyglass_binlog::index::Archive::open(archive)
+                .ok()
+                .and_then(|a| a.window().ok().flatten())
+                .map(|(_, last)| i64::from(last));
+        }
+    }
+    Some(w)
 }
 
 fn dir_size(p: &Path) -> u64 {
@@ -97,6 +141,7 @@ pub fn inspect(path: &Path) -> SetInfo {
         label: None,
         verified: None,
         on_target: false,
+        restorable: None,
     };
     if name.ends_with(crate::set::PARTIAL) {
         info.status = Status::Partial;
@@ -115,6 +160,9 @@ pub fn inspect(path: &Path) -> SetInfo {
             info.schemas = m.schemas.clone();
             info.label = Some(m.label.clone());
             info.verified = crate::verify::last_record(path);
+            if let Some(dest) = path.parent() {
+                info.restorable = restorable(&m, info.created, &dest.join("binlog"));
+            }
             if let Some(d) = size_problem(&m, |rel| {
                 std::fs::metadata(path.join(rel)).ok().map(|md| md.len())
             }) {

@@ -27,6 +27,10 @@ pub struct PruneReport {
     pub dry_run: bool,
     /// Sets that should have gone but could not be removed, with why.
     pub failed: Vec<(String, String)>,
+    /// Closed binlog files removed from `DEST/binlog` (local prune only):
+    /// those older than the oldest kept set's binlog coordinates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binlog_removed: Vec<String>,
 }
 
 /// Applies `policy` to the sets on a ship target (see [`retention::plan`];
@@ -55,6 +59,7 @@ pub fn prune_target(
         removed: Vec::new(),
         dry_run,
         failed: Vec::new(),
+        binlog_removed: Vec::new(),
     };
     if !dry_run {
         for d in report.sets.iter().filter(|d| !d.keep) {
@@ -85,6 +90,7 @@ pub fn prune_local(
         removed: Vec::new(),
         dry_run,
         failed: Vec::new(),
+        binlog_removed: Vec::new(),
     };
     if !dry_run {
         for (d, info) in report.sets.iter().zip(&sets) {
@@ -105,6 +111,36 @@ pub fn prune_local(
                     format!("cannot remove {}: {e}", info.path.display()),
                 )),
             }
+        }
+    }
+    // The binlog archive: keep what the oldest kept set needs to reach any
+    // point up to now; nothing when a kept set has no coordinates.
+    let archive = dest.join("binlog");
+    if archive.is_dir() {
+        let mut oldest: Option<String> = None;
+        let mut unknown = false;
+        for (d, info) in report.sets.iter().zip(&sets) {
+            if !d.keep || info.status != Status::Complete {
+                continue;
+            }
+            match crate::set::open(&info.path)
+                .ok()
+                .and_then(|m| m.snapshot.binlog_file)
+            {
+                Some(f) => {
+                    let older = oldest.as_ref().is_none_or(|o| {
+                        spyglass_binlog::index::sequence(&f) < spyglass_binlog::index::sequence(o)
+                    });
+                    if older {
+                        oldest = Some(f);
+                    }
+                }
+                None => unknown = true,
+            }
+        }
+        if let (Some(keep_from), false) = (oldest, unknown) {
+            report.binlog_removed =
+                spyglass_binlog::index::remove_before(&archive, &keep_from, dry_run)?;
         }
     }
     Ok(report)

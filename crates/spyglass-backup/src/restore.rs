@@ -787,6 +787,11 @@ fn requalify(stmt: &str, renames: &BTreeMap<String, String>) -> String {
     if renames.iter().all(|(o, n)| o == n) {
         return stmt.to_owned();
     }
+    requalify_by(stmt, &|name| renames.get(name).cloned())
+}
+
+/// [`requalify`] with the new name of each qualifier from `rename` (None: kept).
+fn requalify_by(stmt: &str, rename: &dyn Fn(&str) -> Option<String>) -> String {
     let b = stmt.as_bytes();
     let mut out = String::with_capacity(stmt.len() + 16);
     let mut i = 0;
@@ -819,8 +824,8 @@ fn requalify(stmt: &str, renames: &BTreeMap<String, String>) -> String {
                     i += ch.len_utf8();
                 }
                 i = (i + 1).min(b.len());
-                match renames.get(&name) {
-                    Some(new) if b.get(i) == Some(&b'.') => out.push_str(&quote::ident(new)),
+                match rename(&name) {
+                    Some(new) if b.get(i) == Some(&b'.') => out.push_str(&quote::ident(&new)),
                     _ => out.push_str(&stmt[start..i]),
                 }
             }
@@ -832,6 +837,73 @@ fn requalify(stmt: &str, renames: &BTreeMap<String, String>) -> String {
         }
     }
     out
+}
+
+/// Where a point-in-time replay after [`restore`] stops.
+pub use spyglass_binlog::replay::{ReplayReport, Stop as ReplayStop};
+
+/// The set's snapshot coordinates: where a replay of the binary log starts.
+pub fn replay_start(set: &Path) -> Result<spyglass_binlog::replay::Point, Error> {
+    let m = crate::set::open(set)?;
+    match (&m.snapshot.binlog_file, m.snapshot.binlog_position) {
+        (Some(file), Some(pos)) => Ok(spyglass_binlog::replay::Point {
+            file: file.clone(),
+            pos,
+        }),
+        _ => Err(Error::BadSet {
+            set: set.to_path_buf(),
+            detail: "the set records no binary-log coordinates (the server had no binary log, or the backup account could not read them, or the set has no consistent snapshot): a point-in-time restore needs them".into(),
+        }),
+    }
+}
+
+/// Before anything on the target changes: the archive covers the set's
+/// coordinates to `stop` (no gap, not too short).
+pub fn check_replay(set: &Path, archive: &Path, stop: &ReplayStop) -> Result<(), Error> {
+    let start = replay_start(set)?;
+    spyglass_binlog::replay::check(archive, &start, stop)?;
+    Ok(())
+}
+
+/// The second step of a point-in-time restore, after [`restore`] loaded the
+/// set: replays the archived binary log from the set's coordinates to
+/// `stop`, with the same schema selection and renames (schemas created after
+/// the set follow them too; the server's own schemas never replay).
+pub fn replay_binlog(
+    connect: &ConnectOptions,
+    set: &Path,
+    archive: &Path,
+    options: &RestoreOptions,
+    stop: ReplayStop,
+) -> Result<ReplayReport, Error> {
+    let manifest = crate::set::open(set)?;
+    let start = replay_start(set)?;
+    let renames = plan(&manifest, set, options)?;
+    let map_schema = |s: &str| -> Option<String> {
+        if manifest.schemas.iter().any(|m| m == s) {
+            return renames.get(s).cloned();
+        }
+        if crate::names::is_system_schema(s) {
+            return None;
+        }
+        let selected =
+            options.schemas.is_empty() || options.schemas.iter().any(|g| glob_match(g, s));
+        selected.then(|| target_name(&options.rename, s))
+    };
+    let rewrite = |stmt: &str| requalify_by(stmt, &|name| map_schema(name).filter(|t| t != name));
+    let mut session = spyglass_db::connect(connect)?;
+    let report = spyglass_binlog::replay::replay(
+        session.conn(),
+        archive,
+        &spyglass_binlog::replay::ReplayOptions {
+            start,
+            stop,
+            map_schema: &map_schema,
+            rewrite: &rewrite,
+            log_bin: options.binlog,
+        },
+    )?;
+    Ok(report)
 }
 
 /// Loads a schema or post file. With `marker` (target schema, start time),

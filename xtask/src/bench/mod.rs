@@ -1,8 +1,9 @@
-//! `cargo xtask bench [backup|cleanup|users]`: ours and the reference tools,
+//! `cargo xtask bench [backup|binlog|cleanup|users]`: ours and the reference tools,
 //! side by side on the same data in one run, with ratios. Each family lives in
 //! its own module and registers one arm below.
 
 mod backup;
+mod binlog;
 mod cleanup;
 mod users;
 
@@ -12,6 +13,7 @@ pub fn cmd(args: &[String]) -> Result<(), String> {
     let _ = rest;
     match which {
         "backup" => backup::cmd(rest),
+        "binlog" => binlog::cmd(rest),
         "cleanup" => cleanup::cmd(rest),
         "users" => users::cmd(rest),
         other => Err(format!("unknown benchmark '{other}'")),

@@ -76,6 +76,8 @@ pub fn list_target(target: &Target, ssh: &SshOptions) -> Result<Vec<SetInfo>, Sh
             label: None,
             verified: None,
             on_target: true,
+            // The binlog archive is not shipped yet: no window on a target.
+            restorable: None,
         };
         let sizes = sizes_or_none(remote.as_ref(), name)?;
         info.bytes = sizes.as_ref().map_or(0, |s| s.values().sum());

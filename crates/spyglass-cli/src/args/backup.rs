@@ -141,6 +141,27 @@ pub struct RestoreArgs {
     /// (off by default, like myloader).
     #[arg(long)]
     pub enable_binlog: bool,
+    #[command(flatten)]
+    pub pitr: PointInTimeArgs,
+}
+
+/// Point-in-time restore: after the set, replay the binary-log archive.
+#[derive(Debug, Args)]
+pub struct PointInTimeArgs {
+    /// Then replay the archived binary log up to, not including, the first
+    /// transaction committed after this local time ('YYYY-MM-DD HH:MM:SS[.ffffff]').
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["until_position", "latest"])]
+    pub until: Option<String>,
+    /// Then replay up to this binlog position (FILE:POS), not including the
+    /// transaction that ends after it.
+    #[arg(long, value_name = "FILE:POS", conflicts_with = "latest")]
+    pub until_position: Option<String>,
+    /// Then replay everything archived.
+    #[arg(long)]
+    pub latest: bool,
+    /// The binary-log archive (default: binlog/ next to the set).
+    #[arg(long, value_name = "DIR")]
+    pub binlog_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

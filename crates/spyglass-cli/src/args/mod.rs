@@ -2,6 +2,7 @@
 //! command family; `Command` lists them.
 
 mod backup;
+mod binlog;
 mod cleanup;
 mod doctor;
 mod lifecycle;
@@ -11,6 +12,7 @@ mod schedule;
 mod users;
 
 pub use backup::*;
+pub use binlog::*;
 pub use cleanup::*;
 pub use doctor::DoctorArgs;
 pub use lifecycle::*;
@@ -141,6 +143,8 @@ pub enum Command {
     Users(UsersArgs),
     /// Consistent, parallel, compressed, checksummed backups: run, restore, verify, list, prune, ship, pack.
     Backup(BackupArgs),
+    /// The binary-log archive for point-in-time restores: archive.
+    Binlog(BinlogArgs),
     /// Find and remove files no table tracks: scan, apply (quarantine), restore, purge.
     ///
     /// Exit 0 nothing to clean, 1 something to clean or skipped, 2 error or refused.

@@ -168,6 +168,10 @@ pub struct BackupUserArgs {
     /// Read the password from the first line of stdin (default: a random one, shown once).
     #[arg(long)]
     pub password_stdin: bool,
+    /// Also grant what `binlog archive` needs (MySQL: REPLICATION SLAVE,
+    /// REPLICATION CLIENT; MariaDB: REPLICATION SLAVE, BINLOG MONITOR).
+    #[arg(long)]
+    pub binlog: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -36,7 +36,10 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-fn dest_or_settings(global: &GlobalOpts, dest: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+pub(super) fn dest_or_settings(
+    global: &GlobalOpts,
+    dest: Option<&PathBuf>,
+) -> anyhow::Result<PathBuf> {
     if let Some(d) = dest {
         return Ok(d.clone());
     }
@@ -93,7 +96,7 @@ fn local_set(
     Ok((path, fetched))
 }
 
-fn connect_options(global: &GlobalOpts) -> anyhow::Result<spyglass_db::ConnectOptions> {
+pub(super) fn connect_options(global: &GlobalOpts) -> anyhow::Result<spyglass_db::ConnectOptions> {
     let env = Environment::from_process();
     let mut resolved = connection::resolve(&global.connect, &env)?;
     for w in &resolved.warnings {
@@ -285,6 +288,8 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
     let (set, _fetched) = local_set(global, &a.set, &a.ssh)?;
     // Fail on a bad set before connecting.
     spyglass_backup::set::open(&set)?;
+    // Point in time: the archive must cover it before the target changes.
+    let pitr = super::binlog::point_in_time(&set, &a.pitr)?;
     let opts = connect_options(global)?;
     let ro = RestoreOptions {
         schemas: a.schemas.clone(),
@@ -318,7 +323,7 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
         }
         e => e.into(),
     })?;
-    if global.json {
+    if global.json && pitr.is_none() {
         output::print_json(&s)?;
     } else if !global.quiet {
         eprintln!(
@@ -353,6 +358,12 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
                 "warning: {} {}: its definer {} has no account on {}; it was restored with that definer (as mysqldump does) and fails when used until the account exists (restore with --with-accounts, or create it)",
                 d.kind, d.object, d.definer, opts.endpoint
             );
+        }
+    }
+    if let Some((archive, stop)) = pitr {
+        let r = super::binlog::replay_after_restore(global, &opts, &a.set, &archive, &ro, stop)?;
+        if global.json {
+            output::print_json(&serde_json::json!({ "restore": s, "replay": r }))?;
         }
     }
     Ok(if s.warnings.is_empty() && s.missing_definers.is_empty() {
@@ -448,6 +459,13 @@ fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus>
     })
 }
 
+fn utc_text(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(
+        || t.to_string(),
+        |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
 fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
     let dest = dest_or_settings(global, a.dest.as_ref())?;
     let sets = match target_of(&dest)? {
@@ -505,6 +523,22 @@ fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
             );
             if let Some(d) = &i.detail {
                 let _ = writeln!(s, "    {d}");
+            }
+            if let Some(w) = &i.restorable {
+                let _ = match (&w.problem, w.until) {
+                    (Some(p), _) => writeln!(s, "    point in time: none ({p})"),
+                    (None, Some(u)) => writeln!(
+                        s,
+                        "    point in time: restorable from {} to {} (binlog archive from {})",
+                        w.from.map_or_else(|| "?".into(), utc_text),
+                        utc_text(u),
+                        w.from_position
+                    ),
+                    (None, None) => writeln!(
+                        s,
+                        "    point in time: the archive holds no event after the set yet"
+                    ),
+                };
             }
             if let Some(p) = i.verified.as_ref().and_then(|v| v.first_problem.as_ref()) {
                 if i.status == Status::Complete {

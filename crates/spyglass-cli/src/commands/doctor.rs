@@ -340,6 +340,16 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         }
         r
     });
+    // Point-in-time restores: checked when the destination holds a binlog archive.
+    if let Some(dest) = dest_path.as_deref().filter(|d| d.join("binlog").is_dir()) {
+        for b in super::binlog::doctor_checks(&mut session, dest) {
+            problems.push(Problem {
+                check: "binlog",
+                message: b.message,
+                hint: b.hint,
+            });
+        }
+    }
 
     // Restores that did not finish: their schemas are half loaded.
     let unfinished_restores = spyglass_backup::restore::unfinished_restores(session.conn())?;

@@ -1,6 +1,7 @@
 //! One module per command; each returns the exit status.
 
 mod backup;
+mod binlog;
 mod cleanup;
 mod dist;
 mod doctor;
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Cleanup(args) => cleanup::run(&cli.global, &args),
         Command::Users(args) => users::run(&cli.global, args),
         Command::Backup(args) => backup::run(&cli.global, args),
+        Command::Binlog(args) => binlog::run(&cli.global, &args),
         Command::Nightly(args) => nightly::run(&cli.global, &args),
         Command::Report(args) => report::run(&cli.global, &args),
         Command::Schedule(args) => schedule::run(&cli.global, &args),

@@ -128,6 +128,45 @@ pub fn systemd_units(site: &UnitSite<'_>) -> [(&'static str, String); 3] {
     ]
 }
 
+/// The long-running binary-log archiver (point-in-time restores), as
+/// (file name, contents): restarts on failure; it reconnects by itself too.
+pub fn archive_unit(site: &UnitSite<'_>) -> (&'static str, String) {
+    let wd = site
+        .working_dir
+        .as_deref()
+        .map(|d| format!("WorkingDirectory={d}\n"))
+        .unwrap_or_default();
+    let mut config = site
+        .config
+        .map(|c| format!(" --config {}", unit(c)))
+        .unwrap_or_default();
+    for a in &site.connect {
+        config.push(' ');
+        config.push_str(a);
+    }
+    (
+        "spyglass-binlog-archive.service",
+        format!(
+            "[Unit]\n\
+             Description=spyglass-admin binlog archive: copy the binary log for point-in-time restores\n\
+             Wants=network-online.target\n\
+             After=network-online.target\n\
+             \n\
+             [Service]\n\
+             Type=simple\n\
+             EnvironmentFile=-{ENVIRONMENT_FILE}\n\
+             {wd}ExecStart={} binlog archive{config}\n\
+             # SIGTERM: it writes what it has and exits 0.\n\
+             Restart=on-failure\n\
+             RestartSec=30\n\
+             \n\
+             [Install]\n\
+             WantedBy=multi-user.target\n",
+            unit(site.exe)
+        ),
+    )
+}
+
 /// The units as the Debian package installs them.
 pub fn packaged_units() -> [(&'static str, String); 3] {
     systemd_units(&UnitSite {
@@ -233,6 +272,20 @@ pub fn run(global: &GlobalOpts, a: &ScheduleArgs) -> anyhow::Result<ExitStatus> 
         text.push_str(
             "# then: systemctl daemon-reload && systemctl enable --now spyglass-nightly.timer\n",
         );
+        // The archiver logs in the same way nightly does.
+        let (name, body) = archive_unit(&UnitSite {
+            exe: &exe,
+            working_dir: cwd.as_deref().map(unit),
+            config: Some(&config),
+            at: (hh, mm),
+            connect: conn
+                .iter()
+                .map(|(f, v)| format!("{f} {}", unit(Path::new(v))))
+                .collect(),
+        });
+        text.push_str(&format!(
+            "\n# Point-in-time restores: the binary-log archiver, running all the time.\n# /etc/systemd/system/{name}\n{body}\n# then: systemctl daemon-reload && systemctl enable --now {name}\n"
+        ));
         text
     } else {
         let cd = cwd

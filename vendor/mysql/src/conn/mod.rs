@@ -1390,7 +1390,19 @@ impl Conn {
     #[cfg(feature = "binlog")]
     fn request_binlog(&mut self, request: BinlogRequest<'_>) -> Result<()> {
         self.register_as_slave(request.server_id())?;
-        self.write_command_raw(&request.as_cmd())?;
+        // spyglass-admin patch: COM_BINLOG_DUMP keeps every flag bit the
+        // request has (upstream keeps only BINLOG_DUMP_NON_BLOCK), so a
+        // MariaDB replica can ask for annotate events (bit 2,
+        // BINLOG_SEND_ANNOTATE_ROWS_EVENT). See PATCH.md.
+        if request.use_gtid() {
+            self.write_command_raw(&request.as_cmd())?;
+        } else {
+            let cmd = mysql_common::packets::ComBinlogDump::new(request.server_id())
+                .with_pos(request.pos() as u32)
+                .with_filename(request.filename_raw())
+                .with_flags(request.flags());
+            self.write_command_raw(&cmd)?;
+        }
         Ok(())
     }
 

@@ -79,9 +79,10 @@ pub(crate) struct UserSettings {
     pub backup_account: Option<Account>,
 }
 
-/// The backup features switched on for this lab: the binary-log archive does
-/// not exist yet, and killing long queries is a one-off flag of `backup run`
-/// (`--kill-long-queries`), never a setting of the nightly job: both off.
+/// The backup features switched on for this lab: the binary-log archive is
+/// asked for per command (`add-backup-user --binlog`), and killing long
+/// queries is a one-off flag of `backup run` (`--kill-long-queries`), never
+/// a setting of the nightly job: both off here.
 fn backup_features() -> plan::BackupFeatures {
     plan::BackupFeatures::default()
 }
@@ -441,7 +442,10 @@ fn dispatch(
                         }
                         None => ctx.live.accounts.get(&account).map(|a| a.global.clone()),
                     };
-                    let want = plan::backup_account_privileges(ctx.flavor, backup_features());
+                    let mut features = backup_features();
+                    // `--binlog`: also what `binlog archive` needs (a replica's privileges).
+                    features.binlog_archive |= a.binlog;
+                    let want = plan::backup_account_privileges(ctx.flavor, features);
                     let rng_failed = std::cell::Cell::new(false);
                     let mut make = password_maker(first, &rng_failed);
                     let mut new = NewPassword {
