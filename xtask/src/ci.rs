@@ -43,8 +43,12 @@ fn itest_one(flavor: Flavor, filter: &[String], python: &Path) -> Result<(), Str
     let want_tls =
         filter.iter().all(|f| f.starts_with('-')) || filter.iter().any(|f| f.contains("tls"));
     let _ = sandbox::stop(tls);
+    // The 3-node Garage cluster only when S3 tests run.
+    let want_s3 =
+        filter.iter().all(|f| f.starts_with('-')) || filter.iter().any(|f| f.contains("s3"));
     let result = (|| {
         let t = sandbox::start(target)?;
+        let garage = if want_s3 { Some(start_garage()?) } else { None };
         let tls_server = if want_tls {
             Some(sandbox::start(tls)?)
         } else {
@@ -76,6 +80,9 @@ fn itest_one(flavor: Flavor, filter: &[String], python: &Path) -> Result<(), Str
                     sandbox::tls_server_dir(tls).unwrap_or_default(),
                 );
         }
+        if let Some(g) = &garage {
+            c.env("SPYGLASS_IT_S3", g.env_file());
+        }
         c.env("SPYGLASS_IT_TARGET_PORT", t.port.to_string())
             .env("SPYGLASS_IT_PYTHON", python);
         if flavor == Flavor::Mysql {
@@ -91,6 +98,20 @@ fn itest_one(flavor: Flavor, filter: &[String], python: &Path) -> Result<(), Str
     let _ = sandbox::stop(target);
     let _ = sandbox::stop(tls);
     result.and(stopped)
+}
+
+/// Garage built (or reused) and a fresh 3-node cluster in
+/// `target/sandbox/garage`, plus the tools the S3 tests use beside it.
+pub(crate) fn start_garage() -> Result<crate::garage::Cluster, String> {
+    util::apt_install_missing(&[("rclone", "rclone"), ("socat", "socat")], "the S3 tests")?;
+    let started = Instant::now();
+    let g = crate::garage::start(&util::target_dir().join("sandbox/garage"))?;
+    eprintln!(
+        "xtask: Garage cluster up in {:.1}s at {}",
+        started.elapsed().as_secs_f64(),
+        g.endpoints().join(", ")
+    );
+    Ok(g)
 }
 
 fn set_test_env(c: &mut Command, s: &Sandbox, fixture_root: &std::path::Path) {

@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod dist;
+mod garage;
 mod sandbox;
 mod sshd;
 mod tls;

@@ -30,6 +30,7 @@ use crate::manifest::Manifest;
 use crate::names;
 
 pub mod local;
+pub mod s3;
 pub mod ssh;
 
 pub use ssh::classify;
@@ -118,6 +119,24 @@ pub enum ShipError {
         /// What was asked.
         what: &'static str,
     },
+    /// An object store refused a request (or kept failing).
+    #[error("{host}: {what} s3://{bucket}/{key}: {detail}")]
+    Store {
+        /// The endpoint.
+        host: String,
+        /// What we were doing.
+        what: String,
+        /// Bucket.
+        bucket: String,
+        /// Object key (empty: the bucket itself).
+        key: String,
+        /// HTTP status.
+        status: u16,
+        /// The store's error code (`NoSuchBucket`, `InvalidAccessKeyId`...).
+        code: String,
+        /// The store's code and message.
+        detail: String,
+    },
     /// A local file operation failed.
     #[error("{what} {}", path.display())]
     Io {
@@ -169,6 +188,15 @@ pub enum Target {
     },
     /// A directory on this machine.
     Local(Utf8PathBuf),
+    /// `s3://bucket/prefix` on an S3-compatible store.
+    S3 {
+        /// Bucket.
+        bucket: String,
+        /// Key prefix, without leading or trailing `/` (may be empty).
+        prefix: String,
+        /// Endpoint, credentials and tuning (from settings; see [`Target::with_s3_config`]).
+        config: s3::S3Config,
+    },
 }
 impl Target {
     /// Parses `ssh://[user@]host[:port]/path` (a path starting `/~/` is
@@ -181,9 +209,12 @@ impl Target {
         if let Some(rest) = s.strip_prefix("ssh://") {
             return ssh::parse(s, rest);
         }
+        if let Some(rest) = s.strip_prefix("s3://") {
+            return s3::parse(s, rest);
+        }
         if s.contains("://") {
             return Err(bad(
-                "only ssh:// targets and local directories are supported",
+                "only ssh://, s3:// targets and local directories are supported",
             ));
         }
         // scp-style user@host:path is easy to type by habit and would become a
@@ -209,6 +240,11 @@ impl Target {
                 path,
             } => Box::new(ssh::Ssh::new(user.as_deref(), host, *port, path, opts)),
             Target::Local(p) => Box::new(local::Local::new(p)),
+            Target::S3 {
+                bucket,
+                prefix,
+                config,
+            } => Box::new(s3::S3::new(bucket, prefix, config)),
         }
     }
 
@@ -228,6 +264,28 @@ impl Target {
                 ssh,
             )),
             Target::Local(p) => Box::new(local::Local::new(p)),
+            Target::S3 {
+                bucket,
+                prefix,
+                config,
+            } => Box::new(s3::S3::new(bucket, prefix, config)),
+        }
+    }
+
+    /// An `s3://` target with `config` filling what its own config leaves
+    /// unset (settings); any other target unchanged.
+    pub fn with_s3_config(self, settings: &s3::S3Config) -> Target {
+        match self {
+            Target::S3 {
+                bucket,
+                prefix,
+                config,
+            } => Target::S3 {
+                bucket,
+                prefix,
+                config: config.or(settings),
+            },
+            t => t,
         }
     }
 
@@ -241,6 +299,7 @@ impl Target {
             } => format!("{host}:{p}"),
             Target::Ssh { host, .. } => host.clone(),
             Target::Local(_) => "local".into(),
+            Target::S3 { bucket, .. } => format!("s3://{bucket}"),
         }
     }
 }
@@ -269,6 +328,8 @@ impl std::fmt::Display for Target {
                 }
             }
             Target::Local(p) => write!(f, "{p}"),
+            Target::S3 { bucket, prefix, .. } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            Target::S3 { bucket, prefix, .. } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
 }

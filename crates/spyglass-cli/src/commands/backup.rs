@@ -177,8 +177,19 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
         }
         rename.push((old.to_owned(), new.to_owned()));
     }
+    // A set on a store: read back and checked before connecting.
+    let fetched = if super::s3::is_s3(&a.set) {
+        let f = super::s3::fetch(global, &a.set)?;
+        super::s3::check_before_restore(&f)?;
+        Some(f)
+    } else {
+        None
+    };
+    let set = fetched
+        .as_ref()
+        .map_or(a.set.as_path(), |f| f.path.as_path());
     // Fail on a bad set before connecting.
-    spyglass_backup::set::open(&a.set)?;
+    spyglass_backup::set::open(set)?;
     let opts = connect_options(global)?;
     let ro = RestoreOptions {
         schemas: a.schemas.clone(),
@@ -190,7 +201,7 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
     };
     let bar = Bar::new(!global.json && !global.quiet);
     let t = std::time::Instant::now();
-    let s = restore::restore(&opts, &a.set, &ro, &bar).map_err(|e| match e {
+    let s = restore::restore(&opts, set, &ro, &bar).map_err(|e| match e {
         spyglass_backup::Error::SchemasExist { schemas, unfinished } => {
             let mut msg = format!(
                 "schema(s) already exist on {}: {}",
@@ -258,13 +269,22 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
 
 fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus> {
     let bar = Bar::new(!global.json && !global.quiet);
-    let mut report = verify::verify(&a.set, &bar)?;
+    // A set on a store: every object read back into a temporary copy, checked there.
+    let fetched = if super::s3::is_s3(&a.set) {
+        Some(super::s3::fetch(global, &a.set)?)
+    } else {
+        None
+    };
+    let set = fetched
+        .as_ref()
+        .map_or(a.set.as_path(), |f| f.path.as_path());
+    let mut report = verify::verify(set, &bar)?;
     let restored = a.restore && report.problems.is_empty();
     if restored {
         let opts = connect_options(global)?;
         verify::verify_by_restoring(
             &opts,
-            &a.set,
+            set,
             &a.prefix,
             a.threads.unwrap_or_else(cores),
             &mut report,
@@ -288,6 +308,9 @@ fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus>
             ),
             e => e.into(),
         })?;
+    }
+    if let Some(f) = &fetched {
+        super::s3::report_objects(f, &mut report);
     }
     // The result goes beside the manifest, for `backup list` (not for a packed set).
     if a.set.is_dir() {
@@ -333,6 +356,9 @@ fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus>
 
 fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
     let dest = dest_or_settings(global, a.dest.as_ref())?;
+    if super::s3::is_s3(&dest) {
+        return super::s3::list(global, &dest);
+    }
     let sets = list::list(&dest)?;
     if global.json {
         output::print_json(&sets)?;

@@ -6,6 +6,7 @@ mod dist;
 mod doctor;
 pub(crate) mod lifecycle;
 mod nightly;
+mod s3;
 mod schedule;
 mod users;
 

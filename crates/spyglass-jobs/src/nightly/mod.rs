@@ -134,6 +134,8 @@ impl NightlyPlan {
             .ship_to
             .as_deref()
             .map(Target::parse)
+            .transpose()?
+            .map(|t| lifecycle::s3_config(&settings).map(|c| t.with_s3_config(&c)))
             .transpose()?;
         Ok(NightlyPlan {
             label,
