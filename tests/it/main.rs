@@ -33,6 +33,9 @@ mod fixture;
 mod lifecycle;
 
 #[cfg(feature = "server-tests")]
+mod s3;
+
+#[cfg(feature = "server-tests")]
 mod tls;
 
 #[cfg(feature = "server-tests")]

@@ -189,6 +189,7 @@ pub fn ci_cmd(_args: &[String]) -> Result<(), String> {
 pub fn demo_cmd(args: &[String]) -> Result<(), String> {
     let flavor = crate::flavor_arg(args, Flavor::Mariadb)?;
     let keep = util::has_flag(args, "--keep");
+    let s3 = util::has_flag(args, "--s3");
     say("1. Build spyglass-admin");
     build_bin()?;
     say(&format!(
@@ -301,6 +302,9 @@ pub fn demo_cmd(args: &[String]) -> Result<(), String> {
             set_s
         );
         nightly_demo(&root)?;
+        if s3 {
+            s3_demo(&root)?;
+        }
         Ok(())
     })();
     if keep {
@@ -370,6 +374,52 @@ fn nightly_demo(root: &std::path::Path) -> Result<(), String> {
     say("Install: spyglass-admin schedule --print --systemd (the units the Debian package installs, with this machine's paths; cargo xtask dist builds the package)");
     run(&["schedule", "--print", "--systemd"], &[0])?;
     drop(sshd);
+    Ok(())
+}
+
+/// `nightly` shipping to a 3-node Garage cluster on 127.0.0.1 (built once
+/// per machine, or reused), then the set listed and verified on the store.
+fn s3_demo(root: &std::path::Path) -> Result<(), String> {
+    say("S3: build (once per machine) or reuse Garage, start a 3-node cluster on 127.0.0.1 (replication factor 3)");
+    let g = start_garage()?;
+    let dest = root.join("nightly-s3-backups");
+    let settings = root.join("spyglass-admin-s3.toml");
+    let to = format!("s3://{}/demo", crate::garage::BUCKET);
+    let text = format!(
+        "[backup]\ndestination = \"{}\"\nkeep_daily = 7\nship_to = \"{to}\"\n\n[nightly]\ncleanup = \"off\"\n\n         [s3]\nendpoint = \"{}\"\nregion = \"{}\"\n# the key: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment\n",
+        dest.display(),
+        g.endpoints()[0],
+        crate::garage::REGION
+    );
+    std::fs::write(&settings, &text).map_err(|e| format!("writing {}: {e}", settings.display()))?;
+    println!("   {}:", settings.display());
+    for line in text.lines() {
+        println!("     {line}");
+    }
+    let run = |args: &[&str], ok: &[i32]| -> Result<(), String> {
+        let mut c = Command::new(admin_bin());
+        c.arg("--config")
+            .arg(&settings)
+            .args(args)
+            .current_dir(root)
+            .env("DJ_PASS", "");
+        g.set_env(&mut c);
+        let status = c
+            .status()
+            .map_err(|e| format!("cannot run spyglass-admin: {e}"))?;
+        match status.code() {
+            Some(code) if ok.contains(&code) => Ok(()),
+            _ => Err(format!(
+                "spyglass-admin {} failed ({status})",
+                args.join(" ")
+            )),
+        }
+    };
+    say("S3: spyglass-admin nightly (ship_to = s3://...)");
+    run(&["nightly"], &[0, 1])?;
+    say(&format!("S3: spyglass-admin backup list {to}"));
+    run(&["backup", "list", &to], &[0])?;
+    drop(g);
     Ok(())
 }
 

@@ -1,9 +1,10 @@
-//! `cargo xtask bench [backup|cleanup|users]`: ours and the reference tools,
+//! `cargo xtask bench [backup|cleanup|users|ship]`: ours and the reference tools,
 //! side by side on the same data in one run, with ratios. Each family lives in
 //! its own module and registers one arm below.
 
 mod backup;
 mod cleanup;
+mod ship;
 mod users;
 
 pub fn cmd(args: &[String]) -> Result<(), String> {
@@ -14,6 +15,7 @@ pub fn cmd(args: &[String]) -> Result<(), String> {
         "backup" => backup::cmd(rest),
         "cleanup" => cleanup::cmd(rest),
         "users" => users::cmd(rest),
+        "ship" => ship::cmd(rest),
         other => Err(format!("unknown benchmark '{other}'")),
     }
 }

@@ -75,6 +75,13 @@ struct RunReport<'a> {
 
 fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     let dest = dest_or_settings(global, a.dest.as_ref())?;
+    // --dest s3://...: the set is written to a temporary directory, shipped, and removed.
+    let mut s3 = if super::s3::is_s3(&dest) {
+        Some(super::s3::Upload::new(global, &dest)?)
+    } else {
+        None
+    };
+    let dest = s3.as_ref().map_or(dest, |u| u.local_dest());
     let compression = a
         .compress
         .with_level(a.level)
@@ -118,7 +125,10 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     }
     let bar = Bar::new(!global.json && !global.quiet);
     let t = std::time::Instant::now();
-    let summary = dump::run(&opts, &o, &bar)?;
+    let mut summary = dump::run(&opts, &o, &bar)?;
+    if let Some(u) = s3.take() {
+        summary.path = u.ship(&summary.path)?;
+    }
     let m = &summary.manifest;
     let secs = t.elapsed().as_secs_f64();
     if global.json {

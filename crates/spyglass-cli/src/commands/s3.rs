@@ -128,6 +128,53 @@ pub(crate) fn report_objects(f: &Fetched, report: &mut VerifyReport) {
     }
 }
 
+/// `backup run --dest s3://...`: the set is written into a temporary
+/// directory, then shipped (verified on the store, committed by its
+/// manifest object) and the local copy removed.
+pub(crate) struct Upload {
+    dir: tempfile::TempDir,
+    target: Target,
+}
+
+impl Upload {
+    pub(crate) fn new(global: &GlobalOpts, dest: &Path) -> anyhow::Result<Upload> {
+        let target =
+            Target::parse(dest.to_str().unwrap_or_default())?.with_s3_config(&config(global)?);
+        // Fail on credentials or a missing bucket before the dump starts.
+        target.remote(&ShipOptions::default()).probe(false)?;
+        let dir = tempfile::Builder::new()
+            .prefix("spyglass-s3-")
+            .tempdir()
+            .map_err(|e| UserError::new(format!("cannot make a temporary directory: {e}")))?;
+        Ok(Upload { dir, target })
+    }
+
+    /// Where the dump writes.
+    pub(crate) fn local_dest(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    /// Ships `set`; its location on the store. When shipping fails the
+    /// local set is kept (and named), so the next `backup ship` resumes.
+    pub(crate) fn ship(self, set: &Path) -> anyhow::Result<PathBuf> {
+        match spyglass_backup::ship::ship(set, &self.target, &ShipOptions::default()) {
+            Ok(r) => {
+                let _ = std::fs::remove_dir_all(set);
+                Ok(PathBuf::from(r.target))
+            }
+            Err(e) => {
+                let _ = self.dir.keep();
+                Err(anyhow::Error::new(e).context(format!(
+                    "the set was written but not shipped; it is kept in {} (ship it with: spyglass-admin backup ship {} --to {})",
+                    set.display(),
+                    set.display(),
+                    self.target
+                )))
+            }
+        }
+    }
+}
+
 /// `backup list s3://bucket/prefix`.
 pub(crate) fn list(global: &GlobalOpts, dest: &Path) -> anyhow::Result<ExitStatus> {
     let text = dest.to_str().unwrap_or_default();
