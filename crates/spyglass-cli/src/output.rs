@@ -141,6 +141,7 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
         }
         if let Some(e) = cause.downcast_ref::<ShipError>() {
             let hint = match e {
+                ShipError::Unreachable { detail, .. } if detail.contains(" s3://") => "is the endpoint right ([s3] endpoint or AWS_ENDPOINT_URL) and the store up?",
                 ShipError::Unreachable { .. } => "is the host up and sshd listening on that port? Try: ssh -p PORT user@host true",
                 ShipError::AuthFailed { .. } => "check --identity (or [backup] identity) and that its public key is in the remote account's ~/.ssh/authorized_keys",
                 ShipError::HostKey { .. } => "connect once by hand (ssh -p PORT user@host) to check and accept the host key; ship never accepts one by itself",

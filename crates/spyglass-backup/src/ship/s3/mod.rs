@@ -664,8 +664,17 @@ impl Remote for S3 {
     fn remove_set(&self, name: &str) -> Result<(), ShipError> {
         refuse_unless_set_name(&self.host(), name)?;
         let c = self.client()?;
-        self.abort_unfinished(name)?;
         let p = self.set_prefix(name);
+        // A staged copy and a complete set share their objects' prefix: a
+        // staged name never removes a set that is complete.
+        if name.ends_with(crate::set::PARTIAL) && c.exists(&format!("{p}{MANIFEST}"))? {
+            return Err(ShipError::Remote {
+                host: self.host(),
+                what: format!("removing {}", self.location(name)),
+                detail: "the set is complete there (it has its manifest object)".into(),
+            });
+        }
+        self.abort_unfinished(name)?;
         let mut keys: Vec<String> = c.list(&p)?.into_iter().map(|(k, _)| k).collect();
         // The manifest goes first: a half-removed set must not look complete.
         keys.sort_by_key(|k| !k.ends_with(&format!("/{MANIFEST}")));
