@@ -216,8 +216,7 @@ impl Store {
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
             // `status` lists failed nodes under a heading of their own.
             if out.status.success() && !text.to_ascii_lowercase().contains("failed nodes") {
-                let probe = format!("health/{}", std::process::id());
-                let o = self.rclone(&["rcat", &self.remote(&probe)]);
+                let o = self.rclone(&["lsf", &self.remote("")]);
                 if o.status.success() {
                     return;
                 }
@@ -260,7 +259,7 @@ fn make_lab(name: &str, big_mb: usize) {
     drop_schemas(&mut a, &[name]);
     let q = quote::ident(name);
     for sql in [
-        format!("CREATE DATABASE {q}"),
+        format!("CREATE DATABASE {q} CHARACTER SET utf8mb4"),
         format!("CREATE TABLE {q}.session (id INT PRIMARY KEY, name VARCHAR(64), at DATETIME(6), note TEXT)"),
         format!("INSERT INTO {q}.session VALUES (1, 'rat-1', '2026-01-02 03:04:05.123456', 'first'), (2, 'rat''s \\\\ 2', NULL, 'émoji 🐀'), (3, '', '2026-12-31 23:59:59', NULL)"),
         format!("CREATE TABLE {q}.spikes (session INT, n INT, v DOUBLE, PRIMARY KEY (session, n), FOREIGN KEY (session) REFERENCES {q}.session (id))"),

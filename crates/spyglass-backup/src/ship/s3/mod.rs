@@ -630,8 +630,11 @@ impl Remote for S3 {
             for up in &uploads {
                 let _ = c.abort_multipart(&self.key(staging, &files[up.rel]), &up.id);
             }
+            return completed;
         }
-        completed
+        // Every upload of ours is complete: one still listed is an orphan of a
+        // retried request whose first try the store did carry out.
+        self.abort_unfinished(staging)
     }
 
     fn remove_files(&self, staging: &str, files: &[String]) -> Result<(), ShipError> {
