@@ -120,16 +120,12 @@ pub enum ShipError {
         what: &'static str,
     },
     /// An object store refused a request (or kept failing).
-    #[error("{host}: {what} s3://{bucket}/{key}: {detail}")]
+    #[error("{host}: {what}: {detail}")]
     Store {
         /// The endpoint.
         host: String,
-        /// What we were doing.
+        /// What we were doing, with the object: `uploading s3://bucket/key`.
         what: String,
-        /// Bucket.
-        bucket: String,
-        /// Object key (empty: the bucket itself).
-        key: String,
         /// HTTP status.
         status: u16,
         /// The store's error code (`NoSuchBucket`, `InvalidAccessKeyId`...).

@@ -155,9 +155,7 @@ impl Client {
         let message = xml_value(&text, "Message").unwrap_or_default();
         ShipError::Store {
             host: self.host(),
-            what: req.what.into(),
-            bucket: self.r.bucket.clone(),
-            key: req.key.to_owned(),
+            what: format!("{} s3://{}/{}", req.what, self.r.bucket, req.key),
             status: resp.status,
             detail: if message.is_empty() {
                 code.clone()
