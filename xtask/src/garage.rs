@@ -316,8 +316,16 @@ pub fn start(dir: &Path) -> Result<Cluster, String> {
         };
         ids.push(id);
     }
+    // `node id` answers before a node's RPC port listens: retry the connect.
     for id in &ids[1..] {
-        cluster.cli(&["node", "connect", id])?;
+        let t = Instant::now();
+        loop {
+            match cluster.cli(&["node", "connect", id]) {
+                Ok(_) => break,
+                Err(e) if t.elapsed() > Duration::from_secs(60) => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(300)),
+            }
+        }
     }
     for id in &ids {
         let short = id.split('@').next().unwrap_or(id);
