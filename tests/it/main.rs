@@ -42,6 +42,9 @@ mod nightly;
 mod pitr;
 
 #[cfg(feature = "server-tests")]
+mod s3;
+
+#[cfg(feature = "server-tests")]
 mod tls;
 
 #[cfg(feature = "server-tests")]

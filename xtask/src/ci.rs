@@ -43,8 +43,12 @@ fn itest_one(flavor: Flavor, filter: &[String], python: &Path) -> Result<(), Str
     let want_tls =
         filter.iter().all(|f| f.starts_with('-')) || filter.iter().any(|f| f.contains("tls"));
     let _ = sandbox::stop(tls);
+    // The 3-node Garage cluster only when S3 tests run.
+    let want_s3 =
+        filter.iter().all(|f| f.starts_with('-')) || filter.iter().any(|f| f.contains("s3"));
     let result = (|| {
         let t = sandbox::start(target)?;
+        let garage = if want_s3 { Some(start_garage()?) } else { None };
         let tls_server = if want_tls {
             Some(sandbox::start(tls)?)
         } else {
@@ -76,6 +80,9 @@ fn itest_one(flavor: Flavor, filter: &[String], python: &Path) -> Result<(), Str
                     sandbox::tls_server_dir(tls).unwrap_or_default(),
                 );
         }
+        if let Some(g) = &garage {
+            c.env("SPYGLASS_IT_S3", g.env_file());
+        }
         c.env("SPYGLASS_IT_TARGET_PORT", t.port.to_string())
             .env("SPYGLASS_IT_PYTHON", python)
             // pitr tests: the server's binlog files, and the chroot's mysqlbinlog.
@@ -96,6 +103,20 @@ fn itest_one(flavor: Flavor, filter: &[String], python: &Path) -> Result<(), Str
     let _ = sandbox::stop(target);
     let _ = sandbox::stop(tls);
     result.and(stopped)
+}
+
+/// Garage built (or reused) and a fresh 3-node cluster in
+/// `target/sandbox/garage`, plus the tools the S3 tests use beside it.
+pub(crate) fn start_garage() -> Result<crate::garage::Cluster, String> {
+    util::apt_install_missing(&[("rclone", "rclone"), ("socat", "socat")], "the S3 tests")?;
+    let started = Instant::now();
+    let g = crate::garage::start(&util::target_dir().join("sandbox/garage"))?;
+    eprintln!(
+        "xtask: Garage cluster up in {:.1}s at {}",
+        started.elapsed().as_secs_f64(),
+        g.endpoints().join(", ")
+    );
+    Ok(g)
 }
 
 fn set_test_env(c: &mut Command, s: &Sandbox, fixture_root: &std::path::Path) {
@@ -175,6 +196,7 @@ pub fn ci_cmd(_args: &[String]) -> Result<(), String> {
 pub fn demo_cmd(args: &[String]) -> Result<(), String> {
     let flavor = crate::flavor_arg(args, Flavor::Mariadb)?;
     let keep = util::has_flag(args, "--keep");
+    let s3 = util::has_flag(args, "--s3");
     say("1. Build spyglass-admin");
     build_bin()?;
     say(&format!(
@@ -289,6 +311,9 @@ pub fn demo_cmd(args: &[String]) -> Result<(), String> {
         pitr_demo(&s, &root)?;
         nightly_demo(&root)?;
         report_demo(&root)?;
+        if s3 {
+            s3_demo(&root)?;
+        }
         Ok(())
     })();
     if keep {
@@ -474,6 +499,52 @@ fn report_demo(root: &std::path::Path) -> Result<(), String> {
         "   open it in a browser (no network needed): {}",
         page.display()
     );
+    Ok(())
+}
+
+/// `nightly` shipping to a 3-node Garage cluster on 127.0.0.1 (built once
+/// per machine, or reused), then the set listed and verified on the store.
+fn s3_demo(root: &std::path::Path) -> Result<(), String> {
+    say("S3: build (once per machine) or reuse Garage, start a 3-node cluster on 127.0.0.1 (replication factor 3)");
+    let g = start_garage()?;
+    let dest = root.join("nightly-s3-backups");
+    let settings = root.join("spyglass-admin-s3.toml");
+    let to = format!("s3://{}/demo", crate::garage::BUCKET);
+    let text = format!(
+        "[backup]\ndestination = \"{}\"\nkeep_daily = 7\nship_to = \"{to}\"\n\n[nightly]\ncleanup = \"off\"\n\n         [s3]\nendpoint = \"{}\"\nregion = \"{}\"\n# the key: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment\n",
+        dest.display(),
+        g.endpoints()[0],
+        crate::garage::REGION
+    );
+    std::fs::write(&settings, &text).map_err(|e| format!("writing {}: {e}", settings.display()))?;
+    println!("   {}:", settings.display());
+    for line in text.lines() {
+        println!("     {line}");
+    }
+    let run = |args: &[&str], ok: &[i32]| -> Result<(), String> {
+        let mut c = Command::new(admin_bin());
+        c.arg("--config")
+            .arg(&settings)
+            .args(args)
+            .current_dir(root)
+            .env("DJ_PASS", "");
+        g.set_env(&mut c);
+        let status = c
+            .status()
+            .map_err(|e| format!("cannot run spyglass-admin: {e}"))?;
+        match status.code() {
+            Some(code) if ok.contains(&code) => Ok(()),
+            _ => Err(format!(
+                "spyglass-admin {} failed ({status})",
+                args.join(" ")
+            )),
+        }
+    };
+    say("S3: spyglass-admin nightly (ship_to = s3://...)");
+    run(&["nightly"], &[0, 1])?;
+    say(&format!("S3: spyglass-admin backup list {to}"));
+    run(&["backup", "list", &to], &[0])?;
+    drop(g);
     Ok(())
 }
 

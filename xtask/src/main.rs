@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod dist;
+mod garage;
 mod sandbox;
 mod screenshot;
 mod sshd;
@@ -31,13 +32,15 @@ tasks:
                       start servers, run the server tests against each, stop them
                       (their DataJoint client: a venv made once per machine in
                       /var/cache/spyglass-admin)
-  demo [--flavor F] [--keep]
-                      sandbox + fixture + the tool's main jobs, narrated
+  demo [--flavor F] [--keep] [--s3]
+                      sandbox + fixture + the tool's main jobs, narrated; --s3
+                      also ships the nightly to a 3-node Garage cluster
   screenshot [--flavor F]
                       the demo, then docs/report.png of its report (headless
                       Chromium, no network)
-  bench [backup|cleanup|users]
+  bench [backup|binlog|cleanup|users|ship]
                       ours next to the reference tools on the same data, with ratios
+                      (ship: upload to 3-node Garage vs rclone copy)
   dist [--check]      the Debian package (target/dist/); --check installs it into a
                       throwaway root and tries it: lintian, doctor, man, completions,
                       systemd-analyze, upgrade, remove, purge

@@ -143,6 +143,7 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
         }
         if let Some(e) = cause.downcast_ref::<ShipError>() {
             let hint = match e {
+                ShipError::Unreachable { detail, .. } if detail.contains(" s3://") => "is the endpoint right ([s3] endpoint or AWS_ENDPOINT_URL) and the store up?",
                 ShipError::Unreachable { .. } => "is the host up and sshd listening on that port? Try: ssh -p PORT user@host true",
                 ShipError::AuthFailed { .. } => "check --identity (or [backup] identity) and that its public key is in the remote account's ~/.ssh/authorized_keys",
                 ShipError::HostKey { fix: Some(_), .. } => "compare the fingerprint with the server's own before running that command; ship never accepts a host key by itself",
@@ -152,6 +153,12 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
                 ShipError::Mismatch { .. } => "the target stores different bytes than were sent: check its disk; the partial copy was left there and the local set kept",
                 ShipError::TargetDamaged { .. } => "ship again with --repair to send the damaged files again, after checking the target's disk",
                 ShipError::BadTarget { .. } => "targets look like ssh://backup@nas.lab:22/srv/mysql-backups or /mnt/nas/mysql-backups",
+                ShipError::Store { code, .. } => match code.as_str() {
+                    "NoSuchBucket" => "the bucket must exist (the store's administrator creates it); check the name in s3://BUCKET/prefix",
+                    "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied" | "InvalidClientTokenId" => "check the S3 credentials ([s3] in spyglass-admin.toml, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or the ~/.aws/credentials profile) and that the key may read and write the bucket",
+                    "AuthorizationHeaderMalformed" => "check the region ([s3] region or AWS_REGION)",
+                    _ => continue,
+                },
                 _ => continue,
             };
             return Some(hint.into());

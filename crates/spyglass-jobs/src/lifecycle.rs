@@ -6,9 +6,11 @@ use std::path::Path;
 
 use spyglass_backup::prune::PruneReport;
 use spyglass_backup::retention::Policy;
+use spyglass_backup::ship::s3::{Addressing, S3Config};
 use spyglass_backup::ship::SshOptions;
 
 use crate::settings::{BackupSettings, HumanDuration, Settings};
+use crate::JobError;
 
 /// Seconds ssh waits for a connection when shipping or pruning.
 pub const SSH_CONNECT_TIMEOUT: u32 = 15;
@@ -57,6 +59,54 @@ pub fn ssh_options(identity: Option<&Path>, config: Option<&Path>, s: &Settings)
             .or_else(|| s.backup.ssh_config.clone()),
         connect_timeout: SSH_CONNECT_TIMEOUT,
     }
+}
+
+/// The `[s3]` settings as the ship layer's [`S3Config`]. A secret key in a
+/// settings file that others can read is refused.
+pub fn s3_config(s: &Settings) -> Result<S3Config, JobError> {
+    use crate::settings::S3Addressing;
+    let c = &s.s3;
+    if c.secret_access_key.is_some() {
+        if let Some(p) = &s.path {
+            use std::os::unix::fs::PermissionsExt;
+            if std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                return Err(JobError::Invalid {
+                    section: "s3",
+                    key: "secret_access_key",
+                    message: format!(
+                        "{} holds a secret key but others may read it: chmod 600 it, or move the key to ~/.aws/credentials",
+                        p.display()
+                    ),
+                });
+            }
+        }
+    }
+    if c.part_size_mb == Some(0) || c.parallel == Some(0) {
+        return Err(JobError::Invalid {
+            section: "s3",
+            key: if c.parallel == Some(0) {
+                "parallel"
+            } else {
+                "part_size_mb"
+            },
+            message: "must be at least 1".into(),
+        });
+    }
+    Ok(S3Config {
+        endpoint: c.endpoint.clone(),
+        region: c.region.clone(),
+        addressing: match c.addressing {
+            None | Some(S3Addressing::Auto) => Addressing::Auto,
+            Some(S3Addressing::Path) => Addressing::Path,
+            Some(S3Addressing::Virtual) => Addressing::Virtual,
+        },
+        profile: c.profile.clone(),
+        access_key_id: c.access_key_id.clone(),
+        secret_access_key: c.secret_access_key.clone(),
+        ca_file: c.ca_file.clone(),
+        part_size: c.part_size_mb.map(|m| m << 20),
+        parallel: c.parallel,
+    })
 }
 
 /// True when a prune left something to look at: a set it could not remove,

@@ -32,6 +32,9 @@ pub struct Settings {
     /// `[nightly]`
     #[serde(default)]
     pub nightly: NightlySettings,
+    /// `[s3]`: how `s3://` ship targets are reached.
+    #[serde(default)]
+    pub s3: S3Settings,
     /// The file these came from, if any.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -83,6 +86,61 @@ impl BackupSettings {
         let name = name.trim_matches(|c| c == '\'' || c == '"' || c == '`');
         (!name.is_empty()).then(|| name.to_owned())
     }
+}
+
+/// `[s3]`: endpoint, region, addressing and credentials of `s3://`
+/// targets; what is not set here comes from the standard AWS environment
+/// variables, then `~/.aws/credentials` and `~/.aws/config`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    /// `https://host[:port]` of a store other than AWS (campus S3, Garage, MinIO).
+    pub endpoint: Option<String>,
+    /// Region (AWS: e.g. `eu-central-1`; Garage: `garage`).
+    pub region: Option<String>,
+    /// `path` (`host/bucket/key`), `virtual` (`bucket.host/key`) or `auto`
+    /// (default: virtual on AWS, path on any other endpoint).
+    pub addressing: Option<S3Addressing>,
+    /// The profile in `~/.aws/credentials` / `~/.aws/config`.
+    pub profile: Option<String>,
+    /// Access key id (with `secret_access_key`; the file must then be
+    /// readable by its owner only).
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+    /// CA certificates (PEM) for an https endpoint with a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// Multipart part size in MiB (default 16; AWS needs at least 5).
+    pub part_size_mb: Option<u64>,
+    /// Objects or parts in flight at once (default 4).
+    pub parallel: Option<usize>,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("profile", &self.profile)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "(hidden)"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[s3] addressing`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum S3Addressing {
+    /// Virtual-host on AWS, path-style elsewhere.
+    Auto,
+    /// `host/bucket/key`.
+    Path,
+    /// `bucket.host/key`.
+    Virtual,
 }
 
 /// `[nightly]`

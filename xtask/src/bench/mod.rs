@@ -1,10 +1,11 @@
-//! `cargo xtask bench [backup|binlog|cleanup|users]`: ours and the reference tools,
+//! `cargo xtask bench [backup|binlog|cleanup|users|ship]`: ours and the reference tools,
 //! side by side on the same data in one run, with ratios. Each family lives in
 //! its own module and registers one arm below.
 
 mod backup;
 mod binlog;
 mod cleanup;
+mod ship;
 mod users;
 
 pub fn cmd(args: &[String]) -> Result<(), String> {
@@ -16,6 +17,7 @@ pub fn cmd(args: &[String]) -> Result<(), String> {
         "binlog" => binlog::cmd(rest),
         "cleanup" => cleanup::cmd(rest),
         "users" => users::cmd(rest),
+        "ship" => ship::cmd(rest),
         other => Err(format!("unknown benchmark '{other}'")),
     }
 }

@@ -31,6 +31,7 @@ use crate::names;
 
 pub mod local;
 mod read;
+pub mod s3;
 pub mod ssh;
 
 pub use read::{fetch_set, list_target, open_set, private_tempdir, FetchedSet};
@@ -134,6 +135,20 @@ pub enum ShipError {
         /// What was asked.
         what: &'static str,
     },
+    /// An object store refused a request (or kept failing).
+    #[error("{host}: {what}: {detail}")]
+    Store {
+        /// The endpoint.
+        host: String,
+        /// What we were doing, with the object: `uploading s3://bucket/key`.
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// The store's error code (`NoSuchBucket`, `InvalidAccessKeyId`...).
+        code: String,
+        /// The store's code and message.
+        detail: String,
+    },
     /// A local file operation failed.
     #[error("{what} {}", path.display())]
     Io {
@@ -202,6 +217,15 @@ pub enum Target {
     },
     /// A directory on this machine.
     Local(Utf8PathBuf),
+    /// `s3://bucket/prefix` on an S3-compatible store.
+    S3 {
+        /// Bucket.
+        bucket: String,
+        /// Key prefix, without leading or trailing `/` (may be empty).
+        prefix: String,
+        /// Endpoint, credentials and tuning (from settings; see [`Target::with_s3_config`]).
+        config: s3::S3Config,
+    },
 }
 impl Target {
     /// Parses `ssh://[user@]host[:port]/path` (a path starting `/~/` is
@@ -214,9 +238,12 @@ impl Target {
         if let Some(rest) = s.strip_prefix("ssh://") {
             return ssh::parse(s, rest);
         }
+        if let Some(rest) = s.strip_prefix("s3://") {
+            return s3::parse(s, rest);
+        }
         if let Some(scheme) = scheme_of(s) {
             return Err(bad(&format!(
-                "{scheme}:// targets are not supported; give a directory or ssh://user@host[:port]/path"
+                "{scheme}:// targets are not supported; give a directory, ssh://user@host[:port]/path or s3://bucket/prefix"
             )));
         }
         // scp-style user@host:path is easy to type by habit and would become a
@@ -242,6 +269,11 @@ impl Target {
                 path,
             } => Box::new(ssh::Ssh::new(user.as_deref(), host, *port, path, opts)),
             Target::Local(p) => Box::new(local::Local::new(p)),
+            Target::S3 {
+                bucket,
+                prefix,
+                config,
+            } => Box::new(s3::S3::new(bucket, prefix, config)),
         }
     }
 
@@ -282,6 +314,28 @@ impl Target {
                 ssh,
             )),
             Target::Local(p) => Box::new(local::Local::new(p)),
+            Target::S3 {
+                bucket,
+                prefix,
+                config,
+            } => Box::new(s3::S3::new(bucket, prefix, config)),
+        }
+    }
+
+    /// An `s3://` target with `config` filling what its own config leaves
+    /// unset (settings); any other target unchanged.
+    pub fn with_s3_config(self, settings: &s3::S3Config) -> Target {
+        match self {
+            Target::S3 {
+                bucket,
+                prefix,
+                config,
+            } => Target::S3 {
+                bucket,
+                prefix,
+                config: config.or(settings),
+            },
+            t => t,
         }
     }
 
@@ -295,6 +349,7 @@ impl Target {
             } => format!("{host}:{p}"),
             Target::Ssh { host, .. } => host.clone(),
             Target::Local(_) => "local".into(),
+            Target::S3 { bucket, .. } => format!("s3://{bucket}"),
         }
     }
 }
@@ -323,6 +378,8 @@ impl std::fmt::Display for Target {
                 }
             }
             Target::Local(p) => write!(f, "{p}"),
+            Target::S3 { bucket, prefix, .. } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            Target::S3 { bucket, prefix, .. } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
 }

@@ -128,6 +128,13 @@ struct RunReport<'a> {
 
 fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     let dest = dest_or_settings(global, a.dest.as_ref())?;
+    // --dest s3://...: the set is written to a temporary directory, shipped, and removed.
+    let mut s3 = if super::s3::is_s3(&dest) {
+        Some(super::s3::Upload::new(global, &dest)?)
+    } else {
+        None
+    };
+    let dest = s3.as_ref().map_or(dest, |u| u.local_dest());
     // A target destination: dump into a private temporary directory, ship
     // from there, remove it once the copy there verified. A scheme that is
     // not supported stops here, before anything is written.
@@ -186,7 +193,10 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     }
     let bar = Bar::new(!global.json && !global.quiet);
     let t = std::time::Instant::now();
-    let summary = dump::run(&opts, &o, &bar)?;
+    let mut summary = dump::run(&opts, &o, &bar)?;
+    if let Some(u) = s3.take() {
+        summary.path = u.ship(&summary.path)?;
+    }
     let m = &summary.manifest;
     let mut shipped = None;
     let mut path = summary.path.clone();
@@ -285,7 +295,18 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
         }
         rename.push((old.to_owned(), new.to_owned()));
     }
-    let (set, _fetched) = local_set(global, &a.set, &a.ssh)?;
+    // A set on a store: read back and checked before connecting.
+    let s3_fetched = if super::s3::is_s3(&a.set) {
+        let f = super::s3::fetch(global, &a.set)?;
+        super::s3::check_before_restore(&f)?;
+        Some(f)
+    } else {
+        None
+    };
+    let (set, _fetched) = match &s3_fetched {
+        Some(f) => (f.path.clone(), None),
+        None => local_set(global, &a.set, &a.ssh)?,
+    };
     // Fail on a bad set before connecting.
     spyglass_backup::set::open(&set)?;
     // Point in time: the archive must cover it before the target changes.
@@ -374,8 +395,17 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
 }
 
 fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus> {
-    let (set, fetched) = local_set(global, &a.set, &a.ssh)?;
     let bar = Bar::new(!global.json && !global.quiet);
+    // A set on a store: every object read back into a temporary copy, checked there.
+    let s3_fetched = if super::s3::is_s3(&a.set) {
+        Some(super::s3::fetch(global, &a.set)?)
+    } else {
+        None
+    };
+    let (set, fetched) = match &s3_fetched {
+        Some(f) => (f.path.clone(), None),
+        None => local_set(global, &a.set, &a.ssh)?,
+    };
     let mut report = verify::verify(&set, &bar)?;
     let restored = a.restore && report.problems.is_empty();
     if restored {
@@ -410,7 +440,9 @@ fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus>
     // The result goes beside the manifest, for `backup list` (not for a
     // packed set, nor for a fetched copy: a committed set on a target is
     // never written to).
-    if let Some(f) = &fetched {
+    if let Some(f) = &s3_fetched {
+        super::s3::report_objects(f, &mut report);
+    } else if let Some(f) = &fetched {
         // Name what was checked by where it is, not by the temporary copy.
         report.set = PathBuf::from(&f.url);
         for p in &mut report.problems {
@@ -468,6 +500,9 @@ fn utc_text(t: i64) -> String {
 
 fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
     let dest = dest_or_settings(global, a.dest.as_ref())?;
+    if super::s3::is_s3(&dest) {
+        return super::s3::list(global, &dest);
+    }
     let sets = match target_of(&dest)? {
         Some(t) => ship::list_target(&t, &ssh_of(global, &a.ssh)?)?,
         None => list::list(&dest)?,

@@ -122,7 +122,7 @@ pub fn prune(global: &GlobalOpts, a: &PruneArgs) -> anyhow::Result<ExitStatus> {
     };
     let now = spyglass_backup::names::now_unix();
     let report = if ship::scheme_of(&dest).is_some() {
-        let t = Target::parse(&dest)?;
+        let t = Target::parse(&dest)?.with_s3_config(&lifecycle::s3_config(&s)?);
         prune::prune_target(
             &t,
             &ssh_options(a.identity.as_ref(), a.ssh_config.as_ref(), &s),
@@ -174,7 +174,7 @@ pub fn ship(global: &GlobalOpts, a: &ShipArgs) -> anyhow::Result<ExitStatus> {
             UserError::new("no ship target given")
                 .hint("pass --to ssh://user@host/path (or a directory), or set [backup] ship_to")
         })?;
-    let t = Target::parse(&to)?;
+    let t = Target::parse(&to)?.with_s3_config(&lifecycle::s3_config(&s)?);
     ship::local_only(&a.set, "backup ship SET")?;
     let policy = policy(&KeepOpts::default(), &s);
     if a.prune && policy.is_empty() {

@@ -9,6 +9,7 @@ mod doctor_target;
 pub(crate) mod lifecycle;
 mod nightly;
 mod report;
+mod s3;
 mod schedule;
 mod users;
 

@@ -197,6 +197,8 @@ impl NightlyPlan {
             .ship_to
             .as_deref()
             .map(Target::parse)
+            .transpose()?
+            .map(|t| lifecycle::s3_config(&settings).map(|c| t.with_s3_config(&c)))
             .transpose()?;
         let drill_days = drill_days(n.restore_drill.as_ref())?;
         let mut policy = lifecycle::policy(&KeepOverrides::default(), &settings.backup);
