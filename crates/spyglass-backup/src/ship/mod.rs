@@ -168,8 +168,9 @@ impl From<crate::Error> for ShipError {
     }
 }
 
-/// `1.5 GiB`, for messages.
-pub(crate) fn human_bytes(b: u64) -> String {
+/// Bytes in binary units for people: `512 B`, `1.5 MiB` (the one
+/// formatter every crate's messages use).
+pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut i = 0;

@@ -62,21 +62,31 @@ pub struct UnitSite<'a> {
 /// notifies for a run that was killed, crashed or timed out.
 pub const FAILURE_UNIT: &str = "spyglass-nightly-failure.service";
 
+impl UnitSite<'_> {
+    /// The `WorkingDirectory=` line (or nothing) and the arguments after
+    /// the subcommand (`--config FILE` and the connection flags), shared by
+    /// every unit that runs the tool.
+    fn exec_parts(&self) -> (String, String) {
+        let wd = self
+            .working_dir
+            .as_deref()
+            .map(|d| format!("WorkingDirectory={d}\n"))
+            .unwrap_or_default();
+        let mut args = self
+            .config
+            .map(|c| format!(" --config {}", unit(c)))
+            .unwrap_or_default();
+        for a in &self.connect {
+            args.push(' ');
+            args.push_str(a);
+        }
+        (wd, args)
+    }
+}
+
 /// The nightly service, its timer and its failure unit, as (file name, contents).
 pub fn systemd_units(site: &UnitSite<'_>) -> [(&'static str, String); 3] {
-    let wd = site
-        .working_dir
-        .as_deref()
-        .map(|d| format!("WorkingDirectory={d}\n"))
-        .unwrap_or_default();
-    let mut config = site
-        .config
-        .map(|c| format!(" --config {}", unit(c)))
-        .unwrap_or_default();
-    for a in &site.connect {
-        config.push(' ');
-        config.push_str(a);
-    }
+    let (wd, config) = site.exec_parts();
     let (hh, mm) = site.at;
     let service = format!(
         "[Unit]\n\
@@ -131,19 +141,7 @@ pub fn systemd_units(site: &UnitSite<'_>) -> [(&'static str, String); 3] {
 /// The long-running binary-log archiver (point-in-time restores), as
 /// (file name, contents): restarts on failure; it reconnects by itself too.
 pub fn archive_unit(site: &UnitSite<'_>) -> (&'static str, String) {
-    let wd = site
-        .working_dir
-        .as_deref()
-        .map(|d| format!("WorkingDirectory={d}\n"))
-        .unwrap_or_default();
-    let mut config = site
-        .config
-        .map(|c| format!(" --config {}", unit(c)))
-        .unwrap_or_default();
-    for a in &site.connect {
-        config.push(' ');
-        config.push_str(a);
-    }
+    let (wd, config) = site.exec_parts();
     (
         "spyglass-binlog-archive.service",
         format!(
