@@ -117,7 +117,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// The set directory, or a set on a ship target: TARGET/NAME, e.g.
-    /// ssh://backup@nas:22/srv/mysql-backups/nightly-20261201-020000
+    /// ssh://nas/backups/nightly-20261201-020000 or s3://lab/nightly-20261201-020000
     /// (fetched into a private directory under $TMPDIR first, removed afterwards).
     pub set: PathBuf,
     #[command(flatten)]
