@@ -27,7 +27,7 @@ pub struct PruneReport {
     pub dry_run: bool,
     /// Sets that should have gone but could not be removed, with why.
     pub failed: Vec<(String, String)>,
-    /// Closed binlog files removed from `DEST/binlog` (local prune only):
+    /// Closed binlog files removed from `DEST/binlog` (or a target's `binlog/`):
     /// those older than the oldest kept set's binlog coordinates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub binlog_removed: Vec<String>,
@@ -69,7 +69,54 @@ pub fn prune_target(
             }
         }
     }
+    // The shipped binlog archive: keep what the oldest kept set there needs.
+    if there_has_binlog(&names_listed(remote.as_mut())?) {
+        let kept: Vec<String> = report
+            .sets
+            .iter()
+            .filter(|d| d.keep && !d.name.ends_with(crate::set::PARTIAL))
+            .map(|d| d.name.clone())
+            .collect();
+        if let Some(keep_from) = oldest_binlog_on_target(remote.as_ref(), &kept)? {
+            report.binlog_removed =
+                crate::ship::binlog::remove_before(target, ssh, &keep_from, dry_run)?;
+        }
+    }
     Ok(report)
+}
+
+fn names_listed(remote: &mut dyn crate::ship::Remote) -> Result<Vec<String>, ShipError> {
+    remote.probe(false)
+}
+
+fn there_has_binlog(names: &[String]) -> bool {
+    names.iter().any(|n| n == crate::ship::binlog::DIR)
+}
+
+/// The binlog file of the oldest kept set on a target (by sequence), or
+/// None when a kept set has no coordinates (then nothing may go).
+fn oldest_binlog_on_target(
+    remote: &dyn crate::ship::Remote,
+    kept: &[String],
+) -> Result<Option<String>, ShipError> {
+    let tmp = crate::ship::private_tempdir("spyglass-admin-prune-")?;
+    let mut oldest: Option<String> = None;
+    for name in kept {
+        let dest = tmp.path().join(name);
+        remote.fetch(name, &[crate::set::MANIFEST.to_owned()], &dest)?;
+        let Some(f) = crate::manifest::Manifest::load(&dest)
+            .ok()
+            .and_then(|m| m.snapshot.binlog_file)
+        else {
+            return Ok(None);
+        };
+        if oldest.as_ref().is_none_or(|o| {
+            spyglass_binlog::index::sequence(&f) < spyglass_binlog::index::sequence(o)
+        }) {
+            oldest = Some(f);
+        }
+    }
+    Ok(oldest)
 }
 
 /// Applies `policy` to the sets in the local directory `dest`, re-checking

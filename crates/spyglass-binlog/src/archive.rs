@@ -619,3 +619,69 @@ fn has_crc(ev: &[u8]) -> bool {
     let n = ev.len();
     n >= format::HEADER_LEN + 4 && format::crc32(&ev[..n - 4]).to_le_bytes() == ev[n - 4..]
 }
+
+/// How far the archive is behind the server (`nightly`'s check).
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct Lag {
+    /// The server's current binlog file and position.
+    pub server: String,
+    /// Where the archive ends (`FILE:POS`), None when it holds nothing.
+    pub archived: Option<String>,
+    /// Header time of the last archived event (seconds, UTC).
+    pub last_event: Option<u32>,
+    /// Bytes of the server's binary log the archive does not have yet.
+    pub bytes_behind: u64,
+    /// Seconds of changes at risk: 0 when the archive has everything the
+    /// server logged, else the time since the last archived event.
+    pub seconds: u64,
+}
+
+/// The archive in `dir` against the server's current position (`SHOW
+/// BINARY LOGS`: the last file's size is where the server writes next), at
+/// Unix time `now`.
+pub fn lag(conn: &mut Conn, dir: &Path, now: i64) -> Result<Lag, Error> {
+    let server = server_binlogs(conn)?;
+    let Some((sfile, spos)) = server.last().cloned() else {
+        return Err(Error::Server(
+            "the server lists no binary logs (is log_bin on?)".into(),
+        ));
+    };
+    let a = Archive::open(dir)?;
+    // The archive's end: the open file's complete events, else the file
+    // after the last closed one (from its start).
+    let end: Option<(String, u64)> = match &a.active {
+        Some(f) => Some((f.clone(), a.read(f)?.len() as u64)),
+        None => a.index.files.last().map(|e| match &e.next_file {
+            Some(n) => (n.clone(), 4),
+            None => (e.file.clone(), e.size),
+        }),
+    };
+    let last_event = a.window()?.map(|(_, l)| l);
+    let bytes_behind = match &end {
+        None => server.iter().map(|(_, s)| *s).sum(),
+        Some((f, p)) => {
+            let n = index::sequence(f);
+            server
+                .iter()
+                .map(|(name, size)| match index::sequence(name).cmp(&n) {
+                    std::cmp::Ordering::Less => 0,
+                    std::cmp::Ordering::Equal => size.saturating_sub(*p),
+                    std::cmp::Ordering::Greater => size.saturating_sub(4),
+                })
+                .sum()
+        }
+    };
+    let seconds = if bytes_behind == 0 {
+        0
+    } else {
+        let since = last_event.map_or(0, i64::from);
+        (now - since).max(0) as u64
+    };
+    Ok(Lag {
+        server: format!("{sfile}:{spos}"),
+        archived: end.map(|(f, p)| format!("{f}:{p}")),
+        last_event,
+        bytes_behind,
+        seconds,
+    })
+}

@@ -35,6 +35,9 @@ pub struct Settings {
     /// `[s3]`: how `s3://` ship targets are reached.
     #[serde(default)]
     pub s3: S3Settings,
+    /// `[binlog]`: the binary-log archive (point-in-time restores).
+    #[serde(default)]
+    pub binlog: BinlogSettings,
     /// The file these came from, if any.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -182,6 +185,19 @@ pub struct NightlySettings {
     /// `doctor` flags the off-site copy as stale when the newest verified
     /// ship is older than this (default 26h; only with `[backup] ship_to`).
     pub offsite_stale_after: Option<HumanDuration>,
+}
+
+/// `[binlog]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinlogSettings {
+    /// The archive service (`binlog archive` without `--until-now`) ships
+    /// the archive to `[backup] ship_to` this often, so the off-site copy
+    /// lags by at most this much (default 15m; `0s`: only with the nightly).
+    pub ship_every: Option<HumanDuration>,
+    /// `nightly` asks for attention when the archive is further behind the
+    /// server than this (default 1h).
+    pub max_lag: Option<HumanDuration>,
 }
 
 /// A string or a list of strings in the settings file.

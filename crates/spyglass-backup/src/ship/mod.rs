@@ -29,6 +29,7 @@ use crate::list::{self, Status};
 use crate::manifest::Manifest;
 use crate::names;
 
+pub mod binlog;
 pub mod local;
 mod read;
 pub mod s3;

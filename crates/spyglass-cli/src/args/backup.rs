@@ -159,8 +159,10 @@ pub struct PointInTimeArgs {
     /// Then replay everything archived.
     #[arg(long)]
     pub latest: bool,
-    /// The binary-log archive (default: binlog/ next to the set).
-    #[arg(long, value_name = "DIR")]
+    /// The binary-log archive: a directory, or a ship target (ssh://...,
+    /// s3://...) whose binlog/ is fetched and checked (default: binlog/
+    /// next to the set, on the set's target when it is TARGET/NAME).
+    #[arg(long, value_name = "DIR|TARGET")]
     pub binlog_dir: Option<PathBuf>,
 }
 

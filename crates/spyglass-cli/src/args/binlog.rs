@@ -18,6 +18,30 @@ pub enum BinlogCommand {
     /// position and exits (cron). Exit 0 done, 1 a gap was found (the server
     /// purged a binlog the archive had not copied), 2 error.
     Archive(ArchiveArgs),
+    /// Copy the archive (DEST/binlog) to a ship target's binlog/: closed
+    /// files the target lacks, the open file's complete events as a
+    /// segment, then the index; every file's sha256 checked there.
+    ///
+    /// `backup ship` and `nightly` do this after each set; the archive
+    /// service does it every [binlog] ship_every.
+    Ship(BinlogShipArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BinlogShipArgs {
+    /// Backup destination; the archive is DEST/binlog (default: [backup] destination).
+    #[arg(long, value_name = "DIR")]
+    pub dest: Option<PathBuf>,
+    /// ssh://[user@]host[:port]/path, s3://bucket/prefix or a directory
+    /// (default: [backup] ship_to).
+    #[arg(long, value_name = "TARGET")]
+    pub to: Option<String>,
+    /// Private key file (default: [backup] identity).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// An ssh_config file to use instead of ~/.ssh/config (default: [backup] ssh_config).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -34,4 +58,8 @@ pub struct ArchiveArgs {
     /// Heartbeat period while following, in seconds.
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]
     pub heartbeat: u64,
+    /// While following, ship the archive to [backup] ship_to this often
+    /// (default: [binlog] ship_every, else 15m; 0s: never).
+    #[arg(long, value_name = "DURATION")]
+    pub ship_every: Option<String>,
 }

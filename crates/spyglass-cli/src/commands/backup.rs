@@ -310,7 +310,7 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
     // Fail on a bad set before connecting.
     spyglass_backup::set::open(&set)?;
     // Point in time: the archive must cover it before the target changes.
-    let pitr = super::binlog::point_in_time(&set, &a.pitr)?;
+    let pitr = super::binlog::point_in_time(global, &a.set, &set, &ssh_of(global, &a.ssh)?, &a.pitr)?;
     let opts = connect_options(global)?;
     let ro = RestoreOptions {
         schemas: a.schemas.clone(),
@@ -381,8 +381,8 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
             );
         }
     }
-    if let Some((archive, stop)) = pitr {
-        let r = super::binlog::replay_after_restore(global, &opts, &a.set, &archive, &ro, stop)?;
+    if let Some((archive, stop, _fetched_archive)) = pitr {
+        let r = super::binlog::replay_after_restore(global, &opts, &set, &archive, &ro, stop)?;
         if global.json {
             output::print_json(&serde_json::json!({ "restore": s, "replay": r }))?;
         }

@@ -8,12 +8,111 @@ use spyglass_backup::restore::{self, ReplayStop};
 use spyglass_binlog::archive::{self, ArchiveOptions};
 use spyglass_binlog::replay::Point;
 
-use crate::args::{ArchiveArgs, BinlogArgs, BinlogCommand, GlobalOpts};
+use spyglass_backup::ship::binlog::{self as shipped, BinlogShipReport, FetchedArchive};
+use spyglass_backup::ship::{ShipOptions, Target};
+
+use crate::args::{ArchiveArgs, BinlogArgs, BinlogCommand, BinlogShipArgs, GlobalOpts};
 use crate::output::{self, ExitStatus, UserError};
+use crate::settings;
 
 pub fn run(global: &GlobalOpts, args: &BinlogArgs) -> anyhow::Result<ExitStatus> {
     match &args.command {
         BinlogCommand::Archive(a) => run_archive(global, a),
+        BinlogCommand::Ship(a) => run_ship(global, a),
+    }
+}
+
+/// The local binlog archive of the destination a set is in (`DEST/binlog`),
+/// when there is one written by `binlog archive` (not a shipped copy).
+pub(crate) fn archive_beside(set: &std::path::Path) -> Option<std::path::PathBuf> {
+    let dir = set.canonicalize().ok()?.parent()?.join("binlog");
+    (dir.is_dir() && !is_shipped_layout(&dir)).then_some(dir)
+}
+
+/// A directory holding a shipped archive (`binlog/index/index.json`), e.g.
+/// the `binlog/` of a directory ship target.
+fn is_shipped_layout(dir: &std::path::Path) -> bool {
+    dir.join("index").join("index.json").is_file()
+}
+
+/// One line for a binlog ship report.
+pub(crate) fn ship_line(r: &BinlogShipReport) -> String {
+    format!(
+        "binlog archive shipped to {}: {} closed file(s) sent, {} already there{}; {} in {:.1}s{}",
+        r.target,
+        r.sent.len(),
+        r.already_there,
+        r.segment
+            .as_ref()
+            .map(|s| format!(", open file up to {s}"))
+            .unwrap_or_default(),
+        output::human_bytes(r.bytes),
+        r.seconds,
+        r.last_time
+            .map(|t| format!("; last event there {}", time_text(t)))
+            .unwrap_or_default()
+    )
+}
+
+/// The ship target and options for the binlog archive: `to`, else `[backup] ship_to`.
+fn ship_target(
+    s: &spyglass_jobs::settings::Settings,
+    to: Option<&str>,
+    identity: Option<&std::path::PathBuf>,
+    ssh_config: Option<&std::path::PathBuf>,
+) -> anyhow::Result<Option<(Target, ShipOptions)>> {
+    let Some(to) = to.map(str::to_owned).or_else(|| s.backup.ship_to.clone()) else {
+        return Ok(None);
+    };
+    let t = Target::parse(&to)?.with_s3_config(&spyglass_jobs::lifecycle::s3_config(s)?);
+    let opts = ShipOptions {
+        ssh: super::lifecycle::ssh_options(identity, ssh_config, s),
+        bwlimit_kib: s.backup.bwlimit_kib.unwrap_or(0),
+        ..ShipOptions::default()
+    };
+    Ok(Some((t, opts)))
+}
+
+fn run_ship(global: &GlobalOpts, a: &BinlogShipArgs) -> anyhow::Result<ExitStatus> {
+    let s = settings::load(global.config.as_deref())?;
+    let dest = super::backup::dest_or_settings(global, a.dest.as_ref())?;
+    let dir = dest.join("binlog");
+    let (t, opts) = ship_target(
+        &s,
+        a.to.as_deref(),
+        a.identity.as_ref(),
+        a.ssh_config.as_ref(),
+    )?
+    .ok_or_else(|| {
+        UserError::new("no ship target given")
+            .hint("pass --to ssh://user@host/path (or s3://bucket/prefix, or a directory), or set [backup] ship_to")
+    })?;
+    let r = shipped::ship(&dir, &t, &opts)?;
+    if global.json {
+        output::print_json(&r)?;
+    } else if !global.quiet {
+        output::print_out(&format!("{}\n", ship_line(&r)))?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// How often the archive service ships: `--ship-every`, `[binlog] ship_every`, 15 minutes.
+fn ship_every(
+    s: &spyglass_jobs::settings::Settings,
+    flag: Option<&str>,
+) -> anyhow::Result<Duration> {
+    match flag {
+        Some(f) => humantime::parse_duration(f).map_err(|e| {
+            UserError::new(format!(
+                "--ship-every '{f}' is not a duration ({e}); write it like 15m or 1h"
+            ))
+            .into()
+        }),
+        None => Ok(s
+            .binlog
+            .ship_every
+            .as_ref()
+            .map_or(Duration::from_secs(15 * 60), |d| d.0)),
     }
 }
 
@@ -43,7 +142,44 @@ fn run_archive(global: &GlobalOpts, a: &ArchiveArgs) -> anyhow::Result<ExitStatu
     o.heartbeat = Duration::from_secs(a.heartbeat.max(1));
     o.stop = Some(&stop);
     o.on_retry = Some(&retry);
-    let r = archive::archive(&opts, &o)?;
+    // The service ships the archive off-site every so often, so the copy
+    // there lags by at most that much even on a quiet server.
+    let mut shipper = None;
+    if !a.until_now {
+        let s = settings::load(global.config.as_deref())?;
+        let every = ship_every(&s, a.ship_every.as_deref())?;
+        if let (Some((t, sopts)), false) = (ship_target(&s, None, None, None)?, every.is_zero()) {
+            let (stop, dir) = (Arc::clone(&stop), o.dir.clone());
+            shipper = Some(std::thread::spawn(move || {
+                let ship_once = || match shipped::ship(&dir, &t, &sopts) {
+                    Ok(r) if !quiet => eprintln!("{}", ship_line(&r)),
+                    Ok(_) => {}
+                    // Logged, and tried again at the next interval.
+                    Err(e) => eprintln!("warning: shipping the binlog archive: {e}"),
+                };
+                let mut next = std::time::Instant::now() + every;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if std::time::Instant::now() >= next {
+                        if dir.is_dir() {
+                            ship_once();
+                        }
+                        next = std::time::Instant::now() + every;
+                    }
+                }
+                // What the service had at its end goes too.
+                if dir.is_dir() {
+                    ship_once();
+                }
+            }));
+        }
+    }
+    let r = archive::archive(&opts, &o);
+    if let Some(h) = shipper {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = h.join();
+    }
+    let r = r?;
     if global.json {
         output::print_json(&r)?;
     } else if !global.quiet {
@@ -80,10 +216,17 @@ fn run_archive(global: &GlobalOpts, a: &ArchiveArgs) -> anyhow::Result<ExitStatu
 
 /// `backup restore --until/--until-position/--latest`: the archive and where
 /// to stop, checked against the set before the target changes.
+/// The archive is `--binlog-dir` (a directory, or a ship target whose
+/// `binlog/` is fetched), else the one shipped next to a set given as
+/// TARGET/NAME, else `binlog/` next to the set (fetched when it is a
+/// shipped copy, as on a directory ship target).
 pub(super) fn point_in_time(
+    global: &GlobalOpts,
+    set_arg: &std::path::Path,
     set: &std::path::Path,
+    ssh: &spyglass_backup::ship::SshOptions,
     a: &crate::args::PointInTimeArgs,
-) -> anyhow::Result<Option<(std::path::PathBuf, ReplayStop)>> {
+) -> anyhow::Result<Option<(std::path::PathBuf, ReplayStop, Option<FetchedArchive>)>> {
     let stop = if let Some(t) = &a.until {
         ReplayStop::Time(parse_local_time(t)?)
     } else if let Some(p) = &a.until_position {
@@ -110,17 +253,61 @@ pub(super) fn point_in_time(
         }
         return Ok(None);
     };
-    let archive = match &a.binlog_dir {
-        Some(d) => d.clone(),
-        None => set
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.join("binlog")))
-            .unwrap_or_else(|| std::path::PathBuf::from("binlog")),
+    let as_target = |p: &std::path::Path| p.to_str().filter(|t| spyglass_backup::ship::scheme_of(t).is_some()).map(str::to_owned);
+    let target: Option<Target> = match &a.binlog_dir {
+        Some(d) => match as_target(d) {
+            Some(t) => Some(Target::parse(&t)?),
+            None if is_shipped_layout(d) => Some(Target::parse(
+                &d.canonicalize()?
+                    .parent()
+                    .unwrap_or(std::path::Path::new("/"))
+                    .display()
+                    .to_string(),
+            )?),
+            None => None,
+        },
+        None => match as_target(set_arg) {
+            Some(t) => Some(Target::parse_set(&t)?.0),
+            None => None,
+        },
+    };
+    let local_default = set
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("binlog")))
+        .unwrap_or_else(|| std::path::PathBuf::from("binlog"));
+    let target = match target {
+        Some(t) => Some(t),
+        None if a.binlog_dir.is_none() && is_shipped_layout(&local_default) => {
+            local_default.parent().map(|p| Target::parse(&p.display().to_string())).transpose()?
+        }
+        None => None,
+    };
+    let (archive, fetched) = match target {
+        Some(t) => {
+            let s = settings::load(global.config.as_deref())?;
+            let t = t.with_s3_config(&spyglass_jobs::lifecycle::s3_config(&s)?);
+            // Only the files from the set's own on.
+            let from = spyglass_backup::set::open(set)
+                .ok()
+                .and_then(|m| m.snapshot.binlog_file);
+            let f = shipped::fetch(&t, ssh, from.as_deref())?;
+            if !global.quiet && !global.json {
+                eprintln!(
+                    "fetched the binlog archive {} ({} file(s), {}, sha256 checked) into {}",
+                    f.url,
+                    f.files,
+                    output::human_bytes(f.bytes),
+                    f.path.display()
+                );
+            }
+            (f.path.clone(), Some(f))
+        }
+        None => (a.binlog_dir.clone().unwrap_or(local_default), None),
     };
     restore::check_replay(set, &archive, &stop)
         .map_err(|e| anyhow::Error::new(UserError::new(e.to_string())))?;
-    Ok(Some((archive, stop)))
+    Ok(Some((archive, stop, fetched)))
 }
 
 /// 'YYYY-MM-DD HH:MM:SS[.ffffff]' in the machine's time zone, as microseconds since the epoch.

@@ -90,6 +90,16 @@ pub(crate) fn render_prune(r: &PruneReport) -> String {
             r.removed.len()
         }
     );
+    if !r.binlog_removed.is_empty() {
+        let _ = writeln!(
+            s,
+            "binlog archive: {} {} closed file(s) no kept set needs ({} .. {})",
+            if r.dry_run { "would remove" } else { "removed" },
+            r.binlog_removed.len(),
+            r.binlog_removed[0],
+            r.binlog_removed[r.binlog_removed.len() - 1]
+        );
+    }
     s
 }
 
@@ -162,6 +172,9 @@ struct ShipJson<'a> {
     source_removed: bool,
     /// With --prune.
     prune: Option<&'a PruneReport>,
+    /// The binlog archive next to the set (`DEST/binlog`), shipped after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    binlog: Option<&'a spyglass_backup::ship::binlog::BinlogShipReport>,
 }
 
 pub fn ship(global: &GlobalOpts, a: &ShipArgs) -> anyhow::Result<ExitStatus> {
@@ -191,6 +204,12 @@ pub fn ship(global: &GlobalOpts, a: &ShipArgs) -> anyhow::Result<ExitStatus> {
             && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let report = ship::ship(&a.set, &t, &opts)?;
+    // The binlog archive of the set's destination goes with it.
+    let archive = super::binlog::archive_beside(&a.set);
+    let binlog = match &archive {
+        Some(dir) => Some(ship::binlog::ship(dir, &t, &opts)?),
+        None => None,
+    };
     let mut removed = false;
     if a.remove_source {
         std::fs::remove_dir_all(&a.set).map_err(|e| {
@@ -217,10 +236,15 @@ pub fn ship(global: &GlobalOpts, a: &ShipArgs) -> anyhow::Result<ExitStatus> {
             ship: &report,
             source_removed: removed,
             prune: pruned.as_ref(),
+            binlog: binlog.as_ref(),
         })?;
     } else {
         let mut out = nightly::ship_line(&report);
         out.push('\n');
+        if let Some(b) = &binlog {
+            out.push_str(&super::binlog::ship_line(b));
+            out.push('\n');
+        }
         if removed {
             let _ = writeln!(out, "removed the local set {}", a.set.display());
         }

@@ -66,6 +66,9 @@ struct SummaryJson {
     /// A dead run's pid found in the lock file (its lock was recovered).
     lock_recovered_from: Option<u32>,
     steps: Vec<StepJson>,
+    /// The binlog archive's lag behind the server (absent without DEST/binlog).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    binlog: Option<nightly::BinlogLag>,
 }
 
 fn detail_json(d: &StepDetail) -> serde_json::Value {
@@ -122,6 +125,7 @@ fn summary_json(s: &NightlySummary) -> SummaryJson {
         set: s.set.clone(),
         lock_recovered_from: s.lock_recovered_from,
         steps: s.steps.iter().map(step_json).collect(),
+        binlog: s.binlog.clone(),
     }
 }
 
@@ -248,6 +252,7 @@ fn report_not_started(
         set: None,
         lock_recovered_from: None,
         steps: Vec::new(),
+        binlog: None,
     };
     let (Ok(json), Ok(line)) = (
         serde_json::to_string_pretty(&wire),
@@ -424,6 +429,14 @@ fn render(s: &SummaryJson, dest: &Path) -> String {
         out.push_str(&format!(
             "  {:<13} {:<8} {}{time}\n",
             st.name, status, st.message
+        ));
+    }
+    if let Some(b) = &s.binlog {
+        out.push_str(&format!(
+            "  {:<13} {:<8} {}\n",
+            "binlog lag",
+            if b.attention { "ATTENTION" } else { "ok" },
+            b.message
         ));
     }
     out.push_str(&format!(

@@ -481,26 +481,120 @@ pub struct NightlySummary {
     pub lock_recovered_from: Option<u32>,
     /// Every step, in order.
     pub steps: Vec<StepReport>,
+    /// The binlog archive's lag, when the destination holds one.
+    pub binlog: Option<BinlogLag>,
+}
+
+/// How far the binlog archive (`DEST/binlog`) is behind the server, as
+/// the nightly found it after its steps.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BinlogLag {
+    /// The measurement, or None when it could not be made (see `error`).
+    pub lag: Option<spyglass_binlog::archive::Lag>,
+    /// Why it could not be measured.
+    pub error: Option<String>,
+    /// `[binlog] max_lag` in seconds.
+    pub max_lag_seconds: u64,
+    /// True when the lag is above `max_lag` (or could not be measured).
+    pub attention: bool,
+    /// One line for people.
+    pub message: String,
+}
+
+/// The default `[binlog] max_lag`.
+pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(3600);
+
+/// Measures the archive's lag (None without an archive in `DEST/binlog`).
+pub fn binlog_lag(plan: &NightlyPlan, now: i64) -> Option<BinlogLag> {
+    let dir = plan.dest.join("binlog");
+    if !dir.is_dir() {
+        return None;
+    }
+    let max = plan
+        .settings
+        .binlog
+        .max_lag
+        .as_ref()
+        .map_or(DEFAULT_MAX_LAG, |d| d.0);
+    let measured = match &plan.connection {
+        Err(why) => Err(why.clone()),
+        Ok(c) => spyglass_db::connect(&c.options)
+            .map_err(|e| chain(&e))
+            .and_then(|mut s| {
+                spyglass_binlog::archive::lag(s.conn(), &dir, now).map_err(|e| chain(&e))
+            }),
+    };
+    let max_s = max.as_secs();
+    Some(match measured {
+        Ok(l) => {
+            let over = l.seconds > max_s;
+            let message = if l.bytes_behind == 0 {
+                format!("binlog archive up to date with the server ({})", l.server)
+            } else {
+                format!(
+                    "binlog archive {} behind the server ({} not archived; archive at {}, server at {}){}",
+                    humantime::format_duration(Duration::from_secs(l.seconds)),
+                    human_bytes(l.bytes_behind),
+                    l.archived.as_deref().unwrap_or("nothing"),
+                    l.server,
+                    if over {
+                        format!(
+                            ", more than [binlog] max_lag = {}: is `spyglass-admin binlog archive` running?",
+                            humantime::format_duration(max)
+                        )
+                    } else {
+                        String::new()
+                    }
+                )
+            };
+            BinlogLag {
+                lag: Some(l),
+                error: None,
+                max_lag_seconds: max_s,
+                attention: over,
+                message,
+            }
+        }
+        Err(e) => BinlogLag {
+            lag: None,
+            message: format!("binlog archive lag could not be measured: {e}"),
+            error: Some(e),
+            max_lag_seconds: max_s,
+            attention: true,
+        },
+    })
 }
 
 impl NightlySummary {
-    /// The worst step decides.
+    /// The worst step decides (and an archive lag above `[binlog] max_lag`
+    /// needs attention).
     pub fn overall(&self) -> Overall {
+        let lag = if self.binlog.as_ref().is_some_and(|b| b.attention) {
+            Overall::Attention
+        } else {
+            Overall::Ok
+        };
         self.steps
             .iter()
             .map(|s| Overall::of(s.status))
             .max()
             .unwrap_or(Overall::Ok)
+            .max(lag)
     }
 
     /// One line per step that needs attention (failed, or attention):
-    /// `step: message`.
+    /// `step: message` (and `binlog: message` for the archive's lag).
     pub fn attention(&self) -> Vec<String> {
-        self.steps
+        let mut v: Vec<String> = self
+            .steps
             .iter()
             .filter(|s| Overall::of(s.status) >= Overall::Attention)
             .map(|s| format!("{}: {}", s.step, s.message))
-            .collect()
+            .collect();
+        if let Some(b) = self.binlog.as_ref().filter(|b| b.attention) {
+            v.push(format!("binlog: {}", b.message));
+        }
+        v
     }
 }
 
@@ -580,6 +674,7 @@ pub fn run(plan: &NightlyPlan, lock: &NightlyLock, progress: &dyn Progress) -> N
         set,
         lock_recovered_from: lock.recovered_from(),
         steps,
+        binlog: binlog_lag(plan, names::now_unix()),
     }
 }
 
@@ -723,6 +818,27 @@ fn ship_step(plan: &NightlyPlan, set: Option<&Path>) -> StepReport {
         Ok(r) => {
             let mut msg = ship_line(&r);
             let mut status = StepStatus::Ok;
+            // The binlog archive goes with the set.
+            let archive = plan.dest.join("binlog");
+            if archive.is_dir() {
+                match ship::binlog::ship(&archive, target, &plan.ship) {
+                    Ok(b) => msg.push_str(&format!(
+                        "; binlog archive: {} file(s) sent, {} already there{}",
+                        b.sent.len(),
+                        b.already_there,
+                        b.segment
+                            .map(|s| format!(", open file up to {s}"))
+                            .unwrap_or_default()
+                    )),
+                    Err(e) => {
+                        status = StepStatus::Attention;
+                        msg.push_str(&format!(
+                            "; the binlog archive was not shipped: {}",
+                            chain(&e)
+                        ));
+                    }
+                }
+            }
             if plan.remove_after_ship {
                 match std::fs::remove_dir_all(path) {
                     Ok(()) => msg.push_str("; local set removed"),
@@ -1044,6 +1160,7 @@ mod tests {
             destination: PathBuf::new(),
             set: None,
             lock_recovered_from: None,
+            binlog: None,
             steps: statuses
                 .iter()
                 .zip(Step::ALL)
