@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::support::{closed_port, Sandbox};
 
-/// A throwaway sshd on 127.0.0.1 that lets in one generated key.
-struct Sshd {
+/// A throwaway sshd on 127.0.0.1 that lets in one generated key (pitr.rs ships to it too).
+pub(crate) struct Sshd {
     dir: tempfile::TempDir,
     port: u16,
     child: Child,
@@ -33,7 +33,7 @@ fn keygen(path: &Path) {
 }
 
 impl Sshd {
-    fn start() -> Sshd {
+    pub(crate) fn start() -> Sshd {
         let sshd = Path::new("/usr/sbin/sshd");
         assert!(
             sshd.is_file(),
@@ -112,16 +112,16 @@ impl Sshd {
         }
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     /// The remote directory as seen from this machine.
-    fn remote(&self) -> PathBuf {
+    pub(crate) fn remote(&self) -> PathBuf {
         self.path("remote")
     }
 
-    fn target(&self, sub: &str) -> String {
+    pub(crate) fn target(&self, sub: &str) -> String {
         format!(
             "ssh://{}@127.0.0.1:{}{}/{sub}",
             self.user,
@@ -131,7 +131,7 @@ impl Sshd {
     }
 
     /// `--identity` and `--ssh-config` for this server.
-    fn ssh_args(&self) -> Vec<String> {
+    pub(crate) fn ssh_args(&self) -> Vec<String> {
         vec![
             "--identity".into(),
             self.path("client_key").display().to_string(),

@@ -638,3 +638,272 @@ fn restore_until_t_gives_every_table_the_checksum_it_had_at_t() {
     );
     drop_on_target(&["pitr_lab", "pitr_other", "pitr_lab_back"]);
 }
+
+/// The sequence numbers of the closed files a shipped index lists.
+fn shipped_files(binlog: &Path) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(binlog.join("index/index.json")).expect("the shipped index"),
+    )
+    .expect("JSON");
+    v["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f["file"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_shipped_archive_restores_to_t_from_a_directory_and_an_ssh_target() {
+    let _g = binlog_lock();
+    let mut a = admin();
+    fresh_schema(&mut a, "pitr_ship");
+    sql(
+        &mut a,
+        "CREATE TABLE pitr_ship.t (id INT PRIMARY KEY, v VARCHAR(40), n DOUBLE)",
+    );
+    for i in 0..30 {
+        sql(
+            &mut a,
+            &format!("INSERT INTO pitr_ship.t VALUES ({i}, 'before {i}', {i}.25)"),
+        );
+    }
+    let sb = Sandbox::as_root();
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path().display().to_string();
+    let out = sb.run(&["backup", "run", "--dest", &d, "--schemas", "pitr_ship"]);
+    out.assert_code(0);
+    let set = PathBuf::from(out.stdout.trim());
+    let name = set.file_name().unwrap().to_string_lossy().into_owned();
+    // In the window: a closed binlog file, then more in the open one.
+    sql(&mut a, "UPDATE pitr_ship.t SET v = 'updated' WHERE id < 10");
+    sql(&mut a, "FLUSH BINARY LOGS");
+    sql(
+        &mut a,
+        "CREATE TABLE pitr_ship.declared_later (k INT PRIMARY KEY, s TEXT)",
+    );
+    for i in 0..15 {
+        sql(
+            &mut a,
+            &format!("INSERT INTO pitr_ship.declared_later VALUES ({i}, 'row {i}')"),
+        );
+    }
+    sql(&mut a, "DELETE FROM pitr_ship.t WHERE id >= 25");
+    let t = next_second(200);
+    let at_t = checksums(&mut a, "pitr_ship");
+    assert_eq!(at_t.len(), 2, "{at_t:?}");
+    next_second(100);
+    sql(&mut a, "DELETE FROM pitr_ship.t");
+    sql(
+        &mut a,
+        "INSERT INTO pitr_ship.declared_later VALUES (99, 'after T')",
+    );
+    archive(dest.path(), &["--until-now"]).assert_code(0);
+    let until = local_text(t);
+
+    // 1. A directory target: backup ship sends the set and the archive.
+    let nas = tempfile::tempdir().unwrap();
+    let to = nas.path().join("off").display().to_string();
+    let out = sb.run(&["backup", "ship", set.to_str().unwrap(), "--to", &to]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("binlog archive shipped to"),
+        "{}",
+        out.stdout
+    );
+    let shipped = nas.path().join("off/binlog");
+    let files = shipped_files(&shipped);
+    assert!(!files.is_empty(), "the closed file is listed");
+    for f in &files {
+        // Byte for byte the local archive's closed file.
+        assert_eq!(
+            std::fs::read(shipped.join(f).join(format!("{f}.gz"))).unwrap(),
+            std::fs::read(dest.path().join("binlog").join(format!("{f}.gz"))).unwrap(),
+            "{f}"
+        );
+    }
+    // The events after the flush are only in the open file: shipped as a segment.
+    let seg: Vec<String> = std::fs::read_dir(shipped.join("open"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(seg.len(), 1, "{seg:?}");
+    let segment = gunzip(&shipped.join("open").join(&seg[0]));
+    assert!(
+        String::from_utf8_lossy(&segment).contains("declared_later"),
+        "the segment holds the open file's events"
+    );
+    // Again: nothing new to send.
+    let out = sb.run(&["binlog", "ship", "--dest", &d, "--to", &to, "--json"]);
+    out.assert_code(0);
+    let v = out.json();
+    assert_eq!(v["sent"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(v["already_there"].as_u64().unwrap(), files.len() as u64);
+
+    // 2. An ssh target (the real sshd): the set and the archive.
+    let sshd = crate::lifecycle::Sshd::start();
+    let ssh = sshd.ssh_args();
+    let ssh: Vec<&str> = ssh.iter().map(String::as_str).collect();
+    let remote = sshd.target("off");
+    let mut args = vec!["backup", "ship", set.to_str().unwrap(), "--to", &remote];
+    args.extend(&ssh);
+    sb.run(&args).assert_code(0);
+    assert_eq!(shipped_files(&sshd.remote().join("off/binlog")), files);
+
+    // The local destination is gone: only the shipped copies are left.
+    drop(dest);
+
+    // Restore from the directory target: the archive next to the set there.
+    drop_on_target(&["pitr_ship"]);
+    let there = nas.path().join("off").join(&name);
+    let out = Sandbox::as_root()
+        .env("DJ_PORT", &target_port().to_string())
+        .run(&[
+            "backup",
+            "restore",
+            there.to_str().unwrap(),
+            "--until",
+            &until,
+        ]);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("fetched the binlog archive"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        checksums(&mut target_admin(), "pitr_ship"),
+        at_t,
+        "restored from the directory target, at T"
+    );
+
+    // Restore from the ssh target: set and archive fetched, sha256 checked.
+    drop_on_target(&["pitr_ship"]);
+    let url = format!("{remote}/{name}");
+    let mut args = vec!["backup", "restore", url.as_str(), "--until", until.as_str()];
+    args.extend(&ssh);
+    let out = Sandbox::as_root()
+        .env("DJ_PORT", &target_port().to_string())
+        .run(&args);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("fetched the binlog archive"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        checksums(&mut target_admin(), "pitr_ship"),
+        at_t,
+        "restored from the ssh target, at T"
+    );
+
+    // A damaged shipped file is refused before the target changes.
+    drop_on_target(&["pitr_ship"]);
+    // The set's own file (the last closed one): a replay reads it.
+    let needed = files.last().unwrap().clone();
+    let f = sshd
+        .remote()
+        .join("off/binlog")
+        .join(&needed)
+        .join(format!("{needed}.gz"));
+    let mut bytes = std::fs::read(&f).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&f, &bytes).unwrap();
+    let out = Sandbox::as_root()
+        .env("DJ_PORT", &target_port().to_string())
+        .run(&args);
+    // The set's fetch line comes first; then one clean error.
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("\nerror: cannot fetch"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(out.stderr.contains("sha256"), "{}", out.stderr);
+    assert!(out.stderr.contains(&needed), "{}", out.stderr);
+    assert!(
+        tables(&mut target_admin(), "pitr_ship").is_empty(),
+        "refused before restoring"
+    );
+}
+
+#[test]
+fn prune_on_a_target_keeps_the_binlogs_the_oldest_kept_set_needs() {
+    let _g = binlog_lock();
+    let mut a = admin();
+    fresh_schema(&mut a, "pitr_prune");
+    sql(&mut a, "CREATE TABLE pitr_prune.t (id INT PRIMARY KEY)");
+    let sb = Sandbox::as_root();
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path().display().to_string();
+    let nas = tempfile::tempdir().unwrap();
+    let to = nas.path().join("off").display().to_string();
+    let mut sets = Vec::new();
+    for round in 0..3 {
+        sql(
+            &mut a,
+            &format!("INSERT INTO pitr_prune.t VALUES ({round})"),
+        );
+        sql(&mut a, "FLUSH BINARY LOGS");
+        let out = sb.run(&["backup", "run", "--dest", &d, "--schemas", "pitr_prune"]);
+        out.assert_code(0);
+        sets.push(PathBuf::from(out.stdout.trim()));
+        sql(
+            &mut a,
+            &format!("INSERT INTO pitr_prune.t VALUES ({})", round + 10),
+        );
+        sql(&mut a, "FLUSH BINARY LOGS");
+        archive(dest.path(), &["--until-now"]).assert_code(0);
+        sb.run(&["backup", "ship", sets[round].to_str().unwrap(), "--to", &to])
+            .assert_code(0);
+        // Set names have a one-second resolution.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let needs = |set: &Path| -> String {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(set.join("manifest.json")).unwrap()).unwrap();
+        m["snapshot"]["binlog_file"].as_str().unwrap().to_owned()
+    };
+    let seq = |n: &str| n.rsplit_once('.').unwrap().1.parse::<u64>().unwrap();
+    let keep_from = needs(&sets[1]);
+    let shipped = nas.path().join("off/binlog");
+    let before = shipped_files(&shipped);
+    assert!(
+        before.iter().any(|f| seq(f) < seq(&keep_from)),
+        "older files were shipped: {before:?} (kept set needs {keep_from})"
+    );
+    let out = sb.run(&["backup", "prune", &to, "--keep-last", "2"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("binlog archive: removed"),
+        "{}",
+        out.stdout
+    );
+    let after = shipped_files(&shipped);
+    let expect: Vec<String> = before
+        .iter()
+        .filter(|f| seq(f) >= seq(&keep_from))
+        .cloned()
+        .collect();
+    assert_eq!(after, expect, "exactly the files from {keep_from} on stay");
+    for f in &before {
+        let p = shipped.join(f).join(format!("{f}.gz"));
+        assert_eq!(p.exists(), seq(f) >= seq(&keep_from), "{}", p.display());
+    }
+    // The oldest kept set still restores to the end of the shipped archive.
+    drop_on_target(&["pitr_prune"]);
+    let kept = nas.path().join("off").join(sets[1].file_name().unwrap());
+    Sandbox::as_root()
+        .env("DJ_PORT", &target_port().to_string())
+        .run(&["backup", "restore", kept.to_str().unwrap(), "--latest"])
+        .assert_code(0);
+    let n: u64 = target_admin()
+        .conn()
+        .query_first("SELECT COUNT(*) FROM pitr_prune.t")
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 6, "every insert, replayed from the shipped archive");
+    drop_on_target(&["pitr_prune"]);
+}

@@ -186,8 +186,28 @@ pub fn prune_local(
             }
         }
         if let (Some(keep_from), false) = (oldest, unknown) {
-            report.binlog_removed =
-                spyglass_binlog::index::remove_before(&archive, &keep_from, dry_run)?;
+            if archive.join("index").join("index.json").is_file() {
+                // A directory ship target: the shipped layout.
+                match camino::Utf8PathBuf::try_from(dest.to_path_buf()) {
+                    Ok(base) => match crate::ship::binlog::remove_before(
+                        &Target::Local(base),
+                        &SshOptions::default(),
+                        &keep_from,
+                        dry_run,
+                    ) {
+                        Ok(v) => report.binlog_removed = v,
+                        Err(e) => report.failed.push(("binlog".into(), e.to_string())),
+                    },
+                    Err(_) => report.failed.push((
+                        "binlog".into(),
+                        "the directory's name is not UTF-8; its binlog archive is left alone"
+                            .into(),
+                    )),
+                }
+            } else {
+                report.binlog_removed =
+                    spyglass_binlog::index::remove_before(&archive, &keep_from, dry_run)?;
+            }
         }
     }
     Ok(report)

@@ -397,8 +397,7 @@ pub fn fetch(
         if sum != sha {
             return Err(ShipError::Fetch {
                 location,
-                detail: "sha256 does not match the shipped index: the copy there is damaged"
-                    .into(),
+                detail: "sha256 does not match the shipped index: the copy there is damaged".into(),
             });
         }
         Ok(n)

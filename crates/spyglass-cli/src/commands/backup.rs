@@ -310,7 +310,8 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
     // Fail on a bad set before connecting.
     spyglass_backup::set::open(&set)?;
     // Point in time: the archive must cover it before the target changes.
-    let pitr = super::binlog::point_in_time(global, &a.set, &set, &ssh_of(global, &a.ssh)?, &a.pitr)?;
+    let pitr =
+        super::binlog::point_in_time(global, &a.set, &set, &ssh_of(global, &a.ssh)?, &a.pitr)?;
     let opts = connect_options(global)?;
     let ro = RestoreOptions {
         schemas: a.schemas.clone(),

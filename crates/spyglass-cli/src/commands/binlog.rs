@@ -253,7 +253,11 @@ pub(super) fn point_in_time(
         }
         return Ok(None);
     };
-    let as_target = |p: &std::path::Path| p.to_str().filter(|t| spyglass_backup::ship::scheme_of(t).is_some()).map(str::to_owned);
+    let as_target = |p: &std::path::Path| {
+        p.to_str()
+            .filter(|t| spyglass_backup::ship::scheme_of(t).is_some())
+            .map(str::to_owned)
+    };
     let target: Option<Target> = match &a.binlog_dir {
         Some(d) => match as_target(d) {
             Some(t) => Some(Target::parse(&t)?),
@@ -278,9 +282,10 @@ pub(super) fn point_in_time(
         .unwrap_or_else(|| std::path::PathBuf::from("binlog"));
     let target = match target {
         Some(t) => Some(t),
-        None if a.binlog_dir.is_none() && is_shipped_layout(&local_default) => {
-            local_default.parent().map(|p| Target::parse(&p.display().to_string())).transpose()?
-        }
+        None if a.binlog_dir.is_none() && is_shipped_layout(&local_default) => local_default
+            .parent()
+            .map(|p| Target::parse(&p.display().to_string()))
+            .transpose()?,
         None => None,
     };
     let (archive, fetched) = match target {
