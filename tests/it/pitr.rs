@@ -907,3 +907,167 @@ fn prune_on_a_target_keeps_the_binlogs_the_oldest_kept_set_needs() {
     assert_eq!(n, 6, "every insert, replayed from the shipped archive");
     drop_on_target(&["pitr_prune"]);
 }
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Settings for a nightly of `schema` into `dest` (cleanup off), shipping
+/// to `offsite`, with `[binlog] max_lag` when given.
+fn nightly_settings(
+    sb: &Sandbox,
+    dest: &Path,
+    offsite: &Path,
+    schema: &str,
+    max_lag: Option<&str>,
+) {
+    sb.write(
+        "spyglass-admin.toml",
+        &format!(
+            "[backup]\ndestination = \"{}\"\nkeep_last = 5\nship_to = \"{}\"\n\n\
+             [nightly]\nthreads = 1\nschemas = [\"{schema}\"]\ncleanup = \"off\"\n\n{}",
+            dest.display(),
+            offsite.display(),
+            max_lag
+                .map(|m| format!("[binlog]\nmax_lag = \"{m}\"\n"))
+                .unwrap_or_default()
+        ),
+        0o644,
+    );
+}
+
+/// Issue 14: `nightly` reports how far the binlog archive is behind the
+/// server (in the summary and --json), ships the archive with the set, and
+/// needs attention (exit 2) when the lag is above `[binlog] max_lag`.
+#[test]
+fn nightly_reports_the_archive_lag_and_needs_attention_above_max_lag() {
+    let _g = binlog_lock();
+    let mut a = admin();
+    fresh_schema(&mut a, "pitr_lag");
+    sql(
+        &mut a,
+        "CREATE TABLE pitr_lag.t (id INT PRIMARY KEY, v TEXT)",
+    );
+    sql(&mut a, "INSERT INTO pitr_lag.t VALUES (1, 'one')");
+    let sb = Sandbox::as_root();
+    let dest = sb.cwd().join("backups");
+    let offsite = sb.cwd().join("offsite");
+    std::fs::create_dir_all(&dest).unwrap();
+    archive(&dest, &["--until-now"]).assert_code(0);
+
+    // 1. A fresh archive, the default max_lag (1h): ok, the lag reported.
+    nightly_settings(&sb, &dest, &offsite, "pitr_lag", None);
+    let out = sb.run(&["nightly", "--json"]);
+    let v = out.json();
+    assert_eq!(out.code, 0, "{v:#}\n{}", out.stderr);
+    assert_eq!(v["status"], "ok", "{v:#}");
+    let b = &v["binlog"];
+    assert_eq!(b["max_lag_seconds"], 3600, "{v:#}");
+    assert_eq!(b["attention"], false, "{v:#}");
+    assert!(b["error"].is_null(), "{v:#}");
+    let lag = &b["lag"];
+    assert!(lag["seconds"].as_u64().expect("seconds") < 3600, "{v:#}");
+    let last = lag["last_event"].as_i64().expect("last_event");
+    assert!(
+        (now_unix() - last).abs() < 600,
+        "the last archived event is from this test: {v:#}"
+    );
+    // The server's position is FILE:POS of a binlog the server lists.
+    let logs: Vec<(String, u64)> = a
+        .conn()
+        .query_map("SHOW BINARY LOGS", |r: spyglass_db::mysql::Row| {
+            (r.get::<String, _>(0).unwrap(), r.get::<u64, _>(1).unwrap())
+        })
+        .unwrap();
+    let server_file = lag["server"]
+        .as_str()
+        .expect("server")
+        .rsplit_once(':')
+        .expect("FILE:POS")
+        .0
+        .to_owned();
+    assert!(
+        logs.iter().any(|(f, _)| *f == server_file),
+        "{v:#} {logs:?}"
+    );
+    // The nightly shipped the archive with the set.
+    assert!(
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "ship"
+                && s["message"].as_str().unwrap().contains("binlog archive:")
+                && s["message"].as_str().unwrap().contains("open file up to")),
+        "{v:#}"
+    );
+    assert!(
+        offsite.join("binlog/index/index.json").is_file(),
+        "the archive's index on the ship target"
+    );
+
+    // 2. Changes the archive does not have, older than max_lag: attention.
+    nightly_settings(&sb, &dest, &offsite, "pitr_lag", Some("2s"));
+    sql(
+        &mut a,
+        "INSERT INTO pitr_lag.t VALUES (2, REPEAT('x', 5000))",
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let files = archived(&dest.join("binlog"));
+    let (open, bytes) = files.last().expect("an archived file");
+    // Set names have whole seconds.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = sb.run(&["nightly", "--json"]);
+    let v = out.json();
+    assert_eq!(out.code, 2, "{v:#}\n{}", out.stderr);
+    assert_eq!(v["status"], "attention", "{v:#}");
+    let b = &v["binlog"];
+    assert_eq!(b["attention"], true, "{v:#}");
+    assert_eq!(b["max_lag_seconds"], 2, "{v:#}");
+    let lag = &b["lag"];
+    assert!(lag["seconds"].as_u64().unwrap() >= 4, "{v:#}");
+    assert!(lag["bytes_behind"].as_u64().unwrap() >= 5000, "{v:#}");
+    assert_eq!(
+        lag["archived"].as_str().unwrap(),
+        format!("{open}:{}", bytes.len()),
+        "where the archive ends: {v:#}"
+    );
+    for s in v["steps"].as_array().unwrap() {
+        assert!(
+            s["status"] == "ok" || (s["name"] == "cleanup" && s["status"] == "skipped"),
+            "only the lag needs attention: {v:#}"
+        );
+    }
+    assert!(
+        v["attention"].as_array().unwrap().iter().any(|l| l
+            .as_str()
+            .unwrap()
+            .starts_with("binlog: ")
+            && l.as_str().unwrap().contains("max_lag")),
+        "{v:#}"
+    );
+    // The summary for people says it too.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = sb.run(&["nightly"]);
+    out.assert_code(2);
+    assert!(
+        out.stdout.contains("binlog lag    ATTENTION") && out.stdout.contains("behind the server"),
+        "{}",
+        out.stdout
+    );
+
+    // 3. Archived again: back within max_lag (the archive has caught up
+    // with what this test wrote; others may write meanwhile, so only the
+    // bound is checked with a generous max_lag).
+    archive(&dest, &["--until-now"]).assert_code(0);
+    nightly_settings(&sb, &dest, &offsite, "pitr_lag", Some("10m"));
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = sb.run(&["nightly", "--json"]);
+    let v = out.json();
+    assert_eq!(out.code, 0, "{v:#}\n{}", out.stderr);
+    assert_eq!(v["binlog"]["attention"], false, "{v:#}");
+    sql(&mut a, "DROP DATABASE pitr_lag");
+}
