@@ -1071,3 +1071,120 @@ fn nightly_reports_the_archive_lag_and_needs_attention_above_max_lag() {
     assert_eq!(v["binlog"]["attention"], false, "{v:#}");
     sql(&mut a, "DROP DATABASE pitr_lag");
 }
+
+fn ids(s: &mut Session, table: &str) -> Vec<u64> {
+    s.conn()
+        .query(format!("SELECT id FROM {table} ORDER BY id"))
+        .unwrap()
+}
+
+/// Inserts `(i, v)` into pitr_gtid.t in a transaction of its own; returns
+/// its GTID (MariaDB's @@last_gtid; on MySQL one given with gtid_next, so
+/// other tests' writes do not matter).
+fn insert_with_gtid(a: &mut Session, uuid: &str, i: u64, v: &str) -> String {
+    let row = format!("INSERT INTO pitr_gtid.t VALUES ({i}, '{v}')");
+    if mysql() {
+        let g = format!("{uuid}:{}", i + 1);
+        sql(a, &format!("SET SESSION gtid_next = '{g}'"));
+        sql(a, &row);
+        sql(a, "SET SESSION gtid_next = 'AUTOMATIC'");
+        g
+    } else {
+        sql(a, &row);
+        a.conn()
+            .query_first("SELECT @@last_gtid")
+            .unwrap()
+            .expect("@@last_gtid")
+    }
+}
+
+/// `--until-gtid` (both sandboxes log GTIDs: MariaDB always, the MySQL
+/// sandbox has gtid_mode=ON): the replay stops right after the transaction
+/// with that GTID and says so; a GTID the archive does not have after the
+/// set, or one the set already contains, is refused before the target
+/// changes.
+#[test]
+fn restore_until_gtid_stops_right_after_that_transaction() {
+    let _g = binlog_lock();
+    let mut a = admin();
+    if mysql() {
+        let mode: String = a.conn().query_first("SELECT @@gtid_mode").unwrap().unwrap();
+        assert_eq!(mode, "ON", "the MySQL sandbox runs with GTIDs");
+    }
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    let uuid = format!("5a5a5a5a-1414-4000-8000-{:012x}", micros & 0xffff_ffff_ffff);
+    fresh_schema(&mut a, "pitr_gtid");
+    sql(
+        &mut a,
+        "CREATE TABLE pitr_gtid.t (id INT PRIMARY KEY, v TEXT)",
+    );
+    let before_set = insert_with_gtid(&mut a, &uuid, 0, "in the set");
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path().display().to_string();
+    let out = Sandbox::as_root().run(&["backup", "run", "--dest", &d, "--schemas", "pitr_gtid"]);
+    out.assert_code(0);
+    let set = out.stdout.trim().to_owned();
+    let gtids: Vec<String> = (1..=5)
+        .map(|i| insert_with_gtid(&mut a, &uuid, i, &format!("row {i}")))
+        .collect();
+    archive(dest.path(), &["--until-now"]).assert_code(0);
+    drop_on_target(&["pitr_gtid"]);
+    let restore = |gtid: &str| {
+        Sandbox::as_root()
+            .env("DJ_PORT", &target_port().to_string())
+            .run(&["backup", "restore", &set, "--until-gtid", gtid])
+    };
+    // Not a GTID at all.
+    let out = restore("mysql-bin.000001:4");
+    out.assert_code(2).assert_clean_error();
+    assert!(out.stderr.contains("is not a GTID"), "{}", out.stderr);
+
+    // Up to and including the third insert.
+    let out = restore(&gtids[2]);
+    out.assert_code(0);
+    assert_eq!(ids(&mut target_admin(), "pitr_gtid.t"), vec![0, 1, 2, 3]);
+    assert!(
+        out.stderr.contains(&format!("(GTID {})", gtids[2])),
+        "the point reached names the GTID: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("(GTID {})", gtids[3])),
+        "and the next one, not replayed: {}",
+        out.stderr
+    );
+    // The last one: everything.
+    drop_on_target(&["pitr_gtid"]);
+    restore(&gtids[4]).assert_code(0);
+    assert_eq!(
+        ids(&mut target_admin(), "pitr_gtid.t"),
+        vec![0, 1, 2, 3, 4, 5]
+    );
+    // Not in the archive after the set: refused, nothing restored.
+    drop_on_target(&["pitr_gtid"]);
+    let absent = match gtids[4].rsplit_once(if mysql() { ':' } else { '-' }) {
+        Some((head, _)) => format!("{head}{}999999999", if mysql() { ':' } else { '-' }),
+        None => unreachable!("a GTID: {}", gtids[4]),
+    };
+    let out = restore(&absent);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains("no transaction with that GTID"),
+        "{}",
+        out.stderr
+    );
+    assert!(tables(&mut target_admin(), "pitr_gtid").is_empty());
+    // One the set already contains.
+    let out = restore(&before_set);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains("the set already contains it"),
+        "{}",
+        out.stderr
+    );
+    assert!(tables(&mut target_admin(), "pitr_gtid").is_empty());
+    sql(&mut a, "DROP DATABASE pitr_gtid");
+}

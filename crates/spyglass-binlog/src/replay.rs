@@ -49,6 +49,10 @@ pub enum Stop {
     Time(i64),
     /// Before the first transaction that ends after this position.
     Position(Point),
+    /// Up to and including the transaction with this GTID (MySQL
+    /// `uuid:n` with gtid_mode=ON; MariaDB `domain-server-seq`), before
+    /// the first one after it.
+    Gtid(String),
     /// Everything archived.
     Latest,
 }
@@ -142,12 +146,18 @@ pub fn check(dir: &Path, start: &Point, stop: &Stop) -> Result<(), Error> {
             }
         )));
     };
+    let gtid_before = match stop {
+        Stop::Gtid(g) => Some(find_gtid(&a, &files[i..], start, g, dir)?),
+        _ => None,
+    };
     for f in &files[i..] {
         if let Some(e) = a.index.entry(f) {
             if !e.complete {
                 let stops_before = match stop {
                     Stop::Position(p) => index::sequence(&p.file) <= index::sequence(f),
                     Stop::Time(t) => i64::from(e.last_time) * 1_000_000 >= *t,
+                    // Where the GTID is was checked above: found before the gap.
+                    Stop::Gtid(_) => gtid_before.is_some_and(|s| s <= index::sequence(f)),
                     Stop::Latest => false,
                 };
                 if !stops_before {
@@ -172,6 +182,64 @@ pub fn check(dir: &Path, start: &Point, stop: &Stop) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Whether two GTIDs are the same (MySQL's uuid in any case).
+fn same_gtid(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
+/// Looks for the transaction with GTID `want` in the archive from `start`
+/// on; returns the sequence number of the file that has it. A clear
+/// refusal when the archive has no GTIDs at all (MySQL gtid_mode=OFF), when
+/// the set already contains it, or when it is not archived.
+fn find_gtid(
+    a: &Archive,
+    files: &[String],
+    start: &Point,
+    want: &str,
+    dir: &Path,
+) -> Result<Option<u64>, Error> {
+    let mut first: Option<String> = None;
+    let mut last: Option<String> = None;
+    for (n, f) in files.iter().enumerate() {
+        let bytes = a.read(f)?;
+        let crc = format::events(&bytes)
+            .next()
+            .filter(|(_, h, _)| h.type_code == types::FORMAT_DESCRIPTION)
+            .is_some_and(|(_, _, fde)| format::fde_checksum_alg(fde) == 1);
+        for (at, h, ev) in format::events(&bytes) {
+            let g = match h.type_code {
+                types::GTID => format::mysql_gtid(ev, crc).1,
+                types::MARIA_GTID => format::mariadb_gtid(ev),
+                _ => None,
+            };
+            let Some(g) = g else { continue };
+            let before_start = n == 0 && (at as u64) < start.pos;
+            if same_gtid(&g, want) {
+                if before_start {
+                    return Err(Error::Replay(format!(
+                        "--until-gtid {want}: that transaction ({f}:{at}) is before the set's coordinates {start}, so the set already contains it; restore without --until-gtid, or from an older set"
+                    )));
+                }
+                return Ok(index::sequence(f));
+            }
+            if !before_start {
+                first.get_or_insert_with(|| g.clone());
+                last = Some(g);
+            }
+        }
+    }
+    Err(Error::Replay(match (first, last) {
+        (Some(f), Some(l)) => format!(
+            "--until-gtid {want}: no transaction with that GTID in the binlog archive {} after the set's coordinates {start} (it has {f} to {l})",
+            dir.display()
+        ),
+        _ => format!(
+            "--until-gtid {want}: the binlog archive {} has no GTIDs after the set's coordinates {start} (the server logs none: MySQL's gtid_mode is OFF); use --until TIME or --until-position FILE:POS",
+            dir.display()
+        ),
+    }))
 }
 
 /// Formats microseconds since the epoch as UTC text with microseconds.
@@ -546,6 +614,12 @@ pub fn replay(
                 Stop::Position(p) => {
                     (index::sequence(&txn.file), txn.end) > (index::sequence(&p.file), p.pos)
                 }
+                // After the one with that GTID (check found it).
+                Stop::Gtid(g) => r
+                    .last
+                    .as_ref()
+                    .and_then(|l| l.gtid.as_deref())
+                    .is_some_and(|l| same_gtid(l, g)),
                 Stop::Latest => false,
             };
             if after {

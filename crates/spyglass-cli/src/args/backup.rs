@@ -150,12 +150,16 @@ pub struct RestoreArgs {
 pub struct PointInTimeArgs {
     /// Then replay the archived binary log up to, not including, the first
     /// transaction committed after this local time ('YYYY-MM-DD HH:MM:SS[.ffffff]').
-    #[arg(long, value_name = "TIME", conflicts_with_all = ["until_position", "latest"])]
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["until_position", "until_gtid", "latest"])]
     pub until: Option<String>,
     /// Then replay up to this binlog position (FILE:POS), not including the
     /// transaction that ends after it.
-    #[arg(long, value_name = "FILE:POS", conflicts_with = "latest")]
+    #[arg(long, value_name = "FILE:POS", conflicts_with_all = ["until_gtid", "latest"])]
     pub until_position: Option<String>,
+    /// Then replay up to and including the transaction with this GTID
+    /// (MySQL uuid:n with gtid_mode=ON; MariaDB domain-server-seq).
+    #[arg(long, value_name = "GTID", conflicts_with = "latest")]
+    pub until_gtid: Option<String>,
     /// Then replay everything archived.
     #[arg(long)]
     pub latest: bool,

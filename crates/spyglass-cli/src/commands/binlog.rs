@@ -243,13 +243,30 @@ pub(super) fn point_in_time(
             file: file.to_owned(),
             pos,
         })
+    } else if let Some(g) = &a.until_gtid {
+        let ok = g.trim().split_once(':').is_some_and(|(u, n)| {
+            u.len() == 36
+                && u.bytes().all(|c| c.is_ascii_hexdigit() || c == b'-')
+                && n.parse::<u64>().is_ok()
+        }) || {
+            let p: Vec<&str> = g.trim().split('-').collect();
+            p.len() == 3 && p.iter().all(|x| x.parse::<u64>().is_ok())
+        };
+        if !ok {
+            return Err(UserError::new(format!(
+                "--until-gtid '{g}' is not a GTID (MySQL: uuid:n, e.g. 3e11fa47-71ca-11e1-9e33-c80aa9429562:23; MariaDB: domain-server-seq, e.g. 0-1-42)"
+            ))
+            .into());
+        }
+        ReplayStop::Gtid(g.trim().to_owned())
     } else if a.latest {
         ReplayStop::Latest
     } else {
         if a.binlog_dir.is_some() {
-            return Err(
-                UserError::new("--binlog-dir needs --until, --until-position or --latest").into(),
-            );
+            return Err(UserError::new(
+                "--binlog-dir needs --until, --until-position, --until-gtid or --latest",
+            )
+            .into());
         }
         return Ok(None);
     };
@@ -369,9 +386,13 @@ pub(super) fn replay_after_restore(
         );
         match &r.next {
             Some(n) => eprintln!(
-                "stopped before the transaction at {} committed {}",
+                "stopped before the transaction at {} committed {}{}",
                 n.start,
-                time_text_us(n.commit_us)
+                time_text_us(n.commit_us),
+                n.gtid
+                    .as_ref()
+                    .map(|g| format!(" (GTID {g})"))
+                    .unwrap_or_default()
             ),
             None => eprintln!("that is the end of the archive"),
         }
