@@ -464,7 +464,12 @@ fn cond(live: &Live, c: &Change, i: usize) -> Option<String> {
             Some(format!("{name} <=> CAST(? AS DECIMAL(65,30))"))
         }
         Some(
-            ColumnType::MYSQL_TYPE_FLOAT | ColumnType::MYSQL_TYPE_DOUBLE | ColumnType::MYSQL_TYPE_JSON,
+            ColumnType::MYSQL_TYPE_FLOAT
+            | ColumnType::MYSQL_TYPE_DOUBLE
+            | ColumnType::MYSQL_TYPE_JSON
+            // mysql_common 0.37 decodes a negative TIME(1|2) with a fraction wrongly.
+            | ColumnType::MYSQL_TYPE_TIME
+            | ColumnType::MYSQL_TYPE_TIME2,
         ) => None,
         _ => Some(format!("{name} <=> ?")),
     }
