@@ -108,7 +108,7 @@ fn trial_row(session: i32, trial: i32) -> String {
     format!(
         "({session}, {trial}, {big}, -{trial}7, {session}{trial}.5-0.0001, {trial}.25, 1e300/{trial}, 'séance {session}/{trial} ✓', 'c{trial}', \
          UNHEX(REPEAT('00FF{trial:02}', {len})), '2026-11-30 12:34:56.{trial:06}', '2026-11-30 01:02:03.{trial:03}', '2026-01-{day:02}', \
-         '-{trial}:05:06.07', '{kind}', '{{\"trial\": {trial}, \"ok\": true, \"xs\": [1.5, null, \"a\"]}}', UNHEX(MD5('{session}-{trial}')))",
+         '-{trial}:05:06.07', '{kind}', '{{\"trial\": {trial}, \"ok\": true, \"xs\": [1.5, null, \"a\"]}}', LEFT(UNHEX(SHA2('{session}-{trial}', 256)), 16))",
         big = 18_446_744_073_709_551_000u64 + trial as u64,
         len = 100 * trial,
         day = trial % 28 + 1,
@@ -150,7 +150,7 @@ fn a_cascade_delete_is_listed_rebuilt_aside_and_put_back_in_place() {
     // One NULL-heavy row too.
     sql(
         &mut s,
-        "INSERT INTO itrec_b.`#trial` (session_id, trial, big, neg, amount, f, d, label, code, at, kind, uid) VALUES (2, 9, 0, 0, 0, 0, 0, '', '', '2026-11-30 00:00:00', 'go', UNHEX(MD5('x')))",
+        "INSERT INTO itrec_b.`#trial` (session_id, trial, big, neg, amount, f, d, label, code, at, kind, uid) VALUES (2, 9, 0, 0, 0, 0, 0, '', '', '2026-11-30 00:00:00', 'go', LEFT(UNHEX(SHA2('x', 256)), 16))",
     );
     let since = since(&mut s);
     std::thread::sleep(std::time::Duration::from_millis(1100));
