@@ -69,7 +69,12 @@ fn recover(dest: &Path, args: &[&str]) -> Outcome {
 }
 
 /// The listed transaction that deleted from `table` (schema.table).
-fn listed<'a>(list: &'a serde_json::Value, schema: &str, table: &str, kind: &str) -> &'a serde_json::Value {
+fn listed<'a>(
+    list: &'a serde_json::Value,
+    schema: &str,
+    table: &str,
+    kind: &str,
+) -> &'a serde_json::Value {
     list["transactions"]
         .as_array()
         .expect("transactions")
@@ -122,7 +127,14 @@ fn a_cascade_delete_is_listed_rebuilt_aside_and_put_back_in_place() {
     let mut s = admin();
     fresh(
         &mut s,
-        &["itrec_b", "itrec_a", "itrec_saved", "undo_itrec_a", "undo_itrec_b", "common_usage"],
+        &[
+            "itrec_b",
+            "itrec_a",
+            "itrec_saved",
+            "undo_itrec_a",
+            "undo_itrec_b",
+            "common_usage",
+        ],
     );
     sql(&mut s, "CREATE DATABASE itrec_a");
     sql(&mut s, "CREATE DATABASE itrec_b");
@@ -142,11 +154,23 @@ fn a_cascade_delete_is_listed_rebuilt_aside_and_put_back_in_place() {
         &mut s,
         "INSERT INTO itrec_a.session VALUES (1, 'mouse-a', '2026-11-30 09:00:00.125'), (2, 'mouse-b', '2026-11-30 10:00:00.000'), (3, 'mouse-c', '2026-11-30 11:00:00.999')",
     );
-    let trials: Vec<String> = [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3), (3, 1), (3, 2)]
-        .iter()
-        .map(|(a, b)| trial_row(*a, *b))
-        .collect();
-    sql(&mut s, &format!("INSERT INTO itrec_b.`#trial` VALUES {}", trials.join(", ")));
+    let trials: Vec<String> = [
+        (1, 1),
+        (1, 2),
+        (1, 3),
+        (2, 1),
+        (2, 2),
+        (2, 3),
+        (3, 1),
+        (3, 2),
+    ]
+    .iter()
+    .map(|(a, b)| trial_row(*a, *b))
+    .collect();
+    sql(
+        &mut s,
+        &format!("INSERT INTO itrec_b.`#trial` VALUES {}", trials.join(", ")),
+    );
     // One NULL-heavy row too.
     sql(
         &mut s,
@@ -155,9 +179,18 @@ fn a_cascade_delete_is_listed_rebuilt_aside_and_put_back_in_place() {
     let since = since(&mut s);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     // The rows the delete will take, saved aside for the comparison.
-    sql(&mut s, "CREATE TABLE itrec_saved.session LIKE itrec_a.session");
-    sql(&mut s, "INSERT INTO itrec_saved.session SELECT * FROM itrec_a.session WHERE session_id IN (1, 2)");
-    sql(&mut s, "CREATE TABLE itrec_saved.`#trial` LIKE itrec_b.`#trial`");
+    sql(
+        &mut s,
+        "CREATE TABLE itrec_saved.session LIKE itrec_a.session",
+    );
+    sql(
+        &mut s,
+        "INSERT INTO itrec_saved.session SELECT * FROM itrec_a.session WHERE session_id IN (1, 2)",
+    );
+    sql(
+        &mut s,
+        "CREATE TABLE itrec_saved.`#trial` LIKE itrec_b.`#trial`",
+    );
     sql(&mut s, "INSERT INTO itrec_saved.`#trial` SELECT * FROM itrec_b.`#trial` WHERE session_id IN (1, 2)");
     let before_session = checksum(&mut s, "itrec_a.session");
     let before_trial = checksum(&mut s, "itrec_b.`#trial`");
@@ -165,23 +198,45 @@ fn a_cascade_delete_is_listed_rebuilt_aside_and_put_back_in_place() {
     sql(&mut s, "INSERT INTO itrec_a.other (v) VALUES ('before')");
     // The DataJoint-style cascade: children first, then parents, one transaction.
     sql(&mut s, "BEGIN");
-    sql(&mut s, "DELETE FROM itrec_b.`#trial` WHERE session_id IN (1, 2)");
-    sql(&mut s, "DELETE FROM itrec_a.session WHERE session_id IN (1, 2)");
+    sql(
+        &mut s,
+        "DELETE FROM itrec_b.`#trial` WHERE session_id IN (1, 2)",
+    );
+    sql(
+        &mut s,
+        "DELETE FROM itrec_a.session WHERE session_id IN (1, 2)",
+    );
     sql(&mut s, "COMMIT");
     sql(
         &mut s,
         "INSERT INTO common_usage.cautious_delete (dj_user, duration, origin, restriction) VALUES ('itrec_user', 0.5, '`itrec_a`.`session`', 'session_id in (1,2)')",
     );
     // Later, unrelated writes that must survive the in-place recovery.
-    sql(&mut s, "INSERT INTO itrec_a.other (v) VALUES ('after-1'), ('after-2')");
-    sql(&mut s, "UPDATE itrec_a.other SET v = 'before-edited' WHERE v = 'before'");
+    sql(
+        &mut s,
+        "INSERT INTO itrec_a.other (v) VALUES ('after-1'), ('after-2')",
+    );
+    sql(
+        &mut s,
+        "UPDATE itrec_a.other SET v = 'before-edited' WHERE v = 'before'",
+    );
     assert_eq!(count(&mut s, "itrec_b.`#trial`"), 2);
 
     let dest = tempfile::tempdir().unwrap();
     archive(dest.path());
 
     // --list names it: rows per table, the statement, Spyglass's record.
-    let out = recover(dest.path(), &["--list", "--since", &since, "--schemas", "itrec_*", "--json"]);
+    let out = recover(
+        dest.path(),
+        &[
+            "--list",
+            "--since",
+            &since,
+            "--schemas",
+            "itrec_*",
+            "--json",
+        ],
+    );
     out.assert_code(0);
     let list = out.json();
     let t = listed(&list, "itrec_a", "session", "deleted");
@@ -194,17 +249,41 @@ fn a_cascade_delete_is_listed_rebuilt_aside_and_put_back_in_place() {
     assert!(stmts.contains("DELETE FROM itrec_b.`#trial`"), "{t}");
     assert!(stmts.contains("DELETE FROM itrec_a.session"), "{t}");
     let cd = t["cautious_delete"].to_string();
-    assert!(cd.contains("session_id in (1,2)") && cd.contains("itrec_user"), "{t}");
+    assert!(
+        cd.contains("session_id in (1,2)") && cd.contains("itrec_user"),
+        "{t}"
+    );
     assert!(t["commit"].is_string() && t["id"].is_string(), "{t}");
     let id = t["id"].as_str().unwrap().to_owned();
     // Human output too.
-    let human = recover(dest.path(), &["--list", "--since", &since, "--schemas", "itrec_*"]);
+    let human = recover(
+        dest.path(),
+        &["--list", "--since", &since, "--schemas", "itrec_*"],
+    );
     human.assert_code(0);
     assert!(human.stdout.contains(&id), "{}", human.stdout);
-    assert!(human.stdout.contains("`itrec_b`.`#trial`: 7 deleted"), "{}", human.stdout);
-    assert!(human.stdout.contains("cautious_delete: "), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("`itrec_b`.`#trial`: 7 deleted"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("cautious_delete: "),
+        "{}",
+        human.stdout
+    );
     // A schema filter that matches nothing lists nothing of ours.
-    let none = recover(dest.path(), &["--list", "--since", &since, "--schemas", "nomatch_*", "--json"]);
+    let none = recover(
+        dest.path(),
+        &[
+            "--list",
+            "--since",
+            &since,
+            "--schemas",
+            "nomatch_*",
+            "--json",
+        ],
+    );
     none.assert_code(0);
     assert_eq!(none.json()["transactions"].as_array().unwrap().len(), 0);
 
@@ -213,7 +292,11 @@ fn a_cascade_delete_is_listed_rebuilt_aside_and_put_back_in_place() {
     into.assert_code(0);
     for (side, saved, order) in [
         ("undo_itrec_a.session", "itrec_saved.session", "session_id"),
-        ("undo_itrec_b.`#trial`", "itrec_saved.`#trial`", "session_id, trial"),
+        (
+            "undo_itrec_b.`#trial`",
+            "itrec_saved.`#trial`",
+            "session_id, trial",
+        ),
     ] {
         let a = rows(&mut s, &format!("SELECT * FROM {side} ORDER BY {order}"));
         let b = rows(&mut s, &format!("SELECT * FROM {saved} ORDER BY {order}"));
@@ -231,7 +314,10 @@ fn a_cascade_delete_is_listed_rebuilt_aside_and_put_back_in_place() {
     assert!(bad.stderr.contains("nosuch-bin.000001:4"), "{}", bad.stderr);
 
     // A key reinserted meanwhile stops --in-place with nothing applied.
-    sql(&mut s, "INSERT INTO itrec_a.session VALUES (2, 'someone-else', '2026-12-01 00:00:00')");
+    sql(
+        &mut s,
+        "INSERT INTO itrec_a.session VALUES (2, 'someone-else', '2026-12-01 00:00:00')",
+    );
     let conflict = recover(dest.path(), &[&id, "--in-place"]);
     conflict.assert_code(2).assert_clean_error();
     assert!(
@@ -280,10 +366,23 @@ fn a_cascade_delete_is_listed_rebuilt_aside_and_put_back_in_place() {
         &mut s,
         "UPDATE itrec_b.`#trial` SET label = 'oops', amount = -1, doc = JSON_OBJECT('x', 1), data = NULL WHERE session_id = 1",
     );
-    sql(&mut s, "INSERT INTO itrec_a.other (v) VALUES ('after-update')");
+    sql(
+        &mut s,
+        "INSERT INTO itrec_a.other (v) VALUES ('after-update')",
+    );
     assert_ne!(checksum(&mut s, "itrec_b.`#trial`"), before_update);
     archive(dest.path());
-    let out = recover(dest.path(), &["--list", "--since", &since2, "--schemas", "itrec_b", "--json"]);
+    let out = recover(
+        dest.path(),
+        &[
+            "--list",
+            "--since",
+            &since2,
+            "--schemas",
+            "itrec_b",
+            "--json",
+        ],
+    );
     out.assert_code(0);
     let list = out.json();
     let u = listed(&list, "itrec_b", "#trial", "updated");
@@ -291,7 +390,11 @@ fn a_cascade_delete_is_listed_rebuilt_aside_and_put_back_in_place() {
     let uid = u["id"].as_str().unwrap().to_owned();
     let nothing = recover(dest.path(), &[&uid, "--in-place", "--json"]);
     nothing.assert_code(0);
-    assert_eq!(nothing.json()["tables"].as_array().unwrap().len(), 0, "updates only with --include-updates");
+    assert_eq!(
+        nothing.json()["tables"].as_array().unwrap().len(),
+        0,
+        "updates only with --include-updates"
+    );
     let undo = recover(dest.path(), &[&uid, "--in-place", "--include-updates"]);
     undo.assert_code(0);
     assert_eq!(checksum(&mut s, "itrec_b.`#trial`"), before_update);
@@ -303,7 +406,14 @@ fn a_cascade_delete_is_listed_rebuilt_aside_and_put_back_in_place() {
 
     fresh(
         &mut s,
-        &["itrec_b", "itrec_a", "itrec_saved", "undo_itrec_a", "undo_itrec_b", "common_usage"],
+        &[
+            "itrec_b",
+            "itrec_a",
+            "itrec_saved",
+            "undo_itrec_a",
+            "undo_itrec_b",
+            "common_usage",
+        ],
     );
 }
 
@@ -410,11 +520,25 @@ fn datajoint_cascade_delete_is_put_back_and_fetched_again() {
     let since = since(&mut s);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let after = dj("delete", prefix);
-    assert_eq!(after["subject"].as_array().unwrap().len(), 1, "the cascade ran");
+    assert_eq!(
+        after["subject"].as_array().unwrap().len(),
+        1,
+        "the cascade ran"
+    );
     assert_eq!(after["trial"].as_array().unwrap().len(), 6);
     let dest = tempfile::tempdir().unwrap();
     archive(dest.path());
-    let out = recover(dest.path(), &["--list", "--since", &since, "--schemas", "itrec_dj_*", "--json"]);
+    let out = recover(
+        dest.path(),
+        &[
+            "--list",
+            "--since",
+            &since,
+            "--schemas",
+            "itrec_dj_*",
+            "--json",
+        ],
+    );
     out.assert_code(0);
     let list = out.json();
     let t = listed(&list, "itrec_dj_subject", "subject", "deleted");
@@ -423,11 +547,20 @@ fn datajoint_cascade_delete_is_put_back_and_fetched_again() {
         .unwrap()
         .iter()
         .filter(|x| x["deleted"].as_u64().unwrap() > 0)
-        .map(|x| (x["table"].as_str().unwrap().to_owned(), x["deleted"].as_u64().unwrap()))
+        .map(|x| {
+            (
+                x["table"].as_str().unwrap().to_owned(),
+                x["deleted"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         tables,
-        vec![("trial".to_owned(), 12), ("session".to_owned(), 4), ("subject".to_owned(), 2)],
+        vec![
+            ("trial".to_owned(), 12),
+            ("session".to_owned(), 4),
+            ("subject".to_owned(), 2)
+        ],
         "DataJoint deletes children first in one transaction: {t}"
     );
     let id = t["id"].as_str().unwrap().to_owned();

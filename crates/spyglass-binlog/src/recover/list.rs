@@ -129,9 +129,11 @@ pub fn list(
             if next.thread_id != t.thread_id {
                 continue;
             }
-            if let Some(c) = next.changes.iter().find(|c| {
-                c.kind == Kind::Insert && is_cautious_delete(&c.schema, &c.table)
-            }) {
+            if let Some(c) = next
+                .changes
+                .iter()
+                .find(|c| c.kind == Kind::Insert && is_cautious_delete(&c.schema, &c.table))
+            {
                 if let Some(r) = c.rows.first() {
                     let names = columns(&c.schema, &c.table);
                     cautious = Some(
@@ -145,9 +147,7 @@ pub fn list(
                                     .unwrap_or_else(|| format!("@{}", k + 1));
                                 (
                                     name,
-                                    v.as_ref()
-                                        .filter(|v| **v != Value::NULL)
-                                        .map(value_text),
+                                    v.as_ref().filter(|v| **v != Value::NULL).map(value_text),
                                 )
                             })
                             .collect(),

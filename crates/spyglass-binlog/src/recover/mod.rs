@@ -190,7 +190,10 @@ fn check_tables(
                 "`{s}`.`{t}` does not exist any more: recover copies its definition from the live table (restore the schema first, e.g. `backup restore --until`)"
             ))
         })?;
-        for (_, c) in changes.iter().filter(|(_, c)| c.schema == *s && c.table == *t) {
+        for (_, c) in changes
+            .iter()
+            .filter(|(_, c)| c.schema == *s && c.table == *t)
+        {
             if c.columns != l.columns.len() {
                 return Err(Error::Recover(format!(
                     "`{s}`.`{t}` was altered since: the archived rows have {} columns, the live table {}; nothing recovered",
@@ -219,7 +222,10 @@ fn counts(
                 deleted: 0,
                 updated: 0,
             };
-            for (_, c) in changes.iter().filter(|(_, c)| c.schema == *s && c.table == *t) {
+            for (_, c) in changes
+                .iter()
+                .filter(|(_, c)| c.schema == *s && c.table == *t)
+            {
                 match c.kind {
                     Kind::Delete => r.deleted += c.rows.len() as u64,
                     Kind::Update => r.updated += c.rows.len() as u64,
@@ -233,11 +239,7 @@ fn counts(
 
 /// Runs `BINLOG` statements in one transaction: all or nothing. On a failed
 /// statement the transaction is rolled back and the error names its table.
-fn apply_binlog(
-    conn: &mut Conn,
-    fde: &[u8],
-    stmts: &[(TableName, String)],
-) -> Result<(), Error> {
+fn apply_binlog(conn: &mut Conn, fde: &[u8], stmts: &[(TableName, String)]) -> Result<(), Error> {
     let fail = |(s, t): &TableName, e: mysql::Error| {
         let text = spyglass_db::driver_error_text(&e);
         let conflict = matches!(&e, mysql::Error::MySqlError(m) if m.code == 1062 || m.code == 1032 || m.code == 1452);
@@ -360,7 +362,12 @@ pub fn into(
                     "SELECT COUNT(*) FROM {}",
                     spyglass_db::quote::qualified(&ts, t)
                 ))
-                .map_err(|e| Error::Db(spyglass_db::DbError::query(format!("counting `{ts}`.`{t}`"), e)))?;
+                .map_err(|e| {
+                    Error::Db(spyglass_db::DbError::query(
+                        format!("counting `{ts}`.`{t}`"),
+                        e,
+                    ))
+                })?;
             if n.unwrap_or(0) > 0 {
                 return Err(Error::Recover(format!(
                     "`{ts}`.`{t}` exists and is not empty: recover --into never writes over rows; choose another prefix or drop it"
@@ -373,16 +380,26 @@ pub fn into(
         q(
             conn,
             &format!("creating the side schema `{ts}`"),
-            &format!("CREATE DATABASE IF NOT EXISTS {}", spyglass_db::quote::ident(&ts)),
+            &format!(
+                "CREATE DATABASE IF NOT EXISTS {}",
+                spyglass_db::quote::ident(&ts)
+            ),
         )?;
         let ddl: Option<(String, String)> = conn
             .query_first(format!(
                 "SHOW CREATE TABLE {}",
                 spyglass_db::quote::qualified(s, t)
             ))
-            .map_err(|e| Error::Db(spyglass_db::DbError::query(format!("SHOW CREATE TABLE `{s}`.`{t}`"), e)))?;
-        let (_, ddl) = ddl.ok_or_else(|| Error::Recover(format!("no definition for `{s}`.`{t}`")))?;
-        let create = side_definition(&ddl, &ts, t).replacen("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1);
+            .map_err(|e| {
+                Error::Db(spyglass_db::DbError::query(
+                    format!("SHOW CREATE TABLE `{s}`.`{t}`"),
+                    e,
+                ))
+            })?;
+        let (_, ddl) =
+            ddl.ok_or_else(|| Error::Recover(format!("no definition for `{s}`.`{t}`")))?;
+        let create =
+            side_definition(&ddl, &ts, t).replacen("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1);
         q(conn, &format!("creating `{ts}`.`{t}`"), &create)?;
     }
     let fde = one_format(&changes)?;
@@ -414,7 +431,10 @@ fn one_format(changes: &[(&Transaction, &Change)]) -> Result<Vec<u8>, Error> {
     let body = |f: &[u8]| -> (Vec<u8>, Vec<u8>) {
         let h = format::HEADER_LEN;
         let a = f.get(h..h + 52).unwrap_or_default().to_vec();
-        let b = f.get(h + 56..f.len().saturating_sub(4)).unwrap_or_default().to_vec();
+        let b = f
+            .get(h + 56..f.len().saturating_sub(4))
+            .unwrap_or_default()
+            .to_vec();
         (a, b)
     };
     let first = &changes[0].0.fde;
@@ -571,15 +591,18 @@ pub fn plan_in_place(
         let Some(l) = live.get(&name) else { continue };
         for r in &c.rows {
             match c.kind {
-                Kind::Delete if !l.primary.is_empty() => {
-                    if exists_where(conn, &c.schema, &c.table, l, c, &l.primary, &r.values)? {
-                        plan.conflicts.push(Conflict {
-                            schema: c.schema.clone(),
-                            table: c.table.clone(),
-                            key: key_text(l, &l.primary, &r.values),
-                            detail: "a row with this key exists again".into(),
-                        });
-                    }
+                Kind::Delete
+                    if !l.primary.is_empty()
+                        && exists_where(
+                            conn, &c.schema, &c.table, l, c, &l.primary, &r.values,
+                        )? =>
+                {
+                    plan.conflicts.push(Conflict {
+                        schema: c.schema.clone(),
+                        table: c.table.clone(),
+                        key: key_text(l, &l.primary, &r.values),
+                        detail: "a row with this key exists again".into(),
+                    });
                 }
                 Kind::Update => {
                     let after = r.after.as_deref().unwrap_or(&[]);
@@ -634,7 +657,11 @@ pub fn in_place(
             "{} conflict(s), nothing recovered: {}{}",
             plan.conflicts.len(),
             list.join("; "),
-            if plan.conflicts.len() > 10 { "; ..." } else { "" }
+            if plan.conflicts.len() > 10 {
+                "; ..."
+            } else {
+                ""
+            }
         )));
     }
     let (_, changes) = wanted(txns, include_updates);
@@ -650,14 +677,20 @@ pub fn in_place(
         {
             let all: Vec<usize> = (0..c.rows.len()).collect();
             let ev = c.as_write(&all, txn.checksum);
-            stmts.push(((c.schema.clone(), c.table.clone()), binlog_stmt(&c.table_map, &ev)));
+            stmts.push((
+                (c.schema.clone(), c.table.clone()),
+                binlog_stmt(&c.table_map, &ev),
+            ));
         }
     }
     // Updates last, newest first, so a row updated twice ends at its oldest image.
     for (txn, c) in changes.iter().rev().filter(|(_, c)| c.kind == Kind::Update) {
         let all: Vec<usize> = (0..c.rows.len()).rev().collect();
         let ev = c.as_reverse_update(&all, txn.checksum);
-        stmts.push(((c.schema.clone(), c.table.clone()), binlog_stmt(&c.table_map, &ev)));
+        stmts.push((
+            (c.schema.clone(), c.table.clone()),
+            binlog_stmt(&c.table_map, &ev),
+        ));
     }
     apply_binlog(conn, &fde, &stmts)?;
     plan.applied = true;

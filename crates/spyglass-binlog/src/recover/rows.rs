@@ -8,11 +8,11 @@ use std::ops::Range;
 use std::path::Path;
 
 use mysql_common::binlog::consts::BinlogVersion;
-use mysql_common::constants::ColumnType;
 use mysql_common::binlog::events::{EventData, RowsEventData, TableMapEvent};
 use mysql_common::binlog::row::BinlogRow;
 use mysql_common::binlog::value::BinlogValue;
 use mysql_common::binlog::EventStreamReader;
+use mysql_common::constants::ColumnType;
 use mysql_common::io::ParseBuf;
 use mysql_common::Value;
 
@@ -182,11 +182,7 @@ struct Open {
 }
 
 /// Reads one archived file's transactions.
-pub fn read_file(
-    file: &str,
-    bytes: &[u8],
-    sink: &mut dyn FnMut(Transaction),
-) -> Result<(), Error> {
+pub fn read_file(file: &str, bytes: &[u8], sink: &mut dyn FnMut(Transaction)) -> Result<(), Error> {
     let Some((_, fh, fde)) = format::events(bytes).next() else {
         return Ok(());
     };
@@ -373,9 +369,13 @@ fn decode_rows(
         }
     };
     let id = rows.table_id();
-    let tme: &TableMapEvent<'_> = reader
-        .get_tme(id)
-        .ok_or_else(|| bad(file, at, format!("a row event for table id {id} without its table map")))?;
+    let tme: &TableMapEvent<'_> = reader.get_tme(id).ok_or_else(|| {
+        bad(
+            file,
+            at,
+            format!("a row event for table id {id} without its table map"),
+        )
+    })?;
     let table_map = maps
         .get(&id)
         .cloned()
@@ -468,7 +468,11 @@ pub fn as_unsigned(v: &Value, t: Option<ColumnType>) -> Value {
     match v {
         Value::Int(i) if *i < 0 => {
             let u = *i as u64;
-            Value::UInt(if bits == 64 { u } else { u & ((1u64 << bits) - 1) })
+            Value::UInt(if bits == 64 {
+                u
+            } else {
+                u & ((1u64 << bits) - 1)
+            })
         }
         other => other.clone(),
     }

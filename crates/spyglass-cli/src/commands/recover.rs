@@ -27,7 +27,11 @@ pub fn run(global: &GlobalOpts, a: &RecoverArgs) -> anyhow::Result<ExitStatus> {
     let files: Option<Vec<String>> = a
         .txns
         .iter()
-        .map(|t| t.rsplit_once(':').filter(|(_, p)| p.parse::<u64>().is_ok()).map(|(f, _)| f.to_owned()))
+        .map(|t| {
+            t.rsplit_once(':')
+                .filter(|(_, p)| p.parse::<u64>().is_ok())
+                .map(|(f, _)| f.to_owned())
+        })
         .collect();
     let all = recover::rows::read_transactions_in(&dir, files.as_deref(), None, None)?;
     let txns = recover::select(&all, &a.txns)?;
@@ -108,11 +112,7 @@ fn plan_text(p: &Plan, verb: &str) -> String {
         if t.updated > 0 {
             let _ = write!(what, ", {} updated", t.updated);
         }
-        let _ = writeln!(
-            s,
-            "  `{}`.`{}`: {what}",
-            t.target_schema, t.table
-        );
+        let _ = writeln!(s, "  `{}`.`{}`: {what}", t.target_schema, t.table);
     }
     s
 }
@@ -149,9 +149,21 @@ fn time_text(us: i64) -> String {
     )
 }
 
-fn run_list(global: &GlobalOpts, a: &RecoverArgs, dir: &std::path::Path) -> anyhow::Result<ExitStatus> {
-    let since = a.since.as_deref().map(|t| local_time("--since", t)).transpose()?;
-    let until = a.until.as_deref().map(|t| local_time("--until", t)).transpose()?;
+fn run_list(
+    global: &GlobalOpts,
+    a: &RecoverArgs,
+    dir: &std::path::Path,
+) -> anyhow::Result<ExitStatus> {
+    let since = a
+        .since
+        .as_deref()
+        .map(|t| local_time("--since", t))
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|t| local_time("--until", t))
+        .transpose()?;
     if !a.txns.is_empty() {
         return Err(UserError::new("--list takes no TXN").into());
     }
@@ -170,7 +182,8 @@ fn run_list(global: &GlobalOpts, a: &RecoverArgs, dir: &std::path::Path) -> anyh
         .filter(|v: &Vec<String>| !v.is_empty())
     };
     let globs = &a.schemas;
-    let keep = |s: &str| globs.is_empty() || globs.iter().any(|g| spyglass_db::schemas::glob_match(g, s));
+    let keep =
+        |s: &str| globs.is_empty() || globs.iter().any(|g| spyglass_db::schemas::glob_match(g, s));
     let listed = list::list(&txns, &keep, &mut names);
     if global.json {
         #[derive(serde::Serialize)]
@@ -199,8 +212,13 @@ fn run_list(global: &GlobalOpts, a: &RecoverArgs, dir: &std::path::Path) -> anyh
             "{}  committed {}{}{}",
             l.id,
             time_text(l.commit_us),
-            l.thread_id.map(|t| format!("  thread {t}")).unwrap_or_default(),
-            l.gtid.as_ref().map(|g| format!("  GTID {g}")).unwrap_or_default()
+            l.thread_id
+                .map(|t| format!("  thread {t}"))
+                .unwrap_or_default(),
+            l.gtid
+                .as_ref()
+                .map(|g| format!("  GTID {g}"))
+                .unwrap_or_default()
         );
         for st in &l.statements {
             let one: String = st.split_whitespace().collect::<Vec<_>>().join(" ");
