@@ -11,6 +11,13 @@ use crate::args::{GlobalOpts, RecoverArgs};
 use crate::output::{self, ExitStatus, UserError};
 
 pub fn run(global: &GlobalOpts, a: &RecoverArgs) -> anyhow::Result<ExitStatus> {
+    if a.restore_files || a.quarantine.is_some() {
+        return Err(UserError::new(
+            "--restore-files and --quarantine are not implemented yet: recover does not report or restore the analysis files the rows name",
+        )
+        .hint("restore the files with `spyglass-admin cleanup restore RUN` for now")
+        .into());
+    }
     let dir = archive_dir(global, a)?;
     if a.list {
         return run_list(global, a, &dir);
