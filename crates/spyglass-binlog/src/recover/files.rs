@@ -179,7 +179,11 @@ pub fn referenced(
         {
             for r in &c.rows {
                 for col in &cols {
-                    let Some(h) = r.values.get(col.index).and_then(|v| v.as_ref()).and_then(hash16)
+                    let Some(h) = r
+                        .values
+                        .get(col.index)
+                        .and_then(|v| v.as_ref())
+                        .and_then(hash16)
                     else {
                         continue;
                     };
@@ -227,9 +231,10 @@ pub fn referenced(
                 .find(|e| {
                     e.row.as_ref().is_some_and(|row| {
                         row.table == xq
-                            && row.values.iter().any(|(k, v)| {
-                                k == "hash" && v.as_deref() == Some(hex.as_str())
-                            })
+                            && row
+                                .values
+                                .iter()
+                                .any(|(k, v)| k == "hash" && v.as_deref() == Some(hex.as_str()))
                     })
                 })
                 .map(|e| (r, e))
@@ -310,6 +315,11 @@ pub fn referenced(
         } else if let Some((r, e)) = holding {
             if e.stored.as_ref().is_some_and(|s| exists(&r.dir.join(s))) {
                 f.place = Place::Quarantined;
+            } else if e.stored.is_none() {
+                f.detail = Some(format!(
+                    "not on disk, and already gone when cleanup ran (run {} saved only its `{xt}` row)",
+                    r.header.run
+                ));
             } else {
                 f.detail = Some(format!(
                     "quarantine run {} has no copy of the file",

@@ -18,7 +18,10 @@ pub fn run(global: &GlobalOpts, a: &RecoverArgs) -> anyhow::Result<ExitStatus> {
     let dir = archive_dir(global, a)?;
     if a.list {
         if a.restore_files || a.quarantine.is_some() {
-            return Err(UserError::new("--restore-files and --quarantine go with TXN..., not --list").into());
+            return Err(UserError::new(
+                "--restore-files and --quarantine go with TXN..., not --list",
+            )
+            .into());
         }
         return run_list(global, a, &dir);
     }
@@ -52,8 +55,7 @@ pub fn run(global: &GlobalOpts, a: &RecoverArgs) -> anyhow::Result<ExitStatus> {
         if !quiet {
             eprint!("{}", plan_text(&p, "rebuilt"));
         }
-        let mut refs =
-            files::referenced(conn, &txns, a.include_updates, &stores, qdir.as_deref())?;
+        let mut refs = files::referenced(conn, &txns, a.include_updates, &stores, qdir.as_deref())?;
         if a.restore_files {
             files::restore(conn, &mut refs)?;
         }
@@ -79,8 +81,7 @@ pub fn run(global: &GlobalOpts, a: &RecoverArgs) -> anyhow::Result<ExitStatus> {
             .hint("those rows exist again (or changed since): remove them first, or look at the archived rows aside with --into PREFIX")
             .into());
         }
-        let mut refs =
-            files::referenced(conn, &txns, a.include_updates, &stores, qdir.as_deref())?;
+        let mut refs = files::referenced(conn, &txns, a.include_updates, &stores, qdir.as_deref())?;
         if !quiet {
             eprint!("{}", plan_text(&dry, "dry run: would put back"));
         }
@@ -94,7 +95,7 @@ pub fn run(global: &GlobalOpts, a: &RecoverArgs) -> anyhow::Result<ExitStatus> {
                     files: &refs,
                 })?;
             }
-            return Ok(status(&refs, quiet));
+            return Ok(status(&refs, global.quiet));
         }
         if a.restore_files {
             files::restore(conn, &mut refs)?;
@@ -143,7 +144,7 @@ pub fn run(global: &GlobalOpts, a: &RecoverArgs) -> anyhow::Result<ExitStatus> {
             files: &refs,
         })?;
     }
-    Ok(status(&refs, quiet))
+    Ok(status(&refs, global.quiet))
 }
 
 /// `recover TXN... --json`: the plan and the files its rows name.
@@ -213,7 +214,9 @@ fn files_text(refs: &[files::FileRef], setup_problem: Option<&str>) -> String {
         .iter()
         .any(|f| f.place == files::Place::Quarantined && !f.restored)
     {
-        s.push_str("  --restore-files moves the quarantined ones (and their ~external rows) back\n");
+        s.push_str(
+            "  --restore-files moves the quarantined ones (and their ~external rows) back\n",
+        );
     }
     if let Some(p) = setup_problem {
         let _ = writeln!(s, "  note: {p}");
@@ -265,7 +268,10 @@ fn file_setup(
             None,
             Some(format!(
                 "files not checked against the stores or the cleanup quarantine: {}",
-                e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+                e.chain()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(": ")
             )),
         )),
     }
