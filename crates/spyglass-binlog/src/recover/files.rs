@@ -130,6 +130,9 @@ fn ext_columns(conn: &mut Conn, schema: &str, table: &str) -> Result<Vec<ExtColu
     Ok(out)
 }
 
+/// (schema of the `~external` table, store, hash).
+type ExtKey = (String, String, [u8; 16]);
+
 fn hash16(v: &Value) -> Option<[u8; 16]> {
     let Value::Bytes(b) = v else { return None };
     // A BINARY(16) may come without its trailing zero bytes.
@@ -166,8 +169,7 @@ pub fn referenced(
 ) -> Result<Vec<FileRef>, Error> {
     let (tables, changes) = wanted(txns, include_updates);
     // (external schema, store, hash) -> kind, named by.
-    let mut found: BTreeMap<(String, String, [u8; 16]), (&'static str, Vec<String>)> =
-        BTreeMap::new();
+    let mut found: BTreeMap<ExtKey, (&'static str, Vec<String>)> = BTreeMap::new();
     for (s, t) in &tables {
         let cols = ext_columns(conn, s, t)?;
         if cols.is_empty() {
