@@ -570,3 +570,305 @@ fn datajoint_cascade_delete_is_put_back_and_fetched_again() {
     assert_eq!(fetched, before, "DataJoint fetches every row again");
     fresh(&mut s, &["itrec_dj_session", "itrec_dj_subject"]);
 }
+
+/// DataJoint's `~external_<store>` table (as datajoint 0.14.10 declares it).
+const DJ_EXTERNAL: &str = "(`hash` binary(16) NOT NULL COMMENT ':uuid:hash of contents (blob), of filename + contents (attach), or relative filepath (filepath)', \
+    `size` bigint unsigned NOT NULL COMMENT 'size of object in bytes', \
+    `attachment_name` varchar(255) DEFAULT NULL COMMENT 'the filename of an attachment', \
+    `filepath` varchar(1000) DEFAULT NULL COMMENT 'relative filepath or attachment filename', \
+    `contents_hash` binary(16) DEFAULT NULL COMMENT ':uuid:used for the filepath datatype', \
+    `timestamp` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP COMMENT 'automatic timestamp', \
+    PRIMARY KEY (`hash`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='external storage tracking'";
+
+fn hex16(h: [u8; 16]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A Spyglass-like lab with a file store: its base, a sandbox that finds the
+/// store (dj_local_conf.json) and the quarantine (spyglass-admin.toml).
+struct FileLab {
+    root: tempfile::TempDir,
+}
+
+impl FileLab {
+    fn base(&self) -> std::path::PathBuf {
+        self.root.path().join("spyglass")
+    }
+    fn store(&self) -> std::path::PathBuf {
+        self.base().join("analysis")
+    }
+    fn quarantine(&self) -> std::path::PathBuf {
+        self.root.path().join("quarantine")
+    }
+    fn sandbox(&self) -> Sandbox {
+        let s = server();
+        let loc = |d: &str| self.base().join(d).display().to_string();
+        let cfg = serde_json::json!({
+            "database.host": s.host,
+            "database.port": s.port,
+            "database.user": s.user,
+            "stores": {
+                "analysis": {"protocol": "file", "location": loc("analysis"), "stage": loc("analysis")},
+                "raw": {"protocol": "file", "location": loc("raw"), "stage": loc("raw")},
+            },
+            "custom": {"spyglass_dirs": {"base": self.base().display().to_string()}},
+        });
+        let mut sb = Sandbox::new();
+        sb.write(
+            "dj_local_conf.json",
+            &serde_json::to_string_pretty(&cfg).unwrap(),
+            0o600,
+        );
+        sb.write(
+            "spyglass-admin.toml",
+            &format!(
+                "[cleanup]\nschemas = [\"itrecf*\"]\nmax_fraction = 1.0\nquarantine = \"{}\"\n",
+                self.quarantine().display()
+            ),
+            0o644,
+        );
+        sb.env("DJ_PASS", "");
+        sb
+    }
+}
+
+fn file_bytes(rel: &str) -> Vec<u8> {
+    format!("{rel}: NWB bytes of an analysis\n")
+        .repeat(50)
+        .into_bytes()
+}
+
+/// Rows of an `analysis_nwbfile` table with a `filepath@analysis` attribute
+/// (and their downstream rows in another schema) are deleted in one
+/// transaction; `cleanup apply` then quarantines the now-unused `~external`
+/// rows and their files (one file was already lost from disk). `recover`
+/// reports each file (quarantined with its run, missing), refuses
+/// `--in-place` without `--restore-files` with nothing applied, and
+/// `--in-place --restore-files` puts rows, `~external` rows and files back
+/// byte for byte, reporting the lost one missing with exit 1.
+#[test]
+fn files_the_deleted_rows_name_are_reported_and_restored_from_the_quarantine() {
+    let _g = crate::pitr::binlog_lock();
+    let mut s = admin();
+    let nwb = "itrecf_nwbfile";
+    let lfp = "itrecf_lfp";
+    fresh(&mut s, &[lfp, nwb]);
+    sql(&mut s, &format!("CREATE DATABASE `{nwb}`"));
+    sql(&mut s, &format!("CREATE DATABASE `{lfp}`"));
+    sql(
+        &mut s,
+        &format!("CREATE TABLE `{nwb}`.`~external_analysis` {DJ_EXTERNAL}"),
+    );
+    sql(
+        &mut s,
+        &format!(
+            "CREATE TABLE `{nwb}`.`analysis_nwbfile` (`analysis_file_name` varchar(64) NOT NULL, \
+             `analysis_file_abs_path` binary(16) NOT NULL COMMENT ':filepath@analysis:', \
+             PRIMARY KEY (`analysis_file_name`), FOREIGN KEY (`analysis_file_abs_path`) \
+             REFERENCES `{nwb}`.`~external_analysis` (`hash`) ON UPDATE CASCADE ON DELETE RESTRICT) \
+             ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+        ),
+    );
+    sql(
+        &mut s,
+        &format!(
+            "CREATE TABLE `{lfp}`.`lfp` (`lfp_id` int NOT NULL, `analysis_file_name` varchar(64) NOT NULL, \
+             PRIMARY KEY (`lfp_id`), FOREIGN KEY (`analysis_file_name`) \
+             REFERENCES `{nwb}`.`analysis_nwbfile` (`analysis_file_name`) ON UPDATE CASCADE ON DELETE RESTRICT) \
+             ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+        ),
+    );
+    sql(
+        &mut s,
+        &format!("CREATE TABLE `{lfp}`.`later` (`id` int NOT NULL PRIMARY KEY) ENGINE=InnoDB"),
+    );
+    let lab = FileLab {
+        root: tempfile::tempdir().unwrap(),
+    };
+    std::fs::create_dir_all(lab.base().join("raw")).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86400);
+    let rel = |i: usize| format!("itrecf/sess{}/f{i}.nwb", i % 2);
+    let hash = |i: usize| hex16(spyglass_cleanup::inventory::filepath_hash(&rel(i)));
+    for i in 1..=6 {
+        let p = lab.store().join(rel(i));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, file_bytes(&rel(i))).unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(old).unwrap();
+        sql(
+            &mut s,
+            &format!(
+                "INSERT INTO `{nwb}`.`~external_analysis` (hash, size, filepath, contents_hash, timestamp) \
+                 VALUES (X'{}', {}, '{}', X'{}', '2026-11-01 10:00:0{i}')",
+                hash(i),
+                file_bytes(&rel(i)).len(),
+                rel(i),
+                hex16(spyglass_cleanup::inventory::filepath_hash(&format!("c{i}"))),
+            ),
+        );
+        sql(
+            &mut s,
+            &format!(
+                "INSERT INTO `{nwb}`.`analysis_nwbfile` VALUES ('f{i}.nwb', X'{}')",
+                hash(i)
+            ),
+        );
+        sql(
+            &mut s,
+            &format!("INSERT INTO `{lfp}`.`lfp` VALUES ({i}, 'f{i}.nwb')"),
+        );
+    }
+    let tables = [
+        format!("`{nwb}`.`~external_analysis`"),
+        format!("`{nwb}`.`analysis_nwbfile`"),
+        format!("`{lfp}`.`lfp`"),
+    ];
+    let before: Vec<Option<u64>> = tables.iter().map(|t| checksum(&mut s, t)).collect();
+    let since = since(&mut s);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // The cascade, children first, one transaction: files 1, 2, 3 lose their rows.
+    sql(&mut s, "BEGIN");
+    sql(
+        &mut s,
+        &format!(
+            "DELETE FROM `{lfp}`.`lfp` WHERE analysis_file_name IN ('f1.nwb', 'f2.nwb', 'f3.nwb')"
+        ),
+    );
+    sql(
+        &mut s,
+        &format!("DELETE FROM `{nwb}`.`analysis_nwbfile` WHERE analysis_file_name IN ('f1.nwb', 'f2.nwb', 'f3.nwb')"),
+    );
+    sql(&mut s, "COMMIT");
+    // File 3 is lost from disk before cleanup runs.
+    std::fs::remove_file(lab.store().join(rel(3))).unwrap();
+    let sb = lab.sandbox();
+    let out = sb.run(&["cleanup", "apply", "--yes", "--json"]);
+    assert!(
+        out.code == 0 || out.code == 1,
+        "cleanup apply: {} {}",
+        out.stdout,
+        out.stderr
+    );
+    for i in 1..=3 {
+        assert!(
+            !lab.store().join(rel(i)).exists(),
+            "cleanup moved or never had file {i}"
+        );
+    }
+    assert!(lab.store().join(rel(4)).exists(), "a used file stays");
+    assert_eq!(
+        count(&mut s, &format!("`{nwb}`.`~external_analysis`")),
+        3,
+        "cleanup deleted the 3 unused ~external rows"
+    );
+    sql(&mut s, &format!("INSERT INTO `{lfp}`.`later` VALUES (1)"));
+    let dest = tempfile::tempdir().unwrap();
+    archive(dest.path());
+    let dir = dest.path().join("binlog").display().to_string();
+    let run = |args: &[&str]| {
+        let mut v = vec!["recover", "--binlog-dir", dir.as_str()];
+        v.extend_from_slice(args);
+        sb.run(&v)
+    };
+    let out = run(&[
+        "--list",
+        "--since",
+        &since,
+        "--schemas",
+        "itrecf*",
+        "--json",
+    ]);
+    out.assert_code(0);
+    let list = out.json();
+    let id = listed(&list, nwb, "analysis_nwbfile", "deleted")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The dry run reports every file the rows name, and where it is.
+    let out = run(&[&id, "--in-place", "--dry-run", "--json"]);
+    out.assert_code(1);
+    let report = out.json();
+    let files = report["files"].as_array().expect("files");
+    assert_eq!(files.len(), 3, "{report}");
+    let run_name = std::fs::read_dir(lab.quarantine())
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    for i in 1..=3 {
+        let f = files
+            .iter()
+            .find(|f| f["hash"] == hash(i))
+            .unwrap_or_else(|| panic!("file {i} not reported: {report}"));
+        assert_eq!(f["kind"], "filepath");
+        assert_eq!(f["store"], "analysis");
+        assert_eq!(f["external_row"], "quarantined", "{f}");
+        assert_eq!(
+            f["path"].as_str().unwrap(),
+            lab.store().join(rel(i)).display().to_string()
+        );
+        assert_eq!(
+            f["named_by"][0],
+            format!("`{nwb}`.`analysis_nwbfile`.analysis_file_abs_path")
+        );
+        if i == 3 {
+            assert_eq!(f["place"], "missing", "{f}");
+        } else {
+            assert_eq!(f["place"], "quarantined", "{f}");
+            assert_eq!(f["run"], run_name.as_str());
+        }
+    }
+    assert!(
+        out.stderr.contains("missing") && out.stderr.contains("backup of the store"),
+        "says what to do: {}",
+        out.stderr
+    );
+    // Without --restore-files the rows cannot go back (their ~external rows are gone): nothing applied.
+    let out = run(&[&id, "--in-place"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("\nerror: ") && !out.stderr.contains("panicked"),
+        "one clean error after the report: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--restore-files"), "{}", out.stderr);
+    assert_eq!(count(&mut s, &format!("`{nwb}`.`analysis_nwbfile`")), 3);
+    assert_eq!(count(&mut s, &format!("`{lfp}`.`lfp`")), 3);
+
+    // Rows, ~external rows and files back; the lost file reported missing.
+    let out = run(&[&id, "--in-place", "--restore-files", "--json"]);
+    out.assert_code(1);
+    let report = out.json();
+    assert_eq!(report["applied"], true, "{report}");
+    for f in report["files"].as_array().unwrap() {
+        let lost = f["hash"] == hash(3);
+        assert_eq!(f["place"], if lost { "missing" } else { "in_place" }, "{f}");
+        assert_eq!(f["external_row"], "live", "{f}");
+        assert_eq!(f["restored"], true, "{f}");
+    }
+    let after: Vec<Option<u64>> = tables.iter().map(|t| checksum(&mut s, t)).collect();
+    assert_eq!(
+        after, before,
+        "rows and ~external rows as before the delete"
+    );
+    for i in [1, 2, 4, 5, 6] {
+        assert_eq!(
+            std::fs::read(lab.store().join(rel(i))).unwrap(),
+            file_bytes(&rel(i)),
+            "file {i} byte for byte"
+        );
+    }
+    assert!(!lab.store().join(rel(3)).exists());
+    assert_eq!(
+        count(&mut s, &format!("`{lfp}`.`later`")),
+        1,
+        "the later write survives"
+    );
+    // Again: the rows exist now, so it stops on the conflict.
+    run(&[&id, "--in-place", "--restore-files"]).assert_code(2);
+    fresh(&mut s, &[lfp, nwb]);
+}

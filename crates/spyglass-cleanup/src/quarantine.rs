@@ -355,7 +355,18 @@ pub struct Restored {
 /// tries the rest); when everything is back the run is marked restored and its
 /// emptied `files` folder removed, while the manifest stays, as the audit
 /// trail, until [`purge`]. A run already restored is an error.
-pub fn restore(dir: &Path, mut conn: Option<&mut Conn>) -> Result<Vec<Restored>, CleanupError> {
+pub fn restore(dir: &Path, conn: Option<&mut Conn>) -> Result<Vec<Restored>, CleanupError> {
+    restore_entries(dir, None, conn)
+}
+
+/// [`restore`] for some entries of a run (`only`: their ids; `None`: all),
+/// each exactly as restore puts it back; the run is marked restored when
+/// nothing is left in it.
+pub fn restore_entries(
+    dir: &Path,
+    only: Option<&[u64]>,
+    mut conn: Option<&mut Conn>,
+) -> Result<Vec<Restored>, CleanupError> {
     let run = read_run(dir)?;
     if let Some(when) = &run.restored {
         return Err(CleanupError::Run {
@@ -369,10 +380,11 @@ pub fn restore(dir: &Path, mut conn: Option<&mut Conn>) -> Result<Vec<Restored>,
         .open(&mpath)
         .map_err(CleanupError::io("cannot open manifest", &mpath))?;
     let mut out = Vec::new();
-    let mut all_ok = true;
     // Rows first (a row must exist before... nothing references it, order is free),
     // then files, newest item first.
-    for e in run.entries.iter().rev() {
+    let picked = |e: &Entry| only.is_none_or(|ids| ids.contains(&e.id));
+    let mut all_ok = run.entries.iter().all(picked);
+    for e in run.entries.iter().rev().filter(|e| picked(e)) {
         let mut outcome = "restored".to_owned();
         let mut target = String::new();
         if let Some(row) = &e.row {

@@ -12,6 +12,7 @@
 //! (mysql_common's binlog types), for the listing, the row counts, the
 //! conflict checks by primary key and the external files the rows name.
 
+pub mod files;
 pub mod list;
 pub mod rows;
 

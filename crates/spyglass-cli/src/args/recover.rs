@@ -39,10 +39,16 @@ pub struct RecoverArgs {
     /// Also put back the before-images of rows the transactions updated.
     #[arg(long)]
     pub include_updates: bool,
-    /// Move the analysis files the recovered rows name back from the cleanup quarantine.
+    /// Move the files the recovered rows name back from the cleanup quarantine.
+    ///
+    /// recover always reports the files the rows name (filepath@, attach@,
+    /// blob@ attributes) as in_place, quarantined (with the run) or missing;
+    /// this puts the quarantined ones back, with their `~external` rows when
+    /// cleanup removed those, before the rows. A file is never moved over
+    /// one at its path. A missing file makes the exit code 1.
     #[arg(long)]
     pub restore_files: bool,
-    /// The cleanup quarantine to look in (default: as cleanup finds it).
+    /// The cleanup quarantine to look in (default: [cleanup] quarantine, else BASE/spyglass-admin-quarantine).
     #[arg(long, value_name = "DIR")]
     pub quarantine: Option<PathBuf>,
 }

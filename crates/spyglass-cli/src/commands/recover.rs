@@ -4,22 +4,25 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use spyglass_binlog::recover::{self, list, Plan, Transaction};
+use spyglass_binlog::recover::{self, files, list, Plan, Transaction};
+use spyglass_cleanup::store::Store;
 use spyglass_db::mysql::prelude::Queryable;
+use spyglass_jobs::cleanup::{self as job, DirEnv};
 
 use crate::args::{GlobalOpts, RecoverArgs};
+use crate::connection::{self, Environment};
 use crate::output::{self, ExitStatus, UserError};
+use crate::settings;
 
 pub fn run(global: &GlobalOpts, a: &RecoverArgs) -> anyhow::Result<ExitStatus> {
-    if a.restore_files || a.quarantine.is_some() {
-        return Err(UserError::new(
-            "--restore-files and --quarantine are not implemented yet: recover does not report or restore the analysis files the rows name",
-        )
-        .hint("restore the files with `spyglass-admin cleanup restore RUN` for now")
-        .into());
-    }
     let dir = archive_dir(global, a)?;
     if a.list {
+        if a.restore_files || a.quarantine.is_some() {
+            return Err(UserError::new(
+                "--restore-files and --quarantine go with TXN..., not --list",
+            )
+            .into());
+        }
         return run_list(global, a, &dir);
     }
     if a.into.is_none() && !a.in_place {
@@ -42,15 +45,21 @@ pub fn run(global: &GlobalOpts, a: &RecoverArgs) -> anyhow::Result<ExitStatus> {
         .collect();
     let all = recover::rows::read_transactions_in(&dir, files.as_deref(), None, None)?;
     let txns = recover::select(&all, &a.txns)?;
+    let (stores, qdir, setup_problem) = file_setup(global, a)?;
     let opts = super::backup::connect_options(global)?;
     let mut session = spyglass_db::connect(&opts)?;
     let conn = session.conn();
-    let plan = if let Some(prefix) = &a.into {
+    let quiet = global.json || global.quiet;
+    let (plan, refs) = if let Some(prefix) = &a.into {
         let p = recover::into(conn, &txns, prefix, a.include_updates)?;
-        if !global.json && !global.quiet {
+        if !quiet {
             eprint!("{}", plan_text(&p, "rebuilt"));
         }
-        p
+        let mut refs = files::referenced(conn, &txns, a.include_updates, &stores, qdir.as_deref())?;
+        if a.restore_files {
+            files::restore(conn, &mut refs)?;
+        }
+        (p, refs)
     } else {
         let dry = recover::plan_in_place(conn, &txns, a.include_updates)?;
         if !dry.conflicts.is_empty() {
@@ -72,25 +81,200 @@ pub fn run(global: &GlobalOpts, a: &RecoverArgs) -> anyhow::Result<ExitStatus> {
             .hint("those rows exist again (or changed since): remove them first, or look at the archived rows aside with --into PREFIX")
             .into());
         }
-        if !global.json && !global.quiet {
+        let mut refs = files::referenced(conn, &txns, a.include_updates, &stores, qdir.as_deref())?;
+        if !quiet {
             eprint!("{}", plan_text(&dry, "dry run: would put back"));
         }
         if a.dry_run {
-            if global.json {
-                output::print_json(&dry)?;
+            if !quiet {
+                eprint!("{}", files_text(&refs, setup_problem.as_deref()));
             }
-            return Ok(ExitStatus::Success);
+            if global.json {
+                output::print_json(&Out {
+                    plan: &dry,
+                    files: &refs,
+                })?;
+            }
+            return Ok(status(&refs, global.quiet));
+        }
+        if a.restore_files {
+            files::restore(conn, &mut refs)?;
+        }
+        let absent: Vec<&files::FileRef> = refs
+            .iter()
+            .filter(|f| f.external_row != files::RowPlace::Live)
+            .collect();
+        if !absent.is_empty() {
+            if !quiet {
+                eprint!("{}", files_text(&refs, setup_problem.as_deref()));
+            }
+            let quarantined = absent
+                .iter()
+                .any(|f| f.external_row == files::RowPlace::Quarantined);
+            let names: Vec<String> = absent
+                .iter()
+                .take(10)
+                .map(|f| format!("`{}`.`~external_{}` {}", f.external_schema, f.store, f.hash))
+                .collect();
+            return Err(UserError::new(format!(
+                "{} `~external` row(s) the recovered rows name are not in the live tables, nothing was recovered: {}{}",
+                absent.len(),
+                names.join(", "),
+                if absent.len() > 10 { ", ..." } else { "" }
+            ))
+            .hint(if quarantined && !a.restore_files {
+                "cleanup quarantined them: add --restore-files to put them (and their files) back first"
+            } else {
+                "no quarantine run holds them: restore the `~external` rows from a backup (`backup restore`), or look at the rows aside with --into PREFIX"
+            })
+            .into());
         }
         let p = recover::in_place(conn, &txns, a.include_updates)?;
-        if !global.json && !global.quiet {
+        if !quiet {
             eprint!("{}", plan_text(&p, "put back"));
         }
-        p
+        (p, refs)
     };
-    if global.json {
-        output::print_json(&plan)?;
+    if !quiet {
+        eprint!("{}", files_text(&refs, setup_problem.as_deref()));
     }
-    Ok(ExitStatus::Success)
+    if global.json {
+        output::print_json(&Out {
+            plan: &plan,
+            files: &refs,
+        })?;
+    }
+    Ok(status(&refs, global.quiet))
+}
+
+/// `recover TXN... --json`: the plan and the files its rows name.
+#[derive(serde::Serialize)]
+struct Out<'a> {
+    #[serde(flatten)]
+    plan: &'a Plan,
+    files: &'a [files::FileRef],
+}
+
+/// Exit 1 (with what to do) when a file the rows name is missing.
+fn status(refs: &[files::FileRef], quiet: bool) -> ExitStatus {
+    let missing = refs
+        .iter()
+        .filter(|f| f.place == files::Place::Missing)
+        .count();
+    if missing == 0 {
+        return ExitStatus::Success;
+    }
+    if !quiet {
+        eprintln!(
+            "{missing} file(s) the recovered rows name are missing (not in the store, not in any cleanup quarantine run): \
+             copy them back from a backup of the store to the path shown (or re-run the analysis that wrote them); \
+             until then DataJoint cannot fetch those attributes"
+        );
+    }
+    ExitStatus::Findings
+}
+
+fn files_text(refs: &[files::FileRef], setup_problem: Option<&str>) -> String {
+    let mut s = String::new();
+    if refs.is_empty() {
+        return s;
+    }
+    let _ = writeln!(s, "{} file(s) named by the recovered rows:", refs.len());
+    for f in refs {
+        let place = match f.place {
+            files::Place::InPlace => "in_place",
+            files::Place::Quarantined => "quarantined",
+            files::Place::Missing => "missing",
+        };
+        let path = f
+            .path
+            .as_ref()
+            .map_or_else(|| format!("(hash {})", f.hash), |p| p.display().to_string());
+        let mut extra = vec![format!("{}@{}", f.kind, f.store)];
+        if let Some(r) = &f.run {
+            if f.place == files::Place::Quarantined || f.restored {
+                extra.push(format!("run {r}"));
+            }
+        }
+        match f.external_row {
+            files::RowPlace::Live => {}
+            files::RowPlace::Quarantined => extra.push("~external row quarantined".into()),
+            files::RowPlace::Gone => extra.push("~external row gone".into()),
+        }
+        if f.restored {
+            extra.push("restored from the quarantine".into());
+        }
+        let _ = write!(s, "  {place:<11}  {path} ({})", extra.join(", "));
+        if let Some(d) = &f.detail {
+            let _ = write!(s, ": {d}");
+        }
+        s.push('\n');
+    }
+    if refs
+        .iter()
+        .any(|f| f.place == files::Place::Quarantined && !f.restored)
+    {
+        s.push_str(
+            "  --restore-files moves the quarantined ones (and their ~external rows) back\n",
+        );
+    }
+    if let Some(p) = setup_problem {
+        let _ = writeln!(s, "  note: {p}");
+    }
+    s
+}
+
+/// The stores (DataJoint config, Spyglass directories) and the cleanup
+/// quarantine, found as cleanup finds them. A problem only matters when
+/// files are asked for: with --restore-files or --quarantine it is an
+/// error, else it is shown next to the files.
+fn file_setup(
+    global: &GlobalOpts,
+    a: &RecoverArgs,
+) -> anyhow::Result<(Vec<Store>, Option<PathBuf>, Option<String>)> {
+    let found = (|| -> anyhow::Result<(Vec<Store>, PathBuf)> {
+        let settings = settings::load(global.config.as_deref())?;
+        let env = Environment::from_process();
+        let mut notes = Vec::new();
+        let dj = connection::load_dj_config(&env, &mut notes)?;
+        let dirs = job::spyglass_dirs(dj.as_ref(), &DirEnv::capture(|k| std::env::var(k).ok()))?;
+        let empty = serde_json::Map::new();
+        let stores = spyglass_cleanup::store::stores(
+            dj.as_ref().map_or(&empty, |d| &d.stores),
+            dirs.as_ref(),
+        )?;
+        let base = dirs
+            .as_ref()
+            .and_then(|d| d.get(spyglass_cleanup::dirs::DirKey::Base))
+            .map(|d| d.path.clone());
+        let q = job::quarantine_dir(a.quarantine.as_deref(), &settings, base.as_deref())?;
+        Ok((stores, q))
+    })();
+    match found {
+        Ok((stores, q)) => {
+            if a.quarantine.is_some() && !q.is_dir() {
+                return Err(UserError::new(format!(
+                    "--quarantine {}: no such directory",
+                    q.display()
+                ))
+                .hint("pass the quarantine directory cleanup apply moved things into")
+                .into());
+            }
+            Ok((stores, Some(q), None))
+        }
+        Err(e) if a.restore_files || a.quarantine.is_some() => Err(e),
+        Err(e) => Ok((
+            Vec::new(),
+            None,
+            Some(format!(
+                "files not checked against the stores or the cleanup quarantine: {}",
+                e.chain()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            )),
+        )),
+    }
 }
 
 fn archive_dir(global: &GlobalOpts, a: &RecoverArgs) -> anyhow::Result<PathBuf> {
