@@ -1617,3 +1617,136 @@ fn doctor_checks_the_ship_target_before_the_first_nightly() {
     );
     assert!(v["ship_target"]["free_bytes"].as_u64().expect("free") <= 1 << 20);
 }
+
+/// Issue 19: every command that changes the server checks first.
+/// `backup restore` as an account that may not create the target schemas
+/// is refused before the first statement, naming the privilege, and the
+/// server is unchanged; with CREATE and INSERT but not DROP it is refused
+/// again, naming DROP.
+#[test]
+fn backup_restore_without_the_privileges_is_refused_before_anything_changes() {
+    let root = Sandbox::as_root();
+    let dest = root.cwd().join("backups");
+    let out = root.run(&[
+        "backup",
+        "run",
+        "--dest",
+        dest.to_str().expect("utf8"),
+        "--label",
+        "pf",
+        "--schemas",
+        "common_lab",
+    ]);
+    out.assert_code(0);
+    let set = out.stdout.trim().to_owned();
+    let (user, pw) = ("itpf19_ro", "Pf19-ro-pw");
+    crate::support::create_user(user, pw, &["SELECT ON *.*"]);
+    let target = "itpf19_common_lab";
+    let exists = || -> bool {
+        let n: Option<u64> = spyglass_db::mysql::prelude::Queryable::query_first(
+            crate::support::admin().conn(),
+            format!(
+                "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = '{target}'"
+            ),
+        )
+        .expect("query");
+        n == Some(1)
+    };
+    let sb = crate::support::as_user(user, pw);
+    let restore = || {
+        sb.run(&[
+            "backup",
+            "restore",
+            &set,
+            "--rename",
+            &format!("common_lab={target}"),
+        ])
+    };
+    let out = restore();
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains("refusing to run: ")
+            && out.stderr.contains(&format!(
+                "lacks CREATE on `{target}`.* (for `CREATE DATABASE `{target}``)"
+            ))
+            && out.stderr.contains("nothing was changed"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: "), "{}", out.stderr);
+    assert!(!exists(), "nothing was created");
+    let mut a = crate::support::admin();
+    crate::support::sql(
+        &mut a,
+        &format!("GRANT CREATE, INSERT ON `itpf19\\_%`.* TO '{user}'@'%'"),
+    );
+    let out = restore();
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains(&format!("lacks DROP on `{target}`.*"))
+            && !out.stderr.contains("lacks CREATE"),
+        "{}",
+        out.stderr
+    );
+    assert!(!exists(), "nothing was created");
+    // With DROP too it restores.
+    crate::support::sql(
+        &mut a,
+        &format!("GRANT DROP ON `itpf19\\_%`.* TO '{user}'@'%'"),
+    );
+    let out = restore();
+    out.assert_code(0);
+    assert!(exists());
+    crate::support::sql(&mut a, &format!("DROP DATABASE `{target}`"));
+    crate::support::sql(&mut a, &format!("DROP USER '{user}'@'%'"));
+}
+
+/// Issue 19: `cleanup restore` as an account that may not INSERT the run's
+/// rows again is refused before anything goes back (files stay in the
+/// quarantine, no row is inserted), naming the schema.
+#[test]
+fn cleanup_restore_without_insert_is_refused_before_anything_goes_back() {
+    let lab = crate::nightly::Lab::new("cpf19_", 1903);
+    let root = lab.sandbox("", "");
+    let out = root.run(&["cleanup", "apply", "--yes", "--json"]);
+    out.assert_code(0);
+    let v = out.json();
+    let run = v["run"].as_str().expect("run").to_owned();
+    let unused = lab.summary.planted.unused_external;
+    assert!(unused > 0);
+    assert_eq!(v["done"]["unused_external"]["count"].as_u64(), Some(unused));
+    let quarantined = files_under(Path::new(&run));
+    let (user, pw) = ("itcpf19_ro", "Cpf19-ro-pw");
+    crate::support::create_user(user, pw, &["SELECT ON *.*"]);
+    let mut sb = lab.sandbox("", "");
+    sb.env("DJ_USER", user).env("DJ_PASS", pw);
+    let out = sb.run(&["cleanup", "restore", &run]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains("refusing to run: ")
+            && out.stderr.contains("lacks INSERT on `cpf19_")
+            && out.stderr.contains("(for `INSERT INTO `cpf19_"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        files_under(Path::new(&run)),
+        quarantined,
+        "nothing went back"
+    );
+    let scan = root.run(&["cleanup", "scan", "--json"]).json();
+    assert_eq!(
+        scan["classes"]["untracked"]["count"], 0,
+        "no file went back: {scan:#}"
+    );
+    // As the account that applied it, everything goes back.
+    root.run(&["cleanup", "restore", &run]).assert_code(0);
+    let scan = root.run(&["cleanup", "scan", "--json"]).json();
+    assert_eq!(
+        scan["classes"]["unused_external"]["count"].as_u64(),
+        Some(unused),
+        "{scan:#}"
+    );
+    let mut a = crate::support::admin();
+    crate::support::sql(&mut a, &format!("DROP USER '{user}'@'%'"));
+}

@@ -40,6 +40,13 @@ pub struct RestoreOptions {
     /// default, like myloader: a restore rebuilds a server, and logging every
     /// row doubles the writes.
     pub binlog: bool,
+    /// For scratch restores (`verify --restore`, the nightly's restore
+    /// drill): when the account may not create a view, trigger, routine or
+    /// event with the set's DEFINER (error 1227: it lacks SUPER, `SET USER`
+    /// on MariaDB, `SET_ANY_DEFINER` on MySQL), create it with
+    /// `DEFINER=CURRENT_USER` instead and say so in the notes. Never for a
+    /// real restore: there the object must keep its definer.
+    pub definer_fallback: bool,
 }
 
 /// What [`restore`] did.
@@ -221,6 +228,93 @@ impl Tally {
 /// "The user specified as a definer (...) does not exist" (a note when an
 /// object is created, an error when it is used).
 const ER_NO_SUCH_USER: u32 = 1449;
+
+/// "Access denied; you need (at least one of) the SUPER ... privilege(s)":
+/// what creating an object with another account as DEFINER gives an
+/// account that may not set definers.
+const ER_SPECIFIC_ACCESS_DENIED: u16 = 1227;
+
+/// Definers while loading: those with no account on the target, and (with
+/// [`RestoreOptions::definer_fallback`]) the objects created with the
+/// restoring account as definer instead.
+#[derive(Debug, Default)]
+struct Definers {
+    missing: Vec<MissingDefiner>,
+    fallback: bool,
+    replaced: Vec<String>,
+}
+
+/// `stmt` with its `DEFINER=account` clause replaced by
+/// `DEFINER=CURRENT_USER`; the account is quoted (backticks, quotes) or
+/// bare, `user@host` or a role.
+fn own_definer(stmt: &str) -> Option<String> {
+    let upper = stmt.to_ascii_uppercase();
+    upper
+        .match_indices("DEFINER")
+        .find_map(|(start, _)| definer_at(stmt, start))
+}
+
+fn definer_at(stmt: &str, start: usize) -> Option<String> {
+    let b = stmt.as_bytes();
+    let mut i = start + "DEFINER".len();
+    let skip_ws = |i: &mut usize| {
+        while b.get(*i).is_some_and(|c| c.is_ascii_whitespace()) {
+            *i += 1;
+        }
+    };
+    skip_ws(&mut i);
+    if b.get(i) != Some(&b'=') {
+        return None;
+    }
+    i += 1;
+    skip_ws(&mut i);
+    let token = |i: &mut usize| -> bool {
+        match b.get(*i) {
+            Some(&q @ (b'`' | b'\'' | b'"')) => {
+                *i += 1;
+                while *i < b.len() {
+                    if b[*i] == q {
+                        if b.get(*i + 1) == Some(&q) {
+                            *i += 2;
+                            continue;
+                        }
+                        *i += 1;
+                        return true;
+                    }
+                    if b[*i] == b'\\' && q != b'`' {
+                        *i += 1;
+                    }
+                    *i += 1;
+                }
+                false
+            }
+            Some(_) => {
+                let s = *i;
+                while b.get(*i).is_some_and(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'$' | b'.' | b'%' | b'-')
+                }) {
+                    *i += 1;
+                }
+                *i > s
+            }
+            None => false,
+        }
+    };
+    if !token(&mut i) {
+        return None;
+    }
+    if b.get(i) == Some(&b'@') {
+        i += 1;
+        if !token(&mut i) {
+            return None;
+        }
+    }
+    let mut out = String::with_capacity(stmt.len());
+    out.push_str(&stmt[..start]);
+    out.push_str("DEFINER=CURRENT_USER");
+    out.push_str(&stmt[i..]);
+    Some(out)
+}
 
 /// Modes that turn a value the set holds into an error: the source stored it,
 /// so the restore accepts it (and counts a warning if the server changes it).
@@ -613,6 +707,10 @@ pub fn restore(
         ));
     }
     let warnings: Mutex<Vec<FileWarnings>> = Mutex::new(Vec::new());
+    let mut definers = Definers {
+        fallback: options.definer_fallback,
+        ..Definers::default()
+    };
     let started = crate::names::rfc3339(crate::names::now_unix());
     for f in files_of(FileKind::Schema) {
         let target = f.schema.as_ref().and_then(|s| renames.get(s));
@@ -623,7 +721,7 @@ pub fn restore(
             &renames,
             target.map(|t| (t.as_str(), started.as_str())),
             &warnings,
-            &mut summary.missing_definers,
+            &mut definers,
         )?;
         if let (Some(t), false) = (target, marked) {
             create_marker(conn, t, set, &started)?;
@@ -676,15 +774,7 @@ pub fn restore(
     summary.raw_bytes += total;
     let conn = admin.conn();
     for f in files_of(FileKind::Post) {
-        load_script(
-            conn,
-            set,
-            f,
-            &renames,
-            None,
-            &warnings,
-            &mut summary.missing_definers,
-        )?;
+        load_script(conn, set, f, &renames, None, &warnings, &mut definers)?;
         summary.files += 1;
         summary.raw_bytes += f.raw_bytes;
     }
@@ -694,17 +784,17 @@ pub fn restore(
             .iter()
             .filter(|f| f.kind == FileKind::Accounts)
         {
-            load_script(
-                conn,
-                set,
-                f,
-                &renames,
-                None,
-                &warnings,
-                &mut summary.missing_definers,
-            )?;
+            load_script(conn, set, f, &renames, None, &warnings, &mut definers)?;
             summary.files += 1;
         }
+    }
+    summary.missing_definers = definers.missing;
+    if !definers.replaced.is_empty() {
+        summary.notes.push(format!(
+            "{} object(s) created with the restoring account as DEFINER (it may not set other definers; a scratch restore only): {}",
+            definers.replaced.len(),
+            definers.replaced.join(", ")
+        ));
     }
     summary.warnings = warnings.into_inner().unwrap_or_default();
     summary.warnings.sort_by(|a, b| a.path.cmp(&b.path));
@@ -916,7 +1006,7 @@ fn load_script(
     renames: &BTreeMap<String, String>,
     marker: Option<(&str, &str)>,
     warnings: &Mutex<Vec<FileWarnings>>,
-    definers: &mut Vec<MissingDefiner>,
+    definers: &mut Definers,
 ) -> Result<bool, Error> {
     let mut marked = false;
     let mut tally = Tally::default();
@@ -943,8 +1033,23 @@ fn load_script(
         let create = stmt.get(..20).unwrap_or(&stmt).contains("CREATE");
         if create && stmt.contains("DEFINER=") {
             conn.query_drop("SET @spyglass_sql_notes = @@session.sql_notes, SESSION sql_notes = 1")
-                .and_then(|_| conn.query_drop(&stmt))
                 .map_err(load_err)?;
+            match conn.query_drop(&stmt) {
+                Err(spyglass_db::mysql::Error::MySqlError(e))
+                    if e.code == ER_SPECIFIC_ACCESS_DENIED && definers.fallback =>
+                {
+                    // A scratch restore by an account that may not set
+                    // other definers: the object is ours instead.
+                    let own = own_definer(&stmt).ok_or_else(|| {
+                        load_err(spyglass_db::mysql::Error::MySqlError(e.clone()))
+                    })?;
+                    conn.query_drop(&own).map_err(load_err)?;
+                    let (kind, object) = created_object(&stmt, db.as_deref())
+                        .unwrap_or_else(|| ("object".into(), format!("(statement {})", n + 1)));
+                    definers.replaced.push(format!("{kind} {object}"));
+                }
+                r => r.map_err(load_err)?,
+            }
             let missing = tally.after_with_notes(conn);
             conn.query_drop("SET SESSION sql_notes = @spyglass_sql_notes")
                 .map_err(load_err)?;
@@ -952,7 +1057,7 @@ fn load_script(
                 let (kind, object) = created_object(&stmt, db.as_deref())
                     .unwrap_or_else(|| ("object".into(), format!("(statement {})", n + 1)));
                 for who in missing {
-                    definers.push(MissingDefiner {
+                    definers.missing.push(MissingDefiner {
                         kind: kind.clone(),
                         object: object.clone(),
                         definer: who,
@@ -1393,6 +1498,28 @@ mod tests {
             requalify("CREATE VIEW `a b`.`v` AS select `a b`.`t`.`x` AS `a b` from `a b`.`t` where y = '`a b`.'", &m),
             "CREATE VIEW `c``d`.`v` AS select `c``d`.`t`.`x` AS `a b` from `c``d`.`t` where y = '`a b`.'"
         );
+    }
+
+    #[test]
+    fn own_definer_replaces_only_the_definer_clause() {
+        assert_eq!(
+            own_definer("CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW `v` AS select 1").as_deref(),
+            Some("CREATE ALGORITHM=UNDEFINED DEFINER=CURRENT_USER SQL SECURITY DEFINER VIEW `v` AS select 1")
+        );
+        assert_eq!(
+            own_definer("/*!50003 CREATE*/ /*!50017 DEFINER=`a``b`@`%`*/ /*!50003 TRIGGER `t` BEFORE INSERT ON `x` FOR EACH ROW SET NEW.a = 1 */").as_deref(),
+            Some("/*!50003 CREATE*/ /*!50017 DEFINER=CURRENT_USER*/ /*!50003 TRIGGER `t` BEFORE INSERT ON `x` FOR EACH ROW SET NEW.a = 1 */")
+        );
+        assert_eq!(
+            own_definer("CREATE DEFINER = 'nobody'@'%' FUNCTION f() RETURNS int RETURN 1")
+                .as_deref(),
+            Some("CREATE DEFINER=CURRENT_USER FUNCTION f() RETURNS int RETURN 1")
+        );
+        assert_eq!(
+            own_definer("CREATE DEFINER=`dj_role` PROCEDURE p() SELECT 1").as_deref(),
+            Some("CREATE DEFINER=CURRENT_USER PROCEDURE p() SELECT 1")
+        );
+        assert_eq!(own_definer("CREATE VIEW v AS SELECT 1"), None);
     }
 
     #[test]

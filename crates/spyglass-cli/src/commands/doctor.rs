@@ -442,9 +442,10 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
 }
 
 /// Logs in as nightly's own account (`[backup] account` + `password_file`)
-/// and checks what the enabled steps need: the backup privileges, DELETE and
-/// INSERT on every schema for `cleanup = "apply"`, CREATE and DROP on the
-/// drill's `drill_*` schemas for a restore drill.
+/// and checks what the enabled steps need: the backup privileges, and the
+/// schema grants of `spyglass_jobs::nightly::account` (DELETE and INSERT on
+/// the schemas in scope for `cleanup = "apply"`, ALL on `drill\_%` for a
+/// restore drill).
 fn nightly_account(
     global: &GlobalOpts,
     settings: &settings::Settings,
@@ -459,17 +460,20 @@ fn nightly_account(
     }
     let flags = super::nightly::nightly_flags(&global.connect, &settings.backup);
     let env = Environment::from_process();
+    let steps = spyglass_jobs::nightly::account::Steps::of(settings);
     let login = connection::resolve(&flags, &env)
         .and_then(|mut r| connection::connect(&mut r))
         .and_then(|mut s| {
             let held = spyglass_privileges::grants::current_privileges(&mut s)?;
-            let rows: Vec<String> = s
-                .conn()
-                .query("SHOW GRANTS")
-                .map_err(|e| spyglass_db::DbError::query("reading SHOW GRANTS", e))?;
-            Ok((s.server().flavor, held, rows))
+            // Which schemas cleanup apply would delete rows in, as this
+            // account sees them (nightly sees the same).
+            let needs =
+                spyglass_jobs::nightly::account::schema_needs(settings, steps, &mut || {
+                    spyglass_jobs::nightly::account::external_schemas(&mut s)
+                })?;
+            Ok((s.server().flavor, held, needs))
         });
-    let (flavor, held, rows) = match login {
+    let (flavor, held, needs) = match login {
         Ok(v) => v,
         Err(e) => {
             problems.push(Problem {
@@ -493,41 +497,27 @@ fn nightly_account(
             missing.push(format!("backup: {} on *.*", r.privilege));
         }
     }
-    if settings.nightly.cleanup == Some(settings::CleanupMode::Apply) {
-        for p in ["DELETE", "INSERT"] {
-            if !held.has_on_all_schemas(p) {
-                missing.push(format!(
-                    "cleanup apply: {p} on the schemas in [cleanup] schemas"
-                ));
-            }
+    let mut schema_missing = false;
+    for n in &needs {
+        for p in n.lacking(&held) {
+            schema_missing = true;
+            missing.push(format!("{}: {p} on {}", n.step, n.on.sql()));
         }
     }
-    let drill = settings
-        .nightly
-        .restore_drill
-        .as_ref()
-        .is_some_and(|d| d.items().iter().any(|i| i != "never" && i != "off"));
-    if drill {
-        // A grant on the drill's schemas by pattern, or on every schema.
-        let on_drill = |p: &str| {
-            held.has_on_all_schemas(p)
-                || rows.iter().any(|r| {
-                    let r = r.to_ascii_uppercase();
-                    (r.contains("ON `DRILL\\_%`.*") || r.contains("ON `DRILL_%`.*"))
-                        && (r.contains("ALL PRIVILEGES") || r.contains(p))
-                })
-        };
-        for p in ["CREATE", "DROP", "INSERT"] {
-            if !on_drill(p) {
-                missing.push(format!("restore drill: {p} on `drill\\_%`.*"));
-            }
-        }
-    }
+    let fix = match settings.backup.account.as_deref() {
+        Some(a) if schema_missing => format!(
+            "run `spyglass-admin users add-backup-user {a}` as an administrator: it grants what the enabled steps need (read from this settings file), on those schemas only"
+        ),
+        _ => "grant it (`spyglass-admin users add-backup-user` grants what the backup and the enabled steps need), or switch the step off".into(),
+    };
     for m in &missing {
         problems.push(Problem {
             check: "nightly",
-            message: format!("nightly's account {} lacks what an enabled step needs: {m}", held.account),
-            hint: "grant it (e.g. GRANT CREATE, DROP, INSERT, ALTER, INDEX, CREATE VIEW, TRIGGER ON `drill\\_%`.* TO the account for the drill), or switch the step off".into(),
+            message: format!(
+                "nightly's account {} lacks what an enabled step needs: {m}",
+                held.account
+            ),
+            hint: fix.clone(),
         });
     }
     Some(NightlyAccount {

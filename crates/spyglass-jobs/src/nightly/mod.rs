@@ -8,6 +8,7 @@
 //! ([`StepDetail`]). The caller renders the summary, stores it with
 //! [`write_summary`] and passes it to [`notify`].
 
+pub mod account;
 pub mod history;
 pub mod schedule;
 
