@@ -950,3 +950,65 @@ fn informational_nights_exit_1_and_dangling_references_need_attention() {
     assert_eq!(n["exit_code"], 2);
     assert_eq!(lab.dangling(&sb), dangling, "dangling rows untouched");
 }
+
+/// Issue 19: nightly had no host, port or socket of its own. With
+/// `[backup] host` and `port` it connects there, although the DataJoint
+/// config in its directory names a port nothing listens on; `schedule
+/// --print` carries them into the line as flags; a wrong port there makes
+/// the backup fail naming that port.
+#[test]
+fn nightly_connects_to_the_settings_host_and_port() {
+    let s = crate::support::server();
+    let closed = crate::support::closed_port();
+    let mut sb = crate::support::Sandbox::new();
+    sb.env("DJ_PASS", "");
+    let sb = sb;
+    let dest = sb.cwd().join("backups");
+    let write = |sb: &crate::support::Sandbox, port: u16| {
+        let mut cfg: Value = serde_json::from_str(&crate::support::dj_config(
+            &s.user,
+            None,
+            serde_json::json!({}),
+        ))
+        .expect("json");
+        cfg["database.port"] = closed.into();
+        sb.write("dj_local_conf.json", &cfg.to_string(), 0o600);
+        sb.write(
+            "spyglass-admin.toml",
+            &format!(
+                "[backup]\ndestination = \"{}\"\nkeep_last = 3\nhost = \"{}\"\nport = {port}\n\n[nightly]\nthreads = 2\nschemas = [\"common_lab\"]\ncleanup = \"off\"\n",
+                dest.display(),
+                s.host
+            ),
+            0o644,
+        );
+    };
+    write(&sb, s.port);
+    let out = sb.run(&["nightly", "--json"]);
+    let v = out.json();
+    assert_eq!(out.code, 0, "{v:#}\n{}", out.stderr);
+    assert_eq!(step(&v, "backup")["status"], "ok", "{v:#}");
+    let out = sb.run(&["schedule", "--print"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains(&format!(" --host {} --port {} --quiet\n", s.host, s.port)),
+        "{}",
+        out.stdout
+    );
+    // A wrong port in the settings: the backup fails naming it.
+    write(&sb, closed);
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = sb.run(&["nightly", "--json"]);
+    out.assert_code(2);
+    let v = out.json();
+    let backup = step(&v, "backup");
+    assert_eq!(backup["status"], "failed", "{v:#}");
+    assert!(
+        backup["message"]
+            .as_str()
+            .expect("m")
+            .contains(&closed.to_string()),
+        "{backup:#}"
+    );
+}

@@ -47,6 +47,11 @@ pub struct RestoreOptions {
     /// `DEFINER=CURRENT_USER` instead and say so in the notes. Never for a
     /// real restore: there the object must keep its definer.
     pub definer_fallback: bool,
+    /// What the unfinished-restore marker names as the set (default: its
+    /// path): the `ssh://` or `s3://` address a fetched copy came from, so
+    /// a restore that stops names what to restore again, not a temporary
+    /// directory that is gone by then.
+    pub source: Option<String>,
 }
 
 /// What [`restore`] did.
@@ -436,7 +441,7 @@ pub fn unfinished_restores(conn: &mut Conn) -> Result<Vec<UnfinishedRestore>, Er
     Ok(out)
 }
 
-fn create_marker(conn: &mut Conn, schema: &str, set: &Path, started: &str) -> Result<(), Error> {
+fn create_marker(conn: &mut Conn, schema: &str, source: &str, started: &str) -> Result<(), Error> {
     let t = quote::qualified(schema, MARKER_TABLE);
     conn.query_drop(format!(
         "CREATE TABLE IF NOT EXISTS {t} (set_path varchar(4096) NOT NULL, started varchar(32) NOT NULL, connection_id bigint unsigned NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT 'spyglass-admin: this schema is an unfinished restore'"
@@ -444,7 +449,7 @@ fn create_marker(conn: &mut Conn, schema: &str, set: &Path, started: &str) -> Re
     .and_then(|_| {
         conn.exec_drop(
             format!("INSERT INTO {t} VALUES (?, ?, CONNECTION_ID())"),
-            (set.display().to_string(), started),
+            (source, started),
         )
     })
     .map_err(|e| {
@@ -712,6 +717,10 @@ pub fn restore(
         ..Definers::default()
     };
     let started = crate::names::rfc3339(crate::names::now_unix());
+    let source = options
+        .source
+        .clone()
+        .unwrap_or_else(|| set.display().to_string());
     for f in files_of(FileKind::Schema) {
         let target = f.schema.as_ref().and_then(|s| renames.get(s));
         let marked = load_script(
@@ -719,12 +728,12 @@ pub fn restore(
             set,
             f,
             &renames,
-            target.map(|t| (t.as_str(), started.as_str())),
+            target.map(|t| (t.as_str(), started.as_str(), source.as_str())),
             &warnings,
             &mut definers,
         )?;
         if let (Some(t), false) = (target, marked) {
-            create_marker(conn, t, set, &started)?;
+            create_marker(conn, t, &source, &started)?;
         }
         summary.files += 1;
         summary.raw_bytes += f.raw_bytes;
@@ -996,7 +1005,8 @@ pub fn replay_binlog(
     Ok(report)
 }
 
-/// Loads a schema or post file. With `marker` (target schema, start time),
+/// Loads a schema or post file. With `marker` (target schema, start time,
+/// the set as the marker names it),
 /// marks the schema unfinished right after its `CREATE DATABASE`; returns
 /// whether it did.
 fn load_script(
@@ -1004,7 +1014,7 @@ fn load_script(
     set: &Path,
     f: &FileRecord,
     renames: &BTreeMap<String, String>,
-    marker: Option<(&str, &str)>,
+    marker: Option<(&str, &str, &str)>,
     warnings: &Mutex<Vec<FileWarnings>>,
     definers: &mut Definers,
 ) -> Result<bool, Error> {
@@ -1069,8 +1079,10 @@ fn load_script(
         }
         conn.query_drop(&stmt).map_err(load_err)?;
         tally.after(conn);
-        if let Some((schema, started)) = marker.filter(|_| stmt.starts_with("CREATE DATABASE")) {
-            create_marker(conn, schema, set, started)?;
+        if let Some((schema, started, source)) =
+            marker.filter(|_| stmt.starts_with("CREATE DATABASE"))
+        {
+            create_marker(conn, schema, source, started)?;
             marked = true;
         }
     }

@@ -155,6 +155,7 @@ pub fn verify_by_restoring(
         // Scratch schemas: an account that may not set other definers
         // (the nightly's own) still restores every view and trigger.
         definer_fallback: true,
+        source: None,
     };
     // Connected first, so the schemas it makes can always be dropped; and
     // only those: a schema of that name that is already there is not ours

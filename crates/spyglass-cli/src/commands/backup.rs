@@ -372,6 +372,13 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
         with_accounts: a.with_accounts,
         binlog: a.enable_binlog,
         definer_fallback: false,
+        // A fetched copy is gone after the run: a restore that stops names
+        // the set's address there, so it can be run again as it was.
+        source: match (&s3_fetched, &_fetched) {
+            (Some(f), _) => Some(f.location.clone()),
+            (None, Some(f)) => Some(f.url.clone()),
+            (None, None) => None,
+        },
     };
     // Before the target changes: the account may create and fill every
     // target schema (issue 19: every command that changes the server checks first).

@@ -29,6 +29,9 @@ struct Report {
     /// Spyglass directories; empty when none are configured.
     directories: Vec<DirReport>,
     backup_destination: Option<DestReport>,
+    /// The backup destination when it is a target (`ssh://`, `s3://`):
+    /// checked like the ship target (then `backup_destination` is null).
+    backup_destination_target: Option<super::doctor_target::TargetReport>,
     /// `[backup] ship_to`: reachable, host key, login, programs, free space.
     ship_target: Option<super::doctor_target::TargetReport>,
     /// Bytes of data and indexes in user schemas (information_schema estimate).
@@ -293,6 +296,32 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         .backup_dest
         .clone()
         .or_else(|| settings.backup.destination.clone());
+    // An off-site destination (`--backup-dest ssh://...`, `backup run
+    // --dest` writes a temporary set and ships it) is checked the way ship
+    // reaches it, not as a local directory.
+    let remote_dest = dest_path
+        .as_deref()
+        .and_then(|p| p.to_str())
+        .filter(|p| spyglass_backup::ship::scheme_of(p).is_some())
+        .map(str::to_owned);
+    let backup_destination_target = remote_dest.as_deref().map(|to| {
+        let setting = if args.backup_dest.is_some() {
+            "--backup-dest"
+        } else {
+            "[backup] destination"
+        };
+        let (r, found) =
+            super::doctor_target::check_target(to, setting, "backup destination", &settings);
+        for (message, hint) in found {
+            problems.push(Problem {
+                check: "backup_destination",
+                message,
+                hint,
+            });
+        }
+        r
+    });
+    let dest_path = dest_path.filter(|_| remote_dest.is_none());
     let backup_destination = dest_path.as_deref().map(|p| {
         let s = spyglass_backup::destination::probe(p);
         if !s.exists {
@@ -422,6 +451,7 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         privileges,
         directories,
         backup_destination,
+        backup_destination_target,
         ship_target,
         database_bytes,
         unfinished_restores,
@@ -723,6 +753,11 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
     }
     let _ = writeln!(s, "backup destination");
     match &r.backup_destination {
+        None if r.backup_destination_target.is_some() => {
+            if let Some(t) = &r.backup_destination_target {
+                super::doctor_target::render_report(&mut s, t);
+            }
+        }
         None if no_dest => {
             let _ = writeln!(s, "  --   not configured ([backup] destination in spyglass-admin.toml, or --backup-dest)");
         }
