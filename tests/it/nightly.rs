@@ -725,18 +725,39 @@ fn add_backup_user_grants_what_the_drill_and_cleanup_apply_need() {
             .collect()
     };
     assert_eq!(backup_findings(&sb), Vec::<String>::new());
-    // doctor logs in as it and finds nothing missing for the enabled steps.
-    let v = sb.run(&["doctor", "--json"]).json();
+    // doctor logs in as it and finds nothing missing for the enabled steps;
+    // it says (a note, not a problem) that with the binary log on and no
+    // SUPER the drill cannot restore triggers, and what lets it.
+    let out = sb.run(&["doctor", "--json"]);
+    let v = out.json();
     assert_eq!(v["nightly_account"]["login"], true, "{v:#}");
     assert_eq!(
         v["nightly_account"]["missing"],
         serde_json::json!([]),
         "{v:#}"
     );
+    let gap = &v["nightly_account"]["drill_leaves_out"];
+    assert!(gap["triggers"].as_u64().is_some_and(|n| n >= 1), "{v:#}");
+    assert!(
+        !v["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .any(|p| p["message"].as_str().is_some_and(|m| m.contains("trigger"))),
+        "{v:#}"
+    );
+    let text = sb.run(&["doctor"]).stdout;
+    assert!(
+        text.contains("the restore drill cannot restore the server's")
+            && text.contains("log_bin_trust_function_creators = 1"),
+        "{text}"
+    );
 
     // The night, as that account: the drill restores every table (views
-    // and triggers whose DEFINER is root come back with the account as
-    // definer) and cleanup apply quarantines and deletes unused rows.
+    // whose DEFINER is root come back with the account as definer), leaves
+    // out the trigger it may not create with the binary log on (error
+    // 1419) and says so, and cleanup apply quarantines and deletes unused
+    // rows.
     let out = sb.run(&["nightly", "--json"]);
     let v = out.json();
     // The copy has dangling references: attention, but every step did its job.
@@ -762,6 +783,24 @@ fn add_backup_user_grants_what_the_drill_and_cleanup_apply_need() {
             .contains("restore drill: restored into drill_* schemas"),
         "{verify:#}"
     );
+    // Never weakened silently: the trigger it left out is named.
+    let trigger = "trigger `drill_nbk19_bob_analysis`.`count_edits`";
+    assert_eq!(
+        verify["detail"]["not_restored"],
+        serde_json::json!([trigger]),
+        "{verify:#}"
+    );
+    let message = verify["message"].as_str().expect("m");
+    assert!(
+        message.contains("not restored, so not checked")
+            && message.contains(trigger)
+            && message.contains("log_bin_trust_function_creators"),
+        "{verify:#}"
+    );
+    let set = step(&v, "backup")["detail"]["path"]
+        .as_str()
+        .expect("path")
+        .to_owned();
     let cleanup = step(&v, "cleanup");
     assert_eq!(cleanup["status"], "attention", "{cleanup:#}");
     let done = &cleanup["detail"]["done"];
@@ -811,6 +850,42 @@ fn add_backup_user_grants_what_the_drill_and_cleanup_apply_need() {
             .any(|f| f["subject"].as_str().expect("s").contains(name)),
         "{users:#}"
     );
+
+    // With log_bin_trust_function_creators on (what doctor and the drill
+    // suggest), the same account restores the trigger too, and doctor's
+    // note is gone. The global is put back whatever happens.
+    struct Trust<'a>(&'a mut spyglass_db::Session);
+    impl Drop for Trust<'_> {
+        fn drop(&mut self) {
+            let _ = spyglass_db::mysql::prelude::Queryable::query_drop(
+                self.0.conn(),
+                "SET GLOBAL log_bin_trust_function_creators = 0",
+            );
+        }
+    }
+    let trust = Trust(&mut a);
+    crate::support::sql(trust.0, "SET GLOBAL log_bin_trust_function_creators = 1");
+    let pw_arg = pw.display().to_string();
+    let out = sb.run(&[
+        "--user",
+        name,
+        "--password-file",
+        &pw_arg,
+        "--json",
+        "backup",
+        "verify",
+        "--restore",
+        "--prefix",
+        "drill_again_",
+        &set,
+    ]);
+    let r = out.json();
+    assert_eq!(out.code, 0, "{r:#}\n{}", out.stderr);
+    assert_eq!(r["tables_compared"].as_u64(), Some(tables), "{r:#}");
+    assert_eq!(r["not_restored"], serde_json::json!([]), "{r:#}");
+    let v = sb.run(&["doctor", "--json"]).json();
+    assert!(v["nightly_account"]["drill_leaves_out"].is_null(), "{v:#}");
+    drop(trust);
 
     // Without the extra grants, doctor names each missing one, and the
     // nightly's cleanup is refused before anything moves, naming the account.

@@ -44,8 +44,11 @@ pub struct RestoreOptions {
     /// drill): when the account may not create a view, trigger, routine or
     /// event with the set's DEFINER (error 1227: it lacks SUPER, `SET USER`
     /// on MariaDB, `SET_ANY_DEFINER` on MySQL), create it with
-    /// `DEFINER=CURRENT_USER` instead and say so in the notes. Never for a
-    /// real restore: there the object must keep its definer.
+    /// `DEFINER=CURRENT_USER` instead and say so in the notes; and when the
+    /// binary log is on and it lacks SUPER (error 1419, triggers and stored
+    /// functions), leave the object out and list it in
+    /// [`RestoreSummary::skipped`]. Never for a real restore: there the
+    /// object must keep its definer, and every object must be there.
     pub definer_fallback: bool,
     /// What the unfinished-restore marker names as the set (default: its
     /// path): the `ssh://` or `s3://` address a fetched copy came from, so
@@ -77,6 +80,11 @@ pub struct RestoreSummary {
     pub missing_definers: Vec<MissingDefiner>,
     /// What the reader should know (an older set without a recorded sql_mode).
     pub notes: Vec<String>,
+    /// Scratch restores only ([`RestoreOptions::definer_fallback`]): the
+    /// triggers and stored functions left out because the binary log is on
+    /// and the account lacks SUPER ([`ER_BINLOG_CREATE_ROUTINE_NEED_SUPER`]),
+    /// each as `` trigger `schema`.`name` ``. A real restore stops there.
+    pub skipped: Vec<String>,
 }
 
 /// Warnings the server gave while one file loaded.
@@ -247,6 +255,39 @@ struct Definers {
     missing: Vec<MissingDefiner>,
     fallback: bool,
     replaced: Vec<String>,
+    skipped: Vec<String>,
+}
+
+/// "You do not have the SUPER privilege and binary logging is enabled":
+/// with the binary log on, creating a trigger or a stored function needs
+/// SUPER unless `log_bin_trust_function_creators` is on (MariaDB 10.11 and
+/// MySQL 9.x alike; no finer privilege lifts it, and `sql_log_bin = 0`
+/// does not either).
+pub const ER_BINLOG_CREATE_ROUTINE_NEED_SUPER: u16 = 1419;
+
+impl Definers {
+    /// In a scratch restore ([`RestoreOptions::definer_fallback`]), whether
+    /// `outcome` is error 1419 for the object `stmt` creates: then it is
+    /// left out and listed in [`RestoreSummary::skipped`] instead of
+    /// stopping the restore.
+    fn skip_if_needs_super(
+        &mut self,
+        outcome: &Result<(), spyglass_db::mysql::Error>,
+        stmt: &str,
+        db: Option<&str>,
+        n: usize,
+    ) -> bool {
+        let Err(spyglass_db::mysql::Error::MySqlError(e)) = outcome else {
+            return false;
+        };
+        if !self.fallback || e.code != ER_BINLOG_CREATE_ROUTINE_NEED_SUPER {
+            return false;
+        }
+        let (kind, object) = created_object(stmt, db)
+            .unwrap_or_else(|| ("object".into(), format!("(statement {})", n + 1)));
+        self.skipped.push(format!("{kind} {object}"));
+        true
+    }
 }
 
 /// `stmt` with its `DEFINER=account` clause replaced by
@@ -705,6 +746,7 @@ pub fn restore(
         warnings: Vec::new(),
         missing_definers: Vec::new(),
         notes: Vec::new(),
+        skipped: Vec::new(),
     };
     if manifest.sql_mode.is_none() {
         summary.notes.push(format!(
@@ -798,6 +840,7 @@ pub fn restore(
         }
     }
     summary.missing_definers = definers.missing;
+    summary.skipped = definers.skipped;
     if !definers.replaced.is_empty() {
         summary.notes.push(format!(
             "{} object(s) created with the restoring account as DEFINER (it may not set other definers; a scratch restore only): {}",
@@ -1044,7 +1087,7 @@ fn load_script(
         if create && stmt.contains("DEFINER=") {
             conn.query_drop("SET @spyglass_sql_notes = @@session.sql_notes, SESSION sql_notes = 1")
                 .map_err(load_err)?;
-            match conn.query_drop(&stmt) {
+            let outcome = match conn.query_drop(&stmt) {
                 Err(spyglass_db::mysql::Error::MySqlError(e))
                     if e.code == ER_SPECIFIC_ACCESS_DENIED && definers.fallback =>
                 {
@@ -1053,13 +1096,22 @@ fn load_script(
                     let own = own_definer(&stmt).ok_or_else(|| {
                         load_err(spyglass_db::mysql::Error::MySqlError(e.clone()))
                     })?;
-                    conn.query_drop(&own).map_err(load_err)?;
-                    let (kind, object) = created_object(&stmt, db.as_deref())
-                        .unwrap_or_else(|| ("object".into(), format!("(statement {})", n + 1)));
-                    definers.replaced.push(format!("{kind} {object}"));
+                    let r = conn.query_drop(&own);
+                    if r.is_ok() {
+                        let (kind, object) = created_object(&stmt, db.as_deref())
+                            .unwrap_or_else(|| ("object".into(), format!("(statement {})", n + 1)));
+                        definers.replaced.push(format!("{kind} {object}"));
+                    }
+                    r
                 }
-                r => r.map_err(load_err)?,
+                r => r,
+            };
+            if definers.skip_if_needs_super(&outcome, &stmt, db.as_deref(), n) {
+                conn.query_drop("SET SESSION sql_notes = @spyglass_sql_notes")
+                    .map_err(load_err)?;
+                continue;
             }
+            outcome.map_err(load_err)?;
             let missing = tally.after_with_notes(conn);
             conn.query_drop("SET SESSION sql_notes = @spyglass_sql_notes")
                 .map_err(load_err)?;
@@ -1077,7 +1129,11 @@ fn load_script(
             }
             continue;
         }
-        conn.query_drop(&stmt).map_err(load_err)?;
+        let outcome = conn.query_drop(&stmt);
+        if definers.skip_if_needs_super(&outcome, &stmt, db.as_deref(), n) {
+            continue;
+        }
+        outcome.map_err(load_err)?;
         tally.after(conn);
         if let Some((schema, started, source)) =
             marker.filter(|_| stmt.starts_with("CREATE DATABASE"))

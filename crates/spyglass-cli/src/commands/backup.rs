@@ -545,6 +545,9 @@ fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus>
                 format!("{} problem(s)", report.problems.len())
             }
         );
+        if let Some(t) = verify::not_restored_text(&report.not_restored) {
+            let _ = writeln!(s, "NOTE {t}");
+        }
         output::print_out(&s)?;
     }
     Ok(if report.problems.is_empty() {

@@ -58,6 +58,11 @@ struct NightlyAccount {
     login: bool,
     /// What each enabled step needs that it does not hold, `step: PRIVILEGE on WHAT`.
     missing: Vec<String>,
+    /// With a restore drill enabled: the triggers and stored functions it
+    /// cannot restore as this account (the binary log is on, the account
+    /// lacks SUPER, `log_bin_trust_function_creators` is off), null when
+    /// none. A note, not a problem: the drill says so in its result.
+    drill_leaves_out: Option<spyglass_jobs::nightly::account::DrillGap>,
 }
 
 #[derive(Debug, Serialize)]
@@ -501,9 +506,14 @@ fn nightly_account(
                 spyglass_jobs::nightly::account::schema_needs(settings, steps, &mut || {
                     spyglass_jobs::nightly::account::external_schemas(&mut s)
                 })?;
-            Ok((s.server().flavor, held, needs))
+            let gap = if steps.drill {
+                spyglass_jobs::nightly::account::drill_gap(&mut s, &held)?
+            } else {
+                None
+            };
+            Ok((s.server().flavor, held, needs, gap))
         });
-    let (flavor, held, needs) = match login {
+    let (flavor, held, needs, drill_leaves_out) = match login {
         Ok(v) => v,
         Err(e) => {
             problems.push(Problem {
@@ -515,6 +525,7 @@ fn nightly_account(
                 account: name,
                 login: false,
                 missing: Vec::new(),
+                drill_leaves_out: None,
             });
         }
     };
@@ -554,6 +565,7 @@ fn nightly_account(
         account: held.account.clone(),
         login: true,
         missing,
+        drill_leaves_out,
     })
 }
 
@@ -810,6 +822,9 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
                 format!(": lacks {}", a.missing.join("; "))
             }
         );
+        if let Some(g) = &a.drill_leaves_out {
+            let _ = writeln!(s, "  --   {}", g.text(&a.account));
+        }
     }
     let _ = writeln!(s, "restores");
     if r.unfinished_restores.is_empty() {

@@ -112,6 +112,68 @@ pub fn schema_needs(
     Ok(out)
 }
 
+/// What a restore drill run by an account without SUPER leaves out: with
+/// the binary log on and `log_bin_trust_function_creators` off, creating a
+/// trigger or a stored function needs SUPER (error 1419 on MariaDB 10.11
+/// and MySQL 9.x alike; no finer privilege and no `sql_log_bin = 0` lifts
+/// it). The drill then restores every table and compares it, leaves these
+/// out and says so; granting SUPER to the backup account would be far more
+/// than it needs, so the fix is the server setting, the admin's choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DrillGap {
+    /// Triggers on the server (outside its own schemas).
+    pub triggers: u64,
+    /// Stored functions on the server (outside its own schemas).
+    pub functions: u64,
+}
+
+impl DrillGap {
+    /// One sentence for doctor: what the drill will leave out, why, and the
+    /// setting that lets it restore them.
+    pub fn text(&self, account: &str) -> String {
+        format!(
+            "the restore drill cannot restore the server's {} trigger(s) and {} stored function(s) as {account}: the binary log is on and the account lacks SUPER, so the drill restores and compares every table, leaves those out and says so in its result; `SET GLOBAL log_bin_trust_function_creators = 1` (and `log_bin_trust_function_creators = 1` in the server's configuration) lets it restore them (granting SUPER would too, but is far more than a backup account needs)",
+            self.triggers, self.functions
+        )
+    }
+}
+
+/// Through `session` (the drill's account, whose privileges are `held`):
+/// what a restore drill would leave out ([`DrillGap`]); `None` when it can
+/// create triggers and functions, or there are none.
+pub fn drill_gap(
+    session: &mut Session,
+    held: &spyglass_privileges::grants::HeldPrivileges,
+) -> Result<Option<DrillGap>, JobError> {
+    let q = |e| {
+        JobError::Db(DbError::query(
+            "reading log_bin and log_bin_trust_function_creators",
+            e,
+        ))
+    };
+    let vars: Option<(Option<u64>, Option<u64>)> = session
+        .conn()
+        .query_first("SELECT @@global.log_bin, @@global.log_bin_trust_function_creators")
+        .map_err(q)?;
+    let (log_bin, trusted) = vars.unwrap_or_default();
+    if log_bin != Some(1) || trusted == Some(1) || held.has_global("SUPER") {
+        return Ok(None);
+    }
+    let sys = spyglass_db::schemas::system_schemas_sql();
+    let counts: Option<(u64, u64)> = session
+        .conn()
+        .query_first(format!(
+            "SELECT (SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_schema NOT IN {sys}), \
+             (SELECT COUNT(*) FROM information_schema.routines WHERE routine_type = 'FUNCTION' AND routine_schema NOT IN {sys})"
+        ))
+        .map_err(|e| JobError::Db(DbError::query("counting the server's triggers and stored functions", e)))?;
+    let (triggers, functions) = counts.unwrap_or_default();
+    Ok((triggers + functions > 0).then_some(DrillGap {
+        triggers,
+        functions,
+    }))
+}
+
 /// `[backup] account` as an account (`NAME@HOST`, host `%` when left
 /// out); `None` when not set. The error names the value.
 pub fn configured(settings: &Settings) -> Result<Option<Account>, JobError> {
