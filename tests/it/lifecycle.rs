@@ -1865,7 +1865,7 @@ fn doctor_checks_an_ssh_backup_dest_and_a_stopped_ssh_restore_names_its_url() {
         "SELECT set_path FROM itlc19_half_a.`~restore_incomplete`",
     )
     .expect("marker");
-    assert_eq!(marker, [url.clone()]);
+    assert_eq!(marker, std::slice::from_ref(&url));
     let v = sb.run(&["doctor", "--json"]).json();
     let hint = v["problems"]
         .as_array()

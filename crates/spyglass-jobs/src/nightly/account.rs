@@ -51,18 +51,16 @@ impl Steps {
 
 /// The schemas holding DataJoint `~external_*` tables (the rows cleanup
 /// apply deletes), in name order, the server's own schemas left out.
-pub fn external_schemas(session: &mut Session) -> Result<Vec<String>, JobError> {
+pub fn external_schemas(session: &mut Session) -> Result<Vec<String>, DbError> {
     let sql = format!(
         "SELECT DISTINCT table_schema FROM information_schema.tables \
          WHERE LEFT(table_name, 10) = '~external_' AND table_schema NOT IN {} ORDER BY 1",
         spyglass_db::schemas::system_schemas_sql()
     );
-    session.conn().query(sql).map_err(|e| {
-        JobError::Db(DbError::query(
-            "listing the schemas with ~external tables",
-            e,
-        ))
-    })
+    session
+        .conn()
+        .query(sql)
+        .map_err(|e| DbError::query("listing the schemas with ~external tables", e))
 }
 
 /// The schema grants `steps` need under `settings`; `external` lists the
@@ -71,7 +69,7 @@ pub fn external_schemas(session: &mut Session) -> Result<Vec<String>, JobError> 
 pub fn schema_needs(
     settings: &Settings,
     steps: Steps,
-    external: &mut dyn FnMut() -> Result<Vec<String>, JobError>,
+    external: &mut dyn FnMut() -> Result<Vec<String>, DbError>,
 ) -> Result<Vec<SchemaNeed>, JobError> {
     let mut out = Vec::new();
     if steps.drill {
@@ -83,7 +81,7 @@ pub fn schema_needs(
         let mut names: Option<Vec<String>> = None;
         let mut by_name = |glob: Option<&str>, out: &mut Vec<SchemaNeed>| {
             if names.is_none() {
-                names = Some(external()?);
+                names = Some(external().map_err(JobError::Db)?);
             }
             for n in names.iter().flatten() {
                 if glob.is_none_or(|g| spyglass_db::schemas::glob_match(g, n)) {
