@@ -282,8 +282,9 @@ fn run_ship_options(global: &GlobalOpts, a: &SshArgs) -> anyhow::Result<ShipOpti
 
 /// Refuses, naming the privilege, when the connected account may not run
 /// what a restore runs on each target schema: `CREATE DATABASE` and its
-/// tables, the rows' `INSERT`s, and the `DROP` of the schema (`--force`)
-/// and of the unfinished-restore marker; `--with-accounts` also needs
+/// tables (on MySQL with REFERENCES for their foreign keys), the rows'
+/// `INSERT`s, and the `DROP` of the schema (`--force`) and of the
+/// unfinished-restore marker; `--with-accounts` also needs
 /// `CREATE USER`. What it cannot see (a definer, a privilege through a
 /// role not active) is left to the restore itself, which stops at the
 /// first statement the server refuses.
@@ -297,14 +298,24 @@ fn check_restore_privileges(
     let renames = restore::plan(&manifest, set, ro)?;
     let mut session = spyglass_db::connect(opts)?;
     let held = spyglass_privileges::grants::current_privileges(&mut session)?;
+    // MySQL also checks REFERENCES for each FOREIGN KEY a CREATE TABLE
+    // declares (MariaDB does not); DataJoint tables nearly all have one.
+    let mysql = session.server().flavor == spyglass_db::Flavor::Mysql;
     let mut needs = Vec::new();
     for target in renames.values() {
         let q = spyglass_db::quote::ident(target);
-        for (privilege, statement) in [
+        let mut each = vec![
             ("CREATE", format!("CREATE DATABASE {q}")),
             ("INSERT", format!("INSERT INTO {q}.<table>")),
             ("DROP", format!("DROP TABLE {q}.`~restore_incomplete`")),
-        ] {
+        ];
+        if mysql {
+            each.push((
+                "REFERENCES",
+                format!("CREATE TABLE {q}.<table> (... FOREIGN KEY ... REFERENCES ...)"),
+            ));
+        }
+        for (privilege, statement) in each {
             needs.push(SchemaPrivilege {
                 schema: target.clone(),
                 privilege: privilege.into(),
