@@ -1617,3 +1617,296 @@ fn doctor_checks_the_ship_target_before_the_first_nightly() {
     );
     assert!(v["ship_target"]["free_bytes"].as_u64().expect("free") <= 1 << 20);
 }
+
+/// Issue 19: every command that changes the server checks first.
+/// `backup restore` as an account that may not create the target schemas
+/// is refused before the first statement, naming the privilege, and the
+/// server is unchanged; with CREATE and INSERT but not DROP it is refused
+/// again, naming DROP.
+#[test]
+fn backup_restore_without_the_privileges_is_refused_before_anything_changes() {
+    let root = Sandbox::as_root();
+    let dest = root.cwd().join("backups");
+    let out = root.run(&[
+        "backup",
+        "run",
+        "--dest",
+        dest.to_str().expect("utf8"),
+        "--label",
+        "pf",
+        "--schemas",
+        "common_lab",
+    ]);
+    out.assert_code(0);
+    let set = out.stdout.trim().to_owned();
+    let (user, pw) = ("itpf19_ro", "Pf19-ro-pw");
+    crate::support::create_user(user, pw, &["SELECT ON *.*"]);
+    let target = "itpf19_common_lab";
+    let exists = || -> bool {
+        let n: Option<u64> = spyglass_db::mysql::prelude::Queryable::query_first(
+            crate::support::admin().conn(),
+            format!(
+                "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = '{target}'"
+            ),
+        )
+        .expect("query");
+        n == Some(1)
+    };
+    let sb = crate::support::as_user(user, pw);
+    let restore = || {
+        sb.run(&[
+            "backup",
+            "restore",
+            &set,
+            "--rename",
+            &format!("common_lab={target}"),
+        ])
+    };
+    let out = restore();
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains("refusing to run: ")
+            && out.stderr.contains(&format!(
+                "lacks CREATE on `{target}`.* (for `CREATE DATABASE `{target}``)"
+            ))
+            && out.stderr.contains("nothing was changed"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: "), "{}", out.stderr);
+    assert!(!exists(), "nothing was created");
+    let mut a = crate::support::admin();
+    crate::support::sql(
+        &mut a,
+        &format!("GRANT CREATE, INSERT ON `itpf19\\_%`.* TO '{user}'@'%'"),
+    );
+    let out = restore();
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains(&format!("lacks DROP on `{target}`.*"))
+            && !out.stderr.contains("lacks CREATE"),
+        "{}",
+        out.stderr
+    );
+    // MySQL checks REFERENCES for every foreign key (MariaDB does not).
+    let mysql = crate::support::server().flavor == "mysql";
+    assert_eq!(
+        out.stderr.contains(&format!("REFERENCES on `{target}`.*")),
+        mysql,
+        "{}",
+        out.stderr
+    );
+    assert!(!exists(), "nothing was created");
+    // With DROP (and REFERENCES) too it restores.
+    crate::support::sql(
+        &mut a,
+        &format!("GRANT DROP, REFERENCES ON `itpf19\\_%`.* TO '{user}'@'%'"),
+    );
+    let out = restore();
+    out.assert_code(0);
+    assert!(exists());
+    crate::support::sql(&mut a, &format!("DROP DATABASE `{target}`"));
+    crate::support::sql(&mut a, &format!("DROP USER '{user}'@'%'"));
+}
+
+/// Issue 19: `cleanup restore` as an account that may not INSERT the run's
+/// rows again is refused before anything goes back (files stay in the
+/// quarantine, no row is inserted), naming the schema.
+#[test]
+fn cleanup_restore_without_insert_is_refused_before_anything_goes_back() {
+    let lab = crate::nightly::Lab::new("cpf19_", 1903);
+    let root = lab.sandbox("", "");
+    let out = root.run(&["cleanup", "apply", "--yes", "--json"]);
+    out.assert_code(0);
+    let v = out.json();
+    let run = v["run"].as_str().expect("run").to_owned();
+    let unused = lab.summary.planted.unused_external;
+    assert!(unused > 0);
+    assert_eq!(v["done"]["unused_external"]["count"].as_u64(), Some(unused));
+    let quarantined = files_under(Path::new(&run));
+    let (user, pw) = ("itcpf19_ro", "Cpf19-ro-pw");
+    crate::support::create_user(user, pw, &["SELECT ON *.*"]);
+    let mut sb = lab.sandbox("", "");
+    sb.env("DJ_USER", user).env("DJ_PASS", pw);
+    let out = sb.run(&["cleanup", "restore", &run]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains("refusing to run: ")
+            && out.stderr.contains("lacks INSERT on `cpf19_")
+            && out.stderr.contains("(for `INSERT INTO `cpf19_"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        files_under(Path::new(&run)),
+        quarantined,
+        "nothing went back"
+    );
+    let scan = root.run(&["cleanup", "scan", "--json"]).json();
+    assert_eq!(
+        scan["classes"]["untracked"]["count"], 0,
+        "no file went back: {scan:#}"
+    );
+    // As the account that applied it, everything goes back.
+    root.run(&["cleanup", "restore", &run]).assert_code(0);
+    let scan = root.run(&["cleanup", "scan", "--json"]).json();
+    assert_eq!(
+        scan["classes"]["unused_external"]["count"].as_u64(),
+        Some(unused),
+        "{scan:#}"
+    );
+    let mut a = crate::support::admin();
+    crate::support::sql(&mut a, &format!("DROP USER '{user}'@'%'"));
+}
+
+/// Issue 19: `doctor --backup-dest ssh://...` ran the local-directory
+/// check on the URL ("does not exist"); it checks the target the way ship
+/// reaches it. And a restore from `ssh://` that stopped halfway left a
+/// marker naming its temporary copy, so doctor's "restore again" hint named
+/// a directory that was gone: it names the set's address there.
+#[test]
+fn doctor_checks_an_ssh_backup_dest_and_a_stopped_ssh_restore_names_its_url() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::as_root();
+    let dest = sb.cwd().join("backups");
+    target_settings(
+        &sb,
+        &sshd,
+        &dest.display().to_string(),
+        &sshd.target("ok"),
+        "ssh_config",
+    );
+    let v = sb
+        .run(&["doctor", "--json", "--backup-dest", &sshd.target("bd")])
+        .json();
+    assert!(v["backup_destination"].is_null(), "{v:#}");
+    let t = &v["backup_destination_target"];
+    assert_eq!(t["reachable"], true, "{t:#}");
+    assert_eq!(t["login"], true, "{t:#}");
+    assert!(t["free_bytes"].as_u64().expect("free") > 0, "{t:#}");
+    let dest_problems = |v: &Value| -> Vec<String> {
+        v["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .filter(|p| p["check"] == "backup_destination")
+            .map(|p| p["message"].as_str().expect("m").to_owned())
+            .collect()
+    };
+    assert_eq!(dest_problems(&v), Vec::<String>::new(), "{v:#}");
+    let human = sb.run(&["doctor", "--backup-dest", &sshd.target("bd")]);
+    assert!(
+        !human
+            .stdout
+            .contains("not configured ([backup] destination"),
+        "{}",
+        human.stdout
+    );
+    // A closed port: a problem naming the target, not "does not exist".
+    let closed = format!(
+        "ssh://{}@127.0.0.1:{}{}/x",
+        sshd.user,
+        closed_port(),
+        sshd.remote().display()
+    );
+    let out = sb.run(&["doctor", "--json", "--backup-dest", &closed]);
+    out.assert_code(1);
+    let v = out.json();
+    assert_eq!(v["backup_destination_target"]["reachable"], false, "{v:#}");
+    let p = dest_problems(&v);
+    assert!(
+        p.len() == 1 && p[0].starts_with(&format!("backup destination {closed}")),
+        "{p:?}"
+    );
+    assert!(!p[0].contains("does not exist"), "{p:?}");
+
+    // A restore from ssh:// that stops at a post file (a view on a schema
+    // not restored) leaves its schema marked with the set's address.
+    let mut src = crate::support::admin();
+    for s in ["itlc19_half_a", "itlc19_half_b"] {
+        crate::support::sql(&mut src, &format!("DROP DATABASE IF EXISTS {s}"));
+        crate::support::sql(&mut src, &format!("CREATE DATABASE {s}"));
+        crate::support::sql(
+            &mut src,
+            &format!("CREATE TABLE {s}.t (id int PRIMARY KEY)"),
+        );
+        crate::support::sql(&mut src, &format!("INSERT INTO {s}.t VALUES (1), (2)"));
+    }
+    crate::support::sql(
+        &mut src,
+        "CREATE VIEW itlc19_half_a.v AS SELECT a.id FROM itlc19_half_a.t a JOIN itlc19_half_b.t b USING (id)",
+    );
+    let out = sb.run(&[
+        "backup",
+        "run",
+        "--dest",
+        dest.to_str().expect("utf8"),
+        "--schemas",
+        "itlc19_half_a,itlc19_half_b",
+    ]);
+    out.assert_code(0);
+    let set = PathBuf::from(out.stdout.trim());
+    let name = set
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    ship(&sb, &sshd, &set, &sshd.target("off"), &[]).assert_code(0);
+    let url = format!("{}/{name}", sshd.target("off"));
+    let mut dst = crate::backup::target_admin();
+    crate::backup::drop_schemas(&mut dst, &["itlc19_half_a", "itlc19_half_b"]);
+    let mut sb = sb;
+    sb.env("DJ_PORT", &crate::backup::target_port().to_string());
+    let mut args = vec![
+        "backup",
+        "restore",
+        url.as_str(),
+        "--schemas",
+        "itlc19_half_a",
+    ];
+    let ssh = sshd.ssh_args();
+    args.extend(ssh.iter().map(String::as_str));
+    let out = sb.run(&args);
+    out.assert_code(2);
+    // After the "fetched ... into ..." line: one clean error, the server's
+    // words in plain text (not the driver's `MySqlError { ... }`).
+    let err = out
+        .stderr
+        .find("error: ")
+        .map(|i| &out.stderr[i..])
+        .unwrap_or_else(|| panic!("{}", out.stderr));
+    assert!(
+        err.starts_with("error: loading ")
+            // 1146 no such table (MariaDB), 1049 no such schema (MySQL)
+            && (err.contains("the server said: ERROR 1146")
+                || err.contains("the server said: ERROR 1049"))
+            && !err.contains("MySqlError {")
+            && !err.contains("panicked"),
+        "{}",
+        out.stderr
+    );
+    let marker: Vec<String> = spyglass_db::mysql::prelude::Queryable::query(
+        dst.conn(),
+        "SELECT set_path FROM itlc19_half_a.`~restore_incomplete`",
+    )
+    .expect("marker");
+    assert_eq!(marker, std::slice::from_ref(&url));
+    let v = sb.run(&["doctor", "--json"]).json();
+    let hint = v["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .find(|p| {
+            p["check"] == "restore" && p["message"].as_str().expect("m").contains("itlc19_half_a")
+        })
+        .unwrap_or_else(|| panic!("{v:#}"))["hint"]
+        .as_str()
+        .expect("hint")
+        .to_owned();
+    assert!(
+        hint.contains(&format!("spyglass-admin backup restore {url} --force")),
+        "{hint}"
+    );
+    crate::backup::drop_schemas(&mut dst, &["itlc19_half_a", "itlc19_half_b"]);
+    crate::backup::drop_schemas(&mut src, &["itlc19_half_a", "itlc19_half_b"]);
+}

@@ -541,3 +541,550 @@ fn nightly_runs_as_the_backup_account_and_doctor_checks_it() {
     assert!(!m.iter().any(|m| m.starts_with("restore drill")), "{m:?}");
     crate::support::sql(&mut a, &format!("DROP USER '{name}'@'%'"));
 }
+
+/// A private, namespaced copy of the fixture (its own schemas, stores and
+/// files), for nights whose cleanup applies: the shared fixture must stay
+/// as it is for the other tests. Dropped at the end, with any `drill_*`
+/// schema of it a failed drill left.
+pub(crate) struct Lab {
+    pub(crate) ns: String,
+    pub(crate) root: tempfile::TempDir,
+    pub(crate) summary: spyglass_fixture::Summary,
+}
+
+impl Lab {
+    pub(crate) fn new(ns: &str, seed: u64) -> Lab {
+        let root = tempfile::tempdir().expect("tempdir");
+        let s = crate::support::server();
+        let opts = spyglass_fixture::FixtureOptions {
+            seed,
+            blob_mb: 0,
+            root: root.path().to_owned(),
+        };
+        let summary = spyglass_fixture::create_namespaced(
+            &mut admin(),
+            &opts,
+            ns,
+            (&s.host, s.port, &s.user),
+        )
+        .unwrap_or_else(|e| panic!("private fixture {ns}: {e}"));
+        Lab {
+            ns: ns.to_owned(),
+            root,
+            summary,
+        }
+    }
+
+    fn dest(&self) -> PathBuf {
+        self.root.path().join("backups")
+    }
+
+    /// A sandbox with the copy's DataJoint config (root, no password, as
+    /// `DJ_PASS=""`) and settings for a nightly of the copy's schemas, its
+    /// cleanup scoped to them.
+    pub(crate) fn sandbox(
+        &self,
+        extra_backup: &str,
+        extra_nightly: &str,
+    ) -> crate::support::Sandbox {
+        let mut sb = crate::support::Sandbox::new();
+        let cfg = std::fs::read_to_string(&self.summary.dj_config).expect("dj config");
+        sb.write("dj_local_conf.json", &cfg, 0o600);
+        sb.env("DJ_PASS", "");
+        sb.write(
+            "spyglass-admin.toml",
+            &format!(
+                "[backup]\ndestination = \"{dest}\"\nkeep_last = 3\n{extra_backup}\n\n\
+                 [nightly]\nthreads = 2\nschemas = [\"{ns}*\"]\nnotify_command = \"cat > {notified}\"\n{extra_nightly}\n\n\
+                 [cleanup]\nschemas = [\"{ns}*\"]\nquarantine = \"{q}\"\n",
+                dest = self.dest().display(),
+                ns = self.ns,
+                notified = notified(&sb).display(),
+                q = self.root.path().join("quarantine").display(),
+            ),
+            0o644,
+        );
+        sb
+    }
+
+    /// The paths `cleanup scan` reports as dangling (rows naming missing files).
+    fn dangling(&self, sb: &crate::support::Sandbox) -> Vec<PathBuf> {
+        let out = sb.run(&["cleanup", "scan", "--list", "--only", "dangling"]);
+        assert!(out.code == 0 || out.code == 1, "{out:?}");
+        out.stdout.lines().map(PathBuf::from).collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let mut a = admin();
+        let _ = spyglass_fixture::drop_namespaced(&mut a, &self.ns);
+        let left: Vec<String> = spyglass_db::mysql::prelude::Queryable::query(
+            a.conn(),
+            format!(
+                "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'drill\\_{}%'",
+                self.ns.replace('_', "\\_")
+            ),
+        )
+        .unwrap_or_default();
+        for s in left {
+            let _ = spyglass_db::mysql::prelude::Queryable::query_drop(
+                a.conn(),
+                format!("DROP DATABASE `{s}`"),
+            );
+        }
+    }
+}
+
+/// SHOW GRANTS as the account itself, logged in from outside.
+fn own_grants(user: &str, password: &str) -> Vec<String> {
+    let s = crate::support::server();
+    let opts = spyglass_db::ConnectOptions::tcp(&s.host, s.port, user)
+        .password(spyglass_db::Secret::new(password));
+    let mut session = spyglass_db::connect(&opts)
+        .unwrap_or_else(|e| panic!("{user} logs in with its password: {e}"));
+    spyglass_db::mysql::prelude::Queryable::query(session.conn(), "SHOW GRANTS").expect("grants")
+}
+
+/// Issue 19: `users add-backup-user` granted only the backup's own
+/// privileges, so a nightly with a restore drill and `cleanup = "apply"`
+/// failed as the account made for it. Now it grants ALL on `drill\_%`.*
+/// (never on `%`) and DELETE, INSERT on the cleanup schemas; the nightly
+/// runs both as that account; audit and the report see the account as the
+/// backup account (no drift, not a lab member); and without those grants
+/// doctor names what is missing.
+#[test]
+fn add_backup_user_grants_what_the_drill_and_cleanup_apply_need() {
+    let lab = Lab::new("nbk19_", 1901);
+    let name = "nbk19_backup";
+    let password = "Nbk19-backup-pw";
+    let mut a = admin();
+    crate::support::sql(&mut a, &format!("DROP USER IF EXISTS '{name}'@'%'"));
+    let dummy = tempfile::tempdir().expect("tempdir");
+    let pw = dummy.path().join("backup.pw");
+    std::fs::write(&pw, format!("{password}\n")).expect("pw");
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let sb = lab.sandbox(
+        &format!(
+            "account = \"{name}@%\"\npassword_file = \"{}\"",
+            pw.display()
+        ),
+        "restore_drill = \"daily\"\ncleanup = \"apply\"",
+    );
+    let out = crate::support::run_stdin(
+        &sb,
+        &[
+            "users",
+            "add-backup-user",
+            &format!("{name}@%"),
+            "--password-stdin",
+        ],
+        &format!("{password}\n"),
+    );
+    out.assert_code(0);
+    assert!(
+        !out.stdout.contains(password) && !out.stderr.contains(password),
+        "{out:?}"
+    );
+    // From outside, as the account: the drill's and cleanup's grants, on
+    // their patterns only.
+    let grants = own_grants(name, password);
+    let on = |pattern: &str| -> Vec<&String> {
+        grants
+            .iter()
+            .filter(|g| g.contains(&format!(" ON `{pattern}`.* TO ")))
+            .collect()
+    };
+    assert!(
+        on("drill\\_%")
+            .iter()
+            .any(|g| g.starts_with("GRANT ALL PRIVILEGES ON")),
+        "{grants:#?}"
+    );
+    let cleanup = on("nbk19\\_%");
+    assert!(
+        cleanup.len() == 1 && cleanup[0].contains("DELETE") && cleanup[0].contains("INSERT"),
+        "{grants:#?}"
+    );
+    assert!(on("%").is_empty(), "nothing on every schema: {grants:#?}");
+    // Idempotent, and audit sees no drift: the extra grants are what the
+    // enabled steps need.
+    let out = sb.run(&["users", "add-backup-user", &format!("{name}@%")]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("nothing to change"), "{}", out.stdout);
+    let backup_findings = |sb: &crate::support::Sandbox| -> Vec<String> {
+        let out = sb.run(&["users", "audit", "--json", "--no-login-check"]);
+        assert!(out.code == 0 || out.code == 1, "{out:?}");
+        out.json()["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["subject"] == format!("'{name}'@'%'"))
+            .map(|f| f["message"].as_str().expect("m").to_owned())
+            .collect()
+    };
+    assert_eq!(backup_findings(&sb), Vec::<String>::new());
+    // doctor logs in as it and finds nothing missing for the enabled steps;
+    // it says (a note, not a problem) that with the binary log on and no
+    // SUPER the drill cannot restore triggers, and what lets it.
+    let out = sb.run(&["doctor", "--json"]);
+    let v = out.json();
+    assert_eq!(v["nightly_account"]["login"], true, "{v:#}");
+    assert_eq!(
+        v["nightly_account"]["missing"],
+        serde_json::json!([]),
+        "{v:#}"
+    );
+    let gap = &v["nightly_account"]["drill_leaves_out"];
+    assert!(gap["triggers"].as_u64().is_some_and(|n| n >= 1), "{v:#}");
+    assert!(
+        !v["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .any(|p| p["check"] == "nightly"
+                && p["message"].as_str().is_some_and(|m| m.contains("trigger"))),
+        "{v:#}"
+    );
+    let text = sb.run(&["doctor"]).stdout;
+    assert!(
+        text.contains("the restore drill cannot restore the server's")
+            && text.contains("log_bin_trust_function_creators = 1"),
+        "{text}"
+    );
+
+    // The night, as that account: the drill restores every table (views
+    // whose DEFINER is root come back with the account as definer), leaves
+    // out the trigger it may not create with the binary log on (error
+    // 1419) and says so, and cleanup apply quarantines and deletes unused
+    // rows.
+    let out = sb.run(&["nightly", "--json"]);
+    let v = out.json();
+    // The copy has dangling references: attention, but every step did its job.
+    assert_eq!(out.code, 2, "{v:#}\n{}", out.stderr);
+    assert_eq!(v["status"], "attention", "{v:#}");
+    for s in ["backup", "verify", "prune"] {
+        assert_eq!(step(&v, s)["status"], "ok", "{s}: {v:#}");
+    }
+    let tables = step(&v, "backup")["detail"]["tables"]
+        .as_u64()
+        .expect("tables");
+    assert_eq!(tables, lab.summary.tables, "{v:#}");
+    let verify = step(&v, "verify");
+    assert_eq!(
+        verify["detail"]["tables_compared"].as_u64(),
+        Some(tables),
+        "{verify:#}"
+    );
+    assert!(
+        verify["message"]
+            .as_str()
+            .expect("m")
+            .contains("restore drill: restored into drill_* schemas"),
+        "{verify:#}"
+    );
+    // Never weakened silently: the trigger it left out is named.
+    let trigger = "trigger `drill_nbk19_bob_analysis`.`count_edits`";
+    assert_eq!(
+        verify["detail"]["not_restored"],
+        serde_json::json!([trigger]),
+        "{verify:#}"
+    );
+    let message = verify["message"].as_str().expect("m");
+    assert!(
+        message.contains("not restored, so not checked")
+            && message.contains(trigger)
+            && message.contains("log_bin_trust_function_creators"),
+        "{verify:#}"
+    );
+    let set = step(&v, "backup")["detail"]["path"]
+        .as_str()
+        .expect("path")
+        .to_owned();
+    let cleanup = step(&v, "cleanup");
+    assert_eq!(cleanup["status"], "attention", "{cleanup:#}");
+    let done = &cleanup["detail"]["done"];
+    let planted = &lab.summary.planted;
+    assert_eq!(
+        done["untracked"]["count"].as_u64(),
+        Some(planted.untracked),
+        "{cleanup:#}"
+    );
+    assert_eq!(
+        done["unused_external"]["count"].as_u64(),
+        Some(planted.unused_external),
+        "{cleanup:#}"
+    );
+    assert_eq!(
+        cleanup["detail"]["dangling"].as_array().map(Vec::len),
+        Some(planted.dangling as usize),
+        "{cleanup:#}"
+    );
+    // The unused rows are gone on the server (the account deleted them).
+    let after = sb.run(&["cleanup", "scan", "--json"]).json();
+    assert_eq!(after["classes"]["unused_external"]["count"], 0, "{after:#}");
+    let left: Vec<String> = spyglass_db::mysql::prelude::Queryable::query(
+        a.conn(),
+        "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'drill\\_nbk19%'",
+    )
+    .expect("query");
+    assert!(left.is_empty(), "the drill left {left:?}");
+
+    // The report audits it as the backup account, not as a lab member.
+    let out = sb.run(&["report", "--json", "--no-login-check", "--no-history"]);
+    assert!(out.code == 0 || out.code == 1, "{out:?}");
+    let r = out.json();
+    let users = &r["users"]["data"];
+    let accounts: Vec<&str> = users["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .map(|a| a["account"].as_str().expect("account"))
+        .collect();
+    assert!(!accounts.iter().any(|a| a.contains(name)), "{accounts:?}");
+    assert!(
+        !users["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|f| f["subject"].as_str().expect("s").contains(name)),
+        "{users:#}"
+    );
+
+    // With log_bin_trust_function_creators on (what doctor and the drill
+    // suggest), the same account restores the trigger too, and doctor's
+    // note is gone. The global is put back whatever happens.
+    struct Trust<'a>(&'a mut spyglass_db::Session);
+    impl Drop for Trust<'_> {
+        fn drop(&mut self) {
+            let _ = spyglass_db::mysql::prelude::Queryable::query_drop(
+                self.0.conn(),
+                "SET GLOBAL log_bin_trust_function_creators = 0",
+            );
+        }
+    }
+    let trust = Trust(&mut a);
+    crate::support::sql(trust.0, "SET GLOBAL log_bin_trust_function_creators = 1");
+    let pw_arg = pw.display().to_string();
+    let out = sb.run(&[
+        "--user",
+        name,
+        "--password-file",
+        &pw_arg,
+        "--json",
+        "backup",
+        "verify",
+        "--restore",
+        "--prefix",
+        "drill_again_",
+        &set,
+    ]);
+    let r = out.json();
+    assert_eq!(out.code, 0, "{r:#}\n{}", out.stderr);
+    assert_eq!(r["tables_compared"].as_u64(), Some(tables), "{r:#}");
+    assert_eq!(r["not_restored"], serde_json::json!([]), "{r:#}");
+    let v = sb.run(&["doctor", "--json"]).json();
+    assert!(v["nightly_account"]["drill_leaves_out"].is_null(), "{v:#}");
+    drop(trust);
+
+    // Without the extra grants, doctor names each missing one, and the
+    // nightly's cleanup is refused before anything moves, naming the account.
+    crate::support::sql(
+        &mut a,
+        &format!("REVOKE ALL PRIVILEGES ON `drill\\_%`.* FROM '{name}'@'%'"),
+    );
+    crate::support::sql(
+        &mut a,
+        &format!("REVOKE DELETE, INSERT ON `nbk19\\_%`.* FROM '{name}'@'%'"),
+    );
+    let v = sb.run(&["doctor", "--json"]).json();
+    let missing: Vec<String> = v["nightly_account"]["missing"]
+        .as_array()
+        .expect("missing")
+        .iter()
+        .map(|m| m.as_str().expect("s").to_owned())
+        .collect();
+    for m in [
+        "restore drill: CREATE on `drill\\_%`.*",
+        "restore drill: DROP on `drill\\_%`.*",
+        "cleanup apply: DELETE on `nbk19\\_%`.*",
+        "cleanup apply: INSERT on `nbk19\\_%`.*",
+    ] {
+        assert!(missing.contains(&m.to_owned()), "{m}: {missing:?}");
+    }
+    assert!(
+        !missing.iter().any(|m| m.starts_with("backup:")),
+        "{missing:?}"
+    );
+    let hints: Vec<&str> = v["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .filter(|p| p["check"] == "nightly")
+        .map(|p| p["hint"].as_str().expect("h"))
+        .collect();
+    assert!(
+        hints
+            .iter()
+            .all(|h| h.contains(&format!("users add-backup-user {name}@%"))),
+        "{hints:?}"
+    );
+    // Audit says what it lacks, with the same fix.
+    let f = backup_findings(&sb);
+    assert!(
+        f.iter()
+            .any(|m| m.contains("lacks what an enabled nightly step needs")
+                && m.contains("drill\\_%")),
+        "{f:?}"
+    );
+    // add-backup-user again puts them back.
+    sb.run(&["users", "add-backup-user", &format!("{name}@%")])
+        .assert_code(0);
+    assert_eq!(backup_findings(&sb), Vec::<String>::new());
+    crate::support::sql(&mut a, &format!("DROP USER '{name}'@'%'"));
+}
+
+/// Issue 19: a night whose cleanup found only files to quarantine is
+/// informational (exit 1; `notify_on = "attention"` sends nothing), while
+/// dangling references (possible data loss) need attention (exit 2,
+/// notified), also with `cleanup = "apply"`, which never acts on them and
+/// still reports them.
+#[test]
+fn informational_nights_exit_1_and_dangling_references_need_attention() {
+    let lab = Lab::new("ninf19_", 1902);
+    let sb = lab.sandbox("", "cleanup = \"scan\"\nnotify_on = \"attention\"");
+    // Put the missing files back: only informational findings remain.
+    let dangling = lab.dangling(&sb);
+    assert_eq!(dangling.len() as u64, lab.summary.planted.dangling);
+    assert!(
+        !dangling.is_empty(),
+        "the fixture plants dangling references"
+    );
+    for p in &dangling {
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, b"back").expect("write");
+    }
+    let out = sb.run(&["nightly", "--json"]);
+    let v = out.json();
+    assert_eq!(out.code, 1, "{v:#}\n{}", out.stderr);
+    assert_eq!(v["status"], "warnings", "{v:#}");
+    assert_eq!(step(&v, "cleanup")["status"], "warning", "{v:#}");
+    assert_eq!(v["attention"], serde_json::json!([]), "{v:#}");
+    assert!(
+        !notified(&sb).exists(),
+        "notify_on = attention sent an informational night"
+    );
+    // Logged all the same.
+    assert_eq!(log_lines(&lab.dest()).len(), 1);
+
+    // The files go again: possible data loss, also when cleanup applies.
+    for p in &dangling {
+        std::fs::remove_file(p).expect("rm");
+    }
+    let sb = lab.sandbox("", "cleanup = \"apply\"\nnotify_on = \"attention\"");
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = sb.run(&["nightly", "--json"]);
+    let v = out.json();
+    assert_eq!(out.code, 2, "{v:#}\n{}", out.stderr);
+    assert_eq!(v["status"], "attention", "{v:#}");
+    let cleanup = step(&v, "cleanup");
+    assert_eq!(cleanup["status"], "attention", "{cleanup:#}");
+    let reported: Vec<PathBuf> = cleanup["detail"]["dangling"]
+        .as_array()
+        .expect("dangling")
+        .iter()
+        .map(|d| {
+            PathBuf::from(
+                d.as_str()
+                    .or_else(|| d["path"].as_str())
+                    .unwrap_or_else(|| panic!("{d:#}")),
+            )
+        })
+        .collect();
+    let mut want = dangling.clone();
+    want.sort();
+    let mut got = reported.clone();
+    got.sort();
+    assert_eq!(got, want, "{cleanup:#}");
+    // Apply did its job on the rest (and never on a dangling row).
+    assert_eq!(
+        cleanup["detail"]["done"]["untracked"]["count"].as_u64(),
+        Some(lab.summary.planted.untracked),
+        "{cleanup:#}"
+    );
+    assert!(
+        v["attention"]
+            .as_array()
+            .expect("attention")
+            .iter()
+            .any(|a| a.as_str().expect("s").contains("dangling reference")),
+        "{v:#}"
+    );
+    let n = read_json(&notified(&sb));
+    assert_eq!(n["status"], "attention", "{n:#}");
+    assert_eq!(n["exit_code"], 2);
+    assert_eq!(lab.dangling(&sb), dangling, "dangling rows untouched");
+}
+
+/// Issue 19: nightly had no host, port or socket of its own. With
+/// `[backup] host` and `port` it connects there, although the DataJoint
+/// config in its directory names a port nothing listens on; `schedule
+/// --print` carries them into the line as flags; a wrong port there makes
+/// the backup fail naming that port.
+#[test]
+fn nightly_connects_to_the_settings_host_and_port() {
+    let s = crate::support::server();
+    let closed = crate::support::closed_port();
+    let mut sb = crate::support::Sandbox::new();
+    sb.env("DJ_PASS", "");
+    let sb = sb;
+    let dest = sb.cwd().join("backups");
+    let write = |sb: &crate::support::Sandbox, port: u16| {
+        let mut cfg: Value = serde_json::from_str(&crate::support::dj_config(
+            &s.user,
+            None,
+            serde_json::json!({}),
+        ))
+        .expect("json");
+        cfg["database.port"] = closed.into();
+        sb.write("dj_local_conf.json", &cfg.to_string(), 0o600);
+        sb.write(
+            "spyglass-admin.toml",
+            &format!(
+                "[backup]\ndestination = \"{}\"\nkeep_last = 3\nhost = \"{}\"\nport = {port}\n\n[nightly]\nthreads = 2\nschemas = [\"common_lab\"]\ncleanup = \"off\"\n",
+                dest.display(),
+                s.host
+            ),
+            0o644,
+        );
+    };
+    write(&sb, s.port);
+    let out = sb.run(&["nightly", "--json"]);
+    let v = out.json();
+    assert_eq!(out.code, 0, "{v:#}\n{}", out.stderr);
+    assert_eq!(step(&v, "backup")["status"], "ok", "{v:#}");
+    let out = sb.run(&["schedule", "--print"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains(&format!(" --host {} --port {} --quiet\n", s.host, s.port)),
+        "{}",
+        out.stdout
+    );
+    // A wrong port in the settings: the backup fails naming it.
+    write(&sb, closed);
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = sb.run(&["nightly", "--json"]);
+    out.assert_code(2);
+    let v = out.json();
+    let backup = step(&v, "backup");
+    assert_eq!(backup["status"], "failed", "{v:#}");
+    assert!(
+        backup["message"]
+            .as_str()
+            .expect("m")
+            .contains(&closed.to_string()),
+        "{backup:#}"
+    );
+}

@@ -40,6 +40,21 @@ pub struct RestoreOptions {
     /// default, like myloader: a restore rebuilds a server, and logging every
     /// row doubles the writes.
     pub binlog: bool,
+    /// For scratch restores (`verify --restore`, the nightly's restore
+    /// drill): when the account may not create a view, trigger, routine or
+    /// event with the set's DEFINER (error 1227: it lacks SUPER, `SET USER`
+    /// on MariaDB, `SET_ANY_DEFINER` on MySQL), create it with
+    /// `DEFINER=CURRENT_USER` instead and say so in the notes; and when the
+    /// binary log is on and it lacks SUPER (error 1419, triggers and stored
+    /// functions), leave the object out and list it in
+    /// [`RestoreSummary::skipped`]. Never for a real restore: there the
+    /// object must keep its definer, and every object must be there.
+    pub definer_fallback: bool,
+    /// What the unfinished-restore marker names as the set (default: its
+    /// path): the `ssh://` or `s3://` address a fetched copy came from, so
+    /// a restore that stops names what to restore again, not a temporary
+    /// directory that is gone by then.
+    pub source: Option<String>,
 }
 
 /// What [`restore`] did.
@@ -65,6 +80,11 @@ pub struct RestoreSummary {
     pub missing_definers: Vec<MissingDefiner>,
     /// What the reader should know (an older set without a recorded sql_mode).
     pub notes: Vec<String>,
+    /// Scratch restores only ([`RestoreOptions::definer_fallback`]): the
+    /// triggers and stored functions left out because the binary log is on
+    /// and the account lacks SUPER ([`ER_BINLOG_CREATE_ROUTINE_NEED_SUPER`]),
+    /// each as `` trigger `schema`.`name` ``. A real restore stops there.
+    pub skipped: Vec<String>,
 }
 
 /// Warnings the server gave while one file loaded.
@@ -222,6 +242,126 @@ impl Tally {
 /// object is created, an error when it is used).
 const ER_NO_SUCH_USER: u32 = 1449;
 
+/// "Access denied; you need (at least one of) the SUPER ... privilege(s)":
+/// what creating an object with another account as DEFINER gives an
+/// account that may not set definers.
+const ER_SPECIFIC_ACCESS_DENIED: u16 = 1227;
+
+/// Definers while loading: those with no account on the target, and (with
+/// [`RestoreOptions::definer_fallback`]) the objects created with the
+/// restoring account as definer instead.
+#[derive(Debug, Default)]
+struct Definers {
+    missing: Vec<MissingDefiner>,
+    fallback: bool,
+    replaced: Vec<String>,
+    skipped: Vec<String>,
+}
+
+/// "You do not have the SUPER privilege and binary logging is enabled":
+/// with the binary log on, creating a trigger or a stored function needs
+/// SUPER unless `log_bin_trust_function_creators` is on (MariaDB 10.11 and
+/// MySQL 9.x alike; no finer privilege lifts it, and `sql_log_bin = 0`
+/// does not either).
+pub const ER_BINLOG_CREATE_ROUTINE_NEED_SUPER: u16 = 1419;
+
+impl Definers {
+    /// In a scratch restore ([`RestoreOptions::definer_fallback`]), whether
+    /// `outcome` is error 1419 for the object `stmt` creates: then it is
+    /// left out and listed in [`RestoreSummary::skipped`] instead of
+    /// stopping the restore.
+    fn skip_if_needs_super(
+        &mut self,
+        outcome: &Result<(), spyglass_db::mysql::Error>,
+        stmt: &str,
+        db: Option<&str>,
+        n: usize,
+    ) -> bool {
+        let Err(spyglass_db::mysql::Error::MySqlError(e)) = outcome else {
+            return false;
+        };
+        if !self.fallback || e.code != ER_BINLOG_CREATE_ROUTINE_NEED_SUPER {
+            return false;
+        }
+        let (kind, object) = created_object(stmt, db)
+            .unwrap_or_else(|| ("object".into(), format!("(statement {})", n + 1)));
+        self.skipped.push(format!("{kind} {object}"));
+        true
+    }
+}
+
+/// `stmt` with its `DEFINER=account` clause replaced by
+/// `DEFINER=CURRENT_USER`; the account is quoted (backticks, quotes) or
+/// bare, `user@host` or a role.
+fn own_definer(stmt: &str) -> Option<String> {
+    let upper = stmt.to_ascii_uppercase();
+    upper
+        .match_indices("DEFINER")
+        .find_map(|(start, _)| definer_at(stmt, start))
+}
+
+fn definer_at(stmt: &str, start: usize) -> Option<String> {
+    let b = stmt.as_bytes();
+    let mut i = start + "DEFINER".len();
+    let skip_ws = |i: &mut usize| {
+        while b.get(*i).is_some_and(|c| c.is_ascii_whitespace()) {
+            *i += 1;
+        }
+    };
+    skip_ws(&mut i);
+    if b.get(i) != Some(&b'=') {
+        return None;
+    }
+    i += 1;
+    skip_ws(&mut i);
+    let token = |i: &mut usize| -> bool {
+        match b.get(*i) {
+            Some(&q @ (b'`' | b'\'' | b'"')) => {
+                *i += 1;
+                while *i < b.len() {
+                    if b[*i] == q {
+                        if b.get(*i + 1) == Some(&q) {
+                            *i += 2;
+                            continue;
+                        }
+                        *i += 1;
+                        return true;
+                    }
+                    if b[*i] == b'\\' && q != b'`' {
+                        *i += 1;
+                    }
+                    *i += 1;
+                }
+                false
+            }
+            Some(_) => {
+                let s = *i;
+                while b.get(*i).is_some_and(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'$' | b'.' | b'%' | b'-')
+                }) {
+                    *i += 1;
+                }
+                *i > s
+            }
+            None => false,
+        }
+    };
+    if !token(&mut i) {
+        return None;
+    }
+    if b.get(i) == Some(&b'@') {
+        i += 1;
+        if !token(&mut i) {
+            return None;
+        }
+    }
+    let mut out = String::with_capacity(stmt.len());
+    out.push_str(&stmt[..start]);
+    out.push_str("DEFINER=CURRENT_USER");
+    out.push_str(&stmt[i..]);
+    Some(out)
+}
+
 /// Modes that turn a value the set holds into an error: the source stored it,
 /// so the restore accepts it (and counts a warning if the server changes it).
 const LOOSENED_MODES: &[&str] = &[
@@ -342,7 +482,7 @@ pub fn unfinished_restores(conn: &mut Conn) -> Result<Vec<UnfinishedRestore>, Er
     Ok(out)
 }
 
-fn create_marker(conn: &mut Conn, schema: &str, set: &Path, started: &str) -> Result<(), Error> {
+fn create_marker(conn: &mut Conn, schema: &str, source: &str, started: &str) -> Result<(), Error> {
     let t = quote::qualified(schema, MARKER_TABLE);
     conn.query_drop(format!(
         "CREATE TABLE IF NOT EXISTS {t} (set_path varchar(4096) NOT NULL, started varchar(32) NOT NULL, connection_id bigint unsigned NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT 'spyglass-admin: this schema is an unfinished restore'"
@@ -350,7 +490,7 @@ fn create_marker(conn: &mut Conn, schema: &str, set: &Path, started: &str) -> Re
     .and_then(|_| {
         conn.exec_drop(
             format!("INSERT INTO {t} VALUES (?, ?, CONNECTION_ID())"),
-            (set.display().to_string(), started),
+            (source, started),
         )
     })
     .map_err(|e| {
@@ -606,6 +746,7 @@ pub fn restore(
         warnings: Vec::new(),
         missing_definers: Vec::new(),
         notes: Vec::new(),
+        skipped: Vec::new(),
     };
     if manifest.sql_mode.is_none() {
         summary.notes.push(format!(
@@ -613,7 +754,15 @@ pub fn restore(
         ));
     }
     let warnings: Mutex<Vec<FileWarnings>> = Mutex::new(Vec::new());
+    let mut definers = Definers {
+        fallback: options.definer_fallback,
+        ..Definers::default()
+    };
     let started = crate::names::rfc3339(crate::names::now_unix());
+    let source = options
+        .source
+        .clone()
+        .unwrap_or_else(|| set.display().to_string());
     for f in files_of(FileKind::Schema) {
         let target = f.schema.as_ref().and_then(|s| renames.get(s));
         let marked = load_script(
@@ -621,12 +770,12 @@ pub fn restore(
             set,
             f,
             &renames,
-            target.map(|t| (t.as_str(), started.as_str())),
+            target.map(|t| (t.as_str(), started.as_str(), source.as_str())),
             &warnings,
-            &mut summary.missing_definers,
+            &mut definers,
         )?;
         if let (Some(t), false) = (target, marked) {
-            create_marker(conn, t, set, &started)?;
+            create_marker(conn, t, &source, &started)?;
         }
         summary.files += 1;
         summary.raw_bytes += f.raw_bytes;
@@ -676,15 +825,7 @@ pub fn restore(
     summary.raw_bytes += total;
     let conn = admin.conn();
     for f in files_of(FileKind::Post) {
-        load_script(
-            conn,
-            set,
-            f,
-            &renames,
-            None,
-            &warnings,
-            &mut summary.missing_definers,
-        )?;
+        load_script(conn, set, f, &renames, None, &warnings, &mut definers)?;
         summary.files += 1;
         summary.raw_bytes += f.raw_bytes;
     }
@@ -694,17 +835,18 @@ pub fn restore(
             .iter()
             .filter(|f| f.kind == FileKind::Accounts)
         {
-            load_script(
-                conn,
-                set,
-                f,
-                &renames,
-                None,
-                &warnings,
-                &mut summary.missing_definers,
-            )?;
+            load_script(conn, set, f, &renames, None, &warnings, &mut definers)?;
             summary.files += 1;
         }
+    }
+    summary.missing_definers = definers.missing;
+    summary.skipped = definers.skipped;
+    if !definers.replaced.is_empty() {
+        summary.notes.push(format!(
+            "{} object(s) created with the restoring account as DEFINER (it may not set other definers; a scratch restore only): {}",
+            definers.replaced.len(),
+            definers.replaced.join(", ")
+        ));
     }
     summary.warnings = warnings.into_inner().unwrap_or_default();
     summary.warnings.sort_by(|a, b| a.path.cmp(&b.path));
@@ -906,7 +1048,8 @@ pub fn replay_binlog(
     Ok(report)
 }
 
-/// Loads a schema or post file. With `marker` (target schema, start time),
+/// Loads a schema or post file. With `marker` (target schema, start time,
+/// the set as the marker names it),
 /// marks the schema unfinished right after its `CREATE DATABASE`; returns
 /// whether it did.
 fn load_script(
@@ -914,9 +1057,9 @@ fn load_script(
     set: &Path,
     f: &FileRecord,
     renames: &BTreeMap<String, String>,
-    marker: Option<(&str, &str)>,
+    marker: Option<(&str, &str, &str)>,
     warnings: &Mutex<Vec<FileWarnings>>,
-    definers: &mut Vec<MissingDefiner>,
+    definers: &mut Definers,
 ) -> Result<bool, Error> {
     let mut marked = false;
     let mut tally = Tally::default();
@@ -943,8 +1086,32 @@ fn load_script(
         let create = stmt.get(..20).unwrap_or(&stmt).contains("CREATE");
         if create && stmt.contains("DEFINER=") {
             conn.query_drop("SET @spyglass_sql_notes = @@session.sql_notes, SESSION sql_notes = 1")
-                .and_then(|_| conn.query_drop(&stmt))
                 .map_err(load_err)?;
+            let outcome = match conn.query_drop(&stmt) {
+                Err(spyglass_db::mysql::Error::MySqlError(e))
+                    if e.code == ER_SPECIFIC_ACCESS_DENIED && definers.fallback =>
+                {
+                    // A scratch restore by an account that may not set
+                    // other definers: the object is ours instead.
+                    let own = own_definer(&stmt).ok_or_else(|| {
+                        load_err(spyglass_db::mysql::Error::MySqlError(e.clone()))
+                    })?;
+                    let r = conn.query_drop(&own);
+                    if r.is_ok() {
+                        let (kind, object) = created_object(&stmt, db.as_deref())
+                            .unwrap_or_else(|| ("object".into(), format!("(statement {})", n + 1)));
+                        definers.replaced.push(format!("{kind} {object}"));
+                    }
+                    r
+                }
+                r => r,
+            };
+            if definers.skip_if_needs_super(&outcome, &stmt, db.as_deref(), n) {
+                conn.query_drop("SET SESSION sql_notes = @spyglass_sql_notes")
+                    .map_err(load_err)?;
+                continue;
+            }
+            outcome.map_err(load_err)?;
             let missing = tally.after_with_notes(conn);
             conn.query_drop("SET SESSION sql_notes = @spyglass_sql_notes")
                 .map_err(load_err)?;
@@ -952,7 +1119,7 @@ fn load_script(
                 let (kind, object) = created_object(&stmt, db.as_deref())
                     .unwrap_or_else(|| ("object".into(), format!("(statement {})", n + 1)));
                 for who in missing {
-                    definers.push(MissingDefiner {
+                    definers.missing.push(MissingDefiner {
                         kind: kind.clone(),
                         object: object.clone(),
                         definer: who,
@@ -962,10 +1129,16 @@ fn load_script(
             }
             continue;
         }
-        conn.query_drop(&stmt).map_err(load_err)?;
+        let outcome = conn.query_drop(&stmt);
+        if definers.skip_if_needs_super(&outcome, &stmt, db.as_deref(), n) {
+            continue;
+        }
+        outcome.map_err(load_err)?;
         tally.after(conn);
-        if let Some((schema, started)) = marker.filter(|_| stmt.starts_with("CREATE DATABASE")) {
-            create_marker(conn, schema, set, started)?;
+        if let Some((schema, started, source)) =
+            marker.filter(|_| stmt.starts_with("CREATE DATABASE"))
+        {
+            create_marker(conn, schema, source, started)?;
             marked = true;
         }
     }
@@ -1393,6 +1566,28 @@ mod tests {
             requalify("CREATE VIEW `a b`.`v` AS select `a b`.`t`.`x` AS `a b` from `a b`.`t` where y = '`a b`.'", &m),
             "CREATE VIEW `c``d`.`v` AS select `c``d`.`t`.`x` AS `a b` from `c``d`.`t` where y = '`a b`.'"
         );
+    }
+
+    #[test]
+    fn own_definer_replaces_only_the_definer_clause() {
+        assert_eq!(
+            own_definer("CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW `v` AS select 1").as_deref(),
+            Some("CREATE ALGORITHM=UNDEFINED DEFINER=CURRENT_USER SQL SECURITY DEFINER VIEW `v` AS select 1")
+        );
+        assert_eq!(
+            own_definer("/*!50003 CREATE*/ /*!50017 DEFINER=`a``b`@`%`*/ /*!50003 TRIGGER `t` BEFORE INSERT ON `x` FOR EACH ROW SET NEW.a = 1 */").as_deref(),
+            Some("/*!50003 CREATE*/ /*!50017 DEFINER=CURRENT_USER*/ /*!50003 TRIGGER `t` BEFORE INSERT ON `x` FOR EACH ROW SET NEW.a = 1 */")
+        );
+        assert_eq!(
+            own_definer("CREATE DEFINER = 'nobody'@'%' FUNCTION f() RETURNS int RETURN 1")
+                .as_deref(),
+            Some("CREATE DEFINER=CURRENT_USER FUNCTION f() RETURNS int RETURN 1")
+        );
+        assert_eq!(
+            own_definer("CREATE DEFINER=`dj_role` PROCEDURE p() SELECT 1").as_deref(),
+            Some("CREATE DEFINER=CURRENT_USER PROCEDURE p() SELECT 1")
+        );
+        assert_eq!(own_definer("CREATE VIEW v AS SELECT 1"), None);
     }
 
     #[test]

@@ -171,7 +171,15 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
 /// `MySqlError { ERROR 1146 (42S02): ... }`, a Rust struct form: print the
 /// plain words instead.
 fn cause_text(cause: &(dyn std::error::Error + 'static)) -> String {
-    match cause.downcast_ref::<spyglass_db::mysql::Error>() {
+    // Also boxed, as a restore's `Load` error holds it.
+    let driver = cause
+        .downcast_ref::<spyglass_db::mysql::Error>()
+        .or_else(|| {
+            cause
+                .downcast_ref::<Box<spyglass_db::mysql::Error>>()
+                .map(|b| &**b)
+        });
+    match driver {
         Some(spyglass_db::mysql::Error::MySqlError(m)) => {
             format!(
                 "the server said: ERROR {} ({}): {}",

@@ -79,6 +79,15 @@ pub struct BackupSettings {
     /// `nightly` connects as `account`'s name instead of the DataJoint
     /// config's account.
     pub password_file: Option<PathBuf>,
+    /// The server `nightly` (and the units `schedule` prints) connect to,
+    /// `HOST` or `HOST:PORT`, when it is not the one the DataJoint config
+    /// names; with `port` and `socket`, used only when the command line
+    /// gives none of `--host`, `--port`, `--socket`.
+    pub host: Option<String>,
+    /// The port on `host` (default 3306, or the DataJoint config's).
+    pub port: Option<u16>,
+    /// A Unix socket instead of `host` (a server on this machine).
+    pub socket: Option<PathBuf>,
 }
 
 impl BackupSettings {
@@ -577,6 +586,23 @@ mod tests {
         assert_eq!(s.nightly.compress, Some(CompressMethod::Zstd));
         let e = err("[nightly]\nnotify = \"x\"\n", "s.toml");
         assert!(e.starts_with("s.toml:2:1: unknown key `notify`"), "{e}");
+    }
+
+    #[test]
+    fn reads_the_nightly_connection() {
+        let s = parse(
+            "[backup]\naccount = \"bk@localhost\"\npassword_file = \"/etc/b.pw\"\nhost = \"db.lab\"\nport = 3307\nsocket = \"/run/mysqld/mysqld.sock\"\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.backup.host.as_deref(), Some("db.lab"));
+        assert_eq!(s.backup.port, Some(3307));
+        assert_eq!(
+            s.backup.socket.as_deref(),
+            Some(Path::new("/run/mysqld/mysqld.sock"))
+        );
+        let e = err("[backup]\nport = \"x\"\n", "s.toml");
+        assert!(e.starts_with("s.toml:2:8: "), "{e}");
     }
 
     #[test]

@@ -302,6 +302,10 @@ pub struct ServiceAccount {
     pub held: Option<BTreeSet<String>>,
     /// What the enabled features need ([`crate::plan::backup_account_privileges`]).
     pub needs: Vec<String>,
+    /// The schema grants the enabled nightly steps need (the restore
+    /// drill's scratch schemas, the schemas `cleanup apply` acts on): held,
+    /// they are no drift; missing, a finding.
+    pub schema_needs: Vec<crate::plan::SchemaNeed>,
 }
 
 /// Findings for the backup account: what it lacks or holds beyond its needs.
@@ -741,17 +745,28 @@ pub fn audit(
                 fix.clone(),
             ));
         }
-        for step in crate::plan::backup_account_extras(live, &s.account) {
+        // A missing schema grant only matters for an account that exists
+        // (one that does not is a finding already).
+        let exists = s.held.is_some();
+        for step in crate::plan::backup_account_extras(live, &s.account, &s.schema_needs) {
+            let sql = step.sql(flavor, Reveal::Redacted);
+            let message = match &step {
+                Step::Grant { .. } if !exists => continue,
+                Step::Grant { .. } => format!(
+                    "the backup account {} lacks what an enabled nightly step needs: {}",
+                    s.account,
+                    sql.replacen("GRANT", "", 1).trim()
+                ),
+                _ => format!(
+                    "the backup account {} holds a grant it does not need: {}",
+                    s.account,
+                    sql.replacen("REVOKE", "", 1).trim()
+                ),
+            };
             out.push(finding(
                 Kind::BackupAccountPrivileges,
                 &subject,
-                format!(
-                    "the backup account {} holds a grant it does not need: {}",
-                    s.account,
-                    step.sql(flavor, Reveal::Redacted)
-                        .replacen("REVOKE", "", 1)
-                        .trim()
-                ),
+                message,
                 fix.clone(),
             ));
         }

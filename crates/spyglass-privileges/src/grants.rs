@@ -270,7 +270,7 @@ impl HeldPrivileges {
 
 /// `name LIKE pattern` as the grant tables match schema names: `%` any
 /// run, `_` one character, `\` escapes the next character.
-fn like(pattern: &str, name: &str) -> bool {
+pub(crate) fn like(pattern: &str, name: &str) -> bool {
     fn go(p: &[char], n: &[char]) -> bool {
         match p.split_first() {
             None => n.is_empty(),

@@ -677,15 +677,146 @@ pub fn backup_account_privileges(flavor: Flavor, features: BackupFeatures) -> Ve
     v
 }
 
+/// A schema-level grant the dedicated backup account needs for an
+/// enabled nightly step, on top of its global privileges: the restore
+/// drill's scratch schemas ([`drill_need`]), the rows `cleanup apply`
+/// deletes and puts back ([`cleanup_need`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaNeed {
+    /// The step that needs it: `restore drill`, `cleanup apply`.
+    pub step: &'static str,
+    /// Where.
+    pub on: SchemaPattern,
+    /// The one schema `on` names, when it names exactly one (then a grant
+    /// on any pattern matching it counts too).
+    pub schema: Option<String>,
+    /// What is granted.
+    pub privileges: PrivilegeSet,
+}
+
+/// What a restore into scratch schemas does there (tables, keys, views,
+/// triggers; dropping them again): the privileges a drill's grant is
+/// checked for.
+pub const DRILL_PRIVILEGES: &[&str] = &[
+    "CREATE",
+    "DROP",
+    "INSERT",
+    "ALTER",
+    "INDEX",
+    "REFERENCES",
+    "CREATE VIEW",
+    "TRIGGER",
+];
+
+/// What `cleanup apply` does to the `~external` rows of a schema in scope:
+/// deletes unused ones, and inserts them again when a file is put back
+/// (`cleanup restore`, a row that arrived during the run).
+pub const CLEANUP_PRIVILEGES: &[&str] = &["DELETE", "INSERT"];
+
+/// The restore drill's scratch schemas `<prefix>...` (`drill_`): ALL there,
+/// on that pattern only (never `%`, which covers the `mysql` schema).
+pub fn drill_need(prefix: &str) -> SchemaNeed {
+    SchemaNeed {
+        step: "restore drill",
+        on: SchemaPattern::Raw(format!("{}%", like_escape(prefix))),
+        schema: None,
+        privileges: PrivilegeSet::All,
+    }
+}
+
+/// `cleanup apply` on the schemas `on`; `schema` when it is exactly one.
+pub fn cleanup_need(on: SchemaPattern, schema: Option<String>) -> SchemaNeed {
+    SchemaNeed {
+        step: "cleanup apply",
+        on,
+        schema,
+        privileges: PrivilegeSet::named(CLEANUP_PRIVILEGES.iter().copied()),
+    }
+}
+
+/// `name` as a grant pattern matching only itself (`_`, `%`, `\` escaped).
+pub fn like_escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if matches!(c, '_' | '%' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A schema glob of the settings (`common_*`, `lfp_v?`; see
+/// `spyglass_db::schemas`) as the grant pattern matching the same names,
+/// or `None` when that pattern would also match one of the server's own
+/// schemas (`*` matches `mysql`: a DELETE there could rewrite accounts).
+pub fn glob_pattern(glob: &str) -> Option<SchemaPattern> {
+    let mut out = String::new();
+    for c in glob.chars() {
+        match c {
+            '*' => out.push('%'),
+            '?' => out.push('_'),
+            '_' | '%' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    let system = spyglass_db::schemas::SYSTEM_SCHEMAS.iter().any(|s| {
+        crate::grants::like(&out, s) || crate::grants::like(&out, &s.to_ascii_uppercase())
+    });
+    (!system && !out.is_empty()).then(|| SchemaPattern::from_stored(&out))
+}
+
+impl SchemaNeed {
+    /// What `held` lacks of this need, each privilege once, in
+    /// [`DRILL_PRIVILEGES`] order for `ALL`.
+    pub fn lacking(&self, held: &crate::grants::HeldPrivileges) -> Vec<String> {
+        let names: Vec<String> = match &self.privileges {
+            PrivilegeSet::All => DRILL_PRIVILEGES.iter().map(|p| p.to_string()).collect(),
+            PrivilegeSet::Some(s) => s.iter().cloned().collect(),
+        };
+        let stored = self.on.stored();
+        names
+            .into_iter()
+            .filter(|p| {
+                !held.has_on_pattern(&stored, p)
+                    && !self
+                        .schema
+                        .as_ref()
+                        .is_some_and(|s| held.has_on_schema(s, p))
+            })
+            .collect()
+    }
+}
+
+/// The schema grants `needs` ask for on this server, by stored pattern.
+fn need_map(
+    needs: &[SchemaNeed],
+    schema_all: &BTreeSet<String>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for n in needs {
+        out.entry(n.on.stored())
+            .or_default()
+            .extend(n.privileges.expand(schema_all));
+    }
+    out
+}
+
 /// `users add-backup-user NAME`: the account (created if missing) with
-/// exactly `want` ([`backup_account_privileges`]) globally. `held` is what
-/// it holds now, read with `SHOW GRANTS` (which, unlike the grant tables'
-/// columns, shows every MariaDB privilege); `None` when it does not exist.
+/// exactly `want` ([`backup_account_privileges`]) globally, and exactly
+/// `schema_want` on schemas (what the enabled nightly steps need). `held`
+/// is what it holds now, read with `SHOW GRANTS` (which, unlike the grant
+/// tables' columns, shows every MariaDB privilege); `None` when it does
+/// not exist.
 pub fn add_backup_user(
     policy: &Policy,
     live: &LiveState,
     held: Option<BTreeSet<String>>,
     want: &[String],
+    schema_want: &[SchemaNeed],
     account: &Account,
     new: &mut NewPassword<'_>,
 ) -> Result<Plan, Error> {
@@ -745,29 +876,36 @@ pub fn add_backup_user(
             from: Grantee::Account(account.clone()),
         });
     }
-    // Nothing else: no roles, no schema, table, column or routine grants.
+    // Nothing else: no roles; the schema grants the enabled steps need and
+    // no others; no table, column or routine grants.
     for r in live.members.get(account).into_iter().flatten() {
         plan.steps.push(Step::RevokeRole {
             role: r.clone(),
             from: account.clone(),
         });
     }
-    let schema: Vec<Step> = backup_account_extras(live, account);
+    let schema: Vec<Step> = backup_account_extras(live, account, schema_want);
     plan.steps.extend(schema);
     Ok(plan)
 }
 
-/// The backup account's grants below global level (it needs none): schema
-/// grants and table, column and routine grants, as REVOKE steps.
-pub fn backup_account_extras(live: &LiveState, account: &Account) -> Vec<Step> {
+/// The backup account's grants below global level against `needs` (the
+/// schema grants the enabled nightly steps need, [`SchemaNeed`]): a GRANT
+/// for each missing one, a REVOKE for every other schema grant and every
+/// table, column and routine grant.
+pub fn backup_account_extras(
+    live: &LiveState,
+    account: &Account,
+    needs: &[SchemaNeed],
+) -> Vec<Step> {
     let mut out = Vec::new();
-    for (stored, privs) in live.direct_schema(account) {
-        out.push(Step::Revoke {
-            privileges: PrivilegeSet::Some(privs),
-            on: SchemaPattern::from_stored(&stored),
-            from: Grantee::Account(account.clone()),
-        });
-    }
+    diff_schema(
+        &Grantee::Account(account.clone()),
+        &need_map(needs, &live.schema_all),
+        &live.direct_schema(account),
+        &live.schema_all,
+        &mut out,
+    );
     for g in live.account_objects.get(account).into_iter().flatten() {
         out.push(Step::RevokeObject {
             grant: g.clone(),

@@ -169,6 +169,39 @@ pub fn missing(
     out
 }
 
+/// A privilege a command that is not a privilege plan needs on one schema
+/// (`backup restore`: CREATE, INSERT, DROP on each target schema; `cleanup
+/// restore`: INSERT where it puts rows back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaPrivilege {
+    /// The schema, by name.
+    pub schema: String,
+    /// The privilege, as GRANT names it.
+    pub privilege: String,
+    /// What needs it, e.g. `` INSERT INTO `lab`.`~external_raw` ``.
+    pub statement: String,
+}
+
+/// What `held` lacks of `needs`, each schema and privilege once, in order.
+/// Pure.
+pub fn missing_on_schemas(held: &HeldPrivileges, needs: &[SchemaPrivilege]) -> Vec<Missing> {
+    let mut out: Vec<Missing> = Vec::new();
+    for n in needs {
+        if held.has_on_schema(&n.schema, &n.privilege) {
+            continue;
+        }
+        let on = format!("{}.*", spyglass_db::quote::ident(&n.schema));
+        if !out.iter().any(|m| m.privilege == n.privilege && m.on == on) {
+            out.push(Missing {
+                privilege: n.privilege.clone(),
+                on,
+                statement: n.statement.clone(),
+            });
+        }
+    }
+    out
+}
+
 /// GRANT OPTION on `on` and every privilege of `privileges` there.
 fn schema_level(
     held: &HeldPrivileges,
@@ -303,6 +336,44 @@ mod tests {
         let m = missing(&user, &h, Flavor::Mysql, &schema_all());
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].on, "role dj_user");
+    }
+
+    #[test]
+    fn schema_needs_accept_a_matching_pattern_and_name_the_rest() {
+        let h = held(&[
+            "GRANT USAGE ON *.* TO `r`@`%`",
+            r"GRANT INSERT, CREATE ON `lab\_%`.* TO `r`@`%`",
+        ]);
+        let need = |schema: &str, privilege: &str| SchemaPrivilege {
+            schema: schema.into(),
+            privilege: privilege.into(),
+            statement: format!("CREATE DATABASE `{schema}`"),
+        };
+        let m = missing_on_schemas(
+            &h,
+            &[
+                need("lab_a", "INSERT"),
+                need("lab_a", "CREATE"),
+                need("lab_a", "DROP"),
+                need("other", "INSERT"),
+                need("other", "INSERT"),
+            ],
+        );
+        assert_eq!(
+            m.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+            [
+                "DROP on `lab_a`.* (for `CREATE DATABASE `lab_a``)",
+                "INSERT on `other`.* (for `CREATE DATABASE `other``)"
+            ]
+        );
+        let e = crate::Error::Insufficient {
+            account: "'r'@'%'".into(),
+            missing: m[..1].to_vec(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "refusing to run: 'r'@'%' lacks DROP on `lab_a`.* (for `CREATE DATABASE `lab_a``); nothing was changed"
+        );
     }
 
     #[test]

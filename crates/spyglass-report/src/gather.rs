@@ -351,13 +351,32 @@ fn users_section(
         notes.push("temporary passwords were not tried (--no-login-check)".into());
     }
     let flavor = session.server().flavor;
-    let findings = audit::audit(policy, live, flavor, &scope, &accepted, None);
+    // The nightly's own account is audited against what the backup and the
+    // enabled steps need, as `users audit` does, not as a lab member.
+    let service = match spyglass_jobs::nightly::account::service_account(inputs.settings, session) {
+        Ok(s) => s,
+        Err(e) => {
+            notes.push(format!(
+                "the backup account of [backup] account was not checked: {}",
+                chain(&e)
+            ));
+            None
+        }
+    };
+    if let Some(s) = &service {
+        notes.push(format!(
+            "{} is the backup account ([backup] account): not a lab member, checked against what the backup and the enabled nightly steps need",
+            s.account
+        ));
+    }
+    let findings = audit::audit(policy, live, flavor, &scope, &accepted, service.as_ref());
     let roles: Vec<String> = policy.roles.iter().map(|r| r.name.clone()).collect();
     let now_unix = names::now_unix();
     let accounts: Vec<AccountRow> = live
         .accounts
         .values()
         .filter(|a| !a.is_system())
+        .filter(|a| service.as_ref().is_none_or(|s| s.account != a.account))
         .map(|a| {
             let granted = live.members.get(&a.account).cloned().unwrap_or_default();
             let active = live.active_at_login(&a.account);

@@ -400,6 +400,7 @@ fn run(s: &Sandbox, files: usize, bin: &Path) -> Result<(), String> {
         SCHEMAS.join(" ")
     );
     let mut results = Vec::new();
+    let mut report_rows = Vec::new();
     for shape in [Shape::Referenced, Shape::Orphaned] {
         set_shape(s, shape)?;
         let client = client_script(s, shape);
@@ -418,6 +419,9 @@ fn run(s: &Sandbox, files: usize, bin: &Path) -> Result<(), String> {
             o.push(timed(&ours, &dir, &[0, 1])?);
             f.push(timed(&find, &dir, &[0])?);
             c.push(timed(&client, &dir, &[0])?);
+        }
+        if shape == Shape::Referenced {
+            report_rows.push(report_cost(bin, &dir)?);
         }
         let p = if shape == Shape::Referenced {
             eprintln!("xtask: the Python baseline (rglob + set difference; takes a while)");
@@ -476,12 +480,53 @@ fn run(s: &Sandbox, files: usize, bin: &Path) -> Result<(), String> {
             mark(o.peak_mib * 1.048_576 <= 400.0)
         ));
     }
+    for r in &report_rows {
+        print_report_row(r, &results);
+    }
     println!();
     for v in verdicts {
         println!("{v}");
     }
     println!("\nreproduce: cargo xtask bench cleanup --files {files}");
     Ok(())
+}
+
+/// Issue 16: what `report` costs on the same store (the cleanup scan's
+/// inventory, plus the `~external` sizes and one `stat` per tracked file),
+/// median of 3 after one warm run, in the 1% orphans shape; the page and
+/// `--json` both written.
+fn report_cost(bin: &Path, dir: &Path) -> Result<Measured, String> {
+    let script = format!(
+        "{} report --no-login-check --no-history --out {} --json > /dev/null",
+        bin.display(),
+        dir.join("report.html").display()
+    );
+    eprintln!("xtask: report on the same store (warm run, then 3 rounds)");
+    timed(&script, dir, &[0, 1])?;
+    let mut r = Vec::new();
+    for _ in 0..3 {
+        r.push(timed(&script, dir, &[0, 1])?);
+    }
+    Ok(median(r))
+}
+
+/// The report's row, next to the scan's of the same shape.
+fn print_report_row(
+    r: &Measured,
+    results: &[(Shape, Measured, Measured, Measured, Option<Measured>)],
+) {
+    let scan = results
+        .iter()
+        .find(|x| x.0 == Shape::Referenced)
+        .map(|x| x.1.secs);
+    println!(
+        "| {} | `spyglass-admin report --out F --json` (issue 16) | {:.2} s | {:.0} MiB | {} | |",
+        Shape::Referenced.label(),
+        r.secs,
+        r.peak_mib,
+        scan.map(|s| format!("{:.2} x scan", r.secs / s))
+            .unwrap_or_default()
+    );
 }
 
 /// The two row shapes the bench measures.

@@ -22,6 +22,7 @@ pub(super) fn verify_dir(set: &Path, progress: &dyn Progress) -> Result<VerifyRe
         bytes: 0,
         tables_compared: 0,
         problems: Vec::new(),
+        not_restored: Vec::new(),
     };
     report.problems.extend(manifest_problems(&manifest, set));
     progress.start("verify", manifest.total_bytes());

@@ -70,7 +70,7 @@ pub struct GlobalOpts {
 }
 
 /// Where and as whom to connect.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ConnectOpts {
     /// Server host name or address (host:port accepted).
     #[arg(long, short = 'H', global = true, help_heading = CONNECTION_HEADING, value_name = "HOST")]

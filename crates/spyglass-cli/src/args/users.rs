@@ -172,6 +172,14 @@ pub struct BackupUserArgs {
     /// REPLICATION CLIENT; MariaDB: REPLICATION SLAVE, BINLOG MONITOR).
     #[arg(long)]
     pub binlog: bool,
+    /// Also grant what a restore drill needs (ALL on `drill\_%`.*), as
+    /// when [nightly] restore_drill is set.
+    #[arg(long)]
+    pub restore_drill: bool,
+    /// Also grant what cleanup apply needs (DELETE, INSERT on the schemas
+    /// in [cleanup] schemas), as when [nightly] cleanup = "apply".
+    #[arg(long)]
+    pub cleanup_apply: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -280,6 +280,69 @@ fn run_ship_options(global: &GlobalOpts, a: &SshArgs) -> anyhow::Result<ShipOpti
     })
 }
 
+/// Refuses, naming the privilege, when the connected account may not run
+/// what a restore runs on each target schema: `CREATE DATABASE` and its
+/// tables (on MySQL with REFERENCES for their foreign keys), the rows'
+/// `INSERT`s, and the `DROP` of the schema (`--force`) and of the
+/// unfinished-restore marker; `--with-accounts` also needs
+/// `CREATE USER`. What it cannot see (a definer, a privilege through a
+/// role not active) is left to the restore itself, which stops at the
+/// first statement the server refuses.
+fn check_restore_privileges(
+    opts: &spyglass_db::ConnectOptions,
+    set: &Path,
+    ro: &RestoreOptions,
+) -> anyhow::Result<()> {
+    use spyglass_privileges::preflight::{self, SchemaPrivilege};
+    let manifest = spyglass_backup::set::open(set)?;
+    let renames = restore::plan(&manifest, set, ro)?;
+    let mut session = spyglass_db::connect(opts)?;
+    let held = spyglass_privileges::grants::current_privileges(&mut session)?;
+    // MySQL also checks REFERENCES for each FOREIGN KEY a CREATE TABLE
+    // declares (MariaDB does not); DataJoint tables nearly all have one.
+    let mysql = session.server().flavor == spyglass_db::Flavor::Mysql;
+    let mut needs = Vec::new();
+    for target in renames.values() {
+        let q = spyglass_db::quote::ident(target);
+        let mut each = vec![
+            ("CREATE", format!("CREATE DATABASE {q}")),
+            ("INSERT", format!("INSERT INTO {q}.<table>")),
+            ("DROP", format!("DROP TABLE {q}.`~restore_incomplete`")),
+        ];
+        if mysql {
+            each.push((
+                "REFERENCES",
+                format!("CREATE TABLE {q}.<table> (... FOREIGN KEY ... REFERENCES ...)"),
+            ));
+        }
+        for (privilege, statement) in each {
+            needs.push(SchemaPrivilege {
+                schema: target.clone(),
+                privilege: privilege.into(),
+                statement,
+            });
+        }
+    }
+    let mut missing = preflight::missing_on_schemas(&held, &needs);
+    if ro.with_accounts && !held.has_global("CREATE USER") {
+        missing.push(preflight::Missing {
+            privilege: "CREATE USER".into(),
+            on: "*.*".into(),
+            statement: "CREATE USER ... (--with-accounts)".into(),
+        });
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let e = spyglass_privileges::Error::Insufficient {
+        account: held.account.clone(),
+        missing,
+    };
+    Err(UserError::new(e.to_string())
+        .hint("restore as an account that holds these on the target schemas (root, or one granted them there), or restore under names it may create (--rename)")
+        .into())
+}
+
 fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatus> {
     let mut rename = Vec::new();
     for r in &a.rename {
@@ -320,7 +383,18 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
         force: a.force,
         with_accounts: a.with_accounts,
         binlog: a.enable_binlog,
+        definer_fallback: false,
+        // A fetched copy is gone after the run: a restore that stops names
+        // the set's address there, so it can be run again as it was.
+        source: match (&s3_fetched, &_fetched) {
+            (Some(f), _) => Some(f.location.clone()),
+            (None, Some(f)) => Some(f.url.clone()),
+            (None, None) => None,
+        },
     };
+    // Before the target changes: the account may create and fill every
+    // target schema (issue 19: every command that changes the server checks first).
+    check_restore_privileges(&opts, &set, &ro)?;
     let bar = Bar::new(!global.json && !global.quiet);
     let t = std::time::Instant::now();
     let s = restore::restore(&opts, &set, &ro, &bar).map_err(|e| match e {
@@ -483,6 +557,9 @@ fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus>
                 format!("{} problem(s)", report.problems.len())
             }
         );
+        if let Some(t) = verify::not_restored_text(&report.not_restored) {
+            let _ = writeln!(s, "NOTE {t}");
+        }
         output::print_out(&s)?;
     }
     Ok(if report.problems.is_empty() {

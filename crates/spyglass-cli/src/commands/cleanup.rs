@@ -615,6 +615,60 @@ struct RestoreJson {
     items: Vec<quarantine::Restored>,
 }
 
+/// The schema of a saved row's `` `db`.`table` `` (backticks doubled inside).
+fn schema_of(qualified: &str) -> Option<String> {
+    let rest = qualified.strip_prefix('`')?;
+    let mut out = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '`' {
+            if chars.peek() == Some(&'`') {
+                chars.next();
+                out.push('`');
+                continue;
+            }
+            return (chars.next() == Some('.')).then_some(out);
+        }
+        out.push(c);
+    }
+    None
+}
+
+/// Refuses, naming the privilege, before anything goes back when the
+/// account may not INSERT the run's rows again (a restore that put the
+/// files back and then failed at a row would leave them untracked).
+fn check_restore_privileges(
+    session: &mut spyglass_db::Session,
+    info: &quarantine::RunInfo,
+) -> anyhow::Result<()> {
+    use spyglass_privileges::preflight::{self, SchemaPrivilege};
+    let needs: Vec<SchemaPrivilege> = info
+        .entries
+        .iter()
+        .filter_map(|e| e.row.as_ref())
+        .filter_map(|r| {
+            let schema = schema_of(&r.table)?;
+            Some(SchemaPrivilege {
+                schema,
+                privilege: "INSERT".into(),
+                statement: format!("INSERT INTO {}", r.table),
+            })
+        })
+        .collect();
+    let held = spyglass_privileges::grants::current_privileges(session)?;
+    let missing = preflight::missing_on_schemas(&held, &needs);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let e = spyglass_privileges::Error::Insufficient {
+        account: held.account.clone(),
+        missing,
+    };
+    Err(UserError::new(e.to_string())
+        .hint("restore the run as an account that may INSERT there (the one that applied it, or root); nothing was put back")
+        .into())
+}
+
 fn restore_cmd(
     global: &GlobalOpts,
     settings: &Settings,
@@ -637,6 +691,9 @@ fn restore_cmd(
     } else {
         None
     };
+    if let Some(s) = session.as_mut() {
+        check_restore_privileges(s, &info)?;
+    }
     let items = quarantine::restore(&dir, session.as_mut().map(|s| s.conn()))?;
     let ok = items.iter().filter(|i| i.outcome == "restored").count() as u64;
     let bad = items.len() as u64 - ok;
@@ -747,4 +804,16 @@ fn purge_cmd(
         output::print_out(&out)?;
     }
     Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_of_a_saved_row() {
+        assert_eq!(schema_of("`lab`.`~external_raw`").as_deref(), Some("lab"));
+        assert_eq!(schema_of("`a``b`.`t`").as_deref(), Some("a`b"));
+        assert_eq!(schema_of("lab.t"), None);
+    }
 }

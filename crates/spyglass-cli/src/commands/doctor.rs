@@ -29,6 +29,9 @@ struct Report {
     /// Spyglass directories; empty when none are configured.
     directories: Vec<DirReport>,
     backup_destination: Option<DestReport>,
+    /// The backup destination when it is a target (`ssh://`, `s3://`):
+    /// checked like the ship target (then `backup_destination` is null).
+    backup_destination_target: Option<super::doctor_target::TargetReport>,
     /// `[backup] ship_to`: reachable, host key, login, programs, free space.
     ship_target: Option<super::doctor_target::TargetReport>,
     /// Bytes of data and indexes in user schemas (information_schema estimate).
@@ -55,6 +58,11 @@ struct NightlyAccount {
     login: bool,
     /// What each enabled step needs that it does not hold, `step: PRIVILEGE on WHAT`.
     missing: Vec<String>,
+    /// With a restore drill enabled: the triggers and stored functions it
+    /// cannot restore as this account (the binary log is on, the account
+    /// lacks SUPER, `log_bin_trust_function_creators` is off), null when
+    /// none. A note, not a problem: the drill says so in its result.
+    drill_leaves_out: Option<spyglass_jobs::nightly::account::DrillGap>,
 }
 
 #[derive(Debug, Serialize)]
@@ -293,6 +301,32 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         .backup_dest
         .clone()
         .or_else(|| settings.backup.destination.clone());
+    // An off-site destination (`--backup-dest ssh://...`, `backup run
+    // --dest` writes a temporary set and ships it) is checked the way ship
+    // reaches it, not as a local directory.
+    let remote_dest = dest_path
+        .as_deref()
+        .and_then(|p| p.to_str())
+        .filter(|p| spyglass_backup::ship::scheme_of(p).is_some())
+        .map(str::to_owned);
+    let backup_destination_target = remote_dest.as_deref().map(|to| {
+        let setting = if args.backup_dest.is_some() {
+            "--backup-dest"
+        } else {
+            "[backup] destination"
+        };
+        let (r, found) =
+            super::doctor_target::check_target(to, setting, "backup destination", &settings);
+        for (message, hint) in found {
+            problems.push(Problem {
+                check: "backup_destination",
+                message,
+                hint,
+            });
+        }
+        r
+    });
+    let dest_path = dest_path.filter(|_| remote_dest.is_none());
     let backup_destination = dest_path.as_deref().map(|p| {
         let s = spyglass_backup::destination::probe(p);
         if !s.exists {
@@ -422,6 +456,7 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
         privileges,
         directories,
         backup_destination,
+        backup_destination_target,
         ship_target,
         database_bytes,
         unfinished_restores,
@@ -442,9 +477,10 @@ pub fn run(global: &GlobalOpts, args: &DoctorArgs) -> anyhow::Result<ExitStatus>
 }
 
 /// Logs in as nightly's own account (`[backup] account` + `password_file`)
-/// and checks what the enabled steps need: the backup privileges, DELETE and
-/// INSERT on every schema for `cleanup = "apply"`, CREATE and DROP on the
-/// drill's `drill_*` schemas for a restore drill.
+/// and checks what the enabled steps need: the backup privileges, and the
+/// schema grants of `spyglass_jobs::nightly::account` (DELETE and INSERT on
+/// the schemas in scope for `cleanup = "apply"`, ALL on `drill\_%` for a
+/// restore drill).
 fn nightly_account(
     global: &GlobalOpts,
     settings: &settings::Settings,
@@ -459,17 +495,25 @@ fn nightly_account(
     }
     let flags = super::nightly::nightly_flags(&global.connect, &settings.backup);
     let env = Environment::from_process();
+    let steps = spyglass_jobs::nightly::account::Steps::of(settings);
     let login = connection::resolve(&flags, &env)
         .and_then(|mut r| connection::connect(&mut r))
         .and_then(|mut s| {
             let held = spyglass_privileges::grants::current_privileges(&mut s)?;
-            let rows: Vec<String> = s
-                .conn()
-                .query("SHOW GRANTS")
-                .map_err(|e| spyglass_db::DbError::query("reading SHOW GRANTS", e))?;
-            Ok((s.server().flavor, held, rows))
+            // Which schemas cleanup apply would delete rows in, as this
+            // account sees them (nightly sees the same).
+            let needs =
+                spyglass_jobs::nightly::account::schema_needs(settings, steps, &mut || {
+                    spyglass_jobs::nightly::account::external_schemas(&mut s)
+                })?;
+            let gap = if steps.drill {
+                spyglass_jobs::nightly::account::drill_gap(&mut s, &held)?
+            } else {
+                None
+            };
+            Ok((s.server().flavor, held, needs, gap))
         });
-    let (flavor, held, rows) = match login {
+    let (flavor, held, needs, drill_leaves_out) = match login {
         Ok(v) => v,
         Err(e) => {
             problems.push(Problem {
@@ -481,6 +525,7 @@ fn nightly_account(
                 account: name,
                 login: false,
                 missing: Vec::new(),
+                drill_leaves_out: None,
             });
         }
     };
@@ -493,47 +538,34 @@ fn nightly_account(
             missing.push(format!("backup: {} on *.*", r.privilege));
         }
     }
-    if settings.nightly.cleanup == Some(settings::CleanupMode::Apply) {
-        for p in ["DELETE", "INSERT"] {
-            if !held.has_on_all_schemas(p) {
-                missing.push(format!(
-                    "cleanup apply: {p} on the schemas in [cleanup] schemas"
-                ));
-            }
+    let mut schema_missing = false;
+    for n in &needs {
+        for p in n.lacking(&held) {
+            schema_missing = true;
+            missing.push(format!("{}: {p} on {}", n.step, n.on.sql()));
         }
     }
-    let drill = settings
-        .nightly
-        .restore_drill
-        .as_ref()
-        .is_some_and(|d| d.items().iter().any(|i| i != "never" && i != "off"));
-    if drill {
-        // A grant on the drill's schemas by pattern, or on every schema.
-        let on_drill = |p: &str| {
-            held.has_on_all_schemas(p)
-                || rows.iter().any(|r| {
-                    let r = r.to_ascii_uppercase();
-                    (r.contains("ON `DRILL\\_%`.*") || r.contains("ON `DRILL_%`.*"))
-                        && (r.contains("ALL PRIVILEGES") || r.contains(p))
-                })
-        };
-        for p in ["CREATE", "DROP", "INSERT"] {
-            if !on_drill(p) {
-                missing.push(format!("restore drill: {p} on `drill\\_%`.*"));
-            }
-        }
-    }
+    let fix = match settings.backup.account.as_deref() {
+        Some(a) if schema_missing => format!(
+            "run `spyglass-admin users add-backup-user {a}` as an administrator: it grants what the enabled steps need (read from this settings file), on those schemas only"
+        ),
+        _ => "grant it (`spyglass-admin users add-backup-user` grants what the backup and the enabled steps need), or switch the step off".into(),
+    };
     for m in &missing {
         problems.push(Problem {
             check: "nightly",
-            message: format!("nightly's account {} lacks what an enabled step needs: {m}", held.account),
-            hint: "grant it (e.g. GRANT CREATE, DROP, INSERT, ALTER, INDEX, CREATE VIEW, TRIGGER ON `drill\\_%`.* TO the account for the drill), or switch the step off".into(),
+            message: format!(
+                "nightly's account {} lacks what an enabled step needs: {m}",
+                held.account
+            ),
+            hint: fix.clone(),
         });
     }
     Some(NightlyAccount {
         account: held.account.clone(),
         login: true,
         missing,
+        drill_leaves_out,
     })
 }
 
@@ -733,6 +765,11 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
     }
     let _ = writeln!(s, "backup destination");
     match &r.backup_destination {
+        None if r.backup_destination_target.is_some() => {
+            if let Some(t) = &r.backup_destination_target {
+                super::doctor_target::render_report(&mut s, t);
+            }
+        }
         None if no_dest => {
             let _ = writeln!(s, "  --   not configured ([backup] destination in spyglass-admin.toml, or --backup-dest)");
         }
@@ -785,6 +822,9 @@ fn render(r: &Report, no_dest: bool, no_dirs: bool) -> String {
                 format!(": lacks {}", a.missing.join("; "))
             }
         );
+        if let Some(g) = &a.drill_leaves_out {
+            let _ = writeln!(s, "  --   {}", g.text(&a.account));
+        }
     }
     let _ = writeln!(s, "restores");
     if r.unfinished_restores.is_empty() {

@@ -52,6 +52,23 @@ pub(crate) type Finding = (String, String);
 /// Checks `[backup] ship_to`; `None` when none is configured.
 pub(crate) fn check(settings: &Settings) -> Option<(TargetReport, Vec<Finding>)> {
     let to = settings.backup.ship_to.as_deref()?;
+    Some(check_target(
+        to,
+        "[backup] ship_to",
+        "ship target",
+        settings,
+    ))
+}
+
+/// Checks the target `to` (named `setting` where it came from, and `what`
+/// in messages: `ship target`, `backup destination`) the way ship reaches
+/// it, with `[backup] identity` and `ssh_config`.
+pub(crate) fn check_target(
+    to: &str,
+    setting: &str,
+    what: &str,
+    settings: &Settings,
+) -> (TargetReport, Vec<Finding>) {
     let mut problems = Vec::new();
     let mut r = TargetReport {
         target: to.to_owned(),
@@ -73,10 +90,10 @@ pub(crate) fn check(settings: &Settings) -> Option<(TargetReport, Vec<Finding>)>
         Err(e) => {
             r.error = Some(e.to_string());
             problems.push((
-                format!("[backup] ship_to: {e}"),
+                format!("{setting}: {e}"),
                 "targets look like ssh://backup@nas.lab:22/srv/mysql-backups or /mnt/nas/mysql-backups".into(),
             ));
-            return Some((r, problems));
+            return (r, problems);
         }
     };
     let ssh = super::lifecycle::ssh_options(None, None, settings);
@@ -119,13 +136,13 @@ pub(crate) fn check(settings: &Settings) -> Option<(TargetReport, Vec<Finding>)>
             r.missing = h.missing.clone();
             if h.writable == Some(false) {
                 problems.push((
-                    format!("ship target {t}: {} is not writable there", if h.exists { "the directory" } else { "the nearest existing parent of the directory" }),
+                    format!("{what} {t}: {} is not writable there", if h.exists { "the directory" } else { "the nearest existing parent of the directory" }),
                     "fix the permissions there for the account in ship_to, or choose another directory".into(),
                 ));
             }
             for m in &h.missing {
                 problems.push((
-                    format!("ship target {t}: {m}"),
+                    format!("{what} {t}: {m}"),
                     format!(
                         "install it there (Debian: apt-get install rsync coreutils); {}",
                         if m.contains("this machine") {
@@ -140,7 +157,7 @@ pub(crate) fn check(settings: &Settings) -> Option<(TargetReport, Vec<Finding>)>
                 if free < need {
                     problems.push((
                         format!(
-                            "ship target {t} has {} free, but the newest local set ({}) is {}: the next ship fails with no space left",
+                            "{what} {t} has {} free, but the newest local set ({}) is {}: the next ship fails with no space left",
                             output::human_bytes(free),
                             r.newest_local_set.as_deref().unwrap_or("?"),
                             output::human_bytes(need)
@@ -176,10 +193,10 @@ pub(crate) fn check(settings: &Settings) -> Option<(TargetReport, Vec<Finding>)>
                 _ => "see the message; spyglass-admin backup list TARGET tries the same connection"
                     .to_owned(),
             };
-            problems.push((format!("ship target {t}: {e}"), hint));
+            problems.push((format!("{what} {t}: {e}"), hint));
         }
     }
-    Some((r, problems))
+    (r, problems)
 }
 
 fn t_host(t: &Target) -> String {
@@ -206,6 +223,11 @@ pub(crate) fn render(s: &mut String, r: Option<&TargetReport>) {
         );
         return;
     };
+    render_report(s, r);
+}
+
+/// The lines for one checked target, under its section's title.
+pub(crate) fn render_report(s: &mut String, r: &TargetReport) {
     let mark = |ok: bool| if ok { "ok  " } else { "FAIL" };
     let _ = writeln!(
         s,

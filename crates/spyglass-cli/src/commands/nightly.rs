@@ -131,7 +131,9 @@ fn summary_json(s: &NightlySummary) -> SummaryJson {
 
 /// The connection flags nightly uses: the command line's, else the backup
 /// account of the settings (`[backup] account` with `[backup]
-/// password_file`: both, or the DataJoint config's account as before).
+/// password_file`: both, or the DataJoint config's account as before), and
+/// the server of `[backup] host`, `port`, `socket` when the command line
+/// names none of them.
 pub fn nightly_flags(cli: &ConnectOpts, b: &settings::BackupSettings) -> ConnectOpts {
     let mut f = cli.clone();
     if f.user.is_none() && f.password_file.is_none() && !f.ask_password {
@@ -139,6 +141,11 @@ pub fn nightly_flags(cli: &ConnectOpts, b: &settings::BackupSettings) -> Connect
             f.user = Some(name);
             f.password_file = Some(pw.clone());
         }
+    }
+    if f.host.is_none() && f.port.is_none() && f.socket.is_none() {
+        f.host = b.host.clone();
+        f.port = b.port;
+        f.socket = b.socket.clone();
     }
     f
 }

@@ -228,6 +228,27 @@ fn connect_args(c: &ConnectOpts) -> anyhow::Result<Vec<(&'static str, String)>> 
     Ok(v)
 }
 
+/// The crontab line (with its comment) that runs `nightly` at `at`.
+fn cron_line(
+    exe: &Path,
+    config: &Path,
+    cwd: Option<&Path>,
+    conn: &[(&'static str, String)],
+    (hh, mm): (u32, u32),
+) -> String {
+    let cd = cwd.map(|d| format!("cd {} && ", sh(d))).unwrap_or_default();
+    let connect: String = conn
+        .iter()
+        .map(|(f, v)| format!(" {f} {}", sh(Path::new(v))))
+        .collect();
+    format!(
+        "# spyglass-admin nightly at {hh:02}:{mm:02} every day (crontab -e); the summary lands in [backup] destination\n\
+         {mm} {hh} * * * {cd}{} nightly --config {}{connect} --quiet\n",
+        sh(exe),
+        sh(config)
+    )
+}
+
 pub fn run(global: &GlobalOpts, a: &ScheduleArgs) -> anyhow::Result<ExitStatus> {
     let (hh, mm) = parse_at(&a.at)?;
     let exe = std::env::current_exe()
@@ -251,7 +272,10 @@ pub fn run(global: &GlobalOpts, a: &ScheduleArgs) -> anyhow::Result<ExitStatus> 
     let cwd = std::env::current_dir()
         .ok()
         .filter(|d| d.join("dj_local_conf.json").is_file());
-    let conn = connect_args(&global.connect)?;
+    // The login nightly would use ([backup] account, password_file, host,
+    // port, socket, unless flags given here say otherwise), so the units
+    // (and the binlog archiver) log in the same way; never a password.
+    let conn = connect_args(&super::nightly::nightly_flags(&global.connect, &s.backup))?;
     let text = if a.systemd {
         let units = systemd_units(&UnitSite {
             exe: &exe,
@@ -286,20 +310,7 @@ pub fn run(global: &GlobalOpts, a: &ScheduleArgs) -> anyhow::Result<ExitStatus> 
         ));
         text
     } else {
-        let cd = cwd
-            .as_deref()
-            .map(|d| format!("cd {} && ", sh(d)))
-            .unwrap_or_default();
-        let connect: String = conn
-            .iter()
-            .map(|(f, v)| format!(" {f} {}", sh(Path::new(v))))
-            .collect();
-        format!(
-            "# spyglass-admin nightly at {hh:02}:{mm:02} every day (crontab -e); the summary lands in [backup] destination\n\
-             {mm} {hh} * * * {cd}{} nightly --config {}{connect} --quiet\n",
-            sh(&exe),
-            sh(&config)
-        )
+        cron_line(&exe, &config, cwd.as_deref(), &conn, (hh, mm))
     };
     if global.json {
         output::print_json(&serde_json::json!({
@@ -330,6 +341,66 @@ mod tests {
         assert_eq!(parse_at("02:30").unwrap(), (2, 30));
         assert!(parse_at("24:00").is_err());
         assert!(parse_at("2").is_err());
+    }
+
+    /// `[backup] host`, `port`, `socket`, `account` and `password_file`
+    /// reach the printed line as flags (the file's path, never a
+    /// password); flags given to `schedule` win.
+    #[test]
+    fn the_settings_connection_is_carried_into_the_cron_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("backup.pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let sock = dir.path().join("my sql.sock");
+        std::fs::write(&sock, "").unwrap();
+        let b = settings::BackupSettings {
+            account: Some("spyglass_backup@localhost".into()),
+            password_file: Some(pw.clone()),
+            host: Some("db.lab".into()),
+            port: Some(3307),
+            ..settings::BackupSettings::default()
+        };
+        let flags = super::super::nightly::nightly_flags(&ConnectOpts::default(), &b);
+        let conn = connect_args(&flags).unwrap();
+        let line = cron_line(
+            Path::new("/usr/bin/spyglass-admin"),
+            Path::new("/etc/spyglass-admin.toml"),
+            Some(Path::new("/home/lab/spyglass")),
+            &conn,
+            (2, 30),
+        );
+        let pw = pw.canonicalize().unwrap();
+        assert_eq!(
+            line.lines().nth(1).unwrap(),
+            format!(
+                "30 2 * * * cd /home/lab/spyglass && /usr/bin/spyglass-admin nightly --config /etc/spyglass-admin.toml --host db.lab --port 3307 --user spyglass_backup --password-file {} --quiet",
+                pw.display()
+            )
+        );
+        assert!(!line.contains("s3cret"));
+        // A socket instead, quoted; a --host given to schedule wins over all three.
+        let b = settings::BackupSettings {
+            socket: Some(sock.clone()),
+            ..settings::BackupSettings::default()
+        };
+        let conn = connect_args(&super::super::nightly::nightly_flags(
+            &ConnectOpts::default(),
+            &b,
+        ))
+        .unwrap();
+        assert_eq!(
+            conn,
+            [(
+                "--socket",
+                sock.canonicalize().unwrap().display().to_string()
+            )]
+        );
+        let cli = ConnectOpts {
+            host: Some("127.0.0.1".into()),
+            ..ConnectOpts::default()
+        };
+        let conn = connect_args(&super::super::nightly::nightly_flags(&cli, &b)).unwrap();
+        assert_eq!(conn, [("--host", "127.0.0.1".to_owned())]);
     }
 
     /// The packaged units and the printed ones come from one template: only

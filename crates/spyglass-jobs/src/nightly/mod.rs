@@ -8,6 +8,7 @@
 //! ([`StepDetail`]). The caller renders the summary, stores it with
 //! [`write_summary`] and passes it to [`notify`].
 
+pub mod account;
 pub mod history;
 pub mod schedule;
 
@@ -776,6 +777,11 @@ fn verify_step(
             ),
         ),
     };
+    if let Some(text) = verify::not_restored_text(&r.not_restored).filter(|_| restored) {
+        // Never weakened silently: the drill says what it could not check.
+        msg.push_str("; ");
+        msg.push_str(&text);
+    }
     msg.push_str(&unrecorded);
     report(Step::Verify, t, status, msg, StepDetail::Verify(r))
 }

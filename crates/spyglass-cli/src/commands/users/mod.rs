@@ -17,6 +17,7 @@ use crate::args::{AccountHost, GlobalOpts, NewPasswordArgs, SqlFlavor, UsersArgs
 use crate::connection::{self, Environment, Resolved};
 use crate::output::{self, ExitStatus, UserError};
 use crate::settings;
+use spyglass_jobs::nightly::account as nightly_account;
 
 /// Length of generated passwords (~118 bits).
 const PASSWORD_LEN: usize = 20;
@@ -54,7 +55,10 @@ pub fn run(global: &GlobalOpts, args: UsersArgs) -> anyhow::Result<ExitStatus> {
             })?,
         ),
     };
-    let ctx_settings = UserSettings { backup_account };
+    let ctx_settings = UserSettings {
+        backup_account,
+        settings,
+    };
     match args.command {
         UsersCommand::Sql(sql) => {
             let flavor = sql.flavor.map(|f| match f {
@@ -77,6 +81,8 @@ pub fn run(global: &GlobalOpts, args: UsersArgs) -> anyhow::Result<ExitStatus> {
 pub(crate) struct UserSettings {
     /// `[backup] account`.
     pub backup_account: Option<Account>,
+    /// The whole file: which nightly steps need more of the backup account.
+    pub settings: settings::Settings,
 }
 
 /// The backup features switched on for this lab: the binary-log archive is
@@ -320,13 +326,11 @@ fn dispatch(
         UsersCommand::Audit(a) => {
             let mut ctx = Ctx::open(global, mode, &policy)?;
             ctx.read_live()?;
-            let service = match (&settings.backup_account, ctx.session.as_mut()) {
-                (Some(acc), Some(session)) => Some(spyglass_privileges::audit::ServiceAccount {
-                    account: acc.clone(),
-                    held: spyglass_privileges::grants::account_global(session, acc)?,
-                    needs: plan::backup_account_privileges(ctx.flavor, backup_features()),
-                }),
-                _ => None,
+            let service = match ctx.session.as_mut() {
+                Some(session) => {
+                    spyglass_jobs::nightly::account::service_account(&settings.settings, session)?
+                }
+                None => None,
             };
             report::audit(global, &policy, &mut ctx, &a, service.as_ref())
         }
@@ -446,15 +450,36 @@ fn dispatch(
                     // `--binlog`: also what `binlog archive` needs (a replica's privileges).
                     features.binlog_archive |= a.binlog;
                     let want = plan::backup_account_privileges(ctx.flavor, features);
+                    // What the enabled nightly steps need on schemas (the
+                    // settings' restore drill and cleanup apply, or the flags).
+                    let mut steps = nightly_account::Steps::of(&settings.settings);
+                    steps.drill |= a.restore_drill;
+                    steps.cleanup_apply |= a.cleanup_apply;
+                    let schema_want = {
+                        let mut session = ctx.session.as_mut();
+                        nightly_account::schema_needs(&settings.settings, steps, &mut || {
+                            match session.as_deref_mut() {
+                                Some(s) => nightly_account::external_schemas(s),
+                                None => Ok(Vec::new()),
+                            }
+                        })?
+                    };
                     let rng_failed = std::cell::Cell::new(false);
                     let mut make = password_maker(first, &rng_failed);
                     let mut new = NewPassword {
                         make: &mut make,
                         expire: false,
                     };
-                    let mut p =
-                        plan::add_backup_user(&policy, &ctx.live, held, &want, &account, &mut new)
-                            .map_err(lib_error)?;
+                    let mut p = plan::add_backup_user(
+                        &policy,
+                        &ctx.live,
+                        held,
+                        &want,
+                        &schema_want,
+                        &account,
+                        &mut new,
+                    )
+                    .map_err(lib_error)?;
                     if mode == Mode::Run
                         && !quiet
                         && settings.backup_account.as_ref() != Some(&account)
