@@ -14,8 +14,9 @@ use serde_json::Value;
 
 use crate::support::{closed_port, Sandbox};
 
-/// A throwaway sshd on 127.0.0.1 that lets in one generated key.
-struct Sshd {
+/// A throwaway sshd on 127.0.0.1 that lets in one generated key (the S3
+/// tests ship to one too).
+pub(crate) struct Sshd {
     dir: tempfile::TempDir,
     port: u16,
     child: Child,
@@ -33,7 +34,7 @@ fn keygen(path: &Path) {
 }
 
 impl Sshd {
-    fn start() -> Sshd {
+    pub(crate) fn start() -> Sshd {
         let sshd = Path::new("/usr/sbin/sshd");
         assert!(
             sshd.is_file(),
@@ -112,16 +113,16 @@ impl Sshd {
         }
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     /// The remote directory as seen from this machine.
-    fn remote(&self) -> PathBuf {
+    pub(crate) fn remote(&self) -> PathBuf {
         self.path("remote")
     }
 
-    fn target(&self, sub: &str) -> String {
+    pub(crate) fn target(&self, sub: &str) -> String {
         format!(
             "ssh://{}@127.0.0.1:{}{}/{sub}",
             self.user,

@@ -9,7 +9,6 @@ mod doctor_target;
 pub(crate) mod lifecycle;
 mod nightly;
 mod report;
-mod s3;
 mod schedule;
 mod users;
 

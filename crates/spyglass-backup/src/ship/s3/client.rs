@@ -81,6 +81,9 @@ impl<'a> Req<'a> {
 enum Failure {
     /// No answer: connection refused, reset, timed out.
     Transport(String),
+    /// The TLS handshake failed (a certificate not trusted, or not the
+    /// host's): trying again changes nothing. True: not trusted.
+    Tls(String, bool),
     /// An answer with an error status.
     Status(Resp),
 }
@@ -218,10 +221,19 @@ impl Client {
         let request = b
             .body(req.body)
             .map_err(|e| Failure::Transport(e.to_string()))?;
-        let mut resp = self
-            .agent
-            .run(request)
-            .map_err(|e| Failure::Transport(e.to_string()))?;
+        let mut resp = self.agent.run(request).map_err(|e| match e {
+            ureq::Error::Rustls(r) => {
+                let untrusted = matches!(
+                    &r,
+                    rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::UnknownIssuer
+                            | rustls::CertificateError::BadSignature
+                    )
+                );
+                Failure::Tls(r.to_string(), untrusted)
+            }
+            e => Failure::Transport(e.to_string()),
+        })?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
@@ -273,6 +285,16 @@ impl Client {
                 Ok((r, Some(t))) => return Ok((r, t)),
                 Ok((_, None)) => unreachable!(),
                 Err(Failure::Transport(e)) => last = e,
+                Err(Failure::Tls(detail, untrusted)) => {
+                    return Err(ShipError::Tls {
+                        host: self.host(),
+                        detail: format!(
+                            "{} s3://{}/{}: {detail}",
+                            req.what, self.r.bucket, req.key
+                        ),
+                        untrusted,
+                    })
+                }
                 Err(Failure::Status(r)) if r.status >= 500 || r.status == 429 => {
                     if n + 1 == ATTEMPTS {
                         return Err(self.store_err(req, &r));
