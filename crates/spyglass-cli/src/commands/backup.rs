@@ -106,18 +106,21 @@ fn local_set(
     } else {
         Default::default()
     };
-    let (path, fetched) = ship::open_set_on(set, &opts, &s3)?;
-    if let Some(f) = &fetched {
+    Ok(ship::open_set_on(set, &opts, &s3)?)
+}
+
+/// Says where a fetched set was copied to (on stderr, unless quiet or JSON).
+fn say_fetched(global: &GlobalOpts, fetched: Option<&FetchedSet>) {
+    if let Some(f) = fetched {
         if !global.quiet && !global.json {
             eprintln!(
                 "fetched {} ({}) into {}",
                 f.url,
                 output::human_bytes(f.bytes),
-                path.display()
+                f.path.display()
             );
         }
     }
-    Ok((path, fetched))
 }
 
 pub(super) fn connect_options(global: &GlobalOpts) -> anyhow::Result<spyglass_db::ConnectOptions> {
@@ -331,6 +334,8 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
             .into());
         }
     }
+    // Said only once it checked, so an error is the first line on stderr.
+    say_fetched(global, fetched.as_ref());
     // Fail on a bad set before connecting.
     spyglass_backup::set::open(&set)?;
     // Point in time: the archive must cover it before the target changes.
@@ -421,6 +426,7 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
 fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus> {
     let bar = Bar::new(!global.json && !global.quiet);
     let (set, fetched) = local_set(global, &a.set, &a.ssh)?;
+    say_fetched(global, fetched.as_ref());
     let mut report = verify::verify(&set, &bar)?;
     let restored = a.restore && report.problems.is_empty();
     if restored {

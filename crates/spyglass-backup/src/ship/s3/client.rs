@@ -77,6 +77,17 @@ impl<'a> Req<'a> {
     }
 }
 
+/// The rustls error behind a failed request, if the TLS handshake failed:
+/// ureq hands it over as its own variant, or (during the handshake, as
+/// ureq 3 does) wrapped in an I/O error.
+fn tls_error(e: &ureq::Error) -> Option<&rustls::Error> {
+    match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>(),
+        _ => None,
+    }
+}
+
 /// What went wrong on one attempt.
 enum Failure {
     /// No answer: connection refused, reset, timed out.
@@ -221,10 +232,10 @@ impl Client {
         let request = b
             .body(req.body)
             .map_err(|e| Failure::Transport(e.to_string()))?;
-        let mut resp = self.agent.run(request).map_err(|e| match e {
-            ureq::Error::Rustls(r) => {
+        let mut resp = self.agent.run(request).map_err(|e| match tls_error(&e) {
+            Some(r) => {
                 let untrusted = matches!(
-                    &r,
+                    r,
                     rustls::Error::InvalidCertificate(
                         rustls::CertificateError::UnknownIssuer
                             | rustls::CertificateError::BadSignature
@@ -232,7 +243,7 @@ impl Client {
                 );
                 Failure::Tls(r.to_string(), untrusted)
             }
-            e => Failure::Transport(e.to_string()),
+            None => Failure::Transport(e.to_string()),
         })?;
         let status = resp.status().as_u16();
         let headers = resp
