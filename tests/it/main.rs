@@ -33,6 +33,9 @@ mod fixture;
 mod lifecycle;
 
 #[cfg(feature = "server-tests")]
+mod recover;
+
+#[cfg(feature = "server-tests")]
 mod report;
 
 #[cfg(feature = "server-tests")]

@@ -15,7 +15,7 @@ use crate::support::{admin, server, sql, Sandbox};
 /// The tests here flush and purge the source server's binary logs: one at a time.
 static BINLOG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn binlog_lock() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn binlog_lock() -> std::sync::MutexGuard<'static, ()> {
     BINLOG.lock().unwrap_or_else(|e| e.into_inner())
 }
 

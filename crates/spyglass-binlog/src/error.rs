@@ -51,6 +51,9 @@ pub enum Error {
     /// A replay cannot reach the asked point (gap, archive too short, bad option).
     #[error("{0}")]
     Replay(String),
+    /// `recover` cannot put the rows back (conflict, altered table, bad target); nothing was written.
+    #[error("{0}")]
+    Recover(String),
     /// A replayed statement failed on the target.
     #[error(
         "replaying {file}:{pos} on the target: {}",

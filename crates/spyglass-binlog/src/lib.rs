@@ -11,6 +11,10 @@
 //! position up to a point in time or position: row events through the
 //! server's own `BINLOG` statement (exact values, decoded by the server),
 //! statements (DDL) as text, with schema filters and renames.
+//!
+//! [`recover`] undoes a delete: the rows archived transactions deleted (or
+//! updated), decoded for listing and conflict checks, put back through the
+//! same `BINLOG` statement into side schemas or the live tables.
 #![deny(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
@@ -18,6 +22,7 @@ pub mod archive;
 mod error;
 pub mod format;
 pub mod index;
+pub mod recover;
 pub mod replay;
 
 pub use error::Error;

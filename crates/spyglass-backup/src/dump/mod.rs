@@ -157,55 +157,21 @@ pub fn run(
         .map_err(db("reading the server's sql_mode"))?;
 
     // Which schemas (before anything is written, so a bad selection leaves no trace).
-    let all = catalog::schemas(coord.conn())?;
-    let schemas: Vec<String> = all
-        .into_iter()
-        .filter(|s| names::schema_selected(s, &options.schemas, &options.exclude))
-        .collect();
-    if schemas.is_empty() {
-        return Err(Error::NothingSelected(
-            "no schema matches the schema selection (include and exclude globs); nothing to back up"
-                .into(),
-        ));
-    }
+    let schemas = select_schemas(coord.conn(), options)?;
 
     crate::destination::require_dir(&options.dest)?;
     let mut findings = Vec::new();
     let native = options.engine == Engine::Native;
     let privs = crate::guard::privileges(coord.conn())?;
-    let mut try_lock = native;
-    if native {
-        if !privs.process {
-            notes.push(format!("this account lacks PROCESS: the long-query guard sees only its own statements, so FLUSH TABLES WITH READ LOCK may wait on another session's (up to {} s, with writers waiting behind it)", options.long_query_guard.as_secs().max(1)));
-        }
-        let g = crate::guard::wait_for_long_queries(
+    let try_lock = native
+        && long_query_guard(
             coord.conn(),
-            options.long_query_guard,
-            options.kill_long_queries,
+            options,
+            &privs,
+            progress,
+            &mut notes,
+            &mut findings,
         )?;
-        if !g.long.is_empty() {
-            let list: Vec<String> = g.long.iter().map(ToString::to_string).collect();
-            let cause = format!(
-                "{} statement(s) still ran after the long-query guard's {:.0} s",
-                g.long.len(),
-                g.waited.as_secs_f64()
-            );
-            if options.kill_long_queries {
-                notes.push(format!("--kill-long-queries: killed {}", list.join("; ")));
-            } else if options.allow_inconsistent {
-                let msg = format!("no consistent snapshot (--allow-inconsistent): {cause}: {}; workers' snapshots start at slightly different moments", list.join("; "));
-                progress.note(&msg);
-                findings.push(msg.clone());
-                notes.push(msg);
-                try_lock = false;
-            } else {
-                return Err(Error::LongQueries {
-                    cause: format!("long-running statements would hold up FLUSH TABLES WITH READ LOCK and every writer behind it: {cause}"),
-                    queries: list,
-                });
-            }
-        }
-    }
     let name = format!("{}-{}", options.label, names::stamp(started));
     let final_path = options.dest.join(&name);
     if final_path.exists()
@@ -243,144 +209,56 @@ pub fn run(
             program.as_deref(),
             progress,
         )?;
-        let manifest = set::manifest(
-            head,
-            set::Written {
-                engine: "mysqldump",
-                encoding: "mysqldump --hex-blob",
-                snapshot: out.snapshot,
-                max_statement_bytes: out.max_statement,
-                tables: out.tables,
-                files: out.files,
-                notes: out.notes,
-            },
-        );
-        set::finalize(
-            &partial,
-            &final_path,
-            &manifest,
-            &crate::restore::restore_instructions(&manifest),
-        )?;
-        return Ok(DumpSummary {
-            path: final_path,
-            manifest,
-            findings: Vec::new(),
-        });
+        let written = set::Written {
+            engine: "mysqldump",
+            encoding: "mysqldump --hex-blob",
+            snapshot: out.snapshot,
+            max_statement_bytes: out.max_statement,
+            tables: out.tables,
+            files: out.files,
+            notes: out.notes,
+        };
+        return commit(&partial, final_path, head, written, Vec::new());
     }
 
-    // The snapshot. A statement that began just after the guard looked would
-    // make FTWRL wait for it with every writer queued behind: so each attempt
-    // waits at most 2 s, writers run between attempts, and the attempts stop
-    // at the guard's bound.
-    let attempt = options.long_query_guard.as_secs().clamp(1, 2);
-    let mut lock_started = std::time::Instant::now();
-    let mut lock_wait_ms = None;
-    let ftwrl = |c: &mut Conn, started: &mut std::time::Instant| {
-        let deadline = std::time::Instant::now() + options.long_query_guard;
-        c.query_drop(format!("SET SESSION lock_wait_timeout = {attempt}"))?;
-        loop {
-            *started = std::time::Instant::now();
-            match c.query_drop("FLUSH TABLES WITH READ LOCK") {
-                Err(spyglass_db::mysql::Error::MySqlError(e))
-                    if e.code == 1205 && std::time::Instant::now() < deadline =>
-                {
-                    let _ = c.query_drop("UNLOCK TABLES");
-                    std::thread::sleep(std::time::Duration::from_millis(200));
-                }
-                r => return r,
-            }
-        }
+    // The snapshot: the global read lock (when it may be taken) while every
+    // worker opens its snapshot, the binary log position, the DDL lock.
+    let locked = if try_lock {
+        global_read_lock(
+            coord.conn(),
+            options,
+            &privs,
+            progress,
+            &mut notes,
+            &mut findings,
+        )?
+    } else {
+        None
     };
-    let locked = try_lock
-        && match ftwrl(coord.conn(), &mut lock_started) {
-            Ok(()) => {
-                lock_wait_ms = Some(lock_started.elapsed().as_millis() as u64);
-                true
-            }
-            Err(e) => {
-                let _ = coord.conn().query_drop("UNLOCK TABLES");
-                let running: Vec<String> = crate::guard::long_queries(coord.conn(), 0)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
-                let cause = if privs.reload {
-                    format!("FLUSH TABLES WITH READ LOCK failed after {:.1} s although this account holds RELOAD: {e}", lock_started.elapsed().as_secs_f64())
-                } else {
-                    format!("could not take FLUSH TABLES WITH READ LOCK (needs RELOAD, which this account lacks): {e}")
-                };
-                if privs.reload && !options.allow_inconsistent {
-                    return Err(Error::LongQueries {
-                        cause,
-                        queries: if running.is_empty() {
-                            vec!["none now".into()]
-                        } else {
-                            running
-                        },
-                    });
-                }
-                let msg = format!("{cause}; no consistent snapshot: workers' snapshots start at slightly different moments");
-                progress.note(&msg);
-                if privs.reload {
-                    findings.push(msg.clone());
-                }
-                notes.push(msg);
-                false
-            }
-        };
     let mut workers: Vec<Conn> = Vec::with_capacity(options.threads);
-    let opened = (|| -> Result<(), Error> {
-        start_snapshot(coord.conn())?;
-        for _ in 0..options.threads {
-            let mut s = spyglass_db::connect(connect)?;
-            setup_session(s.conn(), flavor)?;
-            start_snapshot(s.conn())?;
-            workers.push(s.into_conn());
-        }
-        Ok(())
-    })();
-    let (binlog_file, binlog_position, gtid) = if locked {
+    let opened = open_workers(coord.conn(), connect, flavor, options.threads, &mut workers);
+    let (binlog_file, binlog_position, gtid) = if locked.is_some() {
         binlog_position(coord.conn(), flavor)
     } else {
         (None, None, None)
     };
-    let mut ddl_lock = "none".to_owned();
-    let mut ddl_guard: Option<Session> = None;
-    if opened.is_ok() {
-        match flavor {
-            Flavor::Mysql => {
-                if coord.conn().query_drop("LOCK INSTANCE FOR BACKUP").is_ok() {
-                    ddl_lock = "lock_instance_for_backup".into();
-                }
-            }
-            Flavor::Mariadb => {
-                if let Ok(mut g) = spyglass_db::connect(connect) {
-                    if g.conn()
-                        .query_drop("BACKUP STAGE START")
-                        .and_then(|_| g.conn().query_drop("BACKUP STAGE BLOCK_DDL"))
-                        .is_ok()
-                    {
-                        ddl_lock = "backup_stage_block_ddl".into();
-                        ddl_guard = Some(g);
-                    } else {
-                        let _ = g.conn().query_drop("BACKUP STAGE END");
-                    }
-                }
-            }
-        }
-    }
+    let (ddl_lock, ddl_guard) = if opened.is_ok() {
+        block_ddl(&mut coord, connect, flavor)
+    } else {
+        ("none".to_owned(), None)
+    };
     let mut writers_blocked_ms = None;
-    if locked {
+    if let Some(lock) = &locked {
         coord
             .conn()
             .query_drop("UNLOCK TABLES")
             .map_err(db("releasing the global read lock"))?;
-        let held = lock_started.elapsed();
+        let held = lock.started.elapsed();
         writers_blocked_ms = Some(held.as_millis() as u64);
         notes.push(format!(
             "writers could have been blocked for {:.3} s by the global read lock ({:.3} s of it waiting for running statements)",
             held.as_secs_f64(),
-            lock_wait_ms.unwrap_or(0) as f64 / 1000.0
+            lock.wait_ms as f64 / 1000.0
         ));
     }
     opened?;
@@ -414,6 +292,281 @@ pub fn run(
     }
 
     // Plan the data jobs: big tables split by primary-key ranges, largest first.
+    let JobPlan {
+        jobs,
+        chunks_of,
+        total_estimate,
+    } = plan_jobs(coord.conn(), &tables, options)?;
+    progress.start("dump", total_estimate);
+
+    let shared = Arc::new(Shared {
+        jobs: Mutex::new(jobs.into()),
+        cancel: AtomicBool::new(false),
+        results: Mutex::new(Vec::new()),
+    });
+    let tables = Arc::new(tables);
+    let failure = run_workers(workers, &shared, &tables, &partial, options, progress);
+    progress.finish();
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if options.interrupt.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted { partial });
+    }
+
+    // Views, triggers, routines, events: restored after the data.
+    for s in &schemas {
+        files.push(write_post_file(
+            coord.conn(),
+            &partial,
+            s,
+            &tables,
+            options.compression,
+        )?);
+    }
+    if options.accounts {
+        if let Some(f) = write_accounts(coord.conn(), flavor, &partial, options.compression)? {
+            files.push(f);
+        } else {
+            notes.push("accounts were not dumped: this account may not read mysql.user".into());
+        }
+    }
+    if ddl_lock == "lock_instance_for_backup" {
+        let _ = coord.conn().query_drop("UNLOCK INSTANCE");
+    }
+    if let Some(mut g) = ddl_guard {
+        let _ = g.conn().query_drop("BACKUP STAGE END");
+    }
+    let _ = coord.conn().query_drop("COMMIT");
+
+    // Results into the manifest.
+    let (records, max_statement) = collect_results(&shared, &tables, &chunks_of, &mut files)?;
+    let written = set::Written {
+        engine: "native",
+        encoding: "escaped",
+        snapshot: Snapshot {
+            method: if locked.is_some() {
+                "flush_tables_with_read_lock".into()
+            } else {
+                "none".into()
+            },
+            ddl_lock,
+            binlog_file,
+            binlog_position,
+            gtid,
+            workers: options.threads,
+            lock_wait_ms: locked.map(|l| l.wait_ms),
+            writers_blocked_ms,
+        },
+        max_statement_bytes: max_statement as u64,
+        tables: records,
+        files,
+        notes,
+    };
+    commit(&partial, final_path, head, written, findings)
+}
+
+/// The schemas `options` selects, or an error when none is.
+fn select_schemas(conn: &mut Conn, options: &DumpOptions) -> Result<Vec<String>, Error> {
+    let all = catalog::schemas(conn)?;
+    let schemas: Vec<String> = all
+        .into_iter()
+        .filter(|s| names::schema_selected(s, &options.schemas, &options.exclude))
+        .collect();
+    if schemas.is_empty() {
+        return Err(Error::NothingSelected(
+            "no schema matches the schema selection (include and exclude globs); nothing to back up"
+                .into(),
+        ));
+    }
+    Ok(schemas)
+}
+
+/// The long-query guard; whether the global read lock may be tried.
+fn long_query_guard(
+    conn: &mut Conn,
+    options: &DumpOptions,
+    privs: &crate::guard::Privileges,
+    progress: &dyn Progress,
+    notes: &mut Vec<String>,
+    findings: &mut Vec<String>,
+) -> Result<bool, Error> {
+    if !privs.process {
+        notes.push(format!("this account lacks PROCESS: the long-query guard sees only its own statements, so FLUSH TABLES WITH READ LOCK may wait on another session's (up to {} s, with writers waiting behind it)", options.long_query_guard.as_secs().max(1)));
+    }
+    let g = crate::guard::wait_for_long_queries(
+        conn,
+        options.long_query_guard,
+        options.kill_long_queries,
+    )?;
+    if !g.long.is_empty() {
+        let list: Vec<String> = g.long.iter().map(ToString::to_string).collect();
+        let cause = format!(
+            "{} statement(s) still ran after the long-query guard's {:.0} s",
+            g.long.len(),
+            g.waited.as_secs_f64()
+        );
+        if options.kill_long_queries {
+            notes.push(format!("--kill-long-queries: killed {}", list.join("; ")));
+        } else if options.allow_inconsistent {
+            let msg = format!("no consistent snapshot (--allow-inconsistent): {cause}: {}; workers' snapshots start at slightly different moments", list.join("; "));
+            progress.note(&msg);
+            findings.push(msg.clone());
+            notes.push(msg);
+            return Ok(false);
+        } else {
+            return Err(Error::LongQueries {
+                cause: format!("long-running statements would hold up FLUSH TABLES WITH READ LOCK and every writer behind it: {cause}"),
+                queries: list,
+            });
+        }
+    }
+    Ok(true)
+}
+
+/// The global read lock, held: when its last attempt began, and how long it
+/// waited for running statements.
+struct GlobalLock {
+    started: std::time::Instant,
+    wait_ms: u64,
+}
+
+/// Takes `FLUSH TABLES WITH READ LOCK`; `None` when it could not be taken and
+/// the dump goes on without a shared snapshot (said in `notes`, and in
+/// `findings` when the account holds RELOAD).
+///
+/// A statement that began just after the guard looked would make FTWRL wait
+/// for it with every writer queued behind: so each attempt waits at most
+/// 2 s, writers run between attempts, and the attempts stop at the guard's
+/// bound.
+fn global_read_lock(
+    conn: &mut Conn,
+    options: &DumpOptions,
+    privs: &crate::guard::Privileges,
+    progress: &dyn Progress,
+    notes: &mut Vec<String>,
+    findings: &mut Vec<String>,
+) -> Result<Option<GlobalLock>, Error> {
+    let attempt = options.long_query_guard.as_secs().clamp(1, 2);
+    let mut lock_started = std::time::Instant::now();
+    let ftwrl = |c: &mut Conn, started: &mut std::time::Instant| {
+        let deadline = std::time::Instant::now() + options.long_query_guard;
+        c.query_drop(format!("SET SESSION lock_wait_timeout = {attempt}"))?;
+        loop {
+            *started = std::time::Instant::now();
+            match c.query_drop("FLUSH TABLES WITH READ LOCK") {
+                Err(spyglass_db::mysql::Error::MySqlError(e))
+                    if e.code == 1205 && std::time::Instant::now() < deadline =>
+                {
+                    let _ = c.query_drop("UNLOCK TABLES");
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                r => return r,
+            }
+        }
+    };
+    match ftwrl(conn, &mut lock_started) {
+        Ok(()) => Ok(Some(GlobalLock {
+            started: lock_started,
+            wait_ms: lock_started.elapsed().as_millis() as u64,
+        })),
+        Err(e) => {
+            let _ = conn.query_drop("UNLOCK TABLES");
+            let running: Vec<String> = crate::guard::long_queries(conn, 0)
+                .unwrap_or_default()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let cause = if privs.reload {
+                format!("FLUSH TABLES WITH READ LOCK failed after {:.1} s although this account holds RELOAD: {e}", lock_started.elapsed().as_secs_f64())
+            } else {
+                format!("could not take FLUSH TABLES WITH READ LOCK (needs RELOAD, which this account lacks): {e}")
+            };
+            if privs.reload && !options.allow_inconsistent {
+                return Err(Error::LongQueries {
+                    cause,
+                    queries: if running.is_empty() {
+                        vec!["none now".into()]
+                    } else {
+                        running
+                    },
+                });
+            }
+            let msg = format!("{cause}; no consistent snapshot: workers' snapshots start at slightly different moments");
+            progress.note(&msg);
+            if privs.reload {
+                findings.push(msg.clone());
+            }
+            notes.push(msg);
+            Ok(None)
+        }
+    }
+}
+
+/// Starts the coordinator's snapshot and opens `threads` worker connections
+/// into `workers`, each inside its own snapshot.
+fn open_workers(
+    coord: &mut Conn,
+    connect: &ConnectOptions,
+    flavor: Flavor,
+    threads: usize,
+    workers: &mut Vec<Conn>,
+) -> Result<(), Error> {
+    start_snapshot(coord)?;
+    for _ in 0..threads {
+        let mut s = spyglass_db::connect(connect)?;
+        setup_session(s.conn(), flavor)?;
+        start_snapshot(s.conn())?;
+        workers.push(s.into_conn());
+    }
+    Ok(())
+}
+
+/// Keeps DDL out for the rest of the dump where the account may: the lock's
+/// name for the manifest (`none` when not taken), and on MariaDB the session
+/// holding it.
+fn block_ddl(
+    coord: &mut Session,
+    connect: &ConnectOptions,
+    flavor: Flavor,
+) -> (String, Option<Session>) {
+    match flavor {
+        Flavor::Mysql => {
+            if coord.conn().query_drop("LOCK INSTANCE FOR BACKUP").is_ok() {
+                return ("lock_instance_for_backup".into(), None);
+            }
+        }
+        Flavor::Mariadb => {
+            if let Ok(mut g) = spyglass_db::connect(connect) {
+                if g.conn()
+                    .query_drop("BACKUP STAGE START")
+                    .and_then(|_| g.conn().query_drop("BACKUP STAGE BLOCK_DDL"))
+                    .is_ok()
+                {
+                    return ("backup_stage_block_ddl".into(), Some(g));
+                }
+                let _ = g.conn().query_drop("BACKUP STAGE END");
+            }
+        }
+    }
+    ("none".to_owned(), None)
+}
+
+/// The data jobs, largest first, with each table's chunk count and the
+/// total size estimate (for progress).
+struct JobPlan {
+    jobs: Vec<Job>,
+    chunks_of: BTreeMap<usize, u32>,
+    total_estimate: u64,
+}
+
+/// Plans the data jobs: tables over 1.5 chunks with a primary key split into
+/// primary-key ranges, a checksum job per table when asked for.
+fn plan_jobs(
+    conn: &mut Conn,
+    tables: &[TableInfo],
+    options: &DumpOptions,
+) -> Result<JobPlan, Error> {
     let mut jobs: Vec<Job> = Vec::new();
     let mut chunks_of: BTreeMap<usize, u32> = BTreeMap::new();
     let mut total_estimate = 0u64;
@@ -425,7 +578,7 @@ pub fn run(
         let ranges = if t.data_length > options.chunk_bytes + options.chunk_bytes / 2
             && !t.primary_key.is_empty()
         {
-            chunk_ranges(coord.conn(), t, options.chunk_bytes)?
+            chunk_ranges(conn, t, options.chunk_bytes)?
         } else {
             vec![None]
         };
@@ -450,21 +603,30 @@ pub fn run(
             Job::Checksum { table } => tables[*table].data_length,
         })
     });
-    progress.start("dump", total_estimate);
+    Ok(JobPlan {
+        jobs,
+        chunks_of,
+        total_estimate,
+    })
+}
 
-    let shared = Arc::new(Shared {
-        jobs: Mutex::new(jobs.into()),
-        cancel: AtomicBool::new(false),
-        results: Mutex::new(Vec::new()),
-    });
-    let tables = Arc::new(tables);
-    let failure = std::thread::scope(|scope| {
+/// Runs one worker thread per connection until the jobs are done; the first
+/// failure (a failing worker cancels the others).
+fn run_workers(
+    workers: Vec<Conn>,
+    shared: &Arc<Shared>,
+    tables: &Arc<Vec<TableInfo>>,
+    partial: &Path,
+    options: &DumpOptions,
+    progress: &dyn Progress,
+) -> Option<Error> {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = workers
             .into_iter()
             .map(|conn| {
-                let shared = Arc::clone(&shared);
-                let tables = Arc::clone(&tables);
-                let partial = partial.clone();
+                let shared = Arc::clone(shared);
+                let tables = Arc::clone(tables);
+                let partial = partial.to_owned();
                 scope.spawn(move || {
                     let r = worker(conn, &shared, &tables, &partial, options, progress);
                     if r.is_err() {
@@ -475,56 +637,43 @@ pub fn run(
             })
             .collect();
         crate::error::first_failure(handles.into_iter().map(|h| h.join()), "backup")
-    });
-    progress.finish();
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    if options.interrupt.load(Ordering::SeqCst) {
-        return Err(Error::Interrupted { partial });
-    }
+    })
+}
 
-    // Views, triggers, routines, events: restored after the data.
-    for s in &schemas {
-        files.push(write_post_file(
-            coord.conn(),
-            &partial,
-            s,
-            &tables,
-            options.compression,
-        )?);
-    }
-    if options.accounts {
-        match crate::accounts::dump(coord.conn(), flavor)? {
-            Some((script, _)) => {
-                let rel = format!("accounts{}", options.compression.suffix());
-                let w = write_whole(&partial.join(&rel), options.compression, script.as_bytes())?;
-                files.push(FileRecord {
-                    path: rel,
-                    kind: FileKind::Accounts,
-                    schema: None,
-                    table: None,
-                    chunk: None,
-                    rows: 0,
-                    raw_bytes: w.raw_bytes,
-                    bytes: w.bytes,
-                    sha256: w.sha256,
-                });
-            }
-            None => {
-                notes.push("accounts were not dumped: this account may not read mysql.user".into())
-            }
-        }
-    }
-    if ddl_lock == "lock_instance_for_backup" {
-        let _ = coord.conn().query_drop("UNLOCK INSTANCE");
-    }
-    if let Some(mut g) = ddl_guard {
-        let _ = g.conn().query_drop("BACKUP STAGE END");
-    }
-    let _ = coord.conn().query_drop("COMMIT");
+/// Writes the accounts file; `None` when this account may not read the
+/// accounts.
+fn write_accounts(
+    conn: &mut Conn,
+    flavor: Flavor,
+    partial: &Path,
+    c: Compression,
+) -> Result<Option<FileRecord>, Error> {
+    let Some((script, _)) = crate::accounts::dump(conn, flavor)? else {
+        return Ok(None);
+    };
+    let rel = format!("accounts{}", c.suffix());
+    let w = write_whole(&partial.join(&rel), c, script.as_bytes())?;
+    Ok(Some(FileRecord {
+        path: rel,
+        kind: FileKind::Accounts,
+        schema: None,
+        table: None,
+        chunk: None,
+        rows: 0,
+        raw_bytes: w.raw_bytes,
+        bytes: w.bytes,
+        sha256: w.sha256,
+    }))
+}
 
-    // Results into the manifest.
+/// The workers' results: the data files go into `files` after the schema
+/// files (sorted by path); returns the table records and the longest statement.
+fn collect_results(
+    shared: &Shared,
+    tables: &[TableInfo],
+    chunks_of: &BTreeMap<usize, u32>,
+    files: &mut Vec<FileRecord>,
+) -> Result<(Vec<TableRecord>, usize), Error> {
     let mut records: Vec<TableRecord> = Vec::new();
     let mut rows_of: BTreeMap<usize, u64> = BTreeMap::new();
     let mut checksum_of: BTreeMap<usize, Option<u64>> = BTreeMap::new();
@@ -574,33 +723,20 @@ pub fn run(
             chunks: chunks_of.get(&i).copied().unwrap_or(0),
         });
     }
-    let manifest = set::manifest(
-        head,
-        set::Written {
-            engine: "native",
-            encoding: "escaped",
-            snapshot: Snapshot {
-                method: if locked {
-                    "flush_tables_with_read_lock".into()
-                } else {
-                    "none".into()
-                },
-                ddl_lock,
-                binlog_file,
-                binlog_position,
-                gtid,
-                workers: options.threads,
-                lock_wait_ms,
-                writers_blocked_ms,
-            },
-            max_statement_bytes: max_statement as u64,
-            tables: records,
-            files,
-            notes,
-        },
-    );
+    Ok((records, max_statement))
+}
+
+/// Builds the manifest, finalizes the set and says what was written.
+fn commit(
+    partial: &Path,
+    final_path: PathBuf,
+    head: set::Header,
+    written: set::Written,
+    findings: Vec<String>,
+) -> Result<DumpSummary, Error> {
+    let manifest = set::manifest(head, written);
     set::finalize(
-        &partial,
+        partial,
         &final_path,
         &manifest,
         &crate::restore::restore_instructions(&manifest),

@@ -7,6 +7,7 @@ mod cleanup;
 mod doctor;
 mod lifecycle;
 mod nightly;
+mod recover;
 mod report;
 mod schedule;
 mod users;
@@ -17,6 +18,7 @@ pub use cleanup::*;
 pub use doctor::DoctorArgs;
 pub use lifecycle::*;
 pub use nightly::NightlyArgs;
+pub use recover::RecoverArgs;
 pub use report::ReportArgs;
 pub use schedule::{CompletionsArgs, DistFilesArgs, ScheduleArgs};
 pub use users::*;
@@ -145,6 +147,11 @@ pub enum Command {
     Backup(BackupArgs),
     /// The binary-log archive for point-in-time restores: archive.
     Binlog(BinlogArgs),
+    /// Undo a delete: list archived deletes, rebuild their rows aside or put them back.
+    ///
+    /// Reads the binary-log archive (`binlog archive`). Exit 0 done, 2 refused
+    /// (a conflict, an altered table, a non-empty target): nothing written then.
+    Recover(RecoverArgs),
     /// Find and remove files no table tracks: scan, apply (quarantine), restore, purge.
     ///
     /// Exit 0 nothing to clean, 1 something to clean or skipped, 2 error or refused.

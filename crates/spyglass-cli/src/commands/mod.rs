@@ -8,6 +8,7 @@ mod doctor;
 mod doctor_target;
 pub(crate) mod lifecycle;
 mod nightly;
+mod recover;
 mod report;
 mod schedule;
 mod users;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Users(args) => users::run(&cli.global, args),
         Command::Backup(args) => backup::run(&cli.global, args),
         Command::Binlog(args) => binlog::run(&cli.global, &args),
+        Command::Recover(args) => recover::run(&cli.global, &args),
         Command::Nightly(args) => nightly::run(&cli.global, &args),
         Command::Report(args) => report::run(&cli.global, &args),
         Command::Schedule(args) => schedule::run(&cli.global, &args),
