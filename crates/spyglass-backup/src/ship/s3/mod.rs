@@ -682,7 +682,14 @@ impl Remote for S3 {
         }
         // The manifest object appears last: from here on the set is complete.
         c.copy(&from, &to)?;
-        c.delete(&from)
+        c.delete(&from)?;
+        // A delete retried while a node fails can leave the staged manifest
+        // listed; it is harmless beside the committed one (readers ignore
+        // it), but ask once more so the store stays tidy.
+        if c.exists(&from)? {
+            c.delete(&from)?;
+        }
+        Ok(())
     }
 
     fn reopen(&self, name: &str, staging: &str) -> Result<(), ShipError> {
