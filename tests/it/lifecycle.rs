@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use crate::support::{closed_port, Sandbox};
 
-/// A throwaway sshd on 127.0.0.1 that lets in one generated key (pitr.rs ships to it too).
+/// A throwaway sshd on 127.0.0.1 that lets in one generated key (pitr.rs and
+/// the S3 tests ship to one too).
 pub(crate) struct Sshd {
     dir: tempfile::TempDir,
     port: u16,

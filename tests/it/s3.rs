@@ -39,6 +39,12 @@ struct Store {
     secret: String,
     bin: PathBuf,
     nodes: Vec<PathBuf>,
+    /// `https://127.0.0.1:PORT`: socat terminating TLS in front of node 1.
+    tls_endpoint: String,
+    /// The private CA that signed the proxy's certificate.
+    tls_ca: PathBuf,
+    /// A CA that did not.
+    tls_other_ca: PathBuf,
 }
 
 fn store() -> Store {
@@ -62,6 +68,9 @@ fn store() -> Store {
         nodes: (1..=3)
             .map(|n| PathBuf::from(get(&format!("node{n}"))))
             .collect(),
+        tls_endpoint: get("tls_endpoint"),
+        tls_ca: PathBuf::from(get("tls_ca")),
+        tls_other_ca: PathBuf::from(get("tls_other_ca")),
     }
 }
 
@@ -160,6 +169,28 @@ impl Store {
             "rclone copyto {key}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// The unfinished multipart uploads under `prefix/` (keys), by rclone.
+    fn uploads(&self, prefix: &str) -> Vec<String> {
+        let mp = self.rclone(&["backend", "list-multipart-uploads", &self.remote("")]);
+        assert!(
+            mp.status.success(),
+            "rclone backend list-multipart-uploads: {}",
+            String::from_utf8_lossy(&mp.stderr)
+        );
+        let v: Value = serde_json::from_slice(&mp.stdout).expect("rclone prints JSON");
+        let mut keys: Vec<String> = v
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+            .flat_map(|u| u.as_array().into_iter().flatten())
+            .filter_map(|u| u["Key"].as_str())
+            .filter(|k| k.starts_with(&format!("{prefix}/")))
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        keys
     }
 
     fn pid_file(&self, node: usize) -> PathBuf {
@@ -860,5 +891,219 @@ fn s3_nightly_ships_to_the_store() {
     assert_eq!(sets[0]["complete"], true);
     let name = sets[0]["name"].as_str().expect("name");
     sb.run(&["backup", "verify", &format!("{}/{name}", st.url("nightly"))])
+        .assert_code(0);
+}
+
+#[test]
+fn s3_https_through_a_tls_proxy_needs_its_ca() {
+    let _nodes = shared();
+    let st = store();
+    let schema = "s3_https";
+    make_lab(schema, 0);
+    let (_dir, set) = backup_of(schema);
+    let name = set_name(&set);
+    let to = st.url("https");
+    // The private CA from the environment: ship, list and verify over https.
+    let mut sb = st.sandbox(false);
+    sb.env("AWS_ENDPOINT_URL", &st.tls_endpoint)
+        .env("AWS_CA_BUNDLE", st.tls_ca.to_str().expect("utf8"));
+    let o = ship(&sb, &set, &to, &[]);
+    o.assert_code(0);
+    assert_eq!(o.json()["already_there"], false);
+    assert_eq!(st.keys(&format!("https/{name}")), local_files(&set));
+    sb.run(&["backup", "verify", &format!("{to}/{name}")])
+        .assert_code(0);
+    // The CA from [s3] ca_file, the endpoint from [s3] endpoint.
+    let mut sb = Sandbox::as_root();
+    sb.env("AWS_REGION", &st.region)
+        .env("AWS_ACCESS_KEY_ID", &st.key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &st.secret);
+    sb.write(
+        "spyglass-admin.toml",
+        &format!(
+            "[s3]\nendpoint = \"{}\"\nca_file = \"{}\"\n",
+            st.tls_endpoint,
+            st.tls_ca.display()
+        ),
+        0o644,
+    );
+    let l = sb.run(&["backup", "list", &to, "--json"]);
+    l.assert_code(0);
+    assert_eq!(l.json()[0]["name"], name.as_str());
+    assert_eq!(l.json()[0]["complete"], true);
+    // No CA configured: the public roots do not know the private CA; a
+    // clear certificate error at once (not retried as if the store were down).
+    let mut sb = st.sandbox(false);
+    sb.env("AWS_ENDPOINT_URL", &st.tls_endpoint);
+    let t = Instant::now();
+    let o = sb.run(&["backup", "list", &to]);
+    o.assert_code(2).assert_clean_error();
+    assert!(
+        o.stderr.contains("TLS") && o.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("ca_file"), "hint: {}", o.stderr);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "a certificate error is not retried"
+    );
+    // A CA that did not sign the proxy's certificate: the same.
+    sb.env("AWS_CA_BUNDLE", st.tls_other_ca.to_str().expect("utf8"));
+    let o = ship(&sb, &set, &st.url("https-other-ca"), &[]);
+    o.assert_code(2).assert_clean_error();
+    assert!(
+        o.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        o.stderr
+    );
+    assert!(st.keys("https-other-ca").is_empty(), "nothing was written");
+}
+
+#[test]
+fn s3_leftover_uploads_of_an_interrupted_run_are_aborted_by_the_next_run_even_when_it_fails() {
+    let _nodes = shared();
+    let st = store();
+    let p = "leftovers";
+    let to = st.url(p);
+    make_lab("s3_leftovers", 24);
+    let (_dir, set) = backup_of("s3_leftovers");
+    // A ship stopped hard mid-upload (as a crash, or the machine losing
+    // the store, stops it): multipart uploads are left on the store.
+    let (_sb, mut child) =
+        ship_in_background(&st, &set, &to, "[s3]\npart_size_mb = 5\nparallel = 2\n");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let left = loop {
+        let u = st.uploads(p);
+        if !u.is_empty() {
+            break u;
+        }
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the ship ended before any multipart upload was seen"
+        );
+        assert!(Instant::now() < deadline, "no multipart upload started");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    child.kill().expect("kill");
+    let _ = child.wait();
+    assert!(
+        !st.keys(p).iter().any(|k| k.ends_with("/manifest.json")),
+        "the interrupted set is not complete"
+    );
+    // The next run ships another set, and fails: its local copy is damaged.
+    make_lab("s3_leftovers_2", 0);
+    let (_dir2, other) = backup_of("s3_leftovers_2");
+    assert_ne!(set_name(&other), set_name(&set));
+    let data = local_files(&other)
+        .into_iter()
+        .find(|f| f.starts_with("2-data/") && f.contains("spikes"))
+        .expect("a data file");
+    let f = other.join(&data);
+    let mut bytes = std::fs::read(&f).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&f, &bytes).expect("write");
+    let sb = st.sandbox(false);
+    let o = ship(&sb, &other, &to, &[]);
+    o.assert_code(2).assert_clean_error();
+    assert!(o.stderr.contains(&data), "{}", o.stderr);
+    // The interrupted run's uploads are gone all the same.
+    assert_eq!(st.uploads(p), Vec::<String>::new(), "left before: {left:?}");
+    // And the interrupted set resumes to a complete, verified copy.
+    small_parts(&sb);
+    ship(&sb, &set, &to, &[]).assert_code(0);
+    sb.run(&["backup", "verify", &format!("{to}/{}", set_name(&set))])
+        .assert_code(0);
+    assert!(st.uploads(p).is_empty());
+}
+
+#[test]
+fn s3_nightly_ships_to_an_ssh_host_and_a_bucket_each_pruned_by_its_own_policy() {
+    let _nodes = shared();
+    let st = store();
+    let schema = "s3_two_targets";
+    make_lab(schema, 0);
+    let sshd = crate::lifecycle::Sshd::start();
+    let ssh_to = sshd.target("two-targets");
+    let s3_to = st.url("two-targets");
+    let mut sb = Sandbox::as_root();
+    let dest = sb.cwd().join("backups");
+    // [backup] ship_to (the ssh host) keeps 2 by [backup] keep_last; the
+    // bucket, a [[nightly.targets]] entry, keeps only the newest.
+    sb.env("AWS_ENDPOINT_URL", &st.endpoints[1])
+        .env("AWS_REGION", &st.region)
+        .env("AWS_ACCESS_KEY_ID", &st.key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &st.secret);
+    sb.write(
+        "spyglass-admin.toml",
+        &format!(
+            "[backup]\ndestination = \"{}\"\nkeep_last = 2\nship_to = \"{ssh_to}\"\nidentity = \"{}\"\nssh_config = \"{}\"\n\n\
+             [nightly]\nthreads = 2\nschemas = [\"{schema}\"]\ncleanup = \"off\"\n\n\
+             [[nightly.targets]]\nto = \"{s3_to}\"\nkeep_last = 1\n",
+            dest.display(),
+            sshd.path("client_key").display(),
+            sshd.path("ssh_config").display(),
+        ),
+        0o644,
+    );
+    let mut names = Vec::new();
+    for run in 0..3 {
+        if run > 0 {
+            // Set names have one-second resolution.
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+        let o = sb.run(&["nightly", "--json"]);
+        assert!(o.code == 0 || o.code == 1, "{}\n{}", o.stdout, o.stderr);
+        let j = o.json();
+        let steps = j["steps"].as_array().expect("steps");
+        let of =
+            |name: &str| -> Vec<&Value> { steps.iter().filter(|s| s["name"] == name).collect() };
+        let ships = of("ship");
+        assert_eq!(ships.len(), 2, "one ship per target: {j}");
+        for s in &ships {
+            assert_eq!(s["status"], "ok", "{s}");
+        }
+        let host_dir = sshd.remote().join("two-targets").display().to_string();
+        assert!(
+            ships[0]["message"]
+                .as_str()
+                .expect("msg")
+                .contains(&host_dir),
+            "{j}"
+        );
+        assert!(
+            ships[1]["message"].as_str().expect("msg").contains("s3://"),
+            "{j}"
+        );
+        let prunes = of("prune-remote");
+        assert_eq!(prunes.len(), 2, "one prune per target: {j}");
+        for s in &prunes {
+            assert!(s["status"] == "ok", "{s}");
+        }
+        names.push(
+            Path::new(j["set"].as_str().expect("set"))
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    // The ssh host: the 2 newest (seen on its disk).
+    let mut on_host: Vec<String> = std::fs::read_dir(sshd.remote().join("two-targets"))
+        .expect("remote dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    on_host.sort();
+    assert_eq!(on_host, names[1..].to_vec(), "the ssh host keeps 2");
+    // The bucket: the newest only (seen by rclone), and it verifies.
+    let mut dirs: Vec<String> = st
+        .keys("two-targets")
+        .iter()
+        .map(|k| k.split('/').next().expect("dir").to_owned())
+        .collect();
+    dirs.dedup();
+    assert_eq!(dirs, names[2..].to_vec(), "the bucket keeps 1");
+    sb.run(&["backup", "verify", &format!("{s3_to}/{}", names[2])])
         .assert_code(0);
 }

@@ -8,6 +8,11 @@
 //! `DIR/nN/`; the bucket and key are made with the garage CLI, and the key
 //! goes to the tests in `DIR/s3.env` (mode 0600), never on a command line
 //! of ours.
+//!
+//! Garage serves plain HTTP; for the https tests `socat` (with openssl)
+//! terminates TLS in front of node 1 with a certificate of a private CA made
+//! by [`crate::tls::make_certs`] (`DIR/tls/ca.pem`; `other-ca.pem` did not
+//! sign it).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -137,6 +142,51 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     pub key_id: String,
     secret: String,
+    /// The TLS proxy in front of node 1: `https://127.0.0.1:PORT`, its CA
+    /// file, and the pid file of socat.
+    pub tls: Option<(String, PathBuf, PathBuf)>,
+}
+
+/// Starts `socat` terminating TLS on a free 127.0.0.1 port in front of
+/// `127.0.0.1:to`, with a server certificate of a private CA made in
+/// `dir`; returns the https endpoint, the CA file and socat's pid file.
+fn start_tls_proxy(dir: &Path, to: u16) -> Result<(String, PathBuf, PathBuf), String> {
+    if util::which("socat").is_none() {
+        util::apt_install(&["socat"], "the S3 https tests")?;
+    }
+    let certs = crate::tls::make_certs(dir)?;
+    let port = util::free_port()?;
+    let log = dir.join("socat.log");
+    let out = fs::File::create(&log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+    let child = Command::new("socat")
+        .arg(format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
+            certs.join("server.pem").display(),
+            certs.join("server.key").display()
+        ))
+        .arg(format!("TCP:127.0.0.1:{to}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .map_err(|e| format!("cannot start socat: {e}"))?;
+    let pid_file = dir.join("socat.pid");
+    write(&pid_file, &child.id().to_string())?;
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if t.elapsed() > Duration::from_secs(20) {
+            return Err(format!(
+                "socat did not listen on 127.0.0.1:{port}:\n{}",
+                util::tail(&log, 20)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok((
+        format!("https://127.0.0.1:{port}"),
+        certs.join("ca.pem"),
+        pid_file,
+    ))
 }
 
 fn random_hex(bytes: usize) -> Result<String, String> {
@@ -258,6 +308,7 @@ pub fn start(dir: &Path) -> Result<Cluster, String> {
     for n in 1..=3 {
         stop_pid_file(&dir.join(format!("n{n}/pid")));
     }
+    stop_pid_file(&dir.join("tls/socat.pid"));
     if dir.exists() {
         fs::remove_dir_all(dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
     }
@@ -296,6 +347,7 @@ pub fn start(dir: &Path) -> Result<Cluster, String> {
         nodes,
         key_id: String::new(),
         secret: String::new(),
+        tls: None,
     };
     // Wait for every node to answer, and learn its id.
     let mut ids = Vec::new();
@@ -359,6 +411,7 @@ pub fn start(dir: &Path) -> Result<Cluster, String> {
         "--key",
         "spyglass-it-key",
     ])?;
+    cluster.tls = Some(start_tls_proxy(&dir.join("tls"), cluster.nodes[0].s3_port)?);
     let env = cluster.env_file();
     let mut text = format!(
         "endpoints={}\nbucket={BUCKET}\nregion={REGION}\naccess_key_id={}\nsecret_access_key={}\nbin={}\n",
@@ -367,6 +420,13 @@ pub fn start(dir: &Path) -> Result<Cluster, String> {
         cluster.secret,
         cluster.bin.display()
     );
+    if let Some((url, ca, _)) = &cluster.tls {
+        text.push_str(&format!(
+            "tls_endpoint={url}\ntls_ca={}\ntls_other_ca={}\n",
+            ca.display(),
+            ca.with_file_name("other-ca.pem").display()
+        ));
+    }
     for (i, n) in cluster.nodes.iter().enumerate() {
         text.push_str(&format!(
             "node{}={}\n",
@@ -385,6 +445,9 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for n in &self.nodes {
             stop_pid_file(&n.pid_file);
+        }
+        if let Some((_, _, pid)) = &self.tls {
+            stop_pid_file(pid);
         }
     }
 }

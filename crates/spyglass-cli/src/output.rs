@@ -148,6 +148,8 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
                 ShipError::AuthFailed { .. } => "check --identity (or [backup] identity) and that its public key is in the remote account's ~/.ssh/authorized_keys",
                 ShipError::HostKey { fix: Some(_), .. } => "compare the fingerprint with the server's own before running that command; ship never accepts a host key by itself",
                 ShipError::HostKey { .. } => "connect once by hand (ssh -p PORT user@host) to check and accept the host key; ship never accepts one by itself",
+                ShipError::Tls { untrusted: true, .. } => "the endpoint's certificate is signed by a CA this machine does not trust: set [s3] ca_file (or AWS_CA_BUNDLE) to that CA's PEM file",
+                ShipError::Tls { .. } => "check that the endpoint's certificate names the host in [s3] endpoint and is valid today",
                 ShipError::Fetch { .. } => "backup list TARGET shows the sets there and their state",
                 ShipError::DiskFull { .. } => "free space on the target (backup prune ssh://... with a policy) and ship again; the transfer resumes",
                 ShipError::Mismatch { .. } => "the target stores different bytes than were sent: check its disk; the partial copy was left there and the local set kept",

@@ -194,6 +194,32 @@ pub struct NightlySettings {
     /// `doctor` flags the off-site copy as stale when the newest verified
     /// ship is older than this (default 26h; only with `[backup] ship_to`).
     pub offsite_stale_after: Option<HumanDuration>,
+    /// `[[nightly.targets]]`: more places each set is shipped to, each
+    /// with its own retention (besides `[backup] ship_to`).
+    #[serde(default)]
+    pub targets: Vec<ShipTargetSettings>,
+}
+
+/// `[[nightly.targets]]`: one more ship target of the nightly (like one of
+/// pgBackRest's repositories). When it sets no `keep_*` rule it is pruned
+/// by `[backup] keep_*`; when it sets any, those are its whole policy.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShipTargetSettings {
+    /// `ssh://user@host[:port]/path`, `s3://bucket/prefix` or a directory.
+    pub to: String,
+    /// Keep the N newest sets there.
+    pub keep_last: Option<u32>,
+    /// Keep the newest set of each of the last N days there.
+    pub keep_daily: Option<u32>,
+    /// Keep the newest set of each of the last N ISO weeks there.
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest set of each of the last N months there.
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest set of each of the last N years there.
+    pub keep_yearly: Option<u32>,
+    /// Keep every set younger than this there.
+    pub keep_within: Option<HumanDuration>,
 }
 
 /// `[binlog]`

@@ -35,7 +35,7 @@ mod read;
 pub mod s3;
 pub mod ssh;
 
-pub use read::{fetch_set, list_target, open_set, private_tempdir, FetchedSet};
+pub use read::{fetch_set, list_target, open_set, open_set_on, private_tempdir, FetchedSet};
 
 pub use ssh::classify;
 
@@ -149,6 +149,17 @@ pub enum ShipError {
         code: String,
         /// The store's code and message.
         detail: String,
+    },
+    /// The TLS handshake with an https endpoint failed (an untrusted or
+    /// wrong certificate); not retried.
+    #[error("{host}: the TLS connection failed: {detail}")]
+    Tls {
+        /// The endpoint.
+        host: String,
+        /// What was being done, and rustls's words.
+        detail: String,
+        /// True when the certificate is not trusted (no CA configured signed it).
+        untrusted: bool,
     },
     /// A local file operation failed.
     #[error("{what} {}", path.display())]

@@ -28,6 +28,43 @@ pub struct FetchedSet {
     _dir: tempfile::TempDir,
 }
 
+impl FetchedSet {
+    /// Where the fetched file `rel` came from: `TARGET/NAME/rel`.
+    pub fn url_of(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.url)
+    }
+
+    /// A path in the local copy as where it came from (`TARGET/NAME/...`);
+    /// any other path as it is.
+    pub fn origin_of(&self, p: &Path) -> PathBuf {
+        match p.strip_prefix(&self.path) {
+            Ok(rel) if rel.as_os_str().is_empty() => PathBuf::from(&self.url),
+            Ok(rel) => PathBuf::from(self.url_of(&rel.to_string_lossy())),
+            Err(_) => p.to_owned(),
+        }
+    }
+
+    /// The files of the manifest whose fetched bytes are missing or do not
+    /// match its size and sha256, each as `TARGET/NAME/<file>`: what a
+    /// restore from a target checks before anything on the server changes
+    /// (so the damaged copy is named by where it is).
+    pub fn damaged(&self) -> Result<Vec<String>, ShipError> {
+        use rayon::prelude::*;
+        let m = Manifest::load(&self.path)?;
+        let mut bad: Vec<String> = m
+            .files
+            .par_iter()
+            .filter(|f| {
+                !matches!(crate::compress::file_sha256(&self.path.join(&f.path)),
+                    Ok((n, sum)) if n == f.bytes && sum == f.sha256)
+            })
+            .map(|f| self.url_of(&f.path))
+            .collect();
+        bad.sort();
+        Ok(bad)
+    }
+}
+
 /// A new private (0700) directory under `$TMPDIR`, removed when dropped:
 /// where a fetched set goes, and where `backup run --dest ssh://...`
 /// writes the set it ships.
@@ -200,12 +237,24 @@ pub fn fetch_set(target: &Target, name: &str, ssh: &SshOptions) -> Result<Fetche
 /// The local copy of a set given as `s`: a set directory as it is, or
 /// `TARGET/NAME` (a scheme such as `ssh://`) fetched with `ssh`. The
 /// [`FetchedSet`], when there is one, must live as long as the copy is used.
+/// An `s3://` set needs its store's settings: see [`open_set_on`].
 pub fn open_set(s: &Path, ssh: &SshOptions) -> Result<(PathBuf, Option<FetchedSet>), ShipError> {
+    open_set_on(s, ssh, &super::s3::S3Config::default())
+}
+
+/// [`open_set`] for every kind of target: `ssh` for `ssh://` sets, `s3`
+/// (the `[s3]` settings; the AWS environment and files fill the rest) for
+/// `s3://` ones.
+pub fn open_set_on(
+    s: &Path,
+    ssh: &SshOptions,
+    s3: &super::s3::S3Config,
+) -> Result<(PathBuf, Option<FetchedSet>), ShipError> {
     match s.to_str().filter(|t| super::scheme_of(t).is_some()) {
         None => Ok((s.to_owned(), None)),
         Some(t) => {
             let (target, name) = Target::parse_set(t)?;
-            let f = fetch_set(&target, &name, ssh)?;
+            let f = fetch_set(&target.with_s3_config(s3), &name, ssh)?;
             Ok((f.path.clone(), Some(f)))
         }
     }

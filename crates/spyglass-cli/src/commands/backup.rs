@@ -51,13 +51,31 @@ pub(super) fn dest_or_settings(
     })
 }
 
-/// A destination or set argument with a scheme (`ssh://...`) as a
-/// [`Target`]; `None` for a local directory.
-fn target_of(p: &Path) -> anyhow::Result<Option<Target>> {
+/// A destination or set argument with a scheme (`ssh://...`,
+/// `s3://...`) as a [`Target`]; `None` for a local directory. An `s3://`
+/// target gets the `[s3]` settings.
+fn target_of(global: &GlobalOpts, p: &Path) -> anyhow::Result<Option<Target>> {
     match p.to_str().filter(|s| ship::scheme_of(s).is_some()) {
-        Some(s) => Ok(Some(Target::parse(s)?)),
+        Some(s) => {
+            let t = Target::parse(s)?;
+            Ok(Some(match t {
+                Target::S3 { .. } => t.with_s3_config(&s3_settings(global)?),
+                t => t,
+            }))
+        }
         None => Ok(None),
     }
+}
+
+/// The `[s3]` settings (a secret in a file others can read is refused).
+fn s3_settings(global: &GlobalOpts) -> anyhow::Result<spyglass_backup::ship::s3::S3Config> {
+    let s = settings::load(global.config.as_deref())?;
+    Ok(spyglass_jobs::lifecycle::s3_config(&s)?)
+}
+
+/// True when `p` is written `s3://...`.
+fn is_s3(p: &Path) -> bool {
+    p.to_str().is_some_and(|s| s.starts_with("s3://"))
 }
 
 /// ssh settings of a command: its flags, then `[backup]`.
@@ -71,29 +89,38 @@ fn ssh_of(global: &GlobalOpts, a: &SshArgs) -> anyhow::Result<spyglass_backup::s
 }
 
 /// The set a verify or restore works on: a local set directory as given,
-/// or a set on a ship target (`ssh://.../NAME`) fetched into a private
-/// temporary directory (removed when the [`FetchedSet`] is dropped).
+/// or a set on a ship target (`ssh://.../NAME`, `s3://.../NAME`) fetched
+/// into a private temporary directory (removed when the [`FetchedSet`] is
+/// dropped).
 fn local_set(
     global: &GlobalOpts,
     set: &Path,
     ssh: &SshArgs,
 ) -> anyhow::Result<(PathBuf, Option<FetchedSet>)> {
-    if target_of(set)?.is_none() {
+    if target_of(global, set)?.is_none() {
         return Ok((set.to_owned(), None));
     }
     let opts = ssh_of(global, ssh)?;
-    let (path, fetched) = ship::open_set(set, &opts)?;
-    if let Some(f) = &fetched {
+    let s3 = if is_s3(set) {
+        s3_settings(global)?
+    } else {
+        Default::default()
+    };
+    Ok(ship::open_set_on(set, &opts, &s3)?)
+}
+
+/// Says where a fetched set was copied to (on stderr, unless quiet or JSON).
+fn say_fetched(global: &GlobalOpts, fetched: Option<&FetchedSet>) {
+    if let Some(f) = fetched {
         if !global.quiet && !global.json {
             eprintln!(
                 "fetched {} ({}) into {}",
                 f.url,
                 output::human_bytes(f.bytes),
-                path.display()
+                f.path.display()
             );
         }
     }
-    Ok((path, fetched))
 }
 
 pub(super) fn connect_options(global: &GlobalOpts) -> anyhow::Result<spyglass_db::ConnectOptions> {
@@ -128,17 +155,10 @@ struct RunReport<'a> {
 
 fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     let dest = dest_or_settings(global, a.dest.as_ref())?;
-    // --dest s3://...: the set is written to a temporary directory, shipped, and removed.
-    let mut s3 = if super::s3::is_s3(&dest) {
-        Some(super::s3::Upload::new(global, &dest)?)
-    } else {
-        None
-    };
-    let dest = s3.as_ref().map_or(dest, |u| u.local_dest());
-    // A target destination: dump into a private temporary directory, ship
-    // from there, remove it once the copy there verified. A scheme that is
-    // not supported stops here, before anything is written.
-    let target = target_of(&dest)?;
+    // A target destination (ssh://, s3://): dump into a private temporary
+    // directory, ship from there, remove it once the copy there verified.
+    // A scheme that is not supported stops here, before anything is written.
+    let target = target_of(global, &dest)?;
     let compression = a
         .compress
         .with_level(a.level)
@@ -156,7 +176,13 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     }
     let opts = connect_options(global)?;
     let ship_opts = match &target {
-        Some(_) => Some(run_ship_options(global, &a.ssh)?),
+        Some(t) => {
+            let so = run_ship_options(global, &a.ssh)?;
+            // Reach the target (credentials, a missing bucket, an unknown
+            // host key) before the dump starts.
+            t.remote(&so).probe(true)?;
+            Some(so)
+        }
         None => None,
     };
     let staging = match &target {
@@ -193,10 +219,7 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     }
     let bar = Bar::new(!global.json && !global.quiet);
     let t = std::time::Instant::now();
-    let mut summary = dump::run(&opts, &o, &bar)?;
-    if let Some(u) = s3.take() {
-        summary.path = u.ship(&summary.path)?;
-    }
+    let summary = dump::run(&opts, &o, &bar)?;
     let m = &summary.manifest;
     let mut shipped = None;
     let mut path = summary.path.clone();
@@ -358,18 +381,24 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
         }
         rename.push((old.to_owned(), new.to_owned()));
     }
-    // A set on a store: read back and checked before connecting.
-    let s3_fetched = if super::s3::is_s3(&a.set) {
-        let f = super::s3::fetch(global, &a.set)?;
-        super::s3::check_before_restore(&f)?;
-        Some(f)
-    } else {
-        None
-    };
-    let (set, _fetched) = match &s3_fetched {
-        Some(f) => (f.path.clone(), None),
-        None => local_set(global, &a.set, &a.ssh)?,
-    };
+    let (set, fetched) = local_set(global, &a.set, &a.ssh)?;
+    // A set from a target: every file fetched is checked before connecting,
+    // and a damaged one is named by where it is.
+    if let Some(f) = &fetched {
+        let bad = f.damaged()?;
+        if !bad.is_empty() {
+            return Err(UserError::new(format!(
+                "{} file(s) of {} do not match the manifest, nothing was restored: {}",
+                bad.len(),
+                f.url,
+                bad.join(", ")
+            ))
+            .hint("the copy on the target is damaged: restore another set, or ship this one again from a good local copy with --repair")
+            .into());
+        }
+    }
+    // Said only once it checked, so an error is the first line on stderr.
+    say_fetched(global, fetched.as_ref());
     // Fail on a bad set before connecting.
     spyglass_backup::set::open(&set)?;
     // Point in time: the archive must cover it before the target changes.
@@ -386,11 +415,7 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
         definer_fallback: false,
         // A fetched copy is gone after the run: a restore that stops names
         // the set's address there, so it can be run again as it was.
-        source: match (&s3_fetched, &_fetched) {
-            (Some(f), _) => Some(f.location.clone()),
-            (None, Some(f)) => Some(f.url.clone()),
-            (None, None) => None,
-        },
+        source: fetched.as_ref().map(|f| f.url.clone()),
     };
     // Before the target changes: the account may create and fill every
     // target schema (issue 19: every command that changes the server checks first).
@@ -471,16 +496,8 @@ fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatu
 
 fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus> {
     let bar = Bar::new(!global.json && !global.quiet);
-    // A set on a store: every object read back into a temporary copy, checked there.
-    let s3_fetched = if super::s3::is_s3(&a.set) {
-        Some(super::s3::fetch(global, &a.set)?)
-    } else {
-        None
-    };
-    let (set, fetched) = match &s3_fetched {
-        Some(f) => (f.path.clone(), None),
-        None => local_set(global, &a.set, &a.ssh)?,
-    };
+    let (set, fetched) = local_set(global, &a.set, &a.ssh)?;
+    say_fetched(global, fetched.as_ref());
     let mut report = verify::verify(&set, &bar)?;
     let restored = a.restore && report.problems.is_empty();
     if restored {
@@ -515,15 +532,11 @@ fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus>
     // The result goes beside the manifest, for `backup list` (not for a
     // packed set, nor for a fetched copy: a committed set on a target is
     // never written to).
-    if let Some(f) = &s3_fetched {
-        super::s3::report_objects(f, &mut report);
-    } else if let Some(f) = &fetched {
+    if let Some(f) = &fetched {
         // Name what was checked by where it is, not by the temporary copy.
         report.set = PathBuf::from(&f.url);
         for p in &mut report.problems {
-            if let Ok(rel) = p.path.strip_prefix(&f.path) {
-                p.path = PathBuf::from(&f.url).join(rel);
-            }
+            p.path = f.origin_of(&p.path);
         }
     } else if set.is_dir() {
         if let Err(e) = verify::record(&set, &report, restored) {
@@ -576,17 +589,38 @@ fn utc_text(t: i64) -> String {
     )
 }
 
+/// One set in `backup list --json`: what the library lists, and two
+/// summaries every target shares.
+#[derive(Serialize)]
+struct ListedSet<'a> {
+    #[serde(flatten)]
+    info: &'a list::SetInfo,
+    /// Complete and intact as far as sizes tell (a staged copy, a set
+    /// still being written or a corrupt one is not).
+    complete: bool,
+    /// Why a set looks corrupt, when it does.
+    problem: Option<&'a str>,
+}
+
 fn run_list(global: &GlobalOpts, a: &ListArgs) -> anyhow::Result<ExitStatus> {
     let dest = dest_or_settings(global, a.dest.as_ref())?;
-    if super::s3::is_s3(&dest) {
-        return super::s3::list(global, &dest);
-    }
-    let sets = match target_of(&dest)? {
+    let sets = match target_of(global, &dest)? {
         Some(t) => ship::list_target(&t, &ssh_of(global, &a.ssh)?)?,
         None => list::list(&dest)?,
     };
     if global.json {
-        output::print_json(&sets)?;
+        let listed: Vec<ListedSet> = sets
+            .iter()
+            .map(|info| ListedSet {
+                complete: info.status == Status::Complete,
+                problem: match info.status {
+                    Status::Corrupt => info.detail.as_deref(),
+                    _ => None,
+                },
+                info,
+            })
+            .collect();
+        output::print_json(&listed)?;
     } else {
         let now = spyglass_backup::names::now_unix();
         let mut s = String::new();

@@ -10,7 +10,6 @@ pub(crate) mod lifecycle;
 mod nightly;
 mod recover;
 mod report;
-mod s3;
 mod schedule;
 mod users;
 

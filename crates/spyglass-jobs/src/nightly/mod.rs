@@ -102,6 +102,15 @@ pub struct Notify {
     pub on: NotifyOn,
 }
 
+/// One more ship target of the nightly and the retention it is pruned by.
+#[derive(Debug, Clone)]
+pub struct ShipTo {
+    /// Where.
+    pub target: Target,
+    /// Its own policy (its `keep_*`, else `[backup] keep_*`).
+    pub policy: Policy,
+}
+
 /// Everything one nightly run does, checked.
 #[derive(Debug)]
 pub struct NightlyPlan {
@@ -121,6 +130,8 @@ pub struct NightlyPlan {
     pub policy: Policy,
     /// Where the set is shipped.
     pub target: Option<Target>,
+    /// `[[nightly.targets]]`: more targets, each with its own retention.
+    pub more_targets: Vec<ShipTo>,
     /// How.
     pub ship: ShipOptions,
     /// Skip shipping in this run.
@@ -206,6 +217,52 @@ impl NightlyPlan {
         if policy.keep_daily + policy.keep_weekly + policy.keep_monthly + policy.keep_yearly > 0 {
             policy.keep_last = policy.keep_last.max(MIN_KEEP_LAST);
         }
+        let main = settings
+            .backup
+            .ship_to
+            .as_deref()
+            .map(Target::parse)
+            .transpose()?;
+        let mut more_targets = Vec::new();
+        for t in &n.targets {
+            let target = Target::parse(&t.to)?;
+            let target = match target {
+                Target::S3 { .. } => target.with_s3_config(&lifecycle::s3_config(&settings)?),
+                t => t,
+            };
+            let own = KeepOverrides {
+                keep_last: t.keep_last,
+                keep_daily: t.keep_daily,
+                keep_weekly: t.keep_weekly,
+                keep_monthly: t.keep_monthly,
+                keep_yearly: t.keep_yearly,
+                keep_within: t.keep_within,
+            };
+            let given = [
+                t.keep_last,
+                t.keep_daily,
+                t.keep_weekly,
+                t.keep_monthly,
+                t.keep_yearly,
+            ]
+            .iter()
+            .any(Option::is_some)
+                || t.keep_within.is_some();
+            let policy = if given {
+                lifecycle::policy(&own, &crate::settings::BackupSettings::default())
+            } else {
+                policy
+            };
+            let same = |t: &Target| t.to_string() == target.to_string();
+            if more_targets.iter().any(|m: &ShipTo| same(&m.target)) || main.iter().any(same) {
+                return Err(JobError::Invalid {
+                    section: "nightly.targets",
+                    key: "to",
+                    message: format!("{target} is named twice; every target is shipped to once"),
+                });
+            }
+            more_targets.push(ShipTo { target, policy });
+        }
         let bounds = history::Bounds::from_settings(&settings);
         Ok(NightlyPlan {
             label,
@@ -218,6 +275,7 @@ impl NightlyPlan {
             exclude: n.exclude.clone(),
             policy,
             target,
+            more_targets,
             drill_days,
             bounds,
             ship: ShipOptions {
@@ -250,10 +308,20 @@ impl NightlyPlan {
         self.drill_days[weekday(now)]
     }
 
+    /// Every ship target with the policy it is pruned by: `[backup]
+    /// ship_to` (by `[backup] keep_*`) first, then `[[nightly.targets]]`.
+    pub fn ship_targets(&self) -> Vec<(&Target, &Policy)> {
+        self.target
+            .iter()
+            .map(|t| (t, &self.policy))
+            .chain(self.more_targets.iter().map(|m| (&m.target, &m.policy)))
+            .collect()
+    }
+
     /// What the step rules need to know.
     pub fn shape(&self) -> Shape {
         Shape {
-            ship_to: self.target.is_some(),
+            ship_to: self.target.is_some() || !self.more_targets.is_empty(),
             no_ship: self.no_ship,
             policy: !self.policy.is_empty(),
             prune_remote: self.prune_remote,
@@ -640,8 +708,41 @@ pub fn run(plan: &NightlyPlan, lock: &NightlyLock, progress: &dyn Progress) -> N
     let mut done = schedule::Outcomes::default();
     let mut steps = Vec::new();
     let mut set: Option<PathBuf> = None;
+    // The targets a verified copy reached this run (pruned afterwards).
+    let mut shipped: Vec<bool> = Vec::new();
     for step in Step::ALL {
-        let r = match schedule::next(step, &shape, &done) {
+        // Ship and prune-remote run once per target. With more than one
+        // target, each is pruned when its own ship succeeded and it has a
+        // policy (its own or [backup]'s), whatever the others did.
+        let decision = schedule::next(step, &shape, &done);
+        let per_target = match (&decision, step) {
+            (Decision::Run, Step::Ship | Step::PruneRemote) => true,
+            (
+                Decision::Skip(SkipReason::NoPolicyRemote | SkipReason::NotShipped),
+                Step::PruneRemote,
+            ) => !plan.more_targets.is_empty() && shipped.iter().any(|s| *s),
+            _ => false,
+        };
+        if per_target {
+            let reports = match step {
+                Step::Ship => {
+                    let r = ship_steps(plan, set.as_deref());
+                    shipped = r.iter().map(|r| r.status != StepStatus::Failed).collect();
+                    r
+                }
+                _ => prune_remote_steps(plan, &shipped),
+            };
+            let worst = reports
+                .iter()
+                .map(|r| r.status)
+                .filter(|s| *s != StepStatus::Skipped)
+                .max()
+                .unwrap_or(StepStatus::Skipped);
+            done.set(step, worst);
+            steps.extend(reports);
+            continue;
+        }
+        let r = match decision {
             Decision::Skip(why) => StepReport {
                 step,
                 status: why.status(),
@@ -654,9 +755,8 @@ pub fn run(plan: &NightlyPlan, lock: &NightlyLock, progress: &dyn Progress) -> N
                 Step::Verify => {
                     verify_step(plan, set.as_deref(), plan.drill_on(started_unix), progress)
                 }
-                Step::Ship => ship_step(plan, set.as_deref()),
+                Step::Ship | Step::PruneRemote => unreachable!("run per target above"),
                 Step::Prune => prune_step(plan),
-                Step::PruneRemote => prune_remote_step(plan),
                 Step::Cleanup => cleanup_step(plan),
             },
         };
@@ -815,16 +915,40 @@ pub fn ship_line(r: &ShipReport) -> String {
     }
 }
 
-fn ship_step(plan: &NightlyPlan, set: Option<&Path>) -> StepReport {
+/// The set shipped to every target, one report each; the local set is
+/// removed (with `remove_after_ship`) only once every copy verified.
+fn ship_steps(plan: &NightlyPlan, set: Option<&Path>) -> Vec<StepReport> {
+    let targets = plan.ship_targets();
+    let mut out: Vec<StepReport> = targets
+        .iter()
+        .map(|(target, _)| ship_step(plan, target, set))
+        .collect();
+    let all_ok = out.iter().all(|r| r.status == StepStatus::Ok);
+    if let (true, true, Some(path), Some(last)) =
+        (plan.remove_after_ship, all_ok, set, out.last_mut())
+    {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => last.message.push_str("; local set removed"),
+            Err(e) => {
+                last.status = StepStatus::Warning;
+                last.message
+                    .push_str(&format!("; removing the local set failed: {e}"));
+            }
+        }
+    }
+    out
+}
+
+fn ship_step(plan: &NightlyPlan, target: &Target, set: Option<&Path>) -> StepReport {
     let t = Instant::now();
-    let (Some(target), Some(path)) = (&plan.target, set) else {
+    let Some(path) = set else {
         return failed(Step::Ship, t, SkipReason::NoSet.to_string());
     };
     match ship::ship(path, target, &plan.ship) {
         Ok(r) => {
             let mut msg = ship_line(&r);
             let mut status = StepStatus::Ok;
-            // The binlog archive goes with the set.
+            // The binlog archive goes with the set, to every target.
             let archive = plan.dest.join("binlog");
             if archive.is_dir() {
                 match ship::binlog::ship(&archive, target, &plan.ship) {
@@ -845,18 +969,13 @@ fn ship_step(plan: &NightlyPlan, set: Option<&Path>) -> StepReport {
                     }
                 }
             }
-            if plan.remove_after_ship {
-                match std::fs::remove_dir_all(path) {
-                    Ok(()) => msg.push_str("; local set removed"),
-                    Err(e) => {
-                        status = StepStatus::Warning;
-                        msg.push_str(&format!("; removing the local set failed: {e}"));
-                    }
-                }
-            }
             report(Step::Ship, t, status, msg, StepDetail::Ship(r))
         }
-        Err(e) => failed(Step::Ship, t, format!("{e} (the local set is kept)")),
+        Err(e) => failed(
+            Step::Ship,
+            t,
+            format!("{target}: {e} (the local set is kept)"),
+        ),
     }
 }
 
@@ -898,18 +1017,39 @@ fn prune_step(plan: &NightlyPlan) -> StepReport {
     }
 }
 
-fn prune_remote_step(plan: &NightlyPlan) -> StepReport {
+/// Every target that got this run's copy pruned by its own policy; one
+/// whose ship failed is left as it is.
+fn prune_remote_steps(plan: &NightlyPlan, shipped: &[bool]) -> Vec<StepReport> {
+    plan.ship_targets()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (target, policy))| {
+            if !shipped.get(i).copied().unwrap_or(false) {
+                StepReport {
+                    step: Step::PruneRemote,
+                    status: StepStatus::Skipped,
+                    seconds: 0.0,
+                    message: format!("{target}: {}", SkipReason::NotShipped),
+                    detail: StepDetail::None,
+                }
+            } else if policy.is_empty() {
+                StepReport {
+                    step: Step::PruneRemote,
+                    status: StepStatus::Skipped,
+                    seconds: 0.0,
+                    message: format!("{target}: {}", SkipReason::NoPolicyRemote),
+                    detail: StepDetail::None,
+                }
+            } else {
+                prune_remote_step(plan, target, policy)
+            }
+        })
+        .collect()
+}
+
+fn prune_remote_step(plan: &NightlyPlan, target: &Target, policy: &Policy) -> StepReport {
     let t = Instant::now();
-    let Some(target) = &plan.target else {
-        return failed(Step::PruneRemote, t, SkipReason::NoShipTarget.to_string());
-    };
-    match prune::prune_target(
-        target,
-        &plan.ship.ssh,
-        &plan.policy,
-        names::now_unix(),
-        false,
-    ) {
+    match prune::prune_target(target, &plan.ship.ssh, policy, names::now_unix(), false) {
         Ok(r) => {
             let kept = r.sets.iter().filter(|d| d.keep).count();
             let mut msg = format!(

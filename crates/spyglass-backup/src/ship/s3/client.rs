@@ -77,10 +77,24 @@ impl<'a> Req<'a> {
     }
 }
 
+/// The rustls error behind a failed request, if the TLS handshake failed:
+/// ureq hands it over as its own variant, or (during the handshake, as
+/// ureq 3 does) wrapped in an I/O error.
+fn tls_error(e: &ureq::Error) -> Option<&rustls::Error> {
+    match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>(),
+        _ => None,
+    }
+}
+
 /// What went wrong on one attempt.
 enum Failure {
     /// No answer: connection refused, reset, timed out.
     Transport(String),
+    /// The TLS handshake failed (a certificate not trusted, or not the
+    /// host's): trying again changes nothing. True: not trusted.
+    Tls(String, bool),
     /// An answer with an error status.
     Status(Resp),
 }
@@ -218,10 +232,19 @@ impl Client {
         let request = b
             .body(req.body)
             .map_err(|e| Failure::Transport(e.to_string()))?;
-        let mut resp = self
-            .agent
-            .run(request)
-            .map_err(|e| Failure::Transport(e.to_string()))?;
+        let mut resp = self.agent.run(request).map_err(|e| match tls_error(&e) {
+            Some(r) => {
+                let untrusted = matches!(
+                    r,
+                    rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::UnknownIssuer
+                            | rustls::CertificateError::BadSignature
+                    )
+                );
+                Failure::Tls(r.to_string(), untrusted)
+            }
+            None => Failure::Transport(e.to_string()),
+        })?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
@@ -273,6 +296,16 @@ impl Client {
                 Ok((r, Some(t))) => return Ok((r, t)),
                 Ok((_, None)) => unreachable!(),
                 Err(Failure::Transport(e)) => last = e,
+                Err(Failure::Tls(detail, untrusted)) => {
+                    return Err(ShipError::Tls {
+                        host: self.host(),
+                        detail: format!(
+                            "{} s3://{}/{}: {detail}",
+                            req.what, self.r.bucket, req.key
+                        ),
+                        untrusted,
+                    })
+                }
                 Err(Failure::Status(r)) if r.status >= 500 || r.status == 429 => {
                     if n + 1 == ATTEMPTS {
                         return Err(self.store_err(req, &r));

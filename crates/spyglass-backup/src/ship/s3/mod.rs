@@ -480,8 +480,29 @@ impl S3 {
         Ok(())
     }
 
-    /// The sets and staged copies there, each with its files' total size,
-    /// for [`list_sets`].
+    /// Aborts every unfinished multipart upload under a set's (or staged
+    /// copy's) prefix of this target: uploads of a run that was interrupted.
+    /// Only set prefixes are touched; one writer ships to a target at a
+    /// time (nightly holds its lock; a second writer's upload would be
+    /// aborted and that run fail cleanly, its set staged).
+    fn abort_leftovers(&self) -> Result<usize, ShipError> {
+        let c = self.client()?;
+        let mut n = 0;
+        for (key, id) in c.list_multipart(&self.prefix)? {
+            let in_set = key
+                .strip_prefix(&self.prefix)
+                .and_then(|r| r.split_once('/'))
+                .is_some_and(|(dir, _)| super::is_set_name(dir));
+            if in_set {
+                c.abort_multipart(&key, &id)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The sets and staged copies there, each with its files' total size
+    /// and number of objects.
     fn names_and_sizes(&self) -> Result<BTreeMap<String, (u64, usize)>, ShipError> {
         let mut dirs: BTreeMap<String, (bool, u64, usize)> = BTreeMap::new();
         for (k, size) in self.client()?.list(&self.prefix)? {
@@ -528,9 +549,16 @@ impl Remote for S3 {
         format!("s3://{}/{}{name}", self.bucket, self.prefix)
     }
 
-    fn probe(&mut self, _create: bool) -> Result<Vec<String>, ShipError> {
+    fn probe(&mut self, create: bool) -> Result<Vec<String>, ShipError> {
         // The bucket is the store administrator's to create; a missing one is an error.
-        Ok(self.names_and_sizes()?.into_keys().collect())
+        let names: Vec<String> = self.names_and_sizes()?.into_keys().collect();
+        if create {
+            // A run about to write: first abort what interrupted runs left
+            // (a node failure, a killed process), under every set here, so
+            // no run leaves them to pile up even when it fails itself.
+            self.abort_leftovers()?;
+        }
+        Ok(names)
     }
 
     fn method(&self) -> Result<Method, ShipError> {
@@ -697,6 +725,10 @@ impl Remote for S3 {
         self.in_parallel(keys.len(), |i| c.delete(&keys[i]))
     }
 
+    fn sizes(&self, name: &str) -> Result<BTreeMap<String, u64>, ShipError> {
+        Ok(self.files(name)?.into_iter().collect())
+    }
+
     fn fetch(&self, name: &str, files: &[String], dest: &Path) -> Result<(), ShipError> {
         let c = self.client()?;
         self.in_parallel(files.len(), |i| {
@@ -712,88 +744,6 @@ impl Remote for S3 {
             })
         })
     }
-}
-
-/// One set on a store, for `backup list s3://...`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StoredSet {
-    /// Set name (`.partial` for a staged copy).
-    pub name: String,
-    /// `s3://bucket/prefix/name`.
-    pub location: String,
-    /// True when its manifest object exists.
-    pub complete: bool,
-    /// Objects.
-    pub objects: usize,
-    /// Bytes stored.
-    pub bytes: u64,
-    /// When it was started (from its name), Unix seconds.
-    pub created: Option<i64>,
-    /// Schemas (complete sets, from the manifest).
-    pub schemas: Vec<String>,
-    /// Why the set looks wrong (a manifest that does not parse, a file missing or of the wrong size).
-    pub problem: Option<String>,
-}
-
-/// The sets under an `s3://` target, oldest first, each checked against its
-/// manifest by object sizes (reading no data but the manifests).
-pub fn list_sets(
-    bucket: &str,
-    prefix: &str,
-    config: &S3Config,
-) -> Result<Vec<StoredSet>, ShipError> {
-    let s = S3::new(bucket, prefix, config);
-    let c = s.client()?;
-    let mut out = Vec::new();
-    for (name, (bytes, objects)) in s.names_and_sizes()? {
-        if !super::is_set_name(&name) {
-            continue;
-        }
-        let complete = !name.ends_with(crate::set::PARTIAL);
-        let mut set = StoredSet {
-            created: crate::names::parse_stamp(&name),
-            location: s.location(&name),
-            complete,
-            objects,
-            bytes,
-            schemas: Vec::new(),
-            problem: None,
-            name: name.clone(),
-        };
-        if complete {
-            let text = c.get_with(&s.key(&name, MANIFEST), |r| {
-                let mut t = String::new();
-                r.read_to_string(&mut t)?;
-                Ok(t)
-            })?;
-            match crate::manifest::Manifest::from_json(&text) {
-                Err(e) => set.problem = Some(format!("{MANIFEST}: {e}")),
-                Ok(m) => {
-                    set.schemas = m.schemas.clone();
-                    let sizes: BTreeMap<String, u64> = s.files(&name)?.into_iter().collect();
-                    for f in &m.files {
-                        match sizes.get(&f.path) {
-                            Some(&b) if b == f.bytes => {}
-                            Some(&b) => {
-                                set.problem = Some(format!(
-                                    "{} is {b} bytes, the manifest says {}",
-                                    f.path, f.bytes
-                                ));
-                                break;
-                            }
-                            None => {
-                                set.problem = Some(format!("{} is missing", f.path));
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        out.push(set);
-    }
-    out.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
-    Ok(out)
 }
 
 #[cfg(test)]
