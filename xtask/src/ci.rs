@@ -359,6 +359,8 @@ fn pitr_demo(s: &Sandbox, root: &Path) -> Result<(), String> {
         }
     };
     let dest = root.join("pitr-backups");
+    // An archive of an earlier demo's server belongs to another server now.
+    let _ = std::fs::remove_dir_all(&dest);
     let dest_s = dest.to_string_lossy().into_owned();
     say("Point in time: a schema demo_lab with 100 sessions, and last night's backup of it");
     q("DROP DATABASE IF EXISTS demo_lab")?;
@@ -366,6 +368,9 @@ fn pitr_demo(s: &Sandbox, root: &Path) -> Result<(), String> {
     q("CREATE DATABASE demo_lab")?;
     q("CREATE TABLE demo_lab.`session` (id INT PRIMARY KEY, note VARCHAR(40))")?;
     q("INSERT INTO demo_lab.`session` SELECT seq, CONCAT('night ', seq) FROM (SELECT a.n * 10 + b.n + 1 AS seq FROM (SELECT 0 n UNION SELECT 1 UNION SELECT 2 UNION SELECT 3 UNION SELECT 4 UNION SELECT 5 UNION SELECT 6 UNION SELECT 7 UNION SELECT 8 UNION SELECT 9) a, (SELECT 0 n UNION SELECT 1 UNION SELECT 2 UNION SELECT 3 UNION SELECT 4 UNION SELECT 5 UNION SELECT 6 UNION SELECT 7 UNION SELECT 8 UNION SELECT 9) b) x")?;
+    // A child table, declared the way DataJoint declares one.
+    q("CREATE TABLE demo_lab.`trial` (id INT, trial INT, PRIMARY KEY (id, trial), FOREIGN KEY (id) REFERENCES demo_lab.`session` (id) ON UPDATE CASCADE ON DELETE RESTRICT)")?;
+    q("INSERT INTO demo_lab.`trial` SELECT id, 1 FROM demo_lab.`session`")?;
     let set = run(
         &["backup", "run", "--dest", &dest_s, "--schemas", "demo_lab"],
         &[0],
@@ -376,12 +381,16 @@ fn pitr_demo(s: &Sandbox, root: &Path) -> Result<(), String> {
         &["binlog", "archive", "--until-now", "--dest", &dest_s],
         &[0],
     )?;
-    say("Point in time: the day's work (20 new sessions), then at T a mistaken DELETE of everything");
+    say("Point in time: the day's work (20 new sessions), then at T a mistaken cascade delete of everything (DataJoint's way: trials, then sessions, in one transaction)");
     q("INSERT INTO demo_lab.`session` SELECT id + 100, 'during the day' FROM demo_lab.`session` WHERE id <= 20")?;
+    q("INSERT INTO demo_lab.`trial` SELECT id, 1 FROM demo_lab.`session` WHERE id > 100")?;
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let before = chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string();
     std::thread::sleep(std::time::Duration::from_millis(1100));
+    q("START TRANSACTION")?;
+    q("DELETE FROM demo_lab.`trial`")?;
     q("DELETE FROM demo_lab.`session`")?;
+    q("COMMIT")?;
     run(
         &["binlog", "archive", "--until-now", "--dest", &dest_s],
         &[0],
@@ -464,9 +473,19 @@ fn pitr_demo(s: &Sandbox, root: &Path) -> Result<(), String> {
         .conn()
         .query_first("SELECT COUNT(*) FROM demo_lab.`session`")
         .map_err(|e| e.to_string())?;
-    println!("   demo_lab.session has {} rows again", n.unwrap_or(0));
-    if n != Some(120) {
-        return Err(format!("recover --in-place gave {n:?} rows, not 120"));
+    let trials: Option<u64> = session
+        .conn()
+        .query_first("SELECT COUNT(*) FROM demo_lab.`trial`")
+        .map_err(|e| e.to_string())?;
+    println!(
+        "   demo_lab.session has {} rows again, demo_lab.trial {}",
+        n.unwrap_or(0),
+        trials.unwrap_or(0)
+    );
+    if n != Some(120) || trials != Some(120) {
+        return Err(format!(
+            "recover --in-place gave {n:?} sessions and {trials:?} trials, not 120 and 120"
+        ));
     }
     Ok(())
 }
