@@ -1018,8 +1018,15 @@ pub fn host_key_advice(opts: &SshOptions, host: &str, port: Option<u16>) -> Stri
     let st = host_key_status(opts, host, port);
     let prints = presented_fingerprints(&st.hostname, st.port, opts.connect_timeout);
     let file = sh_quote(&st.known_hosts);
+    // On a fresh account `~/.ssh` does not exist yet, and `>>` cannot create it.
+    let mkdir = match std::path::Path::new(&st.known_hosts).parent() {
+        Some(d) if !d.as_os_str().is_empty() && !d.exists() => {
+            format!("install -d -m 700 {} && ", sh_quote(&d.to_string_lossy()))
+        }
+        _ => String::new(),
+    };
     let add = format!(
-        "ssh-keyscan{} -p {} {} >> {file}",
+        "{mkdir}ssh-keyscan{} -p {} {} >> {file}",
         if st.hashed { " -H" } else { "" },
         st.port,
         sh_quote(&st.hostname)
