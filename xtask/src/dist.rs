@@ -478,6 +478,17 @@ fn check_package(bin: &Path, deb: &Path, out: &Path) -> Result<(), String> {
         })
         .collect::<Vec<_>>()
         .join("\n");
+    // The example's password file does not exist here; `schedule` rightly
+    // refuses a missing one, so it gets one of its own (mode 0600).
+    let pw = out.join("backup.pw");
+    put(&pw, b"not-a-real-password\n", 0o600)?;
+    let all_on = all_on.replace(
+        "\"/etc/spyglass-admin/backup.pw\"",
+        &format!("\"{}\"", pw.display()),
+    );
+    expect(!all_on.contains("/etc/spyglass-admin/backup.pw"), || {
+        "the example's password_file line changed: update the dist check".into()
+    })?;
     let all_on_path = out.join("all-keys.toml");
     put(&all_on_path, all_on.as_bytes(), 0o600)?;
     let (code, o, e) = output(
