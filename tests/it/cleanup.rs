@@ -224,9 +224,38 @@ fn scan_finds_every_planted_class_on_the_shared_fixture() {
                 .unwrap_or_else(|| panic!("no tab in {l:?}"))
         })
         .collect();
+    // Plain --list: absolute paths only (a script that removes them never
+    // resolves a store-relative name against its own directory); rows with
+    // no file of their own are only in the labelled form, described.
+    assert!(
+        plain.iter().all(|l| Path::new(l).is_absolute()),
+        "{}",
+        all.stdout
+    );
     assert_eq!(
-        pairs.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
+        pairs
+            .iter()
+            .filter(|(_, p)| Path::new(p).is_absolute())
+            .map(|(_, p)| *p)
+            .collect::<Vec<_>>(),
         plain,
+        "{}",
+        labelled.stdout
+    );
+    let rows: Vec<&(&str, &str)> = pairs
+        .iter()
+        .filter(|(_, p)| !Path::new(p).is_absolute())
+        .collect();
+    assert!(rows.iter().all(|(_, p)| p.starts_with("row ")), "{rows:?}");
+    assert_eq!(
+        rows.iter().filter(|(c, _)| *c == "unused_external").count() as u64,
+        planted.unused_external - planted.unused_external_with_file,
+        "{}",
+        labelled.stdout
+    );
+    assert_eq!(
+        rows.iter().filter(|(c, _)| *c == "orphan_row").count() as u64,
+        planted.orphan_row,
         "{}",
         labelled.stdout
     );

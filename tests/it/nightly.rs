@@ -1088,3 +1088,103 @@ fn nightly_connects_to_the_settings_host_and_port() {
         "{backup:#}"
     );
 }
+
+/// Found trying the README as a lab admin: a `drill_*` schema left from an
+/// earlier drill made every later drill refuse, so verify failed and the
+/// set went unshipped, night after night. Now a schema that is not the
+/// drill's own is never touched, but the night needs attention only: the
+/// checksums are good, so the set is still shipped. A drill that was
+/// killed leaves a ledger naming the schemas it made, and the next night
+/// drops exactly those (never one without the prefix) before it drills.
+#[test]
+fn leftover_drill_schemas_never_stop_the_ship_and_a_killed_drill_is_cleaned() {
+    let lab = Lab::new("ndl19_", 1904);
+    let offsite = lab.root.path().join("offsite");
+    let sb = lab.sandbox(
+        &format!("ship_to = \"{}\"", offsite.display()),
+        "cleanup = \"off\"\nrestore_drill = \"daily\"",
+    );
+    let real = lab.summary.schemas[0].clone();
+    let scratch = format!("drill_{real}");
+    let mut a = admin();
+    // Someone's own schema of the drill's name (a manual restore drill).
+    crate::support::sql(&mut a, &format!("CREATE DATABASE `{scratch}`"));
+    crate::support::sql(
+        &mut a,
+        &format!("CREATE TABLE `{scratch}`.keep (id INT PRIMARY KEY)"),
+    );
+    crate::support::sql(&mut a, &format!("INSERT INTO `{scratch}`.keep VALUES (7)"));
+    let out = sb.run(&["nightly", "--json"]);
+    let v = out.json();
+    assert_eq!(out.code, 2, "{v:#}\n{}", out.stderr);
+    assert_eq!(v["status"], "attention", "{v:#}");
+    let verify = step(&v, "verify");
+    assert_eq!(verify["status"], "attention", "{verify:#}");
+    let msg = verify["message"].as_str().expect("message");
+    assert!(
+        msg.contains("restore drill did not run")
+            && msg.contains(&scratch)
+            && msg.contains(&format!("DROP DATABASE `{scratch}`;")),
+        "{msg}"
+    );
+    for s in ["backup", "ship", "prune"] {
+        assert_eq!(step(&v, s)["status"], "ok", "{s}: {v:#}");
+    }
+    let set = step(&v, "backup")["detail"]["path"]
+        .as_str()
+        .map(PathBuf::from)
+        .expect("set path");
+    let name = set.file_name().expect("set name");
+    assert!(
+        offsite.join(name).join("manifest.json").is_file(),
+        "the verified set was not shipped: {v:#}"
+    );
+    // Not ours: untouched, with its row.
+    let kept: Vec<i32> = spyglass_db::mysql::prelude::Queryable::query(
+        a.conn(),
+        format!("SELECT id FROM `{scratch}`.keep"),
+    )
+    .expect("the schema that is not the drill's is still there");
+    assert_eq!(kept, vec![7]);
+    crate::support::sql(&mut a, &format!("DROP DATABASE `{scratch}`"));
+
+    // A drill killed between restoring and dropping: its scratch schema and
+    // its ledger. The ledger also names a real schema (never dropped: it
+    // lacks the prefix) and one that is gone.
+    crate::support::sql(&mut a, &format!("CREATE DATABASE `{scratch}`"));
+    crate::support::sql(
+        &mut a,
+        &format!("CREATE TABLE `{scratch}`.half (id INT PRIMARY KEY)"),
+    );
+    let ledger = lab.dest().join(".spyglass-drill-schemas");
+    std::fs::write(&ledger, format!("{scratch}\n{real}\ndrill_ndl19_gone\n")).expect("ledger");
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = sb.run(&["nightly", "--json"]);
+    let v = out.json();
+    let verify = step(&v, "verify");
+    assert_eq!(verify["status"], "ok", "{verify:#}\n{}", out.stderr);
+    let msg = verify["message"].as_str().expect("message");
+    assert!(
+        msg.contains(&format!(
+            "dropped first the scratch schema(s) a killed drill left: {scratch}"
+        )) && msg.contains("restore drill: restored into drill_* schemas"),
+        "{msg}"
+    );
+    assert!(
+        verify["detail"]["tables_compared"].as_u64().unwrap_or(0) > 0,
+        "{verify:#}"
+    );
+    assert!(!ledger.exists(), "the ledger outlived the drill");
+    let schemas: Vec<String> = spyglass_db::mysql::prelude::Queryable::query(
+        a.conn(),
+        format!(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name IN ('{real}', '{scratch}')"
+        ),
+    )
+    .expect("query");
+    assert_eq!(
+        schemas,
+        vec![real.clone()],
+        "the real schema stays, the scratch one goes"
+    );
+}

@@ -23,6 +23,7 @@ pub(super) fn verify_dir(set: &Path, progress: &dyn Progress) -> Result<VerifyRe
         tables_compared: 0,
         problems: Vec::new(),
         not_restored: Vec::new(),
+        leftovers_dropped: Vec::new(),
     };
     report.problems.extend(manifest_problems(&manifest, set));
     progress.start("verify", manifest.total_bytes());

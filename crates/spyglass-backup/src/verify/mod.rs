@@ -46,6 +46,10 @@ pub struct VerifyReport {
     /// (see [`crate::restore::RestoreSummary::skipped`]): the restore
     /// checked everything else, not these.
     pub not_restored: Vec<String>,
+    /// Scratch schemas an earlier, killed restore drill left (listed in its
+    /// ledger) that this one dropped before it started.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub leftovers_dropped: Vec<String>,
 }
 
 /// One sentence for [`VerifyReport::not_restored`] when it is not empty:
@@ -154,11 +158,20 @@ pub fn last_record(set: &Path) -> Option<VerifyRecord> {
 /// then drops those schemas, whatever happened: an error names any it could
 /// not drop. Schemas of those names that exist before it starts are never
 /// touched: it refuses to run.
+///
+/// `ledger`, when given, is a file that lists the schemas this drill is
+/// about to create, written before the first one is and removed once they
+/// are dropped. A run that was killed in between (power loss, SIGKILL) leaves
+/// it behind; the next run drops the schemas it lists that still exist (and
+/// only those whose names start with `prefix`: they are provably ours), says
+/// so in [`VerifyReport::leftovers_dropped`], then goes on. A schema of a
+/// target name that no ledger lists is still never touched.
 pub fn verify_by_restoring(
     connect: &ConnectOptions,
     set: &Path,
     prefix: &str,
     threads: usize,
+    ledger: Option<&Path>,
     report: &mut VerifyReport,
     progress: &dyn Progress,
 ) -> Result<(), Error> {
@@ -180,9 +193,20 @@ pub fn verify_by_restoring(
     // only those: a schema of that name that is already there is not ours
     // (the restore refuses to run then).
     let mut s = spyglass_db::connect(connect)?;
+    if let Some(ledger) = ledger {
+        report.leftovers_dropped = drop_ledger_leftovers(&mut s, ledger, prefix)?;
+    }
     let before = schema_names(&mut s)?;
     // A bad plan (a system schema as a target, two onto one) stops here.
     restore::plan(&manifest, set, &opts)?;
+    if let Some(ledger) = ledger {
+        let mine: Vec<&str> = renames
+            .iter()
+            .map(|(_, new)| new.as_str())
+            .filter(|t| !before.iter().any(|b| b == t))
+            .collect();
+        write_ledger(ledger, &mine)?;
+    }
     let result = restore::restore(connect, set, &opts, progress);
     if let Err(e @ Error::SchemasExist { .. }) = result {
         // Refused before anything was created: there is nothing of ours to drop.
@@ -205,7 +229,57 @@ pub fn verify_by_restoring(
         .filter(|t| !before.contains(t))
         .collect();
     drop_verify_schemas(&mut s, &targets)?;
+    if let Some(ledger) = ledger {
+        remove_ledger(ledger)?;
+    }
     result.map(|_| ())
+}
+
+/// Drops the schemas a killed run's ledger lists that still exist and start
+/// with `prefix`, then removes the ledger. Returns the dropped names.
+fn drop_ledger_leftovers(
+    s: &mut spyglass_db::Session,
+    ledger: &Path,
+    prefix: &str,
+) -> Result<Vec<String>, Error> {
+    let text = match std::fs::read_to_string(ledger) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("reading", ledger)(e)),
+    };
+    let existing = schema_names(s)?;
+    let ours: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && l.starts_with(prefix) && l.len() > prefix.len())
+        .filter(|l| existing.iter().any(|e| e == l))
+        .map(str::to_owned)
+        .collect();
+    drop_verify_schemas(s, &ours)?;
+    remove_ledger(ledger)?;
+    Ok(ours)
+}
+
+fn write_ledger(ledger: &Path, schemas: &[&str]) -> Result<(), Error> {
+    use std::io::Write;
+    let mut text = String::new();
+    for t in schemas {
+        text.push_str(t);
+        text.push('\n');
+    }
+    let tmp = ledger.with_extension("partial");
+    let mut f = std::fs::File::create(&tmp).map_err(Error::io("writing", &tmp))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(Error::io("writing", &tmp))?;
+    std::fs::rename(&tmp, ledger).map_err(Error::io("renaming into place", ledger))
+}
+
+fn remove_ledger(ledger: &Path) -> Result<(), Error> {
+    match std::fs::remove_file(ledger) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("removing", ledger)(e)),
+        _ => Ok(()),
+    }
 }
 
 fn compare(

@@ -63,6 +63,7 @@ pub fn verify_tar(tar_path: &Path, progress: &dyn Progress) -> Result<VerifyRepo
         tables_compared: 0,
         problems: Vec::new(),
         not_restored: Vec::new(),
+        leftovers_dropped: Vec::new(),
     };
     let bad_set = |detail: String| Error::BadSet {
         set: tar_path.to_owned(),

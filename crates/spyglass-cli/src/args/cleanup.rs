@@ -41,11 +41,13 @@ pub struct CleanupScanOpts {
     /// Temp entries untouched this long are stale (default: [cleanup] temp_age, else 7d).
     #[arg(long, value_name = "DURATION")]
     pub temp_age: Option<HumanDuration>,
-    /// Print every item's path (one per line; with --json, an "items" list).
+    /// Print the absolute path of every item with a place on disk, one per
+    /// line (with --json, every item in an "items" list).
     #[arg(long)]
     pub list: bool,
     /// With --list: each line is the class, a tab, and the path
-    /// (`untracked<TAB>/data/raw/x.nwb`).
+    /// (`untracked<TAB>/data/raw/x.nwb`); rows with no file of their own
+    /// are listed too, as `row ...` descriptions.
     #[arg(long, requires = "list")]
     pub with_class: bool,
 }

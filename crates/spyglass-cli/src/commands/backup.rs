@@ -507,6 +507,7 @@ fn run_verify(global: &GlobalOpts, a: &VerifyArgs) -> anyhow::Result<ExitStatus>
             &set,
             &a.prefix,
             a.threads.unwrap_or_else(cores),
+            None,
             &mut report,
             &bar,
         )

@@ -316,22 +316,37 @@ fn render(r: &ScanReport) -> String {
     s
 }
 
-/// `--list`: one path per line (for scripts); `with_class`: the class, a
-/// tab, then the path.
+/// `--list`: one absolute path per line (for scripts), for every item with
+/// a place on disk; `with_class`: the class, a tab, then the path, and also
+/// the items that are rows only (an `~external` row whose file is gone or
+/// still named by a used row, an orphan `analysis_nwbfile` row), described,
+/// never as a path: a script that removes what `--list` prints must not
+/// reach a file another row still names, nor resolve a store-relative name
+/// against its own working directory.
 fn list_lines(r: &ScanReport, with_class: bool) -> String {
     let mut s = String::new();
     for i in r.items.iter().flatten() {
-        if with_class {
-            s.push_str(i.class.name());
-            s.push('\t');
-        }
         match &i.path {
             Some(p) => {
+                if with_class {
+                    s.push_str(i.class.name());
+                    s.push('\t');
+                }
                 let _ = writeln!(s, "{}", p.display());
             }
-            None => {
-                let _ = writeln!(s, "{}", i.rel);
+            None if with_class => {
+                let what = match &i.subject {
+                    scan::Subject::ExternalRow { schema, store, .. } => {
+                        format!(
+                            "row of `{schema}`.`~external_{store}` for {} (no file of its own)",
+                            i.rel
+                        )
+                    }
+                    _ => format!("row {}", i.rel),
+                };
+                let _ = writeln!(s, "{}\t{what}", i.class.name());
             }
+            None => {}
         }
     }
     s

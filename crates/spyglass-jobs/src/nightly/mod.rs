@@ -52,6 +52,10 @@ pub const DEFAULT_LABEL: &str = "nightly";
 pub const MIN_KEEP_LAST: u32 = 3;
 /// The restore drill restores into `<prefix><schema>` and drops them.
 pub const DRILL_PREFIX: &str = "drill_";
+/// Inside the backup destination while a restore drill runs: the scratch
+/// schemas it is creating. A drill that was killed leaves it; the next one
+/// drops exactly those schemas before it starts.
+pub const DRILL_LEDGER: &str = ".spyglass-drill-schemas";
 /// Weekday names of `[nightly] restore_drill`, Sunday first (UTC days).
 pub const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
@@ -822,19 +826,28 @@ fn verify_step(
         Err(e) => return failed(Step::Verify, t, e.to_string()),
     };
     let mut drilled = None;
+    // Scratch schemas that were there before the drill and no ledger of
+    // ours names: the drill did not run, but the set's checksums are good.
+    let mut not_ours = None;
     if drill && r.problems.is_empty() {
         // The restore drill: restore into scratch schemas, compare every
         // table, drop them (the library drops them whatever happens).
         drilled = Some(match &plan.connection {
-            Ok(c) => verify::verify_by_restoring(
+            Ok(c) => match verify::verify_by_restoring(
                 &c.options,
                 path,
                 DRILL_PREFIX,
                 plan.threads,
+                Some(&plan.dest.join(DRILL_LEDGER)),
                 &mut r,
                 progress,
-            )
-            .map_err(|e| chain(&e)),
+            ) {
+                Err(spyglass_backup::Error::SchemasExist { schemas, .. }) => {
+                    not_ours = Some(schemas);
+                    Err(String::new())
+                }
+                other => other.map_err(|e| chain(&e)),
+            },
             Err(why) => Err(why.clone()),
         });
     }
@@ -845,6 +858,25 @@ fn verify_step(
         .map(|e| format!("; note: the result could not be recorded beside the manifest: {e}"))
         .unwrap_or_default();
     let (status, mut msg) = match (r.problems.first(), &drilled) {
+        (None, Some(Err(_))) if not_ours.is_some() => {
+            let schemas = not_ours.unwrap_or_default();
+            let drops: Vec<String> = schemas
+                .iter()
+                .map(|s| format!("DROP DATABASE {};", spyglass_db::quote::ident(s)))
+                .collect();
+            // Needs attention (no drill tonight), but the set's every sha256
+            // is good, so it is still shipped and pruning goes on.
+            (
+                StepStatus::Attention,
+                format!(
+                    "{} files, {} read, every sha256 and stream good; restore drill did not run: its scratch schema(s) {} already exist and no drill of this destination made them (a manual restore, or a drill of another destination?); if nothing needs them, drop them: SET foreign_key_checks = 0; {}",
+                    r.files,
+                    human_bytes(r.bytes),
+                    schemas.join(", "),
+                    drops.join(" ")
+                ),
+            )
+        }
         (_, Some(Err(e))) => (StepStatus::Failed, format!("restore drill failed: {e}")),
         (None, _) => (
             StepStatus::Ok,
@@ -877,6 +909,12 @@ fn verify_step(
             ),
         ),
     };
+    if !r.leftovers_dropped.is_empty() {
+        msg.push_str(&format!(
+            "; dropped first the scratch schema(s) a killed drill left: {}",
+            r.leftovers_dropped.join(", ")
+        ));
+    }
     if let Some(text) = verify::not_restored_text(&r.not_restored).filter(|_| restored) {
         // Never weakened silently: the drill says what it could not check.
         msg.push_str("; ");

@@ -205,7 +205,12 @@ pub enum Decision {
 pub fn next(step: Step, shape: &Shape, done: &Outcomes) -> Decision {
     use Decision::{Run, Skip};
     let set = done.succeeded(Step::Backup);
-    let verified = done.get(Step::Verify) == Some(StepStatus::Ok);
+    // Attention from verify: every checksum good, but the restore drill
+    // could not run (its scratch schemas were in the way): still shipped.
+    let verified = matches!(
+        done.get(Step::Verify),
+        Some(StepStatus::Ok | StepStatus::Attention)
+    );
     match step {
         Step::Backup => Run,
         Step::Verify if !set => Skip(SkipReason::NoSet),
@@ -232,7 +237,7 @@ pub fn next(step: Step, shape: &Shape, done: &Outcomes) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use StepStatus::{Failed, Ok, Skipped, Warning};
+    use StepStatus::{Attention, Failed, Ok, Skipped, Warning};
 
     const FULL: Shape = Shape {
         ship_to: true,
@@ -329,6 +334,19 @@ mod tests {
                 Step::Ship,
                 FULL,
                 &[(Step::Backup, Warning), (Step::Verify, Ok)],
+                Run,
+            ),
+            // Checksums good, the drill blocked by schemas not its own.
+            (
+                Step::Ship,
+                FULL,
+                &[(Step::Backup, Ok), (Step::Verify, Attention)],
+                Run,
+            ),
+            (
+                Step::Prune,
+                FULL,
+                &[(Step::Backup, Ok), (Step::Verify, Attention)],
                 Run,
             ),
             (
