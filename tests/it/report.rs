@@ -324,6 +324,10 @@ fn the_report_opens_offline_in_chromium_and_shows_the_json_numbers() {
     out.assert_code(1);
     let json = out.json();
     let html = std::fs::read_to_string(&page).expect("the page was written");
+    // It names accounts with temporary passwords: not world-readable.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&page).expect("page").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "report.html is mode {mode:o}");
 
     // Nothing in the file can fetch anything.
     for needle in [

@@ -483,10 +483,10 @@ fn check_package(bin: &Path, deb: &Path, out: &Path) -> Result<(), String> {
     let pw = out.join("backup.pw");
     put(&pw, b"not-a-real-password\n", 0o600)?;
     let all_on = all_on.replace(
-        "\"/etc/spyglass-admin/backup.pw\"",
+        "\"/etc/spyglass-admin/backup.pass\"",
         &format!("\"{}\"", pw.display()),
     );
-    expect(!all_on.contains("/etc/spyglass-admin/backup.pw"), || {
+    expect(!all_on.contains("/etc/spyglass-admin/backup.pass"), || {
         "the example's password_file line changed: update the dist check".into()
     })?;
     let all_on_path = out.join("all-keys.toml");

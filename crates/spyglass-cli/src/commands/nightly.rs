@@ -434,13 +434,13 @@ fn render(s: &SummaryJson, dest: &Path) -> String {
             )
         };
         out.push_str(&format!(
-            "  {:<13} {:<8} {}{time}\n",
+            "  {:<13} {:<9} {}{time}\n",
             st.name, status, st.message
         ));
     }
     if let Some(b) = &s.binlog {
         out.push_str(&format!(
-            "  {:<13} {:<8} {}\n",
+            "  {:<13} {:<9} {}\n",
             "binlog lag",
             if b.attention { "ATTENTION" } else { "ok" },
             b.message

@@ -31,14 +31,25 @@ fn connection(global: &GlobalOpts) -> anyhow::Result<Connection> {
     })
 }
 
-/// Writes `text` to `out` through a temporary file in the same directory.
+/// Writes `text` to `out` through a temporary file in the same directory,
+/// mode 0600: the page names accounts with temporary passwords and every
+/// audit finding, which is not for every local user to read (share it by
+/// copying it, or `chmod` it).
 pub(crate) fn write_page(out: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "report.html".into());
     let tmp = out.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text)
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| anyhow::anyhow!(e).context(format!("cannot write {}", tmp.display())))?;
     std::fs::rename(&tmp, out).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);

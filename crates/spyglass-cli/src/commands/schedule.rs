@@ -306,7 +306,11 @@ pub fn run(global: &GlobalOpts, a: &ScheduleArgs) -> anyhow::Result<ExitStatus> 
                 .collect(),
         });
         text.push_str(&format!(
-            "\n# Point-in-time restores: the binary-log archiver, running all the time.\n# /etc/systemd/system/{name}\n{body}\n# then: systemctl daemon-reload && systemctl enable --now {name}\n"
+            "\n# Point-in-time restores (optional): the binary-log archiver, running all the time.\n\
+             # It needs the server's binary log on (binlog_format = ROW) and an account with the\n\
+             # replication grants: `spyglass-admin users add-backup-user ACCOUNT --binlog`; without\n\
+             # them the unit fails at its first login. Skip it if you do not want these restores.\n\
+             # /etc/systemd/system/{name}\n{body}\n# then: systemctl daemon-reload && systemctl enable --now {name}\n"
         ));
         text
     } else {
