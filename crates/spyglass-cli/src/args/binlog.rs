@@ -36,12 +36,8 @@ pub struct BinlogShipArgs {
     /// (default: [backup] ship_to).
     #[arg(long, value_name = "TARGET")]
     pub to: Option<String>,
-    /// Private key file (default: [backup] identity).
-    #[arg(long, value_name = "FILE")]
-    pub identity: Option<PathBuf>,
-    /// An ssh_config file to use instead of ~/.ssh/config (default: [backup] ssh_config).
-    #[arg(long, value_name = "FILE")]
-    pub ssh_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub ssh: super::SshArgs,
 }
 
 #[derive(Debug, Args)]

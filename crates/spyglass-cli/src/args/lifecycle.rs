@@ -49,12 +49,8 @@ pub struct PruneArgs {
     /// Print what would be kept and removed, remove nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
-    /// Private key for an ssh:// DEST (default: [backup] identity).
-    #[arg(long, value_name = "FILE")]
-    pub identity: Option<PathBuf>,
-    /// An ssh_config file to use instead of ~/.ssh/config (default: [backup] ssh_config).
-    #[arg(long, value_name = "FILE")]
-    pub ssh_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub ssh: SshArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -74,12 +70,8 @@ pub struct ShipArgs {
     /// ssh://[user@]host[:port]/path, or a local directory (default: [backup] ship_to).
     #[arg(long, value_name = "TARGET")]
     pub to: Option<String>,
-    /// Private key file (default: [backup] identity; else your ssh setup decides).
-    #[arg(long, value_name = "FILE")]
-    pub identity: Option<PathBuf>,
-    /// An ssh_config file to use instead of ~/.ssh/config (default: [backup] ssh_config).
-    #[arg(long, value_name = "FILE")]
-    pub ssh_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub ssh: SshArgs,
     /// Delete the local set once the copy on the target verified.
     #[arg(long)]
     pub remove_source: bool,

@@ -81,11 +81,7 @@ fn is_s3(p: &Path) -> bool {
 /// ssh settings of a command: its flags, then `[backup]`.
 fn ssh_of(global: &GlobalOpts, a: &SshArgs) -> anyhow::Result<spyglass_backup::ship::SshOptions> {
     let s = settings::load(global.config.as_deref())?;
-    Ok(super::lifecycle::ssh_options(
-        a.identity.as_ref(),
-        a.ssh_config.as_ref(),
-        &s,
-    ))
+    Ok(super::lifecycle::ssh_options(a, &s))
 }
 
 /// The set a verify or restore works on: a local set directory as given,
@@ -294,7 +290,7 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
 fn run_ship_options(global: &GlobalOpts, a: &SshArgs) -> anyhow::Result<ShipOptions> {
     let s = settings::load(global.config.as_deref())?;
     Ok(ShipOptions {
-        ssh: super::lifecycle::ssh_options(a.identity.as_ref(), a.ssh_config.as_ref(), &s),
+        ssh: super::lifecycle::ssh_options(a, &s),
         bwlimit_kib: s.backup.bwlimit_kib.unwrap_or(0),
         show_transfer: !global.json
             && !global.quiet
@@ -354,16 +350,11 @@ fn check_restore_privileges(
             statement: "CREATE USER ... (--with-accounts)".into(),
         });
     }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let e = spyglass_privileges::Error::Insufficient {
-        account: held.account.clone(),
+    super::refuse_unless_held(
+        held.account.clone(),
         missing,
-    };
-    Err(UserError::new(e.to_string())
-        .hint("restore as an account that holds these on the target schemas (root, or one granted them there), or restore under names it may create (--rename)")
-        .into())
+        "restore as an account that holds these on the target schemas (root, or one granted them there), or restore under names it may create (--rename)",
+    )
 }
 
 fn run_restore(global: &GlobalOpts, a: &RestoreArgs) -> anyhow::Result<ExitStatus> {

@@ -58,15 +58,14 @@ pub(crate) fn ship_line(r: &BinlogShipReport) -> String {
 fn ship_target(
     s: &spyglass_jobs::settings::Settings,
     to: Option<&str>,
-    identity: Option<&std::path::PathBuf>,
-    ssh_config: Option<&std::path::PathBuf>,
+    ssh: &crate::args::SshArgs,
 ) -> anyhow::Result<Option<(Target, ShipOptions)>> {
     let Some(to) = to.map(str::to_owned).or_else(|| s.backup.ship_to.clone()) else {
         return Ok(None);
     };
     let t = Target::parse(&to)?.with_s3_config(&spyglass_jobs::lifecycle::s3_config(s)?);
     let opts = ShipOptions {
-        ssh: super::lifecycle::ssh_options(identity, ssh_config, s),
+        ssh: super::lifecycle::ssh_options(ssh, s),
         bwlimit_kib: s.backup.bwlimit_kib.unwrap_or(0),
         ..ShipOptions::default()
     };
@@ -77,12 +76,7 @@ fn run_ship(global: &GlobalOpts, a: &BinlogShipArgs) -> anyhow::Result<ExitStatu
     let s = settings::load(global.config.as_deref())?;
     let dest = super::backup::dest_or_settings(global, a.dest.as_ref())?;
     let dir = dest.join("binlog");
-    let (t, opts) = ship_target(
-        &s,
-        a.to.as_deref(),
-        a.identity.as_ref(),
-        a.ssh_config.as_ref(),
-    )?
+    let (t, opts) = ship_target(&s, a.to.as_deref(), &a.ssh)?
     .ok_or_else(|| {
         UserError::new("no ship target given")
             .hint("pass --to ssh://user@host/path (or s3://bucket/prefix, or a directory), or set [backup] ship_to")
@@ -148,7 +142,10 @@ fn run_archive(global: &GlobalOpts, a: &ArchiveArgs) -> anyhow::Result<ExitStatu
     if !a.until_now {
         let s = settings::load(global.config.as_deref())?;
         let every = ship_every(&s, a.ship_every.as_deref())?;
-        if let (Some((t, sopts)), false) = (ship_target(&s, None, None, None)?, every.is_zero()) {
+        if let (Some((t, sopts)), false) = (
+            ship_target(&s, None, &crate::args::SshArgs::default())?,
+            every.is_zero(),
+        ) {
             let (stop, dir) = (Arc::clone(&stop), o.dir.clone());
             shipper = Some(std::thread::spawn(move || {
                 let ship_once = || match shipped::ship(&dir, &t, &sopts) {

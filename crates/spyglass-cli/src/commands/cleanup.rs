@@ -671,17 +671,11 @@ fn check_restore_privileges(
         })
         .collect();
     let held = spyglass_privileges::grants::current_privileges(session)?;
-    let missing = preflight::missing_on_schemas(&held, &needs);
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let e = spyglass_privileges::Error::Insufficient {
-        account: held.account.clone(),
-        missing,
-    };
-    Err(UserError::new(e.to_string())
-        .hint("restore the run as an account that may INSERT there (the one that applied it, or root); nothing was put back")
-        .into())
+    super::refuse_unless_held(
+        held.account.clone(),
+        preflight::missing_on_schemas(&held, &needs),
+        "restore the run as an account that may INSERT there (the one that applied it, or root); nothing was put back",
+    )
 }
 
 fn restore_cmd(

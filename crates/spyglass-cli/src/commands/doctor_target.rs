@@ -96,7 +96,7 @@ pub(crate) fn check_target(
             return (r, problems);
         }
     };
-    let ssh = super::lifecycle::ssh_options(None, None, settings);
+    let ssh = super::lifecycle::ssh_options(&crate::args::SshArgs::default(), settings);
     if let Target::Ssh { host, port, .. } = &t {
         let st = ship::ssh::host_key_status(&ssh, host, *port);
         r.known_hosts = Some(st.known_hosts);

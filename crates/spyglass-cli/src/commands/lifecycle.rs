@@ -2,7 +2,7 @@
 //! with them (policy and ship options from flags and settings).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -40,16 +40,9 @@ fn no_policy() -> anyhow::Error {
         .into()
 }
 
-pub(crate) fn ssh_options(
-    identity: Option<&PathBuf>,
-    config: Option<&PathBuf>,
-    s: &Settings,
-) -> SshOptions {
-    lifecycle::ssh_options(
-        identity.map(|p| p.as_path()),
-        config.map(|p| p.as_path()),
-        s,
-    )
+/// ssh options: the `--identity`/`--ssh-config` flags, then `[backup]`.
+pub(crate) fn ssh_options(a: &crate::args::SshArgs, s: &Settings) -> SshOptions {
+    lifecycle::ssh_options(a.identity.as_deref(), a.ssh_config.as_deref(), s)
 }
 
 /// Human lines for a prune report.
@@ -133,13 +126,7 @@ pub fn prune(global: &GlobalOpts, a: &PruneArgs) -> anyhow::Result<ExitStatus> {
     let now = spyglass_backup::names::now_unix();
     let report = if ship::scheme_of(&dest).is_some() {
         let t = Target::parse(&dest)?.with_s3_config(&lifecycle::s3_config(&s)?);
-        prune::prune_target(
-            &t,
-            &ssh_options(a.identity.as_ref(), a.ssh_config.as_ref(), &s),
-            &policy,
-            now,
-            a.dry_run,
-        )?
+        prune::prune_target(&t, &ssh_options(&a.ssh, &s), &policy, now, a.dry_run)?
     } else {
         let p = Path::new(&dest);
         if !p.is_dir() {
@@ -194,7 +181,7 @@ pub fn ship(global: &GlobalOpts, a: &ShipArgs) -> anyhow::Result<ExitStatus> {
         return Err(no_policy());
     }
     let opts = ShipOptions {
-        ssh: ssh_options(a.identity.as_ref(), a.ssh_config.as_ref(), &s),
+        ssh: ssh_options(&a.ssh, &s),
         transport: transport(a.transport),
         read_back: a.read_back,
         repair: a.repair,

@@ -31,3 +31,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::DistFiles(args) => dist::files(&args),
     }
 }
+
+/// `Ok` when nothing is `missing`; otherwise the refusal that names the
+/// account and every missing privilege, with `hint` (what to do instead),
+/// for a command that checks before its first statement.
+fn refuse_unless_held(
+    account: String,
+    missing: Vec<spyglass_privileges::preflight::Missing>,
+    hint: &str,
+) -> anyhow::Result<()> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let e = spyglass_privileges::Error::Insufficient { account, missing };
+    Err(crate::output::UserError::new(e.to_string())
+        .hint(hint)
+        .into())
+}
