@@ -2042,3 +2042,82 @@ fn cross_schema_post_objects_orphan_definers_and_history_round_trip() {
     }
     drop_schemas(&mut admin(), &["itbk_pa", "itbk_pb"]);
 }
+
+/// Found by the clean-clone CI: on MySQL, `information_schema.processlist`
+/// fails as a whole (error 3854, "Cannot convert string ... to utf8mb3")
+/// while any session runs a statement holding a 4-byte character (an emoji
+/// in a DataJoint comment) or binary bytes (a blob insert), so `backup run`
+/// refused to start because of a lab's ordinary writers. The guard still
+/// sees such a statement, and names it.
+#[test]
+fn the_long_query_guard_reads_statements_with_4_byte_characters() {
+    let _exclusive = long_statements();
+    make_schema("itbk_lq4", "(id int PRIMARY KEY)", &["INSERT INTO @t VALUES (1)"]);
+    let mut s = admin();
+    let id: u64 = s
+        .conn()
+        .query_first("SELECT CONNECTION_ID()")
+        .unwrap()
+        .unwrap();
+    let long = std::thread::spawn(move || {
+        s.conn()
+            .query_drop("SELECT SLEEP(6), '\u{1F600} lab notes'")
+            .map_err(|e| e.to_string())
+    });
+    let mut a = admin();
+    wait_for("the long SELECT", || {
+        a.conn()
+            .query_first::<u64, _>(format!(
+                "SELECT processlist_time FROM performance_schema.threads WHERE processlist_id = {id} AND processlist_time >= 1"
+            ))
+            .ok()
+            .flatten()
+            .is_some()
+            || a.conn()
+                .query_first::<u64, _>(format!(
+                    "SELECT time FROM information_schema.processlist WHERE id = {id} AND time >= 1"
+                ))
+                .ok()
+                .flatten()
+                .is_some()
+    });
+    let dest = tempfile::tempdir().unwrap();
+    let out = cli(false).run(&[
+        "backup",
+        "run",
+        "--json",
+        "--dest",
+        dest.path().to_str().unwrap(),
+        "--schemas",
+        "itbk_lq4",
+        "--no-accounts",
+        "--long-query-guard",
+        "2",
+    ]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        !out.stderr.contains("processlist"),
+        "the processlist could not be read: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("id {id} by "))
+            && out.stderr.contains("SELECT SLEEP(6), '")
+            && out.stderr.contains("lab notes"),
+        "{}",
+        out.stderr
+    );
+    assert!(long.join().unwrap().is_ok(), "the SELECT was left alone");
+    // Once it is over, the backup runs.
+    let out = cli(false).run(&[
+        "backup",
+        "run",
+        "--json",
+        "--dest",
+        dest.path().to_str().unwrap(),
+        "--schemas",
+        "itbk_lq4",
+        "--no-accounts",
+    ]);
+    out.assert_code(0);
+}

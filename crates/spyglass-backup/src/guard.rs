@@ -64,22 +64,54 @@ pub fn privileges(conn: &mut Conn) -> Result<Privileges, Error> {
 }
 
 /// Statements of other sessions that have run for at least `min_seconds`.
+///
+/// On MySQL, `information_schema.processlist` fails as a whole (error 3854,
+/// "Cannot convert string ... to utf8mb3") while any session runs a
+/// statement with binary bytes in it, such as a DataJoint insert of a blob:
+/// a backup would then refuse to start because of the lab's own writers. So
+/// where the server has it (MySQL 8.0.22+, with `performance_schema` on)
+/// `performance_schema.processlist` is read instead, with the same columns,
+/// same privilege (PROCESS) and no conversion; elsewhere (MariaDB, whose
+/// `information_schema` converts such bytes to `?`) the classic table.
+/// Statement text is read as bytes and shown lossily.
 pub fn long_queries(conn: &mut Conn, min_seconds: u64) -> Result<Vec<RunningQuery>, Error> {
+    let ps_on = conn
+        .query_first::<i64, _>("SELECT @@performance_schema")
+        .ok()
+        .flatten()
+        == Some(1);
+    if ps_on {
+        match processlist(conn, "performance_schema.processlist", min_seconds) {
+            // 1146: no such table (before 8.0.22); 1142/1044: not readable.
+            Err(spyglass_db::mysql::Error::MySqlError(e)) if matches!(e.code, 1146 | 1142 | 1044) => {}
+            other => return other.map_err(|e| Error::Db(DbError::query("reading the processlist", e))),
+        }
+    }
+    processlist(conn, "information_schema.processlist", min_seconds)
+        .map_err(|e| Error::Db(DbError::query("reading the processlist", e)))
+}
+
+fn processlist(
+    conn: &mut Conn,
+    table: &str,
+    min_seconds: u64,
+) -> Result<Vec<RunningQuery>, spyglass_db::mysql::Error> {
     conn.exec_map(
-        "SELECT id, user, time, LEFT(REPLACE(REPLACE(info, '\\n', ' '), '\\r', ' '), 100) \
-         FROM information_schema.processlist \
-         WHERE id <> CONNECTION_ID() AND info IS NOT NULL AND time >= ? \
-         AND command NOT IN ('Sleep', 'Daemon', 'Binlog Dump', 'Binlog Dump GTID', 'Killed') \
-         AND user NOT IN ('system user', 'event_scheduler') ORDER BY time DESC, id",
+        format!(
+            "SELECT id, user, time, LEFT(REPLACE(REPLACE(info, '\\n', ' '), '\\r', ' '), 100) \
+             FROM {table} \
+             WHERE id <> CONNECTION_ID() AND info IS NOT NULL AND time >= ? \
+             AND command NOT IN ('Sleep', 'Daemon', 'Binlog Dump', 'Binlog Dump GTID', 'Killed') \
+             AND user NOT IN ('system user', 'event_scheduler') ORDER BY time DESC, id"
+        ),
         (min_seconds,),
-        |(id, user, seconds, text): (u64, String, u64, String)| RunningQuery {
+        |(id, user, seconds, text): (u64, Vec<u8>, u64, Vec<u8>)| RunningQuery {
             id,
-            user,
+            user: String::from_utf8_lossy(&user).into_owned(),
             seconds,
-            text,
+            text: String::from_utf8_lossy(&text).into_owned(),
         },
     )
-    .map_err(|e| Error::Db(DbError::query("reading the processlist", e)))
 }
 
 /// What the guard found.
