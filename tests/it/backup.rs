@@ -2052,7 +2052,11 @@ fn cross_schema_post_objects_orphan_definers_and_history_round_trip() {
 #[test]
 fn the_long_query_guard_reads_statements_with_4_byte_characters() {
     let _exclusive = long_statements();
-    make_schema("itbk_lq4", "(id int PRIMARY KEY)", &["INSERT INTO @t VALUES (1)"]);
+    make_schema(
+        "itbk_lq4",
+        "(id int PRIMARY KEY)",
+        &["INSERT INTO @t VALUES (1)"],
+    );
     let mut s = admin();
     let id: u64 = s
         .conn()

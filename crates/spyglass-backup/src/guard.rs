@@ -83,8 +83,11 @@ pub fn long_queries(conn: &mut Conn, min_seconds: u64) -> Result<Vec<RunningQuer
     if ps_on {
         match processlist(conn, "performance_schema.processlist", min_seconds) {
             // 1146: no such table (before 8.0.22); 1142/1044: not readable.
-            Err(spyglass_db::mysql::Error::MySqlError(e)) if matches!(e.code, 1146 | 1142 | 1044) => {}
-            other => return other.map_err(|e| Error::Db(DbError::query("reading the processlist", e))),
+            Err(spyglass_db::mysql::Error::MySqlError(e))
+                if matches!(e.code, 1146 | 1142 | 1044) => {}
+            other => {
+                return other.map_err(|e| Error::Db(DbError::query("reading the processlist", e)))
+            }
         }
     }
     processlist(conn, "information_schema.processlist", min_seconds)

@@ -170,6 +170,23 @@ pub fn check(dir: &Path, start: &Point, stop: &Stop) -> Result<(), Error> {
             }
         }
     }
+    // Every archived file the replay may read is checked against its sha256
+    // now, before the target changes, not when the replay reaches it.
+    for f in &files[i..] {
+        a.verify(f)?;
+        let past_stop = match stop {
+            Stop::Position(p) => index::sequence(&p.file) <= index::sequence(f),
+            Stop::Time(t) => a
+                .index
+                .entry(f)
+                .is_some_and(|e| i64::from(e.last_time) * 1_000_000 > *t),
+            Stop::Gtid(_) => gtid_before.is_some_and(|s| s <= index::sequence(f)),
+            Stop::Latest => false,
+        };
+        if past_stop {
+            break;
+        }
+    }
     if let Stop::Time(t) = stop {
         if let Some((_, last)) = a.window()? {
             if i64::from(last) * 1_000_000 + 999_999 < *t {
@@ -703,7 +720,17 @@ fn apply(
             let default_target = (!q.schema.is_empty())
                 .then(|| (options.map_schema)(&q.schema))
                 .flatten();
-            if let Some(d) = default_target {
+            // The server logs `CREATE DATABASE x` with `x` as its default
+            // schema, which does not exist yet: no `USE` before it.
+            let creates_db = {
+                let w: Vec<String> = text
+                    .split_whitespace()
+                    .take(2)
+                    .map(|w| w.to_ascii_uppercase())
+                    .collect();
+                w.len() == 2 && w[0] == "CREATE" && matches!(w[1].as_str(), "DATABASE" | "SCHEMA")
+            };
+            if let Some(d) = default_target.filter(|_| !creates_db) {
                 stmts.push(format!("USE {}", spyglass_db::quote::ident(&d)));
             }
             let mut sql = requalify_bare(&(options.rewrite)(&text), options.map_schema);
