@@ -2125,3 +2125,76 @@ fn the_long_query_guard_reads_statements_with_4_byte_characters() {
     ]);
     out.assert_code(0);
 }
+
+/// A restore that is loading blobs right now is running, not unfinished: on
+/// MySQL `information_schema.processlist` fails while such a statement runs,
+/// and doctor called every busy restore "unfinished" with advice to redo it.
+/// The restore's session is played by one that holds the marker and runs a
+/// long statement with blob bytes and a 4-byte character.
+#[test]
+fn doctor_counts_a_restore_loading_blobs_as_running_not_unfinished() {
+    let _exclusive = long_statements();
+    let mut a = admin();
+    drop_schemas(&mut a, &["itbk_busy"]);
+    crate::support::sql(&mut a, "CREATE DATABASE itbk_busy");
+    let mut s = admin();
+    crate::support::sql(&mut s, "CREATE TABLE itbk_busy.`~restore_incomplete` (set_path varchar(4096) NOT NULL, started varchar(32) NOT NULL, connection_id bigint unsigned NULL) ENGINE=InnoDB");
+    crate::support::sql(&mut s, "INSERT INTO itbk_busy.`~restore_incomplete` VALUES ('/srv/backup/busy', '2026-12-03T10:00:00Z', CONNECTION_ID())");
+    let id: u64 = s
+        .conn()
+        .query_first("SELECT CONNECTION_ID()")
+        .unwrap()
+        .unwrap();
+    let long = std::thread::spawn(move || {
+        s.conn()
+            .query_drop("SELECT SLEEP(5), _binary x'00ff80fe1f8b0000c3', '\u{1F9EA} blob rows'")
+            .map_err(|e| e.to_string())
+    });
+    wait_for("the long statement", || {
+        a.conn()
+            .query_first::<u64, _>(format!(
+                "SELECT processlist_time FROM performance_schema.threads WHERE processlist_id = {id} AND processlist_time >= 1"
+            ))
+            .ok()
+            .flatten()
+            .is_some()
+            || a.conn()
+                .query_first::<u64, _>(format!(
+                    "SELECT time FROM information_schema.processlist WHERE id = {id} AND time >= 1"
+                ))
+                .ok()
+                .flatten()
+                .is_some()
+    });
+    let mine = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        v["unfinished_restores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["schema"] == "itbk_busy")
+            .cloned()
+            .collect()
+    };
+    let names_it = |v: &serde_json::Value| {
+        v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["message"].as_str().unwrap_or("").contains("`itbk_busy`"))
+    };
+    let busy = cli(false).run(&["doctor", "--json"]).json();
+    let m = mine(&busy);
+    assert_eq!(m.len(), 1, "{busy:#}");
+    assert_eq!(m[0]["running"], true, "the restore is loading: {busy:#}");
+    assert!(
+        !names_it(&busy),
+        "a running restore is no problem: {busy:#}"
+    );
+    long.join().unwrap().expect("the long statement");
+    // Its session gone (the restore killed), the same schema is a problem.
+    wait_for("the session to close", || {
+        let v = cli(false).run(&["doctor", "--json"]).json();
+        mine(&v).first().is_some_and(|u| u["running"] == false) && names_it(&v)
+    });
+    drop_schemas(&mut a, &["itbk_busy"]);
+}

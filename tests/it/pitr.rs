@@ -1188,3 +1188,429 @@ fn restore_until_gtid_stops_right_after_that_transaction() {
     assert!(tables(&mut target_admin(), "pitr_gtid").is_empty());
     sql(&mut a, "DROP DATABASE pitr_gtid");
 }
+
+/// DataJoint 0.14.10 on either server: `declare` declares two schemas (a
+/// cross-schema foreign key, a blob, a uuid) and inserts batch A; `more`
+/// inserts batch B and deletes a subject (DataJoint's own cascade);
+/// `fetch` only reads (no schema or table is created). Each prints every row.
+const DJ_PITR: &str = r#"
+import json, sys
+import datajoint as dj
+dj.config["database.use_tls"] = False
+dj.config["safemode"] = False
+dj.config["loglevel"] = "WARNING"
+mode = sys.argv[1]
+make = mode != "fetch"
+a = dj.Schema("itpitr_dj_subject", create_schema=make, create_tables=make)
+b = dj.Schema("itpitr_dj_session", create_schema=make, create_tables=make)
+
+@a
+class Subject(dj.Manual):
+    definition = """
+    subject_id: int
+    ---
+    name: varchar(32)
+    born: datetime(3)
+    """
+
+@b
+class Session(dj.Manual):
+    definition = """
+    -> Subject
+    session_id: smallint unsigned
+    ---
+    data: longblob
+    uid: uuid
+    """
+
+def everything():
+    def norm(rows):
+        return [{k: (v.tolist() if hasattr(v, "tolist") else str(v)) for k, v in r.items()} for r in rows]
+    return {"subject": norm(Subject.fetch(as_dict=True, order_by="KEY")),
+            "session": norm(Session.fetch(as_dict=True, order_by="KEY"))}
+
+import numpy as np, uuid
+def batch(ids):
+    Subject.insert([(i, "mouse-%d é" % i, "2026-11-0%d 08:00:00.%03d" % (i % 9 + 1, i)) for i in ids])
+    Session.insert([(i, s, np.arange(i * 7 + s, dtype=np.float64) / 3, uuid.uuid5(uuid.NAMESPACE_DNS, "%d-%d" % (i, s)))
+                    for i in ids for s in (1, 2)])
+if mode == "declare":
+    batch((1, 2, 3))
+elif mode == "more":
+    batch((4, 5))
+    (Subject & "subject_id = 2").delete()
+print(json.dumps(everything(), sort_keys=True))
+"#;
+
+fn dj_pitr(mode: &str, port: u16) -> serde_json::Value {
+    let s = server();
+    let cwd = tempfile::tempdir().unwrap();
+    let script = cwd.path().join("pitr_dj.py");
+    std::fs::write(&script, DJ_PITR).unwrap();
+    let out = Command::new(crate::support::python())
+        .arg(&script)
+        .arg(mode)
+        .current_dir(cwd.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", cwd.path())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("DJ_HOST", format!("{}:{port}", s.host))
+        .env("DJ_USER", &s.user)
+        .env("DJ_PASS", "")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "DataJoint {mode} on port {port}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim().lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("DataJoint {mode} printed no JSON ({e}): {stdout}"))
+}
+
+/// A lab's real sequence: the nightly set has only an older schema; the next
+/// morning DataJoint declares two new schemas and inserts batch A; at T
+/// nothing happens; then batch B and a cascading delete. The restore of the
+/// set to T (new schemas follow a glob) is fetched through DataJoint on the
+/// target and gives exactly batch A.
+#[test]
+fn datajoint_declares_and_inserts_after_the_backup_and_restore_until_t_fetches_batch_a() {
+    let _g = binlog_lock();
+    let names = ["itpitr_base", "itpitr_dj_subject", "itpitr_dj_session"];
+    let mut a = admin();
+    for n in names.iter().rev() {
+        sql(
+            &mut a,
+            &format!("DROP DATABASE IF EXISTS {}", quote::ident(n)),
+        );
+    }
+    drop_on_target(&["itpitr_dj_session", "itpitr_dj_subject", "itpitr_base"]);
+    fresh_schema(&mut a, "itpitr_base");
+    sql(
+        &mut a,
+        "CREATE TABLE itpitr_base.lab (id INT PRIMARY KEY, name VARCHAR(20))",
+    );
+    sql(
+        &mut a,
+        "INSERT INTO itpitr_base.lab VALUES (1, 'frank lab')",
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path().display().to_string();
+    let out = Sandbox::as_root().run(&["backup", "run", "--dest", &d, "--schemas", "itpitr_base"]);
+    out.assert_code(0);
+    let set = out.stdout.trim().to_owned();
+
+    let batch_a = dj_pitr("declare", server().port);
+    assert_eq!(batch_a["session"].as_array().unwrap().len(), 6, "{batch_a}");
+    let t = next_second(200);
+    next_second(100);
+    let now = dj_pitr("more", server().port);
+    assert_eq!(now["subject"].as_array().unwrap().len(), 4, "{now}");
+    assert_ne!(now, batch_a);
+    archive(dest.path(), &["--until-now"]).assert_code(0);
+
+    let out = Sandbox::as_root()
+        .env("DJ_PORT", &target_port().to_string())
+        .run(&[
+            "backup",
+            "restore",
+            &set,
+            "--schemas",
+            "itpitr_base,itpitr_dj_*",
+            "--until",
+            &local_text(t),
+        ]);
+    out.assert_code(0);
+    let restored = dj_pitr("fetch", target_port());
+    assert_eq!(restored, batch_a, "DataJoint on the target fetches batch A");
+    let lab: Vec<(i32, String)> = target_admin()
+        .conn()
+        .query("SELECT id, name FROM itpitr_base.lab")
+        .unwrap();
+    assert_eq!(lab, vec![(1, "frank lab".to_owned())]);
+    drop_on_target(&["itpitr_dj_session", "itpitr_dj_subject", "itpitr_base"]);
+    for n in names.iter().rev() {
+        sql(
+            &mut a,
+            &format!("DROP DATABASE IF EXISTS {}", quote::ident(n)),
+        );
+    }
+}
+
+/// One byte of an archived (closed, compressed) binlog file changed on disk:
+/// the restore refuses before it creates anything on the target, naming the
+/// file; `--latest` needs every file, so every one is checked first.
+#[test]
+fn a_damaged_archived_binlog_is_refused_before_the_target_changes() {
+    let _g = binlog_lock();
+    let mut a = admin();
+    fresh_schema(&mut a, "itpitr_dmg");
+    drop_on_target(&["itpitr_dmg"]);
+    sql(
+        &mut a,
+        "CREATE TABLE itpitr_dmg.t (id INT PRIMARY KEY, v VARCHAR(200))",
+    );
+    sql(&mut a, "INSERT INTO itpitr_dmg.t VALUES (1, 'in the set')");
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path().display().to_string();
+    let out = Sandbox::as_root().run(&["backup", "run", "--dest", &d, "--schemas", "itpitr_dmg"]);
+    out.assert_code(0);
+    let set = out.stdout.trim().to_owned();
+    for i in 2..200 {
+        sql(
+            &mut a,
+            &format!("INSERT INTO itpitr_dmg.t VALUES ({i}, REPEAT('after the set ', 10))"),
+        );
+    }
+    sql(&mut a, "FLUSH BINARY LOGS");
+    sql(
+        &mut a,
+        "INSERT INTO itpitr_dmg.t VALUES (1000, 'in the open file')",
+    );
+    archive(dest.path(), &["--until-now"]).assert_code(0);
+    let binlog = dest.path().join("binlog");
+    let idx = index(&binlog);
+    let last = idx["files"]
+        .as_array()
+        .and_then(|f| f.last())
+        .expect("a closed file in the index")
+        .clone();
+    let gz = binlog.join(last["archive"].as_str().unwrap());
+    let mut bytes = std::fs::read(&gz).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&gz, &bytes).unwrap();
+
+    let out = Sandbox::as_root()
+        .env("DJ_PORT", &target_port().to_string())
+        .run(&[
+            "backup",
+            "restore",
+            &set,
+            "--latest",
+            "--schemas",
+            "itpitr_dmg",
+        ]);
+    out.assert_code(2).assert_clean_error();
+    let name = last["archive"].as_str().unwrap();
+    assert!(
+        out.stderr.contains(name) && out.stderr.contains("sha256"),
+        "names the damaged file: {}",
+        out.stderr
+    );
+    assert!(
+        tables(&mut target_admin(), "itpitr_dmg").is_empty(),
+        "nothing was restored before the refusal"
+    );
+    // The file put back: the same restore goes through, every row.
+    bytes[mid] ^= 0x01;
+    std::fs::write(&gz, &bytes).unwrap();
+    let out = Sandbox::as_root()
+        .env("DJ_PORT", &target_port().to_string())
+        .run(&[
+            "backup",
+            "restore",
+            &set,
+            "--latest",
+            "--schemas",
+            "itpitr_dmg",
+        ]);
+    out.assert_code(0);
+    let n: Option<u64> = target_admin()
+        .conn()
+        .query_first("SELECT COUNT(*) FROM itpitr_dmg.t")
+        .unwrap();
+    assert_eq!(n, Some(200));
+    drop_on_target(&["itpitr_dmg"]);
+    sql(&mut a, "DROP DATABASE itpitr_dmg");
+}
+
+fn restored_ids(table: &str) -> Vec<u64> {
+    target_admin()
+        .conn()
+        .query(format!("SELECT id FROM {table} ORDER BY id"))
+        .unwrap()
+}
+
+/// MySQL's `binlog_transaction_compression=ON` writes a transaction as one
+/// compressed event the replay cannot read: a restore that needs it is
+/// refused before the target changes (from the open file, and from the
+/// index once the file is closed); a restore to a time before it goes on.
+/// MariaDB has no such compression (the variable does not exist there).
+#[test]
+fn a_compressed_transaction_is_refused_before_the_target_changes() {
+    let mut a = admin();
+    if !mysql() {
+        let e = a
+            .conn()
+            .query_drop("SET SESSION binlog_transaction_compression = ON")
+            .expect_err("MariaDB has no binlog_transaction_compression");
+        assert!(
+            e.to_string().contains("binlog_transaction_compression"),
+            "{e}"
+        );
+        return;
+    }
+    let _g = binlog_lock();
+    fresh_schema(&mut a, "itpitr_zst");
+    drop_on_target(&["itpitr_zst"]);
+    sql(
+        &mut a,
+        "CREATE TABLE itpitr_zst.t (id BIGINT PRIMARY KEY, v TEXT)",
+    );
+    sql(&mut a, "INSERT INTO itpitr_zst.t VALUES (1, 'in the set')");
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path().display().to_string();
+    let out = Sandbox::as_root().run(&["backup", "run", "--dest", &d, "--schemas", "itpitr_zst"]);
+    out.assert_code(0);
+    let set = out.stdout.trim().to_owned();
+    sql(
+        &mut a,
+        "INSERT INTO itpitr_zst.t VALUES (2, 'plain, after the set')",
+    );
+    let t = next_second(200);
+    next_second(100);
+    let mut z = admin();
+    sql(&mut z, "SET SESSION binlog_transaction_compression = ON");
+    sql(
+        &mut z,
+        "INSERT INTO itpitr_zst.t VALUES (3, REPEAT('compressed ', 500))",
+    );
+    drop(z);
+    archive(dest.path(), &["--until-now"]).assert_code(0);
+    let refused = |why: &str| {
+        let out = Sandbox::as_root()
+            .env("DJ_PORT", &target_port().to_string())
+            .run(&[
+                "backup",
+                "restore",
+                &set,
+                "--latest",
+                "--schemas",
+                "itpitr_zst",
+            ]);
+        out.assert_code(2).assert_clean_error();
+        assert!(
+            out.stderr.contains("compressed transaction")
+                && out.stderr.contains("binlog_transaction_compression"),
+            "{why}: {}",
+            out.stderr
+        );
+        assert!(
+            tables(&mut target_admin(), "itpitr_zst").is_empty(),
+            "{why}: refused before the target changed"
+        );
+    };
+    refused("in the open file");
+    sql(&mut a, "FLUSH BINARY LOGS");
+    archive(dest.path(), &["--until-now"]).assert_code(0);
+    let idx = index(&dest.path().join("binlog"));
+    assert!(
+        idx["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["first_compressed"]["pos"].as_u64().is_some()),
+        "the index records it: {idx:#}"
+    );
+    refused("in a closed file");
+    let out = Sandbox::as_root()
+        .env("DJ_PORT", &target_port().to_string())
+        .run(&[
+            "backup",
+            "restore",
+            &set,
+            "--until",
+            &local_text(t),
+            "--schemas",
+            "itpitr_zst",
+        ]);
+    out.assert_code(0);
+    assert_eq!(restored_ids("itpitr_zst.t"), vec![1, 2]);
+    drop_on_target(&["itpitr_zst"]);
+    sql(&mut a, "DROP DATABASE itpitr_zst");
+}
+
+/// A MySQL source with gtid_mode=OFF (the restore-target sandbox runs so)
+/// logs no GTIDs: `--until-gtid` is refused before the target changes, and
+/// says what to use instead. MariaDB always logs GTIDs (checked here).
+#[test]
+fn until_gtid_from_a_server_without_gtids_is_refused_before_the_target_changes() {
+    let mut t = target_admin();
+    if !mysql() {
+        sql(&mut t, "CREATE DATABASE IF NOT EXISTS itpitr_nogtid_probe");
+        sql(&mut t, "DROP DATABASE itpitr_nogtid_probe");
+        let pos: String = t
+            .conn()
+            .query_first("SELECT @@gtid_binlog_pos")
+            .unwrap()
+            .unwrap();
+        assert!(!pos.is_empty(), "MariaDB logs a GTID for every transaction");
+        return;
+    }
+    let mode: String = t.conn().query_first("SELECT @@gtid_mode").unwrap().unwrap();
+    assert_eq!(
+        mode, "OFF",
+        "the MySQL restore-target sandbox runs without GTIDs"
+    );
+    // It restores into the main server: not inside another test's window.
+    let _g = binlog_lock();
+    // Only this test reads the target's binary log: start it afresh.
+    sql(&mut t, "FLUSH BINARY LOGS");
+    sql(&mut t, "PURGE BINARY LOGS BEFORE NOW() + INTERVAL 1 DAY");
+    sql(&mut t, "DROP DATABASE IF EXISTS itpitr_nogtid");
+    sql(&mut t, "CREATE DATABASE itpitr_nogtid");
+    sql(&mut t, "CREATE TABLE itpitr_nogtid.t (id INT PRIMARY KEY)");
+    sql(&mut t, "INSERT INTO itpitr_nogtid.t VALUES (1)");
+    let mut a = admin();
+    sql(&mut a, "DROP DATABASE IF EXISTS itpitr_nogtid");
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path().display().to_string();
+    let on_target = || {
+        let mut sb = Sandbox::as_root();
+        sb.env("DJ_PORT", &target_port().to_string());
+        sb
+    };
+    let out = on_target().run(&["backup", "run", "--dest", &d, "--schemas", "itpitr_nogtid"]);
+    out.assert_code(0);
+    let set = out.stdout.trim().to_owned();
+    sql(&mut t, "INSERT INTO itpitr_nogtid.t VALUES (2)");
+    on_target()
+        .run(&["binlog", "archive", "--dest", &d, "--until-now"])
+        .assert_code(0);
+    // Restored into the main server: refused, nothing created there.
+    let out = Sandbox::as_root().run(&[
+        "backup",
+        "restore",
+        &set,
+        "--until-gtid",
+        "3e11fa47-71ca-11e1-9e33-c80aa9429562:5",
+        "--schemas",
+        "itpitr_nogtid",
+    ]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains("gtid_mode is OFF") && out.stderr.contains("--until TIME"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        tables(&mut a, "itpitr_nogtid").is_empty(),
+        "refused before the main server changed"
+    );
+    // The same archive without a GTID stop replays.
+    let out = Sandbox::as_root().run(&[
+        "backup",
+        "restore",
+        &set,
+        "--latest",
+        "--schemas",
+        "itpitr_nogtid",
+    ]);
+    out.assert_code(0);
+    assert_eq!(ids(&mut a, "itpitr_nogtid.t"), vec![1, 2]);
+    sql(&mut a, "DROP DATABASE itpitr_nogtid");
+    sql(&mut t, "DROP DATABASE itpitr_nogtid");
+}

@@ -94,6 +94,31 @@ pub fn long_queries(conn: &mut Conn, min_seconds: u64) -> Result<Vec<RunningQuer
         .map_err(|e| Error::Db(DbError::query("reading the processlist", e)))
 }
 
+/// Whether the session with this connection id is still connected. Reads
+/// the same table as [`long_queries`], for the same reason: on MySQL,
+/// `information_schema.processlist` fails while any session (a restore
+/// loading blobs, say) runs a statement with bytes it cannot convert, which
+/// made a running restore look dead. Unreadable (no PROCESS) counts as no.
+pub fn session_connected(conn: &mut Conn, id: u64) -> bool {
+    let q = |table: &str| format!("SELECT COUNT(*) FROM {table} WHERE id = ?");
+    let ps_on = conn
+        .query_first::<i64, _>("SELECT @@performance_schema")
+        .ok()
+        .flatten()
+        == Some(1);
+    if ps_on {
+        if let Ok(Some(n)) =
+            conn.exec_first::<u64, _, _>(q("performance_schema.processlist"), (id,))
+        {
+            return n > 0;
+        }
+    }
+    conn.exec_first::<u64, _, _>(q("information_schema.processlist"), (id,))
+        .ok()
+        .flatten()
+        .is_some_and(|n| n > 0)
+}
+
 fn processlist(
     conn: &mut Conn,
     table: &str,

@@ -462,14 +462,7 @@ pub fn unfinished_restores(conn: &mut Conn) -> Result<Vec<UnfinishedRestore>, Er
             .unwrap_or(None)
             .flatten();
         let running = match session {
-            Some(id) => conn
-                .exec_first::<u64, _, _>(
-                    "SELECT COUNT(*) FROM information_schema.processlist WHERE id = ?",
-                    (id,),
-                )
-                .ok()
-                .flatten()
-                .is_some_and(|n| n > 0),
+            Some(id) => crate::guard::session_connected(conn, id),
             None => false,
         };
         out.push(UnfinishedRestore {

@@ -281,6 +281,7 @@ impl<'a> Writer<'a> {
             last_time: a.last_time,
             next_file,
             complete,
+            first_compressed: index::first_compressed(&bytes, 4),
         });
         self.index.save(self.dir)?;
         std::fs::remove_file(&a.path).map_err(Error::io("removing", &a.path))?;

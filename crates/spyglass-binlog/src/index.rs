@@ -38,6 +38,32 @@ pub struct FileEntry {
     pub next_file: Option<String>,
     /// False when a gap cut the file short (its tail is lost).
     pub complete: bool,
+    /// Where the file's first compressed transaction is (MySQL's
+    /// `binlog_transaction_compression=ON`), which replay cannot read:
+    /// position and header time. Absent in indexes written before it was
+    /// recorded (replay then finds out when it gets there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_compressed: Option<Compressed>,
+}
+
+/// A compressed transaction's place in a binlog file.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Compressed {
+    /// Position of its `Transaction_payload` event.
+    pub pos: u64,
+    /// Header time of that event (seconds since the epoch, UTC).
+    pub time: u32,
+}
+
+/// The first compressed transaction (`Transaction_payload` event) in a
+/// binlog file's bytes at or after `from`.
+pub fn first_compressed(bytes: &[u8], from: u64) -> Option<Compressed> {
+    format::events(bytes)
+        .find(|(at, h, _)| *at as u64 >= from && h.type_code == format::types::TRANSACTION_PAYLOAD)
+        .map(|(at, h, _)| Compressed {
+            pos: at as u64,
+            time: h.timestamp,
+        })
 }
 
 /// A range of the binary log the archive does not have.
@@ -295,6 +321,7 @@ mod tests {
             last_time: 2,
             next_file: None,
             complete: true,
+            first_compressed: None,
         }
     }
 

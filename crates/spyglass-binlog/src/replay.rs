@@ -172,8 +172,32 @@ pub fn check(dir: &Path, start: &Point, stop: &Stop) -> Result<(), Error> {
     }
     // Every archived file the replay may read is checked against its sha256
     // now, before the target changes, not when the replay reaches it.
-    for f in &files[i..] {
+    for (n, f) in files[i..].iter().enumerate() {
         a.verify(f)?;
+        let from = if n == 0 { start.pos } else { 4 };
+        let compressed = match a.index.entry(f) {
+            Some(e) => e.first_compressed.filter(|c| c.pos >= from),
+            None => index::first_compressed(&a.read(f)?, from),
+        };
+        if let Some(c) = compressed {
+            let needed = match stop {
+                Stop::Position(p) => {
+                    index::sequence(&p.file) > index::sequence(f) || (p.file == *f && p.pos > c.pos)
+                }
+                // Its commit is at or after its header time: after T, the
+                // replay stops before it.
+                Stop::Time(t) => i64::from(c.time) * 1_000_000 <= *t,
+                Stop::Gtid(_) => gtid_before.is_none_or(|s| s >= index::sequence(f)),
+                Stop::Latest => true,
+            };
+            if needed {
+                return Err(Error::Replay(format!(
+                    "the binlog archive's {f} has a compressed transaction at {} ({}; the server writes them with binlog_transaction_compression=ON), which the replay cannot read yet; nothing was changed on the target. Stop before it (--until an earlier time or position), or turn compression off on the server (SET PERSIST binlog_transaction_compression = OFF) so later transactions can be replayed",
+                    c.pos,
+                    time_text(i64::from(c.time) * 1_000_000)
+                )));
+            }
+        }
         let past_stop = match stop {
             Stop::Position(p) => index::sequence(&p.file) <= index::sequence(f),
             Stop::Time(t) => a
@@ -538,16 +562,13 @@ pub fn replay(
                 | types::MARIA_BINLOG_CHECKPOINT
                 | types::HEARTBEAT
                 | types::HEARTBEAT_V2 => continue,
-                types::TRANSACTION_PAYLOAD => {
-                    return Err(Error::Event {
-                        file: file.clone(),
-                        pos: at as u64,
-                        detail: "a compressed transaction (binlog_transaction_compression=ON) cannot be replayed yet; turn it off on the server".into(),
-                    })
-                }
                 types::GTID | types::ANONYMOUS_GTID | types::MARIA_GTID => {
                     let (commit_us, gtid, standalone) = if t == types::MARIA_GTID {
-                        (None, format::mariadb_gtid(ev), format::mariadb_gtid_standalone(ev))
+                        (
+                            None,
+                            format::mariadb_gtid(ev),
+                            format::mariadb_gtid_standalone(ev),
+                        )
                     } else {
                         let (c, g) = format::mysql_gtid(ev, crc);
                         (c.filter(|c| *c > 0), g, false)
@@ -581,7 +602,9 @@ pub fn replay(
             txn.end = end;
             txn.last_ts = h.timestamp;
             txn.events.push((at, ev.len()));
-            if t == types::XID {
+            // A compressed transaction is one event holding the whole
+            // transaction: complete, so a stop before it is found first.
+            if t == types::XID || t == types::TRANSACTION_PAYLOAD {
                 done = true;
             } else if t == types::QUERY {
                 let q = format::query(ev, crc).ok_or_else(|| Error::Event {
@@ -642,6 +665,13 @@ pub fn replay(
             if after {
                 r.next = Some(point);
                 break 'files;
+            }
+            if t == types::TRANSACTION_PAYLOAD {
+                return Err(Error::Event {
+                    file: file.clone(),
+                    pos: at as u64,
+                    detail: "a compressed transaction (binlog_transaction_compression=ON) cannot be replayed yet; turn it off on the server".into(),
+                });
             }
             apply(conn, &bytes, fde, crc, &txn, options, &mut fde_sent, &mut r)?;
             r.reached = point.end.clone();
@@ -720,15 +750,18 @@ fn apply(
             let default_target = (!q.schema.is_empty())
                 .then(|| (options.map_schema)(&q.schema))
                 .flatten();
-            // The server logs `CREATE DATABASE x` with `x` as its default
-            // schema, which does not exist yet: no `USE` before it.
+            // The server logs `CREATE|DROP DATABASE x` with `x` as its
+            // default schema, which may not exist (yet) on the target: no
+            // `USE` before them (they name their schema).
             let creates_db = {
                 let w: Vec<String> = text
                     .split_whitespace()
                     .take(2)
                     .map(|w| w.to_ascii_uppercase())
                     .collect();
-                w.len() == 2 && w[0] == "CREATE" && matches!(w[1].as_str(), "DATABASE" | "SCHEMA")
+                w.len() == 2
+                    && matches!(w[0].as_str(), "CREATE" | "DROP")
+                    && matches!(w[1].as_str(), "DATABASE" | "SCHEMA")
             };
             if let Some(d) = default_target.filter(|_| !creates_db) {
                 stmts.push(format!("USE {}", spyglass_db::quote::ident(&d)));
