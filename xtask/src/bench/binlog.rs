@@ -314,7 +314,13 @@ fn replay(
         Flavor::Mysql => (
             "/usr/bin/mysqlbinlog --skip-gtids",
             "/usr/bin/mysql",
-            format!("/tmp/{}", stock.file_name().unwrap().to_string_lossy()),
+            format!(
+                "/tmp/{}",
+                stock
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            ),
             Some(sandbox::chroot_dir()),
         ),
     };
