@@ -100,13 +100,17 @@ pub fn storage(
     }
     // Each distinct file: its size and the schemas naming it.
     // (store, path) -> (size, schemas naming it)
-    type Distinct<'a> = BTreeMap<(&'a str, &'a str), (Option<u64>, BTreeSet<&'a str>)>;
-    let mut distinct: Distinct = BTreeMap::new();
+    // (Only sums are taken over it, so its order does not matter: hashed.
+    // Names are a sorted, deduplicated Vec: almost always one.)
+    type Distinct<'a> = std::collections::HashMap<(&'a str, &'a str), (Option<u64>, Vec<&'a str>)>;
+    let mut distinct: Distinct = Distinct::with_capacity(files.len());
     for f in files {
         let e = distinct
             .entry((f.store.as_str(), f.rel.as_str()))
-            .or_insert((f.size, BTreeSet::new()));
-        e.1.insert(f.schema.as_str());
+            .or_insert((f.size, Vec::new()));
+        if let Err(at) = e.1.binary_search(&f.schema.as_str()) {
+            e.1.insert(at, f.schema.as_str());
+        }
     }
     let mut store_usage: BTreeMap<String, StoreUsage> = stores
         .iter()
@@ -127,6 +131,9 @@ pub fn storage(
     let mut sharing: BTreeMap<Vec<String>, (u64, u64)> = BTreeMap::new();
     let mut group_files: BTreeMap<(GroupKind, String), (u64, u64)> = BTreeMap::new();
     let (mut total_files, mut total_bytes) = (0u64, 0u64);
+    // Files only one schema names (nearly all): (files, bytes) per schema.
+    let mut solo_files: std::collections::HashMap<&str, (u64, u64)> =
+        std::collections::HashMap::new();
     for ((store, _), (size, names)) in &distinct {
         let su = store_usage
             .entry((*store).to_owned())
@@ -152,7 +159,14 @@ pub fn storage(
         su.file_bytes += size;
         total_files += 1;
         total_bytes += size;
-        let mut groups: BTreeSet<(GroupKind, String)> = BTreeSet::new();
+        if let [only] = names.as_slice() {
+            // One schema names it: its and its group's counts, folded in below.
+            let e = solo_files.entry(*only).or_default();
+            e.0 += 1;
+            e.1 += size;
+            continue;
+        }
+        let mut groups: Vec<(GroupKind, &str)> = Vec::new();
         for n in names {
             entry(&mut schemas, n);
             if let Some(s) = schemas.get_mut(*n) {
@@ -161,13 +175,27 @@ pub fn storage(
                 if names.len() > 1 {
                     s.shared_file_bytes += size;
                 }
-                groups.insert((s.group_kind, s.group.clone()));
             }
         }
-        for g in groups {
-            let e = group_files.entry(g).or_default();
-            e.0 += 1;
-            e.1 += size;
+        for n in names {
+            if let Some(s) = schemas.get(*n) {
+                let g = (s.group_kind, s.group.as_str());
+                if !groups.contains(&g) {
+                    groups.push(g);
+                }
+            }
+        }
+        for (kind, name) in groups {
+            let key = (kind, name.to_owned());
+            match group_files.get_mut(&key) {
+                Some(e) => {
+                    e.0 += 1;
+                    e.1 += size;
+                }
+                None => {
+                    group_files.insert(key, (1, size));
+                }
+            }
         }
         if names.len() > 1 {
             let e = sharing
@@ -175,6 +203,18 @@ pub fn storage(
                 .or_default();
             e.0 += 1;
             e.1 += size;
+        }
+    }
+    for (n, (count, bytes)) in solo_files {
+        entry(&mut schemas, n);
+        if let Some(s) = schemas.get_mut(n) {
+            s.files += count;
+            s.file_bytes += bytes;
+            let e = group_files
+                .entry((s.group_kind, s.group.clone()))
+                .or_default();
+            e.0 += count;
+            e.1 += bytes;
         }
     }
     let mut groups: BTreeMap<(GroupKind, String), GroupUsage> = BTreeMap::new();

@@ -133,14 +133,17 @@ fn table_sizes(session: &mut Session) -> Result<Vec<TableSize>, DbError> {
 }
 
 /// Every file each schema's `~external_<store>` rows name, with its size
-/// on disk: one read per table (the cleanup inventory's bulk read), one
-/// `stat` per distinct path.
+/// on disk: one read per table (the cleanup inventory's bulk read), then
+/// one `stat` per distinct path, the distinct paths stat'ed in parallel.
 fn file_refs(ctx: &mut Context, scan: &Scan) -> Result<(Vec<FileRef>, Vec<String>), String> {
+    use rayon::prelude::*;
     let mut refs = Vec::new();
     let mut notes = Vec::new();
+    // Index of each ref's store location, for the stat below.
+    let mut locations: Vec<PathBuf> = Vec::new();
+    let mut store_of: Vec<usize> = Vec::new();
     let conn = ctx.session.conn();
     let max_packet = inventory::prepare_bulk(conn).map_err(|e| chain(&e))?;
-    let mut sizes: BTreeMap<(String, String), Option<u64>> = BTreeMap::new();
     for (i, t) in scan.catalog.externals.iter().enumerate() {
         let Some(store) = ctx.setup.stores.iter().find(|s| s.name == t.store) else {
             notes.push(format!(
@@ -159,6 +162,13 @@ fn file_refs(ctx: &mut Context, scan: &Scan) -> Result<(Vec<FileRef>, Vec<String
             ));
             continue;
         }
+        let loc = match locations.iter().position(|l| *l == store.location) {
+            Some(k) => k,
+            None => {
+                locations.push(store.location.clone());
+                locations.len() - 1
+            }
+        };
         // Out of scope: the paths only, no used/unused bookkeeping.
         let mut table = t.clone();
         table.in_scope = false;
@@ -169,21 +179,43 @@ fn file_refs(ctx: &mut Context, scan: &Scan) -> Result<(Vec<FileRef>, Vec<String
         }
         rows.seal();
         for track in &rows.tracks {
-            let rel = String::from_utf8_lossy(rows.path_of(track)).into_owned();
-            let size = *sizes
-                .entry((store.name.clone(), rel.clone()))
-                .or_insert_with(|| {
-                    std::fs::metadata(store.location.join(&rel))
-                        .ok()
-                        .filter(|m| m.is_file())
-                        .map(|m| m.len())
-                });
             refs.push(FileRef {
                 store: store.name.clone(),
-                rel,
+                rel: String::from_utf8_lossy(rows.path_of(track)).into_owned(),
                 schema: t.schema.clone(),
-                size,
+                size: None,
             });
+            store_of.push(loc);
+        }
+    }
+    // One stat per distinct (location, path).
+    let mut order: Vec<usize> = (0..refs.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        (store_of[a], refs[a].rel.as_str()).cmp(&(store_of[b], refs[b].rel.as_str()))
+    });
+    let mut firsts: Vec<usize> = Vec::new();
+    for (k, &r) in order.iter().enumerate() {
+        if k == 0 || {
+            let p = order[k - 1];
+            store_of[p] != store_of[r] || refs[p].rel != refs[r].rel
+        } {
+            firsts.push(k);
+        }
+    }
+    let sizes: Vec<Option<u64>> = firsts
+        .par_iter()
+        .map(|&k| {
+            let r = order[k];
+            std::fs::metadata(locations[store_of[r]].join(&refs[r].rel))
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+        })
+        .collect();
+    for (g, &k) in firsts.iter().enumerate() {
+        let end = firsts.get(g + 1).copied().unwrap_or(order.len());
+        for &r in &order[k..end] {
+            refs[r].size = sizes[g];
         }
     }
     Ok((refs, notes))
