@@ -1243,31 +1243,7 @@ print(json.dumps(everything(), sort_keys=True))
 "#;
 
 fn dj_pitr(mode: &str, port: u16) -> serde_json::Value {
-    let s = server();
-    let cwd = tempfile::tempdir().unwrap();
-    let script = cwd.path().join("pitr_dj.py");
-    std::fs::write(&script, DJ_PITR).unwrap();
-    let out = Command::new(crate::support::python())
-        .arg(&script)
-        .arg(mode)
-        .current_dir(cwd.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", cwd.path())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("DJ_HOST", format!("{}:{port}", s.host))
-        .env("DJ_USER", &s.user)
-        .env("DJ_PASS", "")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "DataJoint {mode} on port {port}: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.trim().lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("DataJoint {mode} printed no JSON ({e}): {stdout}"))
+    crate::support::datajoint_script(DJ_PITR, &[mode], port)
 }
 
 /// A lab's real sequence: the nightly set has only an older schema; the next

@@ -8,13 +8,12 @@
 //! Schemas of this module start with `itrec`.
 
 use std::path::Path;
-use std::process::Command;
 
 use spyglass_db::mysql::prelude::Queryable;
 use spyglass_db::mysql::{Row, Value};
 use spyglass_db::Session;
 
-use crate::support::{admin, python, server, sql, Outcome, Sandbox};
+use crate::support::{admin, server, sql, Outcome, Sandbox};
 
 fn fresh(s: &mut Session, names: &[&str]) {
     for n in names {
@@ -482,31 +481,7 @@ print(json.dumps(everything(), sort_keys=True))
 "#;
 
 fn dj(mode: &str, prefix: &str) -> serde_json::Value {
-    let s = server();
-    let cwd = tempfile::tempdir().unwrap();
-    let script = cwd.path().join("recover_dj.py");
-    std::fs::write(&script, DJ_SCRIPT).unwrap();
-    let out = Command::new(python())
-        .arg(&script)
-        .args([mode, prefix])
-        .current_dir(cwd.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", cwd.path())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("DJ_HOST", format!("{}:{}", s.host, s.port))
-        .env("DJ_USER", &s.user)
-        .env("DJ_PASS", "")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "DataJoint {mode}: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.trim().lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("DataJoint {mode} printed no JSON ({e}): {stdout}"))
+    crate::support::datajoint_script(DJ_SCRIPT, &[mode, prefix], server().port)
 }
 
 #[test]

@@ -288,3 +288,34 @@ pub static ROLES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 pub fn roles_lock() -> std::sync::MutexGuard<'static, ()> {
     ROLES.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// Runs a DataJoint script (its text) under the test venv's python as the
+/// server's admin account on `port`, nothing of the developer's in its
+/// environment; returns the JSON its last line prints.
+pub fn datajoint_script(script: &str, args: &[&str], port: u16) -> serde_json::Value {
+    let s = server();
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let path = cwd.path().join("dj_script.py");
+    std::fs::write(&path, script).expect("write the DataJoint script");
+    let out = std::process::Command::new(python())
+        .arg(&path)
+        .args(args)
+        .current_dir(cwd.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", cwd.path())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("DJ_HOST", format!("{}:{port}", s.host))
+        .env("DJ_USER", &s.user)
+        .env("DJ_PASS", "")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python().display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "DataJoint {args:?} on port {port}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim().lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("DataJoint {args:?} printed no JSON ({e}): {stdout}"))
+}

@@ -75,12 +75,7 @@ pub fn privileges(conn: &mut Conn) -> Result<Privileges, Error> {
 /// `information_schema` converts such bytes to `?`) the classic table.
 /// Statement text is read as bytes and shown lossily.
 pub fn long_queries(conn: &mut Conn, min_seconds: u64) -> Result<Vec<RunningQuery>, Error> {
-    let ps_on = conn
-        .query_first::<i64, _>("SELECT @@performance_schema")
-        .ok()
-        .flatten()
-        == Some(1);
-    if ps_on {
+    if performance_schema_on(conn) {
         match processlist(conn, "performance_schema.processlist", min_seconds) {
             // 1146: no such table (before 8.0.22); 1142/1044: not readable.
             Err(spyglass_db::mysql::Error::MySqlError(e))
@@ -101,12 +96,7 @@ pub fn long_queries(conn: &mut Conn, min_seconds: u64) -> Result<Vec<RunningQuer
 /// made a running restore look dead. Unreadable (no PROCESS) counts as no.
 pub fn session_connected(conn: &mut Conn, id: u64) -> bool {
     let q = |table: &str| format!("SELECT COUNT(*) FROM {table} WHERE id = ?");
-    let ps_on = conn
-        .query_first::<i64, _>("SELECT @@performance_schema")
-        .ok()
-        .flatten()
-        == Some(1);
-    if ps_on {
+    if performance_schema_on(conn) {
         if let Ok(Some(n)) =
             conn.exec_first::<u64, _, _>(q("performance_schema.processlist"), (id,))
         {
@@ -117,6 +107,14 @@ pub fn session_connected(conn: &mut Conn, id: u64) -> bool {
         .ok()
         .flatten()
         .is_some_and(|n| n > 0)
+}
+
+/// Whether `performance_schema` is on (where MySQL has its processlist table).
+fn performance_schema_on(conn: &mut Conn) -> bool {
+    conn.query_first::<i64, _>("SELECT @@performance_schema")
+        .ok()
+        .flatten()
+        == Some(1)
 }
 
 fn processlist(
