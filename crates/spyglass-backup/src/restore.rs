@@ -1143,6 +1143,10 @@ fn load_script(
     Ok(marked)
 }
 
+/// Loads a data file in one transaction. A deadlock or lock wait timeout
+/// (parallel loads into one table with secondary indexes or foreign keys can
+/// meet in InnoDB's gap locks) rolls the whole file back and loads it again,
+/// as the server asks; nothing of a failed try stays.
 fn load_data(
     conn: &mut Conn,
     set: &Path,
@@ -1150,6 +1154,46 @@ fn load_data(
     renames: &BTreeMap<String, String>,
     progress: &dyn Progress,
 ) -> Result<Option<FileWarnings>, Error> {
+    let mut reported = 0u64;
+    let mut tries = 1;
+    loop {
+        match load_data_once(conn, set, f, renames, progress, &mut reported) {
+            Err(Error::Load { source, .. })
+                if spyglass_db::is_transient(&source) && tries < spyglass_db::TRANSIENT_TRIES =>
+            {
+                // The server has undone the statement (a deadlock: the whole
+                // transaction); undo the rest of the file.
+                conn.query_drop("ROLLBACK").map_err(|source| Error::Load {
+                    path: set.join(&f.path),
+                    statement: 0,
+                    source: Box::new(source),
+                })?;
+                std::thread::sleep(spyglass_db::transient_pause(tries));
+                tries += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// One try of [`load_data`]. `reported` is how far into the file progress
+/// has been reported, so a second try does not count bytes twice.
+fn load_data_once(
+    conn: &mut Conn,
+    set: &Path,
+    f: &FileRecord,
+    renames: &BTreeMap<String, String>,
+    progress: &dyn Progress,
+    reported: &mut u64,
+) -> Result<Option<FileWarnings>, Error> {
+    let mut pos = 0u64;
+    let mut advance = |read: usize| {
+        pos += read as u64;
+        if pos > *reported {
+            progress.advance(pos - *reported, 0);
+            *reported = pos;
+        }
+    };
     let path = set.join(&f.path);
     let mut tally = Tally::default();
     let mut reader = BufReader::with_capacity(1 << 20, checked(set, f)?);
@@ -1188,7 +1232,7 @@ fn load_data(
                     statement: n,
                     source: Box::new(source),
                 })?;
-                progress.advance(read as u64, 0);
+                advance(read);
                 continue;
             }
         }
@@ -1206,7 +1250,7 @@ fn load_data(
             })?;
         tally.after(conn);
         if stmt.starts_with("INSERT") {
-            progress.advance(read as u64, 0);
+            advance(read);
         }
     }
     conn.query_drop("COMMIT").map_err(|source| Error::Load {

@@ -190,7 +190,7 @@ fn query_opt<T: spyglass_db::mysql::prelude::FromRow>(
     sql: String,
     what: impl FnOnce() -> String,
 ) -> Result<Option<Vec<T>>, CleanupError> {
-    match conn.query(sql) {
+    match spyglass_db::retrying!(conn.query(&sql)) {
         Ok(v) => Ok(Some(v)),
         Err(e) if is_gone(&e) => Ok(None),
         Err(e) => Err(CleanupError::Db(DbError::query(what(), e))),
@@ -821,7 +821,8 @@ fn utf8_col(t: &ExternalTable, col: &str) -> String {
 /// Whether `t` itself still exists (a "no such table" error may come from a
 /// referencing table instead).
 fn table_exists(conn: &mut Conn, t: &ExternalTable) -> Result<bool, CleanupError> {
-    match conn.query_drop(format!("SELECT 1 FROM {} LIMIT 0", t.qualified())) {
+    let sql = format!("SELECT 1 FROM {} LIMIT 0", t.qualified());
+    match spyglass_db::retrying!(conn.query_drop(&sql)) {
         Ok(()) => Ok(true),
         Err(e) if is_gone(&e) => Ok(false),
         Err(e) => Err(CleanupError::Db(DbError::query(
@@ -946,7 +947,7 @@ fn distinct_values(
         range.condition(&c)
     );
     let what = format!("reading references {}.{}.{col}", fk.schema, fk.table);
-    let result = match conn.query_iter(&sql) {
+    let result = match spyglass_db::retrying!(conn.query_iter(&sql)) {
         Ok(r) => r,
         Err(e) if is_gone(&e) => return Ok(false),
         Err(e) => return Err(CleanupError::Db(DbError::query(what, e))),
@@ -980,7 +981,7 @@ fn unused_rows(
             t.qualified(),
             list.join(",")
         );
-        let rows: Vec<Row> = match conn.query(&sql) {
+        let rows: Vec<Row> = match spyglass_db::retrying!(conn.query(&sql)) {
             Ok(r) => r,
             Err(e) if is_gone(&e) => return Ok(Bulk::Gone),
             Err(e) => {
@@ -1027,7 +1028,7 @@ enum Bulk {
 
 /// Runs a query whose single row is (count, [max length,] packed bytes).
 fn bulk_query(conn: &mut Conn, sql: &str, what: &str) -> Result<Option<Vec<Value>>, CleanupError> {
-    match conn.query_first::<Row, _>(sql) {
+    match spyglass_db::retrying!(conn.query_first::<Row, _>(sql)) {
         Ok(r) => Ok(Some(r.map(Row::unwrap).unwrap_or_default())),
         Err(e) if is_gone(&e) => Ok(None),
         Err(e) => Err(CleanupError::Db(DbError::query(what, e))),
@@ -1214,7 +1215,7 @@ fn rows_one_by_one(
         range.condition("e.hash")
     );
     let what = format!("reading {}", t.qualified());
-    let result = match conn.query_iter(&sql) {
+    let result = match spyglass_db::retrying!(conn.query_iter(&sql)) {
         Ok(r) => r,
         Err(e) if is_gone(&e) => return Ok(Bulk::Gone),
         Err(e) => return Err(CleanupError::Db(DbError::query(what, e))),
@@ -1392,14 +1393,29 @@ pub fn orphans_of(conn: &mut Conn, t: &AnalysisTable) -> Result<Vec<OrphanRow>, 
     if !plain {
         return orphans_exact(conn, t);
     }
-    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-        .map_err(q("starting a read-only snapshot for the orphan rows"))?;
-    let result = orphans_bulk(conn, t);
-    let end = conn
-        .query_drop("COMMIT")
-        .map_err(q("ending the orphan rows' snapshot"));
-    let found = result?;
-    end?;
+    let mut tries = 1;
+    let found = loop {
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            .map_err(q("starting a read-only snapshot for the orphan rows"))?;
+        let result = orphans_bulk(conn, t);
+        let end = conn
+            .query_drop("COMMIT")
+            .map_err(q("ending the orphan rows' snapshot"));
+        match result {
+            // A deadlock with concurrent DDL: the server undid the read; read again.
+            Err(CleanupError::Db(e))
+                if e.is_transient() && tries < spyglass_db::TRANSIENT_TRIES =>
+            {
+                std::thread::sleep(spyglass_db::transient_pause(tries));
+                tries += 1;
+            }
+            result => {
+                let found = result?;
+                end?;
+                break found;
+            }
+        }
+    };
     match found {
         Some(Some(keys)) => Ok(keys
             .into_iter()
@@ -1467,7 +1483,7 @@ fn stream_values(
     what: &str,
     mut each: impl FnMut(&[u8]),
 ) -> Result<bool, CleanupError> {
-    let result = match conn.query_iter(sql) {
+    let result = match spyglass_db::retrying!(conn.query_iter(sql)) {
         Ok(r) => r,
         Err(e) if is_gone(&e) => return Ok(false),
         Err(e) => return Err(CleanupError::Db(DbError::query(what, e))),
@@ -1591,12 +1607,12 @@ pub fn filepath_hash(rel: &str) -> [u8; 16] {
 /// created since the scan counts too).
 pub(crate) fn external_schemas(conn: &mut Conn, store: &str) -> Result<Vec<String>, CleanupError> {
     let system = system_schemas();
-    conn.query(format!(
+    let sql = format!(
         "SELECT table_schema FROM information_schema.TABLES WHERE table_name = {} \
          AND table_schema NOT IN {system} ORDER BY 1",
         string(&format!("~external_{store}"))
-    ))
-    .map_err(q("listing ~external tables"))
+    );
+    spyglass_db::retrying!(conn.query(&sql)).map_err(q("listing ~external tables"))
 }
 
 /// A file of a store to ask about: its path relative to the store, and the
@@ -1711,7 +1727,7 @@ pub(crate) fn named_now(
         .map(|(_, q)| q.as_str())
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
-    let hits: Vec<Hit> = match conn.query(all) {
+    let hits: Vec<Hit> = match spyglass_db::retrying!(conn.query(&all)) {
         Ok(h) => h,
         Err(e) if is_gone(&e) => {
             let mut h = Vec::new();
@@ -1789,7 +1805,7 @@ pub(crate) fn read_rows(
         table.qualified(),
         list.join(", ")
     );
-    let rows: Vec<Row> = conn.query(&sql).map_err(|e| {
+    let rows: Vec<Row> = spyglass_db::retrying!(conn.query(&sql)).map_err(|e| {
         CleanupError::Db(DbError::query(
             format!("saving rows of {}", table.qualified()),
             e,

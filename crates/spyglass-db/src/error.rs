@@ -103,6 +103,12 @@ impl DbError {
             source,
         }
     }
+
+    /// True for a statement the server undid and asks to run again
+    /// ([`is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DbError::Query { source, .. } if is_transient(source))
+    }
 }
 
 /// A driver error in plain words. The driver's own `Display` wraps each kind
@@ -134,4 +140,95 @@ pub struct Login {
     /// Where the password came from, in words (`the password came from
     /// DJ_PASS`, `no password was given`); never the password.
     pub password_from: String,
+}
+
+/// True when the server rolled the statement (or its transaction) back and
+/// asks to try again: a deadlock (`ER_LOCK_DEADLOCK`, 1213, InnoDB's or a
+/// metadata-lock cycle with concurrent DDL) or a lock wait that timed out
+/// (`ER_LOCK_WAIT_TIMEOUT`, 1205).
+pub fn is_transient(e: &mysql::Error) -> bool {
+    matches!(e, mysql::Error::MySqlError(m) if m.code == 1213 || m.code == 1205)
+}
+
+/// How many times [`retry_transient`] runs a statement before it gives up.
+pub const TRANSIENT_TRIES: u32 = 6;
+
+/// Runs one self-contained statement (autocommit, no open transaction of
+/// ours), again after a short, growing pause while it fails with a
+/// [`is_transient`] error: the server undid it, so running it again is what
+/// the server asks for. Any other error, or the last try's, is returned.
+pub fn retry_transient<T>(
+    mut statement: impl FnMut() -> Result<T, mysql::Error>,
+) -> Result<T, mysql::Error> {
+    crate::retrying!(statement())
+}
+
+/// [`retry_transient`] for a statement expression whose result borrows the
+/// connection (`conn.query_iter(..)`, which a closure cannot return):
+/// `retrying!(conn.query_iter(&sql))` evaluates it again while it fails with
+/// a [`is_transient`] error, pausing [`transient_pause`] between tries.
+#[macro_export]
+macro_rules! retrying {
+    ($statement:expr) => {{
+        let mut tries = 1;
+        loop {
+            match $statement {
+                Err(e) if $crate::is_transient(&e) && tries < $crate::TRANSIENT_TRIES => {
+                    ::std::thread::sleep($crate::transient_pause(tries));
+                    tries += 1;
+                }
+                r => break r,
+            }
+        }
+    }};
+}
+
+/// The pause before try `tries + 1`: 25 ms, 50 ms, ... up to 400 ms, so
+/// the other side of a deadlock gets through first.
+pub fn transient_pause(tries: u32) -> Duration {
+    Duration::from_millis(25 << tries.min(4))
+}
+
+#[cfg(test)]
+mod transient_tests {
+    use super::*;
+
+    fn server_error(code: u16) -> mysql::Error {
+        mysql::Error::MySqlError(mysql::MySqlError {
+            state: "40001".into(),
+            message: "Deadlock found when trying to get lock; try restarting transaction".into(),
+            code,
+        })
+    }
+
+    #[test]
+    fn a_deadlock_is_tried_again_and_other_errors_are_not() {
+        let mut calls = 0;
+        let r = retry_transient(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(server_error(1213))
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r.unwrap(), 3);
+        let mut calls = 0;
+        let r: Result<(), _> = retry_transient(|| {
+            calls += 1;
+            Err(server_error(1146))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, 1, "a missing table is not retried");
+        let mut calls = 0;
+        let r: Result<(), _> = retry_transient(|| {
+            calls += 1;
+            Err(server_error(1205))
+        });
+        assert!(matches!(r, Err(mysql::Error::MySqlError(m)) if m.code == 1205));
+        assert_eq!(
+            calls, TRANSIENT_TRIES,
+            "gives up after {TRANSIENT_TRIES} tries"
+        );
+    }
 }

@@ -36,7 +36,10 @@ pub mod schemas;
 pub mod tls;
 
 pub use connect::{connect, ConnectOptions, Endpoint, Secret, Session};
-pub use error::{driver_error_text, DbError, Login};
+pub use error::{
+    driver_error_text, is_transient, retry_transient, transient_pause, DbError, Login,
+    TRANSIENT_TRIES,
+};
 pub use flavor::{Flavor, ServerInfo, Version};
 pub use tls::{TlsMode, TlsOptions};
 
