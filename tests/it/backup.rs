@@ -567,7 +567,7 @@ fn bad_input_is_refused_clearly() {
     sb.run(&["backup", "run", "--dest", d, "--threads", "0"])
         .assert_code(2)
         .assert_clean_error();
-    sb.run(&[
+    let out = sb.run(&[
         "backup",
         "run",
         "--dest",
@@ -575,10 +575,14 @@ fn bad_input_is_refused_clearly() {
         "--compress",
         "gzip",
         "--level",
-        "12",
-    ])
-    .assert_code(2)
-    .assert_clean_error();
+        "13",
+    ]);
+    out.assert_code(2).assert_clean_error();
+    assert!(
+        out.stderr.contains("0-12"),
+        "names the range: {}",
+        out.stderr
+    );
     let out = sb.run(&["backup", "run"]);
     out.assert_code(2).assert_clean_error();
     assert!(out.stderr.contains("--dest"), "{}", out.stderr);

@@ -400,6 +400,35 @@ pub fn mariadb_gtid_standalone(ev: &[u8]) -> bool {
     ev.get(HEADER_LEN + 12).is_some_and(|f| f & 1 != 0)
 }
 
+/// Events that only keep the log's own books (format, rotation, GTID lists,
+/// checkpoints, heartbeats): never part of a transaction.
+pub fn is_bookkeeping(type_code: u8) -> bool {
+    matches!(
+        type_code,
+        types::FORMAT_DESCRIPTION
+            | types::ROTATE
+            | types::STOP
+            | types::PREVIOUS_GTIDS
+            | types::MARIA_GTID_LIST
+            | types::MARIA_BINLOG_CHECKPOINT
+            | types::HEARTBEAT
+            | types::HEARTBEAT_V2
+    )
+}
+
+/// What a GTID event (`GTID`, `ANONYMOUS_GTID` or MariaDB's `GTID`) says of
+/// the transaction it opens: its commit time in microseconds when the
+/// server wrote one (MySQL 8.0.1+), its GTID, and whether it is a MariaDB
+/// standalone event group (DDL, no COMMIT follows).
+pub fn gtid_event(type_code: u8, ev: &[u8], checksum: bool) -> (Option<i64>, Option<String>, bool) {
+    if type_code == types::MARIA_GTID {
+        (None, mariadb_gtid(ev), mariadb_gtid_standalone(ev))
+    } else {
+        let (c, g) = mysql_gtid(ev, checksum);
+        (c.filter(|c| *c > 0), g, false)
+    }
+}
+
 /// Standard base64 (with padding), as the `BINLOG` statement takes it.
 pub fn base64(b: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -554,25 +554,9 @@ pub fn replay(
             let t = h.type_code;
             let mut done = false;
             match t {
-                types::FORMAT_DESCRIPTION
-                | types::ROTATE
-                | types::STOP
-                | types::PREVIOUS_GTIDS
-                | types::MARIA_GTID_LIST
-                | types::MARIA_BINLOG_CHECKPOINT
-                | types::HEARTBEAT
-                | types::HEARTBEAT_V2 => continue,
+                t if format::is_bookkeeping(t) => continue,
                 types::GTID | types::ANONYMOUS_GTID | types::MARIA_GTID => {
-                    let (commit_us, gtid, standalone) = if t == types::MARIA_GTID {
-                        (
-                            None,
-                            format::mariadb_gtid(ev),
-                            format::mariadb_gtid_standalone(ev),
-                        )
-                    } else {
-                        let (c, g) = format::mysql_gtid(ev, crc);
-                        (c.filter(|c| *c > 0), g, false)
-                    };
+                    let (commit_us, gtid, standalone) = format::gtid_event(t, ev, crc);
                     cur = Some(Txn {
                         file: file.clone(),
                         start: at as u64,

@@ -356,9 +356,12 @@ impl Track {
     pub fn in_scope_used(&self) -> bool {
         self.unused_rows < self.in_scope_rows
     }
-    /// Takes in what other rows naming the same path say.
-    fn fold(&mut self, other: &Track) {
+    /// Takes in what other rows naming the same path say; returns the table
+    /// of the two it does not keep in [`Track::table`].
+    fn fold(&mut self, other: &Track) -> u32 {
+        let mut dropped = other.table;
         if self.in_scope_rows == 0 && other.in_scope_rows > 0 {
+            dropped = self.table;
             self.table = other.table;
         }
         self.in_scope_rows = self.in_scope_rows.saturating_add(other.in_scope_rows);
@@ -367,6 +370,7 @@ impl Track {
         if other.seen() {
             self.mark_seen();
         }
+        dropped
     }
 }
 
@@ -462,6 +466,10 @@ pub struct StoreRows {
     pub rows_in_scope: u64,
     /// In-scope rows nothing references.
     pub unused: Vec<UnusedRow>,
+    /// (fingerprint, table) for each further table naming a path besides its
+    /// [`Track::table`]: which schemas share a file (the report counts it
+    /// once and shows the sharing). Sorted by [`StoreRows::finish`].
+    pub also: Vec<(u64, u32)>,
     /// [`StoreRows::finish`] ran (it counts the unused rows once).
     finished: bool,
 }
@@ -527,13 +535,32 @@ impl StoreRows {
     /// into one.
     pub fn seal(&mut self) {
         self.tracks.sort_unstable_by_key(|t| t.fp);
+        let also = &mut self.also;
         self.tracks.dedup_by(|later, kept| {
             if later.fp != kept.fp {
                 return false;
             }
-            kept.fold(later);
+            let dropped = kept.fold(later);
+            if dropped != kept.table {
+                also.push((kept.fp, dropped));
+            }
             true
         });
+    }
+
+    /// The tables naming the path of `t` (indices into
+    /// [`Catalog::externals`]): its own, then the others (after
+    /// [`StoreRows::finish`]).
+    pub fn tables_of(&self, t: &Track) -> impl Iterator<Item = u32> + '_ {
+        let (fp, own) = (t.fp, t.table);
+        let from = self.also.partition_point(|&(f, _)| f < fp);
+        std::iter::once(own).chain(
+            self.also[from..]
+                .iter()
+                .take_while(move |&&(f, _)| f == fp)
+                .map(|&(_, table)| table)
+                .filter(move |&table| table != own),
+        )
     }
 
     /// Counts the unused rows against the paths they name, once every part
@@ -543,6 +570,8 @@ impl StoreRows {
             return;
         }
         self.finished = true;
+        self.also.sort_unstable();
+        self.also.dedup();
         let unused = std::mem::take(&mut self.unused);
         for u in &unused {
             let fp = fingerprint(u.rel.as_bytes());
@@ -564,6 +593,7 @@ impl StoreRows {
             out.rows += other.rows;
             out.rows_in_scope += other.rows_in_scope;
             out.unused.append(&mut other.unused);
+            out.also.append(&mut other.also);
             let spill_base = out.spill.len() as u64;
             out.spill.append(&mut other.spill);
             let buf_base = (out.bufs.len() as u64) << LOC_BITS;
@@ -589,7 +619,10 @@ impl StoreRows {
                         let (Some(mut x), Some(y)) = (a.next(), b.next()) else {
                             break;
                         };
-                        x.fold(&y);
+                        let dropped = x.fold(&y);
+                        if dropped != x.table {
+                            out.also.push((x.fp, dropped));
+                        }
                         x
                     }
                     (Some(x), Some(y)) if x.fp < y.fp => match a.next() {
@@ -2101,6 +2134,18 @@ mod tests {
             "but do not make it dangling"
         );
         assert!(all.get(b"x/5.nwb").is_none());
+        // Which tables name each path (the report's sharing), whichever part
+        // and fold saw them: x/4 is named by b (in scope, kept) and o.
+        let tables = |p: &str| {
+            let mut t: Vec<u32> = all.tables_of(get(p)).collect();
+            t.sort();
+            t
+        };
+        assert_eq!(tables("x/1.nwb"), [0, 1], "merged across parts");
+        assert_eq!(tables("x/2.nwb"), [0]);
+        assert_eq!(tables("x/3.nwb"), [1]);
+        assert_eq!(tables("x/4.nwb"), [1, 2], "folded within a part");
+        assert_eq!(get("x/4.nwb").table, 1, "the in-scope table is kept");
         assert_ne!(fingerprint(b"ab"), fingerprint(b"ba"));
         assert_ne!(fingerprint(b"a"), fingerprint(b"a\0"));
     }

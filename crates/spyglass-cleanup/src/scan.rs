@@ -237,6 +237,10 @@ pub struct Scan {
     pub symlinks_to_tracked: Vec<(PathBuf, PathBuf)>,
     /// When each phase ended, counted from the start of the scan.
     pub timings: Vec<(String, Duration)>,
+    /// Each walked store's tracked paths as the scan read them, by store
+    /// name: the report counts each schema's files from these instead of
+    /// reading every `~external` row again.
+    pub store_rows: Vec<(String, StoreRows)>,
 }
 
 /// A Spyglass directory that was not scanned.
@@ -567,6 +571,7 @@ pub fn scan(
         dirs_not_scanned: Vec::new(),
         symlinks_to_tracked: Vec::new(),
         timings: Vec::new(),
+        store_rows: Vec::new(),
     };
 
     for ((store, listing), mut rows) in walk_stores.iter().zip(listings).zip(store_rows) {
@@ -601,6 +606,7 @@ pub fn scan(
                 now,
                 opts,
             )?;
+            out.store_rows.push((store.name.clone(), rows));
             continue;
         };
         for e in &listing.errors {
@@ -740,6 +746,7 @@ pub fn scan(
             now,
             opts,
         )?;
+        out.store_rows.push((store.name.clone(), rows));
     }
 
     timer.mark("stores classified");

@@ -99,7 +99,7 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
                 JobError::SettingsMissing { .. } => "check --config or SPYGLASS_ADMIN_CONFIG",
                 JobError::Settings { .. } => "remove or correct that key; the README lists every setting",
                 JobError::Missing { job: "nightly", .. } => "add [backup] destination = \"/data/mysql-backups\" (and keep_*, ship_to) to the settings file",
-                JobError::Invalid { key: "level", .. } => "gzip takes level 0-9, zstd 1-19",
+                JobError::Invalid { key: "level", .. } => "gzip takes level 0-12, zstd 1-19",
                 JobError::Busy { .. } => "let it finish (cron can overlap when a run takes longer than the interval)",
                 JobError::NoStores => "run where dj_local_conf.json is (or set ~/.datajoint_config.json), with custom.spyglass_dirs.base or SPYGLASS_BASE_DIR set",
                 JobError::NoQuarantine => "pass --quarantine DIR or set [cleanup] quarantine in spyglass-admin.toml",

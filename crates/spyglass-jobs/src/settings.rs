@@ -327,7 +327,7 @@ pub enum CompressMethod {
 }
 
 impl CompressMethod {
-    /// The library's compression with `level` (default: gzip 2, zstd 3);
+    /// The library's compression with `level` (default: gzip 6, zstd 3);
     /// the error says which range the level must be in.
     pub fn with_level(
         self,
@@ -721,12 +721,12 @@ mod tests {
         use spyglass_backup::compress::Compression;
         assert_eq!(
             CompressMethod::Gzip.with_level(None),
-            Ok(Compression::Gzip(2))
+            Ok(Compression::Gzip(6))
         );
         assert_eq!(
             CompressMethod::Zstd.with_level(Some(5)),
             Ok(Compression::Zstd(5))
         );
-        assert!(CompressMethod::Gzip.with_level(Some(12)).is_err());
+        assert!(CompressMethod::Gzip.with_level(Some(13)).is_err());
     }
 }

@@ -133,8 +133,10 @@ fn table_sizes(session: &mut Session) -> Result<Vec<TableSize>, DbError> {
 }
 
 /// Every file each schema's `~external_<store>` rows name, with its size
-/// on disk: one read per table (the cleanup inventory's bulk read), then
-/// one `stat` per distinct path, the distinct paths stat'ed in parallel.
+/// on disk. The rows of the stores the cleanup scan walked are the scan's
+/// own (each path with every table naming it); a table of any other local
+/// store is read here (the cleanup inventory's bulk read). Then one `stat`
+/// per distinct path, the distinct paths stat'ed in parallel.
 fn file_refs(ctx: &mut Context, scan: &Scan) -> Result<(Vec<FileRef>, Vec<String>), String> {
     use rayon::prelude::*;
     let mut refs = Vec::new();
@@ -142,9 +144,42 @@ fn file_refs(ctx: &mut Context, scan: &Scan) -> Result<(Vec<FileRef>, Vec<String
     // Index of each ref's store location, for the stat below.
     let mut locations: Vec<PathBuf> = Vec::new();
     let mut store_of: Vec<usize> = Vec::new();
+    let externals = &scan.catalog.externals;
+    let mut read_by_scan: Vec<&str> = Vec::new();
+    for (name, rows) in &scan.store_rows {
+        let Some(store) = ctx
+            .setup
+            .stores
+            .iter()
+            .find(|s| s.name == *name && s.is_file())
+        else {
+            continue;
+        };
+        read_by_scan.push(name);
+        locations.push(store.location.clone());
+        let loc = locations.len() - 1;
+        for track in &rows.tracks {
+            let rel = String::from_utf8_lossy(rows.path_of(track));
+            for table in rows.tables_of(track) {
+                let Some(t) = externals.get(table as usize) else {
+                    continue;
+                };
+                refs.push(FileRef {
+                    store: store.name.clone(),
+                    rel: rel.clone().into_owned(),
+                    schema: t.schema.clone(),
+                    size: None,
+                });
+                store_of.push(loc);
+            }
+        }
+    }
     let conn = ctx.session.conn();
     let max_packet = inventory::prepare_bulk(conn).map_err(|e| chain(&e))?;
-    for (i, t) in scan.catalog.externals.iter().enumerate() {
+    for (i, t) in externals.iter().enumerate() {
+        if read_by_scan.contains(&t.store.as_str()) {
+            continue;
+        }
         let Some(store) = ctx.setup.stores.iter().find(|s| s.name == t.store) else {
             notes.push(format!(
                 "{}: no store {} is configured, its files are not counted",

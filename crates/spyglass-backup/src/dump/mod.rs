@@ -73,10 +73,10 @@ pub struct DumpOptions {
     /// the account holds RELOAD), dump anyway without a shared snapshot:
     /// the set is complete but not consistent, and [`DumpSummary::findings`] says so.
     pub allow_inconsistent: bool,
-    /// With gzip, write tables with BLOB columns using entropy coding only
-    /// (Z_HUFFMAN_ONLY): neural arrays have few repeated strings, so this keeps
-    /// nearly all the compression at about three times the speed.
-    pub blob_entropy_only: bool,
+    /// With gzip, the level for tables with BLOB columns (`None`: the
+    /// compression's own level). Neural arrays have few repeated strings, so a
+    /// low level keeps nearly all the compression at a fraction of the time.
+    pub blob_level: Option<u32>,
 }
 
 /// Who produces the SQL of a set.
@@ -93,8 +93,24 @@ pub enum Engine {
     },
 }
 
+/// The default gzip level of files without BLOB columns (libdeflate's; see
+/// ARCHITECTURE.md "gzip members" for the measurements behind both levels).
+pub const GZIP_LEVEL: u32 = 6;
+
+/// The default gzip level of tables with BLOB columns.
+pub const BLOB_GZIP_LEVEL: u32 = 2;
+
 impl DumpOptions {
-    /// Defaults: label `backup`, all schemas, one worker per core, gzip level 2,
+    /// The compression of a data file of `t`.
+    pub fn compression_for(&self, blobs: bool) -> Compression {
+        match (self.compression, self.blob_level) {
+            (Compression::Gzip(_), Some(level)) if blobs => Compression::Gzip(level),
+            (c, _) => c,
+        }
+    }
+
+    /// Defaults: label `backup`, all schemas, one worker per core, gzip at
+    /// [`GZIP_LEVEL`] ([`BLOB_GZIP_LEVEL`] for BLOB tables),
     /// 64 MB chunks, 16 MB statements, accounts included.
     pub fn new(dest: PathBuf) -> Self {
         DumpOptions {
@@ -103,14 +119,14 @@ impl DumpOptions {
             schemas: Vec::new(),
             exclude: Vec::new(),
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            compression: Compression::Gzip(2),
+            compression: Compression::Gzip(GZIP_LEVEL),
             checksum: false,
             chunk_bytes: 64 << 20,
             statement_bytes: 16 << 20,
             accounts: true,
             interrupt: Arc::new(AtomicBool::new(false)),
             engine: Engine::Native,
-            blob_entropy_only: true,
+            blob_level: Some(BLOB_GZIP_LEVEL),
             long_query_guard: std::time::Duration::from_secs(60),
             kill_long_queries: false,
             allow_inconsistent: false,
@@ -262,8 +278,12 @@ pub fn run(
         ));
     }
     opened?;
-    if options.blob_entropy_only && matches!(options.compression, Compression::Gzip(_)) {
-        notes.push("gzip: tables with BLOB columns are entropy-coded only (Z_HUFFMAN_ONLY); other files use the level".into());
+    if let (Some(b), Compression::Gzip(l)) = (options.blob_level, options.compression) {
+        if b != l {
+            notes.push(format!(
+                "gzip: tables with BLOB columns at level {b}, other files at level {l}"
+            ));
+        }
     }
     if ddl_lock == "none" {
         notes.push(

@@ -273,12 +273,8 @@ fn dump_chunk(
     );
     let path = set.join(&rel);
     let blobs = t.column_types.iter().any(|ty| ty.ends_with("blob"));
-    let mut w = SetFileWriter::create_with(
-        &path,
-        options.compression,
-        options.blob_entropy_only && blobs,
-    )
-    .map_err(Error::io("creating", &path))?;
+    let mut w = SetFileWriter::create(&path, options.compression_for(blobs))
+        .map_err(Error::io("creating", &path))?;
     let io = |e| Error::io("writing", &path)(e);
     let header = format!(
         "-- spyglass-admin data: {} chunk {chunk}\n{DATA_HEADER}{}USE {};\n",

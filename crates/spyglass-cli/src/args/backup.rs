@@ -76,8 +76,8 @@ pub struct RunArgs {
     /// Compression of every file.
     #[arg(long, value_enum, default_value = "gzip")]
     pub compress: CompressArg,
-    /// Compression level (gzip 0-9, zstd 1-19). Default: gzip 2, with BLOB tables entropy-coded
-    /// only (fast, nearly as small for neural arrays); zstd 3. A given level applies to every file.
+    /// Compression level (gzip 0-12, zstd 1-19). Default: gzip 6, with BLOB tables at 2 (as
+    /// small for neural arrays, much faster); zstd 3. A given level applies to every file.
     #[arg(long, value_name = "N")]
     pub level: Option<i32>,
     /// Record CHECKSUM TABLE of every table at snapshot time (reads every table twice).

@@ -158,7 +158,7 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     let compression = a
         .compress
         .with_level(a.level)
-        .map_err(|m| UserError::new(m).hint("gzip takes --level 0-9, zstd 1-19"))?;
+        .map_err(|m| UserError::new(m).hint("gzip takes --level 0-12, zstd 1-19"))?;
     if a.label.is_empty() || a.label.contains('/') || a.label.starts_with('.') {
         return Err(UserError::new(format!(
             "label '{}' is not usable in a directory name",
@@ -202,7 +202,9 @@ fn run_backup(global: &GlobalOpts, a: &RunArgs) -> anyhow::Result<ExitStatus> {
     o.kill_long_queries = a.kill_long_queries;
     o.allow_inconsistent = a.allow_inconsistent;
     // An explicit --level means that level everywhere.
-    o.blob_entropy_only = a.level.is_none();
+    if a.level.is_some() {
+        o.blob_level = None;
+    }
     o.engine = match a.engine {
         EngineArg::Native => dump::Engine::Native,
         EngineArg::Mysqldump => dump::Engine::Mysqldump {
