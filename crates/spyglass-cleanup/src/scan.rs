@@ -47,6 +47,9 @@ pub struct ScanOptions {
     pub extra_connections: usize,
     /// Rules for single stores, by store name (`[cleanup.stores.NAME]`).
     pub stores: BTreeMap<String, StoreRule>,
+    /// Keep each store's tracked paths in [`Scan::store_rows`] (the report
+    /// wants them); otherwise they are freed once the store is classified.
+    pub keep_rows: bool,
 }
 
 /// How one store is treated, overriding the scan's defaults.
@@ -104,6 +107,7 @@ impl Default for ScanOptions {
             connect: None,
             extra_connections: 1,
             stores: BTreeMap::new(),
+            keep_rows: false,
         }
     }
 }
@@ -237,9 +241,9 @@ pub struct Scan {
     pub symlinks_to_tracked: Vec<(PathBuf, PathBuf)>,
     /// When each phase ended, counted from the start of the scan.
     pub timings: Vec<(String, Duration)>,
-    /// Each walked store's tracked paths as the scan read them, by store
-    /// name: the report counts each schema's files from these instead of
-    /// reading every `~external` row again.
+    /// With [`ScanOptions::keep_rows`], each walked store's tracked paths as
+    /// the scan read them, by store name: the report counts each schema's
+    /// files from these instead of reading every `~external` row again.
     pub store_rows: Vec<(String, StoreRows)>,
 }
 
@@ -606,7 +610,9 @@ pub fn scan(
                 now,
                 opts,
             )?;
-            out.store_rows.push((store.name.clone(), rows));
+            if opts.keep_rows {
+                out.store_rows.push((store.name.clone(), rows));
+            }
             continue;
         };
         for e in &listing.errors {
@@ -746,7 +752,9 @@ pub fn scan(
             now,
             opts,
         )?;
-        out.store_rows.push((store.name.clone(), rows));
+        if opts.keep_rows {
+            out.store_rows.push((store.name.clone(), rows));
+        }
     }
 
     timer.mark("stores classified");

@@ -751,7 +751,11 @@ pub fn gather(inputs: &Inputs<'_>) -> Result<Report, ReportError> {
         &ScanOverrides::default(),
     )
     .map_err(|e| chain(&e))
-    .and_then(|mut ctx| ctx.scan().map(|s| (ctx, s)).map_err(|e| chain(&e)));
+    .and_then(|mut ctx| {
+        // Storage counts each schema's files from the scan's own rows.
+        ctx.opts.keep_rows = true;
+        ctx.scan().map(|s| (ctx, s)).map_err(|e| chain(&e))
+    });
     let (mut ctx_scan, cleanup) = match opened {
         Ok((ctx, scan)) => {
             let c = cleanup_section(inputs.settings, &ctx, &scan, now_unix);

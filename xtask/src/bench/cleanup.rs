@@ -497,15 +497,28 @@ fn run(s: &Sandbox, files: usize, bin: &Path) -> Result<(), String> {
 /// `--json` both written.
 fn report_cost(bin: &Path, dir: &Path) -> Result<Measured, String> {
     let script = format!(
-        "{} report --no-login-check --no-history --out {} --json > /dev/null",
+        "{} report --no-login-check --no-history --out {} --json > {}",
         bin.display(),
-        dir.join("report.html").display()
+        dir.join("report.html").display(),
+        dir.join("report.json").display()
     );
     eprintln!("xtask: report on the same store (warm run, then 3 rounds)");
     timed(&script, dir, &[0, 1])?;
     let mut r = Vec::new();
     for _ in 0..3 {
         r.push(timed(&script, dir, &[0, 1])?);
+    }
+    // Where the time went, from the last run's own account of each section.
+    let json: serde_json::Value = std::fs::read(dir.join("report.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    if let Some(o) = json.as_object() {
+        let parts: Vec<String> = o
+            .iter()
+            .filter_map(|(k, v)| Some(format!("{k} {:.2} s", v.get("seconds")?.as_f64()?)))
+            .collect();
+        eprintln!("xtask: report sections (last run): {}", parts.join(", "));
     }
     Ok(median(r))
 }
