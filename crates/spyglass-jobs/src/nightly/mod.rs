@@ -1483,9 +1483,9 @@ mod tests {
             "[backup] label: '.x' is not usable in a directory name"
         );
         assert!(
-            parse("[backup]\ndestination = \"/b\"\n[nightly]\nlevel = 12\n")
+            parse("[backup]\ndestination = \"/b\"\n[nightly]\nlevel = 13\n")
                 .unwrap_err()
-                .starts_with("[nightly] level: gzip level 12")
+                .starts_with("[nightly] level: gzip level 13")
         );
         let p = parse("[backup]\ndestination = \"/b\"\nkeep_last = 2\n[nightly]\ncleanup = \"apply\"\nnotify_command = \"  \"\n").unwrap();
         assert_eq!(p.label, "nightly");
