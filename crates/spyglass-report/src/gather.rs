@@ -156,8 +156,7 @@ fn file_refs(ctx: &mut Context, scan: &Scan) -> Result<(Vec<FileRef>, Vec<String
             continue;
         };
         read_by_scan.push(name);
-        locations.push(store.location.clone());
-        let loc = locations.len() - 1;
+        let loc = location_index(&mut locations, &store.location);
         for track in &rows.tracks {
             let rel = String::from_utf8_lossy(rows.path_of(track));
             for table in rows.tables_of(track) {
@@ -197,13 +196,7 @@ fn file_refs(ctx: &mut Context, scan: &Scan) -> Result<(Vec<FileRef>, Vec<String
             ));
             continue;
         }
-        let loc = match locations.iter().position(|l| *l == store.location) {
-            Some(k) => k,
-            None => {
-                locations.push(store.location.clone());
-                locations.len() - 1
-            }
-        };
+        let loc = location_index(&mut locations, &store.location);
         // Out of scope: the paths only, no used/unused bookkeeping.
         let mut table = t.clone();
         table.in_scope = false;
@@ -254,6 +247,18 @@ fn file_refs(ctx: &mut Context, scan: &Scan) -> Result<(Vec<FileRef>, Vec<String
         }
     }
     Ok((refs, notes))
+}
+
+/// The index of `location` in `locations`, added if new: stores that share
+/// a directory share its files, which are then stat'ed and counted once.
+fn location_index(locations: &mut Vec<PathBuf>, location: &Path) -> usize {
+    match locations.iter().position(|l| l == location) {
+        Some(k) => k,
+        None => {
+            locations.push(location.to_owned());
+            locations.len() - 1
+        }
+    }
 }
 
 fn database_volume(session: &mut Session, endpoint: &Endpoint) -> (Option<Volume>, Option<String>) {

@@ -94,14 +94,15 @@ pub enum Engine {
 }
 
 /// The default gzip level of files without BLOB columns (libdeflate's; see
-/// ARCHITECTURE.md "gzip members" for the measurements behind both levels).
+/// ARCHITECTURE.md, Dependencies, libdeflater, and the README backup bench
+/// for the measurements behind both levels).
 pub const GZIP_LEVEL: u32 = 6;
 
 /// The default gzip level of tables with BLOB columns.
 pub const BLOB_GZIP_LEVEL: u32 = 2;
 
 impl DumpOptions {
-    /// The compression of a data file of `t`.
+    /// The compression of a data file, by whether its table has BLOB columns.
     pub fn compression_for(&self, blobs: bool) -> Compression {
         match (self.compression, self.blob_level) {
             (Compression::Gzip(_), Some(level)) if blobs => Compression::Gzip(level),
