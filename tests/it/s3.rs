@@ -993,6 +993,10 @@ fn s3_leftover_uploads_of_an_interrupted_run_are_aborted_by_the_next_run_even_wh
     );
     // The next run ships another set, and fails: its local copy is damaged.
     make_lab("s3_leftovers_2", 0);
+    // Set names carry the snapshot time to the second, and the kill above
+    // can come within the first set's second: the second set must be named
+    // apart from it, as the next night's is.
+    std::thread::sleep(Duration::from_millis(1100));
     let (_dir2, other) = backup_of("s3_leftovers_2");
     assert_ne!(set_name(&other), set_name(&set));
     let data = local_files(&other)
