@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
@@ -266,6 +266,18 @@ struct Definers {
 pub const ER_BINLOG_CREATE_ROUTINE_NEED_SUPER: u16 = 1419;
 
 impl Definers {
+    /// Adds what another worker found, keeping each list sorted, so the
+    /// summary does not depend on which worker loaded which schema.
+    fn absorb(&mut self, other: Definers) {
+        self.missing.extend(other.missing);
+        // Stable: a file's findings keep their statement order.
+        self.missing.sort_by(|a, b| a.path.cmp(&b.path));
+        self.replaced.extend(other.replaced);
+        self.replaced.sort();
+        self.skipped.extend(other.skipped);
+        self.skipped.sort();
+    }
+
     /// In a scratch restore ([`RestoreOptions::definer_fallback`]), whether
     /// `outcome` is error 1419 for the object `stmt` creates: then it is
     /// left out and listed in [`RestoreSummary::skipped`] instead of
@@ -756,39 +768,77 @@ pub fn restore(
         .source
         .clone()
         .unwrap_or_else(|| set.display().to_string());
-    for f in files_of(FileKind::Schema) {
-        let target = f.schema.as_ref().and_then(|s| renames.get(s));
-        let marked = load_script(
-            conn,
-            set,
-            f,
-            &renames,
-            target.map(|t| (t.as_str(), started.as_str(), source.as_str())),
-            &warnings,
-            &mut definers,
-        )?;
-        if let (Some(t), false) = (target, marked) {
-            create_marker(conn, t, &source, &started)?;
-        }
-        summary.files += 1;
-        summary.raw_bytes += f.raw_bytes;
-    }
+    // Schema files in parallel (each schema's tables, stand-ins and
+    // routines; nothing in one checks another's, foreign keys are not
+    // checked while loading), then, once every schema file is in, the data
+    // files, largest first.
+    let scripts = files_of(FileKind::Schema);
+    let ddl: Mutex<VecDeque<&FileRecord>> = Mutex::new({
+        let mut d = scripts.clone();
+        d.sort_by_key(|f| std::cmp::Reverse(f.raw_bytes));
+        d.into()
+    });
+    let ddl_done = AtomicUsize::new(0);
+    let found: Mutex<Definers> = Mutex::new(Definers::default());
     let data = files_of(FileKind::Data);
     let total: u64 = data.iter().map(|f| f.raw_bytes).sum();
-    progress.start("restore", total);
     let queue: Mutex<VecDeque<&FileRecord>> = Mutex::new({
         let mut d = data.clone();
         d.sort_by_key(|f| std::cmp::Reverse(f.raw_bytes));
         d.into()
     });
     let cancel = AtomicBool::new(false);
+    let workers = threads.min(data.len().max(scripts.len()).max(1));
+    let schemas_in = |c: &mut Conn| -> Result<(), Error> {
+        let mut mine = Definers {
+            fallback: options.definer_fallback,
+            ..Definers::default()
+        };
+        loop {
+            if cancel.load(Ordering::SeqCst) {
+                return Err(Error::Cancelled);
+            }
+            let next = ddl.lock().map_err(|_| Error::Cancelled)?.pop_front();
+            let Some(f) = next else { break };
+            let target = f.schema.as_ref().and_then(|s| renames.get(s));
+            let marked = load_script(
+                c,
+                set,
+                f,
+                &renames,
+                target.map(|t| (t.as_str(), started.as_str(), source.as_str())),
+                &warnings,
+                &mut mine,
+            )?;
+            if let (Some(t), false) = (target, marked) {
+                create_marker(c, t, &source, &started)?;
+            }
+            ddl_done.fetch_add(1, Ordering::SeqCst);
+        }
+        found.lock().map_err(|_| Error::Cancelled)?.absorb(mine);
+        while ddl_done.load(Ordering::SeqCst) < scripts.len() {
+            if cancel.load(Ordering::SeqCst) {
+                return Err(Error::Cancelled);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Ok(())
+    };
+    let mut progress_started = false;
     let failure = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads.min(data.len().max(1)))
+        let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| -> Result<(), Error> {
-                    let mut s = spyglass_db::connect(connect)?;
+                    let fail = |e: Error| {
+                        cancel.store(true, Ordering::SeqCst);
+                        e
+                    };
+                    let mut s = spyglass_db::connect(connect).map_err(|e| fail(e.into()))?;
                     let c = s.conn();
-                    setup_load_session(c, options.binlog, &mode)?;
+                    setup_load_session(c, options.binlog, &mode).map_err(fail)?;
+                    schemas_in(c).map_err(fail)?;
+                    // The schema files' SET statements are behind us.
+                    setup_load_session(c, options.binlog, &mode).map_err(fail)?;
                     loop {
                         if cancel.load(Ordering::SeqCst) {
                             return Err(Error::Cancelled);
@@ -796,10 +846,7 @@ pub fn restore(
                         let next = queue.lock().map_err(|_| Error::Cancelled)?.pop_front();
                         let Some(f) = next else { return Ok(()) };
                         match load_data(c, set, f, &renames, progress) {
-                            Err(e) => {
-                                cancel.store(true, Ordering::SeqCst);
-                                return Err(e);
-                            }
+                            Err(e) => return Err(fail(e)),
                             Ok(Some(w)) => warnings.lock().map_err(|_| Error::Cancelled)?.push(w),
                             Ok(None) => {}
                         }
@@ -807,12 +854,24 @@ pub fn restore(
                 })
             })
             .collect();
+        // Data progress starts when the schemas are in.
+        while ddl_done.load(Ordering::SeqCst) < scripts.len() && !cancel.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        progress.start("restore", total);
+        progress_started = true;
         crate::error::first_failure(handles.into_iter().map(|h| h.join()), "restore")
     });
-    progress.finish();
+    if progress_started {
+        progress.finish();
+    }
     if let Some(e) = failure {
         return Err(e);
     }
+    definers.absorb(found.into_inner().unwrap_or_default());
+    summary.files += scripts.len();
+    summary.raw_bytes += scripts.iter().map(|f| f.raw_bytes).sum::<u64>();
+
     summary.files += data.len();
     summary.rows += data.iter().map(|f| f.rows).sum::<u64>();
     summary.raw_bytes += total;
@@ -1143,6 +1202,13 @@ fn load_script(
     Ok(marked)
 }
 
+/// Average row size (raw bytes of a data file per row) from which its rows
+/// are loaded as prepared statements rather than as text. On MariaDB 10.11,
+/// text costs the server about half the CPU of prepared statements for
+/// 150-byte rows, and prepared statements half of text for 1 MB BLOB rows
+/// (`cargo xtask bench backup`, both fixtures).
+const PREPARED_ROW_BYTES: u64 = 8 << 10;
+
 /// Loads a data file in one transaction. A deadlock or lock wait timeout
 /// (parallel loads into one table with secondary indexes or foreign keys can
 /// meet in InnoDB's gap locks) rolls the whole file back and loads it again,
@@ -1202,6 +1268,11 @@ fn load_data_once(
     // Prepared statements keep the schema they were prepared in, so rows are
     // inserted into `db`.`table` with the schema of the file's USE line.
     let mut current_db: Option<String> = None;
+    // How rows travel (ARCHITECTURE.md, "Restore"): small rows as the text
+    // INSERT they are written as (the server parses one statement per
+    // thousands of rows), large ones, BLOBs of kilobytes and more, as
+    // prepared statements (the server would lex every escaped byte).
+    let prepared = f.rows > 0 && f.raw_bytes / f.rows >= PREPARED_ROW_BYTES;
     conn.query_drop("START TRANSACTION")
         .map_err(|source| Error::Load {
             path: path.clone(),
@@ -1223,9 +1294,20 @@ fn load_data_once(
             continue;
         }
         n += 1;
+        if line.starts_with(b"INSERT INTO ") && !prepared {
+            conn.query_drop_bytes(&line).map_err(|source| Error::Load {
+                path: path.clone(),
+                statement: n,
+                source: Box::new(source),
+            })?;
+            tally.after(conn);
+            advance(read);
+            continue;
+        }
         if line.starts_with(b"INSERT INTO ") {
-            // Rows go through a prepared statement: values travel as raw
-            // bytes, nothing is escaped, hex-encoded or parsed by the server.
+            // Large rows go through a prepared statement: values travel as
+            // raw bytes, nothing is escaped, hex-encoded or parsed by the
+            // server.
             if let (Some(parsed), Some(db)) = (parse_insert(&line), current_db.as_deref()) {
                 exec_insert(conn, db, parsed, &mut tally).map_err(|source| Error::Load {
                     path: path.clone(),

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 mod disk;
+mod many;
 mod rng;
 mod schema;
 
@@ -24,6 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use spyglass_db::Session;
 
+pub use many::{create_many, ManyOptions, ManySummary};
 pub use rng::Rng;
 
 /// What to build.

@@ -1241,6 +1241,17 @@ impl Conn {
         Ok(meta)
     }
 
+    /// spyglass-admin patch: runs a text-protocol query given as bytes and
+    /// drops its results. COM_QUERY carries bytes, and a dump's
+    /// `_binary'...'` literal need not be UTF-8, which `query_drop`'s `&str`
+    /// requires. See PATCH.md.
+    pub fn query_drop_bytes(&mut self, query: &[u8]) -> Result<()> {
+        self.write_command(Command::COM_QUERY, query)?;
+        let meta = self.handle_result_set()?.into_query_meta();
+        drop(QueryResult::<'_, '_, '_, Text>::new(ConnMut::Mut(self), meta));
+        Ok(())
+    }
+
     /// Executes [`COM_PING`](https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_ping.html)
     /// on `Conn`. Return `true` on success or `false` on error.
     pub fn ping(&mut self) -> Result<(), Error> {
