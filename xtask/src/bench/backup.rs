@@ -400,7 +400,7 @@ fn server_floor(
     schemas: &[String],
 ) -> Result<Measured, String> {
     use spyglass_db::mysql::prelude::Queryable;
-    let tsv = work.join("many-tsv");
+    let tsv = work.join("floor-tsv");
     let _ = std::fs::remove_dir_all(&tsv);
     std::fs::create_dir_all(&tsv).map_err(|e| e.to_string())?;
     let mut sess = t.src.connect()?;
@@ -464,7 +464,7 @@ fn server_floor(
             .map(|(k, j)| format!("( {j} ) & p{k}=$!;"))
             .collect();
         let wait: Vec<String> = (0..jobs.len()).map(|k| format!("wait $p{k}")).collect();
-        format!("{} {}", start.join(" "), wait.join(" && "))
+        format!("{} {} || exit 1", start.join(" "), wait.join(" && "))
     };
     let ddl = parallel(
         (0..threads)
@@ -482,7 +482,7 @@ fn server_floor(
             .map(|p| format!("{client} < {}", p.display()))
             .collect(),
     );
-    measure(&format!("{ddl} && {rows}"))
+    measure(&format!("{ddl}; {rows}"))
 }
 
 /// The 1 GB Spyglass-shaped fixture: ours against mariadb-dump | pigz,

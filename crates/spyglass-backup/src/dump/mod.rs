@@ -301,17 +301,6 @@ pub fn run(
             t.schema, t.name, t.engine
         ));
     }
-    let mut files: Vec<FileRecord> = Vec::new();
-    for s in &schemas {
-        files.push(write_schema_file(
-            coord.conn(),
-            &partial,
-            s,
-            &tables,
-            options.compression,
-        )?);
-    }
-
     // Plan the data jobs: big tables split by primary-key ranges, largest first.
     let JobPlan {
         jobs,
@@ -326,7 +315,41 @@ pub fn run(
         results: Mutex::new(Vec::new()),
     });
     let tables = Arc::new(tables);
-    let failure = run_workers(workers, &shared, &tables, &partial, options, progress);
+    // While the workers dump rows, the coordinator writes, in its own
+    // snapshot (DDL is blocked), each schema's definitions and its views,
+    // triggers, routines and events (restored after the data); with many
+    // small tables these catalog reads are a good part of the work.
+    let mut files: Vec<FileRecord> = Vec::new();
+    let mut post: Vec<FileRecord> = Vec::new();
+    let failure = run_workers(
+        workers,
+        &shared,
+        &tables,
+        &partial,
+        options,
+        progress,
+        || {
+            for s in &schemas {
+                files.push(write_schema_file(
+                    coord.conn(),
+                    &partial,
+                    s,
+                    &tables,
+                    options.compression,
+                )?);
+            }
+            for s in &schemas {
+                post.push(write_post_file(
+                    coord.conn(),
+                    &partial,
+                    s,
+                    &tables,
+                    options.compression,
+                )?);
+            }
+            Ok(())
+        },
+    );
     progress.finish();
     if let Some(e) = failure {
         return Err(e);
@@ -334,17 +357,7 @@ pub fn run(
     if options.interrupt.load(Ordering::SeqCst) {
         return Err(Error::Interrupted { partial });
     }
-
-    // Views, triggers, routines, events: restored after the data.
-    for s in &schemas {
-        files.push(write_post_file(
-            coord.conn(),
-            &partial,
-            s,
-            &tables,
-            options.compression,
-        )?);
-    }
+    files.extend(post);
     if options.accounts {
         if let Some(f) = write_accounts(coord.conn(), flavor, &partial, options.compression)? {
             files.push(f);
@@ -640,6 +653,7 @@ fn run_workers(
     partial: &Path,
     options: &DumpOptions,
     progress: &dyn Progress,
+    alongside: impl FnOnce() -> Result<(), Error>,
 ) -> Option<Error> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = workers
@@ -657,7 +671,13 @@ fn run_workers(
                 })
             })
             .collect();
-        crate::error::first_failure(handles.into_iter().map(|h| h.join()), "backup")
+        let mine = alongside();
+        if mine.is_err() {
+            shared.cancel.store(true, Ordering::SeqCst);
+        }
+        let theirs = crate::error::first_failure(handles.into_iter().map(|h| h.join()), "backup");
+        // The coordinator's own error first: the workers' is then Cancelled.
+        mine.err().or(theirs)
     })
 }
 
